@@ -1,0 +1,153 @@
+"""ONNX -> linalg-on-tensors through torch-mlir's ONNX importer.
+
+Shapes are made static first (``--shape`` overrides, then ONNX shape
+inference), ONNX ops are converted to torch ops, ops nothing can convert are
+reported by node name and op type, and the torch backend lowers to linalg.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import onnx
+from torch_mlir import ir
+from torch_mlir.extras import onnx_importer
+
+from .diagnostics import error_from, run_pipeline
+from .errors import QCError
+from .signature import Signature, TensorSpec
+
+TORCH_TO_LINALG = "builtin.module(torch-backend-to-linalg-on-tensors-backend-pipeline)"
+ONNX_TO_TORCH = "builtin.module(torch-onnx-to-torch-backend-pipeline)"
+
+
+def load_onnx(model: str | Path | onnx.ModelProto) -> onnx.ModelProto:
+    if isinstance(model, onnx.ModelProto):
+        return model
+    try:
+        return onnx.load(str(model))
+    except FileNotFoundError:
+        raise QCError(f"{model}: no such file") from None
+    except Exception as err:  # onnx raises DecodeError and friends
+        raise QCError(f"{model}: not a readable ONNX model ({err.__class__.__name__}: {err})") from None
+
+
+def _fix_input_shapes(model: onnx.ModelProto, shapes: dict[str, tuple[int, ...]]) -> None:
+    initializers = {t.name for t in model.graph.initializer}
+    inputs = [i for i in model.graph.input if i.name not in initializers]
+    unknown = set(shapes) - {i.name for i in inputs}
+    if unknown:
+        raise QCError(f"--shape names unknown input(s) {sorted(unknown)}; the model's inputs are {[i.name for i in inputs]}")
+    for inp in inputs:
+        dims = inp.type.tensor_type.shape.dim
+        if inp.name in shapes:
+            new = shapes[inp.name]
+            if len(new) != len(dims):
+                raise QCError(f"--shape {inp.name}={'x'.join(map(str, new))} has rank {len(new)}, but input '{inp.name}' has rank {len(dims)}")
+            for d, v in zip(dims, new):
+                d.Clear()
+                d.dim_value = v
+        for axis, d in enumerate(dims):
+            if not d.HasField("dim_value") or d.dim_value <= 0:
+                label = f" ('{d.dim_param}')" if d.dim_param else ""
+                raise QCError(
+                    f"input '{inp.name}' has a dynamic dimension {axis}{label}; "
+                    f"fix it at compile time with --shape {inp.name}=" + "x".join(
+                        str(x.dim_value) if x.HasField("dim_value") and x.dim_value > 0 else "N" for x in dims))
+
+
+def _op_types(model: onnx.ModelProto) -> dict[str, str]:
+    return {n.name: n.op_type for n in model.graph.node if n.name}
+
+
+def _report_unconverted(module: ir.Module, op_types: dict[str, str]) -> None:
+    bad = []
+
+    def visit(op):
+        if op.name == "torch.operator":
+            onnx_name = ir.StringAttr(op.attributes["name"]).value
+            node = str(op.location).removeprefix("loc(").removesuffix(")").strip('"')
+            bad.append(f"node '{node}': ONNX op '{onnx_name.removeprefix('onnx.')}' is not supported")
+        return ir.WalkResult.ADVANCE
+
+    module.operation.walk(visit)
+    if bad:
+        raise QCError("\n".join(bad))
+
+
+def import_onnx(model: str | Path | onnx.ModelProto, ctx: ir.Context,
+                shapes: dict[str, tuple[int, ...]] | None = None) -> tuple[ir.Module, Signature]:
+    """Import an ONNX model as a linalg-on-tensors module with entry ``@main``."""
+    proto = load_onnx(model)
+    proto_copy = onnx.ModelProto()
+    proto_copy.CopyFrom(proto)  # never modify the caller's model
+    _fix_input_shapes(proto_copy, shapes or {})
+    try:
+        proto_copy = onnx.shape_inference.infer_shapes(proto_copy, data_prop=True)
+    except Exception as err:
+        raise QCError(f"ONNX shape inference failed: {err}") from None
+    op_types = _op_types(proto_copy)
+
+    info = onnx_importer.ModelInfo(proto_copy)
+    module = info.create_module(context=ctx)
+    try:
+        onnx_importer.NodeImporter.define_function(info.main_graph, module.operation).import_all()
+    except onnx_importer.OnnxImportError as err:
+        raise QCError(f"cannot import ONNX model: {err}") from None
+
+    with ctx:
+        try:
+            run_pipeline(module, "builtin.module(func.func(convert-torch-onnx-to-torch))", "ONNX -> torch conversion")
+        except QCError:
+            pass  # the walk below names the nodes precisely
+        _report_unconverted(module, op_types)
+        _lower_torch(module, op_types, ONNX_TO_TORCH, "ONNX -> torch conversion")
+        _lower_torch(module, op_types, TORCH_TO_LINALG, "torch -> linalg lowering")
+        func = _entry(module)
+        func.attributes["sym_name"] = ir.StringAttr.get("main")
+
+    ftype = ir.FunctionType(ir.TypeAttr(func.attributes["function_type"]).value)
+    initializers = {t.name for t in proto_copy.graph.initializer}
+    in_names = [i.name for i in proto_copy.graph.input if i.name not in initializers]
+    out_names = [o.name for o in proto_copy.graph.output]
+    sig = Signature(
+        tuple(spec_of(n, t) for n, t in zip(in_names, ftype.inputs)),
+        tuple(spec_of(n, t) for n, t in zip(out_names, ftype.results)),
+    )
+    return module, sig
+
+
+def _lower_torch(module: ir.Module, op_types: dict[str, str], pipeline: str, what: str) -> None:
+    from torch_mlir import passmanager
+
+    pm = passmanager.PassManager.parse(pipeline)
+    try:
+        pm.run(module.operation)
+    except ir.MLIRError as err:
+        lines = []
+        for d in err.error_diagnostics:
+            node = str(d.location).removeprefix("loc(").removesuffix(")").strip('"')
+            kind = f" (ONNX op '{op_types[node]}')" if node in op_types else ""
+            lines.append(f"node '{node}'{kind}: {d.message}")
+        raise QCError(f"{what} failed:\n" + "\n".join(lines)) from None
+
+
+def _entry(module: ir.Module):
+    funcs = [op.operation for op in module.body.operations if op.operation.name == "func.func"]
+    if len(funcs) != 1:
+        raise QCError(f"expected one entry function, found {len(funcs)}")
+    return funcs[0]
+
+
+_MLIR_TO_NUMPY = {"f32": "float32", "f64": "float64", "f16": "float16", "i64": "int64", "i32": "int32",
+                  "i8": "int8", "ui8": "uint8", "i1": "bool"}
+
+
+def spec_of(name: str, t: ir.Type) -> TensorSpec:
+    rt = ir.RankedTensorType(t)
+    elt = str(rt.element_type)
+    if elt not in _MLIR_TO_NUMPY:
+        raise QCError(f"'{name}' has unsupported element type {elt}")
+    if not rt.has_static_shape:
+        raise QCError(f"'{name}' has a dynamic shape {rt}; fix the input shapes with --shape")
+    return TensorSpec(name, tuple(rt.shape), _MLIR_TO_NUMPY[elt])

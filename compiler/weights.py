@@ -1,0 +1,88 @@
+"""The weight store: name -> numpy array, kept out of the IR text.
+
+``qc.weight @name`` ops refer to entries by name.  Passes that rewrite weights
+(smoothing, quantization, packing) replace entries here.  Stores are saved as
+safetensors for tools (qc-opt ``--weights``/``--weights-out``) and as a flat,
+64-byte aligned blob for the runtime, which maps it read-only.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from .errors import QCError
+
+BLOB_ALIGN = 64
+BLOB_MAGIC = b"QCWB0001"
+
+
+class WeightStore:
+    def __init__(self, arrays: dict[str, np.ndarray] | None = None):
+        self._arrays: dict[str, np.ndarray] = dict(arrays or {})
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._arrays
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        try:
+            return self._arrays[name]
+        except KeyError:
+            raise QCError(f"weight '@{name}' is not in the weight store") from None
+
+    def __setitem__(self, name: str, value: np.ndarray) -> None:
+        self._arrays[name] = np.ascontiguousarray(value)
+
+    def __len__(self) -> int:
+        return len(self._arrays)
+
+    def names(self) -> list[str]:
+        return list(self._arrays)
+
+    def unique_name(self, stem: str) -> str:
+        name, i = stem, 0
+        while name in self._arrays:
+            i += 1
+            name = f"{stem}_{i}"
+        return name
+
+    def nbytes(self) -> int:
+        return sum(a.nbytes for a in self._arrays.values())
+
+    # -- safetensors ----------------------------------------------------------
+    def save(self, path: str | Path) -> None:
+        from safetensors.numpy import save_file
+
+        save_file(self._arrays, str(path))
+
+    @classmethod
+    def load(cls, path: str | Path) -> "WeightStore":
+        from safetensors.numpy import load_file
+
+        try:
+            return cls(load_file(str(path)))
+        except (OSError, ValueError) as err:
+            raise QCError(f"cannot read weight store '{path}': {err}") from None
+
+    # -- runtime blob -----------------------------------------------------------
+    def write_blob(self, path: str | Path, order: list[str]) -> dict[str, int]:
+        """Write ``order``'s arrays into one aligned blob; returns name -> byte offset.
+
+        Layout: magic, u64 header length, JSON header, then the arrays, each
+        starting on a ``BLOB_ALIGN`` boundary.
+        """
+        offsets, cursor = {}, 0
+        for name in order:
+            offsets[name] = cursor
+            cursor += -(-self._arrays[name].nbytes // BLOB_ALIGN) * BLOB_ALIGN
+        header = json.dumps({n: [offsets[n], list(self._arrays[n].shape), str(self._arrays[n].dtype)] for n in order}).encode()
+        data_start = -(-(len(BLOB_MAGIC) + 8 + len(header)) // BLOB_ALIGN) * BLOB_ALIGN
+        with open(path, "wb") as f:
+            f.write(BLOB_MAGIC + np.uint64(data_start).tobytes() + header)
+            for name in order:
+                f.seek(data_start + offsets[name])
+                f.write(self._arrays[name].tobytes())
+            f.truncate(data_start + cursor)
+        return {n: data_start + o for n, o in offsets.items()}

@@ -1,0 +1,1 @@
+"""The qc dialect, defined once in :mod:`qc.dialects.qc`."""

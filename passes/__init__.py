@@ -1,0 +1,13 @@
+"""qc's passes, one per file; each is data (name + options) plus a ``run``."""
+
+from .base import ModulePass, Option, PassState
+from .outline_weights import OutlineWeights
+from .raise_linear import RaiseLinear
+from .lower_linear import LowerLinear
+from .weights_to_args import WeightsToArgs
+
+REGISTRY: dict[str, type[ModulePass]] = {
+    p.NAME: p for p in (OutlineWeights, RaiseLinear, LowerLinear, WeightsToArgs)
+}
+
+__all__ = ["ModulePass", "Option", "PassState", "REGISTRY"]

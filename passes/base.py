@@ -1,0 +1,81 @@
+"""Pass plumbing: typed options and the state passes share (the weight store)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, ClassVar
+
+from torch_mlir import ir
+
+from ..compiler.errors import QCError
+from ..compiler.weights import WeightStore
+
+
+@dataclass(frozen=True)
+class Option:
+    type: Callable[[str], Any]
+    default: Any
+    help: str
+
+
+@dataclass
+class PassState:
+    """What a pipeline run shares between passes."""
+
+    store: WeightStore = field(default_factory=WeightStore)
+
+
+class ModulePass:
+    """A pass over a ``builtin.module``; subclasses set NAME, SUMMARY, OPTIONS, run()."""
+
+    NAME: ClassVar[str]
+    SUMMARY: ClassVar[str]
+    OPTIONS: ClassVar[dict[str, Option]] = {}
+
+    def __init__(self, **options: Any):
+        unknown = set(options) - set(self.OPTIONS)
+        if unknown:
+            raise QCError(f"'{self.NAME}' has no option(s) {sorted(unknown)}; options: {sorted(self.OPTIONS) or 'none'}")
+        self.options = {k: o.default for k, o in self.OPTIONS.items()}
+        for key, value in options.items():
+            try:
+                self.options[key] = self.OPTIONS[key].type(value) if isinstance(value, str) else value
+            except ValueError:
+                raise QCError(f"'{self.NAME}': bad value '{value}' for option '{key}'") from None
+
+    def run(self, module: ir.Operation, state: PassState) -> None:
+        raise NotImplementedError
+
+    def __call__(self, state: PassState) -> Callable[[ir.Operation, Any], None]:
+        """The callable that ``PassManager.add`` runs."""
+
+        def run(op: ir.Operation, pass_) -> None:
+            try:
+                self.run(op, state)
+            except QCError as err:
+                op.location.emit_error(f"{self.NAME}: {err}")
+                pass_.signal_pass_failure()
+
+        run.__name__ = self.NAME
+        return run
+
+
+def walk_ops(root: ir.Operation, name: str) -> list[ir.Operation]:
+    """All ops called ``name`` under ``root``, collected before any rewrite."""
+    found = []
+
+    def visit(op):
+        if op.name == name:
+            found.append(op)
+        return ir.WalkResult.ADVANCE
+
+    root.walk(visit)
+    return found
+
+
+def bool_option(text: str) -> bool:
+    if text.lower() in ("1", "true", "on", ""):
+        return True
+    if text.lower() in ("0", "false", "off"):
+        return False
+    raise ValueError(text)

@@ -1,0 +1,53 @@
+"""Small IR matchers shared by the passes."""
+
+from __future__ import annotations
+
+from torch_mlir import ir
+
+
+def producer(value: ir.Value) -> ir.Operation | None:
+    owner = value.owner
+    return None if isinstance(owner, ir.Block) else owner.operation
+
+
+def single_user(value: ir.Value) -> ir.Operation | None:
+    uses = list(value.uses)
+    return uses[0].owner.operation if len(uses) == 1 else None
+
+
+def indexing_maps(op: ir.Operation) -> list[ir.AffineMap]:
+    return [ir.AffineMapAttr(a).value for a in op.attributes["indexing_maps"]]
+
+
+def body_ops(op: ir.Operation) -> list[ir.Operation]:
+    return [o.operation for o in op.regions[0].blocks[0].operations]
+
+
+def is_copy_generic(op: ir.Operation) -> bool:
+    """A one-input linalg.generic whose body only yields its input."""
+    if op.name != "linalg.generic" or len(op.operands) != 2:
+        return False
+    body = body_ops(op)
+    block = op.regions[0].blocks[0]
+    return len(body) == 1 and body[0].name == "linalg.yield" and body[0].operands[0] == block.arguments[0]
+
+
+def is_zero_fill(value: ir.Value) -> bool:
+    op = producer(value)
+    if op is None or op.name != "linalg.fill":
+        return False
+    cst = producer(op.operands[0])
+    if cst is None or cst.name != "arith.constant":
+        return False
+    attr = cst.attributes["value"]
+    return isinstance(attr, ir.FloatAttr) and attr.value == 0.0
+
+
+def erase_if_dead(op: ir.Operation | None) -> None:
+    """Erase ``op`` and then its producers, as long as nothing uses them."""
+    if op is None or op.name in ("func.func", "builtin.module") or any(True for r in op.results for _ in r.uses):
+        return
+    producers = [producer(v) for v in op.operands]
+    op.erase()
+    for p in producers:
+        erase_if_dead(p)

@@ -1,0 +1,46 @@
+"""qc-outline-weights: move large dense constants into the weight store.
+
+    %c = arith.constant dense<...> : tensor<384x384xf32>
+becomes
+    %c = "qc.weight"() {name = @w3} : () -> tensor<384x384xf32>
+and the array is stored under ``w3``.  Splats and constants with fewer than
+``min-elements`` elements stay inline, so small IR stays self-contained.
+"""
+
+import re
+
+import numpy as np
+from torch_mlir import ir
+
+from ..dialects.qc import WeightOp
+from .base import ModulePass, Option, PassState, walk_ops
+
+
+def _name_stem(op: ir.Operation) -> str:
+    loc = str(op.location)
+    m = re.match(r'loc\("([^"]+)"', loc)
+    stem = re.sub(r"[^A-Za-z0-9_.]", "_", m.group(1)) if m else "w"
+    return stem if stem[:1].isalpha() else "w" + stem
+
+
+class OutlineWeights(ModulePass):
+    NAME = "qc-outline-weights"
+    SUMMARY = "Move large dense constants into the weight store (qc.weight)"
+    OPTIONS = {"min-elements": Option(int, 256, "smallest constant (in elements) to outline")}
+
+    def run(self, module: ir.Operation, state: PassState) -> None:
+        threshold = self.options["min-elements"]
+        for op in walk_ops(module, "arith.constant"):
+            value = op.attributes["value"]
+            ttype = value.type
+            if not isinstance(value, ir.DenseElementsAttr) or value.is_splat:
+                continue  # splats are cheap inline; resource blobs carry no data to move
+            if ttype.rank == 0 or np.prod(ttype.shape) < threshold:
+                continue
+            array = np.array(value)
+            name = state.store.unique_name(_name_stem(op))
+            state.store[name] = array.reshape(ttype.shape)
+            with ir.InsertionPoint(op), op.location:
+                new = WeightOp(ttype, ir.FlatSymbolRefAttr.get(name))
+            op.result.replace_all_uses_with(new.result)
+            op.erase()

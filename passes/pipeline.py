@@ -1,0 +1,84 @@
+"""Textual pipelines that mix qc passes and upstream MLIR passes.
+
+``builtin.module(qc-outline-weights, qc-raise, canonicalize, func.func(cse))``:
+qc passes become Python passes in the same PassManager; runs of upstream
+elements are handed to MLIR's own pipeline parser unchanged.
+"""
+
+from __future__ import annotations
+
+import re
+
+from torch_mlir import ir, passmanager
+
+from ..compiler.errors import QCError
+from . import REGISTRY
+from .base import PassState
+
+
+def split_top_level(text: str) -> list[str]:
+    parts, depth, start = [], 0, 0
+    for i, ch in enumerate(text):
+        if ch in "({":
+            depth += 1
+        elif ch in ")}":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            parts.append(text[start:i].strip())
+            start = i + 1
+    tail = text[start:].strip()
+    if tail:
+        parts.append(tail)
+    return parts
+
+
+def parse_options(text: str) -> dict[str, str]:
+    """``a=1 b=x`` (MLIR's pass option syntax) -> dict."""
+    options = {}
+    for item in re.findall(r"[^\s]+", text):
+        key, _, value = item.partition("=")
+        options[key] = value
+    return options
+
+
+def build(pipeline: str, state: PassState, ctx: ir.Context) -> passmanager.PassManager:
+    m = re.fullmatch(r"\s*builtin\.module\s*\((.*)\)\s*", pipeline, re.S)
+    if not m:
+        raise QCError(f"pipeline must be anchored on builtin.module: 'builtin.module(...)', got '{pipeline}'")
+    pm = passmanager.PassManager("builtin.module", ctx)
+    pending: list[str] = []
+
+    def flush():
+        if pending:
+            try:
+                pm.add(",".join(pending))
+            except ValueError as err:
+                raise QCError(f"bad pipeline: {err}") from None
+            pending.clear()
+
+    for element in split_top_level(m.group(1)):
+        name = re.match(r"[\w.\-]+", element)
+        name = name.group(0) if name else element
+        if name in REGISTRY:
+            opts = re.fullmatch(r"[\w.\-]+\s*(?:\{(.*)\})?", element, re.S)
+            if not opts:
+                raise QCError(f"bad pipeline element '{element}'")
+            flush()
+            qc_pass = REGISTRY[name](**parse_options(opts.group(1) or ""))
+            pm.add(qc_pass(state), name=name, argument=name, description=qc_pass.SUMMARY)
+        elif any(q in element for q in REGISTRY):
+            raise QCError(f"qc passes run on builtin.module; put them at the top level of the pipeline: '{element}'")
+        else:
+            pending.append(element)
+    flush()
+    return pm
+
+
+def is_upstream_pass(name: str, ctx: ir.Context) -> bool:
+    for text in (f"builtin.module({name})", f"builtin.module(func.func({name}))"):
+        try:
+            passmanager.PassManager.parse(text, ctx)
+            return True
+        except ValueError:
+            pass
+    return False

@@ -1,0 +1,222 @@
+/* qc runtime: see qc_runtime.h. */
+#define _GNU_SOURCE
+#include "qc_runtime.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static __thread char qc_error[1024];
+
+const char *qc_last_error(void) { return qc_error; }
+
+void qc_set_error(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(qc_error, sizeof qc_error, fmt, ap);
+  va_end(ap);
+}
+
+/* ---- weights ------------------------------------------------------------ */
+
+const uint8_t *qc_map_weights(const char *path, size_t expected_size) {
+  int fd = open(path, O_RDONLY);
+  if (fd < 0) {
+    qc_set_error("cannot open weight file '%s': %s", path, strerror(errno));
+    return NULL;
+  }
+  struct stat st;
+  if (fstat(fd, &st) != 0 || (size_t)st.st_size != expected_size) {
+    qc_set_error("weight file '%s' has %lld bytes, expected %zu (stale or foreign file?)", path,
+                 (long long)st.st_size, expected_size);
+    close(fd);
+    return NULL;
+  }
+  void *base = mmap(NULL, expected_size, PROT_READ, MAP_PRIVATE, fd, 0);
+  close(fd);
+  if (base == MAP_FAILED) {
+    qc_set_error("cannot map weight file '%s': %s", path, strerror(errno));
+    return NULL;
+  }
+  if (memcmp(base, "QCWB0001", 8) != 0) {
+    qc_set_error("'%s' is not a qc weight file", path);
+    munmap(base, expected_size);
+    return NULL;
+  }
+  return (const uint8_t *)base;
+}
+
+void qc_unmap_weights(const uint8_t *base, size_t size) {
+  if (base) munmap((void *)base, size);
+}
+
+/* ---- thread pool ---------------------------------------------------------- */
+
+typedef struct {
+  pthread_mutex_t lock;
+  pthread_cond_t wake, done;
+  qc_task_fn fn;
+  void *ctx;
+  int64_t n, chunks, next_chunk, finished;
+  unsigned generation;
+  int nthreads;
+} qc_pool;
+
+static qc_pool pool = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, PTHREAD_COND_INITIALIZER};
+static pthread_once_t pool_once = PTHREAD_ONCE_INIT;
+
+static void run_chunks(void) {
+  for (;;) {
+    pthread_mutex_lock(&pool.lock);
+    int64_t c = pool.next_chunk < pool.chunks ? pool.next_chunk++ : -1;
+    qc_task_fn fn = pool.fn;
+    void *ctx = pool.ctx;
+    int64_t n = pool.n, chunks = pool.chunks;
+    pthread_mutex_unlock(&pool.lock);
+    if (c < 0) return;
+    fn(ctx, c * n / chunks, (c + 1) * n / chunks);
+    pthread_mutex_lock(&pool.lock);
+    if (++pool.finished == pool.chunks) pthread_cond_signal(&pool.done);
+    pthread_mutex_unlock(&pool.lock);
+  }
+}
+
+static void *worker(void *arg) {
+  (void)arg;
+  unsigned seen = 0;
+  for (;;) {
+    pthread_mutex_lock(&pool.lock);
+    while (pool.generation == seen) pthread_cond_wait(&pool.wake, &pool.lock);
+    seen = pool.generation;
+    pthread_mutex_unlock(&pool.lock);
+    run_chunks();
+  }
+  return NULL;
+}
+
+static void pool_init(void) {
+  const char *env = getenv("QC_NUM_THREADS");
+  long n = env ? strtol(env, NULL, 10) : sysconf(_SC_NPROCESSORS_ONLN);
+  pool.nthreads = n < 1 ? 1 : (int)n;
+  for (int i = 1; i < pool.nthreads; i++) {
+    pthread_t t;
+    pthread_create(&t, NULL, worker, NULL);
+    pthread_detach(t);
+  }
+}
+
+int qc_num_threads(void) {
+  pthread_once(&pool_once, pool_init);
+  return pool.nthreads;
+}
+
+void qc_parallel_for(qc_task_fn fn, void *ctx, int64_t n) {
+  static pthread_mutex_t serial = PTHREAD_MUTEX_INITIALIZER;
+  int threads = qc_num_threads();
+  if (threads == 1 || n <= 1) {
+    fn(ctx, 0, n);
+    return;
+  }
+  pthread_mutex_lock(&serial); /* one parallel region at a time */
+  pthread_mutex_lock(&pool.lock);
+  pool.fn = fn;
+  pool.ctx = ctx;
+  pool.n = n;
+  pool.chunks = n < threads ? n : threads;
+  pool.next_chunk = 0;
+  pool.finished = 0;
+  pool.generation++;
+  pthread_cond_broadcast(&pool.wake);
+  pthread_mutex_unlock(&pool.lock);
+  run_chunks();
+  pthread_mutex_lock(&pool.lock);
+  while (pool.finished < pool.chunks) pthread_cond_wait(&pool.done, &pool.lock);
+  pthread_mutex_unlock(&pool.lock);
+  pthread_mutex_unlock(&serial);
+}
+
+/* ---- .npy ------------------------------------------------------------------- */
+
+int qc_npy_load(const char *path, char descr[8], int64_t shape[8], int *ndim, void **data, size_t *nbytes) {
+  FILE *f = fopen(path, "rb");
+  if (!f) {
+    qc_set_error("cannot open '%s': %s", path, strerror(errno));
+    return -1;
+  }
+  unsigned char pre[10];
+  if (fread(pre, 1, 10, f) != 10 || memcmp(pre, "\x93NUMPY", 6) != 0) {
+    qc_set_error("'%s' is not a .npy file", path);
+    fclose(f);
+    return -1;
+  }
+  size_t hlen = pre[8] | (pre[9] << 8);
+  if (pre[6] >= 2) {
+    unsigned char more[2];
+    if (fread(more, 1, 2, f) != 2) goto bad;
+    hlen |= ((size_t)more[0] << 16) | ((size_t)more[1] << 24);
+  }
+  char *header = calloc(1, hlen + 1);
+  if (fread(header, 1, hlen, f) != hlen) { free(header); goto bad; }
+  char *d = strstr(header, "'descr': '"), *s = strstr(header, "'shape': (");
+  if (!d || !s || strstr(header, "'fortran_order': True")) {
+    qc_set_error("'%s': unsupported .npy header (need C order)", path);
+    free(header);
+    fclose(f);
+    return -1;
+  }
+  d += 10;
+  size_t i = 0;
+  while (d[i] && d[i] != '\'' && i < 7) { descr[i] = d[i]; i++; }
+  descr[i] = 0;
+  s += 10;
+  *ndim = 0;
+  size_t count = 1;
+  while (*s && *s != ')' && *ndim < 8) {
+    while (*s == ' ' || *s == ',') s++;
+    if (*s == ')') break;
+    shape[*ndim] = strtoll(s, &s, 10);
+    count *= (size_t)shape[(*ndim)++];
+  }
+  free(header);
+  size_t item = (size_t)atoi(descr + 2);
+  if (descr[1] == 'b' && descr[2] == '1') item = 1;
+  *nbytes = count * item;
+  *data = malloc(*nbytes ? *nbytes : 1);
+  if (fread(*data, 1, *nbytes, f) != *nbytes) { free(*data); goto bad; }
+  fclose(f);
+  return 0;
+bad:
+  qc_set_error("'%s': truncated .npy file", path);
+  fclose(f);
+  return -1;
+}
+
+int qc_npy_save(const char *path, const char *descr, const int64_t *shape, int ndim, const void *data, size_t nbytes) {
+  char header[256], dims[160] = "";
+  for (int i = 0; i < ndim; i++) {
+    char one[24];
+    snprintf(one, sizeof one, "%lld%s", (long long)shape[i], ndim == 1 ? "," : (i + 1 < ndim ? ", " : ""));
+    strcat(dims, one);
+  }
+  int len = snprintf(header, sizeof header, "{'descr': '%s', 'fortran_order': False, 'shape': (%s), }", descr, dims);
+  int total = ((10 + len + 1 + 63) / 64) * 64;
+  while (10 + len < total - 1) header[len++] = ' ';
+  header[len++] = '\n';
+  FILE *f = fopen(path, "wb");
+  if (!f) {
+    qc_set_error("cannot write '%s': %s", path, strerror(errno));
+    return -1;
+  }
+  unsigned char pre[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, (unsigned char)(len & 0xff), (unsigned char)(len >> 8)};
+  fwrite(pre, 1, 10, f);
+  fwrite(header, 1, (size_t)len, f);
+  fwrite(data, 1, nbytes, f);
+  return fclose(f) == 0 ? 0 : -1;
+}

@@ -1,0 +1,31 @@
+/* qc runtime: weight mapping, a thread pool for generated kernels, .npy I/O. */
+#ifndef QC_RUNTIME_H
+#define QC_RUNTIME_H
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Last error of this thread, or "" (never NULL). */
+const char *qc_last_error(void);
+void qc_set_error(const char *fmt, ...);
+
+/* Map a weight blob read-only; checks its magic and size. NULL on error. */
+const uint8_t *qc_map_weights(const char *path, size_t expected_size);
+void qc_unmap_weights(const uint8_t *base, size_t size);
+
+/* Run fn(ctx, begin, end) over [0, n) split across the pool (QC_NUM_THREADS, default: cores). */
+typedef void (*qc_task_fn)(void *ctx, int64_t begin, int64_t end);
+void qc_parallel_for(qc_task_fn fn, void *ctx, int64_t n);
+int qc_num_threads(void);
+
+/* .npy: dtype is a numpy descr like "<f4"; shape has up to 8 dims. Caller frees *data. */
+int qc_npy_load(const char *path, char descr[8], int64_t shape[8], int *ndim, void **data, size_t *nbytes);
+int qc_npy_save(const char *path, const char *descr, const int64_t *shape, int ndim, const void *data, size_t nbytes);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
