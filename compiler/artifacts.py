@@ -1,4 +1,4 @@
-"""Artifacts: the C glue around ``_mlir_ciface_main``, the header, the weight blob, linking.
+"""Artifacts: the C glue around ``_mlir_ciface_qc_main``, the header, the weight blob, linking.
 
 A compiled model ``model.so`` comes with ``model.h`` and ``model.qcw`` (the
 weight blob, mapped read-only at load time; found beside the library unless
@@ -74,7 +74,7 @@ def glue(sig: Signature, weights: list[TensorSpec], offsets: dict[str, int], blo
         ss = f" int64_t ss[{2 * r}];" if r else ""
         out.append(f"typedef struct {{ void *alloc, *aligned; int64_t offset;{ss} }} qc_memref_{r};")
     params = [f"qc_memref_{len(t.shape)} *" for t in (*sig.inputs, *weights, *sig.outputs)]
-    out.append(f"extern void _mlir_ciface_main({', '.join(params) or 'void'});")
+    out.append(f"extern void _mlir_ciface_qc_main({', '.join(params) or 'void'});")
     signature = json.dumps({**sig.to_json(), "weights_file": weights_file, "weights_size": blob_size})
     out += [
         f"static const char QC_SIGNATURE[] = {_c_string(signature)};",
@@ -110,7 +110,7 @@ def glue(sig: Signature, weights: list[TensorSpec], offsets: dict[str, int], blo
     for i, t in enumerate(sig.outputs):
         out.append(_desc(f"out{i}", f"outputs[{i}]", t.shape))
         args.append(f"&out{i}")
-    out += [f"  _mlir_ciface_main({', '.join(args)});", "  return 0;", "}"]
+    out += [f"  _mlir_ciface_qc_main({', '.join(args)});", "  return 0;", "}"]
     if with_main:
         out.append(_exe_main(sig))
     return "\n".join(out) + "\n"

@@ -34,6 +34,9 @@ TO_LLVM = ("builtin.module(func.func(convert-linalg-to-loops), "
            "convert-func-to-llvm, convert-cf-to-llvm, convert-ub-to-llvm, reconcile-unrealized-casts)")
 
 
+ENTRY = "qc_main"
+
+
 def run(module: ir.Module, pipeline: str, state: PassState, what: str) -> None:
     with module.context:
         pm = build(pipeline, state, module.context)
@@ -52,6 +55,7 @@ def lower_to_llvm_dialect(module: ir.Module, state: PassState) -> list[str]:
     weight_args = [ir.StringAttr(a).value for a in main.attributes["qc.weight_args"]]
     with module.context:
         main.attributes["llvm.emit_c_interface"] = ir.UnitAttr.get()
+        main.attributes["sym_name"] = ir.StringAttr.get(ENTRY)  # "main" would clash with an executable's
     run(module, BUFFERIZE, state, "bufferization")
     run(module, TO_LLVM, state, "lowering to LLVM")
     return weight_args

@@ -16,7 +16,7 @@ from torch_mlir.dialects import func
 from ..dialects.qc import WeightOp
 from .base import ModulePass, PassState, walk_ops
 from ..compiler.errors import QCError
-from .matchers import erase_if_dead, producer
+from .matchers import producer
 
 _TEMPLATE = """
 func.func private @{fn}(%x: {xt}, %w: tensor<{k}x{n}x{e}>{bias_arg}) -> {yt} {{
@@ -32,7 +32,7 @@ func.func private @{fn}(%x: {xt}, %w: tensor<{k}x{n}x{e}>{bias_arg}) -> {yt} {{
 """
 
 _BIAS = """%y2 = linalg.generic {{indexing_maps = [affine_map<(m, n) -> (m, n)>, affine_map<(m, n) -> (n)>, affine_map<(m, n) -> (m, n)>],
-      iterator_types = ["parallel", "parallel"]} ins(%mm, %b : tensor<{m}x{n}x{e}>, tensor<{n}x{e}>) outs(%init : tensor<{m}x{n}x{e}>) {{
+      iterator_types = ["parallel", "parallel"]}} ins(%mm, %b : tensor<{m}x{n}x{e}>, tensor<{n}x{e}>) outs(%init : tensor<{m}x{n}x{e}>) {{
     ^bb0(%a: {e}, %c: {e}, %o: {e}):
       %s = arith.addf %a, %c : {e}
       linalg.yield %s : {e}
@@ -91,11 +91,11 @@ class LowerLinear(ModulePass):
                     helpers[fn] = parsed.body.operations[0].operation.clone()
             name = ir.FlatSymbolRefAttr(wop.attributes["name"]).value
             kn = f"{name}.kn"
-            if kn not in state.store:
+            if name in state.store and kn not in state.store:
                 state.store[kn] = state.store[name].T
             with ir.InsertionPoint(op), op.location:
                 wkn = WeightOp(ir.RankedTensorType.get([k, n], wt.element_type), ir.FlatSymbolRefAttr.get(kn))
                 args = [x, wkn.result] + ([op.operands[2]] if has_bias else [])
                 call = func.CallOp([op.results[0].type], ir.FlatSymbolRefAttr.get(fn), args)
             op.results[0].replace_all_uses_with(call.results[0])
-            erase_if_dead(op)
+            op.erase()

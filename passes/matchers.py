@@ -43,11 +43,8 @@ def is_zero_fill(value: ir.Value) -> bool:
     return isinstance(attr, ir.FloatAttr) and attr.value == 0.0
 
 
-def erase_if_dead(op: ir.Operation | None) -> None:
-    """Erase ``op`` and then its producers, as long as nothing uses them."""
-    if op is None or op.name in ("func.func", "builtin.module") or any(True for r in op.results for _ in r.uses):
-        return
-    producers = [producer(v) for v in op.operands]
-    op.erase()
-    for p in producers:
-        erase_if_dead(p)
+def erase_dead_ops(root: ir.Operation) -> None:
+    """Erase ops left without users (MLIR's greedy driver does it with no patterns)."""
+    from torch_mlir import rewrite
+
+    rewrite.apply_patterns_and_fold_greedily(root, rewrite.RewritePatternSet(root.context).freeze())

@@ -18,7 +18,7 @@ from .base import ModulePass, Option, PassState, walk_ops
 
 def _name_stem(op: ir.Operation) -> str:
     loc = str(op.location)
-    m = re.match(r'loc\("([^"]+)"', loc)
+    m = re.fullmatch(r'loc\("([^"]+)"\)', loc)  # a name, not file:line:col
     stem = re.sub(r"[^A-Za-z0-9_.]", "_", m.group(1)) if m else "w"
     return stem if stem[:1].isalpha() else "w" + stem
 

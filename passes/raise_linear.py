@@ -8,7 +8,8 @@ Matched, with ``W`` a ``qc.weight`` (run qc-outline-weights first):
 
 into ``qc.linear(x, W_nk [, b])``; a following ``+ b`` with a 1-D ``b`` over
 the output channels is folded in as the bias.  The accumulator must be a
-zero fill.  A ``[K, N]`` weight is transposed in the store (entry ``name.nk``).
+zero fill.  A ``[K, N]`` weight is transposed in the store (entry ``name.nk``)
+when the store holds it.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from torch_mlir import ir
 
 from ..dialects.qc import LinearOp, WeightOp
 from .base import ModulePass, PassState, walk_ops
-from .matchers import body_ops, erase_if_dead, indexing_maps, is_copy_generic, is_zero_fill, producer, single_user
+from .matchers import body_ops, erase_dead_ops, indexing_maps, is_copy_generic, is_zero_fill, producer, single_user
 
 
 def _peel_weight(value: ir.Value, batch: bool) -> tuple[ir.Operation, bool] | None:
@@ -64,7 +65,7 @@ def _bias_add(result: ir.Value, n: int) -> tuple[ir.Operation, ir.Value] | None:
         return None
     maps = indexing_maps(user)
     rank = maps[-1].n_dims
-    pos = 0 if user.operands[1] == result else 1
+    pos = 0 if user.operands[0] == result else 1
     bias = user.operands[1 - pos]
     btype = ir.RankedTensorType(bias.type)
     if list(btype.shape) != [n] or [str(r) for r in maps[1 - pos].results] != [f"d{rank - 1}"]:
@@ -72,9 +73,18 @@ def _bias_add(result: ir.Value, n: int) -> tuple[ir.Operation, ir.Value] | None:
     if maps[pos] != ir.AffineMap.get_identity(rank) or maps[2] != ir.AffineMap.get_identity(rank):
         return None
     args = list(user.regions[0].blocks[0].arguments)
-    if set(body[0].operands) != {args[0], args[1]} or body[1].operands[0] != body[0].result:
+    lhs, rhs = body[0].operands
+    uses_both = (lhs == args[0] and rhs == args[1]) or (lhs == args[1] and rhs == args[0])
+    if not uses_both or body[1].operands[0] != body[0].result:
         return None
     return user, bias
+
+
+_DEFAULT_MAPS = {
+    "linalg.matmul": ["(d0, d1, d2) -> (d0, d2)", "(d0, d1, d2) -> (d2, d1)", "(d0, d1, d2) -> (d0, d1)"],
+    "linalg.batch_matmul": ["(d0, d1, d2, d3) -> (d0, d1, d3)", "(d0, d1, d2, d3) -> (d0, d3, d2)",
+                            "(d0, d1, d2, d3) -> (d0, d1, d2)"],
+}
 
 
 class RaiseLinear(ModulePass):
@@ -83,11 +93,13 @@ class RaiseLinear(ModulePass):
 
     def run(self, module: ir.Operation, state: PassState) -> None:
         for op in walk_ops(module, "linalg.matmul") + walk_ops(module, "linalg.batch_matmul"):
-            self._raise(op, state)
+            with op.location:
+                self._raise(op, state)
+        erase_dead_ops(module)
 
     def _raise(self, op: ir.Operation, state: PassState) -> None:
         batch = op.name == "linalg.batch_matmul"
-        if "indexing_maps" in op.attributes or not is_zero_fill(op.operands[2]):
+        if [str(m) for m in indexing_maps(op)] != _DEFAULT_MAPS[op.name] or not is_zero_fill(op.operands[2]):
             return
         found = _peel_weight(op.operands[1], batch)
         if found is None:
@@ -98,7 +110,7 @@ class RaiseLinear(ModulePass):
         wtype = ir.RankedTensorType(weight.result.type)
         if not transposed:  # the store holds [K, N]; qc.linear wants [N, K]
             nk = f"{name}.nk"
-            if nk not in state.store:
+            if name in state.store and nk not in state.store:  # IR-only runs (no store) just rename
                 state.store[nk] = state.store[name].T
             name = nk
             wtype = ir.RankedTensorType.get(list(reversed(wtype.shape)), wtype.element_type)
@@ -110,4 +122,3 @@ class RaiseLinear(ModulePass):
             w = WeightOp(wtype, ir.FlatSymbolRefAttr.get(name))
             linear = LinearOp(result.type, x, w.result, bias=fused[1] if fused else None)
         target.results[0].replace_all_uses_with(linear.result)
-        erase_if_dead(target)  # and, through its operands, the matmul chain

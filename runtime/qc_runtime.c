@@ -220,3 +220,29 @@ int qc_npy_save(const char *path, const char *descr, const int64_t *shape, int n
   fwrite(data, 1, nbytes, f);
   return fclose(f) == 0 ? 0 : -1;
 }
+
+/* ---- MLIR runtime support ---------------------------------------------------- */
+
+/* memref.copy of non-contiguous memrefs lowers to this call (MLIR's CRunnerUtils ABI). */
+typedef struct {
+  int64_t rank;
+  void *descriptor; /* {T *alloc, *aligned; int64_t offset, sizes[rank], strides[rank]} */
+} qc_unranked_memref;
+
+static void copy_dim(char *dst, const char *src, int64_t elem, int64_t rank, const int64_t *sizes,
+                     const int64_t *sstr, const int64_t *dstr) {
+  if (rank == 0) {
+    memcpy(dst, src, (size_t)elem);
+    return;
+  }
+  for (int64_t i = 0; i < sizes[0]; i++)
+    copy_dim(dst + i * dstr[0] * elem, src + i * sstr[0] * elem, elem, rank - 1, sizes + 1, sstr + 1, dstr + 1);
+}
+
+void memrefCopy(int64_t elem_size, qc_unranked_memref *src, qc_unranked_memref *dst) {
+  int64_t rank = src->rank;
+  char **s = (char **)src->descriptor, **d = (char **)dst->descriptor;
+  const int64_t *sm = (const int64_t *)(s + 2), *dm = (const int64_t *)(d + 2);
+  char *sp = s[1] + sm[0] * elem_size, *dp = d[1] + dm[0] * elem_size;
+  copy_dim(dp, sp, elem_size, rank, sm + 1, sm + 1 + rank, dm + 1 + rank);
+}

@@ -1,0 +1,1 @@
+"""Reference model definitions used by tests and benchmarks."""

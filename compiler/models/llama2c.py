@@ -1,0 +1,120 @@
+"""llama2.c checkpoints (legacy format) as a PyTorch LLaMA: RMSNorm, RoPE, GQA, SwiGLU."""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class LlamaConfig:
+    dim: int
+    hidden_dim: int
+    n_layers: int
+    n_heads: int
+    n_kv_heads: int
+    vocab_size: int
+    seq_len: int
+
+    @property
+    def head_size(self) -> int:
+        return self.dim // self.n_heads
+
+    @property
+    def kv_dim(self) -> int:
+        return self.dim * self.n_kv_heads // self.n_heads
+
+
+def read_llama2c(path: str | Path) -> tuple[LlamaConfig, dict[str, np.ndarray]]:
+    raw = Path(path).read_bytes()
+    cfg = LlamaConfig(*struct.unpack("<7i", raw[:28]))
+    shared = cfg.vocab_size > 0
+    cfg = LlamaConfig(cfg.dim, cfg.hidden_dim, cfg.n_layers, cfg.n_heads, cfg.n_kv_heads, abs(cfg.vocab_size), cfg.seq_len)
+    data = np.frombuffer(raw, dtype="<f4", offset=28)
+    L, d, h, kv = cfg.n_layers, cfg.dim, cfg.hidden_dim, cfg.kv_dim
+    shapes = [("tok", (cfg.vocab_size, d)), ("rms_att", (L, d)), ("wq", (L, d, d)), ("wk", (L, kv, d)),
+              ("wv", (L, kv, d)), ("wo", (L, d, d)), ("rms_ffn", (L, d)), ("w1", (L, h, d)), ("w2", (L, d, h)),
+              ("w3", (L, h, d)), ("rms_final", (d,)),
+              ("freq_real", (cfg.seq_len, cfg.head_size // 2)), ("freq_imag", (cfg.seq_len, cfg.head_size // 2))]
+    out, pos = {}, 0
+    for name, shape in shapes:
+        n = int(np.prod(shape))
+        out[name] = data[pos:pos + n].reshape(shape).copy()
+        pos += n
+    out["classifier"] = out["tok"] if shared else data[pos:pos + cfg.vocab_size * d].reshape(cfg.vocab_size, d).copy()
+    return cfg, out
+
+
+def build_torch_llama(cfg: LlamaConfig, w: dict[str, np.ndarray]):
+    """A full-sequence (prefill) causal LLaMA returning logits [batch, seq, vocab]."""
+    import torch
+    from torch import nn
+
+    t = torch.from_numpy
+
+    class RMSNorm(nn.Module):
+        def __init__(self, weight):
+            super().__init__()
+            self.weight = nn.Parameter(t(weight))
+
+        def forward(self, x):
+            return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + 1e-5) * self.weight
+
+    def linear(weight):
+        layer = nn.Linear(weight.shape[1], weight.shape[0], bias=False)
+        layer.weight = nn.Parameter(t(weight))
+        return layer
+
+    class Block(nn.Module):
+        def __init__(self, i):
+            super().__init__()
+            self.attn_norm, self.ffn_norm = RMSNorm(w["rms_att"][i]), RMSNorm(w["rms_ffn"][i])
+            self.wq, self.wk, self.wv, self.wo = (linear(w[k][i]) for k in ("wq", "wk", "wv", "wo"))
+            self.w1, self.w2, self.w3 = (linear(w[k][i]) for k in ("w1", "w2", "w3"))
+
+        def forward(self, x, cos, sin, mask):
+            b, s, _ = x.shape
+            hs, nh, nkv = cfg.head_size, cfg.n_heads, cfg.n_kv_heads
+            h = self.attn_norm(x)
+            q = self.wq(h).view(b, s, nh, hs)
+            k = self.wk(h).view(b, s, nkv, hs)
+            v = self.wv(h).view(b, s, nkv, hs)
+            q, k = rope(q, cos, sin), rope(k, cos, sin)
+            k = k.repeat_interleave(nh // nkv, dim=2)
+            v = v.repeat_interleave(nh // nkv, dim=2)
+            q, k, v = (z.transpose(1, 2) for z in (q, k, v))
+            att = (q @ k.transpose(-1, -2)) / (hs ** 0.5) + mask
+            out = (att.softmax(-1) @ v).transpose(1, 2).reshape(b, s, cfg.dim)
+            x = x + self.wo(out)
+            h = self.ffn_norm(x)
+            return x + self.w2(nn.functional.silu(self.w1(h)) * self.w3(h))
+
+    def rope(x, cos, sin):
+        x0, x1 = x[..., 0::2], x[..., 1::2]
+        return torch.stack((x0 * cos - x1 * sin, x0 * sin + x1 * cos), dim=-1).flatten(-2)
+
+    class Llama(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.tok = nn.Parameter(t(w["tok"]))
+            self.blocks = nn.ModuleList(Block(i) for i in range(cfg.n_layers))
+            self.norm = RMSNorm(w["rms_final"])
+            self.classifier = nn.Parameter(t(w["classifier"]))
+            inv = 1.0 / (10000.0 ** (np.arange(0, cfg.head_size, 2, dtype=np.float64) / cfg.head_size))
+            ang = np.outer(np.arange(cfg.seq_len), inv)
+            self.register_buffer("cos", t(np.cos(ang).astype(np.float32))[:, None, :])
+            self.register_buffer("sin", t(np.sin(ang).astype(np.float32))[:, None, :])
+
+        def forward(self, tokens):
+            s = tokens.shape[1]
+            x = self.tok[tokens]
+            mask = torch.full((s, s), float("-inf")).triu(1)
+            cos, sin = self.cos[:s], self.sin[:s]
+            for block in self.blocks:
+                x = block(x, cos, sin, mask)
+            return self.norm(x) @ self.classifier.T
+
+    return Llama().eval()

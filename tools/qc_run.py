@@ -1,0 +1,47 @@
+"""qc-run: run a compiled model on .npy inputs; one .npy per output."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from ..compiler.errors import QCError
+from ..runtime import load
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="qc-run", description="Run a model compiled by qc-compile.")
+    p.add_argument("model", help="model.so")
+    p.add_argument("--input", action="append", default=[], metavar="NAME=FILE.npy", help="an input (repeat per input)")
+    p.add_argument("--output-dir", default=".", help="where to write <output name>.npy")
+    p.add_argument("--weights", help="weight blob (default: beside the library)")
+    args = p.parse_args(argv)
+    try:
+        model = load(args.model, args.weights)
+        feeds = {}
+        for item in args.input:
+            name, sep, path = item.partition("=")
+            if not sep:
+                raise QCError(f"bad --input '{item}': expected NAME=FILE.npy")
+            try:
+                feeds[name] = np.load(path, allow_pickle=False)
+            except (OSError, ValueError) as err:
+                raise QCError(f"input '{name}': cannot read '{path}': {err}") from None
+        outputs = model.run(feeds)
+        out_dir = Path(args.output_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for name, value in outputs.items():
+            path = out_dir / (name.replace("/", "_") + ".npy")
+            np.save(path, value)
+            print(f"wrote {path} {value.dtype}{list(value.shape)}", file=sys.stderr)
+    except QCError as err:
+        print(f"qc-run: error: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
