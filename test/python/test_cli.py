@@ -1,0 +1,138 @@
+"""The command-line tools on the bundled example, and their answers to bad input."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from onnx import TensorProto, helper
+
+REPO = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+EXAMPLE = REPO / "examples" / "mlp.onnx"
+
+
+def run(tool, *args):
+    return subprocess.run([str(BIN / tool), *map(str, args)], capture_output=True, text=True)
+
+
+@pytest.fixture(scope="module")
+def example_so(workdir):
+    out = workdir / "mlp.so"
+    proc = run("qc-compile", EXAMPLE, "-o", out)
+    assert proc.returncode == 0, proc.stderr
+    return out
+
+
+def test_qc_run_matches_ort(example_so, workdir):
+    x = np.random.default_rng(3).standard_normal((4, 64)).astype(np.float32)
+    np.save(workdir / "x.npy", x)
+    proc = run("qc-run", example_so, "--input", f"x={workdir / 'x.npy'}", "--output-dir", workdir / "out")
+    assert proc.returncode == 0, proc.stderr
+    got = np.load(workdir / "out" / "probs.npy")
+    ref = ort.InferenceSession(str(EXAMPLE)).run(None, {"x": x})[0]
+    np.testing.assert_allclose(got, ref, atol=1e-6)
+
+
+def test_executable_reads_and_writes_npy(workdir):
+    exe = workdir / "mlp_exe"
+    assert run("qc-compile", EXAMPLE, "-o", exe, "--emit", "exe").returncode == 0
+    x = np.random.default_rng(4).standard_normal((4, 64)).astype(np.float32)
+    np.save(workdir / "xe.npy", x)
+    proc = subprocess.run([str(exe), f"x={workdir / 'xe.npy'}", "-o", str(workdir)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    ref = ort.InferenceSession(str(EXAMPLE)).run(None, {"x": x})[0]
+    np.testing.assert_allclose(np.load(workdir / "probs.npy"), ref, atol=1e-6)
+    np.save(workdir / "bad.npy", x[:, :10])
+    proc = subprocess.run([str(exe), f"x={workdir / 'bad.npy'}"], capture_output=True, text=True)
+    assert proc.returncode == 1 and "input 'x' expects <f4[4x64], got <f4[4x10]" in proc.stderr
+
+
+@pytest.mark.parametrize("emit", ["obj", "llvm", "mlir"])
+def test_emit_stops_early(workdir, emit):
+    out = workdir / f"mlp.{emit}"
+    proc = run("qc-compile", EXAMPLE, "-o", out, "--emit", emit)
+    assert proc.returncode == 0, proc.stderr
+    text = out.read_bytes()
+    assert {"obj": b"\x7fELF", "llvm": b"define", "mlir": b"qc.linear"}[emit] in text
+
+
+def test_wrong_input_shape_names_input(example_so, workdir):
+    np.save(workdir / "wrong.npy", np.zeros((4, 63), np.float32))
+    proc = run("qc-run", example_so, "--input", f"x={workdir / 'wrong.npy'}")
+    assert proc.returncode == 1
+    assert "input 'x': expected float32[4x64], given float32[4x63]" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_wrong_dtype_names_input(example_so, workdir):
+    np.save(workdir / "wrong64.npy", np.zeros((4, 64), np.float64))
+    proc = run("qc-run", example_so, "--input", f"x={workdir / 'wrong64.npy'}")
+    assert proc.returncode == 1 and "expected float32[4x64], given float64[4x64]" in proc.stderr
+
+
+def test_unsupported_onnx_op_names_node(workdir):
+    g = helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["r"], name="ok"), helper.make_node("STFT", ["r", "r"], ["y"], name="my_stft")],
+        "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 16])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+    path = workdir / "stft.onnx"
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)], ir_version=8), path)
+    proc = run("qc-compile", path, "-o", workdir / "stft.so")
+    assert proc.returncode == 1
+    assert "node 'my_stft'" in proc.stderr and "STFT" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_dynamic_dimension_is_named_and_fixable(workdir):
+    g = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 8])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 8])])
+    path = workdir / "dyn.onnx"
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)], ir_version=8), path)
+    proc = run("qc-compile", path, "-o", workdir / "dyn.so")
+    assert proc.returncode == 1
+    assert "input 'x' has a dynamic dimension 0 ('batch')" in proc.stderr and "--shape x=Nx8" in proc.stderr
+    proc = run("qc-compile", path, "-o", workdir / "dyn.so", "--shape", "x=3x8")
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_missing_and_malformed_model(workdir):
+    proc = run("qc-compile", workdir / "nope.onnx", "-o", workdir / "n.so")
+    assert proc.returncode == 1 and "no such file" in proc.stderr
+    bad = workdir / "bad.onnx"
+    bad.write_bytes(b"not a model")
+    proc = run("qc-compile", bad, "-o", workdir / "n.so")
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+
+
+def test_qc_opt_malformed_input_reports_location(workdir):
+    src = workdir / "bad.mlir"
+    src.write_text("func.func @f() {\n  %0 = arith.addf %x : f32\n}\n")
+    proc = run("qc-opt", src)
+    assert proc.returncode == 1
+    assert f"{src}:2:" in proc.stderr and "error:" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_qc_opt_output_file_and_weights_roundtrip(workdir):
+    src = workdir / "w.mlir"
+    src.write_text("func.func @main(%x: tensor<2x300xf32>) -> tensor<2x300xf32> {\n"
+                   "  %c = arith.constant dense<[" + ", ".join(["[" + ", ".join(f"{i}.0" for i in range(300)) + "]"] * 2)
+                   + "]> : tensor<2x300xf32>\n  %y = arith.addf %x, %c : tensor<2x300xf32>\n"
+                   "  return %y : tensor<2x300xf32>\n}\n")
+    out, store = workdir / "w.out.mlir", workdir / "w.safetensors"
+    proc = run("qc-opt", src, "--qc-outline-weights", "-o", out, "--weights-out", store)
+    assert proc.returncode == 0, proc.stderr
+    assert '"qc.weight"() {name = @w}' in out.read_text()
+    from safetensors.numpy import load_file
+
+    np.testing.assert_array_equal(load_file(str(store))["w"][1], np.arange(300, dtype=np.float32))
+
+
+def test_qc_opt_unknown_pass(workdir):
+    proc = run("qc-opt", REPO / "test" / "Dialect" / "qc" / "ops.mlir", "--no-such-pass")
+    assert proc.returncode == 1 and "unknown command line argument '--no-such-pass'" in proc.stderr
