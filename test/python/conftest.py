@@ -9,7 +9,8 @@ import pytest
 import qc
 
 REPO = Path(__file__).resolve().parents[2]
-SHARED_MODELS = REPO.parent / "shared" / "models"
+# shared/ lies beside the checkout (CI clones main with shared/ next to it).
+SHARED_MODELS = Path(os.environ.get("QC_SHARED_MODELS", REPO.parent / "shared" / "models"))
 
 
 @pytest.fixture(scope="session")
