@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from contextlib import contextmanager
 
 from torch_mlir import ir, passmanager
 
@@ -37,19 +36,3 @@ def run_pipeline(module: ir.Module | ir.Operation, pipeline: str, what: str) -> 
             pm.run(op)
         except ir.MLIRError as err:
             raise error_from(err, f"{what} failed:\n") from None
-
-
-@contextmanager
-def collecting_diagnostics(ctx: ir.Context):
-    """Collect diagnostics emitted outside MLIRError paths (e.g. verifier runs)."""
-    seen: list = []
-
-    def handler(diag):
-        seen.append(diag)
-        return True
-
-    h = ctx.attach_diagnostic_handler(handler)
-    try:
-        yield seen
-    finally:
-        h.detach()

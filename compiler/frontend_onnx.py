@@ -13,7 +13,7 @@ import onnx
 from torch_mlir import ir
 from torch_mlir.extras import onnx_importer
 
-from .diagnostics import error_from, run_pipeline
+from .diagnostics import run_pipeline
 from .errors import QCError
 from .signature import Signature, TensorSpec
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-import numpy as np
 
 
 @dataclass(frozen=True)
@@ -52,5 +51,3 @@ def parse_shape_overrides(items: list[str] | None) -> dict[str, tuple[int, ...]]
             raise QCError(f"bad --shape '{item}': expected NAME=DxDx..., e.g. input_ids=1x128") from None
     return out
 
-
-NUMPY_DTYPES = {np.dtype(t).name for t in ("float32", "float64", "float16", "int64", "int32", "int8", "uint8", "bool")}

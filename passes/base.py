@@ -72,10 +72,3 @@ def walk_ops(root: ir.Operation, name: str) -> list[ir.Operation]:
     root.walk(visit)
     return found
 
-
-def bool_option(text: str) -> bool:
-    if text.lower() in ("1", "true", "on", ""):
-        return True
-    if text.lower() in ("0", "false", "off"):
-        return False
-    raise ValueError(text)
