@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from torch_mlir import ir, passmanager
+from torch_mlir import ir
 
 from .errors import QCError
 
@@ -25,14 +25,3 @@ def format_diagnostic(diag) -> str:
 def error_from(err: ir.MLIRError, prefix: str = "") -> QCError:
     lines = [format_diagnostic(d) for d in err.error_diagnostics] or [str(err)]
     return QCError(prefix + "\n".join(lines))
-
-
-def run_pipeline(module: ir.Module | ir.Operation, pipeline: str, what: str) -> None:
-    """Run a textual upstream pipeline; failures become a QCError naming ``what``."""
-    op = module.operation if isinstance(module, ir.Module) else module
-    with op.context:
-        pm = passmanager.PassManager.parse(pipeline)
-        try:
-            pm.run(op)
-        except ir.MLIRError as err:
-            raise error_from(err, f"{what} failed:\n") from None

@@ -13,7 +13,6 @@ import onnx
 from torch_mlir import ir
 from torch_mlir.extras import onnx_importer
 
-from .diagnostics import run_pipeline
 from .errors import QCError
 from .signature import Signature, TensorSpec
 
@@ -97,7 +96,7 @@ def import_onnx(model: str | Path | onnx.ModelProto, ctx: ir.Context,
 
     with ctx:
         try:
-            run_pipeline(module, "builtin.module(func.func(convert-torch-onnx-to-torch))", "ONNX -> torch conversion")
+            _lower_torch(module, op_types, "builtin.module(func.func(convert-torch-onnx-to-torch))", "ONNX -> torch conversion")
         except QCError:
             pass  # the walk below names the nodes precisely
         _report_unconverted(module, op_types)
