@@ -83,14 +83,15 @@ def compile(model, output: str | Path, *, emit: str = "so", shapes: dict | None 
         return CompileResult(output, sig, [output, weights], timings)
 
     t1 = time.perf_counter()
-    weight_names = codegen.lower_to_llvm_dialect(module, state)
+    target = codegen.Target.of(target_cpu, target_features)
+    weight_names, kernels = codegen.lower_to_llvm_dialect(module, state, target)
     llvm_ir = codegen.to_llvm_ir(module)
     timings["lower"] = time.perf_counter() - t1
     if emit == "llvm":
         output.write_text(llvm_ir)
         return CompileResult(output, sig, [output], timings)
     t2 = time.perf_counter()
-    obj = codegen.emit_object(llvm_ir, target_cpu, target_features)
+    obj = codegen.emit_object(llvm_ir, target)
     timings["llvm"] = time.perf_counter() - t2
     if emit == "obj":
         output.write_bytes(obj)
@@ -103,7 +104,8 @@ def compile(model, output: str | Path, *, emit: str = "so", shapes: dict | None 
     with tempfile.TemporaryDirectory(prefix="qc-") as tmp:
         tmp = Path(tmp)
         (tmp / "model.o").write_bytes(obj)
-        (tmp / "glue.c").write_text(artifacts.glue(sig, weights, offsets, blob.stat().st_size, blob.name, emit == "exe"))
+        (tmp / "glue.c").write_text(artifacts.glue(sig, weights, offsets, blob.stat().st_size, blob.name,
+                                                   emit == "exe", kernels))
         rtbuild.compile_c(tmp / "glue.c", tmp / "glue.o")
         rtbuild.link([tmp / "model.o", tmp / "glue.o", rtbuild.runtime_object()], output, shared=emit == "so")
     header = output.with_suffix(".h")

@@ -9,32 +9,79 @@ from __future__ import annotations
 
 import re
 import struct
+from dataclasses import dataclass
 
 import numpy as np
 from torch_mlir import ir
 from torch_mlir.dialects.llvm import translate_module_to_llvmir
 
 from ..passes.base import PassState
+from ..passes.microkernels import trampolines
 from ..passes.pipeline import build
 from .errors import QCError
 
-# Before bufferization: qc ops to linalg, weights to arguments, fusion.
-PRE_BUFFERIZE = ("builtin.module(qc-lower-linear, inline, symbol-dce, qc-weights-to-args, "
-                 "func.func(linalg-fuse-elementwise-ops), canonicalize, cse)")
+# Before bufferization: elementwise fusion (contractions kept out of it behind calls),
+# qc ops to linalg, weights to arguments.
+PRE_BUFFERIZE = ("builtin.module(qc-isolate-contractions, func.func(linalg-fuse-elementwise-ops), "
+                 "qc-lower-linear{{panel-width={panel}}}, inline, symbol-dce, qc-weights-to-args, canonicalize, cse)")
 
 BUFFERIZE = ("builtin.module(one-shot-bufferize{bufferize-function-boundaries "
              "function-boundary-type-conversion=identity-layout-map}, "
              "buffer-results-to-out-params{hoist-static-allocs modify-public-functions}, "
              "canonicalize, buffer-deallocation-pipeline)")
 
+# After bufferization: matmuls to vector micro-kernels on the thread pool, libm calls to arithmetic.
+KERNELS = "builtin.module(qc-microkernels{{vector-width={lanes} rows={rows}}}, qc-expand-math, canonicalize)"
+
 TO_LLVM = ("builtin.module(func.func(convert-linalg-to-loops), "
            "convert-vector-to-scf, lower-affine, convert-scf-to-cf, "
-           "expand-strided-metadata, finalize-memref-to-llvm, convert-vector-to-llvm, "
+           "expand-strided-metadata, finalize-memref-to-llvm{use-generic-functions}, convert-vector-to-llvm, "
            "convert-math-to-llvm, convert-math-to-libm, convert-arith-to-llvm, convert-index-to-llvm, "
            "convert-func-to-llvm, convert-cf-to-llvm, convert-ub-to-llvm, reconcile-unrealized-casts)")
 
 
 ENTRY = "qc_main"
+
+# Substrings of LLVM CPU names with 512-bit (AVX-512) or 256-bit (AVX2) float vectors.
+_AVX512_CPUS = ("avx512", "knl", "knm", "cannonlake", "icelake", "tigerlake", "rocketlake", "cascadelake",
+                "cooperlake", "sapphirerapids", "emeraldrapids", "graniterapids", "diamondrapids", "znver4",
+                "znver5", "x86-64-v4")
+_AVX2_CPUS = ("haswell", "broadwell", "skylake", "kabylake", "coffeelake", "cometlake", "alderlake", "raptorlake",
+              "meteorlake", "arrowlake", "lunarlake", "gracemont", "sierraforest", "grandridge", "clearwaterforest",
+              "znver1", "znver2", "znver3", "bdver4", "x86-64-v3")
+
+
+@dataclass(frozen=True)
+class Target:
+    """The CPU code is generated for and the register tile its kernels use."""
+
+    cpu: str
+    features: str
+
+    @staticmethod
+    def of(cpu: str | None = None, features: str | None = None) -> "Target":
+        """``cpu``/``features`` as for llc; both None: this host."""
+        if cpu is None:
+            host_name, host_features = host_cpu()
+            return Target(host_name, features if features is not None else host_features)
+        return Target(cpu, features or "")
+
+    def _has(self, feature: str) -> bool:
+        return f"+{feature}" in self.features.split(",")
+
+    @property
+    def vector_width(self) -> int:
+        """f32 lanes of one SIMD register."""
+        if self._has("avx512f") or (not self.features and any(c in self.cpu for c in _AVX512_CPUS)):
+            return 16
+        if self._has("avx") or (not self.features and any(c in self.cpu for c in _AVX2_CPUS)):
+            return 8
+        return 4
+
+    @property
+    def rows(self) -> int:
+        """Rows of the register tile: rows x 2 accumulators + B vectors + a broadcast fit the register file."""
+        return 12 if self.vector_width == 16 else 6
 
 
 def run(module: ir.Module, pipeline: str, state: PassState, what: str) -> None:
@@ -48,17 +95,21 @@ def run(module: ir.Module, pipeline: str, state: PassState, what: str) -> None:
             raise error_from(err, f"{what} failed:\n") from None
 
 
-def lower_to_llvm_dialect(module: ir.Module, state: PassState) -> list[str]:
-    """Runs the codegen pipelines in place; returns @main's weight argument names."""
-    run(module, PRE_BUFFERIZE, state, "lowering qc ops")
+def lower_to_llvm_dialect(module: ir.Module, state: PassState, target: Target) -> tuple[list[str], list]:
+    """Runs the codegen pipelines in place; returns @main's weight argument names and the
+    kernel trampolines the C glue must define."""
+    lanes = target.vector_width
+    run(module, PRE_BUFFERIZE.format(panel=2 * lanes), state, "lowering qc ops")
     main = _main(module)
     weight_args = [ir.StringAttr(a).value for a in main.attributes["qc.weight_args"]]
     with module.context:
         main.attributes["llvm.emit_c_interface"] = ir.UnitAttr.get()
         main.attributes["sym_name"] = ir.StringAttr.get(ENTRY)  # "main" would clash with an executable's
     run(module, BUFFERIZE, state, "bufferization")
+    run(module, KERNELS.format(lanes=lanes, rows=target.rows), state, "kernel generation")
+    kernels = trampolines(module)
     run(module, TO_LLVM, state, "lowering to LLVM")
-    return weight_args
+    return weight_args, kernels
 
 
 def _main(module: ir.Module) -> ir.Operation:
@@ -76,20 +127,29 @@ def _hex_double(value: float) -> str:
 def _portable_llvm_ir(text: str) -> str:
     """Spell float constants the way every LLVM version parses them.
 
-    The bindings' LLVM prints ``f0x3F800000`` and inexact decimals for
-    ``float``; llvmlite's parser wants the double-width hex form."""
+    The bindings' LLVM prints ``f0x3F800000`` and shortest decimals for
+    ``float`` (inexact as doubles); llvmlite's parser wants the double-width
+    hex form.  A bare decimal's type is that of its line (float unless the
+    line mentions double)."""
     def hexfloat(m):
         bits = bytes.fromhex(m.group(1))[::-1]
         return _hex_double(float(np.frombuffer(bits, np.float32)[0]))
 
-    def decimal(m):
+    def typed(m):
         value = float(m.group(2))
         if m.group(1) == "float":
             value = float(np.float32(value))
         return f"{m.group(1)} {_hex_double(value)}"
 
+    def line(text_line: str) -> str:
+        is_float = "float" in text_line and "double" not in text_line
+        text_line = re.sub(r"\b(float|double) ([-+]?(?:inf|nan))\b", typed, text_line)
+        return re.sub(r"(?<![\w.])(-?[0-9]+\.[0-9]+e[-+][0-9]+)\b",
+                      lambda m: _hex_double(float(np.float32(m.group(1))) if is_float else float(m.group(1))),
+                      text_line)
+
     text = re.sub(r"\bf0x([0-9A-Fa-f]{8})\b", hexfloat, text)
-    return re.sub(r"\b(float|double) (-?(?:[0-9]+\.[0-9]+e[-+][0-9]+|inf|nan))\b", decimal, text)
+    return "\n".join(line(t) if "e+" in t or "e-" in t or "inf" in t or "nan" in t else t for t in text.split("\n"))
 
 
 def to_llvm_ir(module: ir.Module) -> str:
@@ -102,19 +162,18 @@ def host_cpu() -> tuple[str, str]:
     return llvm.get_host_cpu_name(), llvm.get_host_cpu_features().flatten()
 
 
-def emit_object(llvm_ir: str, cpu: str | None = None, features: str | None = None) -> bytes:
-    """O3-optimise ``llvm_ir`` for ``cpu`` (default: this host) and emit a PIC object."""
+def emit_object(llvm_ir: str, target: Target) -> bytes:
+    """O3-optimise ``llvm_ir`` for ``target`` and emit a PIC object."""
     import llvmlite.binding as llvm
 
     llvm.initialize_native_target()
     llvm.initialize_native_asmprinter()
-    host_name, host_features = host_cpu()
-    if cpu is None:
-        cpu, features = host_name, host_features
     mod = llvm.parse_assembly(llvm_ir)
     mod.verify()
-    target = llvm.Target.from_default_triple()
-    tm = target.create_target_machine(cpu=cpu, features=features or "", opt=3, reloc="pic", codemodel="default")
+    # The kernels' vectors are as wide as the registers: keep LLVM from splitting 512-bit ones.
+    features = ",".join(f for f in (target.features, "-prefer-256-bit") if f)
+    tm = llvm.Target.from_default_triple().create_target_machine(
+        cpu=target.cpu, features=features, opt=3, reloc="pic", codemodel="default")
     mod.triple = tm.triple
     mod.data_layout = str(tm.target_data)
     pto = llvm.create_pipeline_tuning_options(speed_level=3)

@@ -65,7 +65,7 @@ def run_opt(text: str, filename: str, options: OptOptions) -> OptResult:
         ok = ok and result.ok
     if ok and options.weights_out:
         store.save(options.weights_out)
-    return OptResult(ok, "// -----\n".join(outputs), messages)
+    return OptResult(ok, "// -----\n".join(o for o in outputs if o), messages)
 
 
 def _run_chunk(text: str, filename: str, options: OptOptions, store: WeightStore) -> OptResult:

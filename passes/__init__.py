@@ -3,11 +3,15 @@
 from .base import ModulePass, Option, PassState
 from .outline_weights import OutlineWeights
 from .raise_linear import RaiseLinear
+from .expand_math import ExpandMath
+from .isolate_contractions import IsolateContractions
 from .lower_linear import LowerLinear
+from .microkernels import Microkernels
 from .weights_to_args import WeightsToArgs
 
 REGISTRY: dict[str, type[ModulePass]] = {
-    p.NAME: p for p in (OutlineWeights, RaiseLinear, LowerLinear, WeightsToArgs)
+    p.NAME: p for p in (OutlineWeights, RaiseLinear, IsolateContractions, LowerLinear, WeightsToArgs, Microkernels,
+                        ExpandMath)
 }
 
 __all__ = ["ModulePass", "Option", "PassState", "REGISTRY"]

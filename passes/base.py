@@ -53,7 +53,7 @@ class ModulePass:
             try:
                 self.run(op, state)
             except QCError as err:
-                op.location.emit_error(f"{self.NAME}: {err}")
+                (err.location or op.location).emit_error(f"{self.NAME}: {err}")
                 pass_.signal_pass_failure()
 
         run.__name__ = self.NAME

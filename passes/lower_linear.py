@@ -1,101 +1,143 @@
-"""qc-lower-linear: ``qc.linear`` -> linalg on the weight layout the CPU kernel wants.
+"""qc-lower-linear: ``qc.linear`` -> a panel matmul on a compile-time packed weight.
 
-    %y = "qc.linear"(%x, %w, %b)          x: [..., K], w: [N, K] (store entry "w")
-becomes
-    %w_kn = "qc.weight"() {name = @w.kn}  the store gets W^T, packed once at compile time
-    %y = linalg.matmul(collapse(%x), %w_kn) + %b, expanded back to [..., N]
+    %y = "qc.linear"(%x, %w, %b)      x: [..., K], w: [N, K] (store entry "w"), b: [N]
+becomes a call of a private helper (inlined later) computing
 
-The matmul is then tiled and vectorized by the codegen schedule.
+    %wp = "qc.weight"() {name = @w.p16}      W^T cut into P = ceil(N/16) panels: [P, K, 16]
+    %acc = broadcast(%b) : [..., P, 16]      (zero-padded to P * 16 columns)
+    %mm = linalg.generic {library_call = "qc_panel_matmul"}   acc[..., p, n] += x[..., k] * wp[p, k, n]
+    %y = collapse(%mm) (and slice off the padding) : [..., N]
+
+Each panel is contiguous in the order the micro-kernel reads it (one vector of
+``panel-width`` floats per k), so the kernel streams the weight exactly once.
+The generic is plain linalg: it runs as is, and ``qc-microkernels`` replaces
+it by a vectorized, multi-threaded kernel after bufferization.  The helper
+stays a separate function until ``inline``, out of reach of elementwise fusion.
 """
 
 from __future__ import annotations
 
+import numpy as np
 from torch_mlir import ir
 from torch_mlir.dialects import func
 
-from ..dialects.qc import WeightOp
-from .base import ModulePass, PassState, walk_ops
 from ..compiler.errors import QCError
+from ..dialects.qc import WeightOp
+from .base import ModulePass, Option, PassState, walk_ops
 from .matchers import producer
 
-_TEMPLATE = """
-func.func private @{fn}(%x: {xt}, %w: tensor<{k}x{n}x{e}>{bias_arg}) -> {yt} {{
-  {collapse}
-  %zero = arith.constant 0.0 : {e}
-  %init = tensor.empty() : tensor<{m}x{n}x{e}>
-  %acc = linalg.fill ins(%zero : {e}) outs(%init : tensor<{m}x{n}x{e}>) -> tensor<{m}x{n}x{e}>
-  %mm = linalg.matmul ins(%x2, %w : tensor<{m}x{k}x{e}>, tensor<{k}x{n}x{e}>) outs(%acc : tensor<{m}x{n}x{e}>) -> tensor<{m}x{n}x{e}>
-  {bias}
-  {expand}
-  return %y : {yt}
-}}
-"""
-
-_BIAS = """%y2 = linalg.generic {{indexing_maps = [affine_map<(m, n) -> (m, n)>, affine_map<(m, n) -> (n)>, affine_map<(m, n) -> (m, n)>],
-      iterator_types = ["parallel", "parallel"]}} ins(%mm, %b : tensor<{m}x{n}x{e}>, tensor<{n}x{e}>) outs(%init : tensor<{m}x{n}x{e}>) {{
-    ^bb0(%a: {e}, %c: {e}, %o: {e}):
-      %s = arith.addf %a, %c : {e}
-      linalg.yield %s : {e}
-  }} -> tensor<{m}x{n}x{e}>"""
+PANEL_MATMUL = "qc_panel_matmul"
 
 
-def linear_helper(fn: str, xshape: list[int], n: int, elt: str, has_bias: bool) -> str:
-    """Text of a private func computing qc.linear with a [K, N] weight."""
+def pack_panels(w_nk: np.ndarray, width: int) -> np.ndarray:
+    """[N, K] -> [P, K, width]: panel p holds columns p*width.. of W^T, zero-padded."""
+    n, k = w_nk.shape
+    panels = -(-n // width)
+    padded = np.zeros((panels * width, k), w_nk.dtype)
+    padded[:n] = w_nk
+    return np.ascontiguousarray(padded.reshape(panels, width, k).transpose(0, 2, 1))
+
+
+def _tensor(shape, elt: str) -> str:
+    return f"tensor<{'x'.join(map(str, shape))}x{elt}>"
+
+
+def linear_helper(fn: str, xshape: list[int], n: int, width: int, elt: str, has_bias: bool) -> str:
+    """Text of a private func computing qc.linear with a [P, K, width] packed weight."""
     *lead, k = xshape
-    m = 1
-    for d in lead:
-        m *= d
-    xt = f"tensor<{'x'.join(map(str, xshape))}x{elt}>"
-    yt = f"tensor<{'x'.join(map(str, lead + [n]))}x{elt}>"
-    rank = len(xshape)
-    if rank == 2:
-        collapse, expand_src = "%x2 = tensor.cast %x : " + xt + " to " + xt, None
+    panels = -(-n // width)
+    r = len(lead)
+    dims = [f"d{i}" for i in range(r)]
+    loops = ", ".join(dims + ["p", "n", "k"])
+    lead_p = ", ".join(dims + ["p", "n"])
+    parallel = ", ".join(['"parallel"'] * (r + 2))
+    acc_t = _tensor(lead + [panels, width], elt)
+    flat_t = _tensor(lead + [panels * width], elt)
+    y_t = _tensor(lead + [n], elt)
+    lines = [f"func.func private @{fn}(%x: {_tensor(xshape, elt)}, %w: {_tensor([panels, k, width], elt)}"
+             + (f", %b: {_tensor([n], elt)}" if has_bias else "") + f") -> {y_t} {{",
+             f"  %empty = tensor.empty() : {acc_t}"]
+    if has_bias:
+        if panels * width != n:
+            lines += ["  %zero_b = arith.constant 0.0 : " + elt,
+                      f"  %bp = tensor.pad %b low[0] high[{panels * width - n}] {{",
+                      "  ^bb0(%i: index):",
+                      f"    tensor.yield %zero_b : {elt}",
+                      f"  }} : {_tensor([n], elt)} to {_tensor([panels * width], elt)}"]
+        else:
+            lines.append(f"  %bp = tensor.cast %b : {_tensor([n], elt)} to {_tensor([n], elt)}")
+        lines += [f"  %b2 = tensor.expand_shape %bp [[0, 1]] output_shape [{panels}, {width}] : "
+                  f"{_tensor([panels * width], elt)} into {_tensor([panels, width], elt)}",
+                  "  %acc = linalg.generic {indexing_maps = ["
+                  f"affine_map<({lead_p}) -> (p, n)>, affine_map<({lead_p}) -> ({lead_p})>], "
+                  f"iterator_types = [{parallel}]}} "
+                  f"ins(%b2 : {_tensor([panels, width], elt)}) outs(%empty : {acc_t}) {{",
+                  f"  ^bb0(%v: {elt}, %o: {elt}):",
+                  f"    linalg.yield %v : {elt}",
+                  f"  }} -> {acc_t}"]
     else:
-        groups = "[" + ", ".join(str(i) for i in range(rank - 1)) + f"], [{rank - 1}]"
-        collapse = f"%x2 = tensor.collapse_shape %x [{groups}] : {xt} into tensor<{m}x{k}x{elt}>"
-        expand_src = groups
-    yname = "%y2" if has_bias else "%mm"
-    if expand_src is None:
-        expand = f"%y = tensor.cast {yname} : {yt} to {yt}"
+        lines += [f"  %zero = arith.constant 0.0 : {elt}",
+                  f"  %acc = linalg.fill ins(%zero : {elt}) outs(%empty : {acc_t}) -> {acc_t}"]
+    lines += ["  %mm = linalg.generic {indexing_maps = ["
+              f"affine_map<({loops}) -> ({', '.join(dims + ['k'])})>, "
+              f"affine_map<({loops}) -> (p, k, n)>, affine_map<({loops}) -> ({lead_p})>], "
+              f"iterator_types = [{parallel}, \"reduction\"], library_call = \"{PANEL_MATMUL}\"}} "
+              f"ins(%x, %w : {_tensor(xshape, elt)}, {_tensor([panels, k, width], elt)}) outs(%acc : {acc_t}) {{",
+              f"  ^bb0(%a: {elt}, %bw: {elt}, %c: {elt}):",
+              f"    %m = arith.mulf %a, %bw : {elt}",
+              f"    %s = arith.addf %c, %m : {elt}",
+              f"    linalg.yield %s : {elt}",
+              f"  }} -> {acc_t}"]
+    groups = ", ".join([f"[{i}]" for i in range(r)] + [f"[{r}, {r + 1}]"])
+    lines.append(f"  %flat = tensor.collapse_shape %mm [{groups}] : {acc_t} into {flat_t}")
+    if panels * width != n:
+        zeros, ones = ", ".join(["0"] * (r + 1)), ", ".join(["1"] * (r + 1))
+        lines.append(f"  %y = tensor.extract_slice %flat[{zeros}] [{', '.join(map(str, lead + [n]))}] [{ones}] : "
+                     f"{flat_t} to {y_t}")
     else:
-        expand = (f"%y = tensor.expand_shape {yname} [{expand_src}] output_shape [{', '.join(map(str, lead + [n]))}]"
-                  f" : tensor<{m}x{n}x{elt}> into {yt}")
-    return _TEMPLATE.format(
-        fn=fn, xt=xt, yt=yt, m=m, n=n, k=k, e=elt, collapse=collapse, expand=expand,
-        bias_arg=f", %b: tensor<{n}x{elt}>" if has_bias else "",
-        bias=_BIAS.format(m=m, n=n, e=elt) if has_bias else "",
-    )
+        lines.append(f"  %y = tensor.cast %flat : {flat_t} to {y_t}")
+    lines += [f"  return %y : {y_t}", "}"]
+    return "\n".join(lines)
 
 
 class LowerLinear(ModulePass):
     NAME = "qc-lower-linear"
-    SUMMARY = "Lower qc.linear to linalg.matmul on a compile-time transposed [K, N] weight (FP32 path)"
+    SUMMARY = "Lower qc.linear to a panel matmul (linalg.generic) on a compile-time packed weight (FP32 path)"
+    OPTIONS = {"panel-width": Option(int, 16, "columns per weight panel (the kernel's vector width x 2)")}
 
     def run(self, module: ir.Operation, state: PassState) -> None:
+        width = self.options["panel-width"]
+        if width < 1:
+            raise QCError(f"panel-width must be positive, got {width}")
         body = module.regions[0].blocks[0]
-        helpers: dict[str, ir.Operation] = {}
+        helpers: set[str] = set()
         for op in walk_ops(module, "qc.linear"):
             x, w = op.operands[0], op.operands[1]
             wop = producer(w)
             if wop is None or wop.name != "qc.weight":
-                raise QCError("qc.linear's weight must be a qc.weight to be lowered")
+                raise QCError("qc.linear's weight must be a qc.weight to be lowered", op.location)
             xt, wt = ir.RankedTensorType(x.type), ir.RankedTensorType(w.type)
             n, k = wt.shape
             elt = str(wt.element_type)
             has_bias = len(op.operands) == 3
-            fn = f"qc_linear_{'x'.join(map(str, xt.shape))}_{n}{'_bias' if has_bias else ''}_{elt}"
+            fn = f"qc_linear_{'x'.join(map(str, xt.shape))}_{n}_p{width}{'_bias' if has_bias else ''}_{elt}"
             if fn not in helpers:
-                text = linear_helper(fn, list(xt.shape), n, elt, has_bias)
+                text = linear_helper(fn, list(xt.shape), n, width, elt, has_bias)
                 parsed = ir.Module.parse(text, module.context)
                 with ir.InsertionPoint(body):
-                    helpers[fn] = parsed.body.operations[0].operation.clone()
+                    parsed.body.operations[0].operation.clone()
+                helpers.add(fn)
             name = ir.FlatSymbolRefAttr(wop.attributes["name"]).value
-            kn = f"{name}.kn"
-            if name in state.store and kn not in state.store:
-                state.store[kn] = state.store[name].T
+            packed = f"{name}.p{width}"
+            if name in state.store and packed not in state.store:
+                state.store[packed] = pack_panels(state.store[name], width)
+            panels = -(-n // width)
             with ir.InsertionPoint(op), op.location:
-                wkn = WeightOp(ir.RankedTensorType.get([k, n], wt.element_type), ir.FlatSymbolRefAttr.get(kn))
-                args = [x, wkn.result] + ([op.operands[2]] if has_bias else [])
+                wp = WeightOp(ir.RankedTensorType.get([panels, k, width], wt.element_type),
+                              ir.FlatSymbolRefAttr.get(packed))
+                args = [x, wp.result] + ([op.operands[2]] if has_bias else [])
                 call = func.CallOp([op.results[0].type], ir.FlatSymbolRefAttr.get(fn), args)
             op.results[0].replace_all_uses_with(call.results[0])
             op.erase()
+            if not list(wop.results[0].uses):
+                wop.erase()

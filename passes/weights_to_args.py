@@ -21,7 +21,8 @@ class WeightsToArgs(ModulePass):
     def run(self, module: ir.Operation, state: PassState) -> None:
         mains = [op for op in walk_ops(module, "func.func") if ir.StringAttr(op.attributes["sym_name"]).value == "main"]
         if len(mains) != 1:
-            raise QCError("expected one function @main")
+            first = next(iter(module.regions[0].blocks[0].operations), None)
+            raise QCError("expected one function @main", first.location if first else None)
         main = mains[0]
         entry = main.regions[0].blocks[0]
         args: dict[str, ir.Value] = {}
@@ -33,11 +34,11 @@ class WeightsToArgs(ModulePass):
                 raise QCError(f"weight '@{name}' is used with two different types")
             op.results[0].replace_all_uses_with(args[name])
             op.erase()
-        if walk_ops(module, "qc.weight"):
-            raise QCError("qc.weight outside @main; inline helpers first")
+        for op in walk_ops(module, "qc.weight"):
+            raise QCError("qc.weight outside @main; inline helpers first", op.location)
         ftype = ir.FunctionType(ir.TypeAttr(main.attributes["function_type"]).value)
         new_inputs = list(ftype.inputs) + [v.type for v in args.values()]
         main.attributes["function_type"] = ir.TypeAttr.get(ir.FunctionType.get(new_inputs, list(ftype.results)))
         main.attributes["qc.weight_args"] = ir.ArrayAttr.get([ir.StringAttr.get(n) for n in args])
-        for name in args:
+        for name in args if len(state.store) else ():  # without a store (qc-opt) only the IR changes
             state.store[name]  # fail early, with the name, if the store lacks it

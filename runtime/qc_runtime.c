@@ -246,3 +246,70 @@ void memrefCopy(int64_t elem_size, qc_unranked_memref *src, qc_unranked_memref *
   char *sp = s[1] + sm[0] * elem_size, *dp = d[1] + dm[0] * elem_size;
   copy_dim(dp, sp, elem_size, rank, sm + 1, sm + 1 + rank, dm + 1 + rank);
 }
+
+/* ---- buffers of generated code ---------------------------------------------
+   finalize-memref-to-llvm{use-generic-functions} calls these instead of malloc/free.
+   A model allocates the same buffer sizes on every run; freed blocks are kept per
+   size and handed out again, so runs do not pay mmap + page faults for fresh
+   large blocks. Blocks are 64-byte aligned; a header before each records its size. */
+
+#define QC_ALIGN 64
+#define QC_BUCKETS 256
+
+typedef struct qc_block {
+  size_t size, prefix;
+  struct qc_block *next;
+} qc_block;
+
+static struct {
+  pthread_mutex_t lock;
+  size_t sizes[QC_BUCKETS];
+  qc_block *free[QC_BUCKETS];
+} cache = {PTHREAD_MUTEX_INITIALIZER, {0}, {0}};
+
+static qc_block *header_of(void *ptr) { return (qc_block *)((char *)ptr - sizeof(qc_block)); }
+
+void *_mlir_memref_to_llvm_aligned_alloc(uint64_t alignment, uint64_t size) {
+  size_t prefix = alignment > QC_ALIGN ? alignment : QC_ALIGN;
+  if (prefix == QC_ALIGN) {
+    pthread_mutex_lock(&cache.lock);
+    for (int i = 0; i < QC_BUCKETS && cache.sizes[i]; i++) {
+      if (cache.sizes[i] == size && cache.free[i]) {
+        qc_block *b = cache.free[i];
+        cache.free[i] = b->next;
+        pthread_mutex_unlock(&cache.lock);
+        return (char *)b + sizeof(qc_block);
+      }
+    }
+    pthread_mutex_unlock(&cache.lock);
+  }
+  void *base = NULL;
+  if (posix_memalign(&base, prefix, prefix + (size ? size : 1))) return NULL;
+  char *ptr = (char *)base + prefix;
+  qc_block *b = header_of(ptr);
+  b->size = size;
+  b->prefix = prefix;
+  b->next = NULL;
+  return ptr;
+}
+
+void *_mlir_memref_to_llvm_alloc(uint64_t size) { return _mlir_memref_to_llvm_aligned_alloc(QC_ALIGN, size); }
+
+void _mlir_memref_to_llvm_free(void *ptr) {
+  if (!ptr) return;
+  qc_block *b = header_of(ptr);
+  if (b->prefix == QC_ALIGN) {
+    pthread_mutex_lock(&cache.lock);
+    for (int i = 0; i < QC_BUCKETS; i++) {
+      if (cache.sizes[i] == 0) cache.sizes[i] = b->size;
+      if (cache.sizes[i] == b->size) {
+        b->next = cache.free[i];
+        cache.free[i] = b;
+        pthread_mutex_unlock(&cache.lock);
+        return;
+      }
+    }
+    pthread_mutex_unlock(&cache.lock);
+  }
+  free((char *)ptr - b->prefix);
+}

@@ -21,6 +21,11 @@ typedef void (*qc_task_fn)(void *ctx, int64_t begin, int64_t end);
 void qc_parallel_for(qc_task_fn fn, void *ctx, int64_t n);
 int qc_num_threads(void);
 
+/* Buffers of generated code (MLIR's generic allocation functions); freed blocks are reused by size. */
+void *_mlir_memref_to_llvm_alloc(uint64_t size);
+void *_mlir_memref_to_llvm_aligned_alloc(uint64_t alignment, uint64_t size);
+void _mlir_memref_to_llvm_free(void *ptr);
+
 /* .npy: dtype is a numpy descr like "<f4"; shape has up to 8 dims. Caller frees *data. */
 int qc_npy_load(const char *path, char descr[8], int64_t shape[8], int *ndim, void **data, size_t *nbytes);
 int qc_npy_save(const char *path, const char *descr, const int64_t *shape, int ndim, const void *data, size_t nbytes);

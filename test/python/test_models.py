@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 import qc
+from qc.compiler.models.minilm import encode
 
 SENTENCES = ["A man is playing a guitar.", "The new movie is awesome.",
              "Quantization makes models smaller and faster on CPUs.", "Il pleut depuis trois jours à Paris."]
@@ -16,8 +17,7 @@ def test_minilm_matches_ort(minilm):
     onnx_path, model, tok = minilm
     sess = ort.InferenceSession(str(onnx_path))
     for sentence in SENTENCES:
-        enc = tok([sentence], padding="max_length", max_length=128, return_tensors="np")
-        feeds = {k: enc[k].astype(np.int64) for k in ("input_ids", "attention_mask", "token_type_ids")}
+        feeds = encode(tok, [sentence], 128)
         got = model.run(feeds)["last_hidden_state"]
         ref = sess.run(None, feeds)[0]
         assert np.abs(got - ref).max() < 1e-4

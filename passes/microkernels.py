@@ -1,0 +1,267 @@
+"""qc-microkernels: bufferized matmuls -> vector micro-kernels run on the thread pool.
+
+Runs after bufferization.  Matches, on f32 memrefs with identity layouts,
+
+    linalg.generic {library_call = "qc_panel_matmul"}   (from qc-lower-linear)
+        C[..., p, n] += A[..., k] * B[p, k, n]           B: packed weight panels [P, K, NR]
+    linalg.matmul        C[m, n] += A[m, k] * B[k, n]
+    linalg.batch_matmul  C[b, m, n] += A[b, m, k] * B[b, k, n]
+
+and replaces each by ``func.call @qc_par_N(A, B, C)``.  ``@qc_par_N`` is an
+external trampoline (generated C glue, see compiler/artifacts.py) that splits
+the tasks (batch x column panels) over ``qc_parallel_for`` and calls the
+kernel ``@qc_mk_N(A, B, C, first_task, end_task)`` defined here in the vector
+dialect: for each column panel of NR = 2 x vector-width floats and each block
+of ``rows`` rows it keeps rows x NR accumulators in registers, and per k
+loads one panel vector of B, broadcasts one element of A per row and issues
+``vector.fma``; the accumulators start from C, which holds the bias or zero.
+When N is not a multiple of NR, B and C are read and written through a lane
+mask (all lanes but in the last panel).  Matmuls on other layouts or element
+types are left to the generic loop lowering.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from torch_mlir import ir
+from torch_mlir.dialects import func
+
+from .base import ModulePass, Option, PassState, walk_ops
+from .lower_linear import PANEL_MATMUL
+from .matchers import indexing_maps
+
+KERNEL_ATTR = "qc.kernel"  # on a trampoline declaration: the kernel it runs
+TASKS_ATTR = "qc.tasks"    # ... and how many tasks it splits
+
+_MATMUL_MAPS = ["affine_map<(d0, d1, d2) -> (d0, d2)>", "affine_map<(d0, d1, d2) -> (d2, d1)>",
+                "affine_map<(d0, d1, d2) -> (d0, d1)>"]
+_BATCH_MATMUL_MAPS = ["affine_map<(d0, d1, d2, d3) -> (d0, d1, d3)>", "affine_map<(d0, d1, d2, d3) -> (d0, d3, d2)>",
+                      "affine_map<(d0, d1, d2, d3) -> (d0, d1, d2)>"]
+
+
+@dataclass(frozen=True)
+class Contraction:
+    """C[b, m, n] += A[b, m, k] * B(b, k, n), B either packed panels or row-major."""
+
+    packed: bool
+    types: tuple[str, str, str]  # memref types of A, B, C as the op sees them
+    batch: int
+    m: int
+    n: int
+    k: int
+    nr: int  # columns per panel
+
+    @property
+    def panels(self) -> int:
+        return -(-self.n // self.nr)
+
+    @property
+    def masked(self) -> bool:
+        """The last column panel is partial: B and C are accessed through a lane mask."""
+        return self.n % self.nr != 0
+
+    @property
+    def tasks(self) -> int:
+        return self.batch * self.panels
+
+
+def _f32_memref(value: ir.Value, inner_unit_stride: bool, identity: bool = False) -> ir.MemRefType | None:
+    """The f32 memref type of ``value`` if its layout suits the kernel, else None."""
+    t = value.type
+    if not isinstance(t, ir.MemRefType) or not isinstance(t.element_type, ir.F32Type):
+        return None
+    layout = t.layout
+    if isinstance(layout, ir.AffineMapAttr):
+        return t if layout.value == ir.AffineMap.get_identity(t.rank, t.context) else None
+    if identity or not isinstance(layout, ir.StridedLayoutAttr):
+        return None
+    return t if not inner_unit_stride or layout.strides[-1] == 1 else None
+
+
+def _default_maps(op: ir.Operation, expected: list[str]) -> bool:
+    if "indexing_maps" not in op.attributes:
+        return True
+    return [str(ir.AffineMapAttr.get(m)) for m in indexing_maps(op)] == expected
+
+
+def match(op: ir.Operation, lanes: int) -> Contraction | None:
+    if len(op.operands) != 3:
+        return None
+    a, b, c = op.operands
+    if op.name == "linalg.generic":
+        if "library_call" not in op.attributes or ir.StringAttr(op.attributes["library_call"]).value != PANEL_MATMUL:
+            return None
+        # The kernel flattens A's and C's leading dims: they must be contiguous.
+        ta, tb, tc = (_f32_memref(v, True, identity=True) for v in (a, b, c))
+        if not (ta and tb and tc):
+            return None
+        types = (str(ta), str(tb), str(tc))
+        panels, k, nr = tb.shape
+        m = 1
+        for d in ta.shape[:-1]:
+            m *= d
+        return Contraction(True, types, 1, m, panels * nr, k, nr)
+    ta, tb, tc = _f32_memref(a, False), _f32_memref(b, True), _f32_memref(c, True)
+    if not (ta and tb and tc):
+        return None
+    types = (str(ta), str(tb), str(tc))
+    if op.name == "linalg.matmul" and _default_maps(op, _MATMUL_MAPS):
+        batch, (m, k), n = 1, ta.shape, tb.shape[1]
+    elif op.name == "linalg.batch_matmul" and _default_maps(op, _BATCH_MATMUL_MAPS):
+        (batch, m, k), n = ta.shape, tb.shape[2]
+    else:
+        return None
+    nr = next((w for w in (2 * lanes, lanes) if n % w == 0), lanes if n < 2 * lanes else 2 * lanes)
+    return Contraction(False, types, batch, m, n, k, nr)
+
+
+def _panel_views(c: Contraction) -> list[str]:
+    """Reshape a panel matmul's A to [M, K] and C to [M, P, NR] (identity layouts)."""
+    ta, _, tc = c.types
+    lines = []
+
+    def reshape(src: str, dst: str, src_t: str, rank: int, target: list[int]):
+        t = f"memref<{'x'.join(map(str, target))}xf32>"
+        if rank > len(target):  # collapse the leading dims into one
+            lead = rank - len(target) + 1
+            groups = [list(range(lead))] + [[i] for i in range(lead, rank)]
+            lines.append(f"    %{dst} = memref.collapse_shape %{src} {groups} : {src_t} into {t}")
+        elif rank < len(target):  # add unit leading dims
+            extra = len(target) - rank
+            groups = [list(range(extra + 1))] + [[extra + i] for i in range(1, rank)]
+            lines.append(f"    %{dst} = memref.expand_shape %{src} {groups} output_shape {target} : {src_t} into {t}")
+        else:
+            lines.append(f"    %{dst} = memref.cast %{src} : {src_t} to {t}")
+
+    rank = lambda t: ir.MemRefType(ir.Type.parse(t)).rank  # noqa: E731
+    reshape("A0", "A", ta, rank(ta), [c.m, c.k])
+    reshape("C0", "C", tc, rank(tc), [c.m, c.panels, c.nr])
+    return lines
+
+
+def kernel_text(name: str, c: Contraction, rows: int) -> str:
+    """The vector-dialect kernel: tasks [t0, t1) of (batch, panel) pairs."""
+    vt = f"vector<{c.nr}xf32>"
+    ta, tb, tc = c.types
+    if c.packed:  # views A[M, K], B[P, K, NR], C[M, P, NR]
+        at, bt, ct = (f"memref<{c.m}x{c.k}xf32>", tb, f"memref<{c.m}x{c.panels}x{c.nr}xf32>")
+        args, views = "%A0: {}, %B: {}, %C0: {}".format(*c.types), _panel_views(c)
+    else:  # the operands as they are: [(b,) M, K] x [(b,) K, N] -> [(b,) M, N]
+        at, bt, ct = c.types
+        args, views = "%A: {}, %B: {}, %C: {}".format(*c.types), []
+    lines = [f"func.func @{name}({args}, %t0: index, %t1: index) attributes {{llvm.emit_c_interface}} {{",
+             *views,
+             "    %c0 = arith.constant 0 : index",
+             "    %c1 = arith.constant 1 : index",
+             f"    %cK = arith.constant {c.k} : index",
+             f"    %cP = arith.constant {c.panels} : index",
+             f"    %cNR = arith.constant {c.nr} : index",
+             f"    %cN = arith.constant {c.n} : index",
+             f"    %zero = arith.constant dense<0.0> : {vt}",
+             f"    %cMR = arith.constant {rows} : index",
+             f"    %cMain = arith.constant {c.m - c.m % rows} : index",
+             *[f"    %c{j}_row = arith.constant {j} : index" for j in range(1, rows)],
+             "    scf.for %t = %t0 to %t1 step %c1 {",
+             "      %bi = arith.divui %t, %cP : index",
+             "      %p = arith.remui %t, %cP : index",
+             "      %n0 = arith.muli %p, %cNR : index",
+             "      %left = arith.subi %cN, %n0 : index",
+             f"      %mask = vector.create_mask %left : vector<{c.nr}xi1>"]
+
+    def load(index: str, memref_type: str) -> str:
+        if c.masked:
+            return f"vector.maskedload {index}, %mask, %zero : {memref_type}, vector<{c.nr}xi1>, {vt} into {vt}"
+        return f"vector.load {index} : {memref_type}, {vt}"
+
+    def store(value: str, index: str) -> str:
+        if c.masked:
+            return f"vector.maskedstore {index}, %mask, {value} : {ct}, vector<{c.nr}xi1>, {vt}"
+        return f"vector.store {value}, {index} : {ct}, {vt}"
+
+    batch = "" if c.packed or ir.MemRefType(ir.Type.parse(ta)).rank == 2 else "%bi, "
+
+    def a_index(row: str, k: str) -> str:
+        return f"%A[{batch}{row}, {k}]"
+
+    def b_index(k: str) -> str:
+        return f"%B[%p, {k}, %c0]" if c.packed else f"%B[{batch}{k}, %n0]"
+
+    def c_index(row: str) -> str:
+        return f"%C[{row}, %p, %c0]" if c.packed else f"%C[{batch}{row}, %n0]"
+
+    def block(tag: str, count: int, base: str, indent: str) -> list[str]:
+        out = []
+        rws = [base] + [f"%{tag}r{j}" for j in range(1, count)]
+        for j in range(1, count):
+            out.append(f"{indent}{rws[j]} = arith.addi {base}, %c{j}_row : index")
+        for j in range(count):
+            out.append(f"{indent}%{tag}c{j} = {load(c_index(rws[j]), ct)}")
+        iters = ", ".join(f"%{tag}a{j} = %{tag}c{j}" for j in range(count))
+        out.append(f"{indent}%{tag}res:{count} = scf.for %{tag}k = %c0 to %cK step %c1 iter_args({iters}) -> "
+                   f"({', '.join([vt] * count)}) {{")
+        out.append(f"{indent}  %{tag}b = {load(b_index(f'%{tag}k'), bt)}")
+        for j in range(count):
+            out += [f"{indent}  %{tag}s{j} = memref.load {a_index(rws[j], f'%{tag}k')} : {at}",
+                    f"{indent}  %{tag}v{j} = vector.broadcast %{tag}s{j} : f32 to {vt}",
+                    f"{indent}  %{tag}f{j} = vector.fma %{tag}v{j}, %{tag}b, %{tag}a{j} : {vt}"]
+        out.append(f"{indent}  scf.yield {', '.join(f'%{tag}f{j}' for j in range(count))} : {', '.join([vt] * count)}")
+        out.append(f"{indent}}}")
+        for j in range(count):
+            out.append(f"{indent}{store(f'%{tag}res#{j}', c_index(rws[j]))}")
+        return out
+
+    if c.m >= rows:
+        lines.append("      scf.for %i = %c0 to %cMain step %cMR {")
+        lines += block("m", rows, "%i", "        ")
+        lines.append("      }")
+    if c.m % rows:
+        lines += block("t", c.m % rows, "%cMain", "      ")
+    lines += ["    }", "    return", "}"]
+    return "\n".join(lines)
+
+
+class Microkernels(ModulePass):
+    NAME = "qc-microkernels"
+    SUMMARY = "Replace bufferized f32 matmuls by vector micro-kernels split over the runtime's thread pool"
+    OPTIONS = {"vector-width": Option(int, 8, "f32 lanes of one SIMD register (8: AVX2, 16: AVX-512)"),
+               "rows": Option(int, 6, "rows of A per register tile (accumulators: rows x 2 vectors)")}
+
+    def run(self, module: ir.Operation, state: PassState) -> None:
+        lanes, rows = self.options["vector-width"], self.options["rows"]
+        body = module.regions[0].blocks[0]
+        kernels: dict[Contraction, str] = {}
+        candidates = [op for name in ("linalg.generic", "linalg.matmul", "linalg.batch_matmul")
+                      for op in walk_ops(module, name)]
+        for op in candidates:
+            c = match(op, lanes)
+            if c is None:
+                continue
+            if c not in kernels:
+                index = len(kernels)
+                kernels[c] = f"qc_par_{index}"
+                kernel = ir.Module.parse(kernel_text(f"qc_mk_{index}", c, rows), module.context)
+                with ir.InsertionPoint(body):
+                    kernel.body.operations[0].operation.clone()
+                    types = [ir.Type.parse(t, module.context) for t in c.types]
+                    with op.location:
+                        decl = func.FuncOp(f"qc_par_{index}", (types, []), visibility="private")
+                    decl.attributes["llvm.emit_c_interface"] = ir.UnitAttr.get(module.context)
+                    decl.attributes[KERNEL_ATTR] = ir.StringAttr.get(f"qc_mk_{index}", module.context)
+                    decl.attributes[TASKS_ATTR] = ir.IntegerAttr.get(ir.IntegerType.get_signless(64, module.context),
+                                                                     c.tasks)
+            with ir.InsertionPoint(op), op.location:
+                func.CallOp([], ir.FlatSymbolRefAttr.get(kernels[c]), list(op.operands)[:3])
+            op.erase()
+
+
+def trampolines(module: ir.Module) -> list[tuple[str, str, int, list[int]]]:
+    """(trampoline, kernel, tasks, memref ranks) of every kernel qc-microkernels added."""
+    found = []
+    for op in module.body.operations:
+        op = op.operation
+        if op.name == "func.func" and KERNEL_ATTR in op.attributes:
+            ftype = ir.FunctionType(ir.TypeAttr(op.attributes["function_type"]).value)
+            found.append((ir.StringAttr(op.attributes["sym_name"]).value, ir.StringAttr(op.attributes[KERNEL_ATTR]).value,
+                          ir.IntegerAttr(op.attributes[TASKS_ATTR]).value, [ir.MemRefType(t).rank for t in ftype.inputs]))
+    return found

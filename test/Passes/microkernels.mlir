@@ -1,0 +1,91 @@
+// RUN: qc-opt %s --split-input-file --pass-pipeline='builtin.module(qc-microkernels{vector-width=16 rows=4})' | FileCheck %s
+
+// A panel matmul from qc-lower-linear: 14 rows = 3 blocks of 4 + a tail of 2,
+// per k one panel vector of the weight and one broadcast element of x per row.
+// CHECK-LABEL: func.func @panel
+// CHECK: call @qc_par_0(%arg0, %arg1, %arg2) : (memref<2x7x8xf32>, memref<2x8x32xf32>, memref<2x7x2x32xf32>) -> ()
+// CHECK-NOT: linalg.generic
+// CHECK: func.func @qc_mk_0(%{{.*}}: memref<2x7x8xf32>, %{{.*}}: memref<2x8x32xf32>, %{{.*}}: memref<2x7x2x32xf32>, %[[T0:.*]]: index, %[[T1:.*]]: index) attributes {llvm.emit_c_interface}
+// CHECK: %[[A:.*]] = memref.collapse_shape %{{.*}} {{\[\[}}0, 1], [2]] : memref<2x7x8xf32> into memref<14x8xf32>
+// CHECK: %[[C:.*]] = memref.collapse_shape %{{.*}} {{\[\[}}0, 1], [2], [3]] : memref<2x7x2x32xf32> into memref<14x2x32xf32>
+// CHECK: scf.for %[[T:.*]] = %[[T0]] to %[[T1]]
+// CHECK: scf.for %[[I:.*]] = %{{.*}} to %c12 step %c4
+// CHECK-COUNT-4: vector.load %[[C]]
+// CHECK: scf.for {{.*}} -> (vector<32xf32>, vector<32xf32>, vector<32xf32>, vector<32xf32>)
+// CHECK: vector.load %{{.*}} : memref<2x8x32xf32>, vector<32xf32>
+// CHECK-COUNT-4: vector.fma
+// CHECK: scf.yield
+// CHECK-COUNT-4: vector.store {{.*}}, %[[C]]
+// CHECK: scf.for {{.*}} -> (vector<32xf32>, vector<32xf32>)
+// CHECK-COUNT-2: vector.fma
+// CHECK: func.func private @qc_par_0(memref<2x7x8xf32>, memref<2x8x32xf32>, memref<2x7x2x32xf32>)
+// CHECK-SAME: attributes {llvm.emit_c_interface, qc.kernel = "qc_mk_0", qc.tasks = 2 : i64}
+func.func @panel(%a: memref<2x7x8xf32>, %w: memref<2x8x32xf32>, %c: memref<2x7x2x32xf32>) {
+  linalg.generic {indexing_maps = [affine_map<(d0, d1, p, n, k) -> (d0, d1, k)>, affine_map<(d0, d1, p, n, k) -> (p, k, n)>,
+                                   affine_map<(d0, d1, p, n, k) -> (d0, d1, p, n)>],
+                  iterator_types = ["parallel", "parallel", "parallel", "parallel", "reduction"], library_call = "qc_panel_matmul"}
+      ins(%a, %w : memref<2x7x8xf32>, memref<2x8x32xf32>) outs(%c : memref<2x7x2x32xf32>) {
+  ^bb0(%i: f32, %j: f32, %o: f32):
+    %m = arith.mulf %i, %j : f32
+    %s = arith.addf %o, %m : f32
+    linalg.yield %s : f32
+  }
+  return
+}
+
+// -----
+
+// batch_matmul on activations: tasks are (batch, 16-column panel) pairs; B is read in place.
+// CHECK-LABEL: func.func @batch
+// CHECK: call @qc_par_0(%arg0, %arg1, %arg2)
+// CHECK-NOT: linalg.batch_matmul
+// CHECK: func.func @qc_mk_0
+// CHECK: arith.divui
+// CHECK: arith.remui
+// CHECK: vector.load %{{.*}} : memref<3x4x16xf32>, vector<16xf32>
+// CHECK: func.func private @qc_par_0({{.*}}) attributes {llvm.emit_c_interface, qc.kernel = "qc_mk_0", qc.tasks = 3 : i64}
+func.func @batch(%q: memref<3x5x4xf32>, %k: memref<3x4x16xf32>, %s: memref<3x5x16xf32>) {
+  linalg.batch_matmul ins(%q, %k : memref<3x5x4xf32>, memref<3x4x16xf32>) outs(%s : memref<3x5x16xf32>)
+  return
+}
+
+// -----
+
+// Kernels are shared by matmuls of one type.  A may have any strides (it is read
+// element by element); C with a non-unit inner stride stays with linalg.
+// CHECK-LABEL: func.func @shared_and_left
+// CHECK: call @qc_par_0(%arg0, %arg1, %arg2)
+// CHECK: call @qc_par_0(%arg0, %arg1, %arg3)
+// CHECK: call @qc_par_1(%{{.*}}, %arg1, %arg4) : (memref<2x4xf32, strided<[4, 1], offset: 4>>, memref<4x32xf32>, memref<2x32xf32>)
+// CHECK: linalg.matmul ins(%arg0, %{{.*}} : memref<5x4xf32>, memref<4x16xf32, strided<[32, 1]>>) outs(%{{.*}} : memref<5x16xf32, strided<[64, 2]>>)
+// CHECK-COUNT-2: func.func @qc_mk
+// CHECK-NOT: func.func @qc_mk
+func.func @shared_and_left(%x: memref<5x4xf32>, %y: memref<4x32xf32>, %z: memref<5x32xf32>, %z2: memref<5x32xf32>,
+                           %o: memref<2x32xf32>, %wide: memref<5x64xf32>) {
+  linalg.matmul ins(%x, %y : memref<5x4xf32>, memref<4x32xf32>) outs(%z : memref<5x32xf32>)
+  linalg.matmul ins(%x, %y : memref<5x4xf32>, memref<4x32xf32>) outs(%z2 : memref<5x32xf32>)
+  %sub = memref.subview %x[1, 0] [2, 4] [1, 1] : memref<5x4xf32> to memref<2x4xf32, strided<[4, 1], offset: 4>>
+  linalg.matmul ins(%sub, %y : memref<2x4xf32, strided<[4, 1], offset: 4>>, memref<4x32xf32>) outs(%o : memref<2x32xf32>)
+  %ys = memref.subview %y[0, 0] [4, 16] [1, 1] : memref<4x32xf32> to memref<4x16xf32, strided<[32, 1]>>
+  %every2 = memref.subview %wide[0, 0] [5, 16] [1, 2] : memref<5x64xf32> to memref<5x16xf32, strided<[64, 2]>>
+  linalg.matmul ins(%x, %ys : memref<5x4xf32>, memref<4x16xf32, strided<[32, 1]>>) outs(%every2 : memref<5x16xf32, strided<[64, 2]>>)
+  return
+}
+
+// -----
+
+// 40 columns = one 32-wide panel and a partial one: every access to B and C goes
+// through a lane mask of the columns left (all lanes but in the last panel).
+// CHECK-LABEL: func.func @ragged
+// CHECK: call @qc_par_0
+// CHECK: func.func @qc_mk_0
+// CHECK: %[[LEFT:.*]] = arith.subi %c40, %{{.*}} : index
+// CHECK: %[[MASK:.*]] = vector.create_mask %[[LEFT]] : vector<32xi1>
+// CHECK: vector.maskedload %{{.*}}, %[[MASK]], %{{.*}} : memref<5x40xf32>, vector<32xi1>, vector<32xf32> into vector<32xf32>
+// CHECK: vector.maskedload %{{.*}}, %[[MASK]], %{{.*}} : memref<4x40xf32>, vector<32xi1>, vector<32xf32> into vector<32xf32>
+// CHECK: vector.maskedstore %{{.*}}, %[[MASK]], %{{.*}} : memref<5x40xf32>, vector<32xi1>, vector<32xf32>
+// CHECK: func.func private @qc_par_0({{.*}}) attributes {llvm.emit_c_interface, qc.kernel = "qc_mk_0", qc.tasks = 2 : i64}
+func.func @ragged(%x: memref<5x4xf32>, %y: memref<4x40xf32>, %z: memref<5x40xf32>) {
+  linalg.matmul ins(%x, %y : memref<5x4xf32>, memref<4x40xf32>) outs(%z : memref<5x40xf32>)
+  return
+}
