@@ -22,7 +22,7 @@ from .errors import QCError
 
 # Before bufferization: elementwise fusion (contractions kept out of it behind calls),
 # qc ops to linalg, weights to arguments.
-PRE_BUFFERIZE = ("builtin.module(qc-isolate-contractions, func.func(linalg-fuse-elementwise-ops), "
+PRE_BUFFERIZE = ("builtin.module(qc-conv-to-matmul, qc-isolate-contractions, func.func(linalg-fuse-elementwise-ops), "
                  "qc-lower-linear{{panel-width={panel}}}, inline, symbol-dce, qc-weights-to-args, canonicalize, cse)")
 
 BUFFERIZE = ("builtin.module(one-shot-bufferize{bufferize-function-boundaries "

@@ -3,6 +3,7 @@
 from .base import ModulePass, Option, PassState
 from .outline_weights import OutlineWeights
 from .raise_linear import RaiseLinear
+from .conv_to_matmul import ConvToMatmul
 from .expand_math import ExpandMath
 from .isolate_contractions import IsolateContractions
 from .lower_linear import LowerLinear
@@ -11,7 +12,7 @@ from .weights_to_args import WeightsToArgs
 
 REGISTRY: dict[str, type[ModulePass]] = {
     p.NAME: p for p in (OutlineWeights, RaiseLinear, IsolateContractions, LowerLinear, WeightsToArgs, Microkernels,
-                        ExpandMath)
+                        ExpandMath, ConvToMatmul)
 }
 
 __all__ = ["ModulePass", "Option", "PassState", "REGISTRY"]

@@ -65,12 +65,31 @@ typedef struct {
   qc_task_fn fn;
   void *ctx;
   int64_t n, chunks, next_chunk, finished;
-  unsigned generation;
+  int64_t generation;
   int nthreads;
 } qc_pool;
 
 static qc_pool pool = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, PTHREAD_COND_INITIALIZER};
 static pthread_once_t pool_once = PTHREAD_ONCE_INIT;
+
+/* Waiting threads spin this many rounds before sleeping: generated code calls
+   the pool many times per run, and a futex wake-up costs more than a short kernel. */
+#define QC_SPIN_ROUNDS 4000
+
+static void cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#endif
+}
+
+/* Spins until *p != old; returns 0 if it still equals old after the spin. */
+static int spin_while_equal(const int64_t *p, int64_t old) {
+  for (int i = 0; i < QC_SPIN_ROUNDS; i++) {
+    if (__atomic_load_n(p, __ATOMIC_ACQUIRE) != old) return 1;
+    cpu_relax();
+  }
+  return 0;
+}
 
 static void run_chunks(void) {
   for (;;) {
@@ -83,15 +102,16 @@ static void run_chunks(void) {
     if (c < 0) return;
     fn(ctx, c * n / chunks, (c + 1) * n / chunks);
     pthread_mutex_lock(&pool.lock);
-    if (++pool.finished == pool.chunks) pthread_cond_signal(&pool.done);
+    if (__atomic_add_fetch(&pool.finished, 1, __ATOMIC_RELEASE) == pool.chunks) pthread_cond_signal(&pool.done);
     pthread_mutex_unlock(&pool.lock);
   }
 }
 
 static void *worker(void *arg) {
   (void)arg;
-  unsigned seen = 0;
+  int64_t seen = 0;
   for (;;) {
+    spin_while_equal(&pool.generation, seen);
     pthread_mutex_lock(&pool.lock);
     while (pool.generation == seen) pthread_cond_wait(&pool.wake, &pool.lock);
     seen = pool.generation;
@@ -132,10 +152,12 @@ void qc_parallel_for(qc_task_fn fn, void *ctx, int64_t n) {
   pool.chunks = n < threads ? n : threads;
   pool.next_chunk = 0;
   pool.finished = 0;
-  pool.generation++;
+  __atomic_add_fetch(&pool.generation, 1, __ATOMIC_RELEASE);
   pthread_cond_broadcast(&pool.wake);
   pthread_mutex_unlock(&pool.lock);
   run_chunks();
+  for (int i = 0; i < QC_SPIN_ROUNDS && __atomic_load_n(&pool.finished, __ATOMIC_ACQUIRE) < pool.chunks; i++)
+    cpu_relax();
   pthread_mutex_lock(&pool.lock);
   while (pool.finished < pool.chunks) pthread_cond_wait(&pool.done, &pool.lock);
   pthread_mutex_unlock(&pool.lock);
