@@ -19,12 +19,9 @@ from torch_mlir import ir
 from torch_mlir.dialects import func
 
 from .base import ModulePass, PassState, walk_ops
+from .templates import append_parsed, tensor_type
 
 CONVS = {"linalg.conv_1d_ncw_fcw": 1, "linalg.conv_2d_nchw_fchw": 2, "linalg.conv_3d_ncdhw_fcdhw": 3}
-
-
-def _tensor(shape, elt: str = "f32") -> str:
-    return f"tensor<{'x'.join(map(str, shape))}x{elt}>"
 
 
 def conv_helper(fn: str, xs, ws, ys, strides, dilations) -> str:
@@ -36,34 +33,34 @@ def conv_helper(fn: str, xs, ws, ys, strides, dilations) -> str:
     od = [f"o{i}" for i in range(d)]
     dims = ", ".join(["n", "c"] + kd + od)
     window = ", ".join(f"{o} * {s} + {k} * {dl}" for o, k, s, dl in zip(od, kd, strides, dilations))
-    col_t = _tensor([n, c, *ks, *outs])
+    col_t = tensor_type([n, c, *ks, *outs])
     par = ", ".join(['"parallel"'] * (2 + 2 * d))
     kgroup = list(range(1, d + 2))
     return "\n".join([
-        f"func.func private @{fn}(%x: {_tensor(xs)}, %w: {_tensor(ws)}, %init: {_tensor(ys)}) -> {_tensor(ys)} {{",
+        f"func.func private @{fn}(%x: {tensor_type(xs)}, %w: {tensor_type(ws)}, %init: {tensor_type(ys)}) -> {tensor_type(ys)} {{",
         f"  %e = tensor.empty() : {col_t}",
         f"  %col = linalg.generic {{indexing_maps = [affine_map<({dims}) -> (n, c, {window})>, "
-        f"affine_map<({dims}) -> ({dims})>], iterator_types = [{par}]}} ins(%x : {_tensor(xs)}) outs(%e : {col_t}) {{",
+        f"affine_map<({dims}) -> ({dims})>], iterator_types = [{par}]}} ins(%x : {tensor_type(xs)}) outs(%e : {col_t}) {{",
         "  ^bb0(%v: f32, %o: f32):",
         "    linalg.yield %v : f32",
         f"  }} -> {col_t}",
         f"  %col2 = tensor.collapse_shape %col [[0], {kgroup}, {list(range(d + 2, 2 * d + 2))}] : "
-        f"{col_t} into {_tensor([n, ckk, pixels])}",
-        f"  %w2 = tensor.collapse_shape %w [[0], {kgroup}] : {_tensor(ws)} into {_tensor([f, ckk])}",
-        f"  %eb = tensor.empty() : {_tensor([n, f, ckk])}",
+        f"{col_t} into {tensor_type([n, ckk, pixels])}",
+        f"  %w2 = tensor.collapse_shape %w [[0], {kgroup}] : {tensor_type(ws)} into {tensor_type([f, ckk])}",
+        f"  %eb = tensor.empty() : {tensor_type([n, f, ckk])}",
         "  %wb = linalg.generic {indexing_maps = [affine_map<(b, i, j) -> (i, j)>, affine_map<(b, i, j) -> (b, i, j)>], "
-        f"iterator_types = [\"parallel\", \"parallel\", \"parallel\"]}} ins(%w2 : {_tensor([f, ckk])}) "
-        f"outs(%eb : {_tensor([n, f, ckk])}) {{",
+        f"iterator_types = [\"parallel\", \"parallel\", \"parallel\"]}} ins(%w2 : {tensor_type([f, ckk])}) "
+        f"outs(%eb : {tensor_type([n, f, ckk])}) {{",
         "  ^bb0(%v: f32, %o: f32):",
         "    linalg.yield %v : f32",
-        f"  }} -> {_tensor([n, f, ckk])}",
+        f"  }} -> {tensor_type([n, f, ckk])}",
         f"  %acc = tensor.collapse_shape %init [[0], [1], {list(range(2, d + 2))}] : "
-        f"{_tensor(ys)} into {_tensor([n, f, pixels])}",
-        f"  %mm = linalg.batch_matmul ins(%wb, %col2 : {_tensor([n, f, ckk])}, {_tensor([n, ckk, pixels])}) "
-        f"outs(%acc : {_tensor([n, f, pixels])}) -> {_tensor([n, f, pixels])}",
+        f"{tensor_type(ys)} into {tensor_type([n, f, pixels])}",
+        f"  %mm = linalg.batch_matmul ins(%wb, %col2 : {tensor_type([n, f, ckk])}, {tensor_type([n, ckk, pixels])}) "
+        f"outs(%acc : {tensor_type([n, f, pixels])}) -> {tensor_type([n, f, pixels])}",
         f"  %y = tensor.expand_shape %mm [[0], [1], {list(range(2, d + 2))}] output_shape {list(ys)} : "
-        f"{_tensor([n, f, pixels])} into {_tensor(ys)}",
-        f"  return %y : {_tensor(ys)}",
+        f"{tensor_type([n, f, pixels])} into {tensor_type(ys)}",
+        f"  return %y : {tensor_type(ys)}",
         "}",
     ])
 
@@ -85,9 +82,7 @@ class ConvToMatmul(ModulePass):
                 dilations = [int(v) for v in ir.DenseIntElementsAttr(op.attributes["dilations"])]
                 fn = "qc_conv_" + "_".join("x".join(map(str, s)) for s in (xs, ws, ys, strides, dilations))
                 if fn not in helpers:
-                    parsed = ir.Module.parse(conv_helper(fn, xs, ws, ys, strides, dilations), module.context)
-                    with ir.InsertionPoint(body):
-                        parsed.body.operations[0].operation.clone()
+                    append_parsed(body, conv_helper(fn, xs, ws, ys, strides, dilations), module.context)
                     helpers.add(fn)
                 with ir.InsertionPoint(op), op.location:
                     call = func.CallOp([op.results[0].type], ir.FlatSymbolRefAttr.get(fn), list(op.operands[:3]))

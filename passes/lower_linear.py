@@ -25,6 +25,7 @@ from ..compiler.errors import QCError
 from ..dialects.qc import WeightOp
 from .base import ModulePass, Option, PassState, walk_ops
 from .matchers import producer
+from .templates import append_parsed, tensor_type
 
 PANEL_MATMUL = "qc_panel_matmul"
 
@@ -38,10 +39,6 @@ def pack_panels(w_nk: np.ndarray, width: int) -> np.ndarray:
     return np.ascontiguousarray(padded.reshape(panels, width, k).transpose(0, 2, 1))
 
 
-def _tensor(shape, elt: str) -> str:
-    return f"tensor<{'x'.join(map(str, shape))}x{elt}>"
-
-
 def linear_helper(fn: str, xshape: list[int], n: int, width: int, elt: str, has_bias: bool) -> str:
     """Text of a private func computing qc.linear with a [P, K, width] packed weight."""
     *lead, k = xshape
@@ -51,11 +48,11 @@ def linear_helper(fn: str, xshape: list[int], n: int, width: int, elt: str, has_
     loops = ", ".join(dims + ["p", "n", "k"])
     lead_p = ", ".join(dims + ["p", "n"])
     parallel = ", ".join(['"parallel"'] * (r + 2))
-    acc_t = _tensor(lead + [panels, width], elt)
-    flat_t = _tensor(lead + [panels * width], elt)
-    y_t = _tensor(lead + [n], elt)
-    lines = [f"func.func private @{fn}(%x: {_tensor(xshape, elt)}, %w: {_tensor([panels, k, width], elt)}"
-             + (f", %b: {_tensor([n], elt)}" if has_bias else "") + f") -> {y_t} {{",
+    acc_t = tensor_type(lead + [panels, width], elt)
+    flat_t = tensor_type(lead + [panels * width], elt)
+    y_t = tensor_type(lead + [n], elt)
+    lines = [f"func.func private @{fn}(%x: {tensor_type(xshape, elt)}, %w: {tensor_type([panels, k, width], elt)}"
+             + (f", %b: {tensor_type([n], elt)}" if has_bias else "") + f") -> {y_t} {{",
              f"  %empty = tensor.empty() : {acc_t}"]
     if has_bias:
         if panels * width != n:
@@ -63,15 +60,15 @@ def linear_helper(fn: str, xshape: list[int], n: int, width: int, elt: str, has_
                       f"  %bp = tensor.pad %b low[0] high[{panels * width - n}] {{",
                       "  ^bb0(%i: index):",
                       f"    tensor.yield %zero_b : {elt}",
-                      f"  }} : {_tensor([n], elt)} to {_tensor([panels * width], elt)}"]
+                      f"  }} : {tensor_type([n], elt)} to {tensor_type([panels * width], elt)}"]
         else:
-            lines.append(f"  %bp = tensor.cast %b : {_tensor([n], elt)} to {_tensor([n], elt)}")
+            lines.append(f"  %bp = tensor.cast %b : {tensor_type([n], elt)} to {tensor_type([n], elt)}")
         lines += [f"  %b2 = tensor.expand_shape %bp [[0, 1]] output_shape [{panels}, {width}] : "
-                  f"{_tensor([panels * width], elt)} into {_tensor([panels, width], elt)}",
+                  f"{tensor_type([panels * width], elt)} into {tensor_type([panels, width], elt)}",
                   "  %acc = linalg.generic {indexing_maps = ["
                   f"affine_map<({lead_p}) -> (p, n)>, affine_map<({lead_p}) -> ({lead_p})>], "
                   f"iterator_types = [{parallel}]}} "
-                  f"ins(%b2 : {_tensor([panels, width], elt)}) outs(%empty : {acc_t}) {{",
+                  f"ins(%b2 : {tensor_type([panels, width], elt)}) outs(%empty : {acc_t}) {{",
                   f"  ^bb0(%v: {elt}, %o: {elt}):",
                   f"    linalg.yield %v : {elt}",
                   f"  }} -> {acc_t}"]
@@ -82,7 +79,7 @@ def linear_helper(fn: str, xshape: list[int], n: int, width: int, elt: str, has_
               f"affine_map<({loops}) -> ({', '.join(dims + ['k'])})>, "
               f"affine_map<({loops}) -> (p, k, n)>, affine_map<({loops}) -> ({lead_p})>], "
               f"iterator_types = [{parallel}, \"reduction\"], library_call = \"{PANEL_MATMUL}\"}} "
-              f"ins(%x, %w : {_tensor(xshape, elt)}, {_tensor([panels, k, width], elt)}) outs(%acc : {acc_t}) {{",
+              f"ins(%x, %w : {tensor_type(xshape, elt)}, {tensor_type([panels, k, width], elt)}) outs(%acc : {acc_t}) {{",
               f"  ^bb0(%a: {elt}, %bw: {elt}, %c: {elt}):",
               f"    %m = arith.mulf %a, %bw : {elt}",
               f"    %s = arith.addf %c, %m : {elt}",
@@ -122,10 +119,7 @@ class LowerLinear(ModulePass):
             has_bias = len(op.operands) == 3
             fn = f"qc_linear_{'x'.join(map(str, xt.shape))}_{n}_p{width}{'_bias' if has_bias else ''}_{elt}"
             if fn not in helpers:
-                text = linear_helper(fn, list(xt.shape), n, width, elt, has_bias)
-                parsed = ir.Module.parse(text, module.context)
-                with ir.InsertionPoint(body):
-                    parsed.body.operations[0].operation.clone()
+                append_parsed(body, linear_helper(fn, list(xt.shape), n, width, elt, has_bias), module.context)
                 helpers.add(fn)
             name = ir.FlatSymbolRefAttr(wop.attributes["name"]).value
             packed = f"{name}.p{width}"

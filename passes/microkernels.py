@@ -1,6 +1,6 @@
 """qc-microkernels: bufferized matmuls -> vector micro-kernels run on the thread pool.
 
-Runs after bufferization.  Matches, on f32 memrefs with identity layouts,
+Runs after bufferization.  Matches, on f32 memrefs,
 
     linalg.generic {library_call = "qc_panel_matmul"}   (from qc-lower-linear)
         C[..., p, n] += A[..., k] * B[p, k, n]           B: packed weight panels [P, K, NR]
@@ -16,8 +16,10 @@ of ``rows`` rows it keeps rows x NR accumulators in registers, and per k
 loads one panel vector of B, broadcasts one element of A per row and issues
 ``vector.fma``; the accumulators start from C, which holds the bias or zero.
 When N is not a multiple of NR, B and C are read and written through a lane
-mask (all lanes but in the last panel).  Matmuls on other layouts or element
-types are left to the generic loop lowering.
+mask (all lanes but in the last panel).  A panel matmul needs identity
+layouts (its leading dims are flattened); for the others A may have any
+strides, B and C a unit inner stride.  Matmuls that do not fit are left to
+the generic loop lowering.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from torch_mlir.dialects import func
 from .base import ModulePass, Option, PassState, walk_ops
 from .lower_linear import PANEL_MATMUL
 from .matchers import indexing_maps
+from .templates import append_parsed
 
 KERNEL_ATTR = "qc.kernel"  # on a trampoline declaration: the kernel it runs
 TASKS_ATTR = "qc.tasks"    # ... and how many tasks it splits
@@ -240,9 +243,8 @@ class Microkernels(ModulePass):
             if c not in kernels:
                 index = len(kernels)
                 kernels[c] = f"qc_par_{index}"
-                kernel = ir.Module.parse(kernel_text(f"qc_mk_{index}", c, rows), module.context)
+                append_parsed(body, kernel_text(f"qc_mk_{index}", c, rows), module.context)
                 with ir.InsertionPoint(body):
-                    kernel.body.operations[0].operation.clone()
                     types = [ir.Type.parse(t, module.context) for t in c.types]
                     with op.location:
                         decl = func.FuncOp(f"qc_par_{index}", (types, []), visibility="private")

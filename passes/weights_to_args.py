@@ -40,5 +40,6 @@ class WeightsToArgs(ModulePass):
         new_inputs = list(ftype.inputs) + [v.type for v in args.values()]
         main.attributes["function_type"] = ir.TypeAttr.get(ir.FunctionType.get(new_inputs, list(ftype.results)))
         main.attributes["qc.weight_args"] = ir.ArrayAttr.get([ir.StringAttr.get(n) for n in args])
-        for name in args if len(state.store) else ():  # without a store (qc-opt) only the IR changes
-            state.store[name]  # fail early, with the name, if the store lacks it
+        if len(state.store):  # without a store (qc-opt) only the IR changes
+            for name in args:
+                state.store[name]  # fail early, with the name, if the store lacks it
