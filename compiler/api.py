@@ -9,11 +9,17 @@ from pathlib import Path
 
 from torch_mlir import ir
 
-from ..passes.base import PassState
+from ..passes.base import PassState, walk_ops
+from ..passes.instrument import OBSERVED_ATTR
+from ..passes.quantize_weights import METHODS
 from ..runtime import build as rtbuild
 from . import artifacts, codegen
 from .context import make_context
+from .calibration import OBSERVE_PREFIX, Statistics, collect, load_calibration_npz
 from .errors import QCError
+from .weights import WeightStore
+from .quant import parse_scheme
+from .report import summary, write_report
 from .frontend_onnx import import_onnx, spec_of
 from .signature import Signature, TensorSpec
 
@@ -63,8 +69,17 @@ def _import_mlir(path: Path, ctx: ir.Context):
 
 def compile(model, output: str | Path, *, emit: str = "so", shapes: dict | None = None,
             example_inputs=None, input_names=None, target_cpu: str | None = None,
-            target_features: str | None = None) -> CompileResult:
-    """Compile ``model`` (ONNX path/ModelProto, ``.mlir`` path, or ``nn.Module``) to ``output``."""
+            target_features: str | None = None, scheme: str | None = None, method: str = "rtn",
+            overrides: dict[str, str] | None = None, calibration=None, stats: Statistics | None = None,
+            save_stats: str | Path | None = None, report: str | Path | None = None,
+            weights: str | Path | None = None, progress: bool = False) -> CompileResult:
+    """Compile ``model`` (ONNX path/ModelProto, ``.mlir`` path, or ``nn.Module``) to ``output``.
+
+    Quantization: ``scheme`` (e.g. ``"w4a16-g128"``) for every linear, ``overrides``
+    ({layer-name regex: scheme}) per layer, ``method`` rtn | gptq | awq.
+    ``calibration``: an iterable of input dicts (or a ``calib.npz`` path) run
+    through an instrumented build; ``stats``: statistics saved from an earlier
+    run instead.  ``report``: a ``.md`` or ``.json`` path."""
     if emit not in EMITS:
         raise QCError(f"--emit must be one of {', '.join(EMITS)}, got '{emit}'")
     output = Path(output)
@@ -74,16 +89,51 @@ def compile(model, output: str | Path, *, emit: str = "so", shapes: dict | None 
     ctx = make_context()
     module, sig = import_model(model, ctx, shapes, example_inputs, input_names)
     state = PassState()
+    if weights is not None:
+        state.store = WeightStore.load(weights)
     codegen.run(module, IMPORT_PIPELINE, state, "import passes")
+    weight_bytes = state.store.nbytes()
     timings["import"] = time.perf_counter() - t0
+    target = codegen.Target.of(target_cpu, target_features)
+
+    quantizing = scheme is not None or bool(overrides)
+    if method not in METHODS:
+        raise QCError(f"quantization method must be one of {', '.join(METHODS)}, got '{method}'")
+    if stats is not None:
+        state.stats = stats
+    elif calibration is not None:
+        t1 = time.perf_counter()
+        if isinstance(calibration, (str, Path)):
+            calibration = load_calibration_npz(calibration, [s.name for s in sig.inputs])
+        state.stats = calibrate(module, sig, state, calibration, target,
+                                hessian=method != "rtn" or save_stats is not None, progress=progress)
+        timings["calibrate"] = time.perf_counter() - t1
+    if save_stats is not None:
+        if not state.stats:
+            raise QCError("no statistics to save: give calibration data")
+        state.stats.save(save_stats)
+    if quantizing:
+        assign_schemes(module, scheme or "f32", overrides or {})
+        codegen.run(module, f"builtin.module(qc-quantize-weights{{method={method}}}, qc-fuse-dequant-gemm, "
+                            "canonicalize, cse)", state, "quantization")
+    if report is not None:
+        write_report(report, summary(state.report, weight_bytes))
+    files: list[Path] = [Path(report)] if report is not None else []
+
     if emit == "mlir":
         output.write_text(module.operation.get_asm(large_elements_limit=64))
         weights = output.with_suffix(".safetensors")
         state.store.save(weights)
-        return CompileResult(output, sig, [output, weights], timings)
+        return CompileResult(output, sig, [output, weights] + files, timings)
+    result = build(module, sig, state, target, output, emit, timings)
+    result.files += files
+    return result
 
+
+def build(module: ir.Module, sig: Signature, state: PassState, target: codegen.Target, output: Path, emit: str,
+          timings: dict[str, float]) -> CompileResult:
+    """Lower an imported (maybe quantized) module to ``emit`` at ``output``."""
     t1 = time.perf_counter()
-    target = codegen.Target.of(target_cpu, target_features)
     weight_names, kernels = codegen.lower_to_llvm_dialect(module, state, target)
     llvm_ir = codegen.to_llvm_ir(module)
     timings["lower"] = time.perf_counter() - t1
@@ -112,3 +162,66 @@ def compile(model, output: str | Path, *, emit: str = "so", shapes: dict | None 
     header.write_text(artifacts.header(sig))
     timings["link"] = time.perf_counter() - t3
     return CompileResult(output, sig, [output, blob, header], timings)
+
+
+def calibrate(module: ir.Module, sig: Signature, state: PassState, samples, target: codegen.Target,
+              hessian: bool, progress: bool = False) -> Statistics:
+    """Statistics of every linear input: build an instrumented copy of ``module`` and run it on ``samples``."""
+    from ..runtime.loader import load
+
+    instrumented = ir.Module.parse(module.operation.get_asm(), module.context)
+    codegen.run(instrumented, "builtin.module(qc-instrument{export=true})", state, "instrumentation")
+    main = codegen.main_func(instrumented)
+    ftype = ir.FunctionType(ir.TypeAttr(main.attributes["function_type"]).value)
+    observed = [[ir.StringAttr(n).value for n in names] for names in main.attributes[OBSERVED_ATTR]] \
+        if OBSERVED_ATTR in main.attributes else []
+    extra = tuple(spec_of(OBSERVE_PREFIX + names[0], t) for names, t in zip(observed, ftype.results[len(sig.outputs):]))
+    samples = list(samples)
+    with tempfile.TemporaryDirectory(prefix="qc-calib-") as tmp:
+        lib = Path(tmp) / "instrumented.so"
+        build(instrumented, Signature(sig.inputs, sig.outputs + extra), state, target, lib, "so", {})
+        model = load(lib)
+        stats = collect(model.run, samples, hessian, progress, total=len(samples))
+        del model
+    for names in observed:  # layers reading one input share its statistics
+        for name in names[1:]:
+            stats[name] = stats[names[0]]
+    return stats
+
+
+def assign_schemes(module: ir.Module, default: str, overrides: dict[str, str]) -> None:
+    """Set ``qc.scheme`` on every linear: the first override whose regex matches its name, else ``default``."""
+    import re
+
+    from ..passes.matchers import layer_name
+    from ..passes.quantize_weights import scheme_attr
+
+    patterns = []
+    for pattern, text in overrides.items():
+        try:
+            patterns.append((re.compile(pattern), parse_scheme(text)))
+        except re.error as err:
+            raise QCError(f"bad layer pattern '{pattern}' in scheme overrides: {err}") from None
+    fallback = parse_scheme(default)
+    with module.context:
+        for op in walk_ops(module.operation, "qc.linear"):
+            name = layer_name(op)
+            if name is None:
+                continue
+            chosen = next((s for p, s in patterns if p.fullmatch(name)), fallback)
+            op.attributes["qc.scheme"] = scheme_attr(chosen)
+
+
+def read_overrides(path: str | Path | None) -> dict[str, str]:
+    """A scheme-override file: a JSON object mapping layer-name regexes to schemes."""
+    import json
+
+    if path is None:
+        return {}
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as err:
+        raise QCError(f"cannot read scheme overrides '{path}': {err}") from None
+    if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
+        raise QCError(f"scheme overrides '{path}' must be a JSON object of \"regex\": \"scheme\" pairs")
+    return data

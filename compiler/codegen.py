@@ -22,8 +22,9 @@ from .errors import QCError
 
 # Before bufferization: elementwise fusion (contractions kept out of it behind calls),
 # qc ops to linalg, weights to arguments.
-PRE_BUFFERIZE = ("builtin.module(qc-conv-to-matmul, qc-isolate-contractions, func.func(linalg-fuse-elementwise-ops), "
-                 "qc-lower-linear{{panel-width={panel}}}, inline, symbol-dce, qc-weights-to-args, canonicalize, cse)")
+PRE_BUFFERIZE = ("builtin.module(qc-fuse-dequant-gemm, qc-conv-to-matmul, qc-isolate-contractions, "
+                 "func.func(linalg-fuse-elementwise-ops), qc-lower-linear{{panel-width={panel}}}, "
+                 "qc-lower-qgemm{{panel-width={panel}}}, inline, symbol-dce, qc-weights-to-args, canonicalize, cse)")
 
 BUFFERIZE = ("builtin.module(one-shot-bufferize{bufferize-function-boundaries "
              "function-boundary-type-conversion=identity-layout-map}, "
@@ -100,7 +101,7 @@ def lower_to_llvm_dialect(module: ir.Module, state: PassState, target: Target) -
     kernel trampolines the C glue must define."""
     lanes = target.vector_width
     run(module, PRE_BUFFERIZE.format(panel=2 * lanes), state, "lowering qc ops")
-    main = _main(module)
+    main = main_func(module)
     weight_args = [ir.StringAttr(a).value for a in main.attributes["qc.weight_args"]]
     with module.context:
         main.attributes["llvm.emit_c_interface"] = ir.UnitAttr.get()
@@ -112,7 +113,7 @@ def lower_to_llvm_dialect(module: ir.Module, state: PassState, target: Target) -
     return weight_args, kernels
 
 
-def _main(module: ir.Module) -> ir.Operation:
+def main_func(module: ir.Module) -> ir.Operation:
     for op in module.body.operations:
         op = op.operation
         if op.name == "func.func" and ir.StringAttr(op.attributes["sym_name"]).value == "main":

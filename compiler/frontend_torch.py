@@ -30,6 +30,38 @@ def _dense_literal_hooks():
     return DenseLiterals()
 
 
+def _name_parameters(mlir_module: ir.Module, module) -> None:
+    """Give each constant that holds a parameter the parameter's name as its location.
+
+    The lowering to linalg folds constants and drops the importer's locations;
+    qc-outline-weights names store entries after locations, and reports and
+    scheme overrides name layers after store entries."""
+    import hashlib
+
+    import numpy as np
+    from torch_mlir.dialects import arith
+
+    from ..passes.base import walk_ops
+
+    def key(array: np.ndarray) -> tuple:
+        return array.shape, str(array.dtype), hashlib.sha1(np.ascontiguousarray(array).tobytes()).hexdigest()
+
+    names = {}
+    for name, tensor in list(module.named_parameters()) + list(module.named_buffers()):
+        if tensor.numel() > 1 and tensor.dtype.is_floating_point:
+            names.setdefault(key(tensor.detach().cpu().numpy()), name)
+    for op in walk_ops(mlir_module.operation, "arith.constant"):
+        value = op.attributes["value"]
+        if not isinstance(value, ir.DenseElementsAttr) or value.is_splat:
+            continue
+        name = names.get(key(np.array(value).reshape(value.type.shape)))
+        if name is not None:
+            with ir.InsertionPoint(op), ir.Location.name(name, context=op.context):
+                named = arith.ConstantOp(value.type, value)
+            op.result.replace_all_uses_with(named.result)
+            op.erase()
+
+
 def import_torch(module, example_inputs: tuple, ctx: ir.Context,
                  input_names: list[str] | None = None) -> tuple[ir.Module, Signature]:
     import torch
@@ -43,6 +75,7 @@ def import_torch(module, example_inputs: tuple, ctx: ir.Context,
                                                fx_importer=FxImporter(context=ctx, hooks=_dense_literal_hooks()), func_name="main")
     except Exception as err:  # torch.export and the lowering raise many kinds
         raise QCError(f"cannot import the PyTorch module: {err.__class__.__name__}: {err}") from None
+    _name_parameters(mlir_module, module)
     main = next(op.operation for op in mlir_module.body.operations if op.operation.name == "func.func")
     ftype = ir.FunctionType(ir.TypeAttr(main.attributes["function_type"]).value)
     names = input_names or [f"input{i}" for i in range(len(ftype.inputs))]

@@ -9,10 +9,14 @@ from .isolate_contractions import IsolateContractions
 from .lower_linear import LowerLinear
 from .microkernels import Microkernels
 from .weights_to_args import WeightsToArgs
+from .instrument import Instrument
+from .quantize_weights import QuantizeWeights
+from .fuse_dequant_gemm import FuseDequantGemm
+from .lower_qgemm import LowerQGemm
 
 REGISTRY: dict[str, type[ModulePass]] = {
     p.NAME: p for p in (OutlineWeights, RaiseLinear, IsolateContractions, LowerLinear, WeightsToArgs, Microkernels,
-                        ExpandMath, ConvToMatmul)
+                        ExpandMath, ConvToMatmul, Instrument, QuantizeWeights, FuseDequantGemm, LowerQGemm)
 }
 
 __all__ = ["ModulePass", "Option", "PassState", "REGISTRY"]

@@ -7,6 +7,7 @@ from typing import Any, Callable, ClassVar
 
 from torch_mlir import ir
 
+from ..compiler.calibration import Statistics
 from ..compiler.errors import QCError
 from ..compiler.weights import WeightStore
 
@@ -18,11 +19,20 @@ class Option:
     help: str
 
 
+def parse_bool(text: str) -> bool:
+    """A boolean pass option as MLIR spells it."""
+    if text not in ("true", "false", "1", "0"):
+        raise ValueError(text)
+    return text in ("true", "1")
+
+
 @dataclass
 class PassState:
     """What a pipeline run shares between passes."""
 
     store: WeightStore = field(default_factory=WeightStore)
+    stats: Statistics = field(default_factory=Statistics)  # calibration, by layer name
+    report: dict[str, dict] = field(default_factory=dict)  # what passes did, by layer name
 
 
 class ModulePass:

@@ -39,8 +39,13 @@ def pack_panels(w_nk: np.ndarray, width: int) -> np.ndarray:
     return np.ascontiguousarray(padded.reshape(panels, width, k).transpose(0, 2, 1))
 
 
-def linear_helper(fn: str, xshape: list[int], n: int, width: int, elt: str, has_bias: bool) -> str:
-    """Text of a private func computing qc.linear with a [P, K, width] packed weight."""
+def panel_helper(fn: str, xshape: list[int], n: int, width: int, has_bias: bool,
+                 weights: list[tuple[str, str]], body: list[str], library_call: str) -> str:
+    """Text of a private func ``y = x (.) weights + b`` accumulated in [..., P, width] panels.
+
+    ``weights``: (tensor type, indexing map results over (lead..., p, n, k)) per
+    weight operand; ``body``: the contraction generic's body, whose block
+    arguments are %a (x), then one per weight, then %c (accumulator), ending in yield."""
     *lead, k = xshape
     panels = -(-n // width)
     r = len(lead)
@@ -48,42 +53,42 @@ def linear_helper(fn: str, xshape: list[int], n: int, width: int, elt: str, has_
     loops = ", ".join(dims + ["p", "n", "k"])
     lead_p = ", ".join(dims + ["p", "n"])
     parallel = ", ".join(['"parallel"'] * (r + 2))
-    acc_t = tensor_type(lead + [panels, width], elt)
-    flat_t = tensor_type(lead + [panels * width], elt)
-    y_t = tensor_type(lead + [n], elt)
-    lines = [f"func.func private @{fn}(%x: {tensor_type(xshape, elt)}, %w: {tensor_type([panels, k, width], elt)}"
-             + (f", %b: {tensor_type([n], elt)}" if has_bias else "") + f") -> {y_t} {{",
+    acc_t = tensor_type(lead + [panels, width])
+    flat_t = tensor_type(lead + [panels * width])
+    y_t = tensor_type(lead + [n])
+    w_args = ", ".join(f"%arg_w{i}: {t}" for i, (t, _) in enumerate(weights))
+    lines = [f"func.func private @{fn}(%x: {tensor_type(xshape)}, {w_args}"
+             + (f", %b: {tensor_type([n])}" if has_bias else "") + f") -> {y_t} {{",
              f"  %empty = tensor.empty() : {acc_t}"]
     if has_bias:
         if panels * width != n:
-            lines += ["  %zero_b = arith.constant 0.0 : " + elt,
+            lines += ["  %zero_b = arith.constant 0.0 : f32",
                       f"  %bp = tensor.pad %b low[0] high[{panels * width - n}] {{",
                       "  ^bb0(%i: index):",
-                      f"    tensor.yield %zero_b : {elt}",
-                      f"  }} : {tensor_type([n], elt)} to {tensor_type([panels * width], elt)}"]
+                      "    tensor.yield %zero_b : f32",
+                      f"  }} : {tensor_type([n])} to {tensor_type([panels * width])}"]
         else:
-            lines.append(f"  %bp = tensor.cast %b : {tensor_type([n], elt)} to {tensor_type([n], elt)}")
+            lines.append(f"  %bp = tensor.cast %b : {tensor_type([n])} to {tensor_type([n])}")
         lines += [f"  %b2 = tensor.expand_shape %bp [[0, 1]] output_shape [{panels}, {width}] : "
-                  f"{tensor_type([panels * width], elt)} into {tensor_type([panels, width], elt)}",
+                  f"{tensor_type([panels * width])} into {tensor_type([panels, width])}",
                   "  %acc = linalg.generic {indexing_maps = ["
                   f"affine_map<({lead_p}) -> (p, n)>, affine_map<({lead_p}) -> ({lead_p})>], "
                   f"iterator_types = [{parallel}]}} "
-                  f"ins(%b2 : {tensor_type([panels, width], elt)}) outs(%empty : {acc_t}) {{",
-                  f"  ^bb0(%v: {elt}, %o: {elt}):",
-                  f"    linalg.yield %v : {elt}",
+                  f"ins(%b2 : {tensor_type([panels, width])}) outs(%empty : {acc_t}) {{",
+                  "  ^bb0(%v: f32, %o: f32):",
+                  "    linalg.yield %v : f32",
                   f"  }} -> {acc_t}"]
     else:
-        lines += [f"  %zero = arith.constant 0.0 : {elt}",
-                  f"  %acc = linalg.fill ins(%zero : {elt}) outs(%empty : {acc_t}) -> {acc_t}"]
-    lines += ["  %mm = linalg.generic {indexing_maps = ["
-              f"affine_map<({loops}) -> ({', '.join(dims + ['k'])})>, "
-              f"affine_map<({loops}) -> (p, k, n)>, affine_map<({loops}) -> ({lead_p})>], "
-              f"iterator_types = [{parallel}, \"reduction\"], library_call = \"{PANEL_MATMUL}\"}} "
-              f"ins(%x, %w : {tensor_type(xshape, elt)}, {tensor_type([panels, k, width], elt)}) outs(%acc : {acc_t}) {{",
-              f"  ^bb0(%a: {elt}, %bw: {elt}, %c: {elt}):",
-              f"    %m = arith.mulf %a, %bw : {elt}",
-              f"    %s = arith.addf %c, %m : {elt}",
-              f"    linalg.yield %s : {elt}",
+        lines += ["  %zero = arith.constant 0.0 : f32",
+                  f"  %acc = linalg.fill ins(%zero : f32) outs(%empty : {acc_t}) -> {acc_t}"]
+    maps = [f"affine_map<({loops}) -> ({', '.join(dims + ['k'])})>"]
+    maps += [f"affine_map<({loops}) -> ({m})>" for _, m in weights] + [f"affine_map<({loops}) -> ({lead_p})>"]
+    names = ", ".join(["%x"] + [f"%arg_w{i}" for i in range(len(weights))])
+    types = ", ".join([tensor_type(xshape)] + [t for t, _ in weights])
+    lines += [f"  %mm = linalg.generic {{indexing_maps = [{', '.join(maps)}], "
+              f"iterator_types = [{parallel}, \"reduction\"], library_call = \"{library_call}\"}} "
+              f"ins({names} : {types}) outs(%acc : {acc_t}) {{",
+              *[f"  {line}" for line in body],
               f"  }} -> {acc_t}"]
     groups = ", ".join([f"[{i}]" for i in range(r)] + [f"[{r}, {r + 1}]"])
     lines.append(f"  %flat = tensor.collapse_shape %mm [{groups}] : {acc_t} into {flat_t}")
@@ -95,6 +100,25 @@ def linear_helper(fn: str, xshape: list[int], n: int, width: int, elt: str, has_
         lines.append(f"  %y = tensor.cast %flat : {flat_t} to {y_t}")
     lines += [f"  return %y : {y_t}", "}"]
     return "\n".join(lines)
+
+
+def linear_helper(fn: str, xshape: list[int], n: int, width: int, has_bias: bool) -> str:
+    """Text of a private func computing an f32 qc.linear with a [P, K, width] packed weight."""
+    panels = -(-n // width)
+    body = ["^bb0(%a: f32, %bw: f32, %c: f32):",
+            "  %m = arith.mulf %a, %bw : f32",
+            "  %s = arith.addf %c, %m : f32",
+            "  linalg.yield %s : f32"]
+    return panel_helper(fn, xshape, n, width, has_bias, [(tensor_type([panels, xshape[-1], width]), "p, k, n")], body,
+                        PANEL_MATMUL)
+
+
+def weight_name(value: ir.Value, what: str, location: ir.Location) -> tuple[ir.Operation, str]:
+    """The qc.weight producing ``value`` and its store name."""
+    wop = producer(value)
+    if wop is None or wop.name != "qc.weight":
+        raise QCError(f"{what} must be a qc.weight to be lowered", location)
+    return wop, ir.FlatSymbolRefAttr(wop.attributes["name"]).value
 
 
 class LowerLinear(ModulePass):
@@ -110,18 +134,16 @@ class LowerLinear(ModulePass):
         helpers: set[str] = set()
         for op in walk_ops(module, "qc.linear"):
             x, w = op.operands[0], op.operands[1]
-            wop = producer(w)
-            if wop is None or wop.name != "qc.weight":
-                raise QCError("qc.linear's weight must be a qc.weight to be lowered", op.location)
+            wop, name = weight_name(w, "qc.linear's weight", op.location)
             xt, wt = ir.RankedTensorType(x.type), ir.RankedTensorType(w.type)
+            if not isinstance(wt.element_type, ir.F32Type):
+                raise QCError(f"qc.linear is lowered for f32 only, got {wt.element_type}", op.location)
             n, k = wt.shape
-            elt = str(wt.element_type)
             has_bias = len(op.operands) == 3
-            fn = f"qc_linear_{'x'.join(map(str, xt.shape))}_{n}_p{width}{'_bias' if has_bias else ''}_{elt}"
+            fn = f"qc_linear_{'x'.join(map(str, xt.shape))}_{n}_p{width}{'_bias' if has_bias else ''}"
             if fn not in helpers:
-                append_parsed(body, linear_helper(fn, list(xt.shape), n, width, elt, has_bias), module.context)
+                append_parsed(body, linear_helper(fn, list(xt.shape), n, width, has_bias), module.context)
                 helpers.add(fn)
-            name = ir.FlatSymbolRefAttr(wop.attributes["name"]).value
             packed = f"{name}.p{width}"
             if name in state.store and packed not in state.store:
                 state.store[packed] = pack_panels(state.store[name], width)

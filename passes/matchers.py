@@ -48,3 +48,23 @@ def erase_dead_ops(root: ir.Operation) -> None:
     from torch_mlir import rewrite
 
     rewrite.apply_patterns_and_fold_greedily(root, rewrite.RewritePatternSet(root.context).freeze())
+
+
+def linear_weight_name(linear: ir.Operation) -> str | None:
+    """Store name of a qc.linear's weight (None unless it is a qc.weight)."""
+    wop = producer(linear.operands[1])
+    if wop is None or wop.name != "qc.weight":
+        return None
+    return ir.FlatSymbolRefAttr(wop.attributes["name"]).value
+
+
+def layer_name(linear: ir.Operation) -> str | None:
+    """A qc.linear's name in reports, statistics and overrides: its weight's, less qc-raise's '.nk'."""
+    name = linear_weight_name(linear)
+    return name[:-3] if name and name.endswith(".nk") else name
+
+
+def enclosing_func(op: ir.Operation) -> ir.Operation:
+    while op.name != "func.func":
+        op = op.parent
+    return op

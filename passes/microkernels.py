@@ -31,6 +31,7 @@ from torch_mlir.dialects import func
 
 from .base import ModulePass, Option, PassState, walk_ops
 from .lower_linear import PANEL_MATMUL
+from .lower_qgemm import QGEMM_PANEL
 from .matchers import indexing_maps
 from .templates import append_parsed
 
@@ -48,12 +49,13 @@ class Contraction:
     """C[b, m, n] += A[b, m, k] * B(b, k, n), B either packed panels or row-major."""
 
     packed: bool
-    types: tuple[str, str, str]  # memref types of A, B, C as the op sees them
+    types: tuple[str, ...]  # memref types of the operands as the op sees them: A, B (or W, S, O), C
     batch: int
     m: int
     n: int
     k: int
     nr: int  # columns per panel
+    quant: tuple[int, int] | None = None  # (bits, group size) of a qgemm panel contraction
 
     @property
     def panels(self) -> int:
@@ -88,12 +90,38 @@ def _default_maps(op: ir.Operation, expected: list[str]) -> bool:
     return [str(ir.AffineMapAttr.get(m)) for m in indexing_maps(op)] == expected
 
 
+def _library_call(op: ir.Operation) -> str | None:
+    return ir.StringAttr(op.attributes["library_call"]).value if "library_call" in op.attributes else None
+
+
+def match_qgemm(op: ir.Operation) -> Contraction | None:
+    """A qc-lower-qgemm contraction: A, W [P, K, NR*bits/8] i8, S and O [P, G, NR] f32, C."""
+    if op.name != "linalg.generic" or _library_call(op) != QGEMM_PANEL or len(op.operands) != 5:
+        return None
+    a, w, s, o, c = op.operands
+    ta, ts, to, tc = (_f32_memref(v, True, identity=True) for v in (a, s, o, c))
+    tw = w.type
+    if not (ta and ts and to and tc) or not isinstance(tw, ir.MemRefType) or \
+            tw.layout.value != ir.AffineMap.get_identity(tw.rank, tw.context):
+        return None
+    panels, groups, nr = ts.shape
+    k, row_bytes = tw.shape[1], tw.shape[2]
+    bits = 8 * row_bytes // nr
+    m = 1
+    for d in ta.shape[:-1]:
+        m *= d
+    return Contraction(True, tuple(str(t) for t in (ta, tw, ts, to, tc)), 1, m, panels * nr, k, nr,
+                       (bits, k // groups))
+
+
 def match(op: ir.Operation, lanes: int) -> Contraction | None:
+    if len(op.operands) == 5:
+        return match_qgemm(op)
     if len(op.operands) != 3:
         return None
     a, b, c = op.operands
     if op.name == "linalg.generic":
-        if "library_call" not in op.attributes or ir.StringAttr(op.attributes["library_call"]).value != PANEL_MATMUL:
+        if _library_call(op) != PANEL_MATMUL:
             return None
         # The kernel flattens A's and C's leading dims: they must be contiguous.
         ta, tb, tc = (_f32_memref(v, True, identity=True) for v in (a, b, c))
@@ -120,8 +148,8 @@ def match(op: ir.Operation, lanes: int) -> Contraction | None:
 
 
 def _panel_views(c: Contraction) -> list[str]:
-    """Reshape a panel matmul's A to [M, K] and C to [M, P, NR] (identity layouts)."""
-    ta, _, tc = c.types
+    """Reshape a panel contraction's A to [M, K] and C to [M, P, NR] (identity layouts)."""
+    ta, tc = c.types[0], c.types[-1]
     lines = []
 
     def reshape(src: str, dst: str, src_t: str, rank: int, target: list[int]):
@@ -141,6 +169,18 @@ def _panel_views(c: Contraction) -> list[str]:
     reshape("A0", "A", ta, rank(ta), [c.m, c.k])
     reshape("C0", "C", tc, rank(tc), [c.m, c.panels, c.nr])
     return lines
+
+
+def _row_blocks(block, m: int, rows: int) -> list[str]:
+    """Full blocks of ``rows`` rows in a loop, then the remainder; closes the task loop and the kernel."""
+    lines = []
+    if m >= rows:
+        lines.append("      scf.for %i = %c0 to %cMain step %cMR {")
+        lines += block("m", rows, "%i", "        ")
+        lines.append("      }")
+    if m % rows:
+        lines += block("t", m % rows, "%cMain", "      ")
+    return lines + ["    }", "    return", "}"]
 
 
 def kernel_text(name: str, c: Contraction, rows: int) -> str:
@@ -214,13 +254,119 @@ def kernel_text(name: str, c: Contraction, rows: int) -> str:
             out.append(f"{indent}{store(f'%{tag}res#{j}', c_index(rws[j]))}")
         return out
 
-    if c.m >= rows:
-        lines.append("      scf.for %i = %c0 to %cMain step %cMR {")
-        lines += block("m", rows, "%i", "        ")
-        lines.append("      }")
-    if c.m % rows:
-        lines += block("t", c.m % rows, "%cMain", "      ")
-    lines += ["    }", "    return", "}"]
+    lines += _row_blocks(block, c.m, rows)
+    return "\n".join(lines)
+
+
+def qgemm_kernel_text(name: str, c: Contraction, rows: int) -> str:
+    """The vector-dialect kernel of a quantized panel contraction: tasks [t0, t1) are column panels.
+
+    Per group: load the panel's scale and offset vectors; per k: load the
+    panel row of packed integers once, unpack (int4: mask and shift, two
+    columns per byte) and convert to two f32 vectors of NR/2 lanes,
+    dequantize with one FMA each, then one FMA per row and half-panel.  With
+    few rows, k is unrolled into independent accumulators so that FMA
+    latency, not the weight stream, is hidden."""
+    bits, group = c.quant
+    lanes = c.nr // 2
+    vt, bt = f"vector<{lanes}xf32>", f"vector<{lanes}xi8>"
+    ta, tw, ts, to, tc = c.types
+    at, ct = f"memref<{c.m}x{c.k}xf32>", f"memref<{c.m}x{c.panels}x{c.nr}xf32>"
+    groups = c.k // group
+    lines = [f"func.func @{name}(%A0: {ta}, %W: {tw}, %S: {ts}, %O: {to}, %C0: {tc}, %t0: index, %t1: index) "
+             "attributes {llvm.emit_c_interface} {",
+             *_panel_views(c),
+             "    %c0 = arith.constant 0 : index",
+             "    %c1 = arith.constant 1 : index",
+             f"    %cL = arith.constant {lanes} : index",
+             f"    %cG = arith.constant {groups} : index",
+             f"    %cGS = arith.constant {group} : index",
+             f"    %cMR = arith.constant {rows} : index",
+             f"    %cMain = arith.constant {c.m - c.m % rows} : index",
+             f"    %mask = arith.constant dense<15> : {bt}",
+             f"    %four = arith.constant dense<4> : {bt}",
+             *[f"    %c{j}_row = arith.constant {j} : index" for j in range(1, max(rows, 4))],
+             "    scf.for %p = %t0 to %t1 step %c1 {"]
+    consts: set[int] = set()
+    prefetch_bytes = 1024
+
+    def block(tag: str, count: int, base: str, indent: str) -> list[str]:
+        unroll = next(u for u in (4 // count if count < 4 else 1, 2, 1) if u and group % u == 0)
+        out = []
+        rws = [base] + [f"%{tag}r{j}" for j in range(1, count)]
+        for j in range(1, count):
+            out.append(f"{indent}{rws[j]} = arith.addi {base}, %c{j}_row : index")
+        accs = [(j, h, u) for j in range(count) for h in range(2) for u in range(unroll)]
+        acc = lambda j, h, u: f"{j}_{h}_{u}"  # noqa: E731
+        for j in range(count):
+            out += [f"{indent}%{tag}c{acc(j, 0, 0)} = vector.load %C[{rws[j]}, %p, %c0] : {ct}, {vt}",
+                    f"{indent}%{tag}c{acc(j, 1, 0)} = vector.load %C[{rws[j]}, %p, %cL] : {ct}, {vt}"]
+            for u in range(1, unroll):
+                out += [f"{indent}%{tag}c{acc(j, h, u)} = arith.constant dense<0.0> : {vt}" for h in range(2)]
+        types = ", ".join([vt] * len(accs))
+        iters = ", ".join(f"%{tag}g{acc(*a)} = %{tag}c{acc(*a)}" for a in accs)
+        out.append(f"{indent}%{tag}res:{len(accs)} = scf.for %{tag}g = %c0 to %cG step %c1 iter_args({iters}) "
+                   f"-> ({types}) {{")
+        ind = indent + "  "
+        out += [f"{ind}%{tag}s0 = vector.load %S[%p, %{tag}g, %c0] : {ts}, {vt}",
+                f"{ind}%{tag}s1 = vector.load %S[%p, %{tag}g, %cL] : {ts}, {vt}",
+                f"{ind}%{tag}o0 = vector.load %O[%p, %{tag}g, %c0] : {to}, {vt}",
+                f"{ind}%{tag}o1 = vector.load %O[%p, %{tag}g, %cL] : {to}, {vt}",
+                f"{ind}%{tag}kb = arith.muli %{tag}g, %cGS : index",
+                f"{ind}%{tag}ke = arith.addi %{tag}kb, %cGS : index",
+                f"{ind}%{tag}step = arith.constant {unroll} : index"]
+        iters = ", ".join(f"%{tag}a{acc(*a)} = %{tag}g{acc(*a)}" for a in accs)
+        out.append(f"{ind}%{tag}gres:{len(accs)} = scf.for %{tag}k = %{tag}kb to %{tag}ke step %{tag}step "
+                   f"iter_args({iters}) -> ({types}) {{")
+        body = ind + "  "
+        new = {}
+        row_bytes = c.nr * bits // 8
+        for line in range(0, unroll * row_bytes, 64):  # software prefetch, one per cache line of W read
+            ahead = prefetch_bytes // row_bytes + line // row_bytes
+            out += [f"{body}%{tag}pf{line} = arith.addi %{tag}k, %c{ahead}_ahead : index",
+                    f"{body}memref.prefetch %W[%p, %{tag}pf{line}, %c{line % row_bytes}_ahead], read, locality<3>, "
+                    f"data : {tw}"]
+            consts.update({ahead, line % row_bytes})
+        for u in range(unroll):
+            k = f"%{tag}k" if u == 0 else f"%{tag}k{u}"
+            if u:
+                out.append(f"{body}{k} = arith.addi %{tag}k, %c{u}_row : index")
+            if bits == 4:
+                out += [f"{body}%{tag}b{u} = vector.load %W[%p, {k}, %c0] : {tw}, {bt}",
+                        f"{body}%{tag}lo{u} = arith.andi %{tag}b{u}, %mask : {bt}",
+                        f"{body}%{tag}hi{u} = arith.shrui %{tag}b{u}, %four : {bt}",
+                        f"{body}%{tag}f0_{u} = arith.uitofp %{tag}lo{u} : {bt} to {vt}",
+                        f"{body}%{tag}f1_{u} = arith.uitofp %{tag}hi{u} : {bt} to {vt}"]
+            else:
+                out += [f"{body}%{tag}b0_{u} = vector.load %W[%p, {k}, %c0] : {tw}, {bt}",
+                        f"{body}%{tag}b1_{u} = vector.load %W[%p, {k}, %cL] : {tw}, {bt}",
+                        f"{body}%{tag}f0_{u} = arith.sitofp %{tag}b0_{u} : {bt} to {vt}",
+                        f"{body}%{tag}f1_{u} = arith.sitofp %{tag}b1_{u} : {bt} to {vt}"]
+            for h in range(2):
+                out.append(f"{body}%{tag}w{h}_{u} = vector.fma %{tag}f{h}_{u}, %{tag}s{h}, %{tag}o{h} : {vt}")
+            for j in range(count):
+                out += [f"{body}%{tag}x{j}_{u} = memref.load %A[{rws[j]}, {k}] : {at}",
+                        f"{body}%{tag}v{j}_{u} = vector.broadcast %{tag}x{j}_{u} : f32 to {vt}"]
+                for h in range(2):
+                    new[(j, h, u)] = f"%{tag}n{acc(j, h, u)}"
+                    out.append(f"{body}{new[(j, h, u)]} = vector.fma %{tag}v{j}_{u}, %{tag}w{h}_{u}, "
+                               f"%{tag}a{acc(j, h, u)} : {vt}")
+        out.append(f"{body}scf.yield {', '.join(new[a] for a in accs)} : {types}")
+        out.append(f"{ind}}}")
+        out.append(f"{ind}scf.yield {', '.join(f'%{tag}gres#{i}' for i in range(len(accs)))} : {types}")
+        out.append(f"{indent}}}")
+        for j in range(count):
+            for h, col in ((0, "%c0"), (1, "%cL")):
+                total = f"%{tag}res#{accs.index((j, h, 0))}"
+                for u in range(1, unroll):
+                    out.append(f"{indent}%{tag}sum{acc(j, h, u)} = arith.addf {total}, "
+                               f"%{tag}res#{accs.index((j, h, u))} : {vt}")
+                    total = f"%{tag}sum{acc(j, h, u)}"
+                out.append(f"{indent}vector.store {total}, %C[{rws[j]}, %p, {col}] : {ct}, {vt}")
+        return out
+
+    lines += _row_blocks(block, c.m, rows)
+    lines[1:1] = [f"    %c{v}_ahead = arith.constant {v} : index" for v in sorted(consts)]
     return "\n".join(lines)
 
 
@@ -232,6 +378,7 @@ class Microkernels(ModulePass):
 
     def run(self, module: ir.Operation, state: PassState) -> None:
         lanes, rows = self.options["vector-width"], self.options["rows"]
+        qrows = max(1, rows * 2 // 3)  # quantized tiles also hold scale, offset and weight vectors
         body = module.regions[0].blocks[0]
         kernels: dict[Contraction, str] = {}
         candidates = [op for name in ("linalg.generic", "linalg.matmul", "linalg.batch_matmul")
@@ -243,7 +390,9 @@ class Microkernels(ModulePass):
             if c not in kernels:
                 index = len(kernels)
                 kernels[c] = f"qc_par_{index}"
-                append_parsed(body, kernel_text(f"qc_mk_{index}", c, rows), module.context)
+                text = (qgemm_kernel_text(f"qc_mk_{index}", c, qrows) if c.quant
+                        else kernel_text(f"qc_mk_{index}", c, rows))
+                append_parsed(body, text, module.context)
                 with ir.InsertionPoint(body):
                     types = [ir.Type.parse(t, module.context) for t in c.types]
                     with op.location:
@@ -253,7 +402,7 @@ class Microkernels(ModulePass):
                     decl.attributes[TASKS_ATTR] = ir.IntegerAttr.get(ir.IntegerType.get_signless(64, module.context),
                                                                      c.tasks)
             with ir.InsertionPoint(op), op.location:
-                func.CallOp([], ir.FlatSymbolRefAttr.get(kernels[c]), list(op.operands)[:3])
+                func.CallOp([], ir.FlatSymbolRefAttr.get(kernels[c]), list(op.operands))
             op.erase()
 
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..compiler.api import EMITS, compile
+from ..compiler.api import EMITS, compile, read_overrides
+from ..compiler.calibration import Statistics
+from ..passes.quantize_weights import METHODS
 from ..compiler.errors import QCError
 from ..compiler.signature import parse_shape_overrides
 
@@ -18,10 +20,23 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--shape", action="append", metavar="NAME=DxD", help="fix an input's shape, e.g. input_ids=1x128")
     p.add_argument("--target-cpu", help="LLVM CPU name (default: this host), e.g. haswell, znver3")
     p.add_argument("--target-features", help="LLVM feature string, e.g. +avx2,+fma (default: the CPU's)")
+    p.add_argument("--weights", help="weight store (.safetensors) of a .mlir model's qc.weight ops")
+    q = p.add_argument_group("quantization")
+    q.add_argument("--scheme", help="scheme of every linear layer: f32, w8a16, w4a16-g32|g64|g128 (-asym)")
+    q.add_argument("--scheme-overrides", metavar="FILE.json",
+                   help='per-layer schemes: {"layer-name regex": "scheme", ...}; first match wins')
+    q.add_argument("--method", default="rtn", choices=METHODS, help="weight quantization method (default: rtn)")
+    q.add_argument("--calib", metavar="CALIB.npz", help="calibration data: one array per input, samples on axis 0")
+    q.add_argument("--stats", metavar="STATS.npz", help="calibration statistics saved by --save-stats")
+    q.add_argument("--save-stats", metavar="STATS.npz", help="save the calibration statistics")
+    q.add_argument("--report", metavar="REPORT.md|.json", help="write the per-layer quantization report")
     args = p.parse_args(argv)
     try:
         result = compile(args.model, args.output, emit=args.emit, shapes=parse_shape_overrides(args.shape),
-                         target_cpu=args.target_cpu, target_features=args.target_features)
+                         target_cpu=args.target_cpu, target_features=args.target_features, weights=args.weights,
+                         scheme=args.scheme, overrides=read_overrides(args.scheme_overrides), method=args.method,
+                         calibration=args.calib, stats=Statistics.load(args.stats) if args.stats else None,
+                         save_stats=args.save_stats, report=args.report, progress=True)
     except QCError as err:
         print(f"qc-compile: error: {err}", file=sys.stderr)
         return 1

@@ -89,3 +89,43 @@ func.func @ragged(%x: memref<5x4xf32>, %y: memref<4x40xf32>, %z: memref<5x40xf32
   linalg.matmul ins(%x, %y : memref<5x4xf32>, memref<4x40xf32>) outs(%z : memref<5x40xf32>)
   return
 }
+
+// -----
+
+// An int4 qgemm panel contraction from qc-lower-qgemm, one row (decode): tasks are
+// column panels; per group the scale and offset vectors are loaded, per k one
+// 16-byte load of packed weights is prefetched ahead, unpacked by mask and shift
+// into two f32 vectors, dequantized by one FMA each and accumulated; k is
+// unrolled into 4 independent accumulator pairs (8 vectors) to hide FMA latency.
+// CHECK-LABEL: func.func @qgemm_int4
+// CHECK: call @qc_par_0(%arg0, %arg1, %arg2, %arg3, %arg4) : (memref<1x64xf32>, memref<2x64x16xi8>, memref<2x2x32xf32>, memref<2x2x32xf32>, memref<1x2x32xf32>) -> ()
+// CHECK: func.func @qc_mk_0(
+// CHECK: scf.for %[[P:.*]] = %{{.*}} to %{{.*}} step
+// CHECK: scf.for {{.*}} -> (vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>)
+// CHECK-COUNT-2: vector.load %{{.*}}[%[[P]], %{{.*}}, %{{.*}}] : memref<2x2x32xf32>, vector<16xf32>
+// CHECK: scf.for
+// CHECK: memref.prefetch %{{.*}}, read, locality<3>, data : memref<2x64x16xi8>
+// CHECK: vector.load %{{.*}} : memref<2x64x16xi8>, vector<16xi8>
+// CHECK: arith.andi
+// CHECK: arith.shrui
+// CHECK-COUNT-2: arith.uitofp {{.*}} : vector<16xi8> to vector<16xf32>
+// CHECK-COUNT-4: vector.fma
+// CHECK: func.func private @qc_par_0({{.*}}) attributes {llvm.emit_c_interface, qc.kernel = "qc_mk_0", qc.tasks = 2 : i64}
+#x = affine_map<(d0, p, n, k) -> (d0, k)>
+#w = affine_map<(d0, p, n, k) -> (p, k, n mod 16)>
+#s = affine_map<(d0, p, n, k) -> (p, k floordiv 32, n)>
+#c = affine_map<(d0, p, n, k) -> (d0, p, n)>
+func.func @qgemm_int4(%a: memref<1x64xf32>, %w: memref<2x64x16xi8>, %s: memref<2x2x32xf32>, %o: memref<2x2x32xf32>, %c: memref<1x2x32xf32>) {
+  linalg.generic {indexing_maps = [#x, #w, #s, #s, #c], iterator_types = ["parallel", "parallel", "parallel", "reduction"],
+                  library_call = "qc_qgemm_panel"}
+      ins(%a, %w, %s, %o : memref<1x64xf32>, memref<2x64x16xi8>, memref<2x2x32xf32>, memref<2x2x32xf32>) outs(%c : memref<1x2x32xf32>) {
+  ^bb0(%xa: f32, %b: i8, %sc: f32, %of: f32, %acc: f32):
+    %f = arith.uitofp %b : i8 to f32
+    %ws = arith.mulf %f, %sc : f32
+    %wv = arith.addf %ws, %of : f32
+    %m = arith.mulf %xa, %wv : f32
+    %r = arith.addf %acc, %m : f32
+    linalg.yield %r : f32
+  }
+  return
+}

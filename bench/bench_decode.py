@@ -1,0 +1,166 @@
+"""Decode GEMV (M=1) on the seven linears of one LLaMA-7B decoder layer, side by side:
+qc int4 g128 (and int8 per channel) vs ONNX Runtime MatMulNBits, and vs the
+machine's streaming-read bandwidth measured in the same run.
+
+    python bench/bench_decode.py [--threads N] [--iters 20] [--results docs/results.md]
+
+Weights are random integers with random scales (the same numbers for both
+engines); outputs are checked against each other before timing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+# (name, N, K): q, k, v, o, gate, up, down
+LAYER = [("q", 4096, 4096), ("k", 4096, 4096), ("v", 4096, 4096), ("o", 4096, 4096),
+         ("gate", 11008, 4096), ("up", 11008, 4096), ("down", 4096, 11008)]
+
+
+def make_weights(bits: int, group: int, seed: int = 0):
+    """name -> (signed q [N, K] int8, scale [N, G] f32)."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    lo, hi = -(1 << (bits - 1)), (1 << (bits - 1))
+    out = {}
+    for name, n, k in LAYER:
+        q = rng.integers(lo, hi, (n, k), dtype=np.int8)
+        g = k // group if group else 1
+        out[name] = (q, (rng.random((n, g), dtype=np.float32) * 0.02 + 0.001).astype(np.float32))
+    return out
+
+
+def qc_model(weights, bits: int, group: int, work: Path):
+    """A .mlir of the seven qc.qgemm ops plus its weight store, compiled with qc."""
+    import numpy as np
+
+    import qc
+    from qc.compiler.quant.packing import pack_rows
+    from qc.compiler.weights import WeightStore
+
+    store, lines, results = WeightStore(), [], []
+    for name, n, k in LAYER:
+        q, scale = weights[name]
+        store[f"{name}.packed"] = pack_rows(q, bits)
+        sshape = [n, scale.shape[1]] if group else [n]
+        store[f"{name}.scale"] = scale.reshape(sshape)
+        store[f"{name}.zero"] = np.zeros(sshape, np.int8)
+        st = "x".join(map(str, sshape))
+        x = "%h" if k == 11008 else "%x"
+        lines += [f'  %{name}_p = "qc.weight"() {{name = @{name}.packed}} : () -> tensor<{n}x{k * bits // 8}xi8>',
+                  f'  %{name}_s = "qc.weight"() {{name = @{name}.scale}} : () -> tensor<{st}xf32>',
+                  f'  %{name}_z = "qc.weight"() {{name = @{name}.zero}} : () -> tensor<{st}xi8>',
+                  f'  %{name} = "qc.qgemm"({x}, %{name}_p, %{name}_s, %{name}_z) {{bits = {bits} : i64, '
+                  f'group_size = {group} : i64, operandSegmentSizes = array<i32: 1, 1, 1, 1, 0>}} : '
+                  f'(tensor<1x{k}xf32>, tensor<{n}x{k * bits // 8}xi8>, tensor<{st}xf32>, tensor<{st}xi8>) '
+                  f'-> tensor<1x{n}xf32>']
+        results.append((f"%{name}", f"tensor<1x{n}xf32>"))
+    text = "\n".join([f"func.func @main(%x: tensor<1x4096xf32>, %h: tensor<1x11008xf32>) -> "
+                      f"({', '.join(t for _, t in results)}) {{", *lines,
+                      f"  return {', '.join(v for v, _ in results)} : {', '.join(t for _, t in results)}", "}"])
+    tag = f"w{bits}g{group}"
+    (work / f"{tag}.mlir").write_text(text)
+    store.save(work / f"{tag}.safetensors")
+    qc.compile(work / f"{tag}.mlir", work / f"{tag}.so", weights=work / f"{tag}.safetensors")
+    return qc.runtime.load(work / f"{tag}.so")
+
+
+def ort_session(weights, bits: int, block: int, accuracy_level: int, threads: int, work: Path):
+    """Seven com.microsoft MatMulNBits nodes (symmetric: the default zero point 2^(bits-1))."""
+    import numpy as np
+    import onnx
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    nodes, inits, outputs = [], [], []
+    for name, n, k in LAYER:
+        q, scale = weights[name]
+        u = (q.astype(np.int16) + (1 << (bits - 1))).astype(np.uint8).reshape(n, k // block, block)
+        if bits == 4:
+            u = u[:, :, 0::2] | (u[:, :, 1::2] << 4)
+        inits += [numpy_helper.from_array(np.ascontiguousarray(u), f"{name}_B"),
+                  numpy_helper.from_array(scale.reshape(-1), f"{name}_S")]
+        nodes.append(helper.make_node("MatMulNBits", ["h" if k == 11008 else "x", f"{name}_B", f"{name}_S"],
+                                      [f"y_{name}"], domain="com.microsoft", K=k, N=n, bits=bits,
+                                      block_size=block, accuracy_level=accuracy_level))
+        outputs.append(helper.make_tensor_value_info(f"y_{name}", TensorProto.FLOAT, [1, n]))
+    graph = helper.make_graph(nodes, "layer", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4096]),
+                                               helper.make_tensor_value_info("h", TensorProto.FLOAT, [1, 11008])],
+                              outputs, inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)],
+                              ir_version=10)
+    path = work / f"ort_w{bits}_{accuracy_level}.onnx"
+    onnx.save(model, str(path), save_as_external_data=True, location=path.name + ".data")
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads, opts.inter_op_num_threads = threads, 1
+    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+
+
+def weight_bytes(weights, bits: int) -> int:
+    return sum(q.size * bits // 8 + s.nbytes for q, s in weights.values())
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--threads", type=int, default=os.cpu_count())
+    ap.add_argument("--iters", type=int, default=20)
+    ap.add_argument("--results", help="append the table to this markdown file")
+    args = ap.parse_args()
+    os.environ["QC_NUM_THREADS"] = str(args.threads)
+
+    import numpy as np
+
+    from bandwidth import read_bandwidth
+    from common import interleaved, table
+
+    work = Path(tempfile.mkdtemp(prefix="qc-bench-decode-"))
+    rng = np.random.default_rng(1)
+    feeds = {"x": rng.standard_normal((1, 4096), dtype=np.float32),
+             "h": rng.standard_normal((1, 11008), dtype=np.float32)}
+    bandwidth = read_bandwidth(args.threads)
+    rows = []
+    for bits, group, label in ((4, 128, "int4 g128"), (8, 0, "int8 per-channel")):
+        weights = make_weights(bits, group)
+        nbytes = weight_bytes(weights, bits)
+        model = qc_model(weights, bits, group, work)
+        ort_weights = weights if group else {n: (q, np.repeat(s, q.shape[1] // 128, axis=1))
+                                            for n, (q, s) in weights.items()}  # ORT needs blocks: 128
+        sessions = {lvl: ort_session(ort_weights, bits, 128, lvl, args.threads, work) for lvl in (1, 4)}
+        y_qc = model.run({"arg0": feeds["x"], "arg1": feeds["h"]})
+        for lvl, sess in sessions.items():
+            y_ort = sess.run(None, feeds)
+            for (name, _, _), a, b in zip(LAYER, y_qc.values(), y_ort):
+                err = np.abs(a - b).max() / np.abs(b).max()
+                if err > (2e-2 if lvl == 4 else 1e-4):
+                    raise SystemExit(f"{label} {name}: qc and ORT (accuracy_level={lvl}) differ by {err:.2e}")
+        qc_feeds = {"arg0": feeds["x"], "arg1": feeds["h"]}
+        runners = {"qc": lambda: model.run(qc_feeds)}
+        runners |= {f"ort{lvl}": (lambda s=s: s.run(None, feeds)) for lvl, s in sessions.items()}
+        times = interleaved(runners, args.iters)
+        best_lvl = min(sessions, key=lambda lvl: times[f"ort{lvl}"])
+        t_qc, t_ort = times["qc"], times[f"ort{best_lvl}"]
+        rows.append((label, f"{nbytes / 2**20:.1f}", f"{t_qc * 1e3:.2f}", f"{times['ort1'] * 1e3:.2f}",
+                     f"{times['ort4'] * 1e3:.2f}", f"{times['ort1'] / t_qc:.2f}x", f"{t_ort / t_qc:.2f}x",
+                     f"{100 * nbytes / t_qc / bandwidth:.0f}%", f"{100 * nbytes / t_ort / bandwidth:.0f}%"))
+        del model, sessions
+    text = (f"Decode GEMV, one LLaMA-7B layer (7 linears), M=1, {args.threads} threads, median of {args.iters}; "
+            f"streaming-read bandwidth measured in this run: {bandwidth / 1e9:.1f} GB/s\n\n"
+            + table(rows, ("weights", "MiB", "qc (f32 activations) ms", "ORT level 1 (f32) ms",
+                           "ORT level 4 (int8 act.) ms", "ORT L1 / qc", "ORT best / qc", "qc % of BW",
+                           "ORT best % of BW")))
+    print(text)
+    if args.results:
+        with open(args.results, "a") as f:
+            f.write("\n" + text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

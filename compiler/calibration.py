@@ -1,0 +1,125 @@
+"""Calibration statistics of every ``qc.linear`` input.
+
+An instrumented build (``qc-instrument{export=true}``) returns each observed
+activation as an extra output named ``observe:<layer>``; running it over the
+calibration samples and folding the outputs into ``LayerStats`` gives the
+per-input-channel ranges SmoothQuant and activation quantization need and the
+input Hessian ``X^T X`` GPTQ and AWQ need.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+
+from .errors import QCError
+
+OBSERVE_PREFIX = "observe:"
+# |x| histogram bins: powers of two from 2^-24 to 2^16, 4 bins per octave.
+HIST_EDGES = 2.0 ** np.arange(-24, 16.25, 0.25)
+
+
+@dataclass
+class LayerStats:
+    """Statistics of one linear input ``X: [rows, K]`` over all calibration calls."""
+
+    rows: int
+    absmax: np.ndarray   # [K]
+    minimum: np.ndarray  # [K]
+    maximum: np.ndarray  # [K]
+    abssum: np.ndarray   # [K]
+    histogram: np.ndarray  # counts of |x| over HIST_EDGES (all channels)
+    hessian: np.ndarray | None = None  # [K, K] sum of x^T x (float64)
+
+    @property
+    def absmean(self) -> np.ndarray:
+        return self.abssum / max(self.rows, 1)
+
+    @classmethod
+    def of(cls, x: np.ndarray, hessian: bool) -> "LayerStats":
+        x = x.reshape(-1, x.shape[-1]).astype(np.float32)
+        a = np.abs(x)
+        return cls(len(x), a.max(axis=0), x.min(axis=0), x.max(axis=0), a.sum(axis=0, dtype=np.float64),
+                   np.histogram(a, HIST_EDGES)[0], x.T.astype(np.float64) @ x if hessian else None)
+
+    def merge(self, other: "LayerStats") -> None:
+        self.rows += other.rows
+        self.absmax = np.maximum(self.absmax, other.absmax)
+        self.minimum = np.minimum(self.minimum, other.minimum)
+        self.maximum = np.maximum(self.maximum, other.maximum)
+        self.abssum = self.abssum + other.abssum
+        self.histogram = self.histogram + other.histogram
+        if self.hessian is not None and other.hessian is not None:
+            self.hessian = self.hessian + other.hessian
+
+
+class Statistics(dict):
+    """Layer name -> LayerStats; saved to / loaded from one ``.npz``."""
+
+    FIELDS = ("absmax", "minimum", "maximum", "abssum", "histogram", "hessian")
+
+    def save(self, path: str | Path) -> None:
+        arrays = {}
+        for name, s in self.items():
+            arrays[f"{name}|rows"] = np.array(s.rows)
+            for f in self.FIELDS:
+                if getattr(s, f) is not None:
+                    arrays[f"{name}|{f}"] = np.asarray(getattr(s, f))
+        with open(path, "wb") as fh:  # np.savez would append ".npz" to other names
+            np.savez(fh, **arrays)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Statistics":
+        try:
+            data = np.load(path)
+        except (OSError, ValueError) as err:
+            raise QCError(f"cannot read statistics '{path}': {err}") from None
+        stats = cls()
+        names = sorted({key.rsplit("|", 1)[0] for key in data.files})
+        for name in names:
+            get = lambda f: data[f"{name}|{f}"] if f"{name}|{f}" in data.files else None  # noqa: E731
+            if get("rows") is None:
+                raise QCError(f"statistics '{path}' are malformed: no row count for '{name}'")
+            stats[name] = LayerStats(int(get("rows")), get("absmax"), get("minimum"), get("maximum"), get("abssum"),
+                                     get("histogram"), get("hessian"))
+        return stats
+
+
+def collect(run, samples: Iterable[dict[str, np.ndarray]], hessian: bool, progress: bool = True,
+            total: int | None = None) -> Statistics:
+    """Run the instrumented model ``run(inputs) -> outputs`` on every sample and fold the observations."""
+    from tqdm import tqdm
+
+    stats = Statistics()
+    for inputs in tqdm(samples, desc="calibrating", unit="sample", total=total, disable=not progress):
+        for name, value in run(inputs).items():
+            if not name.startswith(OBSERVE_PREFIX):
+                continue
+            layer = name[len(OBSERVE_PREFIX):]
+            s = LayerStats.of(value, hessian)
+            if layer in stats:
+                stats[layer].merge(s)
+            else:
+                stats[layer] = s
+    if not stats:
+        raise QCError("calibration produced no statistics: the model has no linear layers to observe")
+    return stats
+
+
+def load_calibration_npz(path: str | Path, input_names: list[str]) -> list[dict[str, np.ndarray]]:
+    """``calib.npz`` (one array per model input, samples on axis 0) -> one input dict per call."""
+    try:
+        data = np.load(path)
+    except (OSError, ValueError) as err:
+        raise QCError(f"cannot read calibration data '{path}': {err}") from None
+    missing = [n for n in input_names if n not in data.files]
+    if missing:
+        raise QCError(f"calibration data '{path}' lacks input(s) {missing}; it has {sorted(data.files)}")
+    arrays = {n: data[n] for n in input_names}
+    counts = {n: len(a) for n, a in arrays.items()}
+    if len(set(counts.values())) != 1:
+        raise QCError(f"calibration arrays in '{path}' hold different sample counts: {counts}")
+    return [{n: a[i] for n, a in arrays.items()} for i in range(next(iter(counts.values())))]

@@ -1,0 +1,60 @@
+"""qc-fuse-dequant-gemm: a linear on a dequantized weight -> ``qc.qgemm`` on the packed integers.
+
+    %w = "qc.dequantize"(%q, %s, %z) {axis = 0, bits = 4, group_size = 128}
+    %y = "qc.linear"(%x, %w [, %b])
+becomes
+    %p = "qc.weight"() {name = @fc.q.packed} : () -> tensor<Nx(K*bits/8)xi8>
+    %y = "qc.qgemm"(%x, %p, %s, %z [, %b]) {bits = 4, group_size = 128}
+
+``%p`` is the canonical packing (compiler/quant/packing.py): no float copy of
+the weight is left in the program.  Dequantizations of other shapes (another
+axis, or not feeding a linear's weight) are left alone.
+"""
+
+from __future__ import annotations
+
+from torch_mlir import ir
+
+from ..compiler.quant.packing import pack_rows
+from ..dialects.qc import QGemmOp, WeightOp
+from .base import ModulePass, PassState, walk_ops
+from .matchers import producer
+
+
+def _weight_name(value: ir.Value) -> str | None:
+    op = producer(value)
+    return ir.FlatSymbolRefAttr(op.attributes["name"]).value if op is not None and op.name == "qc.weight" else None
+
+
+class FuseDequantGemm(ModulePass):
+    NAME = "qc-fuse-dequant-gemm"
+    SUMMARY = "Fuse qc.dequantize of a stored weight into the qc.linear reading it: qc.qgemm on packed integers"
+
+    def run(self, module: ir.Operation, state: PassState) -> None:
+        for op in walk_ops(module, "qc.linear"):
+            deq = producer(op.operands[1])
+            if deq is None or deq.name != "qc.dequantize" or ir.IntegerAttr(deq.attributes["axis"]).value != 0:
+                continue
+            q_name = _weight_name(deq.operands[0])
+            if q_name is None:
+                continue
+            bits = ir.IntegerAttr(deq.attributes["bits"]).value
+            packed = f"{q_name}.packed"
+            if q_name in state.store and packed not in state.store:
+                state.store[packed] = pack_rows(state.store[q_name], bits)
+            n, k = ir.RankedTensorType(deq.operands[0].type).shape
+            with ir.InsertionPoint(op), op.location:
+                p = WeightOp(ir.RankedTensorType.get([n, k * bits // 8], ir.IntegerType.get_signless(8)),
+                             ir.FlatSymbolRefAttr.get(packed))
+                bias = op.operands[2] if len(op.operands) == 3 else None
+                qgemm = QGemmOp(op.results[0].type, op.operands[0], p.result, deq.operands[1], deq.operands[2],
+                                deq.attributes["bits"], deq.attributes["group_size"], bias=bias)
+            if "qc.scheme" in op.attributes:
+                qgemm.operation.attributes["qc.scheme"] = op.attributes["qc.scheme"]
+            op.results[0].replace_all_uses_with(qgemm.result)
+            op.erase()
+            if not list(deq.results[0].uses):
+                q_op = producer(deq.operands[0])
+                deq.erase()
+                if not list(q_op.results[0].uses):
+                    q_op.erase()

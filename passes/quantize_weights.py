@@ -1,0 +1,127 @@
+"""qc-quantize-weights: quantize the weight of every ``qc.linear`` that has a scheme.
+
+    %w = "qc.weight"() {name = @fc} : () -> tensor<NxKxf32>
+    %y = "qc.linear"(%x, %w) {qc.scheme = #qc.scheme<"w4a16-g128", "sym">}
+becomes
+    %q = "qc.weight"() {name = @fc.q}     : () -> tensor<NxKxi8>
+    %s = "qc.weight"() {name = @fc.scale} : () -> tensor<NxGxf32>   ([N] per channel)
+    %z = "qc.weight"() {name = @fc.zero}  : () -> tensor<NxGxi8>
+    %w = "qc.dequantize"(%q, %s, %z) {axis = 0, bits = 4, group_size = 128}
+    %y = "qc.linear"(%x, %w) {qc.scheme = ...}
+
+The scheme is the op's ``qc.scheme`` or, on ops without one, the ``scheme``
+option.  ``method``: ``rtn`` rounds to nearest; ``gptq`` corrects rounding
+error with the input Hessian; ``awq`` searches per-input-channel scales, puts
+``W * s`` in the store and multiplies the input by ``1/s`` (entry
+``<layer>.awq``).  GPTQ and AWQ read the calibration statistics of the layer.
+What was done, with the weight's relative error, goes to the report.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from torch_mlir import ir
+
+from ..compiler.errors import QCError
+from ..compiler.quant import Scheme, dequantize, parse_scheme, quantize_awq, quantize_gptq, quantize_rtn
+from ..compiler.quant.awq import output_error
+from ..dialects.qc import DequantizeOp, SchemeAttr, WeightOp
+from .base import ModulePass, Option, PassState, parse_bool, walk_ops
+from .channel_scale import scale_channels
+from .matchers import layer_name, linear_weight_name, producer
+
+METHODS = ("rtn", "gptq", "awq")
+
+
+def scheme_of(op: ir.Operation) -> Scheme | None:
+    if "qc.scheme" not in op.attributes:
+        return None
+    attr = SchemeAttr(op.attributes["qc.scheme"])
+    kind, symmetry = ir.StringAttr(attr.kind).value, ir.StringAttr(attr.symmetry).value
+    return parse_scheme(kind + ("-asym" if symmetry == "asym" else ""))
+
+
+def scheme_attr(scheme: Scheme) -> ir.Attribute:
+    return ir.Attribute.parse(f'#qc.scheme<"{scheme.kind}", "{"sym" if scheme.symmetric else "asym"}">')
+
+
+def _method(text: str) -> str:
+    if text not in METHODS:
+        raise ValueError(text)
+    return text
+
+
+class QuantizeWeights(ModulePass):
+    NAME = "qc-quantize-weights"
+    SUMMARY = "Quantize qc.linear weights (RTN, GPTQ or AWQ) into qc.dequantize of stored integers"
+    OPTIONS = {"method": Option(_method, "rtn", "rtn | gptq | awq"),
+               "scheme": Option(str, "", "scheme of linears without a qc.scheme (empty: leave them)"),
+               "damp": Option(float, 0.01, "GPTQ damping, a fraction of the Hessian's mean diagonal"),
+               "act-order": Option(parse_bool, False, "GPTQ: quantize columns in order of decreasing Hessian diagonal")}
+
+    def run(self, module: ir.Operation, state: PassState) -> None:
+        default = parse_scheme(self.options["scheme"]) if self.options["scheme"] else None
+        for op in walk_ops(module, "qc.linear"):
+            try:
+                scheme = scheme_of(op) or default
+            except QCError as err:
+                raise QCError(str(err), op.location) from None
+            if scheme is None or not scheme.quantized:
+                continue
+            self._quantize(op, scheme, state)
+
+    def _quantize(self, op: ir.Operation, scheme: Scheme, state: PassState) -> None:
+        name, layer = linear_weight_name(op), layer_name(op)
+        if name is None:
+            raise QCError("qc.linear's weight must be a qc.weight to be quantized", op.location)
+        w = state.store[name]
+        n, k = w.shape
+        if scheme.group_size and k % scheme.group_size:
+            state.report[layer] = {"scheme": "f32", "note": f"left in f32: K={k} is not a multiple of the "
+                                   f"group size {scheme.group_size} of {scheme.name}"}
+            return
+        method = self.options["method"]
+        stats = state.stats.get(layer)
+        if method != "rtn" and (stats is None or stats.hessian is None):
+            raise QCError(f"method={method} needs calibration statistics with the input Hessian for layer "
+                          f"'{layer}' (compile with calibration data)", op.location)
+        awq_scale = None
+        if method == "gptq":
+            qw = quantize_gptq(w, stats.hessian, scheme, damp=self.options["damp"], act_order=self.options["act-order"])
+        elif method == "awq":
+            qw, awq_scale, _ = quantize_awq(w, stats.absmean, stats.hessian, scheme)
+        else:
+            qw = quantize_rtn(w, scheme)
+        w_hat = dequantize(qw) if awq_scale is None else dequantize(qw) / awq_scale
+        entry = {"scheme": scheme.name, "method": method, "shape": [n, k],
+                 "bytes_f32": int(w.nbytes), "bytes": scheme.weight_bytes(n, k),
+                 "weight_rel_error": float(np.linalg.norm(w - w_hat) / max(np.linalg.norm(w), 1e-30))}
+        if stats is not None and stats.hessian is not None:
+            entry["output_rel_error"] = output_error(w, w_hat, stats.hessian) / max(
+                output_error(w, np.zeros_like(w), stats.hessian), 1e-30)
+        state.report[layer] = entry
+
+        per_channel = scheme.group_size == 0
+        scale, zero = (qw.scale[:, 0], qw.zero_point[:, 0]) if per_channel else (qw.scale, qw.zero_point)
+        stems = {"q": qw.q, "scale": scale, "zero": zero}
+        names = {}
+        for suffix, array in stems.items():
+            names[suffix] = state.store.unique_name(f"{layer}.{suffix}")
+            state.store[names[suffix]] = array
+        with ir.InsertionPoint(op), op.location:
+            i8, f32 = ir.IntegerType.get_signless(8), ir.F32Type.get()
+            q = WeightOp(ir.RankedTensorType.get([n, k], i8), ir.FlatSymbolRefAttr.get(names["q"]))
+            s = WeightOp(ir.RankedTensorType.get(list(scale.shape), f32), ir.FlatSymbolRefAttr.get(names["scale"]))
+            z = WeightOp(ir.RankedTensorType.get(list(zero.shape), i8), ir.FlatSymbolRefAttr.get(names["zero"]))
+            i64 = ir.IntegerType.get_signless(64)
+            deq = DequantizeOp(op.operands[1].type, q.result, s.result, z.result, ir.IntegerAttr.get(i64, qw.bits),
+                               ir.IntegerAttr.get(i64, 0), ir.IntegerAttr.get(i64, qw.group_size))
+        wop = producer(op.operands[1])
+        op.operands[1] = deq.result
+        op.attributes["qc.scheme"] = scheme_attr(scheme)
+        if not list(wop.results[0].uses):
+            wop.erase()
+        if awq_scale is not None:
+            factors = state.store.unique_name(f"{layer}.awq")
+            state.store[factors] = (1.0 / awq_scale).astype(np.float32)
+            op.operands[0] = scale_channels(op.operands[0], factors, op)

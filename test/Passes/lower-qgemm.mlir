@@ -1,0 +1,42 @@
+// RUN: qc-opt %s --split-input-file --pass-pipeline='builtin.module(qc-lower-qgemm{panel-width=32})' | FileCheck %s
+
+// int4, groups of 32: the weight is repacked into [P, K, 16] bytes (columns n and
+// n + 16 of a panel share a byte), scale and offset into [P, G, 32]; the
+// contraction picks the nibble by column and dequantizes with one multiply-add.
+// CHECK-LABEL: func.func @int4
+// CHECK-DAG: "qc.weight"() {name = @w.q.packed.p32} : () -> tensor<2x64x16xi8>
+// CHECK-DAG: "qc.weight"() {name = @w.scale.p32} : () -> tensor<2x2x32xf32>
+// CHECK-DAG: "qc.weight"() {name = @w.zero.p32} : () -> tensor<2x2x32xf32>
+// CHECK: call @[[FN:qc_qgemm_[a-z0-9_]+]](
+// CHECK: func.func private @[[FN]](
+// CHECK: linalg.generic {indexing_maps = [#{{.*}}, #[[MW:.*]], #[[MS:.*]], #[[MS]], #{{.*}}], {{.*}}library_call = "qc_qgemm_panel"}
+// CHECK: linalg.index 2
+// CHECK: arith.shrui
+// CHECK: arith.andi
+// CHECK: arith.uitofp
+// CHECK: tensor.extract_slice %{{.*}}[0, 0] [3, 40] [1, 1]
+func.func @int4(%x: tensor<3x64xf32>) -> tensor<3x40xf32> {
+  %p = "qc.weight"() {name = @w.q.packed} : () -> tensor<40x32xi8>
+  %s = "qc.weight"() {name = @w.scale} : () -> tensor<40x2xf32>
+  %z = "qc.weight"() {name = @w.zero} : () -> tensor<40x2xi8>
+  %y = "qc.qgemm"(%x, %p, %s, %z) {bits = 4 : i64, group_size = 32 : i64, operandSegmentSizes = array<i32: 1, 1, 1, 1, 0>} : (tensor<3x64xf32>, tensor<40x32xi8>, tensor<40x2xf32>, tensor<40x2xi8>) -> tensor<3x40xf32>
+  return %y : tensor<3x40xf32>
+}
+
+// -----
+
+// int8 per output channel: one group spanning K; bytes are sign-extended.
+// CHECK-LABEL: func.func @int8
+// CHECK-DAG: "qc.weight"() {name = @v.q.packed.p32} : () -> tensor<1x8x32xi8>
+// CHECK-DAG: "qc.weight"() {name = @v.scale.p32} : () -> tensor<1x1x32xf32>
+// CHECK: func.func private
+// CHECK: library_call = "qc_qgemm_panel"
+// CHECK-NOT: arith.shrui
+// CHECK: arith.sitofp
+func.func @int8(%x: tensor<2x8xf32>, %b: tensor<32xf32>) -> tensor<2x32xf32> {
+  %p = "qc.weight"() {name = @v.q.packed} : () -> tensor<32x8xi8>
+  %s = "qc.weight"() {name = @v.scale} : () -> tensor<32xf32>
+  %z = "qc.weight"() {name = @v.zero} : () -> tensor<32xi8>
+  %y = "qc.qgemm"(%x, %p, %s, %z, %b) {bits = 8 : i64, group_size = 0 : i64, operandSegmentSizes = array<i32: 1, 1, 1, 1, 1>} : (tensor<2x8xf32>, tensor<32x8xi8>, tensor<32xf32>, tensor<32xi8>, tensor<32xf32>) -> tensor<2x32xf32>
+  return %y : tensor<2x32xf32>
+}

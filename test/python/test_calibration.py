@@ -1,0 +1,96 @@
+"""Calibration, statistics files, scheme overrides and the report, through qc-compile."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+
+from qc.compiler.calibration import Statistics
+
+REPO = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+EXAMPLE = REPO / "examples" / "mlp.onnx"  # x[4, 64] -> MatMul fc1 [64, 256] -> relu -> MatMul fc2 [256, 10] -> softmax (layers take the node names)
+
+
+def run(tool, *args):
+    return subprocess.run([str(BIN / tool), *map(str, args)], capture_output=True, text=True)
+
+
+@pytest.fixture(scope="module")
+def calib(workdir):
+    x = np.random.default_rng(7).standard_normal((6, 4, 64)).astype(np.float32)
+    x[:, :, 5] *= 30  # an outlier channel
+    np.savez(workdir / "calib.npz", x=x)
+    return workdir / "calib.npz", x
+
+
+@pytest.fixture(scope="module")
+def gptq_build(workdir, calib):
+    path, _ = calib
+    out = workdir / "mlp_gptq.so"
+    proc = run("qc-compile", EXAMPLE, "-o", out, "--scheme", "w4a16-g32", "--method", "gptq", "--calib", path,
+               "--save-stats", workdir / "stats.npz", "--report", workdir / "report.md")
+    assert proc.returncode == 0, proc.stderr
+    assert "calibrating" in proc.stderr  # progress is shown
+    return out
+
+
+def test_statistics_are_those_of_the_layer_inputs(gptq_build, workdir, calib):
+    _, x = calib
+    stats = Statistics.load(workdir / "stats.npz")
+    assert set(stats) == {"fc1", "fc2"}
+    first = stats["fc1"]  # its input is the model input
+    rows = x.reshape(-1, 64)
+    assert first.rows == len(rows)
+    np.testing.assert_allclose(first.absmax, np.abs(rows).max(0))
+    np.testing.assert_allclose(first.minimum, rows.min(0))
+    np.testing.assert_allclose(first.absmean, np.abs(rows).mean(0), rtol=1e-5)
+    np.testing.assert_allclose(first.hessian, rows.T.astype(np.float64) @ rows, rtol=1e-5)
+    assert first.histogram.sum() == rows.size - np.count_nonzero(rows == 0)
+    second = stats["fc2"]  # relu(x @ w1 + b1)
+    assert second.hessian.shape == (256, 256) and second.minimum.min() >= 0
+
+
+def test_quantized_model_is_close_to_fp32_and_reported(gptq_build, workdir):
+    x = np.random.default_rng(8).standard_normal((4, 64)).astype(np.float32)
+    np.save(workdir / "xq.npy", x)
+    proc = run("qc-run", gptq_build, "--input", f"x={workdir / 'xq.npy'}", "--output-dir", workdir / "outq")
+    assert proc.returncode == 0, proc.stderr
+    got = np.load(workdir / "outq" / "probs.npy")
+    ref = ort.InferenceSession(str(EXAMPLE)).run(None, {"x": x})[0]
+    assert np.abs(got - ref).max() < 0.05
+    report = (workdir / "report.md").read_text()
+    assert "| fc1 | w4a16-g32 | gptq | 256x64 |" in report and "| fc2 | w4a16-g32 | gptq | 10x256 |" in report
+    assert "smaller" in report
+
+
+def test_saved_statistics_and_overrides(gptq_build, workdir):
+    (workdir / "overrides.json").write_text(json.dumps({"fc2": "w8a16", "nothing.*": "f32"}))
+    proc = run("qc-compile", EXAMPLE, "-o", workdir / "mlp_awq.so", "--scheme", "w4a16-g64", "--method", "awq",
+               "--stats", workdir / "stats.npz", "--scheme-overrides", workdir / "overrides.json",
+               "--report", workdir / "report.json")
+    assert proc.returncode == 0, proc.stderr
+    layers = json.loads((workdir / "report.json").read_text())["layers"]
+    assert layers["fc1"]["scheme"] == "w4a16-g64" and layers["fc1"]["method"] == "awq"
+    assert layers["fc2"]["scheme"] == "w8a16" and layers["fc2"]["bytes"] == 10 * 256 + 10 * 4
+    assert 0 < layers["fc1"]["output_rel_error"] < layers["fc1"]["weight_rel_error"] * 10
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--scheme", "w3a16"], "unknown scheme 'w3a16'"),
+    (["--scheme", "w4a16-g32", "--method", "gptq"], "method=gptq needs calibration statistics"),
+    (["--scheme", "w8a16", "--calib", "{missing}"], "cannot read calibration data"),
+    (["--scheme", "w8a16", "--calib", "{wrong}"], "lacks input(s) ['x']"),
+    (["--scheme", "w8a16", "--scheme-overrides", "{bad_json}"], "cannot read scheme overrides"),
+])
+def test_bad_quantization_input(args, message, workdir):
+    np.savez(workdir / "wrong.npz", y=np.zeros((2, 4, 64), np.float32))
+    (workdir / "bad.json").write_text("{not json")
+    paths = {"missing": workdir / "missing.npz", "wrong": workdir / "wrong.npz", "bad_json": workdir / "bad.json"}
+    proc = run("qc-compile", EXAMPLE, "-o", workdir / "bad.so", *[a.format(**paths) for a in args])
+    assert proc.returncode == 1
+    assert message in proc.stderr and "Traceback" not in proc.stderr

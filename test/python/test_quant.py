@@ -1,0 +1,123 @@
+"""Quantization: the numerics against their definitions, and compiled quantized
+models against a numpy reference of the same quantized math."""
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import qc
+from qc.compiler.errors import QCError
+from qc.compiler.quant import dequantize, parse_scheme, quantize_awq, quantize_gptq, quantize_rtn
+from qc.compiler.quant.awq import output_error
+from qc.compiler.quant.packing import pack_rows, panel_scales, panel_weights, unpack_rows
+
+
+@pytest.fixture(scope="module")
+def layer():
+    """A weight and calibration inputs with a few outlier channels and correlated features."""
+    rng = np.random.default_rng(0)
+    w = (rng.standard_normal((48, 128)) * 0.05).astype(np.float32)
+    x = rng.standard_normal((1024, 128)).astype(np.float32) @ (np.eye(128) + 0.3 * rng.standard_normal((128, 128)))
+    x[:, :4] *= 25
+    x = x.astype(np.float32)
+    return w, x, x.T.astype(np.float64) @ x
+
+
+@pytest.mark.parametrize("name", ["w4a16-g32", "w4a16-g128-asym", "w8a16", "w8a16-asym"])
+def test_rtn_rounds_to_nearest_level_within_range(layer, name):
+    w, _, _ = layer
+    scheme = parse_scheme(name)
+    qw = quantize_rtn(w, scheme)
+    lo, hi = -(1 << (scheme.weight_bits - 1)), (1 << (scheme.weight_bits - 1)) - 1
+    assert qw.q.dtype == np.int8 and qw.q.min() >= lo and qw.q.max() <= hi
+    groups = 128 // scheme.group_size if scheme.group_size else 1
+    assert qw.scale.shape == qw.zero_point.shape == (48, groups)
+    if scheme.symmetric:
+        assert not qw.zero_point.any()
+    step = np.repeat(qw.scale, 128 // groups, axis=1)
+    assert np.all(np.abs(dequantize(qw) - w) <= step / 2 * (1 + 1e-5))  # nothing clipped, nearest level
+
+
+def test_packing_layouts():
+    rng = np.random.default_rng(1)
+    q = rng.integers(-8, 8, (5, 64), dtype=np.int8)
+    u = q.astype(np.int32) + 8
+    packed = pack_rows(q, 4).view(np.uint8)
+    assert packed.shape == (5, 32)
+    assert packed[2, 3] == u[2, 3] | (u[2, 19] << 4)       # values j and j+16 of a block share a byte
+    assert packed[2, 16 + 3] == u[2, 35] | (u[2, 51] << 4)
+    assert np.array_equal(unpack_rows(pack_rows(q, 4), 4), q)
+    panels = panel_weights(q, 4, 8).view(np.uint8)                    # [P, K, 4]: columns c and c+4 share a byte
+    assert panels.shape == (1, 64, 4)
+    assert panels[0, 10, 1] == u[1, 10] | (8 << 4)              # column 5 is padding: zero point 8
+    s, o = panel_scales(np.full((5, 2), 0.5, np.float32), np.ones((5, 2), np.int8), 4, 8)
+    assert s.shape == o.shape == (1, 2, 8) and o[0, 0, 0] == -(1 + 8) * 0.5 and s[0, 0, 7] == o[0, 0, 7] == 0
+
+
+@pytest.mark.parametrize("name", ["w4a16-g32", "w4a16-g64-asym", "w8a16"])
+def test_gptq_and_awq_beat_rtn_on_output_error(layer, name):
+    w, x, h = layer
+    scheme = parse_scheme(name)
+    rtn = output_error(w, dequantize(quantize_rtn(w, scheme)), h)
+    gptq = output_error(w, dequantize(quantize_gptq(w, h, scheme)), h)
+    gptq_ordered = output_error(w, dequantize(quantize_gptq(w, h, scheme, act_order=True)), h)
+    qw, s, _ = quantize_awq(w, np.abs(x).mean(0), h, scheme)
+    awq = output_error(w, dequantize(qw) / s, h)
+    assert gptq < 0.9 * rtn and gptq_ordered < 0.9 * rtn and awq < 0.9 * rtn
+
+
+def test_scheme_names():
+    assert parse_scheme("w4a16-g128").kind == "w4a16-g128" and parse_scheme("w4a16-g128").symmetric
+    assert not parse_scheme("w8a16-asym").symmetric and parse_scheme("w8a16-asym").group_size == 0
+    assert not parse_scheme("f32").quantized
+    for bad in ("w3a16", "w4a16-g100", "w4a16", "int4"):
+        with pytest.raises(QCError, match="unknown scheme"):
+            parse_scheme(bad)
+
+
+class MLP(nn.Module):
+    """K = 64 and 96 (two and three groups of 32), N = 40 (ragged panels) and 64."""
+
+    def __init__(self):
+        super().__init__()
+        self.up = nn.Linear(64, 96)
+        self.mid = nn.Linear(96, 40, bias=False)
+        self.down = nn.Linear(40, 64)
+
+    def forward(self, x):
+        return self.down(torch.relu(self.mid(torch.relu(self.up(x)))))
+
+
+def reference(model: MLP, x: np.ndarray, scheme_name: str) -> np.ndarray:
+    """numpy forward with every linear's weight replaced by its RTN dequantization (K % group != 0 stays f32)."""
+    scheme = parse_scheme(scheme_name)
+
+    def w(layer):
+        wt = layer.weight.detach().numpy()
+        k = wt.shape[1]
+        return dequantize(quantize_rtn(wt, scheme)) if not scheme.group_size or k % scheme.group_size == 0 else wt
+
+    h = np.maximum(x @ w(model.up).T + model.up.bias.detach().numpy(), 0)
+    h = np.maximum(h @ w(model.mid).T, 0)
+    return h @ w(model.down).T + model.down.bias.detach().numpy()
+
+
+@pytest.fixture(scope="module")
+def mlp():
+    torch.manual_seed(0)
+    return MLP().eval()
+
+
+@pytest.mark.parametrize("cpu", [None, "haswell", "x86-64"])
+@pytest.mark.parametrize("scheme", ["w4a16-g32", "w4a16-g32-asym", "w8a16", "w8a16-asym"])
+@pytest.mark.parametrize("rows", [1, 13])
+def test_compiled_qgemm_matches_numpy(mlp, cpu, scheme, rows, workdir):
+    """The generated kernels for 16/8/4 lanes, decode (1 row) and tiled (13 rows), all schemes:
+    float32 sums of the same dequantized products, so only summation order differs."""
+    x = np.random.default_rng(rows).standard_normal((rows, 64)).astype(np.float32)
+    out = workdir / f"mlp_{scheme}_{cpu}_{rows}.so"
+    qc.compile(mlp, out, example_inputs=(torch.from_numpy(x),), input_names=["x"], scheme=scheme, target_cpu=cpu)
+    got = qc.runtime.load(out).run({"x": x})["output0"]
+    ref = reference(mlp, x.astype(np.float64), scheme)
+    assert np.abs(got - ref).max() <= 1e-5 * max(1.0, np.abs(ref).max())
