@@ -68,8 +68,11 @@ class Statistics(dict):
             for f in self.FIELDS:
                 if getattr(s, f) is not None:
                     arrays[f"{name}|{f}"] = np.asarray(getattr(s, f))
-        with open(path, "wb") as fh:  # np.savez would append ".npz" to other names
-            np.savez(fh, **arrays)
+        try:
+            with open(path, "wb") as fh:  # np.savez would append ".npz" to other names
+                np.savez(fh, **arrays)
+        except OSError as err:
+            raise QCError(f"cannot write statistics '{path}': {err}") from None
 
     @classmethod
     def load(cls, path: str | Path) -> "Statistics":

@@ -35,4 +35,7 @@ def write_report(path: str | Path, data: dict) -> None:
     path = Path(path)
     if path.suffix not in (".md", ".json"):
         raise QCError(f"report '{path}' must end in .md or .json")
-    path.write_text(json.dumps(data, indent=2) if path.suffix == ".json" else markdown(data))
+    try:
+        path.write_text(json.dumps(data, indent=2) if path.suffix == ".json" else markdown(data))
+    except OSError as err:
+        raise QCError(f"cannot write report '{path}': {err}") from None

@@ -18,12 +18,7 @@ from torch_mlir import ir
 from ..compiler.quant.packing import pack_rows
 from ..dialects.qc import QGemmOp, WeightOp
 from .base import ModulePass, PassState, walk_ops
-from .matchers import producer
-
-
-def _weight_name(value: ir.Value) -> str | None:
-    op = producer(value)
-    return ir.FlatSymbolRefAttr(op.attributes["name"]).value if op is not None and op.name == "qc.weight" else None
+from .matchers import producer, stored_weight
 
 
 class FuseDequantGemm(ModulePass):
@@ -35,9 +30,10 @@ class FuseDequantGemm(ModulePass):
             deq = producer(op.operands[1])
             if deq is None or deq.name != "qc.dequantize" or ir.IntegerAttr(deq.attributes["axis"]).value != 0:
                 continue
-            q_name = _weight_name(deq.operands[0])
-            if q_name is None:
+            found = stored_weight(deq.operands[0])
+            if found is None:
                 continue
+            q_op, q_name = found
             bits = ir.IntegerAttr(deq.attributes["bits"]).value
             packed = f"{q_name}.packed"
             if q_name in state.store and packed not in state.store:
@@ -54,7 +50,6 @@ class FuseDequantGemm(ModulePass):
             op.results[0].replace_all_uses_with(qgemm.result)
             op.erase()
             if not list(deq.results[0].uses):
-                q_op = producer(deq.operands[0])
                 deq.erase()
                 if not list(q_op.results[0].uses):
                     q_op.erase()

@@ -24,7 +24,7 @@ from torch_mlir.dialects import func
 from ..compiler.errors import QCError
 from ..dialects.qc import WeightOp
 from .base import ModulePass, Option, PassState, walk_ops
-from .matchers import producer
+from .matchers import stored_weight
 from .templates import append_parsed, tensor_type
 
 PANEL_MATMUL = "qc_panel_matmul"
@@ -114,11 +114,11 @@ def linear_helper(fn: str, xshape: list[int], n: int, width: int, has_bias: bool
 
 
 def weight_name(value: ir.Value, what: str, location: ir.Location) -> tuple[ir.Operation, str]:
-    """The qc.weight producing ``value`` and its store name."""
-    wop = producer(value)
-    if wop is None or wop.name != "qc.weight":
+    """The qc.weight producing ``value`` and its store name; an error at ``location`` if there is none."""
+    found = stored_weight(value)
+    if found is None:
         raise QCError(f"{what} must be a qc.weight to be lowered", location)
-    return wop, ir.FlatSymbolRefAttr(wop.attributes["name"]).value
+    return found
 
 
 class LowerLinear(ModulePass):

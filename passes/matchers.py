@@ -50,12 +50,18 @@ def erase_dead_ops(root: ir.Operation) -> None:
     rewrite.apply_patterns_and_fold_greedily(root, rewrite.RewritePatternSet(root.context).freeze())
 
 
+def stored_weight(value: ir.Value) -> tuple[ir.Operation, str] | None:
+    """The qc.weight producing ``value`` and its store name (None if another op produces it)."""
+    op = producer(value)
+    if op is None or op.name != "qc.weight":
+        return None
+    return op, ir.FlatSymbolRefAttr(op.attributes["name"]).value
+
+
 def linear_weight_name(linear: ir.Operation) -> str | None:
     """Store name of a qc.linear's weight (None unless it is a qc.weight)."""
-    wop = producer(linear.operands[1])
-    if wop is None or wop.name != "qc.weight":
-        return None
-    return ir.FlatSymbolRefAttr(wop.attributes["name"]).value
+    found = stored_weight(linear.operands[1])
+    return found[1] if found else None
 
 
 def layer_name(linear: ir.Operation) -> str | None:

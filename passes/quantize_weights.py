@@ -28,7 +28,7 @@ from ..compiler.quant.awq import output_error
 from ..dialects.qc import DequantizeOp, SchemeAttr, WeightOp
 from .base import ModulePass, Option, PassState, parse_bool, walk_ops
 from .channel_scale import scale_channels
-from .matchers import layer_name, linear_weight_name, producer
+from .matchers import layer_name, stored_weight
 
 METHODS = ("rtn", "gptq", "awq")
 
@@ -71,9 +71,10 @@ class QuantizeWeights(ModulePass):
             self._quantize(op, scheme, state)
 
     def _quantize(self, op: ir.Operation, scheme: Scheme, state: PassState) -> None:
-        name, layer = linear_weight_name(op), layer_name(op)
-        if name is None:
+        found, layer = stored_weight(op.operands[1]), layer_name(op)
+        if found is None:
             raise QCError("qc.linear's weight must be a qc.weight to be quantized", op.location)
+        wop, name = found
         w = state.store[name]
         n, k = w.shape
         if scheme.group_size and k % scheme.group_size:
@@ -116,7 +117,6 @@ class QuantizeWeights(ModulePass):
             i64 = ir.IntegerType.get_signless(64)
             deq = DequantizeOp(op.operands[1].type, q.result, s.result, z.result, ir.IntegerAttr.get(i64, qw.bits),
                                ir.IntegerAttr.get(i64, 0), ir.IntegerAttr.get(i64, qw.group_size))
-        wop = producer(op.operands[1])
         op.operands[1] = deq.result
         op.attributes["qc.scheme"] = scheme_attr(scheme)
         if not list(wop.results[0].uses):

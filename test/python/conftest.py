@@ -1,6 +1,8 @@
 """Shared, session-scoped fixtures: models are exported and compiled once per run."""
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +11,8 @@ import pytest
 import qc
 
 REPO = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+EXAMPLE = REPO / "examples" / "mlp.onnx"  # x[4, 64] -> MatMul fc1 [64, 256] -> relu -> MatMul fc2 [256, 10] -> softmax
 # shared/ lies beside the checkout (CI clones main with shared/ next to it).
 SHARED_MODELS = Path(os.environ.get("QC_SHARED_MODELS", REPO.parent / "shared" / "models"))
 
@@ -40,3 +44,19 @@ def stories():
 def random_feeds(signature, seed=0):
     rng = np.random.default_rng(seed)
     return {s.name: rng.standard_normal(s.shape).astype(s.dtype) for s in signature.inputs}
+
+
+def run(tool, *args):
+    """A CLI tool of this environment, output captured."""
+    return subprocess.run([str(BIN / tool), *map(str, args)], capture_output=True, text=True)
+
+
+def run_example(library, workdir, tag: str, seed: int):
+    """Run a compiled examples/mlp.onnx through qc-run on random x; (qc probs, ORT FP32 probs)."""
+    import onnxruntime as ort
+
+    x = np.random.default_rng(seed).standard_normal((4, 64)).astype(np.float32)
+    np.save(workdir / f"{tag}.npy", x)
+    proc = run("qc-run", library, "--input", f"x={workdir / f'{tag}.npy'}", "--output-dir", workdir / tag)
+    assert proc.returncode == 0, proc.stderr
+    return np.load(workdir / tag / "probs.npy"), ort.InferenceSession(str(EXAMPLE)).run(None, {"x": x})[0]

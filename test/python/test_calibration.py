@@ -1,23 +1,14 @@
 """Calibration, statistics files, scheme overrides and the report, through qc-compile."""
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 import pytest
+from conftest import EXAMPLE, run, run_example
 
 from qc.compiler.calibration import Statistics
 
-REPO = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
-EXAMPLE = REPO / "examples" / "mlp.onnx"  # x[4, 64] -> MatMul fc1 [64, 256] -> relu -> MatMul fc2 [256, 10] -> softmax (layers take the node names)
-
-
-def run(tool, *args):
-    return subprocess.run([str(BIN / tool), *map(str, args)], capture_output=True, text=True)
+# Layers take the ONNX node names: fc1, fc2.
 
 
 @pytest.fixture(scope="module")
@@ -56,12 +47,7 @@ def test_statistics_are_those_of_the_layer_inputs(gptq_build, workdir, calib):
 
 
 def test_quantized_model_is_close_to_fp32_and_reported(gptq_build, workdir):
-    x = np.random.default_rng(8).standard_normal((4, 64)).astype(np.float32)
-    np.save(workdir / "xq.npy", x)
-    proc = run("qc-run", gptq_build, "--input", f"x={workdir / 'xq.npy'}", "--output-dir", workdir / "outq")
-    assert proc.returncode == 0, proc.stderr
-    got = np.load(workdir / "outq" / "probs.npy")
-    ref = ort.InferenceSession(str(EXAMPLE)).run(None, {"x": x})[0]
+    got, ref = run_example(gptq_build, workdir, "outq", seed=8)
     assert np.abs(got - ref).max() < 0.05
     report = (workdir / "report.md").read_text()
     assert "| fc1 | w4a16-g32 | gptq | 256x64 |" in report and "| fc2 | w4a16-g32 | gptq | 10x256 |" in report
@@ -86,11 +72,14 @@ def test_saved_statistics_and_overrides(gptq_build, workdir):
     (["--scheme", "w8a16", "--calib", "{missing}"], "cannot read calibration data"),
     (["--scheme", "w8a16", "--calib", "{wrong}"], "lacks input(s) ['x']"),
     (["--scheme", "w8a16", "--scheme-overrides", "{bad_json}"], "cannot read scheme overrides"),
+    (["--scheme", "w8a16", "--report", "{no_dir}/r.md"], "cannot write report"),
+    (["--calib", "{calib}", "--save-stats", "{no_dir}/s.npz"], "cannot write statistics"),
 ])
-def test_bad_quantization_input(args, message, workdir):
+def test_bad_quantization_input(args, message, workdir, calib):
     np.savez(workdir / "wrong.npz", y=np.zeros((2, 4, 64), np.float32))
     (workdir / "bad.json").write_text("{not json")
-    paths = {"missing": workdir / "missing.npz", "wrong": workdir / "wrong.npz", "bad_json": workdir / "bad.json"}
+    paths = {"missing": workdir / "missing.npz", "wrong": workdir / "wrong.npz", "bad_json": workdir / "bad.json",
+             "no_dir": workdir / "no" / "such" / "dir", "calib": calib[0]}
     proc = run("qc-compile", EXAMPLE, "-o", workdir / "bad.so", *[a.format(**paths) for a in args])
     assert proc.returncode == 1
     assert message in proc.stderr and "Traceback" not in proc.stderr

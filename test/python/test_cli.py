@@ -1,22 +1,13 @@
 """The command-line tools on the bundled example, and their answers to bad input."""
 
 import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
+from conftest import EXAMPLE, REPO, run, run_example
 from onnx import TensorProto, helper
-
-REPO = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
-EXAMPLE = REPO / "examples" / "mlp.onnx"
-
-
-def run(tool, *args):
-    return subprocess.run([str(BIN / tool), *map(str, args)], capture_output=True, text=True)
 
 
 @pytest.fixture(scope="module")
@@ -28,12 +19,7 @@ def example_so(workdir):
 
 
 def test_qc_run_matches_ort(example_so, workdir):
-    x = np.random.default_rng(3).standard_normal((4, 64)).astype(np.float32)
-    np.save(workdir / "x.npy", x)
-    proc = run("qc-run", example_so, "--input", f"x={workdir / 'x.npy'}", "--output-dir", workdir / "out")
-    assert proc.returncode == 0, proc.stderr
-    got = np.load(workdir / "out" / "probs.npy")
-    ref = ort.InferenceSession(str(EXAMPLE)).run(None, {"x": x})[0]
+    got, ref = run_example(example_so, workdir, "out", seed=3)
     np.testing.assert_allclose(got, ref, atol=1e-6)
 
 
