@@ -1,6 +1,7 @@
 """Decode GEMV (M=1) on the seven linears of one LLaMA-7B decoder layer, side by side:
-qc int4 g128 (and int8 per channel) vs ONNX Runtime MatMulNBits, and vs the
-machine's streaming-read bandwidth measured in the same run.
+qc int4 g128 (and int8 per channel), with f32 activations and with int8 ones
+(integer dot products), vs ONNX Runtime MatMulNBits, and vs the machine's
+streaming-read bandwidth measured in the same run.
 
     python bench/bench_decode.py [--threads N] [--iters 20] [--results docs/results.md]
 
@@ -37,8 +38,8 @@ def make_weights(bits: int, group: int, seed: int = 0):
     return out
 
 
-def qc_model(weights, bits: int, group: int, work: Path):
-    """A .mlir of the seven qc.qgemm ops plus its weight store, compiled with qc."""
+def qc_model(weights, bits: int, group: int, act_bits: int, work: Path, rows: int = 1):
+    """A .mlir of the seven qc.qgemm ops on ``rows`` tokens plus its weight store, compiled with qc."""
     import numpy as np
 
     import qc
@@ -58,14 +59,14 @@ def qc_model(weights, bits: int, group: int, work: Path):
                   f'  %{name}_s = "qc.weight"() {{name = @{name}.scale}} : () -> tensor<{st}xf32>',
                   f'  %{name}_z = "qc.weight"() {{name = @{name}.zero}} : () -> tensor<{st}xi8>',
                   f'  %{name} = "qc.qgemm"({x}, %{name}_p, %{name}_s, %{name}_z) {{bits = {bits} : i64, '
-                  f'group_size = {group} : i64, operandSegmentSizes = array<i32: 1, 1, 1, 1, 0>}} : '
-                  f'(tensor<1x{k}xf32>, tensor<{n}x{k * bits // 8}xi8>, tensor<{st}xf32>, tensor<{st}xi8>) '
-                  f'-> tensor<1x{n}xf32>']
-        results.append((f"%{name}", f"tensor<1x{n}xf32>"))
-    text = "\n".join([f"func.func @main(%x: tensor<1x4096xf32>, %h: tensor<1x11008xf32>) -> "
+                  f'group_size = {group} : i64, act_bits = {act_bits} : i64, act_scale = 0.0 : f32, operandSegmentSizes = array<i32: 1, 1, 1, 1, 0>}} : '
+                  f'(tensor<{rows}x{k}xf32>, tensor<{n}x{k * bits // 8}xi8>, tensor<{st}xf32>, tensor<{st}xi8>) '
+                  f'-> tensor<{rows}x{n}xf32>']
+        results.append((f"%{name}", f"tensor<{rows}x{n}xf32>"))
+    text = "\n".join([f"func.func @main(%x: tensor<{rows}x4096xf32>, %h: tensor<{rows}x11008xf32>) -> "
                       f"({', '.join(t for _, t in results)}) {{", *lines,
                       f"  return {', '.join(v for v, _ in results)} : {', '.join(t for _, t in results)}", "}"])
-    tag = f"w{bits}g{group}"
+    tag = f"w{bits}g{group}a{act_bits}m{rows}"
     (work / f"{tag}.mlir").write_text(text)
     store.save(work / f"{tag}.safetensors")
     qc.compile(work / f"{tag}.mlir", work / f"{tag}.so", weights=work / f"{tag}.safetensors")
@@ -118,7 +119,7 @@ def main() -> int:
     import numpy as np
 
     from bandwidth import read_bandwidth
-    from common import interleaved, table
+    from common import interleaved, publish, table
 
     work = Path(tempfile.mkdtemp(prefix="qc-bench-decode-"))
     rng = np.random.default_rng(1)
@@ -126,10 +127,12 @@ def main() -> int:
              "h": rng.standard_normal((1, 11008), dtype=np.float32)}
     bandwidth = read_bandwidth(args.threads)
     rows = []
-    for bits, group, label in ((4, 128, "int4 g128"), (8, 0, "int8 per-channel")):
+    cases = ((4, 128, 0, "int4 g128"), (4, 128, 8, "int4 g128, int8 act."),
+             (8, 0, 0, "int8 per-channel"), (8, 0, 8, "int8 per-channel, int8 act."))
+    for bits, group, act_bits, label in cases:
         weights = make_weights(bits, group)
         nbytes = weight_bytes(weights, bits)
-        model = qc_model(weights, bits, group, work)
+        model = qc_model(weights, bits, group, act_bits, work)
         ort_weights = weights if group else {n: (q, np.repeat(s, q.shape[1] // 128, axis=1))
                                             for n, (q, s) in weights.items()}  # ORT needs blocks: 128
         sessions = {lvl: ort_session(ort_weights, bits, 128, lvl, args.threads, work) for lvl in (1, 4)}
@@ -138,7 +141,7 @@ def main() -> int:
             y_ort = sess.run(None, feeds)
             for (name, _, _), a, b in zip(LAYER, y_qc.values(), y_ort):
                 err = np.abs(a - b).max() / np.abs(b).max()
-                if err > (2e-2 if lvl == 4 else 1e-4):
+                if err > (2e-2 if lvl == 4 or act_bits else 1e-4):
                     raise SystemExit(f"{label} {name}: qc and ORT (accuracy_level={lvl}) differ by {err:.2e}")
         qc_feeds = {"arg0": feeds["x"], "arg1": feeds["h"]}
         runners = {"qc": lambda: model.run(qc_feeds)}
@@ -152,13 +155,10 @@ def main() -> int:
         del model, sessions
     text = (f"Decode GEMV, one LLaMA-7B layer (7 linears), M=1, {args.threads} threads, median of {args.iters}; "
             f"streaming-read bandwidth measured in this run: {bandwidth / 1e9:.1f} GB/s\n\n"
-            + table(rows, ("weights", "MiB", "qc (f32 activations) ms", "ORT level 1 (f32) ms",
+            + table(rows, ("weights", "MiB", "qc ms", "ORT level 1 (f32) ms",
                            "ORT level 4 (int8 act.) ms", "ORT L1 / qc", "ORT best / qc", "qc % of BW",
                            "ORT best % of BW")))
-    print(text)
-    if args.results:
-        with open(args.results, "a") as f:
-            f.write("\n" + text + "\n")
+    publish(text, args.results)
     return 0
 
 

@@ -1,9 +1,11 @@
-"""qc FP32 vs ONNX Runtime FP32 on all-MiniLM-L6-v2, side by side in one process.
+"""qc vs ONNX Runtime on all-MiniLM-L6-v2, side by side in one process: qc FP32 and
+W8A8 + SmoothQuant (alpha 0.5, calibrated on 8 batches of other sentences) against
+ORT FP32 and ORT ``quantize_dynamic`` (per-channel int8).
 
-    python bench/bench_minilm.py [--batch 1] [--seq 128] [--threads N] [--iters 30]
+    python bench/bench_minilm.py [--batch 1] [--seq 128] [--threads N] [--iters 30] [--results docs/results.md]
 
-Prints the compile time of the model and the median latency of both engines
-(same thread count, calls interleaved) with their ratio.
+Prints the compile time of the models and the median latency of all engines
+(same thread count, calls interleaved) with their ratios.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ def main() -> int:
     ap.add_argument("--seq", type=int, default=128)
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--iters", type=int, default=30)
+    ap.add_argument("--results", help="append the table to this markdown file")
     args = ap.parse_args()
     os.environ["QC_NUM_THREADS"] = str(args.threads)  # read once, when the runtime pool starts
 
@@ -31,7 +34,7 @@ def main() -> int:
     import onnxruntime as ort
 
     import qc
-    from common import interleaved, table
+    from common import interleaved, publish, table
     from qc.compiler.models import minilm
 
     work = Path(tempfile.mkdtemp(prefix="qc-bench-"))
@@ -42,21 +45,37 @@ def main() -> int:
     compile_s = time.perf_counter() - t0
     model = qc.runtime.load(work / "minilm.so")
 
+    calib = [minilm.encode(tokenizer, minilm.sample_sentences(8 * args.batch, seed=1)[i::8], args.seq)
+             for i in range(8)]
+    t0 = time.perf_counter()
+    qc.compile(onnx_path, work / "minilm_w8a8.so", scheme="w8a8", calibration=calib, smooth=0.5,
+               smooth_fallback=True)
+    compile_q = time.perf_counter() - t0
+    quant = qc.runtime.load(work / "minilm_w8a8.so")
+
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    quantize_dynamic(str(onnx_path), str(work / "minilm_int8.onnx"), per_channel=True, weight_type=QuantType.QInt8)
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = args.threads
     opts.inter_op_num_threads = 1
     sess = ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
+    sess8 = ort.InferenceSession(str(work / "minilm_int8.onnx"), opts, providers=["CPUExecutionProvider"])
     sentences = ["Quantized models run faster on the CPUs people already have."] * args.batch
     feeds = minilm.encode(tokenizer, sentences, args.seq)
     err = float(np.abs(model.run(feeds)["last_hidden_state"] - sess.run(None, feeds)[0]).max())
 
-    times = interleaved({"qc": lambda: model.run(feeds), "ort": lambda: sess.run(None, feeds)}, args.iters)
+    times = interleaved({"qc": lambda: model.run(feeds), "qc8": lambda: quant.run(feeds),
+                         "ort": lambda: sess.run(None, feeds), "ort8": lambda: sess8.run(None, feeds)}, args.iters)
     phases = ", ".join(f"{k} {v:.1f} s" for k, v in result.timings.items())
-    print(f"MiniLM FP32, batch {args.batch}, seq {args.seq}, {args.threads} threads, {args.iters} interleaved calls")
-    print(f"qc compile: {compile_s:.1f} s ({phases}); max |qc - ort| = {err:.2e}")
-    print(table([("qc FP32", f"{times['qc'] * 1e3:.2f}", f"{times['qc'] / times['ort']:.2f}"),
-                 ("ORT FP32", f"{times['ort'] * 1e3:.2f}", "1.00")],
-                ("engine", "median ms", "time / ORT")))
+    head = (f"MiniLM, batch {args.batch}, seq {args.seq}, {args.threads} threads, {args.iters} interleaved calls; "
+            f"qc compile FP32 {compile_s:.1f} s ({phases}), W8A8 + calibration {compile_q:.1f} s; "
+            f"FP32 max |qc - ort| = {err:.2e}")
+    rows = [(name, f"{times[key] * 1e3:.2f}", f"{times['ort'] / times[key]:.2f}x", f"{times['ort8'] / times[key]:.2f}x")
+            for name, key in (("qc FP32", "qc"), ("qc W8A8 + SmoothQuant", "qc8"), ("ORT FP32", "ort"),
+                              ("ORT quantize_dynamic int8", "ort8"))]
+    text = head + "\n\n" + table(rows, ("engine", "median ms", "speed-up vs ORT FP32", "speed-up vs ORT int8"))
+    publish(text, args.results)
     return 0
 
 

@@ -25,3 +25,11 @@ def table(rows: list[tuple], headers: tuple) -> str:
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def publish(text: str, results: str | None) -> None:
+    """Print a result and, if asked, append it to a markdown file."""
+    print(text)
+    if results:
+        with open(results, "a") as f:
+            f.write("\n" + text + "\n")

@@ -72,7 +72,8 @@ def compile(model, output: str | Path, *, emit: str = "so", shapes: dict | None 
             target_features: str | None = None, scheme: str | None = None, method: str = "rtn",
             overrides: dict[str, str] | None = None, calibration=None, stats: Statistics | None = None,
             save_stats: str | Path | None = None, report: str | Path | None = None,
-            weights: str | Path | None = None, progress: bool = False) -> CompileResult:
+            weights: str | Path | None = None, progress: bool = False, smooth: float | str | None = None,
+            smooth_fallback: bool = False, activations: str = "dynamic") -> CompileResult:
     """Compile ``model`` (ONNX path/ModelProto, ``.mlir`` path, or ``nn.Module``) to ``output``.
 
     Quantization: ``scheme`` (e.g. ``"w4a16-g128"``) for every linear, ``overrides``
@@ -106,16 +107,24 @@ def compile(model, output: str | Path, *, emit: str = "so", shapes: dict | None 
         if isinstance(calibration, (str, Path)):
             calibration = load_calibration_npz(calibration, [s.name for s in sig.inputs])
         state.stats = calibrate(module, sig, state, calibration, target,
-                                hessian=method != "rtn" or save_stats is not None, progress=progress)
+                                hessian=method != "rtn" or save_stats is not None or smooth == "auto",
+                                progress=progress)
         timings["calibrate"] = time.perf_counter() - t1
     if save_stats is not None:
         if not state.stats:
             raise QCError("no statistics to save: give calibration data")
         state.stats.save(save_stats)
+    if smooth is not None and not state.stats:
+        raise QCError("smoothing needs calibration data (calibration=... / --calib, or saved --stats)")
+    passes = []
     if quantizing:
         assign_schemes(module, scheme or "f32", overrides or {})
-        codegen.run(module, f"builtin.module(qc-quantize-weights{{method={method}}}, qc-fuse-dequant-gemm, "
-                            "canonicalize, cse)", state, "quantization")
+    if smooth is not None:
+        passes.append(f"qc-smooth{{alpha={smooth} fallback={'true' if smooth_fallback else 'false'}}}")
+    if quantizing:
+        passes += [f"qc-quantize-weights{{method={method} activations={activations}}}", "qc-fuse-dequant-gemm"]
+    if passes:
+        codegen.run(module, f"builtin.module({', '.join(passes)}, canonicalize, cse)", state, "quantization")
     if report is not None:
         write_report(report, summary(state.report, weight_bytes))
     files: list[Path] = [Path(report)] if report is not None else []

@@ -45,6 +45,13 @@ class LayerStats:
         return cls(len(x), a.max(axis=0), x.min(axis=0), x.max(axis=0), a.sum(axis=0, dtype=np.float64),
                    np.histogram(a, HIST_EDGES)[0], x.T.astype(np.float64) @ x if hessian else None)
 
+    def scaled(self, factors: np.ndarray) -> "LayerStats":
+        """The statistics of ``x * factors`` (positive, per channel); the |x| histogram stays that of x."""
+        f = factors.astype(np.float64)
+        return LayerStats(self.rows, (self.absmax * f).astype(np.float32), (self.minimum * f).astype(np.float32),
+                          (self.maximum * f).astype(np.float32), self.abssum * f, self.histogram,
+                          None if self.hessian is None else self.hessian * np.outer(f, f))
+
     def merge(self, other: "LayerStats") -> None:
         self.rows += other.rows
         self.absmax = np.maximum(self.absmax, other.absmax)

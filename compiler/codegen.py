@@ -32,7 +32,8 @@ BUFFERIZE = ("builtin.module(one-shot-bufferize{bufferize-function-boundaries "
              "canonicalize, buffer-deallocation-pipeline)")
 
 # After bufferization: matmuls to vector micro-kernels on the thread pool, libm calls to arithmetic.
-KERNELS = "builtin.module(qc-microkernels{{vector-width={lanes} rows={rows}}}, qc-expand-math, canonicalize)"
+KERNELS = ("builtin.module(qc-microkernels{{vector-width={lanes} rows={rows} int8-dot={dot}}}, qc-expand-math, "
+           "canonicalize)")
 
 TO_LLVM = ("builtin.module(func.func(convert-linalg-to-loops), "
            "convert-vector-to-scf, lower-affine, convert-scf-to-cf, "
@@ -50,6 +51,10 @@ _AVX512_CPUS = ("avx512", "knl", "knm", "cannonlake", "icelake", "tigerlake", "r
 _AVX2_CPUS = ("haswell", "broadwell", "skylake", "kabylake", "coffeelake", "cometlake", "alderlake", "raptorlake",
               "meteorlake", "arrowlake", "lunarlake", "gracemont", "sierraforest", "grandridge", "clearwaterforest",
               "znver1", "znver2", "znver3", "bdver4", "x86-64-v3")
+
+_VNNI_CPUS = ("cascadelake", "cooperlake", "icelake", "tigerlake", "rocketlake", "sapphirerapids", "emeraldrapids",
+              "graniterapids", "diamondrapids", "alderlake", "raptorlake", "meteorlake", "arrowlake", "lunarlake",
+              "sierraforest", "grandridge", "clearwaterforest", "znver4", "znver5")
 
 
 @dataclass(frozen=True)
@@ -80,6 +85,19 @@ class Target:
         return 4
 
     @property
+    def int8_dot(self) -> str:
+        """How kernels multiply int8 activations: vnni (vpdpbusd), avx2 (vpmaddubsw) or generic."""
+        width = self.vector_width
+        if not self.features:
+            vnni = any(c in self.cpu for c in _VNNI_CPUS)
+            avx2 = width == 8 and any(c in self.cpu for c in _AVX2_CPUS)
+        else:
+            vnni = self._has("avx512vnni") if width == 16 else self._has("avxvnni") or (
+                self._has("avx512vnni") and self._has("avx512vl"))
+            avx2 = self._has("avx2")
+        return "vnni" if vnni and width in (8, 16) else "avx2" if avx2 and width == 8 else "generic"
+
+    @property
     def rows(self) -> int:
         """Rows of the register tile: rows x 2 accumulators + B vectors + a broadcast fit the register file."""
         return 12 if self.vector_width == 16 else 6
@@ -107,7 +125,7 @@ def lower_to_llvm_dialect(module: ir.Module, state: PassState, target: Target) -
         main.attributes["llvm.emit_c_interface"] = ir.UnitAttr.get()
         main.attributes["sym_name"] = ir.StringAttr.get(ENTRY)  # "main" would clash with an executable's
     run(module, BUFFERIZE, state, "bufferization")
-    run(module, KERNELS.format(lanes=lanes, rows=target.rows), state, "kernel generation")
+    run(module, KERNELS.format(lanes=lanes, rows=target.rows, dot=target.int8_dot), state, "kernel generation")
     kernels = trampolines(module)
     run(module, TO_LLVM, state, "lowering to LLVM")
     return weight_args, kernels

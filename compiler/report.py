@@ -20,13 +20,15 @@ def markdown(data: dict) -> str:
     lines = ["# qc quantization report", "",
              f"Model weights: {before / 2**20:.2f} MiB before, {after / 2**20:.2f} MiB after "
              f"({before / max(after, 1):.2f}x smaller).", "",
-             "| layer | scheme | method | shape | bytes f32 | bytes | weight rel. error | output rel. error | note |",
-             "| --- | --- | --- | --- | ---: | ---: | ---: | ---: | --- |"]
+             "| layer | scheme | method | activations | smoothing | shape | bytes f32 | bytes | weight rel. error "
+             "| output rel. error | note |",
+             "| --- | --- | --- | --- | --- | --- | ---: | ---: | ---: | ---: | --- |"]
     for name, e in data["layers"].items():
         shape = "x".join(map(str, e.get("shape", [])))
         err = f"{e['weight_rel_error']:.3e}" if "weight_rel_error" in e else ""
         out = f"{e['output_rel_error']:.3e}" if "output_rel_error" in e else ""
-        lines.append(f"| {name} | {e.get('scheme', '')} | {e.get('method', '')} | {shape} | "
+        lines.append(f"| {name} | {e.get('scheme', '')} | {e.get('method', '')} | {e.get('activations', '')} | "
+                     f"{e.get('smooth', '')} | {shape} | "
                      f"{e.get('bytes_f32', '')} | {e.get('bytes', '')} | {err} | {out} | {e.get('note', '')} |")
     return "\n".join(lines) + "\n"
 

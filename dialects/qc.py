@@ -13,7 +13,7 @@ from torch_mlir.dialects.ext import Dialect, Operand, Pure, Result
 # Schemes a layer can be given (DESIGN.md, "#qc.scheme").
 SCHEMES = (
     "f32", "f16", "w8a8", "w8a16",
-    "w4a16-g32", "w4a16-g64", "w4a16-g128", "w4a8-g128",
+    "w4a16-g32", "w4a16-g64", "w4a16-g128", "w4a8-g32", "w4a8-g64", "w4a8-g128",
 )
 GROUP_SIZES = (32, 64, 128)
 BITS = (4, 8)
@@ -83,6 +83,10 @@ class QGemmOp(QC.Operation, name="qgemm", traits=[Pure]):
 
     ``packed: [N, K * bits / 8] x i8``; ``scale``/``zero_point``: ``[N]`` per
     channel (group_size 0) or ``[N, K / group_size]`` per group.
+    ``act_bits = 8`` quantizes ``x`` first, symmetric int8 (``xq = round(x / sx)``
+    clamped to +-127): per row with ``sx = max|x_row| / 127`` when ``act_scale``
+    is 0 (dynamic), else with ``sx = act_scale`` (static, per tensor); the
+    product is then an integer dot product.  ``act_bits = 0``: f32 activations.
     """
 
     result: Result[ir.RankedTensorType]
@@ -92,7 +96,12 @@ class QGemmOp(QC.Operation, name="qgemm", traits=[Pure]):
     zero_point: Operand[ir.RankedTensorType]
     bits: ir.IntegerAttr
     group_size: ir.IntegerAttr
+    act_bits: ir.IntegerAttr
+    act_scale: ir.FloatAttr
     bias: Operand[ir.RankedTensorType] | None = None
+
+
+ACT_BITS = (0, 8)
 
 
 # --- verifiers ---------------------------------------------------------------
@@ -192,6 +201,11 @@ def _verify_qgemm(op) -> None:
         raise VerifyError(f"bias must have shape [{n}], got {_shape(op.bias)}")
     if y != x[:-1] + [n]:
         raise VerifyError(f"result shape {y} does not match expected {x[:-1] + [n]}")
+    act_bits, act_scale = _int(op, "act_bits"), ir.FloatAttr(op.attributes["act_scale"]).value
+    if act_bits not in ACT_BITS:
+        raise VerifyError(f"act_bits must be one of {list(ACT_BITS)}, got {act_bits}")
+    if act_scale < 0 or (act_scale and not act_bits):
+        raise VerifyError(f"act_scale must be 0 (dynamic) or positive with act_bits = 8, got {act_scale}")
 
 
 def _verify_scheme(op) -> None:

@@ -13,10 +13,12 @@ from .instrument import Instrument
 from .quantize_weights import QuantizeWeights
 from .fuse_dequant_gemm import FuseDequantGemm
 from .lower_qgemm import LowerQGemm
+from .smooth import Smooth
 
 REGISTRY: dict[str, type[ModulePass]] = {
     p.NAME: p for p in (OutlineWeights, RaiseLinear, IsolateContractions, LowerLinear, WeightsToArgs, Microkernels,
-                        ExpandMath, ConvToMatmul, Instrument, QuantizeWeights, FuseDequantGemm, LowerQGemm)
+                        ExpandMath, ConvToMatmul, Instrument, QuantizeWeights, FuseDequantGemm, LowerQGemm,
+                        Smooth)
 }
 
 __all__ = ["ModulePass", "Option", "PassState", "REGISTRY"]

@@ -26,6 +26,15 @@ def parse_bool(text: str) -> bool:
     return text in ("true", "1")
 
 
+def one_of(choices: tuple[str, ...]) -> Callable[[str], str]:
+    """A pass option that takes one of ``choices``."""
+    def parse(text: str) -> str:
+        if text not in choices:
+            raise ValueError(text)
+        return text
+    return parse
+
+
 @dataclass
 class PassState:
     """What a pipeline run shares between passes."""

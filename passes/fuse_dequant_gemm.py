@@ -6,6 +6,8 @@ becomes
     %p = "qc.weight"() {name = @fc.q.packed} : () -> tensor<Nx(K*bits/8)xi8>
     %y = "qc.qgemm"(%x, %p, %s, %z [, %b]) {bits = 4, group_size = 128}
 
+``act_bits`` is 8 when the linear's scheme quantizes activations (w8a8,
+w4a8), with ``act_scale`` its ``qc.act_scale`` (static) or 0 (dynamic).
 ``%p`` is the canonical packing (compiler/quant/packing.py): no float copy of
 the weight is left in the program.  Dequantizations of other shapes (another
 axis, or not feeding a linear's weight) are left alone.
@@ -19,6 +21,7 @@ from ..compiler.quant.packing import pack_rows
 from ..dialects.qc import QGemmOp, WeightOp
 from .base import ModulePass, PassState, walk_ops
 from .matchers import producer, stored_weight
+from .quantize_weights import ACT_SCALE_ATTR, scheme_of
 
 
 class FuseDequantGemm(ModulePass):
@@ -39,12 +42,17 @@ class FuseDequantGemm(ModulePass):
             if q_name in state.store and packed not in state.store:
                 state.store[packed] = pack_rows(state.store[q_name], bits)
             n, k = ir.RankedTensorType(deq.operands[0].type).shape
+            scheme = scheme_of(op)
+            act_bits = 8 if scheme is not None and scheme.activation_bits == 8 else 0
+            act_scale = ir.FloatAttr(op.attributes[ACT_SCALE_ATTR]).value if ACT_SCALE_ATTR in op.attributes else 0.0
             with ir.InsertionPoint(op), op.location:
+                i64 = ir.IntegerType.get_signless(64)
                 p = WeightOp(ir.RankedTensorType.get([n, k * bits // 8], ir.IntegerType.get_signless(8)),
                              ir.FlatSymbolRefAttr.get(packed))
                 bias = op.operands[2] if len(op.operands) == 3 else None
                 qgemm = QGemmOp(op.results[0].type, op.operands[0], p.result, deq.operands[1], deq.operands[2],
-                                deq.attributes["bits"], deq.attributes["group_size"], bias=bias)
+                                deq.attributes["bits"], deq.attributes["group_size"], ir.IntegerAttr.get(i64, act_bits),
+                                ir.FloatAttr.get_f32(act_scale), bias=bias)
             if "qc.scheme" in op.attributes:
                 qgemm.operation.attributes["qc.scheme"] = op.attributes["qc.scheme"]
             op.results[0].replace_all_uses_with(qgemm.result)

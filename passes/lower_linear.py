@@ -40,12 +40,15 @@ def pack_panels(w_nk: np.ndarray, width: int) -> np.ndarray:
 
 
 def panel_helper(fn: str, xshape: list[int], n: int, width: int, has_bias: bool,
-                 weights: list[tuple[str, str]], body: list[str], library_call: str) -> str:
+                 weights: list[tuple[str, str]], body: list[str], library_call: str,
+                 prelude: list[str] = (), inputs: list[tuple[str, str, str]] | None = None) -> str:
     """Text of a private func ``y = x (.) weights + b`` accumulated in [..., P, width] panels.
 
     ``weights``: (tensor type, indexing map results over (lead..., p, n, k)) per
     weight operand; ``body``: the contraction generic's body, whose block
-    arguments are %a (x), then one per weight, then %c (accumulator), ending in yield."""
+    arguments are one per input (default: %a for x), then one per weight, then
+    %c (accumulator), ending in yield.  ``prelude``: lines computing other
+    ``inputs`` (value, tensor type, map results over the lead dims ``d0..``, p, n, k) from %x."""
     *lead, k = xshape
     panels = -(-n // width)
     r = len(lead)
@@ -81,10 +84,12 @@ def panel_helper(fn: str, xshape: list[int], n: int, width: int, has_bias: bool,
     else:
         lines += ["  %zero = arith.constant 0.0 : f32",
                   f"  %acc = linalg.fill ins(%zero : f32) outs(%empty : {acc_t}) -> {acc_t}"]
-    maps = [f"affine_map<({loops}) -> ({', '.join(dims + ['k'])})>"]
+    lines += list(prelude)
+    inputs = inputs or [("%x", tensor_type(xshape), ", ".join(dims + ["k"]))]
+    maps = [f"affine_map<({loops}) -> ({m})>" for _, _, m in inputs]
     maps += [f"affine_map<({loops}) -> ({m})>" for _, m in weights] + [f"affine_map<({loops}) -> ({lead_p})>"]
-    names = ", ".join(["%x"] + [f"%arg_w{i}" for i in range(len(weights))])
-    types = ", ".join([tensor_type(xshape)] + [t for t, _ in weights])
+    names = ", ".join([v for v, _, _ in inputs] + [f"%arg_w{i}" for i in range(len(weights))])
+    types = ", ".join([t for _, t, _ in inputs] + [t for t, _ in weights])
     lines += [f"  %mm = linalg.generic {{indexing_maps = [{', '.join(maps)}], "
               f"iterator_types = [{parallel}, \"reduction\"], library_call = \"{library_call}\"}} "
               f"ins({names} : {types}) outs(%acc : {acc_t}) {{",

@@ -64,8 +64,14 @@ def linear_weight_name(linear: ir.Operation) -> str | None:
     return found[1] if found else None
 
 
+LAYER_ATTR = "qc.layer"  # set where a pass re-points a linear at a new weight entry
+
+
 def layer_name(linear: ir.Operation) -> str | None:
-    """A qc.linear's name in reports, statistics and overrides: its weight's, less qc-raise's '.nk'."""
+    """A qc.linear's name in reports, statistics and overrides: its ``qc.layer``, else its weight's
+    store name less qc-raise's '.nk'."""
+    if LAYER_ATTR in linear.attributes:
+        return ir.StringAttr(linear.attributes[LAYER_ATTR]).value
     name = linear_weight_name(linear)
     return name[:-3] if name and name.endswith(".nk") else name
 

@@ -29,9 +29,9 @@ from dataclasses import dataclass
 from torch_mlir import ir
 from torch_mlir.dialects import func
 
-from .base import ModulePass, Option, PassState, walk_ops
+from .base import ModulePass, Option, PassState, one_of, walk_ops
 from .lower_linear import PANEL_MATMUL
-from .lower_qgemm import QGEMM_PANEL
+from .lower_qgemm import QGEMM_DOT_PANEL, QGEMM_PANEL
 from .matchers import indexing_maps
 from .templates import append_parsed
 
@@ -56,6 +56,7 @@ class Contraction:
     k: int
     nr: int  # columns per panel
     quant: tuple[int, int] | None = None  # (bits, group size) of a qgemm panel contraction
+    dot: bool = False  # int8 activations: an integer dot-product contraction
 
     @property
     def panels(self) -> int:
@@ -114,7 +115,35 @@ def match_qgemm(op: ir.Operation) -> Contraction | None:
                        (bits, k // groups))
 
 
+def _identity_memref(value: ir.Value, elt: type) -> ir.MemRefType | None:
+    t = value.type
+    if not isinstance(t, ir.MemRefType) or not isinstance(t.element_type, elt) or \
+            not isinstance(t.layout, ir.AffineMapAttr) or t.layout.value != ir.AffineMap.get_identity(t.rank, t.context):
+        return None
+    return t
+
+
+def match_qgemm_dot(op: ir.Operation) -> Contraction | None:
+    """A qc-lower-qgemm integer contraction: XQ i8, SX f32, XSUM i32, W [P, K/q, NR*4] i8, S, O, C."""
+    if op.name != "linalg.generic" or _library_call(op) != QGEMM_DOT_PANEL or len(op.operands) != 7:
+        return None
+    kinds = (ir.IntegerType, ir.F32Type, ir.IntegerType, ir.IntegerType, ir.F32Type, ir.F32Type, ir.F32Type)
+    types = [_identity_memref(v, kind) for v, kind in zip(op.operands, kinds)]
+    if not all(types):
+        return None
+    xq, w, ts = types[0], types[3], types[4]
+    panels, groups, nr = ts.shape
+    k = xq.shape[-1]
+    bits = 32 * w.shape[1] // k
+    m = 1
+    for d in xq.shape[:-1]:
+        m *= d
+    return Contraction(True, tuple(map(str, types)), 1, m, panels * nr, k, nr, (bits, k // groups), dot=True)
+
+
 def match(op: ir.Operation, lanes: int) -> Contraction | None:
+    if len(op.operands) == 7:
+        return match_qgemm_dot(op)
     if len(op.operands) == 5:
         return match_qgemm(op)
     if len(op.operands) != 3:
@@ -147,28 +176,24 @@ def match(op: ir.Operation, lanes: int) -> Contraction | None:
     return Contraction(False, types, batch, m, n, k, nr)
 
 
+def _view(src: str, dst: str, src_t: str, target: list[int], elt: str = "f32") -> str:
+    """A line reshaping identity-layout memref ``%src`` to ``target`` (collapse or add leading dims)."""
+    rank = ir.MemRefType(ir.Type.parse(src_t)).rank
+    t = f"memref<{''.join(f'{d}x' for d in target)}{elt}>"
+    if rank > len(target):  # collapse the leading dims into one
+        lead = rank - len(target) + 1
+        groups = [list(range(lead))] + [[i] for i in range(lead, rank)]
+        return f"    %{dst} = memref.collapse_shape %{src} {groups} : {src_t} into {t}"
+    if rank < len(target):  # add unit leading dims
+        extra = len(target) - rank
+        groups = [list(range(extra + 1))] + [[extra + i] for i in range(1, rank)] if rank else []
+        return f"    %{dst} = memref.expand_shape %{src} {groups} output_shape {target} : {src_t} into {t}"
+    return f"    %{dst} = memref.cast %{src} : {src_t} to {t}"
+
+
 def _panel_views(c: Contraction) -> list[str]:
     """Reshape a panel contraction's A to [M, K] and C to [M, P, NR] (identity layouts)."""
-    ta, tc = c.types[0], c.types[-1]
-    lines = []
-
-    def reshape(src: str, dst: str, src_t: str, rank: int, target: list[int]):
-        t = f"memref<{'x'.join(map(str, target))}xf32>"
-        if rank > len(target):  # collapse the leading dims into one
-            lead = rank - len(target) + 1
-            groups = [list(range(lead))] + [[i] for i in range(lead, rank)]
-            lines.append(f"    %{dst} = memref.collapse_shape %{src} {groups} : {src_t} into {t}")
-        elif rank < len(target):  # add unit leading dims
-            extra = len(target) - rank
-            groups = [list(range(extra + 1))] + [[extra + i] for i in range(1, rank)]
-            lines.append(f"    %{dst} = memref.expand_shape %{src} {groups} output_shape {target} : {src_t} into {t}")
-        else:
-            lines.append(f"    %{dst} = memref.cast %{src} : {src_t} to {t}")
-
-    rank = lambda t: ir.MemRefType(ir.Type.parse(t)).rank  # noqa: E731
-    reshape("A0", "A", ta, rank(ta), [c.m, c.k])
-    reshape("C0", "C", tc, rank(tc), [c.m, c.panels, c.nr])
-    return lines
+    return [_view("A0", "A", c.types[0], [c.m, c.k]), _view("C0", "C", c.types[-1], [c.m, c.panels, c.nr])]
 
 
 def _row_blocks(block, m: int, rows: int) -> list[str]:
@@ -370,11 +395,173 @@ def qgemm_kernel_text(name: str, c: Contraction, rows: int) -> str:
     return "\n".join(lines)
 
 
+DOT_FLAVOURS = ("vnni", "avx2", "generic")
+
+
+def _dot_lines(flavour: str, lanes: int, acc: str, u: str, x: str, out: str, indent: str) -> list[str]:
+    """``out = acc + dot4(u, x)`` per i32 lane: unsigned bytes of ``u`` times signed bytes of ``x``."""
+    vi, vb, vw = f"vector<{lanes}xi32>", f"vector<{4 * lanes}xi8>", f"vector<{2 * lanes}xi16>"
+    if flavour == "vnni":
+        return [f"{indent}{out} = llvm.call_intrinsic \"llvm.x86.avx512.vpdpbusd.{32 * lanes}\"({acc}, {u}, {x}) : "
+                f"({vi}, {vb}, {vb}) -> {vi}"]
+    t = out.lstrip("%")
+    if flavour == "generic":  # widen to i32, multiply, add each lane's 4 products
+        v4 = f"vector<{4 * lanes}xi32>"
+        lines = [f"{indent}%{t}_u = arith.extui {u} : {vb} to {v4}",
+                 f"{indent}%{t}_x = arith.extsi {x} : {vb} to {v4}",
+                 f"{indent}%{t}_p = arith.muli %{t}_u, %{t}_x : {v4}"]
+        total = acc
+        for j in range(4):
+            lanes_j = ", ".join(str(4 * i + j) for i in range(lanes))
+            lines += [f"{indent}%{t}_p{j} = vector.shuffle %{t}_p, %{t}_p [{lanes_j}] : {v4}, {v4}",
+                      f"{indent}{out if j == 3 else f'%{t}_s{j}'} = arith.addi {total}, %{t}_p{j} : {vi}"]
+            total = f"%{t}_s{j}"
+        return lines
+    # AVX2: u8 x s8 pairs to i16 (exact: u < 16 for the int4 weights this path takes), pairs of i16 to i32
+    return [f"{indent}%{t}_w = llvm.call_intrinsic \"llvm.x86.avx2.pmadd.ub.sw\"({u}, {x}) : ({vb}, {vb}) -> {vw}",
+            f"{indent}%{t}_d = llvm.call_intrinsic \"llvm.x86.avx2.pmadd.wd\"(%{t}_w, %ones16) : ({vw}, {vw}) -> {vi}",
+            f"{indent}{out} = arith.addi {acc}, %{t}_d : {vi}"]
+
+
+def qgemm_dot_kernel_text(name: str, c: Contraction, rows: int, flavour: str) -> str:
+    """The kernel of an integer dot-product panel contraction: tasks [t0, t1) are column panels.
+
+    Per group, rows x 2 int32 accumulators gather ``dot4(u, xq)`` over 4-byte
+    cells: one load of the panel per cell (int4: one load per 8 k, the low and
+    high nibbles masked out), one broadcast of 4 activation bytes per row, one
+    ``vpdpbusd`` (VNNI) or ``vpmaddubsw`` + ``vpmaddwd`` (AVX2) per row and
+    half-panel.  At the group's end they are converted and folded into f32
+    accumulators with the scale and the offset times the activations' group
+    sum; the row scale and C (bias) are applied once at the end."""
+    bits, group = c.quant
+    lanes = c.nr // 2
+    per = 32 // bits  # k per 4-byte cell
+    vf, vi, vb = f"vector<{lanes}xf32>", f"vector<{lanes}xi32>", f"vector<{4 * lanes}xi8>"
+    txq, tsx, tsum, tw, ts, to, tc = c.types
+    groups = c.k // group
+    at, xt, yt = f"memref<{c.m}x{c.k}xi8>", f"memref<{c.m}xf32>", f"memref<{c.m}x{groups}xi32>"
+    ct = f"memref<{c.m}x{c.panels}x{c.nr}xf32>"
+    split = bits == 4  # int4: separate accumulators for the low and high nibbles when rows are few
+    lines = [f"func.func @{name}(%A0: {txq}, %X0: {tsx}, %Y0: {tsum}, %W: {tw}, %S: {ts}, %O: {to}, %C0: {tc}, "
+             "%t0: index, %t1: index) attributes {llvm.emit_c_interface} {",
+             _view("A0", "A", txq, [c.m, c.k], "i8"), _view("X0", "X", tsx, [c.m]),
+             _view("Y0", "Y", tsum, [c.m, groups], "i32"), _view("C0", "C", tc, [c.m, c.panels, c.nr]),
+             "    %c0 = arith.constant 0 : index",
+             "    %c1 = arith.constant 1 : index",
+             f"    %cL = arith.constant {lanes} : index",
+             f"    %cL4 = arith.constant {4 * lanes} : index",
+             f"    %cG = arith.constant {groups} : index",
+             f"    %cGC = arith.constant {group // per} : index",
+             f"    %cPER = arith.constant {per} : index",
+             f"    %cMR = arith.constant {rows} : index",
+             f"    %cMain = arith.constant {c.m - c.m % rows} : index",
+             f"    %zf = arith.constant dense<0.0> : {vf}",
+             f"    %zi = arith.constant dense<0> : {vi}",
+             f"    %mask = arith.constant dense<15> : {vb}",
+             f"    %four = arith.constant dense<4> : {vb}",
+             f"    %ones16 = arith.constant dense<1> : vector<{2 * lanes}xi16>",
+             *[f"    %c{j}_row = arith.constant {j} : index" for j in range(1, max(rows, 5))],
+             "    scf.for %p = %t0 to %t1 step %c1 {"]
+    row_bytes = c.nr * 4
+    prefetch_cells = max(1, 1024 // row_bytes)
+
+    def block(tag: str, count: int, base: str, indent: str) -> list[str]:
+        halves = (0, 1)
+        parts = (0, 1) if split and count <= 2 else (0,)
+        out = []
+        rws = [base] + [f"%{tag}r{j}" for j in range(1, count)]
+        for j in range(1, count):
+            out.append(f"{indent}{rws[j]} = arith.addi {base}, %c{j}_row : index")
+        fas = [(j, h) for j in range(count) for h in halves]
+        ias = [(j, h, q) for j in range(count) for h in halves for q in parts]
+        ftypes, itypes = ", ".join([vf] * len(fas)), ", ".join([vi] * len(ias))
+        out.append(f"{indent}%{tag}res:{len(fas)} = scf.for %{tag}g = %c0 to %cG step %c1 iter_args("
+                   + ", ".join(f"%{tag}f{j}_{h} = %zf" for j, h in fas) + f") -> ({ftypes}) {{")
+        ind = indent + "  "
+        out += [f"{ind}%{tag}cb = arith.muli %{tag}g, %cGC : index",
+                f"{ind}%{tag}ce = arith.addi %{tag}cb, %cGC : index"]
+        out.append(f"{ind}%{tag}ia:{len(ias)} = scf.for %{tag}c = %{tag}cb to %{tag}ce step %c1 iter_args("
+                   + ", ".join(f"%{tag}i{j}_{h}_{q} = %zi" for j, h, q in ias) + f") -> ({itypes}) {{")
+        body = ind + "  "
+        for line in range(0, row_bytes, 64):
+            out += [f"{body}%{tag}pf{line} = arith.addi %{tag}c, %c{prefetch_cells}_ahead : index",
+                    f"{body}memref.prefetch %W[%p, %{tag}pf{line}, %c{line}_ahead], read, locality<3>, data : {tw}"]
+        units = {}  # (h, nibble) -> the u operand as i32 lanes
+        for h in halves:
+            col = "%c0" if h == 0 else "%cL4"
+            out.append(f"{body}%{tag}b{h} = vector.load %W[%p, %{tag}c, {col}] : {tw}, {vb}")
+            if bits == 8:
+                units[(h, 0)] = f"%{tag}b{h}"
+            else:
+                out += [f"{body}%{tag}lo{h} = arith.andi %{tag}b{h}, %mask : {vb}",
+                        f"{body}%{tag}sh{h} = arith.shrui %{tag}b{h}, %four : {vb}",
+                        f"{body}%{tag}hi{h} = arith.andi %{tag}sh{h}, %mask : {vb}"]
+                units[(h, 0)], units[(h, 1)] = f"%{tag}lo{h}", f"%{tag}hi{h}"
+        out.append(f"{body}%{tag}k = arith.muli %{tag}c, %cPER : index")
+        if bits == 4:
+            out.append(f"{body}%{tag}k4 = arith.addi %{tag}k, %c4_row : index")
+        new = {}
+        for j in range(count):
+            for nib in range(per // 4):
+                k = f"%{tag}k" if nib == 0 else f"%{tag}k4"
+                x = f"%{tag}x{j}_{nib}"
+                out += [f"{body}{x}v = vector.load %A[{rws[j]}, {k}] : {at}, vector<4xi8>",
+                        f"{body}{x}w = vector.bitcast {x}v : vector<4xi8> to vector<1xi32>",
+                        f"{body}{x}s = vector.extract {x}w[0] : i32 from vector<1xi32>",
+                        f"{body}{x}i = vector.broadcast {x}s : i32 to {vi}",
+                        f"{body}{x} = vector.bitcast {x}i : {vi} to {vb}"]
+                for h in halves:
+                    q = nib if len(parts) == 2 else 0
+                    acc = new.get((j, h, q), f"%{tag}i{j}_{h}_{q}")
+                    res = f"%{tag}d{j}_{h}_{nib}"
+                    out += _dot_lines(flavour, lanes, acc, units[(h, nib)], x, res, body)
+                    new[(j, h, q)] = res
+        out.append(f"{body}scf.yield {', '.join(new[a] for a in ias)} : {itypes}")
+        out.append(f"{ind}}}")
+        for h in halves:
+            col = "%c0" if h == 0 else "%cL"
+            out += [f"{ind}%{tag}s{h} = vector.load %S[%p, %{tag}g, {col}] : {ts}, {vf}",
+                    f"{ind}%{tag}o{h} = vector.load %O[%p, %{tag}g, {col}] : {to}, {vf}"]
+        done = []
+        for j in range(count):
+            out += [f"{ind}%{tag}y{j} = memref.load %Y[{rws[j]}, %{tag}g] : {yt}",
+                    f"{ind}%{tag}yf{j} = arith.sitofp %{tag}y{j} : i32 to f32",
+                    f"{ind}%{tag}yb{j} = vector.broadcast %{tag}yf{j} : f32 to {vf}"]
+            for h in halves:
+                total = f"%{tag}ia#{ias.index((j, h, 0))}"
+                if len(parts) == 2:
+                    out.append(f"{ind}%{tag}it{j}_{h} = arith.addi {total}, %{tag}ia#{ias.index((j, h, 1))} : {vi}")
+                    total = f"%{tag}it{j}_{h}"
+                out += [f"{ind}%{tag}if{j}_{h} = arith.sitofp {total} : {vi} to {vf}",
+                        f"{ind}%{tag}fa{j}_{h} = vector.fma %{tag}if{j}_{h}, %{tag}s{h}, %{tag}f{j}_{h} : {vf}",
+                        f"{ind}%{tag}fb{j}_{h} = vector.fma %{tag}yb{j}, %{tag}o{h}, %{tag}fa{j}_{h} : {vf}"]
+                done.append(f"%{tag}fb{j}_{h}")
+        out.append(f"{ind}scf.yield {', '.join(done)} : {ftypes}")
+        out.append(f"{indent}}}")
+        for j in range(count):
+            out += [f"{indent}%{tag}sx{j} = memref.load %X[{rws[j]}] : {xt}",
+                    f"{indent}%{tag}sb{j} = vector.broadcast %{tag}sx{j} : f32 to {vf}"]
+            for h in halves:
+                col = "%c0" if h == 0 else "%cL"
+                out += [f"{indent}%{tag}c{j}_{h} = vector.load %C[{rws[j]}, %p, {col}] : {ct}, {vf}",
+                        f"{indent}%{tag}out{j}_{h} = vector.fma %{tag}res#{fas.index((j, h))}, %{tag}sb{j}, "
+                        f"%{tag}c{j}_{h} : {vf}",
+                        f"{indent}vector.store %{tag}out{j}_{h}, %C[{rws[j]}, %p, {col}] : {ct}, {vf}"]
+        return out
+
+    lines += _row_blocks(block, c.m, rows)
+    lines[1:1] = [f"    %c{v}_ahead = arith.constant {v} : index" for v in sorted({prefetch_cells} | set(range(0, row_bytes, 64)))]
+    return "\n".join(lines)
+
+
 class Microkernels(ModulePass):
     NAME = "qc-microkernels"
     SUMMARY = "Replace bufferized f32 matmuls by vector micro-kernels split over the runtime's thread pool"
     OPTIONS = {"vector-width": Option(int, 8, "f32 lanes of one SIMD register (8: AVX2, 16: AVX-512)"),
-               "rows": Option(int, 6, "rows of A per register tile (accumulators: rows x 2 vectors)")}
+               "rows": Option(int, 6, "rows of A per register tile (accumulators: rows x 2 vectors)"),
+               "int8-dot": Option(one_of(DOT_FLAVOURS), "generic", "integer dot products: vnni (vpdpbusd), avx2 "
+                                  "(vpmaddubsw + vpmaddwd for int4 weights, generic for int8: their pairs could "
+                                  "saturate), generic (i32 multiplies)")}
 
     def run(self, module: ir.Operation, state: PassState) -> None:
         lanes, rows = self.options["vector-width"], self.options["rows"]
@@ -383,6 +570,7 @@ class Microkernels(ModulePass):
         kernels: dict[Contraction, str] = {}
         candidates = [op for name in ("linalg.generic", "linalg.matmul", "linalg.batch_matmul")
                       for op in walk_ops(module, name)]
+        dot = self.options["int8-dot"]
         for op in candidates:
             c = match(op, lanes)
             if c is None:
@@ -390,8 +578,15 @@ class Microkernels(ModulePass):
             if c not in kernels:
                 index = len(kernels)
                 kernels[c] = f"qc_par_{index}"
-                text = (qgemm_kernel_text(f"qc_mk_{index}", c, qrows) if c.quant
-                        else kernel_text(f"qc_mk_{index}", c, rows))
+                if c.dot:
+                    # vpmaddubsw pairs of int8 weights could saturate; the intrinsics have 8 or 16 i32 lanes
+                    lanes_ok = {"vnni": (8, 16), "avx2": (8,)}.get(dot, ())
+                    flavour = dot if c.nr // 2 in lanes_ok and not (dot == "avx2" and c.quant[0] == 8) else "generic"
+                    text = qgemm_dot_kernel_text(f"qc_mk_{index}", c, max(1, rows // 2), flavour)
+                elif c.quant:
+                    text = qgemm_kernel_text(f"qc_mk_{index}", c, qrows)
+                else:
+                    text = kernel_text(f"qc_mk_{index}", c, rows)
                 append_parsed(body, text, module.context)
                 with ir.InsertionPoint(body):
                     types = [ir.Type.parse(t, module.context) for t in c.types]

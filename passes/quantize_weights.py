@@ -14,6 +14,11 @@ option.  ``method``: ``rtn`` rounds to nearest; ``gptq`` corrects rounding
 error with the input Hessian; ``awq`` searches per-input-channel scales, puts
 ``W * s`` in the store and multiplies the input by ``1/s`` (entry
 ``<layer>.awq``).  GPTQ and AWQ read the calibration statistics of the layer.
+
+Schemes with int8 activations (``w8a8``, ``w4a8-g128``) quantize the input at
+run time, per row (``activations=dynamic``) or with one scale per tensor from
+the calibration absmax (``activations=static``, written as the linear's
+``qc.act_scale``); qc-fuse-dequant-gemm carries both into ``qc.qgemm``.
 What was done, with the weight's relative error, goes to the report.
 """
 
@@ -26,11 +31,13 @@ from ..compiler.errors import QCError
 from ..compiler.quant import Scheme, dequantize, parse_scheme, quantize_awq, quantize_gptq, quantize_rtn
 from ..compiler.quant.awq import output_error
 from ..dialects.qc import DequantizeOp, SchemeAttr, WeightOp
-from .base import ModulePass, Option, PassState, parse_bool, walk_ops
+from .base import ModulePass, Option, PassState, one_of, parse_bool, walk_ops
 from .channel_scale import scale_channels
 from .matchers import layer_name, stored_weight
 
 METHODS = ("rtn", "gptq", "awq")
+ACTIVATIONS = ("dynamic", "static")
+ACT_SCALE_ATTR = "qc.act_scale"
 
 
 def scheme_of(op: ir.Operation) -> Scheme | None:
@@ -45,16 +52,12 @@ def scheme_attr(scheme: Scheme) -> ir.Attribute:
     return ir.Attribute.parse(f'#qc.scheme<"{scheme.kind}", "{"sym" if scheme.symmetric else "asym"}">')
 
 
-def _method(text: str) -> str:
-    if text not in METHODS:
-        raise ValueError(text)
-    return text
-
-
 class QuantizeWeights(ModulePass):
     NAME = "qc-quantize-weights"
     SUMMARY = "Quantize qc.linear weights (RTN, GPTQ or AWQ) into qc.dequantize of stored integers"
-    OPTIONS = {"method": Option(_method, "rtn", "rtn | gptq | awq"),
+    OPTIONS = {"method": Option(one_of(METHODS), "rtn", "rtn | gptq | awq"),
+               "activations": Option(one_of(ACTIVATIONS), "dynamic",
+                                     "int8 activations: per-row scales at run time, or one calibrated scale"),
                "scheme": Option(str, "", "scheme of linears without a qc.scheme (empty: leave them)"),
                "damp": Option(float, 0.01, "GPTQ damping, a fraction of the Hessian's mean diagonal"),
                "act-order": Option(parse_bool, False, "GPTQ: quantize columns in order of decreasing Hessian diagonal")}
@@ -78,14 +81,23 @@ class QuantizeWeights(ModulePass):
         w = state.store[name]
         n, k = w.shape
         if scheme.group_size and k % scheme.group_size:
-            state.report[layer] = {"scheme": "f32", "note": f"left in f32: K={k} is not a multiple of the "
-                                   f"group size {scheme.group_size} of {scheme.name}"}
+            state.report.setdefault(layer, {}).update(
+                scheme="f32", note=f"left in f32: K={k} is not a multiple of the group size {scheme.group_size} "
+                                   f"of {scheme.name}")
+            return
+        if scheme.activation_bits == 8 and k % 4:
+            state.report.setdefault(layer, {}).update(
+                scheme="f32", note=f"left in f32: K={k} is not a multiple of 4, the integer dot product's step")
             return
         method = self.options["method"]
         stats = state.stats.get(layer)
         if method != "rtn" and (stats is None or stats.hessian is None):
             raise QCError(f"method={method} needs calibration statistics with the input Hessian for layer "
                           f"'{layer}' (compile with calibration data)", op.location)
+        static = scheme.activation_bits == 8 and self.options["activations"] == "static"
+        if static and stats is None:
+            raise QCError(f"activations=static needs calibration statistics for layer '{layer}' "
+                          "(compile with calibration data)", op.location)
         awq_scale = None
         if method == "gptq":
             qw = quantize_gptq(w, stats.hessian, scheme, damp=self.options["damp"], act_order=self.options["act-order"])
@@ -100,7 +112,9 @@ class QuantizeWeights(ModulePass):
         if stats is not None and stats.hessian is not None:
             entry["output_rel_error"] = output_error(w, w_hat, stats.hessian) / max(
                 output_error(w, np.zeros_like(w), stats.hessian), 1e-30)
-        state.report[layer] = entry
+        if scheme.activation_bits == 8:
+            entry["activations"] = self.options["activations"]
+        state.report.setdefault(layer, {}).update(entry)
 
         per_channel = scheme.group_size == 0
         scale, zero = (qw.scale[:, 0], qw.zero_point[:, 0]) if per_channel else (qw.scale, qw.zero_point)
@@ -121,6 +135,9 @@ class QuantizeWeights(ModulePass):
         op.attributes["qc.scheme"] = scheme_attr(scheme)
         if not list(wop.results[0].uses):
             wop.erase()
+        if static:
+            absmax = stats.absmax / (awq_scale if awq_scale is not None else 1.0)
+            op.attributes[ACT_SCALE_ATTR] = ir.FloatAttr.get_f32(max(float(absmax.max()), 1e-30) / 127.0)
         if awq_scale is not None:
             factors = state.store.unique_name(f"{layer}.awq")
             state.store[factors] = (1.0 / awq_scale).astype(np.float32)

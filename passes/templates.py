@@ -7,7 +7,7 @@ from torch_mlir import ir
 
 def tensor_type(shape, elt: str = "f32") -> str:
     """``tensor<2x3xf32>`` for shape [2, 3]."""
-    return f"tensor<{'x'.join(map(str, shape))}x{elt}>"
+    return f"tensor<{''.join(f'{d}x' for d in shape)}{elt}>"
 
 
 def append_parsed(block: ir.Block, text: str, ctx: ir.Context) -> None:

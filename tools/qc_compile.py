@@ -7,7 +7,8 @@ import sys
 
 from ..compiler.api import EMITS, compile, read_overrides
 from ..compiler.calibration import Statistics
-from ..passes.quantize_weights import METHODS
+from ..passes.quantize_weights import ACTIVATIONS, METHODS
+from ..passes.smooth import parse_alpha
 from ..compiler.errors import QCError
 from ..compiler.signature import parse_shape_overrides
 
@@ -22,7 +23,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--target-features", help="LLVM feature string, e.g. +avx2,+fma (default: the CPU's)")
     p.add_argument("--weights", help="weight store (.safetensors) of a .mlir model's qc.weight ops")
     q = p.add_argument_group("quantization")
-    q.add_argument("--scheme", help="scheme of every linear layer: f32, w8a16, w4a16-g32|g64|g128 (-asym)")
+    q.add_argument("--scheme", help="scheme of every linear layer: f32, w8a16, w8a8, w4a16-g32|g64|g128, "
+                                    "w4a8-g32|g64|g128 (-asym)")
     q.add_argument("--scheme-overrides", metavar="FILE.json",
                    help='per-layer schemes: {"layer-name regex": "scheme", ...}; first match wins')
     q.add_argument("--method", default="rtn", choices=METHODS, help="weight quantization method (default: rtn)")
@@ -30,13 +32,20 @@ def main(argv: list[str] | None = None) -> int:
     q.add_argument("--stats", metavar="STATS.npz", help="calibration statistics saved by --save-stats")
     q.add_argument("--save-stats", metavar="STATS.npz", help="save the calibration statistics")
     q.add_argument("--report", metavar="REPORT.md|.json", help="write the per-layer quantization report")
+    q.add_argument("--smooth", metavar="ALPHA|auto", type=parse_alpha,
+                   help="SmoothQuant before quantizing (needs --calib or --stats): alpha in [0, 1] or auto")
+    q.add_argument("--smooth-fallback", action="store_true",
+                   help="smooth layers whose input producer cannot absorb the scale with an explicit multiply")
+    q.add_argument("--activations", default="dynamic", choices=ACTIVATIONS,
+                   help="int8 activations (w8a8, w4a8): per-row scales at run time or one calibrated scale")
     args = p.parse_args(argv)
     try:
         result = compile(args.model, args.output, emit=args.emit, shapes=parse_shape_overrides(args.shape),
                          target_cpu=args.target_cpu, target_features=args.target_features, weights=args.weights,
                          scheme=args.scheme, overrides=read_overrides(args.scheme_overrides), method=args.method,
                          calibration=args.calib, stats=Statistics.load(args.stats) if args.stats else None,
-                         save_stats=args.save_stats, report=args.report, progress=True)
+                         save_stats=args.save_stats, report=args.report, progress=True, smooth=args.smooth,
+                         smooth_fallback=args.smooth_fallback, activations=args.activations)
     except QCError as err:
         print(f"qc-compile: error: {err}", file=sys.stderr)
         return 1

@@ -44,3 +44,30 @@ def export_onnx(path: str | Path, batch: int = 1, seq: int = 128):
     torch.onnx.export(LastHiddenState(model), args, str(path), input_names=list(INPUT_NAMES),
                       output_names=["last_hidden_state"], dynamo=False, opset_version=17)
     return tokenizer
+
+
+_SUBJECTS = ("The old fisherman", "A young doctor", "My neighbour's cat", "The committee", "Our startup",
+             "The orchestra", "A quiet student", "The city council", "Her grandmother", "The delivery robot",
+             "A tired engineer", "The football team", "This small bakery", "The museum guide", "An astronaut")
+_VERBS = ("repaired", "painted", "described", "ignored", "celebrated", "measured", "sold", "photographed",
+          "translated", "explained", "borrowed", "designed", "cancelled", "recommended", "discovered")
+_OBJECTS = ("the broken bicycle", "a detailed map of the coast", "the results of the election",
+            "an unusual recipe for bread", "the noisy printer", "a letter from 1923", "the quarterly budget",
+            "the new vaccine trial", "a song about the sea", "the leaking roof", "the quantum computer",
+            "a cheap flight to Lisbon", "the ancient manuscript", "the stock market crash", "a bowl of ramen")
+_TAILS = ("yesterday.", "before the storm arrived.", "with surprising care.", "for the third time this week.",
+          "while everyone was asleep.", "and nobody noticed.", "during the long meeting.", "in under an hour.",
+          "because the deadline moved.", "after a heated debate.")
+
+
+def sample_sentences(count: int, seed: int = 0) -> list[str]:
+    """``count`` distinct, varied English sentences (deterministic; no data download)."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    seen: dict[str, None] = {}
+    while len(seen) < count:
+        parts = (_SUBJECTS[rng.integers(len(_SUBJECTS))], _VERBS[rng.integers(len(_VERBS))],
+                 _OBJECTS[rng.integers(len(_OBJECTS))], _TAILS[rng.integers(len(_TAILS))])
+        seen.setdefault(" ".join(parts), None)
+    return list(seen)

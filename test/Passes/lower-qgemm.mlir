@@ -19,7 +19,7 @@ func.func @int4(%x: tensor<3x64xf32>) -> tensor<3x40xf32> {
   %p = "qc.weight"() {name = @w.q.packed} : () -> tensor<40x32xi8>
   %s = "qc.weight"() {name = @w.scale} : () -> tensor<40x2xf32>
   %z = "qc.weight"() {name = @w.zero} : () -> tensor<40x2xi8>
-  %y = "qc.qgemm"(%x, %p, %s, %z) {bits = 4 : i64, group_size = 32 : i64, operandSegmentSizes = array<i32: 1, 1, 1, 1, 0>} : (tensor<3x64xf32>, tensor<40x32xi8>, tensor<40x2xf32>, tensor<40x2xi8>) -> tensor<3x40xf32>
+  %y = "qc.qgemm"(%x, %p, %s, %z) {bits = 4 : i64, group_size = 32 : i64, act_bits = 0 : i64, act_scale = 0.0 : f32, operandSegmentSizes = array<i32: 1, 1, 1, 1, 0>} : (tensor<3x64xf32>, tensor<40x32xi8>, tensor<40x2xf32>, tensor<40x2xi8>) -> tensor<3x40xf32>
   return %y : tensor<3x40xf32>
 }
 
@@ -37,6 +37,50 @@ func.func @int8(%x: tensor<2x8xf32>, %b: tensor<32xf32>) -> tensor<2x32xf32> {
   %p = "qc.weight"() {name = @v.q.packed} : () -> tensor<32x8xi8>
   %s = "qc.weight"() {name = @v.scale} : () -> tensor<32xf32>
   %z = "qc.weight"() {name = @v.zero} : () -> tensor<32xi8>
-  %y = "qc.qgemm"(%x, %p, %s, %z, %b) {bits = 8 : i64, group_size = 0 : i64, operandSegmentSizes = array<i32: 1, 1, 1, 1, 1>} : (tensor<2x8xf32>, tensor<32x8xi8>, tensor<32xf32>, tensor<32xi8>, tensor<32xf32>) -> tensor<2x32xf32>
+  %y = "qc.qgemm"(%x, %p, %s, %z, %b) {bits = 8 : i64, group_size = 0 : i64, act_bits = 0 : i64, act_scale = 0.0 : f32, operandSegmentSizes = array<i32: 1, 1, 1, 1, 1>} : (tensor<2x8xf32>, tensor<32x8xi8>, tensor<32xf32>, tensor<32xi8>, tensor<32xf32>) -> tensor<2x32xf32>
+  return %y : tensor<2x32xf32>
+}
+
+// -----
+
+// int8 activations, int4 groups of 32: x is quantized per row in the helper
+// (absmax, scale, round-to-even, group sums), then an integer contraction on
+// dot-product panels [P, K/8, 32 * 4] (4 k per 4-byte cell, k+4..7 in the high
+// nibbles) whose offsets meet the activation group sums once per group.
+// CHECK-LABEL: func.func @int4_a8
+// CHECK-DAG: "qc.weight"() {name = @w.q.packed.d32} : () -> tensor<2x8x128xi8>
+// CHECK-DAG: "qc.weight"() {name = @w.scale.d32} : () -> tensor<2x2x32xf32>
+// CHECK: call @[[FN:qc_qgemm_3x64_40_w4g32_a8_d32]](
+// CHECK: func.func private @[[FN]](
+// CHECK: math.absf
+// CHECK: arith.maximumf
+// CHECK: math.roundeven
+// CHECK: arith.fptosi %{{.*}} : f32 to i8
+// CHECK: tensor.expand_shape %{{.*}} {{\[\[}}0], [1, 2]] output_shape [3, 2, 32]
+// CHECK: arith.extsi %{{.*}} : i8 to i32
+// CHECK: linalg.generic {indexing_maps = [#{{.*}}, #{{.*}}, #{{.*}}, #[[MW:.*]], #{{.*}}, #{{.*}}, #{{.*}}], {{.*}}library_call = "qc_qgemm_dot_panel"}
+// CHECK: arith.muli %{{.*}}, %{{.*}} : i32
+// CHECK: arith.select
+func.func @int4_a8(%x: tensor<3x64xf32>) -> tensor<3x40xf32> {
+  %p = "qc.weight"() {name = @w.q.packed} : () -> tensor<40x32xi8>
+  %s = "qc.weight"() {name = @w.scale} : () -> tensor<40x2xf32>
+  %z = "qc.weight"() {name = @w.zero} : () -> tensor<40x2xi8>
+  %y = "qc.qgemm"(%x, %p, %s, %z) {bits = 4 : i64, group_size = 32 : i64, act_bits = 8 : i64, act_scale = 0.0 : f32, operandSegmentSizes = array<i32: 1, 1, 1, 1, 0>} : (tensor<3x64xf32>, tensor<40x32xi8>, tensor<40x2xf32>, tensor<40x2xi8>) -> tensor<3x40xf32>
+  return %y : tensor<3x40xf32>
+}
+
+// -----
+
+// A static (calibrated) activation scale is a constant: no absmax reduction.
+// CHECK-LABEL: func.func @int8_static
+// CHECK: func.func private @qc_qgemm_2x8_32_w8g8_a8s3E800000_d32
+// CHECK-NOT: math.absf
+// CHECK: arith.constant 2.500000e-01 : f32
+// CHECK: library_call = "qc_qgemm_dot_panel"
+func.func @int8_static(%x: tensor<2x8xf32>) -> tensor<2x32xf32> {
+  %p = "qc.weight"() {name = @v.q.packed} : () -> tensor<32x8xi8>
+  %s = "qc.weight"() {name = @v.scale} : () -> tensor<32xf32>
+  %z = "qc.weight"() {name = @v.zero} : () -> tensor<32xi8>
+  %y = "qc.qgemm"(%x, %p, %s, %z) {bits = 8 : i64, group_size = 0 : i64, act_bits = 8 : i64, act_scale = 0.25 : f32, operandSegmentSizes = array<i32: 1, 1, 1, 1, 0>} : (tensor<2x8xf32>, tensor<32x8xi8>, tensor<32xf32>, tensor<32xi8>) -> tensor<2x32xf32>
   return %y : tensor<2x32xf32>
 }

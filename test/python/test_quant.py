@@ -121,3 +121,70 @@ def test_compiled_qgemm_matches_numpy(mlp, cpu, scheme, rows, workdir):
     got = qc.runtime.load(out).run({"x": x})["output0"]
     ref = reference(mlp, x.astype(np.float64), scheme)
     assert np.abs(got - ref).max() <= 1e-5 * max(1.0, np.abs(ref).max())
+
+
+def quantize_activations(x: np.ndarray, scale: float = 0.0) -> np.ndarray:
+    """qc.qgemm's int8 activations, dequantized: per row (scale 0) or with one static scale, as float64."""
+    x = x.astype(np.float32)
+    sx = (np.abs(x).max(-1, keepdims=True) / np.float32(127)).astype(np.float32) if not scale else \
+        np.full(x.shape[:-1] + (1,), np.float32(scale))
+    inv = np.where(sx > 0, np.float32(1) / np.where(sx > 0, sx, 1), 0).astype(np.float32)
+    return np.clip(np.rint((x * inv).astype(np.float32)), -127, 127).astype(np.float64) * sx
+
+
+def reference_a8(model: MLP, x: np.ndarray, scheme_name: str) -> np.ndarray:
+    """numpy forward: int8 activations per row times RTN weights (K % group != 0 stays f32)."""
+    scheme = parse_scheme(scheme_name)
+
+    def linear(layer, h):
+        wt = layer.weight.detach().numpy()
+        if scheme.group_size and wt.shape[1] % scheme.group_size:
+            y = h @ wt.T.astype(np.float64)
+        else:
+            y = quantize_activations(h) @ dequantize(quantize_rtn(wt, scheme)).T.astype(np.float64)
+        return y + (layer.bias.detach().numpy() if layer.bias is not None else 0)
+
+    h = np.maximum(linear(model.up, x), 0)
+    return linear(model.down, np.maximum(linear(model.mid, h), 0))
+
+
+@pytest.mark.parametrize("cpu", [None, "haswell", "x86-64"])
+@pytest.mark.parametrize("scheme", ["w8a8", "w4a8-g32", "w4a8-g32-asym"])
+@pytest.mark.parametrize("rows", [1, 13])
+def test_compiled_int8_activations_match_numpy(mlp, cpu, scheme, rows, workdir):
+    """Integer dot-product kernels (VNNI on this host, AVX2 vpmaddubsw for haswell int4, generic
+    i32 otherwise): the integer sums are exact, so only the float epilogue may round differently.
+    One activation rounded the other way would move the output by ~1e-3 of its range."""
+    x = np.random.default_rng(rows).standard_normal((rows, 64)).astype(np.float32)
+    out = workdir / f"mlp_{scheme}_{cpu}_{rows}.so"
+    qc.compile(mlp, out, example_inputs=(torch.from_numpy(x),), input_names=["x"], scheme=scheme, target_cpu=cpu)
+    got = qc.runtime.load(out).run({"x": x})["output0"]
+    ref = reference_a8(mlp, x.astype(np.float64), scheme)
+    assert np.abs(got - ref).max() <= 2e-6 * np.abs(ref).max()
+
+
+def test_static_activation_scale_from_calibration(mlp, workdir):
+    """activations=static: one scale per layer input, max|x| over the calibration data / 127."""
+    rng = np.random.default_rng(5)
+    calib = [{"x": rng.standard_normal((4, 64)).astype(np.float32)} for _ in range(4)]
+    x = rng.standard_normal((4, 64)).astype(np.float32)
+    qc.compile(mlp, workdir / "static.so", example_inputs=(torch.from_numpy(x),), input_names=["x"],
+               scheme="w8a8", activations="static", calibration=calib)
+    got = qc.runtime.load(workdir / "static.so").run({"x": x})["output0"]
+
+    f32 = {name: getattr(mlp, name).weight.detach().numpy() for name in ("up", "mid", "down")}
+    w8 = {name: dequantize(quantize_rtn(w, parse_scheme("w8a8"))) for name, w in f32.items()}
+    b = {name: getattr(mlp, name).bias.detach().numpy() if getattr(mlp, name).bias is not None else 0
+         for name in ("up", "mid", "down")}
+
+    def forward(h, weights, quant):
+        for name, relu in (("up", True), ("mid", True), ("down", False)):
+            h = quant(name, h) @ weights[name].T.astype(np.float64) + b[name]
+            h = np.maximum(h, 0) if relu else h
+        return h
+
+    absmax = {}  # calibration observes the f32 model
+    forward(np.concatenate([c["x"] for c in calib]).astype(np.float64), f32,
+            lambda name, h: absmax.setdefault(name, np.abs(h).max()) and h)
+    ref = forward(x.astype(np.float64), w8, lambda name, h: quantize_activations(h, np.float32(absmax[name]) / 127))
+    assert np.abs(got - ref).max() <= 2e-6 * np.abs(ref).max()

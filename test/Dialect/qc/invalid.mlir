@@ -70,7 +70,7 @@ func.func @dequantize_scale_shape(%q: tensor<8x128xi8>, %s: tensor<8x4xf32>, %z:
 
 func.func @qgemm_packed_width(%x: tensor<1x128xf32>, %p: tensor<16x128xi8>, %s: tensor<16x1xf32>, %z: tensor<16x1xf32>) -> tensor<1x16xf32> {
   // expected-error @below {{packed weight row of 128 bytes does not hold K=128 values of 4 bits}}
-  %y = "qc.qgemm"(%x, %p, %s, %z) {bits = 4 : i64, group_size = 128 : i64, operandSegmentSizes = array<i32: 1, 1, 1, 1, 0>} : (tensor<1x128xf32>, tensor<16x128xi8>, tensor<16x1xf32>, tensor<16x1xf32>) -> tensor<1x16xf32>
+  %y = "qc.qgemm"(%x, %p, %s, %z) {bits = 4 : i64, group_size = 128 : i64, act_bits = 0 : i64, act_scale = 0.0 : f32, operandSegmentSizes = array<i32: 1, 1, 1, 1, 0>} : (tensor<1x128xf32>, tensor<16x128xi8>, tensor<16x1xf32>, tensor<16x1xf32>) -> tensor<1x16xf32>
   return %y : tensor<1x16xf32>
 }
 

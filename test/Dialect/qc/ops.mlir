@@ -18,6 +18,6 @@ func.func @all_ops(%x: tensor<2x128xf32>, %b: tensor<16xf32>) -> tensor<2x16xf32
   %p = arith.constant dense<0> : tensor<16x64xi8>
   %zf = arith.constant dense<0.0> : tensor<16x1xf32>
   // CHECK: "qc.qgemm"{{.*}}bits = 4
-  %g = "qc.qgemm"(%x, %p, %s, %zf, %b) {bits = 4 : i64, group_size = 128 : i64, operandSegmentSizes = array<i32: 1, 1, 1, 1, 1>} : (tensor<2x128xf32>, tensor<16x64xi8>, tensor<16x1xf32>, tensor<16x1xf32>, tensor<16xf32>) -> tensor<2x16xf32>
+  %g = "qc.qgemm"(%x, %p, %s, %zf, %b) {bits = 4 : i64, group_size = 128 : i64, act_bits = 0 : i64, act_scale = 0.0 : f32, operandSegmentSizes = array<i32: 1, 1, 1, 1, 1>} : (tensor<2x128xf32>, tensor<16x64xi8>, tensor<16x1xf32>, tensor<16x1xf32>, tensor<16xf32>) -> tensor<2x16xf32>
   return %y : tensor<2x16xf32>
 }

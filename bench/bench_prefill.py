@@ -1,0 +1,95 @@
+"""Prefill GEMM (M=128 tokens) on the seven linears of one LLaMA-7B decoder layer, side by
+side: qc W8A8 (int8 per-channel weights, int8 per-token activations, VNNI/AVX2 integer
+dot products) vs ONNX Runtime on the same weights, FP32 (MatMul) and ``quantize_dynamic``
+(per-channel int8, MatMulInteger with dynamically quantized activations).
+
+    python bench/bench_prefill.py [--threads N] [--iters 10] [--rows 128] [--results docs/results.md]
+
+Weights are random int8 with random per-channel scales; ORT gets them dequantized to f32
+(FP32) and re-quantized by quantize_dynamic (int8).  Outputs are cross-checked first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+
+def ort_fp32_model(weights, rows: int, path: Path) -> None:
+    """Seven MatMul nodes with f32 initializers W^T [K, N]."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from bench_decode import LAYER
+
+    nodes, inits, outputs = [], [], []
+    for name, n, k in LAYER:
+        q, scale = weights[name]
+        w = (q.astype(np.float32) * scale).T
+        inits.append(numpy_helper.from_array(np.ascontiguousarray(w), f"{name}_W"))
+        nodes.append(helper.make_node("MatMul", ["h" if k == 11008 else "x", f"{name}_W"], [f"y_{name}"]))
+        outputs.append(helper.make_tensor_value_info(f"y_{name}", TensorProto.FLOAT, [rows, n]))
+    graph = helper.make_graph(nodes, "layer", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [rows, 4096]),
+                                               helper.make_tensor_value_info("h", TensorProto.FLOAT, [rows, 11008])],
+                              outputs, inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=10)
+    onnx.save(model, str(path), save_as_external_data=True, location=path.name + ".data")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--threads", type=int, default=os.cpu_count())
+    ap.add_argument("--iters", type=int, default=10)
+    ap.add_argument("--rows", type=int, default=128)
+    ap.add_argument("--results", help="append the table to this markdown file")
+    args = ap.parse_args()
+    os.environ["QC_NUM_THREADS"] = str(args.threads)
+
+    import numpy as np
+    import onnxruntime as ort
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    from bench_decode import LAYER, make_weights, qc_model
+    from common import interleaved, publish, table
+
+    work = Path(tempfile.mkdtemp(prefix="qc-bench-prefill-"))
+    weights = make_weights(8, 0)
+    model = qc_model(weights, 8, 0, 8, work, rows=args.rows)
+    ort_fp32_model(weights, args.rows, work / "fp32.onnx")
+    quantize_dynamic(str(work / "fp32.onnx"), str(work / "int8.onnx"), per_channel=True,
+                     weight_type=QuantType.QInt8, use_external_data_format=True)
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads, opts.inter_op_num_threads = args.threads, 1
+    sessions = {kind: ort.InferenceSession(str(work / f"{kind}.onnx"), opts, providers=["CPUExecutionProvider"])
+                for kind in ("fp32", "int8")}
+    rng = np.random.default_rng(1)
+    feeds = {"x": rng.standard_normal((args.rows, 4096), dtype=np.float32),
+             "h": rng.standard_normal((args.rows, 11008), dtype=np.float32)}
+    qc_feeds = {"arg0": feeds["x"], "arg1": feeds["h"]}
+    y_qc = list(model.run(qc_feeds).values())
+    for kind, sess in sessions.items():
+        for (name, _, _), a, b in zip(LAYER, y_qc, sess.run(None, feeds)):
+            err = float(np.abs(a - b).max() / np.abs(b).max())
+            if err > 3e-2:
+                raise SystemExit(f"{name}: qc W8A8 and ORT {kind} differ by {err:.2e}")
+    times = interleaved({"qc": lambda: model.run(qc_feeds),
+                         **{kind: (lambda s=s: s.run(None, feeds)) for kind, s in sessions.items()}}, args.iters)
+    macs = args.rows * sum(n * k for _, n, k in LAYER)
+    rows = [(name, f"{times[key] * 1e3:.1f}", f"{macs / times[key] / 1e9:.0f}", f"{times['fp32'] / times[key]:.2f}x",
+             f"{times['int8'] / times[key]:.2f}x")
+            for name, key in (("qc W8A8", "qc"), ("ORT FP32", "fp32"), ("ORT quantize_dynamic int8", "int8"))]
+    text = (f"Prefill GEMM, one LLaMA-7B layer (7 linears), M={args.rows}, {args.threads} threads, median of "
+            f"{args.iters} interleaved calls\n\n"
+            + table(rows, ("engine", "ms", "GMAC/s", "speed-up vs ORT FP32", "speed-up vs ORT int8")))
+    publish(text, args.results)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,132 @@
+// RUN: qc-opt %s --split-input-file --pass-pipeline='builtin.module(qc-microkernels{vector-width=16 rows=8 int8-dot=vnni})' | FileCheck %s --check-prefix=VNNI
+// RUN: qc-opt %s --split-input-file --pass-pipeline='builtin.module(qc-microkernels{vector-width=8 rows=6 int8-dot=avx2})' | FileCheck %s --check-prefix=AVX2
+
+// An int8-activation, int8-weight dot-product contraction from qc-lower-qgemm
+// (5 rows, K = 8 in two 4-byte cells, per-channel: one group).  With VNNI, per cell one
+// 64-byte panel load per half-panel, one broadcast of 4 activation bytes per row
+// and one vpdpbusd per row and half; rows 8 / 2 = 4 per tile, then a tail of 1.
+// At the group's end: i32 -> f32, times the scale, plus offset x group sum; the row
+// scale and C at the end.
+// VNNI-LABEL: func.func @int8
+// VNNI: call @qc_par_0(%arg0, %arg1, %arg2, %arg3, %arg4, %arg5, %arg6)
+// VNNI: func.func @qc_mk_0(
+// VNNI: scf.for %{{.*}} = %c0{{[_0-9]*}} to %c4{{[_0-9]*}} step %c4
+// VNNI: scf.for {{.*}} -> (vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>)
+// VNNI: scf.for {{.*}} -> (vector<16xi32>, vector<16xi32>, vector<16xi32>, vector<16xi32>, vector<16xi32>, vector<16xi32>, vector<16xi32>, vector<16xi32>)
+// VNNI: memref.prefetch
+// VNNI-COUNT-2: vector.load %{{.*}} : memref<1x2x128xi8>, vector<64xi8>
+// VNNI: vector.load %{{.*}} : memref<5x8xi8>, vector<4xi8>
+// VNNI: vector.broadcast %{{.*}} : i32 to vector<16xi32>
+// VNNI-COUNT-2: llvm.call_intrinsic "llvm.x86.avx512.vpdpbusd.512"
+// VNNI: arith.sitofp %{{.*}} : vector<16xi32> to vector<16xf32>
+// VNNI-COUNT-2: vector.fma
+// VNNI: vector.store
+// VNNI: func.func private @qc_par_0({{.*}}) attributes {llvm.emit_c_interface, qc.kernel = "qc_mk_0", qc.tasks = 1 : i64}
+// AVX2-LABEL: func.func @int8
+// AVX2-NOT: pmadd
+// AVX2: arith.extui %{{.*}} : vector<64xi8> to vector<64xi32>
+// AVX2: vector.shuffle
+#x = affine_map<(d0, p, n, k) -> (d0, k)>
+#r = affine_map<(d0, p, n, k) -> (d0)>
+#g = affine_map<(d0, p, n, k) -> (d0, k floordiv 8)>
+#w = affine_map<(d0, p, n, k) -> (p, k floordiv 4, n * 4 + k mod 4)>
+#s = affine_map<(d0, p, n, k) -> (p, k floordiv 8, n)>
+#c = affine_map<(d0, p, n, k) -> (d0, p, n)>
+func.func @int8(%xq: memref<5x8xi8>, %sx: memref<5xf32>, %sum: memref<5x1xi32>, %w: memref<1x2x128xi8>,
+                %s: memref<1x1x32xf32>, %o: memref<1x1x32xf32>, %c: memref<5x1x32xf32>) {
+  linalg.generic {indexing_maps = [#x, #r, #g, #w, #s, #s, #c], iterator_types = ["parallel", "parallel", "parallel", "reduction"],
+                  library_call = "qc_qgemm_dot_panel"}
+      ins(%xq, %sx, %sum, %w, %s, %o : memref<5x8xi8>, memref<5xf32>, memref<5x1xi32>, memref<1x2x128xi8>, memref<1x1x32xf32>, memref<1x1x32xf32>)
+      outs(%c : memref<5x1x32xf32>) {
+  ^bb0(%a: i8, %bsx: f32, %bsum: i32, %b: i8, %sc: f32, %of: f32, %acc: f32):
+    %kk = linalg.index 3 : index
+    %ue = arith.extui %b : i8 to i32
+    %ae = arith.extsi %a : i8 to i32
+    %pr = arith.muli %ae, %ue : i32
+    %pf = arith.sitofp %pr : i32 to f32
+    %t = arith.mulf %pf, %sc : f32
+    %c0 = arith.constant 0 : index
+    %first = arith.cmpi eq, %kk, %c0 : index
+    %sf = arith.sitofp %bsum : i32 to f32
+    %corr = arith.mulf %of, %sf : f32
+    %zero = arith.constant 0.0 : f32
+    %cr = arith.select %first, %corr, %zero : f32
+    %t2 = arith.addf %t, %cr : f32
+    %t3 = arith.mulf %bsx, %t2 : f32
+    %r = arith.addf %acc, %t3 : f32
+    linalg.yield %r : f32
+  }
+  return
+}
+
+// -----
+
+// int4 weights, one row (decode): one load per 8 k, low and high nibbles masked
+// out; with few rows the low- and high-nibble products go to separate
+// accumulators.
+// VNNI-LABEL: func.func @int4
+// VNNI: scf.for {{.*}} -> (vector<16xi32>, vector<16xi32>, vector<16xi32>, vector<16xi32>)
+// VNNI: arith.andi
+// VNNI: arith.shrui
+// VNNI-COUNT-4: llvm.call_intrinsic "llvm.x86.avx512.vpdpbusd.512"
+// VNNI: arith.addi %{{.*}} : vector<16xi32>
+// AVX2-LABEL: func.func @int4
+#x = affine_map<(d0, p, n, k) -> (d0, k)>
+#r = affine_map<(d0, p, n, k) -> (d0)>
+#g = affine_map<(d0, p, n, k) -> (d0, k floordiv 32)>
+#w = affine_map<(d0, p, n, k) -> (p, k floordiv 8, n * 4 + k mod 4)>
+#s = affine_map<(d0, p, n, k) -> (p, k floordiv 32, n)>
+#c = affine_map<(d0, p, n, k) -> (d0, p, n)>
+func.func @int4(%xq: memref<1x64xi8>, %sx: memref<1xf32>, %sum: memref<1x2xi32>, %w: memref<1x8x128xi8>,
+                %s: memref<1x2x32xf32>, %o: memref<1x2x32xf32>, %c: memref<1x1x32xf32>) {
+  linalg.generic {indexing_maps = [#x, #r, #g, #w, #s, #s, #c], iterator_types = ["parallel", "parallel", "parallel", "reduction"],
+                  library_call = "qc_qgemm_dot_panel"}
+      ins(%xq, %sx, %sum, %w, %s, %o : memref<1x64xi8>, memref<1xf32>, memref<1x2xi32>, memref<1x8x128xi8>, memref<1x2x32xf32>, memref<1x2x32xf32>)
+      outs(%c : memref<1x1x32xf32>) {
+  ^bb0(%a: i8, %bsx: f32, %bsum: i32, %b: i8, %sc: f32, %of: f32, %acc: f32):
+    %ue = arith.extui %b : i8 to i32
+    %ae = arith.extsi %a : i8 to i32
+    %pr = arith.muli %ae, %ue : i32
+    %pf = arith.sitofp %pr : i32 to f32
+    %t = arith.mulf %pf, %sc : f32
+    %t3 = arith.mulf %bsx, %t : f32
+    %r = arith.addf %acc, %t3 : f32
+    linalg.yield %r : f32
+  }
+  return
+}
+
+// -----
+
+// The same on a 16-wide panel (8 i32 lanes).  With AVX2, vpmaddubsw pairs (exact:
+// nibbles < 16) then vpmaddwd against ones; with VNNI the 256-bit vpdpbusd.
+// VNNI-LABEL: func.func @int4_p16
+// VNNI: llvm.call_intrinsic "llvm.x86.avx512.vpdpbusd.256"
+// AVX2-LABEL: func.func @int4_p16
+// AVX2: vector.load %{{.*}} : memref<1x8x64xi8>, vector<32xi8>
+// AVX2: llvm.call_intrinsic "llvm.x86.avx2.pmadd.ub.sw"({{.*}}) : (vector<32xi8>, vector<32xi8>) -> vector<16xi16>
+// AVX2: llvm.call_intrinsic "llvm.x86.avx2.pmadd.wd"({{.*}}) : (vector<16xi16>, vector<16xi16>) -> vector<8xi32>
+#x = affine_map<(d0, p, n, k) -> (d0, k)>
+#r = affine_map<(d0, p, n, k) -> (d0)>
+#g = affine_map<(d0, p, n, k) -> (d0, k floordiv 32)>
+#w = affine_map<(d0, p, n, k) -> (p, k floordiv 8, n * 4 + k mod 4)>
+#s = affine_map<(d0, p, n, k) -> (p, k floordiv 32, n)>
+#c = affine_map<(d0, p, n, k) -> (d0, p, n)>
+func.func @int4_p16(%xq: memref<1x64xi8>, %sx: memref<1xf32>, %sum: memref<1x2xi32>, %w: memref<1x8x64xi8>,
+                    %s: memref<1x2x16xf32>, %o: memref<1x2x16xf32>, %c: memref<1x1x16xf32>) {
+  linalg.generic {indexing_maps = [#x, #r, #g, #w, #s, #s, #c], iterator_types = ["parallel", "parallel", "parallel", "reduction"],
+                  library_call = "qc_qgemm_dot_panel"}
+      ins(%xq, %sx, %sum, %w, %s, %o : memref<1x64xi8>, memref<1xf32>, memref<1x2xi32>, memref<1x8x64xi8>, memref<1x2x16xf32>, memref<1x2x16xf32>)
+      outs(%c : memref<1x1x16xf32>) {
+  ^bb0(%a: i8, %bsx: f32, %bsum: i32, %b: i8, %sc: f32, %of: f32, %acc: f32):
+    %ue = arith.extui %b : i8 to i32
+    %ae = arith.extsi %a : i8 to i32
+    %pr = arith.muli %ae, %ue : i32
+    %pf = arith.sitofp %pr : i32 to f32
+    %t = arith.mulf %pf, %sc : f32
+    %t3 = arith.mulf %bsx, %t : f32
+    %r = arith.addf %acc, %t3 : f32
+    linalg.yield %r : f32
+  }
+  return
+}
