@@ -112,8 +112,7 @@ class QuantizeWeights(ModulePass):
         if stats is not None and stats.hessian is not None:
             entry["output_rel_error"] = output_error(w, w_hat, stats.hessian) / max(
                 output_error(w, np.zeros_like(w), stats.hessian), 1e-30)
-        if scheme.activation_bits == 8:
-            entry["activations"] = self.options["activations"]
+        entry["activations"] = self.options["activations"] if scheme.activation_bits == 8 else "f32"
         state.report.setdefault(layer, {}).update(entry)
 
         per_channel = scheme.group_size == 0

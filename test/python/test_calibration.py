@@ -50,7 +50,8 @@ def test_quantized_model_is_close_to_fp32_and_reported(gptq_build, workdir):
     got, ref = run_example(gptq_build, workdir, "outq", seed=8)
     assert np.abs(got - ref).max() < 0.05
     report = (workdir / "report.md").read_text()
-    assert "| fc1 | w4a16-g32 | gptq | 256x64 |" in report and "| fc2 | w4a16-g32 | gptq | 10x256 |" in report
+    assert "| fc1 | w4a16-g32 | gptq | f32 |  | 256x64 |" in report
+    assert "| fc2 | w4a16-g32 | gptq | f32 |  | 10x256 |" in report
     assert "smaller" in report
 
 
