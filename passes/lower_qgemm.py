@@ -232,16 +232,12 @@ class LowerQGemm(ModulePass):
             has_bias = len(op.operands) == 5
             shape = "x".join(map(str, xt.shape))
             bias = "_bias" if has_bias else ""
-            if dot:
-                act = f"_a8s{f32_bits(act_scale)}" if act_scale else "_a8"
-                fn = f"qc_qgemm_{shape}_{n}_w{bits}g{group}{act}_d{width}{bias}"
-                text = lambda: qgemm_dot_helper(fn, list(xt.shape), n, width, bits, group, act_scale,  # noqa: E731
-                                                has_bias)
-            else:
-                fn = f"qc_qgemm_{shape}_{n}_w{bits}g{group}_p{width}{bias}"
-                text = lambda: qgemm_helper(fn, list(xt.shape), n, width, bits, group, has_bias)  # noqa: E731
+            act = (f"_a8s{f32_bits(act_scale)}" if act_scale else "_a8") if dot else ""
+            fn = f"qc_qgemm_{shape}_{n}_w{bits}g{group}{act}_{'d' if dot else 'p'}{width}{bias}"
             if fn not in helpers:
-                append_parsed(body, text(), module.context)
+                text = (qgemm_dot_helper(fn, list(xt.shape), n, width, bits, group, act_scale, has_bias) if dot
+                        else qgemm_helper(fn, list(xt.shape), n, width, bits, group, has_bias))
+                append_parsed(body, text, module.context)
                 helpers.add(fn)
             (_, pname), (_, sname), (_, zname) = ops_names
             tag = f"{'d' if dot else 'p'}{width}"

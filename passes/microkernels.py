@@ -72,10 +72,11 @@ class Contraction:
         return self.batch * self.panels
 
 
-def _f32_memref(value: ir.Value, inner_unit_stride: bool, identity: bool = False) -> ir.MemRefType | None:
-    """The f32 memref type of ``value`` if its layout suits the kernel, else None."""
+def _kernel_memref(value: ir.Value, inner_unit_stride: bool, identity: bool = False,
+                   elt: type = ir.F32Type) -> ir.MemRefType | None:
+    """The memref type of ``value`` if its element type is ``elt`` and its layout suits the kernel, else None."""
     t = value.type
-    if not isinstance(t, ir.MemRefType) or not isinstance(t.element_type, ir.F32Type):
+    if not isinstance(t, ir.MemRefType) or not isinstance(t.element_type, elt):
         return None
     layout = t.layout
     if isinstance(layout, ir.AffineMapAttr):
@@ -100,10 +101,9 @@ def match_qgemm(op: ir.Operation) -> Contraction | None:
     if op.name != "linalg.generic" or _library_call(op) != QGEMM_PANEL or len(op.operands) != 5:
         return None
     a, w, s, o, c = op.operands
-    ta, ts, to, tc = (_f32_memref(v, True, identity=True) for v in (a, s, o, c))
-    tw = w.type
-    if not (ta and ts and to and tc) or not isinstance(tw, ir.MemRefType) or \
-            tw.layout.value != ir.AffineMap.get_identity(tw.rank, tw.context):
+    ta, ts, to, tc = (_kernel_memref(v, True, identity=True) for v in (a, s, o, c))
+    tw = _kernel_memref(w, True, identity=True, elt=ir.IntegerType)
+    if not (ta and ts and to and tc and tw):
         return None
     panels, groups, nr = ts.shape
     k, row_bytes = tw.shape[1], tw.shape[2]
@@ -115,20 +115,12 @@ def match_qgemm(op: ir.Operation) -> Contraction | None:
                        (bits, k // groups))
 
 
-def _identity_memref(value: ir.Value, elt: type) -> ir.MemRefType | None:
-    t = value.type
-    if not isinstance(t, ir.MemRefType) or not isinstance(t.element_type, elt) or \
-            not isinstance(t.layout, ir.AffineMapAttr) or t.layout.value != ir.AffineMap.get_identity(t.rank, t.context):
-        return None
-    return t
-
-
 def match_qgemm_dot(op: ir.Operation) -> Contraction | None:
     """A qc-lower-qgemm integer contraction: XQ i8, SX f32, XSUM i32, W [P, K/q, NR*4] i8, S, O, C."""
     if op.name != "linalg.generic" or _library_call(op) != QGEMM_DOT_PANEL or len(op.operands) != 7:
         return None
     kinds = (ir.IntegerType, ir.F32Type, ir.IntegerType, ir.IntegerType, ir.F32Type, ir.F32Type, ir.F32Type)
-    types = [_identity_memref(v, kind) for v, kind in zip(op.operands, kinds)]
+    types = [_kernel_memref(v, True, identity=True, elt=kind) for v, kind in zip(op.operands, kinds)]
     if not all(types):
         return None
     xq, w, ts = types[0], types[3], types[4]
@@ -153,7 +145,7 @@ def match(op: ir.Operation, lanes: int) -> Contraction | None:
         if _library_call(op) != PANEL_MATMUL:
             return None
         # The kernel flattens A's and C's leading dims: they must be contiguous.
-        ta, tb, tc = (_f32_memref(v, True, identity=True) for v in (a, b, c))
+        ta, tb, tc = (_kernel_memref(v, True, identity=True) for v in (a, b, c))
         if not (ta and tb and tc):
             return None
         types = (str(ta), str(tb), str(tc))
@@ -162,7 +154,7 @@ def match(op: ir.Operation, lanes: int) -> Contraction | None:
         for d in ta.shape[:-1]:
             m *= d
         return Contraction(True, types, 1, m, panels * nr, k, nr)
-    ta, tb, tc = _f32_memref(a, False), _f32_memref(b, True), _f32_memref(c, True)
+    ta, tb, tc = _kernel_memref(a, False), _kernel_memref(b, True), _kernel_memref(c, True)
     if not (ta and tb and tc):
         return None
     types = (str(ta), str(tb), str(tc))
@@ -486,7 +478,7 @@ def qgemm_dot_kernel_text(name: str, c: Contraction, rows: int, flavour: str) ->
         for line in range(0, row_bytes, 64):
             out += [f"{body}%{tag}pf{line} = arith.addi %{tag}c, %c{prefetch_cells}_ahead : index",
                     f"{body}memref.prefetch %W[%p, %{tag}pf{line}, %c{line}_ahead], read, locality<3>, data : {tw}"]
-        units = {}  # (h, nibble) -> the u operand as i32 lanes
+        units = {}  # (h, nibble) -> the unsigned byte operand of the dot product
         for h in halves:
             col = "%c0" if h == 0 else "%cL4"
             out.append(f"{body}%{tag}b{h} = vector.load %W[%p, %{tag}c, {col}] : {tw}, {vb}")

@@ -33,7 +33,7 @@ from torch_mlir import ir
 from torch_mlir.dialects import arith
 
 from ..compiler.errors import QCError
-from ..compiler.quant import parse_scheme, quantize_rtn
+from ..compiler.quant import dequantize, parse_scheme, quantize_rtn
 from .base import ModulePass, Option, PassState, parse_bool, walk_ops
 from .channel_scale import scale_channels
 from .matchers import LAYER_ATTR, body_ops, indexing_maps, layer_name, producer, stored_weight
@@ -68,8 +68,7 @@ def w8a8_error(weights: list[np.ndarray], stats, s: np.ndarray) -> float:
     total = 0.0
     for w in weights:
         ws = w * s
-        dw = quantize_rtn(ws, _W8)
-        err = (dw.q.astype(np.float64) - dw.zero_point) * dw.scale - ws
+        err = dequantize(quantize_rtn(ws, _W8)).astype(np.float64) - ws
         total += float(np.einsum("nk,kl,nl->", err, h, err))
         total += stats.rows * step ** 2 / 12.0 * float((ws.astype(np.float64) ** 2).sum())
     return total
@@ -119,7 +118,7 @@ class Smooth(ModulePass):
             scaled = scale_channels(x, factors, linears[0])
             for op in linears:
                 op.operands[0] = scaled
-        for (wop, name), op, layer in zip(found, linears, names):
+        for (_, name), op, layer in zip(found, linears, names):
             replace_weight(op, (state.store[name] * s).astype(np.float32), state)
             if layer in state.stats:
                 state.stats[layer] = state.stats[layer].scaled(1.0 / s)

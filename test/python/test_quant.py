@@ -90,17 +90,19 @@ class MLP(nn.Module):
 
 
 def reference(model: MLP, x: np.ndarray, scheme_name: str) -> np.ndarray:
-    """numpy forward with every linear's weight replaced by its RTN dequantization (K % group != 0 stays f32)."""
+    """numpy forward with every linear's weight replaced by its RTN dequantization and, for int8-activation
+    schemes, its input by qc.qgemm's per-row int8 quantization (K % group != 0 stays f32)."""
     scheme = parse_scheme(scheme_name)
 
-    def w(layer):
+    def linear(layer, h):
         wt = layer.weight.detach().numpy()
-        k = wt.shape[1]
-        return dequantize(quantize_rtn(wt, scheme)) if not scheme.group_size or k % scheme.group_size == 0 else wt
+        if not scheme.group_size or wt.shape[1] % scheme.group_size == 0:
+            wt = dequantize(quantize_rtn(wt, scheme))
+            h = quantize_activations(h) if scheme.activation_bits == 8 else h
+        return h @ wt.T.astype(np.float64) + (layer.bias.detach().numpy() if layer.bias is not None else 0)
 
-    h = np.maximum(x @ w(model.up).T + model.up.bias.detach().numpy(), 0)
-    h = np.maximum(h @ w(model.mid).T, 0)
-    return h @ w(model.down).T + model.down.bias.detach().numpy()
+    h = np.maximum(linear(model.up, x), 0)
+    return linear(model.down, np.maximum(linear(model.mid, h), 0))
 
 
 @pytest.fixture(scope="module")
@@ -132,22 +134,6 @@ def quantize_activations(x: np.ndarray, scale: float = 0.0) -> np.ndarray:
     return np.clip(np.rint((x * inv).astype(np.float32)), -127, 127).astype(np.float64) * sx
 
 
-def reference_a8(model: MLP, x: np.ndarray, scheme_name: str) -> np.ndarray:
-    """numpy forward: int8 activations per row times RTN weights (K % group != 0 stays f32)."""
-    scheme = parse_scheme(scheme_name)
-
-    def linear(layer, h):
-        wt = layer.weight.detach().numpy()
-        if scheme.group_size and wt.shape[1] % scheme.group_size:
-            y = h @ wt.T.astype(np.float64)
-        else:
-            y = quantize_activations(h) @ dequantize(quantize_rtn(wt, scheme)).T.astype(np.float64)
-        return y + (layer.bias.detach().numpy() if layer.bias is not None else 0)
-
-    h = np.maximum(linear(model.up, x), 0)
-    return linear(model.down, np.maximum(linear(model.mid, h), 0))
-
-
 @pytest.mark.parametrize("cpu", [None, "haswell", "x86-64"])
 @pytest.mark.parametrize("scheme", ["w8a8", "w4a8-g32", "w4a8-g32-asym"])
 @pytest.mark.parametrize("rows", [1, 13])
@@ -159,7 +145,7 @@ def test_compiled_int8_activations_match_numpy(mlp, cpu, scheme, rows, workdir):
     out = workdir / f"mlp_{scheme}_{cpu}_{rows}.so"
     qc.compile(mlp, out, example_inputs=(torch.from_numpy(x),), input_names=["x"], scheme=scheme, target_cpu=cpu)
     got = qc.runtime.load(out).run({"x": x})["output0"]
-    ref = reference_a8(mlp, x.astype(np.float64), scheme)
+    ref = reference(mlp, x.astype(np.float64), scheme)
     assert np.abs(got - ref).max() <= 2e-6 * np.abs(ref).max()
 
 
