@@ -11,10 +11,18 @@ from ..passes.quantize_weights import ACTIVATIONS, METHODS
 from ..passes.smooth import parse_alpha
 from ..compiler.errors import QCError
 from ..compiler.signature import parse_shape_overrides
+from .cli import ArgumentParser
+
+
+def smooth_alpha(text: str) -> float | str:
+    try:
+        return parse_alpha(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1] or 'auto', got '{text}'") from None
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="qc-compile", description="Compile a model with qc.")
+    p = ArgumentParser(prog="qc-compile", description="Compile a model with qc.")
     p.add_argument("model", help="model.onnx or model.mlir (with func.func @main)")
     p.add_argument("-o", dest="output", required=True, help="output path")
     p.add_argument("--emit", default="so", choices=EMITS, help="what to produce (default: so)")
@@ -32,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     q.add_argument("--stats", metavar="STATS.npz", help="calibration statistics saved by --save-stats")
     q.add_argument("--save-stats", metavar="STATS.npz", help="save the calibration statistics")
     q.add_argument("--report", metavar="REPORT.md|.json", help="write the per-layer quantization report")
-    q.add_argument("--smooth", metavar="ALPHA|auto", type=parse_alpha,
+    q.add_argument("--smooth", metavar="ALPHA|auto", type=smooth_alpha,
                    help="SmoothQuant before quantizing (needs --calib or --stats): alpha in [0, 1] or auto")
     q.add_argument("--smooth-fallback", action="store_true",
                    help="smooth layers whose input producer cannot absorb the scale with an explicit multiply")

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 
 from ..compiler.errors import QCError
 from ..compiler.opt import OptOptions, read_input, run_opt
 from ..passes import REGISTRY
+from .cli import ArgumentParser
 
 
 def _list_passes() -> str:
@@ -38,7 +38,7 @@ def _pipeline_from_flags(flags: list[str]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="qc-opt", description="Read, transform and print MLIR with qc passes.",
+    parser = ArgumentParser(prog="qc-opt", description="Read, transform and print MLIR with qc passes.",
                                      epilog="Passes can also be given one by one as --NAME or --NAME='opt=value ...'.")
     parser.add_argument("input", nargs="?", default="-", help="input .mlir file ('-' for stdin)")
     parser.add_argument("-o", dest="output", default="-", help="output file (default stdout)")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -10,10 +9,11 @@ import numpy as np
 
 from ..compiler.errors import QCError
 from ..runtime import load
+from .cli import ArgumentParser
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="qc-run", description="Run a model compiled by qc-compile.")
+    p = ArgumentParser(prog="qc-run", description="Run a model compiled by qc-compile.")
     p.add_argument("model", help="model.so")
     p.add_argument("--input", action="append", default=[], metavar="NAME=FILE.npy", help="an input (repeat per input)")
     p.add_argument("--output-dir", default=".", help="where to write <output name>.npy")
