@@ -6,14 +6,39 @@ import statistics
 import time
 
 
-def interleaved(runners: dict, iters: int, warmup: int = 3) -> dict[str, float]:
-    """Median seconds per call of each runner; calls alternate so machine noise hits all alike."""
+def settle(seconds: float = 0.1) -> None:
+    """Busy-waits between timed calls.  ONNX Runtime's workers keep spinning for tens of
+    milliseconds after a run and would share the cores with the next engine's call; sleeping
+    instead lets this VM's idle cores clock down, which slows whatever runs next (both measured)."""
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        pass
+
+
+class CacheFlush:
+    """Reads a buffer larger than the last-level cache, so the next call streams its weights from
+    memory as a decoder does once the other layers' weights have passed through the cache."""
+
+    def __init__(self, nbytes: int = 1 << 30):
+        import numpy as np
+
+        self.buffer = np.ones(nbytes // 4, np.float32)
+
+    def __call__(self) -> None:
+        self.buffer.sum()
+        settle()
+
+
+def interleaved(runners: dict, iters: int, warmup: int = 3, before=settle) -> dict[str, float]:
+    """Median seconds per call of each runner; calls alternate so machine noise hits all alike,
+    and ``before()`` runs untimed ahead of every call."""
     for fn in runners.values():
         for _ in range(warmup):
             fn()
     samples = {name: [] for name in runners}
     for _ in range(iters):
         for name, fn in runners.items():
+            before()
             t0 = time.perf_counter()
             fn()
             samples[name].append(time.perf_counter() - t0)

@@ -55,6 +55,7 @@ _AVX2_CPUS = ("haswell", "broadwell", "skylake", "kabylake", "coffeelake", "come
 _VNNI_CPUS = ("cascadelake", "cooperlake", "icelake", "tigerlake", "rocketlake", "sapphirerapids", "emeraldrapids",
               "graniterapids", "diamondrapids", "alderlake", "raptorlake", "meteorlake", "arrowlake", "lunarlake",
               "sierraforest", "grandridge", "clearwaterforest", "znver4", "znver5")
+_AMX_CPUS = ("sapphirerapids", "emeraldrapids", "graniterapids", "diamondrapids")
 
 
 @dataclass(frozen=True)
@@ -86,15 +87,20 @@ class Target:
 
     @property
     def int8_dot(self) -> str:
-        """How kernels multiply int8 activations: vnni (vpdpbusd), avx2 (vpmaddubsw) or generic."""
+        """How kernels multiply int8 activations: amx (tiles, and vpdpbusd), vnni (vpdpbusd),
+        avx2 (vpmaddubsw) or generic."""
         width = self.vector_width
         if not self.features:
             vnni = any(c in self.cpu for c in _VNNI_CPUS)
             avx2 = width == 8 and any(c in self.cpu for c in _AVX2_CPUS)
+            amx = any(c in self.cpu for c in _AMX_CPUS)
         else:
             vnni = self._has("avx512vnni") if width == 16 else self._has("avxvnni") or (
                 self._has("avx512vnni") and self._has("avx512vl"))
             avx2 = self._has("avx2")
+            amx = self._has("amx-int8") and self._has("amx-tile")
+        if vnni and width == 16 and amx:
+            return "amx"
         return "vnni" if vnni and width in (8, 16) else "avx2" if avx2 and width == 8 else "generic"
 
     @property

@@ -25,6 +25,7 @@ the generic loop lowering.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from torch_mlir import ir
 from torch_mlir.dialects import func
@@ -37,6 +38,7 @@ from .templates import append_parsed
 
 KERNEL_ATTR = "qc.kernel"  # on a trampoline declaration: the kernel it runs
 TASKS_ATTR = "qc.tasks"    # ... and how many tasks it splits
+AMX_ATTR = "qc.amx"        # ... and that it uses AMX tiles (the process must ask the OS for them)
 
 _MATMUL_MAPS = ["affine_map<(d0, d1, d2) -> (d0, d2)>", "affine_map<(d0, d1, d2) -> (d2, d1)>",
                 "affine_map<(d0, d1, d2) -> (d0, d1)>"]
@@ -188,15 +190,18 @@ def _panel_views(c: Contraction) -> list[str]:
     return [_view("A0", "A", c.types[0], [c.m, c.k]), _view("C0", "C", c.types[-1], [c.m, c.panels, c.nr])]
 
 
-def _row_blocks(block, m: int, rows: int) -> list[str]:
-    """Full blocks of ``rows`` rows in a loop, then the remainder; closes the task loop and the kernel."""
-    lines = []
-    if m >= rows:
-        lines.append("      scf.for %i = %c0 to %cMain step %cMR {")
+def _row_blocks(block, m: int, rows: int, first: int = 0) -> list[str]:
+    """Rows [first, m): full blocks of ``rows`` rows in a loop, then the remainder; closes the
+    task loop and the kernel."""
+    main = m - (m - first) % rows
+    lines = [f"      %cFirst = arith.constant {first} : index", f"      %cMain = arith.constant {main} : index",
+             f"      %cMR = arith.constant {rows} : index"]
+    if main > first:
+        lines.append("      scf.for %i = %cFirst to %cMain step %cMR {")
         lines += block("m", rows, "%i", "        ")
         lines.append("      }")
-    if m % rows:
-        lines += block("t", m % rows, "%cMain", "      ")
+    if m > main:
+        lines += block("t", m - main, "%cMain", "      ")
     return lines + ["    }", "    return", "}"]
 
 
@@ -219,8 +224,6 @@ def kernel_text(name: str, c: Contraction, rows: int) -> str:
              f"    %cNR = arith.constant {c.nr} : index",
              f"    %cN = arith.constant {c.n} : index",
              f"    %zero = arith.constant dense<0.0> : {vt}",
-             f"    %cMR = arith.constant {rows} : index",
-             f"    %cMain = arith.constant {c.m - c.m % rows} : index",
              *[f"    %c{j}_row = arith.constant {j} : index" for j in range(1, rows)],
              "    scf.for %t = %t0 to %t1 step %c1 {",
              "      %bi = arith.divui %t, %cP : index",
@@ -298,8 +301,6 @@ def qgemm_kernel_text(name: str, c: Contraction, rows: int) -> str:
              f"    %cL = arith.constant {lanes} : index",
              f"    %cG = arith.constant {groups} : index",
              f"    %cGS = arith.constant {group} : index",
-             f"    %cMR = arith.constant {rows} : index",
-             f"    %cMain = arith.constant {c.m - c.m % rows} : index",
              f"    %mask = arith.constant dense<15> : {bt}",
              f"    %four = arith.constant dense<4> : {bt}",
              *[f"    %c{j}_row = arith.constant {j} : index" for j in range(1, max(rows, 4))],
@@ -387,7 +388,7 @@ def qgemm_kernel_text(name: str, c: Contraction, rows: int) -> str:
     return "\n".join(lines)
 
 
-DOT_FLAVOURS = ("vnni", "avx2", "generic")
+DOT_FLAVOURS = ("amx", "vnni", "avx2", "generic")
 
 
 def _dot_lines(flavour: str, lanes: int, acc: str, u: str, x: str, out: str, indent: str) -> list[str]:
@@ -415,7 +416,124 @@ def _dot_lines(flavour: str, lanes: int, acc: str, u: str, x: str, out: str, ind
             f"{indent}{out} = arith.addi {acc}, %{t}_d : {vi}"]
 
 
-def qgemm_dot_kernel_text(name: str, c: Contraction, rows: int, flavour: str) -> str:
+AMX_ROWS = 32  # rows of one AMX block: two 16-row tiles of A against the panel's two 16-column tiles
+
+
+def amx_fits(c: Contraction) -> bool:
+    """AMX takes int8 per-channel dot contractions on 32-column panels with K a multiple of 64 bytes."""
+    return c.dot and c.quant == (8, c.k) and c.nr == 32 and c.k % 64 == 0 and c.m >= AMX_ROWS
+
+
+def _amx_lines(c: Contraction, ct: str, xt: str, yt: str) -> tuple[list[str], list[str]]:
+    """(function-scope lines, per-panel lines) of the AMX part of a dot kernel: rows [0, M - M mod 32).
+
+    Per 32-row block, four 16x16 i32 tiles accumulate ``tdpbsud`` (signed activation bytes x
+    unsigned weight bytes, 64 k per step) over K: A tiles are rows of xq, B tiles the panel's two
+    halves, already in the [K/4, 16 x 4] layout AMX wants.  The tiles go to a 32x32 i32 scratch
+    and the epilogue is the VNNI kernel's, so both paths round alike."""
+    amx = "!llvm.x86_amx"
+    rows, panel_bytes = c.m - c.m % AMX_ROWS, c.k * c.nr  # a panel: K/4 cells of NR x 4 bytes
+    lanes = c.nr // 2
+    vf, vi = f"vector<{lanes}xf32>", f"vector<{lanes}xi32>"
+    top = ["    %acc = memref.alloca() {alignment = 64 : i64} : memref<32x32xi32>",
+           f"    %a_base = memref.extract_aligned_pointer_as_index %A : memref<{c.m}x{c.k}xi8> -> index",
+           f"    %w_base = memref.extract_aligned_pointer_as_index %W : {c.types[3]} -> index",
+           "    %acc_base = memref.extract_aligned_pointer_as_index %acc : memref<32x32xi32> -> index",
+           "    %t16 = arith.constant 16 : i16",
+           "    %t64 = arith.constant 64 : i16",
+           f"    %strideA = arith.constant {c.k} : i64",
+           f"    %strideB = arith.constant {c.nr * 4} : i64",
+           f"    %cPanelBytes = arith.constant {panel_bytes} : index",
+           f"    %cAmxRows = arith.constant {rows} : index",
+           "    %c16 = arith.constant 16 : index",
+           "    %c32 = arith.constant 32 : index",
+           "    %c64 = arith.constant 64 : index",
+           "    %strideAcc = arith.constant 128 : i64"]
+
+    def ptr(name: str, index: str, ind: str) -> list[str]:
+        return [f"{ind}%{name}_i = arith.index_cast {index} : index to i64",
+                f"{ind}%{name} = llvm.inttoptr %{name}_i : i64 to !llvm.ptr"]
+
+    def load(name: str, address: str, stride: str, ind: str) -> list[str]:
+        return ptr(f"{name}_p", address, ind) + [
+            f"{ind}%{name} = llvm.call_intrinsic \"llvm.x86.tileloadd64.internal\"(%t16, %t64, %{name}_p, {stride}) : "
+            f"(i16, i16, !llvm.ptr, i64) -> {amx}"]
+
+    prefetch_lines = -(-1024 // rows)  # a panel's bytes / (row blocks x k steps) = 65536 / rows
+    top += [f"    %cKSteps = arith.constant {c.k // 64} : index",
+            f"    %cPfBytes = arith.constant {prefetch_lines * 64} : index",
+            "    %pf_rw = arith.constant 0 : i32",
+            "    %pf_hint = arith.constant 2 : i32",  # locality 2: into L2
+            "    %pf_cache = arith.constant 1 : i32",
+            *[f"    %c{line * 64}_pf = arith.constant {line * 64} : index" for line in range(prefetch_lines)]]
+    tiles = [(i, j) for i in (0, 1) for j in (0, 1)]
+    ind, body = "        ", "          "
+    lines = ["      %w_off = arith.muli %p, %cPanelBytes : index",
+             "      %w_panel = arith.addi %w_base, %w_off : index",
+             "      scf.for %ai = %c0 to %cAmxRows step %c32 {",
+             f"{ind}%az = llvm.call_intrinsic \"llvm.x86.tilezero.internal\"(%t16, %t64) : (i16, i16) -> {amx}",
+             f"{ind}%a_row0 = arith.muli %ai, %cK8 : index",
+             f"{ind}%a_blk0 = arith.addi %a_base, %a_row0 : index",
+             f"{ind}%a_row1 = arith.muli %c16, %cK8 : index",
+             f"{ind}%a_blk1 = arith.addi %a_blk0, %a_row1 : index",
+             f"{ind}%at:4 = scf.for %ak = %c0 to %cK8 step %c64 iter_args("
+             + ", ".join(f"%ac{i}{j} = %az" for i, j in tiles) + f") -> ({', '.join([amx] * 4)}) {{",
+             f"{body}%ak_a0 = arith.addi %a_blk0, %ak : index",
+             f"{body}%ak_a1 = arith.addi %a_blk1, %ak : index",
+             f"{body}%ak_b = arith.muli %ak, %cNR8 : index",
+             f"{body}%ak_b0 = arith.addi %w_panel, %ak_b : index",
+             f"{body}%ak_b1 = arith.addi %ak_b0, %c64 : index",
+             *load("ta0", "%ak_a0", "%strideA", body), *load("ta1", "%ak_a1", "%strideA", body),
+             *load("tb0", "%ak_b0", "%strideB", body), *load("tb1", "%ak_b1", "%strideB", body),
+             # the next panel streams into L2 meanwhile, spread evenly over this panel's k steps
+             f"{body}%pf_blk = arith.divui %ai, %c32 : index",
+             f"{body}%pf_k = arith.divui %ak, %c64 : index",
+             f"{body}%pf_s0 = arith.muli %pf_blk, %cKSteps : index",
+             f"{body}%pf_s = arith.addi %pf_s0, %pf_k : index",
+             f"{body}%pf_o = arith.muli %pf_s, %cPfBytes : index",
+             f"{body}%pf_n = arith.addi %w_panel, %cPanelBytes : index",
+             f"{body}%pf_a = arith.addi %pf_n, %pf_o : index"]
+    for line in range(prefetch_lines):
+        lines += [f"{body}%pf_a{line} = arith.addi %pf_a, %c{line * 64}_pf : index",
+                  *ptr(f"pf_p{line}", f"%pf_a{line}", body),
+                  f"{body}llvm.call_intrinsic \"llvm.prefetch.p0\"(%pf_p{line}, %pf_rw, %pf_hint, %pf_cache) : "
+                  "(!llvm.ptr, i32, i32, i32) -> ()"]
+    for i, j in tiles:
+        lines.append(f"{body}%ad{i}{j} = llvm.call_intrinsic \"llvm.x86.tdpbsud.internal\"(%t16, %t64, %t64, %ac{i}{j}, "
+                     f"%ta{i}, %tb{j}) : (i16, i16, i16, {amx}, {amx}, {amx}) -> {amx}")
+    lines += [f"{body}scf.yield {', '.join(f'%ad{i}{j}' for i, j in tiles)} : {', '.join([amx] * 4)}", f"{ind}}}"]
+    for n, (i, j) in enumerate(tiles):  # tile (i, j) -> scratch rows 16 i.., columns 16 j..
+        lines += [f"{ind}%st{i}{j}_o = arith.constant {i * 16 * 128 + j * 64} : index",
+                  f"{ind}%st{i}{j}_a = arith.addi %acc_base, %st{i}{j}_o : index",
+                  *ptr(f"st{i}{j}_p", f"%st{i}{j}_a", ind),
+                  f"{ind}llvm.call_intrinsic \"llvm.x86.tilestored64.internal\"(%t16, %t64, %st{i}{j}_p, %strideAcc, "
+                  f"%at#{n}) : (i16, i16, !llvm.ptr, i64, {amx}) -> ()"]
+    lines += [f"{ind}%as0 = vector.load %S[%p, %c0, %c0] : {c.types[4]}, {vf}",
+              f"{ind}%as1 = vector.load %S[%p, %c0, %cL] : {c.types[4]}, {vf}",
+              f"{ind}%ao0 = vector.load %O[%p, %c0, %c0] : {c.types[5]}, {vf}",
+              f"{ind}%ao1 = vector.load %O[%p, %c0, %cL] : {c.types[5]}, {vf}",
+              f"{ind}scf.for %ar = %c0 to %c32 step %c1 {{",
+              f"{body}%arow = arith.addi %ai, %ar : index",
+              f"{body}%ay = memref.load %Y[%arow, %c0] : {yt}",
+              f"{body}%ayf = arith.sitofp %ay : i32 to f32",
+              f"{body}%ayb = vector.broadcast %ayf : f32 to {vf}",
+              f"{body}%asx = memref.load %X[%arow] : {xt}",
+              f"{body}%asb = vector.broadcast %asx : f32 to {vf}"]
+    for h in (0, 1):
+        col = "%c0" if h == 0 else "%cL"
+        lines += [f"{body}%aa{h} = vector.load %acc[%ar, {col}] : memref<32x32xi32>, {vi}",
+                  f"{body}%aaf{h} = arith.sitofp %aa{h} : {vi} to {vf}",
+                  f"{body}%afa{h} = vector.fma %aaf{h}, %as{h}, %zf : {vf}",
+                  f"{body}%afb{h} = vector.fma %ayb, %ao{h}, %afa{h} : {vf}",
+                  f"{body}%acv{h} = vector.load %C[%arow, %p, {col}] : {ct}, {vf}",
+                  f"{body}%aout{h} = vector.fma %afb{h}, %asb, %acv{h} : {vf}",
+                  f"{body}vector.store %aout{h}, %C[%arow, %p, {col}] : {ct}, {vf}"]
+    lines += [f"{ind}}}", "      }"]
+    top += [f"    %cK8 = arith.constant {c.k} : index", f"    %cNR8 = arith.constant {c.nr} : index"]
+    return top, lines
+
+
+def qgemm_dot_kernel_text(name: str, c: Contraction, rows: int, flavour: str, amx: bool = False) -> str:
     """The kernel of an integer dot-product panel contraction: tasks [t0, t1) are column panels.
 
     Per group, rows x 2 int32 accumulators gather ``dot4(u, xq)`` over 4-byte
@@ -445,8 +563,6 @@ def qgemm_dot_kernel_text(name: str, c: Contraction, rows: int, flavour: str) ->
              f"    %cG = arith.constant {groups} : index",
              f"    %cGC = arith.constant {group // per} : index",
              f"    %cPER = arith.constant {per} : index",
-             f"    %cMR = arith.constant {rows} : index",
-             f"    %cMain = arith.constant {c.m - c.m % rows} : index",
              f"    %zf = arith.constant dense<0.0> : {vf}",
              f"    %zi = arith.constant dense<0> : {vi}",
              f"    %mask = arith.constant dense<15> : {vb}",
@@ -541,7 +657,13 @@ def qgemm_dot_kernel_text(name: str, c: Contraction, rows: int, flavour: str) ->
                         f"{indent}vector.store %{tag}out{j}_{h}, %C[{rws[j]}, %p, {col}] : {ct}, {vf}"]
         return out
 
-    lines += _row_blocks(block, c.m, rows)
+    first = 0
+    if amx:
+        top, per_panel = _amx_lines(c, ct, xt, yt)
+        lines[-1:-1] = top
+        lines += per_panel
+        first = c.m - c.m % AMX_ROWS
+    lines += _row_blocks(block, c.m, rows, first)
     lines[1:1] = [f"    %c{v}_ahead = arith.constant {v} : index" for v in sorted({prefetch_cells} | set(range(0, row_bytes, 64)))]
     return "\n".join(lines)
 
@@ -551,7 +673,8 @@ class Microkernels(ModulePass):
     SUMMARY = "Replace bufferized f32 matmuls by vector micro-kernels split over the runtime's thread pool"
     OPTIONS = {"vector-width": Option(int, 8, "f32 lanes of one SIMD register (8: AVX2, 16: AVX-512)"),
                "rows": Option(int, 6, "rows of A per register tile (accumulators: rows x 2 vectors)"),
-               "int8-dot": Option(one_of(DOT_FLAVOURS), "generic", "integer dot products: vnni (vpdpbusd), avx2 "
+               "int8-dot": Option(one_of(DOT_FLAVOURS), "generic", "integer dot products: amx (tdpbsud tiles for int8 "
+                                  "per-channel weights, 32 rows at a time; vnni for the rest), vnni (vpdpbusd), avx2 "
                                   "(vpmaddubsw + vpmaddwd for int4 weights, generic for int8: their pairs could "
                                   "saturate), generic (i32 multiplies)")}
 
@@ -568,13 +691,16 @@ class Microkernels(ModulePass):
             if c is None:
                 continue
             if c not in kernels:
-                index = len(kernels)
+                index, amx = len(kernels), False
                 kernels[c] = f"qc_par_{index}"
                 if c.dot:
                     # vpmaddubsw pairs of int8 weights could saturate; the intrinsics have 8 or 16 i32 lanes
-                    lanes_ok = {"vnni": (8, 16), "avx2": (8,)}.get(dot, ())
-                    flavour = dot if c.nr // 2 in lanes_ok and not (dot == "avx2" and c.quant[0] == 8) else "generic"
-                    text = qgemm_dot_kernel_text(f"qc_mk_{index}", c, max(1, rows // 2), flavour)
+                    vector_dot = "vnni" if dot == "amx" else dot  # AMX machines have VNNI for the rest
+                    lanes_ok = {"vnni": (8, 16), "avx2": (8,)}.get(vector_dot, ())
+                    flavour = (vector_dot if c.nr // 2 in lanes_ok and not (vector_dot == "avx2" and c.quant[0] == 8)
+                               else "generic")
+                    amx = dot == "amx" and amx_fits(c)
+                    text = qgemm_dot_kernel_text(f"qc_mk_{index}", c, max(1, rows // 2), flavour, amx)
                 elif c.quant:
                     text = qgemm_kernel_text(f"qc_mk_{index}", c, qrows)
                 else:
@@ -588,18 +714,30 @@ class Microkernels(ModulePass):
                     decl.attributes[KERNEL_ATTR] = ir.StringAttr.get(f"qc_mk_{index}", module.context)
                     decl.attributes[TASKS_ATTR] = ir.IntegerAttr.get(ir.IntegerType.get_signless(64, module.context),
                                                                      c.tasks)
+                    if c.dot and amx:
+                        decl.attributes[AMX_ATTR] = ir.UnitAttr.get(module.context)
             with ir.InsertionPoint(op), op.location:
                 func.CallOp([], ir.FlatSymbolRefAttr.get(kernels[c]), list(op.operands))
             op.erase()
 
 
-def trampolines(module: ir.Module) -> list[tuple[str, str, int, list[int]]]:
-    """(trampoline, kernel, tasks, memref ranks) of every kernel qc-microkernels added."""
+class Trampoline(NamedTuple):
+    name: str
+    kernel: str
+    tasks: int
+    ranks: list[int]  # of the memref arguments
+    amx: bool
+
+
+def trampolines(module: ir.Module) -> list[Trampoline]:
+    """The trampolines of every kernel qc-microkernels added."""
     found = []
     for op in module.body.operations:
         op = op.operation
         if op.name == "func.func" and KERNEL_ATTR in op.attributes:
             ftype = ir.FunctionType(ir.TypeAttr(op.attributes["function_type"]).value)
-            found.append((ir.StringAttr(op.attributes["sym_name"]).value, ir.StringAttr(op.attributes[KERNEL_ATTR]).value,
-                          ir.IntegerAttr(op.attributes[TASKS_ATTR]).value, [ir.MemRefType(t).rank for t in ftype.inputs]))
+            found.append(Trampoline(ir.StringAttr(op.attributes["sym_name"]).value,
+                                    ir.StringAttr(op.attributes[KERNEL_ATTR]).value,
+                                    ir.IntegerAttr(op.attributes[TASKS_ATTR]).value,
+                                    [ir.MemRefType(t).rank for t in ftype.inputs], AMX_ATTR in op.attributes))
     return found

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 static __thread char qc_error[1024];
@@ -55,6 +56,21 @@ const uint8_t *qc_map_weights(const char *path, size_t expected_size) {
 
 void qc_unmap_weights(const uint8_t *base, size_t size) {
   if (base) munmap((void *)base, size);
+}
+
+/* ---- AMX ------------------------------------------------------------------ */
+
+/* Linux hands out the AMX tile state only to processes that ask (arch_prctl, kernel >= 5.16). */
+int qc_require_amx(void) {
+#if defined(__x86_64__) && defined(SYS_arch_prctl)
+  const int req_xcomp_perm = 0x1023, xfeature_xtiledata = 18;
+  if (syscall(SYS_arch_prctl, req_xcomp_perm, xfeature_xtiledata) == 0) return 0;
+  qc_set_error("the model's kernels use AMX tiles, which this system does not grant (arch_prctl: %s); "
+               "compile it with --target-features=-amx-tile or for another --target-cpu", strerror(errno));
+#else
+  qc_set_error("the model's kernels use AMX tiles: x86-64 Linux only");
+#endif
+  return -1;
 }
 
 /* ---- thread pool ---------------------------------------------------------- */

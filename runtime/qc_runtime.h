@@ -16,6 +16,9 @@ void qc_set_error(const char *fmt, ...);
 const uint8_t *qc_map_weights(const char *path, size_t expected_size);
 void qc_unmap_weights(const uint8_t *base, size_t size);
 
+/* Ask the OS for the AMX tile state (once per process is enough); 0, or -1 with the error set. */
+int qc_require_amx(void);
+
 /* Run fn(ctx, begin, end) over [0, n) split across the pool (QC_NUM_THREADS, default: cores). */
 typedef void (*qc_task_fn)(void *ctx, int64_t begin, int64_t end);
 void qc_parallel_for(qc_task_fn fn, void *ctx, int64_t n);

@@ -1,5 +1,6 @@
 // RUN: qc-opt %s --split-input-file --pass-pipeline='builtin.module(qc-microkernels{vector-width=16 rows=8 int8-dot=vnni})' | FileCheck %s --check-prefix=VNNI
 // RUN: qc-opt %s --split-input-file --pass-pipeline='builtin.module(qc-microkernels{vector-width=8 rows=6 int8-dot=avx2})' | FileCheck %s --check-prefix=AVX2
+// RUN: qc-opt %s --split-input-file --pass-pipeline='builtin.module(qc-microkernels{vector-width=16 rows=8 int8-dot=amx})' | FileCheck %s --check-prefix=AMX
 
 // An int8-activation, int8-weight dot-product contraction from qc-lower-qgemm
 // (5 rows, K = 8 in two 4-byte cells, per-channel: one group).  With VNNI, per cell one
@@ -23,6 +24,11 @@
 // VNNI: vector.store
 // VNNI: func.func private @qc_par_0({{.*}}) attributes {llvm.emit_c_interface, qc.kernel = "qc_mk_0", qc.tasks = 1 : i64}
 // AVX2-LABEL: func.func @int8
+// AMX takes 32 rows at a time and K in steps of 64: 5 rows and K = 8 stay with VNNI.
+// AMX-LABEL: func.func @int8
+// AMX-NOT: tdpbsud
+// AMX: llvm.call_intrinsic "llvm.x86.avx512.vpdpbusd.512"
+// AMX-NOT: qc.amx
 // AVX2-NOT: pmadd
 // AVX2: arith.extui %{{.*}} : vector<64xi8> to vector<64xi32>
 // AVX2: vector.shuffle
@@ -118,6 +124,52 @@ func.func @int4_p16(%xq: memref<1x64xi8>, %sx: memref<1xf32>, %sum: memref<1x2xi
                   library_call = "qc_qgemm_dot_panel"}
       ins(%xq, %sx, %sum, %w, %s, %o : memref<1x64xi8>, memref<1xf32>, memref<1x2xi32>, memref<1x8x64xi8>, memref<1x2x16xf32>, memref<1x2x16xf32>)
       outs(%c : memref<1x1x16xf32>) {
+  ^bb0(%a: i8, %bsx: f32, %bsum: i32, %b: i8, %sc: f32, %of: f32, %acc: f32):
+    %ue = arith.extui %b : i8 to i32
+    %ae = arith.extsi %a : i8 to i32
+    %pr = arith.muli %ae, %ue : i32
+    %pf = arith.sitofp %pr : i32 to f32
+    %t = arith.mulf %pf, %sc : f32
+    %t3 = arith.mulf %bsx, %t : f32
+    %r = arith.addf %acc, %t3 : f32
+    linalg.yield %r : f32
+  }
+  return
+}
+
+// -----
+
+// int8 per-channel weights, 40 rows, K = 64: with AMX, rows 0-31 as one block of
+// four 16x16 i32 tiles (two A tiles of xq rows, the panel's two halves as B tiles,
+// tdpbsud per 64 k) stored to a 32x32 scratch for the float epilogue; rows 32-39
+// by the VNNI tile (4 rows at a time).  The trampoline says it needs AMX.
+// AMX-LABEL: func.func @amx_int8
+// AMX: call @qc_par_0
+// AMX: func.func @qc_mk_0(
+// AMX: memref.alloca() {alignment = 64 : i64} : memref<32x32xi32>
+// AMX: scf.for %{{.*}} = %c0{{[_0-9]*}} to %c32{{[_0-9]*}} step %c32
+// AMX: llvm.call_intrinsic "llvm.x86.tilezero.internal"
+// AMX: scf.for {{.*}} -> (!llvm.x86_amx, !llvm.x86_amx, !llvm.x86_amx, !llvm.x86_amx)
+// AMX-COUNT-4: llvm.call_intrinsic "llvm.x86.tileloadd64.internal"
+// AMX-COUNT-4: llvm.call_intrinsic "llvm.x86.tdpbsud.internal"
+// AMX-COUNT-4: llvm.call_intrinsic "llvm.x86.tilestored64.internal"
+// AMX: vector.load %{{.*}} : memref<32x32xi32>, vector<16xi32>
+// AMX: arith.sitofp %{{.*}} : vector<16xi32> to vector<16xf32>
+// AMX: scf.for %{{.*}} = %c32{{[_0-9]*}} to %c40{{[_0-9]*}} step %c4
+// AMX: llvm.call_intrinsic "llvm.x86.avx512.vpdpbusd.512"
+// AMX: func.func private @qc_par_0({{.*}}) attributes {llvm.emit_c_interface, qc.amx, qc.kernel = "qc_mk_0", qc.tasks = 1 : i64}
+#x = affine_map<(d0, p, n, k) -> (d0, k)>
+#r = affine_map<(d0, p, n, k) -> (d0)>
+#g = affine_map<(d0, p, n, k) -> (d0, k floordiv 64)>
+#w = affine_map<(d0, p, n, k) -> (p, k floordiv 4, n * 4 + k mod 4)>
+#s = affine_map<(d0, p, n, k) -> (p, k floordiv 64, n)>
+#c = affine_map<(d0, p, n, k) -> (d0, p, n)>
+func.func @amx_int8(%xq: memref<40x64xi8>, %sx: memref<40xf32>, %sum: memref<40x1xi32>, %w: memref<1x16x128xi8>,
+                    %s: memref<1x1x32xf32>, %o: memref<1x1x32xf32>, %c: memref<40x1x32xf32>) {
+  linalg.generic {indexing_maps = [#x, #r, #g, #w, #s, #s, #c], iterator_types = ["parallel", "parallel", "parallel", "reduction"],
+                  library_call = "qc_qgemm_dot_panel"}
+      ins(%xq, %sx, %sum, %w, %s, %o : memref<40x64xi8>, memref<40xf32>, memref<40x1xi32>, memref<1x16x128xi8>, memref<1x1x32xf32>, memref<1x1x32xf32>)
+      outs(%c : memref<40x1x32xf32>) {
   ^bb0(%a: i8, %bsx: f32, %bsum: i32, %b: i8, %sc: f32, %of: f32, %acc: f32):
     %ue = arith.extui %b : i8 to i32
     %ae = arith.extsi %a : i8 to i32

@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 import qc
+from qc.compiler.codegen import Target
 from qc.compiler.errors import QCError
 from qc.compiler.quant import dequantize, parse_scheme, quantize_awq, quantize_gptq, quantize_rtn
 from qc.compiler.quant.awq import output_error
@@ -136,17 +137,37 @@ def quantize_activations(x: np.ndarray, scale: float = 0.0) -> np.ndarray:
 
 @pytest.mark.parametrize("cpu", [None, "haswell", "x86-64"])
 @pytest.mark.parametrize("scheme", ["w8a8", "w4a8-g32", "w4a8-g32-asym"])
-@pytest.mark.parametrize("rows", [1, 13])
+@pytest.mark.parametrize("rows", [1, 13, 77])
 def test_compiled_int8_activations_match_numpy(mlp, cpu, scheme, rows, workdir):
-    """Integer dot-product kernels (VNNI on this host, AVX2 vpmaddubsw for haswell int4, generic
-    i32 otherwise): the integer sums are exact, so only the float epilogue may round differently.
-    One activation rounded the other way would move the output by ~1e-3 of its range."""
+    """Integer dot-product kernels (on an AMX host, tiles for the w8a8 K = 64 layer's first 64 rows
+    and VNNI for the rest; AVX2 vpmaddubsw for haswell int4, generic i32 otherwise): the integer
+    sums are exact, so only the float epilogue may round differently.  One activation rounded the
+    other way would move the output by ~1e-3 of its range."""
     x = np.random.default_rng(rows).standard_normal((rows, 64)).astype(np.float32)
     out = workdir / f"mlp_{scheme}_{cpu}_{rows}.so"
     qc.compile(mlp, out, example_inputs=(torch.from_numpy(x),), input_names=["x"], scheme=scheme, target_cpu=cpu)
     got = qc.runtime.load(out).run({"x": x})["output0"]
     ref = reference(mlp, x.astype(np.float64), scheme)
     assert np.abs(got - ref).max() <= 2e-6 * np.abs(ref).max()
+
+
+@pytest.mark.parametrize("cpu,features,flavour", [
+    ("sapphirerapids", None, "amx"), ("icelake-server", None, "vnni"), ("haswell", None, "avx2"),
+    ("x86-64", None, "generic"), ("sapphirerapids", "+avx512f,+avx512vnni,+amx-tile,+amx-int8", "amx"),
+    ("sapphirerapids", "+avx512f,+avx512vnni,-amx-tile,-amx-int8", "vnni"), ("alderlake", "+avx,+avx2,+fma,+avxvnni", "vnni")])
+def test_target_chooses_integer_dot_products(cpu, features, flavour):
+    assert Target.of(cpu, features).int8_dot == flavour
+
+
+def test_w8a8_prefill_uses_amx_tiles_on_sapphirerapids(mlp, workdir):
+    """64 rows x K = 64 (the up layer) go through tdpbsud tiles; K = 96 and 40 are not multiples of 64."""
+    x = np.zeros((64, 64), np.float32)
+    out = workdir / "mlp_amx.ll"
+    qc.compile(mlp, out, emit="llvm", example_inputs=(torch.from_numpy(x),), input_names=["x"], scheme="w8a8",
+               target_cpu="sapphirerapids")
+    text = out.read_text()
+    assert text.count("call x86_amx @llvm.x86.tdpbsud.internal") == 4
+    assert "llvm.x86.avx512.vpdpbusd.512" in text
 
 
 def test_static_activation_scale_from_calibration(mlp, workdir):
