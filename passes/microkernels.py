@@ -416,6 +416,22 @@ def _dot_lines(flavour: str, lanes: int, acc: str, u: str, x: str, out: str, ind
             f"{indent}{out} = arith.addi {acc}, %{t}_d : {vi}"]
 
 
+def _fold_group(ind: str, dst: str, acc: str, scale: str, ysum: str, offset: str, prev: str, vi: str,
+                vf: str) -> list[str]:
+    """``dst = sitofp(acc) * scale + prev`` then ``+ ysum * offset``: one group's integer sums
+    into the f32 accumulator (the VNNI and AMX paths share this order, so they round alike)."""
+    return [f"{ind}{dst}_if = arith.sitofp {acc} : {vi} to {vf}",
+            f"{ind}{dst}_fa = vector.fma {dst}_if, {scale}, {prev} : {vf}",
+            f"{ind}{dst} = vector.fma {ysum}, {offset}, {dst}_fa : {vf}"]
+
+
+def _store_row(ind: str, dst: str, value: str, row_scale: str, row: str, col: str, ct: str, vf: str) -> list[str]:
+    """``C[row, p, col..] += value * row_scale`` (C holds the bias or zero)."""
+    return [f"{ind}{dst}_c = vector.load %C[{row}, %p, {col}] : {ct}, {vf}",
+            f"{ind}{dst} = vector.fma {value}, {row_scale}, {dst}_c : {vf}",
+            f"{ind}vector.store {dst}, %C[{row}, %p, {col}] : {ct}, {vf}"]
+
+
 AMX_ROWS = 32  # rows of one AMX block: two 16-row tiles of A against the panel's two 16-column tiles
 
 
@@ -424,15 +440,15 @@ def amx_fits(c: Contraction) -> bool:
     return c.dot and c.quant == (8, c.k) and c.nr == 32 and c.k % 64 == 0 and c.m >= AMX_ROWS
 
 
-def _amx_lines(c: Contraction, ct: str, xt: str, yt: str) -> tuple[list[str], list[str]]:
-    """(function-scope lines, per-panel lines) of the AMX part of a dot kernel: rows [0, M - M mod 32).
+def _amx_lines(c: Contraction, rows: int, ct: str, xt: str, yt: str) -> tuple[list[str], list[str]]:
+    """(function-scope lines, per-panel lines) of the AMX part of a dot kernel: rows [0, rows).
 
     Per 32-row block, four 16x16 i32 tiles accumulate ``tdpbsud`` (signed activation bytes x
     unsigned weight bytes, 64 k per step) over K: A tiles are rows of xq, B tiles the panel's two
     halves, already in the [K/4, 16 x 4] layout AMX wants.  The tiles go to a 32x32 i32 scratch
     and the epilogue is the VNNI kernel's, so both paths round alike."""
     amx = "!llvm.x86_amx"
-    rows, panel_bytes = c.m - c.m % AMX_ROWS, c.k * c.nr  # a panel: K/4 cells of NR x 4 bytes
+    panel_bytes = c.k * c.nr  # a panel: K/4 cells of NR x 4 bytes
     lanes = c.nr // 2
     vf, vi = f"vector<{lanes}xf32>", f"vector<{lanes}xi32>"
     top = ["    %acc = memref.alloca() {alignment = 64 : i64} : memref<32x32xi32>",
@@ -442,6 +458,8 @@ def _amx_lines(c: Contraction, ct: str, xt: str, yt: str) -> tuple[list[str], li
            "    %t16 = arith.constant 16 : i16",
            "    %t64 = arith.constant 64 : i16",
            f"    %strideA = arith.constant {c.k} : i64",
+           f"    %cK8 = arith.constant {c.k} : index",
+           f"    %cNR8 = arith.constant {c.nr} : index",
            f"    %strideB = arith.constant {c.nr * 4} : i64",
            f"    %cPanelBytes = arith.constant {panel_bytes} : index",
            f"    %cAmxRows = arith.constant {rows} : index",
@@ -522,14 +540,9 @@ def _amx_lines(c: Contraction, ct: str, xt: str, yt: str) -> tuple[list[str], li
     for h in (0, 1):
         col = "%c0" if h == 0 else "%cL"
         lines += [f"{body}%aa{h} = vector.load %acc[%ar, {col}] : memref<32x32xi32>, {vi}",
-                  f"{body}%aaf{h} = arith.sitofp %aa{h} : {vi} to {vf}",
-                  f"{body}%afa{h} = vector.fma %aaf{h}, %as{h}, %zf : {vf}",
-                  f"{body}%afb{h} = vector.fma %ayb, %ao{h}, %afa{h} : {vf}",
-                  f"{body}%acv{h} = vector.load %C[%arow, %p, {col}] : {ct}, {vf}",
-                  f"{body}%aout{h} = vector.fma %afb{h}, %asb, %acv{h} : {vf}",
-                  f"{body}vector.store %aout{h}, %C[%arow, %p, {col}] : {ct}, {vf}"]
+                  *_fold_group(body, f"%afb{h}", f"%aa{h}", f"%as{h}", "%ayb", f"%ao{h}", "%zf", vi, vf),
+                  *_store_row(body, f"%aout{h}", f"%afb{h}", "%asb", "%arow", col, ct, vf)]
     lines += [f"{ind}}}", "      }"]
-    top += [f"    %cK8 = arith.constant {c.k} : index", f"    %cNR8 = arith.constant {c.nr} : index"]
     return top, lines
 
 
@@ -640,9 +653,8 @@ def qgemm_dot_kernel_text(name: str, c: Contraction, rows: int, flavour: str, am
                 if len(parts) == 2:
                     out.append(f"{ind}%{tag}it{j}_{h} = arith.addi {total}, %{tag}ia#{ias.index((j, h, 1))} : {vi}")
                     total = f"%{tag}it{j}_{h}"
-                out += [f"{ind}%{tag}if{j}_{h} = arith.sitofp {total} : {vi} to {vf}",
-                        f"{ind}%{tag}fa{j}_{h} = vector.fma %{tag}if{j}_{h}, %{tag}s{h}, %{tag}f{j}_{h} : {vf}",
-                        f"{ind}%{tag}fb{j}_{h} = vector.fma %{tag}yb{j}, %{tag}o{h}, %{tag}fa{j}_{h} : {vf}"]
+                out += _fold_group(ind, f"%{tag}fb{j}_{h}", total, f"%{tag}s{h}", f"%{tag}yb{j}", f"%{tag}o{h}",
+                                   f"%{tag}f{j}_{h}", vi, vf)
                 done.append(f"%{tag}fb{j}_{h}")
         out.append(f"{ind}scf.yield {', '.join(done)} : {ftypes}")
         out.append(f"{indent}}}")
@@ -651,18 +663,15 @@ def qgemm_dot_kernel_text(name: str, c: Contraction, rows: int, flavour: str, am
                     f"{indent}%{tag}sb{j} = vector.broadcast %{tag}sx{j} : f32 to {vf}"]
             for h in halves:
                 col = "%c0" if h == 0 else "%cL"
-                out += [f"{indent}%{tag}c{j}_{h} = vector.load %C[{rws[j]}, %p, {col}] : {ct}, {vf}",
-                        f"{indent}%{tag}out{j}_{h} = vector.fma %{tag}res#{fas.index((j, h))}, %{tag}sb{j}, "
-                        f"%{tag}c{j}_{h} : {vf}",
-                        f"{indent}vector.store %{tag}out{j}_{h}, %C[{rws[j]}, %p, {col}] : {ct}, {vf}"]
+                out += _store_row(indent, f"%{tag}out{j}_{h}", f"%{tag}res#{fas.index((j, h))}", f"%{tag}sb{j}",
+                                  rws[j], col, ct, vf)
         return out
 
-    first = 0
+    first = c.m - c.m % AMX_ROWS if amx else 0
     if amx:
-        top, per_panel = _amx_lines(c, ct, xt, yt)
+        top, per_panel = _amx_lines(c, first, ct, xt, yt)
         lines[-1:-1] = top
         lines += per_panel
-        first = c.m - c.m % AMX_ROWS
     lines += _row_blocks(block, c.m, rows, first)
     lines[1:1] = [f"    %c{v}_ahead = arith.constant {v} : index" for v in sorted({prefetch_cells} | set(range(0, row_bytes, 64)))]
     return "\n".join(lines)
@@ -714,7 +723,7 @@ class Microkernels(ModulePass):
                     decl.attributes[KERNEL_ATTR] = ir.StringAttr.get(f"qc_mk_{index}", module.context)
                     decl.attributes[TASKS_ATTR] = ir.IntegerAttr.get(ir.IntegerType.get_signless(64, module.context),
                                                                      c.tasks)
-                    if c.dot and amx:
+                    if amx:
                         decl.attributes[AMX_ATTR] = ir.UnitAttr.get(module.context)
             with ir.InsertionPoint(op), op.location:
                 func.CallOp([], ir.FlatSymbolRefAttr.get(kernels[c]), list(op.operands))
