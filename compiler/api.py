@@ -15,6 +15,7 @@ from ..passes.quantize_weights import METHODS
 from ..runtime import build as rtbuild
 from . import artifacts, codegen
 from .context import make_context
+from .diagnostics import error_from, format_location
 from .calibration import OBSERVE_PREFIX, Statistics, collect, load_calibration_npz
 from .errors import QCError
 from .weights import WeightStore
@@ -25,6 +26,7 @@ from .signature import Signature, TensorSpec
 
 IMPORT_PIPELINE = "builtin.module(qc-outline-weights, qc-raise, canonicalize, cse)"
 EMITS = ("so", "exe", "obj", "mlir", "llvm")
+NAME_ATTR = "qc.name"  # an input/output name on @main's arguments and results in an emitted .mlir
 
 
 @dataclass
@@ -49,8 +51,6 @@ def import_model(model, ctx: ir.Context, shapes=None, example_inputs=None, input
 
 
 def _import_mlir(path: Path, ctx: ir.Context):
-    from .diagnostics import error_from
-
     try:
         with ctx:
             module = ir.Module.parseFile(str(path))
@@ -58,13 +58,48 @@ def _import_mlir(path: Path, ctx: ir.Context):
         raise error_from(err) from None
     except OSError as err:
         raise QCError(f"{path}: {err}") from None
-    main = next((op.operation for op in module.body.operations if op.operation.name == "func.func"
-                 and ir.StringAttr(op.operation.attributes["sym_name"]).value == "main"), None)
-    if main is None:
-        raise QCError(f"{path}: no func.func @main to compile")
+    _reject_elided(module)
+    try:
+        main = codegen.main_func(module)
+    except QCError:
+        raise QCError(f"{path}: no func.func @main to compile") from None
     ftype = ir.FunctionType(ir.TypeAttr(main.attributes["function_type"]).value)
-    return module, Signature(tuple(spec_of(f"arg{i}", t) for i, t in enumerate(ftype.inputs)),
-                             tuple(spec_of(f"result{i}", t) for i, t in enumerate(ftype.results)))
+    inputs = _names(main, "arg_attrs", "arg", len(ftype.inputs))
+    outputs = _names(main, "res_attrs", "result", len(ftype.results))
+    return module, Signature(tuple(spec_of(n, t) for n, t in zip(inputs, ftype.inputs)),
+                             tuple(spec_of(n, t) for n, t in zip(outputs, ftype.results)))
+
+
+def _names(main: ir.Operation, key: str, stem: str, count: int) -> list[str]:
+    """The ``qc.name`` of each argument/result of @main, or ``arg0``, ``arg1``, ... where it has none."""
+    attrs = list(ir.ArrayAttr(main.attributes[key])) if key in main.attributes else [None] * count
+    return [ir.StringAttr(ir.DictAttr(a)[NAME_ATTR]).value if a is not None and NAME_ATTR in ir.DictAttr(a)
+            else f"{stem}{i}" for i, a in enumerate(attrs)]
+
+
+def _name_interface(module: ir.Module, sig: Signature) -> None:
+    """Record the model's input/output names on @main, so the printed module compiles to the same interface."""
+    main = codegen.main_func(module)
+    with module.context:
+        for key, specs in (("arg_attrs", sig.inputs), ("res_attrs", sig.outputs)):
+            main.attributes[key] = ir.ArrayAttr.get(
+                [ir.DictAttr.get({NAME_ATTR: ir.StringAttr.get(s.name)}) for s in specs])
+
+
+def _reject_elided(module: ir.Module) -> None:
+    """``dense_resource<__elided__>`` parses but has no data; lowering it would crash."""
+    found = []
+
+    def visit(op: ir.Operation) -> ir.WalkResult:
+        if any("dense_resource<__elided__>" in str(op.attributes[name]) for name in op.attributes):
+            found.append(op)
+            return ir.WalkResult.INTERRUPT
+        return ir.WalkResult.ADVANCE
+
+    module.operation.walk(visit)
+    if found:
+        raise QCError(f"{format_location(found[0].location)}: error: constant data was elided when this file was printed "
+                      f"(dense_resource<__elided__>); print it again without an elements limit")
 
 
 def compile(model, output: str | Path, *, emit: str = "so", shapes: dict | None = None,
@@ -130,7 +165,10 @@ def compile(model, output: str | Path, *, emit: str = "so", shapes: dict | None 
     files: list[Path] = [Path(report)] if report is not None else []
 
     if emit == "mlir":
-        output.write_text(module.operation.get_asm(large_elements_limit=64))
+        # Weights are outlined into the .safetensors; what constants remain are small and must stay,
+        # or the file would not compile again.
+        _name_interface(module, sig)
+        output.write_text(module.operation.get_asm())
         weights = output.with_suffix(".safetensors")
         state.store.save(weights)
         return CompileResult(output, sig, [output, weights] + files, timings)

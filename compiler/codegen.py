@@ -31,13 +31,14 @@ BUFFERIZE = ("builtin.module(one-shot-bufferize{bufferize-function-boundaries "
              "buffer-results-to-out-params{hoist-static-allocs modify-public-functions}, "
              "canonicalize, buffer-deallocation-pipeline)")
 
-# After bufferization: matmuls to vector micro-kernels on the thread pool, libm calls to arithmetic.
+# After bufferization: matmuls to vector micro-kernels and large elementwise ops and reductions
+# to split loops, both on the thread pool; libm calls to arithmetic.
 KERNELS = ("builtin.module(qc-microkernels{{vector-width={lanes} rows={rows} int8-dot={dot}}}, qc-expand-math, "
-           "canonicalize)")
+           "qc-reassociate-reductions, qc-parallelize, canonicalize)")
 
 TO_LLVM = ("builtin.module(func.func(convert-linalg-to-loops), "
-           "convert-vector-to-scf, lower-affine, convert-scf-to-cf, "
-           "expand-strided-metadata, finalize-memref-to-llvm{use-generic-functions}, convert-vector-to-llvm, "
+           "convert-vector-to-scf, convert-scf-to-cf, "
+           "expand-strided-metadata, lower-affine, finalize-memref-to-llvm{use-generic-functions}, convert-vector-to-llvm, "
            "convert-math-to-llvm, convert-math-to-libm, convert-arith-to-llvm, convert-index-to-llvm, "
            "convert-func-to-llvm, convert-cf-to-llvm, convert-ub-to-llvm, reconcile-unrealized-casts)")
 

@@ -9,12 +9,16 @@ from torch_mlir import ir
 from .errors import QCError
 
 
+def format_location(loc: ir.Location) -> str:
+    """``loc("f.mlir":3:5)`` -> ``f.mlir:3:5``, as mlir-opt prints it."""
+    text = str(loc)
+    m = re.fullmatch(r'loc\((.*)\)', text)
+    where = m.group(1) if m else text
+    return re.sub(r'^"([^"]*)":(\d+):(\d+)$', r"\1:\2:\3", where).strip('"')
+
+
 def format_diagnostic(diag) -> str:
-    loc = str(diag.location)
-    m = re.fullmatch(r'loc\((.*)\)', loc)
-    where = m.group(1) if m else loc
-    where = re.sub(r'^"([^"]*)":(\d+):(\d+)$', r"\1:\2:\3", where)
-    where = where.strip('"')
+    where = format_location(diag.location)
     text = f"{where}: error: {diag.message}"
     for note in diag.notes:
         if "see current operation" not in note.message:

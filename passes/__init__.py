@@ -14,11 +14,13 @@ from .quantize_weights import QuantizeWeights
 from .fuse_dequant_gemm import FuseDequantGemm
 from .lower_qgemm import LowerQGemm
 from .smooth import Smooth
+from .reassociate_reductions import ReassociateReductions
+from .parallelize import Parallelize
 
 REGISTRY: dict[str, type[ModulePass]] = {
     p.NAME: p for p in (OutlineWeights, RaiseLinear, IsolateContractions, LowerLinear, WeightsToArgs, Microkernels,
                         ExpandMath, ConvToMatmul, Instrument, QuantizeWeights, FuseDequantGemm, LowerQGemm,
-                        Smooth)
+                        Smooth, ReassociateReductions, Parallelize)
 }
 
 __all__ = ["ModulePass", "Option", "PassState", "REGISTRY"]

@@ -91,3 +91,13 @@ def walk_ops(root: ir.Operation, name: str) -> list[ir.Operation]:
     root.walk(visit)
     return found
 
+
+
+def set_function_type(fn: ir.Operation, inputs: list[ir.Type], results: list[ir.Type]) -> None:
+    """Give ``fn`` a new signature; argument/result attributes (such as ``qc.name``) are kept and
+    new trailing arguments/results get none, as the func verifier wants one entry per value."""
+    fn.attributes["function_type"] = ir.TypeAttr.get(ir.FunctionType.get(inputs, results))
+    for key, count in (("arg_attrs", len(inputs)), ("res_attrs", len(results))):
+        if key in fn.attributes:
+            attrs = list(ir.ArrayAttr(fn.attributes[key]))[:count]
+            fn.attributes[key] = ir.ArrayAttr.get(attrs + [ir.DictAttr.get({})] * (count - len(attrs)))

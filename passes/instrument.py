@@ -20,7 +20,7 @@ from torch_mlir.dialects import func
 
 from ..compiler.errors import QCError
 from ..dialects.qc import ObserveOp
-from .base import ModulePass, Option, PassState, parse_bool, walk_ops
+from .base import ModulePass, Option, PassState, parse_bool, set_function_type, walk_ops
 from .matchers import enclosing_func, layer_name
 
 OBSERVED_ATTR = "qc.observed"
@@ -60,7 +60,6 @@ class Instrument(ModulePass):
                 func.ReturnOp(values)
             ret.erase()
             ftype = ir.FunctionType(ir.TypeAttr(fn.attributes["function_type"]).value)
-            fn.attributes["function_type"] = ir.TypeAttr.get(
-                ir.FunctionType.get(list(ftype.inputs), [v.type for v in values]))
+            set_function_type(fn, list(ftype.inputs), [v.type for v in values])
             fn.attributes[OBSERVED_ATTR] = ir.ArrayAttr.get(
                 [ir.ArrayAttr.get([ir.StringAttr.get(n) for n in names]) for names, _ in observed])

@@ -19,6 +19,16 @@ def indexing_maps(op: ir.Operation) -> list[ir.AffineMap]:
     return [ir.AffineMapAttr(a).value for a in op.attributes["indexing_maps"]]
 
 
+def iterator_types(op: ir.Operation) -> list[str]:
+    """``["parallel", "reduction", ...]`` of a linalg.generic."""
+    return [str(a).split("<")[-1].rstrip(">") for a in ir.ArrayAttr(op.attributes["iterator_types"])]
+
+
+def num_outputs(op: ir.Operation) -> int:
+    """How many of a linalg op's operands are ``outs`` (the last ones)."""
+    return ir.DenseI32ArrayAttr(op.attributes["operandSegmentSizes"])[1]
+
+
 def body_ops(op: ir.Operation) -> list[ir.Operation]:
     return [o.operation for o in op.regions[0].blocks[0].operations]
 

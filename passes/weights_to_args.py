@@ -11,7 +11,7 @@ from __future__ import annotations
 from torch_mlir import ir
 
 from ..compiler.errors import QCError
-from .base import ModulePass, PassState, walk_ops
+from .base import ModulePass, PassState, set_function_type, walk_ops
 
 
 class WeightsToArgs(ModulePass):
@@ -38,7 +38,7 @@ class WeightsToArgs(ModulePass):
             raise QCError("qc.weight outside @main; inline helpers first", op.location)
         ftype = ir.FunctionType(ir.TypeAttr(main.attributes["function_type"]).value)
         new_inputs = list(ftype.inputs) + [v.type for v in args.values()]
-        main.attributes["function_type"] = ir.TypeAttr.get(ir.FunctionType.get(new_inputs, list(ftype.results)))
+        set_function_type(main, new_inputs, list(ftype.results))
         main.attributes["qc.weight_args"] = ir.ArrayAttr.get([ir.StringAttr.get(n) for n in args])
         if len(state.store):  # without a store (qc-opt) only the IR changes
             for name in args:

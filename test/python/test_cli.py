@@ -46,6 +46,35 @@ def test_emit_stops_early(workdir, emit):
     assert {"obj": b"\x7fELF", "llvm": b"define", "mlir": b"qc.linear"}[emit] in text
 
 
+def test_emitted_mlir_compiles_again(workdir):
+    """Small constants stay in the .mlir (the 128-element bias), the weights go to .safetensors."""
+    rng = np.random.default_rng(5)
+    w, b = rng.standard_normal((64, 128)).astype(np.float32), rng.standard_normal(128).astype(np.float32)
+    g = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["xw"]), helper.make_node("Add", ["xw", "b"], ["y"])],
+                          "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4, 64])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4, 128])],
+                          [onnx.numpy_helper.from_array(w, "w"), onnx.numpy_helper.from_array(b, "b")])
+    path = workdir / "bias.onnx"
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)], ir_version=8), path)
+    assert run("qc-compile", path, "-o", workdir / "bias.mlir", "--emit", "mlir").returncode == 0
+    proc = run("qc-compile", workdir / "bias.mlir", "--weights", workdir / "bias.safetensors", "-o", workdir / "bias.so")
+    assert proc.returncode == 0, proc.stderr
+    x = rng.standard_normal((4, 64)).astype(np.float32)
+    np.save(workdir / "bias_x.npy", x)
+    proc = run("qc-run", workdir / "bias.so", "--input", f"x={workdir / 'bias_x.npy'}", "--output-dir", workdir / "bias")
+    assert proc.returncode == 0, proc.stderr
+    np.testing.assert_allclose(np.load(workdir / "bias" / "y.npy"), x @ w + b, rtol=1e-5, atol=1e-5)
+
+
+def test_elided_constants_are_an_error(workdir):
+    src = workdir / "elided.mlir"
+    src.write_text("func.func @main() -> tensor<2xi64> {\n"
+                   "  %c = arith.constant dense_resource<__elided__> : tensor<2xi64>\n"
+                   "  return %c : tensor<2xi64>\n}\n")
+    proc = run("qc-compile", src, "-o", workdir / "elided.so")
+    assert proc.returncode == 1 and f"{src}:2:8: error: constant data was elided" in proc.stderr
+
+
 def test_wrong_input_shape_names_input(example_so, workdir):
     np.save(workdir / "wrong.npy", np.zeros((4, 63), np.float32))
     proc = run("qc-run", example_so, "--input", f"x={workdir / 'wrong.npy'}")

@@ -1,0 +1,209 @@
+"""qc-parallelize: large bufferized linalg.generic ops -> calls that split a parallel loop over
+the runtime's thread pool.
+
+Runs after qc-microkernels, on what it left: the elementwise ops, normalisations, softmaxes
+and activation quantizations between the matmuls, which otherwise run on one core.  For a
+
+    linalg.generic {iterator_types = [..., "parallel" (dim d), ...]} ins(%a, %b) outs(%c)
+
+whose operands index dim ``d`` only as a whole subscript (``(.., d, ..)``) or not at all
+(broadcasts), the op moves into a kernel that runs tasks ``[t0, t1)``, one index of ``d`` each:
+
+    func.func @qc_pk_N(%a: memref<..> {llvm.noalias}, %b, %c, %t0: index, %t1: index) {
+      scf.for %t = %t0 to %t1 step 1 {
+        %a_t = memref.subview %a[.., %t, ..] [.., 1, ..] [1, ...]   (each operand that indexes d)
+        linalg.generic ... ins(%a_t, %b) outs(%c_t)                  (the same op on the slices)
+      }
+    }
+
+and is replaced by ``func.call @qc_ppar_N(%a, %b, %c)``, a trampoline (qc-microkernels'
+mechanism, see compiler/artifacts.py) that spreads the tasks over the pool.  The slices keep
+static shapes and the arguments are ``noalias`` when the operands are distinct buffers, so
+LLVM vectorizes the kernel's loops as it did in place.  ``d`` is the outermost parallel dim
+with at least ``min-tasks`` iterations that every output indexes.  Ops that read
+``linalg.index``, capture values other than constants, or touch fewer than ``min-work``
+elements stay serial.
+"""
+
+from __future__ import annotations
+
+from torch_mlir import ir
+from torch_mlir.dialects import arith, func, memref, scf
+
+from .base import ModulePass, Option, PassState, walk_ops
+from .matchers import indexing_maps, iterator_types, num_outputs
+from .microkernels import KERNEL_ATTR, TASKS_ATTR
+
+_VIEWS = ("memref.subview", "memref.expand_shape", "memref.collapse_shape", "memref.cast",
+          "memref.reinterpret_cast")
+
+
+def _dim_sizes(op: ir.Operation) -> dict[int, int]:
+    """Loop dim -> its extent, read off the operands that subscript it directly."""
+    sizes = {}
+    for value, amap in zip(op.operands, indexing_maps(op)):
+        for pos, expr in enumerate(amap.results):
+            if isinstance(expr, ir.AffineDimExpr):
+                sizes.setdefault(ir.AffineDimExpr(expr).position, ir.MemRefType(value.type).shape[pos])
+    return sizes
+
+
+def _uses_dim(expr: ir.AffineExpr, dim: int) -> bool:
+    if isinstance(expr, ir.AffineDimExpr):
+        return ir.AffineDimExpr(expr).position == dim
+    if isinstance(expr, ir.AffineBinaryExpr):
+        binary = ir.AffineBinaryExpr(expr)
+        return _uses_dim(binary.lhs, dim) or _uses_dim(binary.rhs, dim)
+    return False
+
+
+def split_dim(op: ir.Operation, min_tasks: int) -> tuple[int, list[int | None]] | None:
+    """(dim, per operand: the subscript position of dim or None) of the loop to split, or None."""
+    if any(not isinstance(v.type, ir.MemRefType) or not ir.MemRefType(v.type).has_static_shape for v in op.operands):
+        return None
+    if any(inner.name == "linalg.index" for inner in op.regions[0].blocks[0].operations):
+        return None
+    iterators = iterator_types(op)
+    maps = indexing_maps(op)
+    sizes = _dim_sizes(op)
+    first_output = len(maps) - num_outputs(op)
+    for dim, kind in enumerate(iterators):
+        if kind != "parallel" or sizes.get(dim, 0) < min_tasks:
+            continue
+        positions: list[int | None] = []
+        for amap in maps:
+            hits = [pos for pos, e in enumerate(amap.results) if _uses_dim(e, dim)]
+            if len(hits) > 1 or any(not isinstance(amap.results[pos], ir.AffineDimExpr) for pos in hits):
+                break
+            positions.append(hits[0] if hits else None)
+        else:
+            if None not in positions[first_output:]:  # each task writes its own slice
+                return dim, positions
+    return None
+
+
+def _captured(op: ir.Operation) -> list[ir.Operation] | None:
+    """The constants the op's body uses from outside it; None if it uses anything else from outside."""
+    body = op.regions[0].blocks[0]
+    inside: set = set(body.arguments)
+    found: list[ir.Operation] = []
+    for inner in body.operations:
+        if len(inner.regions):
+            return None
+        for value in inner.operands:
+            if value in inside:
+                continue
+            owner = value.owner
+            if isinstance(owner, ir.Block) or owner.name != "arith.constant":
+                return None
+            if owner not in found:
+                found.append(owner)
+        inside.update(inner.results)
+    return found
+
+
+def _root(value: ir.Value) -> ir.Value:
+    """The buffer a view was taken of."""
+    while not isinstance(value.owner, ir.Block) and value.owner.name in _VIEWS:
+        value = value.owner.operands[0]
+    return value
+
+
+def _slice(value: ir.Value, pos: int, index: ir.Value) -> ir.Value:
+    """``value[.., index, ..]`` along subscript ``pos``, rank kept (size 1)."""
+    t = ir.MemRefType(value.type)
+    strides, _ = t.get_strides_and_offset()
+    shape = list(t.shape)
+    shape[pos] = 1
+    layout = ir.StridedLayoutAttr.get(ir.ShapedType.get_dynamic_stride_or_offset(), strides)
+    result = ir.MemRefType.get(shape, t.element_type, layout)
+    offsets = [index if i == pos else 0 for i in range(t.rank)]
+    return memref.subview(value, offsets, shape, [1] * t.rank, result_type=result)
+
+
+def _elements(value: ir.Value) -> int:
+    n = 1
+    for d in ir.MemRefType(value.type).shape:
+        n *= d
+    return n
+
+
+class Parallelize(ModulePass):
+    NAME = "qc-parallelize"
+    SUMMARY = "Split a parallel loop of large bufferized linalg.generic ops over the runtime's thread pool"
+    OPTIONS = {"min-work": Option(int, 1 << 15, "elements (of the largest operand) below which an op stays serial: "
+                                  "a pool dispatch costs about a microsecond"),
+               "min-tasks": Option(int, 4, "extent the split dim needs")}
+
+    def run(self, module: ir.Operation, state: PassState) -> None:
+        body = module.regions[0].blocks[0]
+        count = 0
+        for op in walk_ops(module, "linalg.generic"):
+            if op.parent.name != "func.func" or max(map(_elements, op.operands)) < self.options["min-work"]:
+                continue
+            plan = split_dim(op, self.options["min-tasks"])
+            consts = _captured(op)
+            if plan is None or consts is None:
+                continue
+            dim, positions = plan
+            # An operand read and written in place is passed once, so that LLVM sees one pointer
+            # (same-index reads and writes vectorize) rather than two that might overlap.
+            args: list[ir.Value] = []
+            arg_pos: list[int | None] = []
+            for value, pos in zip(op.operands, positions):
+                if value not in args:
+                    args.append(value)
+                    arg_pos.append(pos)
+                elif arg_pos[args.index(value)] != pos:
+                    break
+            else:
+                self._outline(op, body, f"qc_pk_{count}", f"qc_ppar_{count}", args, arg_pos, consts,
+                              _dim_sizes(op)[dim])
+                count += 1
+
+    @staticmethod
+    def _outline(op: ir.Operation, body: ir.Block, kernel: str, trampoline: str, args: list[ir.Value],
+                 positions: list[int | None], consts: list[ir.Operation], tasks: int) -> None:
+        ctx = body.owner.context
+        index = ir.IndexType.get(ctx)
+        types = [v.type for v in args]
+        with ir.InsertionPoint(body), op.location:
+            fn = func.FuncOp(kernel, (types + [index, index], []))
+            fn.attributes["llvm.emit_c_interface"] = ir.UnitAttr.get(ctx)
+            if len({_root(v) for v in args}) == len(args):
+                fn.arg_attrs = ([ir.DictAttr.get({"llvm.noalias": ir.UnitAttr.get(ctx)})] * len(args)
+                                + [ir.DictAttr.get({})] * 2)
+            entry = fn.add_entry_block()
+            with ir.InsertionPoint(entry):
+                *params, t0, t1 = entry.arguments
+                loop = scf.ForOp(t0, t1, arith.constant(index, 1))
+                with ir.InsertionPoint(loop.body):
+                    t = loop.induction_variable
+                    views = {v: p if pos is None else _slice(p, pos, t) for v, p, pos in zip(args, params, positions)}
+                    local = {c: c.clone() for c in consts}
+                    clone = op.clone()
+                    for i, value in enumerate(op.operands):
+                        clone.operands[i] = views[value]
+                    for old, new in local.items():
+                        _rebind(clone, old.results[0], new.results[0])
+                    scf.YieldOp([])
+                func.ReturnOp([])
+            decl = func.FuncOp(trampoline, (types, []), visibility="private")
+            decl.attributes["llvm.emit_c_interface"] = ir.UnitAttr.get(ctx)
+            decl.attributes[KERNEL_ATTR] = ir.StringAttr.get(kernel, ctx)
+            decl.attributes[TASKS_ATTR] = ir.IntegerAttr.get(ir.IntegerType.get_signless(64, ctx), tasks)
+        with ir.InsertionPoint(op), op.location:
+            func.CallOp([], ir.FlatSymbolRefAttr.get(trampoline), args)
+        op.erase()
+
+
+def _rebind(root: ir.Operation, old: ir.Value, new: ir.Value) -> None:
+    """Inside ``root``, use ``new`` wherever ``old`` was used."""
+
+    def visit(inner: ir.Operation) -> ir.WalkResult:
+        for i, value in enumerate(inner.operands):
+            if value == old:
+                inner.operands[i] = new
+        return ir.WalkResult.ADVANCE
+
+    root.walk(visit)

@@ -1,0 +1,105 @@
+// RUN: qc-opt %s --split-input-file --pass-pipeline='builtin.module(qc-parallelize{min-work=1024})' | FileCheck %s
+
+// exp(x - max) in place, max broadcast along the rows: the op moves into a kernel that runs
+// tasks [t0, t1) of the outer dim on static one-row slices; %x, read and written, is passed
+// once; the two buffers are distinct, so both arguments are noalias.  The trampoline
+// declaration tells the C glue which kernel to run and how many tasks there are.
+// CHECK-LABEL: func.func @softmax_exp
+// CHECK-SAME: (%[[X:.*]]: memref<8x16x128xf32>, %[[M:.*]]: memref<8x16xf32>)
+// CHECK-NEXT: call @qc_ppar_0(%[[X]], %[[M]]) : (memref<8x16x128xf32>, memref<8x16xf32>) -> ()
+// CHECK-NEXT: return
+// CHECK: func.func @qc_pk_0(%[[A:.*]]: memref<8x16x128xf32> {llvm.noalias}, %[[B:.*]]: memref<8x16xf32> {llvm.noalias}, %[[T0:.*]]: index, %[[T1:.*]]: index)
+// CHECK: scf.for %[[T:.*]] = %[[T0]] to %[[T1]]
+// CHECK: %[[SA:.*]] = memref.subview %[[A]][%[[T]], 0, 0] [1, 16, 128] [1, 1, 1] : memref<8x16x128xf32> to memref<1x16x128xf32, strided<[2048, 128, 1], offset: ?>>
+// CHECK: %[[SB:.*]] = memref.subview %[[B]][%[[T]], 0] [1, 16] [1, 1]
+// CHECK: linalg.generic {{.*}} ins(%[[SA]], %[[SB]] : {{.*}}) outs(%[[SA]] : {{.*}})
+// CHECK: math.exp
+// CHECK: func.func private @qc_ppar_0(memref<8x16x128xf32>, memref<8x16xf32>) attributes {llvm.emit_c_interface, qc.kernel = "qc_pk_0", qc.tasks = 8 : i64}
+func.func @softmax_exp(%x: memref<8x16x128xf32>, %m: memref<8x16xf32>) {
+  linalg.generic {indexing_maps = [affine_map<(d0, d1, d2) -> (d0, d1, d2)>, affine_map<(d0, d1, d2) -> (d0, d1)>,
+                                   affine_map<(d0, d1, d2) -> (d0, d1, d2)>],
+                  iterator_types = ["parallel", "parallel", "parallel"]}
+      ins(%x, %m : memref<8x16x128xf32>, memref<8x16xf32>) outs(%x : memref<8x16x128xf32>) {
+  ^bb0(%in: f32, %max: f32, %out: f32):
+    %0 = arith.subf %in, %max : f32
+    %1 = math.exp %0 : f32
+    linalg.yield %1 : f32
+  }
+  return
+}
+
+// -----
+
+// A row reduction whose outer dim is a broadcast (a weight vector): the split dim is the
+// first one every output indexes and that has enough tasks; the captured constant is
+// cloned into the kernel.
+// CHECK-LABEL: func.func @scaled_row_sum
+// CHECK: call @qc_ppar_0
+// CHECK: func.func @qc_pk_0(%{{.*}}, %[[W:[^:]*]]: memref<256xf32> {llvm.noalias}
+// CHECK: scf.for
+// CHECK: %[[SX:.*]] = memref.subview {{.*}} [1, 256] [1, 1] : memref<64x256xf32> to memref<1x256xf32
+// CHECK: %[[SS:.*]] = memref.subview {{.*}} [1] [1] : memref<64xf32> to memref<1xf32
+// CHECK: %[[C:.*]] = arith.constant 2.000000e+00 : f32
+// CHECK: linalg.generic {{.*}} ins(%[[SX]], %[[W]] : {{.*}}) outs(%[[SS]] :
+// CHECK: arith.mulf %{{.*}}, %[[C]]
+// CHECK: qc.tasks = 64 : i64
+func.func @scaled_row_sum(%x: memref<64x256xf32>, %w: memref<256xf32>, %s: memref<64xf32>) {
+  %c2 = arith.constant 2.0 : f32
+  linalg.generic {indexing_maps = [affine_map<(d0, d1) -> (d0, d1)>, affine_map<(d0, d1) -> (d1)>,
+                                   affine_map<(d0, d1) -> (d0)>],
+                  iterator_types = ["parallel", "reduction"]}
+      ins(%x, %w : memref<64x256xf32>, memref<256xf32>) outs(%s : memref<64xf32>) {
+  ^bb0(%in: f32, %wi: f32, %acc: f32):
+    %0 = arith.mulf %in, %wi : f32
+    %1 = arith.mulf %0, %c2 : f32
+    %2 = arith.addf %1, %acc : f32
+    linalg.yield %2 : f32
+  }
+  return
+}
+
+// -----
+
+// Two views of one buffer might overlap: split, but without noalias.
+// CHECK-LABEL: func.func @views_of_one_buffer
+// CHECK: call @qc_ppar_0
+// CHECK: func.func @qc_pk_0(%{{.*}}: memref<8x256xf32, strided<[512, 1]>>, %{{.*}}: memref<8x256xf32, strided<[512, 1], offset: 256>>, %{{.*}}: index, %{{.*}}: index)
+func.func @views_of_one_buffer(%x: memref<8x512xf32>) {
+  %a = memref.subview %x[0, 0] [8, 256] [1, 1] : memref<8x512xf32> to memref<8x256xf32, strided<[512, 1]>>
+  %b = memref.subview %x[0, 256] [8, 256] [1, 1] : memref<8x512xf32> to memref<8x256xf32, strided<[512, 1], offset: 256>>
+  %c = memref.cast %a : memref<8x256xf32, strided<[512, 1]>> to memref<8x256xf32, strided<[512, 1]>>
+  linalg.generic {indexing_maps = [affine_map<(d0, d1) -> (d0, d1)>, affine_map<(d0, d1) -> (d0, d1)>],
+                  iterator_types = ["parallel", "parallel"]}
+      ins(%c : memref<8x256xf32, strided<[512, 1]>>) outs(%b : memref<8x256xf32, strided<[512, 1], offset: 256>>) {
+  ^bb0(%in: f32, %out: f32):
+    linalg.yield %in : f32
+  }
+  return
+}
+
+// -----
+
+// Stays serial: too little work, and an op that reads its loop indices.
+// CHECK-LABEL: func.func @serial
+// CHECK-NOT: call
+// CHECK: linalg.generic
+// CHECK: linalg.generic
+// CHECK: linalg.index
+// CHECK-NOT: qc_pk
+func.func @serial(%small: memref<4x64xf32>, %big: memref<64x64xf32>) {
+  linalg.generic {indexing_maps = [affine_map<(d0, d1) -> (d0, d1)>], iterator_types = ["parallel", "parallel"]}
+      outs(%small : memref<4x64xf32>) {
+  ^bb0(%out: f32):
+    %0 = arith.addf %out, %out : f32
+    linalg.yield %0 : f32
+  }
+  linalg.generic {indexing_maps = [affine_map<(d0, d1) -> (d0, d1)>], iterator_types = ["parallel", "parallel"]}
+      outs(%big : memref<64x64xf32>) {
+  ^bb0(%out: f32):
+    %i = linalg.index 0 : index
+    %0 = arith.index_cast %i : index to i32
+    %1 = arith.sitofp %0 : i32 to f32
+    linalg.yield %1 : f32
+  }
+  return
+}
