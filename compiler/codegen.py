@@ -29,7 +29,7 @@ PRE_BUFFERIZE = ("builtin.module(qc-fuse-dequant-gemm, qc-conv-to-matmul, qc-iso
 BUFFERIZE = ("builtin.module(one-shot-bufferize{bufferize-function-boundaries "
              "function-boundary-type-conversion=identity-layout-map}, "
              "buffer-results-to-out-params{hoist-static-allocs modify-public-functions}, "
-             "canonicalize, buffer-deallocation-pipeline)")
+             "canonicalize, buffer-deallocation-pipeline, qc-elide-copies, canonicalize)")
 
 # After bufferization: matmuls to vector micro-kernels and large elementwise ops and reductions
 # to split loops, both on the thread pool; libm calls to arithmetic.

@@ -16,11 +16,12 @@ from .lower_qgemm import LowerQGemm
 from .smooth import Smooth
 from .reassociate_reductions import ReassociateReductions
 from .parallelize import Parallelize
+from .elide_copies import ElideCopies
 
 REGISTRY: dict[str, type[ModulePass]] = {
     p.NAME: p for p in (OutlineWeights, RaiseLinear, IsolateContractions, LowerLinear, WeightsToArgs, Microkernels,
                         ExpandMath, ConvToMatmul, Instrument, QuantizeWeights, FuseDequantGemm, LowerQGemm,
-                        Smooth, ReassociateReductions, Parallelize)
+                        Smooth, ReassociateReductions, Parallelize, ElideCopies)
 }
 
 __all__ = ["ModulePass", "Option", "PassState", "REGISTRY"]

@@ -1,0 +1,163 @@
+"""qc-elide-copies: remove the buffer copies that bufferization leaves around results and zero fills.
+
+Runs after bufferization, on each function's top-level block.  Two rewrites:
+
+1. A result computed in a local buffer and copied into its out-parameter,
+
+       %r = memref.alloc() : memref<128x128x32xf32>
+       ... writes %r ...
+       %v = memref.collapse_shape %r [[0], [1, 2]] : ... into memref<128x4096xf32>
+       memref.copy %v, %out : memref<128x4096xf32> to memref<128x4096xf32>
+
+   is computed in the out-parameter instead (``%r`` becomes a ``memref.reinterpret_cast`` of
+   ``%out`` with the same shape): the copy and the buffer go.  Applies when ``%out`` is a block
+   argument used only by this copy, ``%r`` is a static, identity-layout alloc of as many
+   elements, the view chain only reshapes (collapse/expand), and nothing but a dealloc uses
+   ``%r`` after the copy.  (buffer-results-to-out-params does this only when the result is the
+   alloc itself, not a reshape of it.)
+
+2. A copy out of a buffer that, at that point, holds nothing but a ``linalg.fill`` value
+   (CSE shares one zero-filled buffer among all the matmuls that start from zero)
+
+       memref.copy %zeros, %acc   ->   linalg.fill ins(%c0 : f32) outs(%acc : ...)
+
+   writes the constant instead of reading it.  A buffer left with no use but its fill and
+   dealloc is erased.
+"""
+
+from __future__ import annotations
+
+from torch_mlir import ir
+from torch_mlir.dialects import linalg, memref
+
+from .base import ModulePass, PassState, walk_ops
+
+_RESHAPES = ("memref.collapse_shape", "memref.expand_shape")
+
+
+def _reshaped_alloc(value: ir.Value) -> tuple[ir.Operation, list[ir.Operation]] | None:
+    """(the alloc, the reshapes from it to ``value``) when ``value`` only reshapes a local alloc."""
+    views = []
+    while not isinstance(value.owner, ir.Block) and value.owner.name in _RESHAPES:
+        views.append(value.owner)
+        value = value.owner.operands[0]
+    if isinstance(value.owner, ir.Block) or value.owner.name != "memref.alloc":
+        return None
+    return value.owner, views
+
+
+def _users(value: ir.Value) -> list[ir.Operation]:
+    """Every op that uses ``value`` or a reshape of it."""
+    found = []
+    for use in value.uses:
+        op = use.owner
+        found.append(op)
+        if op.name in _RESHAPES:
+            found += _users(op.results[0])
+    return found
+
+
+def _identity(t: ir.MemRefType) -> bool:
+    return t.has_static_shape and isinstance(t.layout, ir.AffineMapAttr) and t.layout.value == ir.AffineMap.get_identity(t.rank)
+
+
+def _elements(t: ir.MemRefType) -> int:
+    n = 1
+    for d in t.shape:
+        n *= d
+    return n
+
+
+def _position(block: ir.Block) -> dict[ir.Operation, int]:
+    return {op.operation: i for i, op in enumerate(block.operations)}
+
+
+def _top_level(op: ir.Operation, block: ir.Block) -> ir.Operation:
+    """The op of ``block`` that contains ``op``."""
+    owner = block.owner.operation
+    while op.parent is not None and op.parent.operation != owner:
+        op = op.parent.operation
+    return op
+
+
+class ElideCopies(ModulePass):
+    NAME = "qc-elide-copies"
+    SUMMARY = "Compute results in their out-parameters and turn copies of filled buffers into fills"
+
+    def run(self, module: ir.Operation, state: PassState) -> None:
+        for fn in walk_ops(module, "func.func"):
+            if fn.regions[0].blocks:
+                block = fn.regions[0].blocks[0]
+                self._results_in_place(block)
+                self._fills_for_copies(block)
+
+    @staticmethod
+    def _results_in_place(block: ir.Block) -> None:
+        for copy in [op.operation for op in block.operations if op.operation.name == "memref.copy"]:
+            src, dst = copy.operands
+            if not isinstance(dst.owner, ir.Block) or len(list(dst.uses)) != 1:
+                continue
+            found = _reshaped_alloc(src)
+            if found is None:
+                continue
+            alloc, _ = found
+            atype, dtype = ir.MemRefType(alloc.results[0].type), ir.MemRefType(dst.type)
+            if not (_identity(atype) and _identity(dtype) and atype.element_type == dtype.element_type
+                    and _elements(atype) == _elements(dtype)):
+                continue
+            order = _position(block)
+            after = [u for u in _users(alloc.results[0]) if order[_top_level(u, block)] > order[copy]]
+            if any(u.name != "memref.dealloc" and u.name not in _RESHAPES for u in after):
+                continue
+            with ir.InsertionPoint(alloc), alloc.location:
+                strides, _ = atype.get_strides_and_offset()
+                view = memref.reinterpret_cast(atype, dst, [], [], [], static_offsets=[0],
+                                               static_sizes=list(atype.shape), static_strides=strides)
+            for u in after:
+                if u.name == "memref.dealloc":
+                    u.erase()
+            alloc.results[0].replace_all_uses_with(view)
+            alloc.erase()
+            copy.erase()
+
+    @staticmethod
+    def _fills_for_copies(block: ir.Block) -> None:
+        filled: dict[ir.Operation, ir.Value] = {}  # alloc -> the constant it holds now
+        for op in [o.operation for o in block.operations]:
+            if op.name == "linalg.fill":
+                found = _reshaped_alloc(op.operands[1])
+                if found is not None:
+                    filled[found[0]] = op.operands[0]
+                    continue
+            if op.name == "memref.copy":
+                found = _reshaped_alloc(op.operands[0])
+                if found is not None and found[0] in filled:
+                    with ir.InsertionPoint(op), op.location:
+                        linalg.fill(filled[found[0]], outs=[op.operands[1]])
+                    op.erase()
+                    continue
+            for alloc in [a for a in filled if _touches(op, a)]:  # anything else may write it
+                del filled[alloc]
+        for alloc in [op.operation for op in block.operations if op.operation.name == "memref.alloc"]:
+            users = _users(alloc.results[0])
+            if all(u.name in ("linalg.fill", "memref.dealloc") or u.name in _RESHAPES for u in users):
+                for u in reversed(users):
+                    u.erase()
+                alloc.erase()
+
+
+def _touches(op: ir.Operation, alloc: ir.Operation) -> bool:
+    """Whether ``op`` (or an op nested in it) uses ``alloc`` other than through a reshape."""
+    result = alloc.results[0]
+    targets = {result} | {u.results[0] for u in _users(result) if u.name in _RESHAPES}
+    hit = False
+
+    def visit(inner: ir.Operation) -> ir.WalkResult:
+        nonlocal hit
+        if inner.name not in _RESHAPES and any(v in targets for v in inner.operands):
+            hit = True
+            return ir.WalkResult.INTERRUPT
+        return ir.WalkResult.ADVANCE
+
+    op.walk(visit)
+    return hit
