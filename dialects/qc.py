@@ -143,8 +143,9 @@ def _verify_linear(op) -> None:
         raise VerifyError(f"bias must have shape [{w[0]}], got {_shape(op.bias)}")
     if y != x[:-1] + [w[0]]:
         raise VerifyError(f"result shape {y} does not match expected {x[:-1] + [w[0]]}")
-    if not (_elt(op.input) == _elt(op.weight) == _elt(op.result)):
-        raise VerifyError("input, weight and result must have the same element type")
+    if _elt(op.input) != _elt(op.result) or (_elt(op.weight) != _elt(op.input) and not isinstance(_elt(op.weight),
+                                                                                                   ir.F16Type)):
+        raise VerifyError("input, weight and result must have the same element type (or an f16 weight)")
 
 
 def _verify_observe(op) -> None:

@@ -107,15 +107,19 @@ def panel_helper(fn: str, xshape: list[int], n: int, width: int, has_bias: bool,
     return "\n".join(lines)
 
 
-def linear_helper(fn: str, xshape: list[int], n: int, width: int, has_bias: bool) -> str:
-    """Text of a private func computing an f32 qc.linear with a [P, K, width] packed weight."""
+def linear_helper(fn: str, xshape: list[int], n: int, width: int, has_bias: bool, weight_elt: str = "f32") -> str:
+    """Text of a private func computing an f32 qc.linear with a [P, K, width] packed weight
+    (f32, or f16 widened to f32 as it is read)."""
     panels = -(-n // width)
-    body = ["^bb0(%a: f32, %bw: f32, %c: f32):",
-            "  %m = arith.mulf %a, %bw : f32",
-            "  %s = arith.addf %c, %m : f32",
-            "  linalg.yield %s : f32"]
-    return panel_helper(fn, xshape, n, width, has_bias, [(tensor_type([panels, xshape[-1], width]), "p, k, n")], body,
-                        PANEL_MATMUL)
+    body = [f"^bb0(%a: f32, %bw: {weight_elt}, %c: f32):"]
+    if weight_elt == "f16":
+        body += ["  %bw32 = arith.extf %bw : f16 to f32", "  %m = arith.mulf %a, %bw32 : f32"]
+    else:
+        body.append("  %m = arith.mulf %a, %bw : f32")
+    body += ["  %s = arith.addf %c, %m : f32",
+             "  linalg.yield %s : f32"]
+    return panel_helper(fn, xshape, n, width, has_bias,
+                        [(tensor_type([panels, xshape[-1], width], weight_elt), "p, k, n")], body, PANEL_MATMUL)
 
 
 def weight_name(value: ir.Value, what: str, location: ir.Location) -> tuple[ir.Operation, str]:
@@ -141,13 +145,16 @@ class LowerLinear(ModulePass):
             x, w = op.operands[0], op.operands[1]
             wop, name = weight_name(w, "qc.linear's weight", op.location)
             xt, wt = ir.RankedTensorType(x.type), ir.RankedTensorType(w.type)
-            if not isinstance(wt.element_type, ir.F32Type):
-                raise QCError(f"qc.linear is lowered for f32 only, got {wt.element_type}", op.location)
+            if not isinstance(xt.element_type, ir.F32Type) or not isinstance(wt.element_type, (ir.F32Type, ir.F16Type)):
+                raise QCError(f"qc.linear is lowered for f32 activations and f32 or f16 weights only, got "
+                              f"{xt.element_type} x {wt.element_type}", op.location)
             n, k = wt.shape
             has_bias = len(op.operands) == 3
-            fn = f"qc_linear_{'x'.join(map(str, xt.shape))}_{n}_p{width}{'_bias' if has_bias else ''}"
+            elt = str(wt.element_type)
+            fn = f"qc_linear_{'x'.join(map(str, xt.shape))}_{n}_p{width}{'_bias' if has_bias else ''}" + (
+                "_f16" if elt == "f16" else "")
             if fn not in helpers:
-                append_parsed(body, linear_helper(fn, list(xt.shape), n, width, has_bias), module.context)
+                append_parsed(body, linear_helper(fn, list(xt.shape), n, width, has_bias, elt), module.context)
                 helpers.add(fn)
             packed = f"{name}.p{width}"
             if name in state.store and packed not in state.store:

@@ -18,8 +18,9 @@ loads one panel vector of B, broadcasts one element of A per row and issues
 When N is not a multiple of NR, B and C are read and written through a lane
 mask (all lanes but in the last panel).  A panel matmul needs identity
 layouts (its leading dims are flattened); for the others A may have any
-strides, B and C a unit inner stride.  Matmuls that do not fit are left to
-the generic loop lowering.
+strides, B and C a unit inner stride.  Panels may be f16 (scheme ``f16``): each
+panel vector is loaded as half and widened to f32 before the FMAs.  Matmuls that do not fit are
+left to the generic loop lowering.
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ class Contraction:
     nr: int  # columns per panel
     quant: tuple[int, int] | None = None  # (bits, group size) of a qgemm panel contraction
     dot: bool = False  # int8 activations: an integer dot-product contraction
+    b_elt: str = "f32"  # f16: packed panels stored as half, widened to f32 as they are loaded
 
     @property
     def panels(self) -> int:
@@ -147,7 +149,8 @@ def match(op: ir.Operation, lanes: int) -> Contraction | None:
         if _library_call(op) != PANEL_MATMUL:
             return None
         # The kernel flattens A's and C's leading dims: they must be contiguous.
-        ta, tb, tc = (_kernel_memref(v, True, identity=True) for v in (a, b, c))
+        ta, tc = (_kernel_memref(v, True, identity=True) for v in (a, c))
+        tb = _kernel_memref(b, True, identity=True) or _kernel_memref(b, True, identity=True, elt=ir.F16Type)
         if not (ta and tb and tc):
             return None
         types = (str(ta), str(tb), str(tc))
@@ -155,7 +158,7 @@ def match(op: ir.Operation, lanes: int) -> Contraction | None:
         m = 1
         for d in ta.shape[:-1]:
             m *= d
-        return Contraction(True, types, 1, m, panels * nr, k, nr)
+        return Contraction(True, types, 1, m, panels * nr, k, nr, b_elt=str(tb.element_type))
     ta, tb, tc = _kernel_memref(a, False), _kernel_memref(b, True), _kernel_memref(c, True)
     if not (ta and tb and tc):
         return None
@@ -224,6 +227,7 @@ def kernel_text(name: str, c: Contraction, rows: int) -> str:
              f"    %cNR = arith.constant {c.nr} : index",
              f"    %cN = arith.constant {c.n} : index",
              f"    %zero = arith.constant dense<0.0> : {vt}",
+             f"    %zero_f16 = arith.constant dense<0.0> : vector<{c.nr}xf16>",
              *[f"    %c{j}_row = arith.constant {j} : index" for j in range(1, rows)],
              "    scf.for %t = %t0 to %t1 step %c1 {",
              "      %bi = arith.divui %t, %cP : index",
@@ -232,10 +236,11 @@ def kernel_text(name: str, c: Contraction, rows: int) -> str:
              "      %left = arith.subi %cN, %n0 : index",
              f"      %mask = vector.create_mask %left : vector<{c.nr}xi1>"]
 
-    def load(index: str, memref_type: str) -> str:
+    def load(index: str, memref_type: str, elt: str = "f32") -> str:
+        t, zero = f"vector<{c.nr}x{elt}>", "%zero" if elt == "f32" else f"%zero_{elt}"
         if c.masked:
-            return f"vector.maskedload {index}, %mask, %zero : {memref_type}, vector<{c.nr}xi1>, {vt} into {vt}"
-        return f"vector.load {index} : {memref_type}, {vt}"
+            return f"vector.maskedload {index}, %mask, {zero} : {memref_type}, vector<{c.nr}xi1>, {t} into {t}"
+        return f"vector.load {index} : {memref_type}, {t}"
 
     def store(value: str, index: str) -> str:
         if c.masked:
@@ -263,7 +268,11 @@ def kernel_text(name: str, c: Contraction, rows: int) -> str:
         iters = ", ".join(f"%{tag}a{j} = %{tag}c{j}" for j in range(count))
         out.append(f"{indent}%{tag}res:{count} = scf.for %{tag}k = %c0 to %cK step %c1 iter_args({iters}) -> "
                    f"({', '.join([vt] * count)}) {{")
-        out.append(f"{indent}  %{tag}b = {load(b_index(f'%{tag}k'), bt)}")
+        if c.b_elt == "f16":
+            out += [f"{indent}  %{tag}bh = {load(b_index(f'%{tag}k'), bt, 'f16')}",
+                    f"{indent}  %{tag}b = arith.extf %{tag}bh : vector<{c.nr}xf16> to {vt}"]
+        else:
+            out.append(f"{indent}  %{tag}b = {load(b_index(f'%{tag}k'), bt)}")
         for j in range(count):
             out += [f"{indent}  %{tag}s{j} = memref.load {a_index(rws[j], f'%{tag}k')} : {at}",
                     f"{indent}  %{tag}v{j} = vector.broadcast %{tag}s{j} : f32 to {vt}",

@@ -19,6 +19,8 @@ Schemes with int8 activations (``w8a8``, ``w4a8-g128``) quantize the input at
 run time, per row (``activations=dynamic``) or with one scale per tensor from
 the calibration absmax (``activations=static``, written as the linear's
 ``qc.act_scale``); qc-fuse-dequant-gemm carries both into ``qc.qgemm``.
+Scheme ``f16`` stores the weight as IEEE half (entry ``<layer>.f16``) and the linear reads it
+directly, without ``qc.dequantize``; activations and sums stay f32.
 What was done, with the weight's relative error, goes to the report.
 """
 
@@ -73,6 +75,24 @@ class QuantizeWeights(ModulePass):
                 continue
             self._quantize(op, scheme, state)
 
+    @staticmethod
+    def _to_half(op: ir.Operation, wop: ir.Operation, layer: str, w: np.ndarray, scheme: Scheme,
+                 state: PassState) -> None:
+        """f16: the weight is stored as IEEE half (rounded to nearest) and the linear reads it as such."""
+        half = w.astype(np.float16)
+        entry = state.store.unique_name(f"{layer}.f16")
+        state.store[entry] = half
+        state.report.setdefault(layer, {}).update(
+            scheme=scheme.name, method="cast", shape=list(w.shape), bytes_f32=int(w.nbytes), bytes=int(half.nbytes),
+            activations="f32", weight_rel_error=float(np.linalg.norm(w - half.astype(np.float32))
+                                                      / max(np.linalg.norm(w), 1e-30)))
+        with ir.InsertionPoint(op), op.location:
+            new = WeightOp(ir.RankedTensorType.get(list(w.shape), ir.F16Type.get()), ir.FlatSymbolRefAttr.get(entry))
+        op.operands[1] = new.result
+        op.attributes["qc.scheme"] = scheme_attr(scheme)
+        if not list(wop.results[0].uses):
+            wop.erase()
+
     def _quantize(self, op: ir.Operation, scheme: Scheme, state: PassState) -> None:
         found, layer = stored_weight(op.operands[1]), layer_name(op)
         if found is None:
@@ -80,6 +100,9 @@ class QuantizeWeights(ModulePass):
         wop, name = found
         w = state.store[name]
         n, k = w.shape
+        if scheme.half:
+            self._to_half(op, wop, layer, w, scheme, state)
+            return
         if scheme.group_size and k % scheme.group_size:
             state.report.setdefault(layer, {}).update(
                 scheme="f32", note=f"left in f32: K={k} is not a multiple of the group size {scheme.group_size} "

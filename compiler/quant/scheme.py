@@ -8,12 +8,12 @@ from dataclasses import dataclass
 from ...dialects.qc import SCHEMES
 from ..errors import QCError
 
-SCHEME_NAMES = tuple(s for s in SCHEMES if s != "f16")  # f16 weights have no kernel yet
+SCHEME_NAMES = SCHEMES
 
 
 @dataclass(frozen=True)
 class Scheme:
-    """Weight bits (0: f32), group size (0: per output channel), activation bits, symmetry."""
+    """Weight bits (0: f32, 16: f16 storage), group size (0: per output channel), activation bits, symmetry."""
 
     weight_bits: int
     group_size: int
@@ -24,12 +24,19 @@ class Scheme:
     def kind(self) -> str:
         if not self.weight_bits:
             return "f32"
+        if self.half:
+            return "f16"
         group = f"-g{self.group_size}" if self.group_size else ""
         return f"w{self.weight_bits}a{self.activation_bits}{group}"
 
     @property
     def name(self) -> str:
-        return self.kind + ("" if self.symmetric or not self.weight_bits else "-asym")
+        return self.kind + ("" if self.symmetric or not self.weight_bits or self.half else "-asym")
+
+    @property
+    def half(self) -> bool:
+        """IEEE half weights, f32 activations and sums: no integers, no scales."""
+        return self.weight_bits == 16
 
     @property
     def quantized(self) -> bool:
@@ -37,19 +44,21 @@ class Scheme:
 
     def weight_bytes(self, n: int, k: int) -> int:
         """Bytes of a quantized [n, k] weight with its f32 scales (and zero points when asymmetric)."""
-        if not self.quantized:
-            return 4 * n * k
+        if not self.quantized or self.half:
+            return (2 if self.half else 4) * n * k
         groups = k // self.group_size if self.group_size else 1
         per_group = 4 + (0 if self.symmetric else 1)
         return n * k * self.weight_bits // 8 + n * groups * per_group
 
 
 def parse_scheme(text: str) -> Scheme:
-    """``w4a16-g128`` / ``w8a8`` / ``w4a16-g32-asym`` / ``f32`` -> Scheme."""
-    m = re.fullmatch(r"(f32|w(4|8)a(8|16)(?:-g(\d+))?)(?:-(sym|asym))?", text.strip())
-    if not m or (m.group(1) != "f32" and m.group(1) not in SCHEME_NAMES):
+    """``w4a16-g128`` / ``w8a8`` / ``w4a16-g32-asym`` / ``f16`` / ``f32`` -> Scheme."""
+    m = re.fullmatch(r"(f32|f16|w(4|8)a(8|16)(?:-g(\d+))?)(?:-(sym|asym))?", text.strip())
+    if not m or m.group(1) not in SCHEME_NAMES or (m.group(1) in ("f32", "f16") and m.group(5) == "asym"):
         raise QCError(f"unknown scheme '{text}'; expected one of {', '.join(SCHEME_NAMES)} "
-                      "(optionally with -asym)")
+                      "(the integer ones optionally with -asym)")
     if m.group(1) == "f32":
         return Scheme(0, 0, 32)
+    if m.group(1) == "f16":
+        return Scheme(16, 0, 32)
     return Scheme(int(m.group(2)), int(m.group(4) or 0), int(m.group(3)), m.group(5) != "asym")

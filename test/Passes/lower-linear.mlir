@@ -52,3 +52,19 @@ func.func @shared(%x: tensor<4x8xf32>) -> tensor<4x16xf32> {
   %s = arith.addf %y, %z : tensor<4x16xf32>
   return %s : tensor<4x16xf32>
 }
+
+// -----
+
+// An f16 weight (scheme f16) is packed as f16 panels and widened to f32 inside the contraction.
+// CHECK-LABEL: func.func @half_weight
+// CHECK: "qc.weight"() {name = @w.p16} : () -> tensor<2x8x16xf16>
+// CHECK: call @{{.*}}_f16(
+// CHECK: func.func private
+// CHECK: library_call = "qc_panel_matmul"{{.*}} ins(%arg0, %arg1 : tensor<3x8xf32>, tensor<2x8x16xf16>)
+// CHECK: ^bb0(%{{.*}}: f32, %[[H:.*]]: f16, %{{.*}}: f32):
+// CHECK: arith.extf %[[H]] : f16 to f32
+func.func @half_weight(%x: tensor<3x8xf32>) -> tensor<3x32xf32> {
+  %w = "qc.weight"() {name = @w} : () -> tensor<32x8xf16>
+  %y = "qc.linear"(%x, %w) {operandSegmentSizes = array<i32: 1, 1, 0>} : (tensor<3x8xf32>, tensor<32x8xf16>) -> tensor<3x32xf32>
+  return %y : tensor<3x32xf32>
+}

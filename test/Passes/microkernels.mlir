@@ -35,6 +35,28 @@ func.func @panel(%a: memref<2x7x8xf32>, %w: memref<2x8x32xf32>, %c: memref<2x7x2
 
 // -----
 
+// f16 panels (scheme f16): one half vector per k, widened to f32 before the FMAs.
+// CHECK-LABEL: func.func @half_panel
+// CHECK: func.func @qc_mk_0(%{{.*}}: memref<4x8xf32>, %{{.*}}: memref<1x8x32xf16>
+// CHECK: %[[H:.*]] = vector.load %{{.*}} : memref<1x8x32xf16>, vector<32xf16>
+// CHECK: %[[B:.*]] = arith.extf %[[H]] : vector<32xf16> to vector<32xf32>
+// CHECK-COUNT-4: vector.fma %{{.*}}, %[[B]]
+func.func @half_panel(%a: memref<4x8xf32>, %w: memref<1x8x32xf16>, %c: memref<4x1x32xf32>) {
+  linalg.generic {indexing_maps = [affine_map<(d0, p, n, k) -> (d0, k)>, affine_map<(d0, p, n, k) -> (p, k, n)>,
+                                   affine_map<(d0, p, n, k) -> (d0, p, n)>],
+                  iterator_types = ["parallel", "parallel", "parallel", "reduction"], library_call = "qc_panel_matmul"}
+      ins(%a, %w : memref<4x8xf32>, memref<1x8x32xf16>) outs(%c : memref<4x1x32xf32>) {
+  ^bb0(%i: f32, %h: f16, %o: f32):
+    %j = arith.extf %h : f16 to f32
+    %m = arith.mulf %i, %j : f32
+    %s = arith.addf %o, %m : f32
+    linalg.yield %s : f32
+  }
+  return
+}
+
+// -----
+
 // batch_matmul on activations: tasks are (batch, 16-column panel) pairs; B is read in place.
 // CHECK-LABEL: func.func @batch
 // CHECK: call @qc_par_0(%arg0, %arg1, %arg2)

@@ -72,7 +72,8 @@ def test_scheme_names():
     assert parse_scheme("w4a16-g128").kind == "w4a16-g128" and parse_scheme("w4a16-g128").symmetric
     assert not parse_scheme("w8a16-asym").symmetric and parse_scheme("w8a16-asym").group_size == 0
     assert not parse_scheme("f32").quantized
-    for bad in ("w3a16", "w4a16-g100", "w4a16", "int4"):
+    assert parse_scheme("f16").half and parse_scheme("f16").name == "f16" and parse_scheme("f16").weight_bytes(4, 8) == 64
+    for bad in ("w3a16", "w4a16-g100", "w4a16", "int4", "f16-asym"):
         with pytest.raises(QCError, match="unknown scheme"):
             parse_scheme(bad)
 
@@ -91,13 +92,15 @@ class MLP(nn.Module):
 
 
 def reference(model: MLP, x: np.ndarray, scheme_name: str) -> np.ndarray:
-    """numpy forward with every linear's weight replaced by its RTN dequantization and, for int8-activation
+    """numpy forward with every linear's weight replaced by its RTN dequantization (f16: rounded to half) and, for int8-activation
     schemes, its input by qc.qgemm's per-row int8 quantization (K % group != 0 stays f32)."""
     scheme = parse_scheme(scheme_name)
 
     def linear(layer, h):
         wt = layer.weight.detach().numpy()
-        if not scheme.group_size or wt.shape[1] % scheme.group_size == 0:
+        if scheme.half:
+            wt = wt.astype(np.float16)
+        elif not scheme.group_size or wt.shape[1] % scheme.group_size == 0:
             wt = dequantize(quantize_rtn(wt, scheme))
             h = quantize_activations(h) if scheme.activation_bits == 8 else h
         return h @ wt.T.astype(np.float64) + (layer.bias.detach().numpy() if layer.bias is not None else 0)
@@ -113,7 +116,7 @@ def mlp():
 
 
 @pytest.mark.parametrize("cpu", [None, "haswell", "x86-64"])
-@pytest.mark.parametrize("scheme", ["w4a16-g32", "w4a16-g32-asym", "w8a16", "w8a16-asym"])
+@pytest.mark.parametrize("scheme", ["w4a16-g32", "w4a16-g32-asym", "w8a16", "w8a16-asym", "f16"])
 @pytest.mark.parametrize("rows", [1, 13])
 def test_compiled_qgemm_matches_numpy(mlp, cpu, scheme, rows, workdir):
     """The generated kernels for 16/8/4 lanes, decode (1 row) and tiled (13 rows), all schemes:
