@@ -160,9 +160,7 @@ def compile(model, output: str | Path, *, emit: str = "so", shapes: dict | None 
         passes += [f"qc-quantize-weights{{method={method} activations={activations}}}", "qc-fuse-dequant-gemm"]
     if passes:
         codegen.run(module, f"builtin.module({', '.join(passes)}, canonicalize, cse)", state, "quantization")
-    if report is not None:
-        write_report(report, summary(state.report, weight_bytes))
-    files: list[Path] = [Path(report)] if report is not None else []
+    files = write_report(report, summary(state.report, weight_bytes)) if report is not None else []
 
     if emit == "mlir":
         # Weights are outlined into the .safetensors; what constants remain are small and must stay,

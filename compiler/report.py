@@ -33,11 +33,53 @@ def markdown(data: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_report(path: str | Path, data: dict) -> None:
+def plot(data: dict, path: Path) -> None:
+    """PNG of the per-layer table: weight bytes (f32 vs as compiled, coloured by scheme) above the
+    weight and output relative errors (log scale)."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only, no display
+    import matplotlib.pyplot as plt
+
+    names = list(data["layers"])
+    layers = [data["layers"][n] for n in names]
+    schemes = sorted({e.get("scheme", "f32") for e in layers})
+    colours = dict(zip(schemes, plt.get_cmap("tab10").colors))
+    x = range(len(names))
+    fig, (top, bottom) = plt.subplots(2, 1, sharex=True, figsize=(max(6.0, 0.45 * len(names) + 2), 6.5))
+    top.bar(x, [e.get("bytes_f32", 0) / 2**10 for e in layers], color="0.85", label="f32")
+    top.bar(x, [e.get("bytes", e.get("bytes_f32", 0)) / 2**10 for e in layers], width=0.5,
+            color=[colours[e.get("scheme", "f32")] for e in layers])
+    for scheme in schemes:
+        top.bar([0], [0], color=colours[scheme], label=scheme)
+    top.set_ylabel("weight KiB")
+    top.legend(fontsize=8)
+    before, after = data["model_bytes_before"], data["model_bytes_after"]
+    top.set_title(f"weights {before / 2**20:.2f} MiB -> {after / 2**20:.2f} MiB ({before / max(after, 1):.2f}x smaller)")
+    for key, marker, label in (("weight_rel_error", "o", "weight rel. error"),
+                               ("output_rel_error", "s", "output rel. error")):
+        points = [(i, e[key]) for i, e in enumerate(layers) if e.get(key)]
+        if points:
+            bottom.plot(*zip(*points), marker, label=label)
+    bottom.set_yscale("log")
+    bottom.set_ylabel("relative error")
+    bottom.legend(fontsize=8)
+    bottom.set_xticks(list(x), names, rotation=60, ha="right", fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write_report(path: str | Path, data: dict) -> list[Path]:
+    """Writes the report (``.md`` or ``.json``) and, next to it, its plot (``.png``); returns both paths."""
     path = Path(path)
     if path.suffix not in (".md", ".json"):
         raise QCError(f"report '{path}' must end in .md or .json")
+    png = path.with_suffix(".png")
     try:
         path.write_text(json.dumps(data, indent=2) if path.suffix == ".json" else markdown(data))
+        if data["layers"]:
+            plot(data, png)
     except OSError as err:
         raise QCError(f"cannot write report '{path}': {err}") from None
+    return [path, png] if data["layers"] else [path]

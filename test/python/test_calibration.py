@@ -53,6 +53,18 @@ def test_quantized_model_is_close_to_fp32_and_reported(gptq_build, workdir):
     assert "| fc1 | w4a16-g32 | gptq | f32 |  | 256x64 |" in report
     assert "| fc2 | w4a16-g32 | gptq | f32 |  | 10x256 |" in report
     assert "smaller" in report
+    png = (workdir / "report.png").read_bytes()  # the same table as a plot, next to it
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+
+
+def test_f16_scheme_halves_weights(workdir):
+    proc = run("qc-compile", EXAMPLE, "-o", workdir / "mlp_f16.so", "--scheme", "f16", "--report", workdir / "f16.json")
+    assert proc.returncode == 0, proc.stderr
+    layers = json.loads((workdir / "f16.json").read_text())["layers"]
+    assert layers["fc1"]["scheme"] == "f16" and layers["fc1"]["bytes"] == 256 * 64 * 2
+    assert 0 < layers["fc1"]["weight_rel_error"] < 1e-3
+    got, ref = run_example(workdir / "mlp_f16.so", workdir, "outf16", seed=9)
+    assert np.abs(got - ref).max() < 1e-3
 
 
 def test_saved_statistics_and_overrides(gptq_build, workdir):
