@@ -24,7 +24,8 @@ from .report import summary, write_report
 from .frontend_onnx import import_onnx, spec_of
 from .signature import Signature, TensorSpec
 
-IMPORT_PIPELINE = "builtin.module(qc-outline-weights, qc-raise, canonicalize, cse)"
+IMPORT_PIPELINE = ("builtin.module(qc-strip-probes, func.func(convert-elementwise-to-linalg), qc-outline-weights, qc-raise, "
+                   "canonicalize, cse)")
 EMITS = ("so", "exe", "obj", "mlir", "llvm")
 NAME_ATTR = "qc.name"  # an input/output name on @main's arguments and results in an emitted .mlir
 

@@ -91,8 +91,9 @@ class Statistics(dict):
         names = sorted({key.rsplit("|", 1)[0] for key in data.files})
         for name in names:
             get = lambda f: data[f"{name}|{f}"] if f"{name}|{f}" in data.files else None  # noqa: E731
-            if get("rows") is None:
-                raise QCError(f"statistics '{path}' are malformed: no row count for '{name}'")
+            missing = [f for f in ("rows",) + cls.FIELDS[:-1] if get(f) is None]  # the Hessian is optional
+            if missing:
+                raise QCError(f"statistics '{path}' are malformed: no {', '.join(missing)} for '{name}'")
             stats[name] = LayerStats(int(get("rows")), get("absmax"), get("minimum"), get("maximum"), get("abssum"),
                                      get("histogram"), get("hessian"))
         return stats

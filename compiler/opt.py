@@ -14,6 +14,7 @@ from ..passes.pipeline import build
 from .context import make_context
 from .diagnostics import format_diagnostic
 from .errors import QCError
+from .calibration import Statistics
 from .weights import WeightStore
 
 SPLIT_MARKER = re.compile(r"^// -----\s*$", re.M)
@@ -28,6 +29,7 @@ class OptOptions:
     print_debuginfo: bool = False
     weights: str | None = None
     weights_out: str | None = None
+    stats: str | None = None  # calibration statistics (.npz from --save-stats) for qc-smooth & co.
 
 
 @dataclass
@@ -58,8 +60,9 @@ def run_opt(text: str, filename: str, options: OptOptions) -> OptResult:
     """Process one input (maybe split); returns what to print and whether it succeeded."""
     outputs, messages, ok = [], [], True
     store = WeightStore.load(options.weights) if options.weights else WeightStore()
+    stats = Statistics.load(options.stats) if options.stats else Statistics()
     for offset, chunk in _chunks(text, options.split_input_file):
-        result = _run_chunk(chunk, filename, options, store)
+        result = _run_chunk(chunk, filename, options, store, stats)
         outputs.append(result.output)
         messages.extend(result.messages)
         ok = ok and result.ok
@@ -68,7 +71,7 @@ def run_opt(text: str, filename: str, options: OptOptions) -> OptResult:
     return OptResult(ok, "// -----\n".join(o for o in outputs if o), messages)
 
 
-def _run_chunk(text: str, filename: str, options: OptOptions, store: WeightStore) -> OptResult:
+def _run_chunk(text: str, filename: str, options: OptOptions, store: WeightStore, stats: Statistics) -> OptResult:
     ctx = make_context()
     diags: list = []
 
@@ -86,7 +89,7 @@ def _run_chunk(text: str, filename: str, options: OptOptions, store: WeightStore
                 module, ok = None, False
                 diags.extend([] if diags else err.error_diagnostics)
             if module is not None and options.pipeline:
-                pm = build(options.pipeline, PassState(store), ctx)
+                pm = build(options.pipeline, PassState(store, stats), ctx)
                 if options.print_ir_after_all:
                     pm.enable_ir_printing(print_after_all=True, print_module_scope=True)
                 try:

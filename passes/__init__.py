@@ -17,11 +17,13 @@ from .smooth import Smooth
 from .reassociate_reductions import ReassociateReductions
 from .parallelize import Parallelize
 from .elide_copies import ElideCopies
+from .strip_probes import StripProbes
 
 REGISTRY: dict[str, type[ModulePass]] = {
     p.NAME: p for p in (OutlineWeights, RaiseLinear, IsolateContractions, LowerLinear, WeightsToArgs, Microkernels,
                         ExpandMath, ConvToMatmul, Instrument, QuantizeWeights, FuseDequantGemm, LowerQGemm,
-                        Smooth, ReassociateReductions, Parallelize, ElideCopies)
+                        Smooth, ReassociateReductions, Parallelize, ElideCopies,
+                        StripProbes)
 }
 
 __all__ = ["ModulePass", "Option", "PassState", "REGISTRY"]

@@ -50,6 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--list-passes", action="store_true", help="list qc passes and exit")
     parser.add_argument("--weights", help="weight store (safetensors) that qc.weight ops refer to")
     parser.add_argument("--weights-out", help="write the weight store after the pipeline (safetensors)")
+    parser.add_argument("--stats", help="calibration statistics (.npz from qc-compile --save-stats) for qc-smooth, "
+                        "GPTQ, AWQ and static activation scales")
     args, rest = parser.parse_known_args(argv)
     if args.list_passes:
         print(_list_passes())
@@ -65,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
         result = run_opt(text, name, OptOptions(
             pipeline=pipeline, split_input_file=args.split_input_file, verify_diagnostics=args.verify_diagnostics,
             print_ir_after_all=args.mlir_print_ir_after_all, print_debuginfo=args.mlir_print_debuginfo,
-            weights=args.weights, weights_out=args.weights_out))
+            weights=args.weights, weights_out=args.weights_out, stats=args.stats))
     except QCError as err:
         print(f"qc-opt: error: {err}", file=sys.stderr)
         return 1

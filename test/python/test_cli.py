@@ -6,6 +6,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
+import qc
 from conftest import EXAMPLE, REPO, run, run_example
 from onnx import TensorProto, helper
 
@@ -64,6 +65,19 @@ def test_emitted_mlir_compiles_again(workdir):
     proc = run("qc-run", workdir / "bias.so", "--input", f"x={workdir / 'bias_x.npy'}", "--output-dir", workdir / "bias")
     assert proc.returncode == 0, proc.stderr
     np.testing.assert_allclose(np.load(workdir / "bias" / "y.npy"), x @ w + b, rtol=1e-5, atol=1e-5)
+
+
+def test_mlir_with_probes_and_tensor_arith_compiles(workdir):
+    """A file as qc-instrument leaves it (probes) with arith on tensors, as people write by hand."""
+    src = workdir / "probed.mlir"
+    src.write_text("func.func @main(%x: tensor<4x64xf32>) -> tensor<4x64xf32> {\n"
+                   '  %o = "qc.observe"(%x) {id = "fc"} : (tensor<4x64xf32>) -> tensor<4x64xf32>\n'
+                   "  %y = arith.mulf %o, %o : tensor<4x64xf32>\n"
+                   "  return %y : tensor<4x64xf32>\n}\n")
+    proc = run("qc-compile", src, "-o", workdir / "probed.so")
+    assert proc.returncode == 0, proc.stderr
+    x = np.random.default_rng(6).standard_normal((4, 64)).astype(np.float32)
+    np.testing.assert_array_equal(qc.runtime.load(workdir / "probed.so").run({"arg0": x})["result0"], x * x)
 
 
 def test_elided_constants_are_an_error(workdir):
