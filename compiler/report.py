@@ -56,14 +56,17 @@ def plot(data: dict, path: Path) -> None:
     top.legend(fontsize=8)
     before, after = data["model_bytes_before"], data["model_bytes_after"]
     top.set_title(f"weights {before / 2**20:.2f} MiB -> {after / 2**20:.2f} MiB ({before / max(after, 1):.2f}x smaller)")
+    plotted = False
     for key, marker, label in (("weight_rel_error", "o", "weight rel. error"),
                                ("output_rel_error", "s", "output rel. error")):
         points = [(i, e[key]) for i, e in enumerate(layers) if e.get(key)]
         if points:
             bottom.plot(*zip(*points), marker, label=label)
-    bottom.set_yscale("log")
+            plotted = True
+    if plotted:
+        bottom.set_yscale("log")
+        bottom.legend(fontsize=8)
     bottom.set_ylabel("relative error")
-    bottom.legend(fontsize=8)
     bottom.set_xticks(list(x), names, rotation=60, ha="right", fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
