@@ -26,7 +26,10 @@ then contracts integers on dot-product panels (packing.dot_panel_weights):
 
 ``u`` unsigned (int8 + 128, or the int4 nibble), ``g = k floordiv GS``; the
 offset ``wo = -(zero + 128 or 8) * ws`` meets the group sum once per group,
-the form an unsigned x signed byte dot product (``vpdpbusd``) computes.
+the form an unsigned x signed byte dot product (``vpdpbusd``) computes.  When every zero point
+is 0 (symmetric schemes) the contraction is ``qc_qgemm_dot_panel_sym``: same body and operands,
+but the micro-kernel computes ``wo = -(128 or 8) * ws`` instead of streaming it (6 % fewer bytes
+for int4 g128 decode).
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ from .templates import append_parsed, tensor_type
 
 QGEMM_PANEL = "qc_qgemm_panel"
 QGEMM_DOT_PANEL = "qc_qgemm_dot_panel"
+QGEMM_DOT_PANEL_SYM = "qc_qgemm_dot_panel_sym"  # the same, all zero points 0: the kernel derives wo from ws
 
 
 def qgemm_body(bits: int, width: int, n_dim: int) -> list[str]:
@@ -189,7 +193,7 @@ def qgemm_dot_body(bits: int, group: int, k_dim: int) -> list[str]:
 
 
 def qgemm_dot_helper(fn: str, xshape: list[int], n: int, width: int, bits: int, group: int, act_scale: float,
-                     has_bias: bool) -> str:
+                     has_bias: bool, symmetric: bool = False) -> str:
     *lead, k = xshape
     panels, groups, per = -(-n // width), k // group, 32 // bits
     dims = [f"d{i}" for i in range(len(lead))]
@@ -200,7 +204,8 @@ def qgemm_dot_helper(fn: str, xshape: list[int], n: int, width: int, bits: int, 
                (tensor_type([panels, groups, width]), f"p, k floordiv {group}, n"),
                (tensor_type([panels, groups, width]), f"p, k floordiv {group}, n")]
     return panel_helper(fn, xshape, n, width, has_bias, weights, qgemm_dot_body(bits, group, len(lead) + 2),
-                        QGEMM_DOT_PANEL, quantize_rows(xshape, group, act_scale), inputs)
+                        QGEMM_DOT_PANEL_SYM if symmetric else QGEMM_DOT_PANEL, quantize_rows(xshape, group, act_scale),
+                        inputs)
 
 
 class LowerQGemm(ModulePass):
@@ -233,13 +238,14 @@ class LowerQGemm(ModulePass):
             shape = "x".join(map(str, xt.shape))
             bias = "_bias" if has_bias else ""
             act = (f"_a8s{f32_bits(act_scale)}" if act_scale else "_a8") if dot else ""
-            fn = f"qc_qgemm_{shape}_{n}_w{bits}g{group}{act}_{'d' if dot else 'p'}{width}{bias}"
+            (_, pname), (_, sname), (_, zname) = ops_names
+            symmetric = dot and zname in state.store and not np.any(state.store[zname])
+            fn = f"qc_qgemm_{shape}_{n}_w{bits}g{group}{act}_{'d' if dot else 'p'}{width}{bias}{'_sym' if symmetric else ''}"
             if fn not in helpers:
-                text = (qgemm_dot_helper(fn, list(xt.shape), n, width, bits, group, act_scale, has_bias) if dot
-                        else qgemm_helper(fn, list(xt.shape), n, width, bits, group, has_bias))
+                text = (qgemm_dot_helper(fn, list(xt.shape), n, width, bits, group, act_scale, has_bias, symmetric)
+                        if dot else qgemm_helper(fn, list(xt.shape), n, width, bits, group, has_bias))
                 append_parsed(body, text, module.context)
                 helpers.add(fn)
-            (_, pname), (_, sname), (_, zname) = ops_names
             tag = f"{'d' if dot else 'p'}{width}"
             names = (f"{pname}.{tag}", f"{sname}.{tag}", f"{zname}.{tag}")
             if pname in state.store and names[0] not in state.store:

@@ -33,7 +33,8 @@ from torch_mlir.dialects import func
 
 from .base import ModulePass, Option, PassState, one_of, walk_ops
 from .lower_linear import PANEL_MATMUL
-from .lower_qgemm import QGEMM_DOT_PANEL, QGEMM_PANEL
+from ..compiler.quant.packing import unsigned_offset
+from .lower_qgemm import QGEMM_DOT_PANEL, QGEMM_DOT_PANEL_SYM, QGEMM_PANEL
 from .matchers import indexing_maps
 from .templates import append_parsed
 
@@ -61,6 +62,7 @@ class Contraction:
     quant: tuple[int, int] | None = None  # (bits, group size) of a qgemm panel contraction
     dot: bool = False  # int8 activations: an integer dot-product contraction
     b_elt: str = "f32"  # f16: packed panels stored as half, widened to f32 as they are loaded
+    sym_offset: int = 0  # symmetric dot weights: the offset is -sym_offset * scale, computed, not read
 
     @property
     def panels(self) -> int:
@@ -121,7 +123,8 @@ def match_qgemm(op: ir.Operation) -> Contraction | None:
 
 def match_qgemm_dot(op: ir.Operation) -> Contraction | None:
     """A qc-lower-qgemm integer contraction: XQ i8, SX f32, XSUM i32, W [P, K/q, NR*4] i8, S, O, C."""
-    if op.name != "linalg.generic" or _library_call(op) != QGEMM_DOT_PANEL or len(op.operands) != 7:
+    if op.name != "linalg.generic" or _library_call(op) not in (QGEMM_DOT_PANEL, QGEMM_DOT_PANEL_SYM) \
+            or len(op.operands) != 7:
         return None
     kinds = (ir.IntegerType, ir.F32Type, ir.IntegerType, ir.IntegerType, ir.F32Type, ir.F32Type, ir.F32Type)
     types = [_kernel_memref(v, True, identity=True, elt=kind) for v, kind in zip(op.operands, kinds)]
@@ -134,7 +137,9 @@ def match_qgemm_dot(op: ir.Operation) -> Contraction | None:
     m = 1
     for d in xq.shape[:-1]:
         m *= d
-    return Contraction(True, tuple(map(str, types)), 1, m, panels * nr, k, nr, (bits, k // groups), dot=True)
+    sym = unsigned_offset(bits, True) if _library_call(op) == QGEMM_DOT_PANEL_SYM else 0
+    return Contraction(True, tuple(map(str, types)), 1, m, panels * nr, k, nr, (bits, k // groups), dot=True,
+                       sym_offset=sym)
 
 
 def match(op: ir.Operation, lanes: int) -> Contraction | None:
@@ -434,6 +439,14 @@ def _fold_group(ind: str, dst: str, acc: str, scale: str, ysum: str, offset: str
             f"{ind}{dst} = vector.fma {ysum}, {offset}, {dst}_fa : {vf}"]
 
 
+def _offset(c: Contraction, ind: str, dst: str, scale: str, where: str, vf: str) -> str:
+    """A group's offset vector: read from O, or for symmetric weights ``-shift * scale`` (exact:
+    the shift is a power of two, so the product equals the stored one bit for bit and O is not streamed)."""
+    if c.sym_offset:
+        return f"{ind}{dst} = arith.mulf {scale}, %cNegShift : {vf}"
+    return f"{ind}{dst} = vector.load {where}, {vf}"
+
+
 def _store_row(ind: str, dst: str, value: str, row_scale: str, row: str, col: str, ct: str, vf: str) -> list[str]:
     """``C[row, p, col..] += value * row_scale`` (C holds the bias or zero)."""
     return [f"{ind}{dst}_c = vector.load %C[{row}, %p, {col}] : {ct}, {vf}",
@@ -537,8 +550,8 @@ def _amx_lines(c: Contraction, rows: int, ct: str, xt: str, yt: str) -> tuple[li
                   f"%at#{n}) : (i16, i16, !llvm.ptr, i64, {amx}) -> ()"]
     lines += [f"{ind}%as0 = vector.load %S[%p, %c0, %c0] : {c.types[4]}, {vf}",
               f"{ind}%as1 = vector.load %S[%p, %c0, %cL] : {c.types[4]}, {vf}",
-              f"{ind}%ao0 = vector.load %O[%p, %c0, %c0] : {c.types[5]}, {vf}",
-              f"{ind}%ao1 = vector.load %O[%p, %c0, %cL] : {c.types[5]}, {vf}",
+              _offset(c, ind, "%ao0", "%as0", f"%O[%p, %c0, %c0] : {c.types[5]}", vf),
+              _offset(c, ind, "%ao1", "%as1", f"%O[%p, %c0, %cL] : {c.types[5]}", vf),
               f"{ind}scf.for %ar = %c0 to %c32 step %c1 {{",
               f"{body}%arow = arith.addi %ai, %ar : index",
               f"{body}%ay = memref.load %Y[%arow, %c0] : {yt}",
@@ -587,6 +600,7 @@ def qgemm_dot_kernel_text(name: str, c: Contraction, rows: int, flavour: str, am
              f"    %cPER = arith.constant {per} : index",
              f"    %zf = arith.constant dense<0.0> : {vf}",
              f"    %zi = arith.constant dense<0> : {vi}",
+             f"    %cNegShift = arith.constant dense<{-float(c.sym_offset)}> : {vf}",
              f"    %mask = arith.constant dense<15> : {vb}",
              f"    %four = arith.constant dense<4> : {vb}",
              f"    %ones16 = arith.constant dense<1> : vector<{2 * lanes}xi16>",
@@ -651,7 +665,7 @@ def qgemm_dot_kernel_text(name: str, c: Contraction, rows: int, flavour: str, am
         for h in halves:
             col = "%c0" if h == 0 else "%cL"
             out += [f"{ind}%{tag}s{h} = vector.load %S[%p, %{tag}g, {col}] : {ts}, {vf}",
-                    f"{ind}%{tag}o{h} = vector.load %O[%p, %{tag}g, {col}] : {to}, {vf}"]
+                    _offset(c, ind, f"%{tag}o{h}", f"%{tag}s{h}", f"%O[%p, %{tag}g, {col}] : {to}", vf)]
         done = []
         for j in range(count):
             out += [f"{ind}%{tag}y{j} = memref.load %Y[{rws[j]}, %{tag}g] : {yt}",

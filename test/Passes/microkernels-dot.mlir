@@ -67,6 +67,53 @@ func.func @int8(%xq: memref<5x8xi8>, %sx: memref<5xf32>, %sum: memref<5x1xi32>, 
 
 // -----
 
+// Symmetric weights (qc_qgemm_dot_panel_sym): the group offset is -128 x scale, computed from
+// the scale vector, and the offset array is never read.
+// VNNI-LABEL: func.func @int8_symmetric
+// VNNI: func.func @qc_mk_0(%{{.*}}, %[[O:[^:]*]]: memref<1x1x32xf32>, %{{[^:]*}}: memref<5x1x32xf32>
+// VNNI: %[[NEG:.*]] = arith.constant dense<-1.280000e+02> : vector<16xf32>
+// VNNI-NOT: vector.load %[[O]]
+// VNNI: %[[S:.*]] = vector.load %{{.*}} : memref<1x1x32xf32>, vector<16xf32>
+// VNNI-NEXT: arith.mulf %[[S]], %[[NEG]] : vector<16xf32>
+// VNNI-NOT: vector.load %[[O]]
+// VNNI: func.func private @qc_par_0
+// AVX2-LABEL: func.func @int8_symmetric
+// AMX-LABEL: func.func @int8_symmetric
+#x = affine_map<(d0, p, n, k) -> (d0, k)>
+#r = affine_map<(d0, p, n, k) -> (d0)>
+#g = affine_map<(d0, p, n, k) -> (d0, k floordiv 8)>
+#w = affine_map<(d0, p, n, k) -> (p, k floordiv 4, n * 4 + k mod 4)>
+#s = affine_map<(d0, p, n, k) -> (p, k floordiv 8, n)>
+#c = affine_map<(d0, p, n, k) -> (d0, p, n)>
+func.func @int8_symmetric(%xq: memref<5x8xi8>, %sx: memref<5xf32>, %sum: memref<5x1xi32>, %w: memref<1x2x128xi8>,
+                %s: memref<1x1x32xf32>, %o: memref<1x1x32xf32>, %c: memref<5x1x32xf32>) {
+  linalg.generic {indexing_maps = [#x, #r, #g, #w, #s, #s, #c], iterator_types = ["parallel", "parallel", "parallel", "reduction"],
+                  library_call = "qc_qgemm_dot_panel_sym"}
+      ins(%xq, %sx, %sum, %w, %s, %o : memref<5x8xi8>, memref<5xf32>, memref<5x1xi32>, memref<1x2x128xi8>, memref<1x1x32xf32>, memref<1x1x32xf32>)
+      outs(%c : memref<5x1x32xf32>) {
+  ^bb0(%a: i8, %bsx: f32, %bsum: i32, %b: i8, %sc: f32, %of: f32, %acc: f32):
+    %kk = linalg.index 3 : index
+    %ue = arith.extui %b : i8 to i32
+    %ae = arith.extsi %a : i8 to i32
+    %pr = arith.muli %ae, %ue : i32
+    %pf = arith.sitofp %pr : i32 to f32
+    %t = arith.mulf %pf, %sc : f32
+    %c0 = arith.constant 0 : index
+    %first = arith.cmpi eq, %kk, %c0 : index
+    %sf = arith.sitofp %bsum : i32 to f32
+    %corr = arith.mulf %of, %sf : f32
+    %zero = arith.constant 0.0 : f32
+    %cr = arith.select %first, %corr, %zero : f32
+    %t2 = arith.addf %t, %cr : f32
+    %t3 = arith.mulf %bsx, %t2 : f32
+    %r = arith.addf %acc, %t3 : f32
+    linalg.yield %r : f32
+  }
+  return
+}
+
+// -----
+
 // int4 weights, one row (decode): one load per 8 k, low and high nibbles masked
 // out; with few rows the low- and high-nibble products go to separate
 // accumulators.
