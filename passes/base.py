@@ -92,7 +92,6 @@ def walk_ops(root: ir.Operation, name: str) -> list[ir.Operation]:
     return found
 
 
-
 def set_function_type(fn: ir.Operation, inputs: list[ir.Type], results: list[ir.Type]) -> None:
     """Give ``fn`` a new signature; argument/result attributes (such as ``qc.name``) are kept and
     new trailing arguments/results get none, as the func verifier wants one entry per value."""

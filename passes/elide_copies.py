@@ -27,23 +27,21 @@ Runs after bufferization, on each function's top-level block.  Two rewrites:
 
 from __future__ import annotations
 
+import math
+
 from torch_mlir import ir
 from torch_mlir.dialects import linalg, memref
 
 from .base import ModulePass, PassState, walk_ops
+from .matchers import identity_layout, view_source
 
 _RESHAPES = ("memref.collapse_shape", "memref.expand_shape")
 
 
-def _reshaped_alloc(value: ir.Value) -> tuple[ir.Operation, list[ir.Operation]] | None:
-    """(the alloc, the reshapes from it to ``value``) when ``value`` only reshapes a local alloc."""
-    views = []
-    while not isinstance(value.owner, ir.Block) and value.owner.name in _RESHAPES:
-        views.append(value.owner)
-        value = value.owner.operands[0]
-    if isinstance(value.owner, ir.Block) or value.owner.name != "memref.alloc":
-        return None
-    return value.owner, views
+def _reshaped_alloc(value: ir.Value) -> ir.Operation | None:
+    """The local alloc that ``value`` is, or only reshapes, if any."""
+    source = view_source(value, _RESHAPES)
+    return None if isinstance(source.owner, ir.Block) or source.owner.name != "memref.alloc" else source.owner
 
 
 def _users(value: ir.Value) -> list[ir.Operation]:
@@ -55,21 +53,6 @@ def _users(value: ir.Value) -> list[ir.Operation]:
         if op.name in _RESHAPES:
             found += _users(op.results[0])
     return found
-
-
-def _identity(t: ir.MemRefType) -> bool:
-    return t.has_static_shape and isinstance(t.layout, ir.AffineMapAttr) and t.layout.value == ir.AffineMap.get_identity(t.rank)
-
-
-def _elements(t: ir.MemRefType) -> int:
-    n = 1
-    for d in t.shape:
-        n *= d
-    return n
-
-
-def _position(block: ir.Block) -> dict[ir.Operation, int]:
-    return {op.operation: i for i, op in enumerate(block.operations)}
 
 
 def _top_level(op: ir.Operation, block: ir.Block) -> ir.Operation:
@@ -97,15 +80,15 @@ class ElideCopies(ModulePass):
             src, dst = copy.operands
             if not isinstance(dst.owner, ir.Block) or len(list(dst.uses)) != 1:
                 continue
-            found = _reshaped_alloc(src)
-            if found is None:
+            alloc = _reshaped_alloc(src)
+            if alloc is None:
                 continue
-            alloc, _ = found
             atype, dtype = ir.MemRefType(alloc.results[0].type), ir.MemRefType(dst.type)
-            if not (_identity(atype) and _identity(dtype) and atype.element_type == dtype.element_type
-                    and _elements(atype) == _elements(dtype)):
+            if not (atype.has_static_shape and dtype.has_static_shape and identity_layout(atype)
+                    and identity_layout(dtype) and atype.element_type == dtype.element_type
+                    and math.prod(atype.shape) == math.prod(dtype.shape)):
                 continue
-            order = _position(block)
+            order = {op.operation: i for i, op in enumerate(block.operations)}  # erasing ops invalidates a kept map
             after = [u for u in _users(alloc.results[0]) if order[_top_level(u, block)] > order[copy]]
             if any(u.name != "memref.dealloc" and u.name not in _RESHAPES for u in after):
                 continue
@@ -122,21 +105,23 @@ class ElideCopies(ModulePass):
 
     @staticmethod
     def _fills_for_copies(block: ir.Block) -> None:
-        filled: dict[ir.Operation, ir.Value] = {}  # alloc -> the constant it holds now
+        filled: dict[ir.Operation, tuple[ir.Value, set]] = {}  # alloc -> (the constant it holds now, its values)
         for op in [o.operation for o in block.operations]:
             if op.name == "linalg.fill":
-                found = _reshaped_alloc(op.operands[1])
-                if found is not None:
-                    filled[found[0]] = op.operands[0]
+                alloc = _reshaped_alloc(op.operands[1])
+                if alloc is not None:
+                    result = alloc.results[0]
+                    filled[alloc] = (op.operands[0], {result} | {u.results[0] for u in _users(result)
+                                                                 if u.name in _RESHAPES})
                     continue
             if op.name == "memref.copy":
-                found = _reshaped_alloc(op.operands[0])
-                if found is not None and found[0] in filled:
+                alloc = _reshaped_alloc(op.operands[0])
+                if alloc in filled:
                     with ir.InsertionPoint(op), op.location:
-                        linalg.fill(filled[found[0]], outs=[op.operands[1]])
+                        linalg.fill(filled[alloc][0], outs=[op.operands[1]])
                     op.erase()
                     continue
-            for alloc in [a for a in filled if _touches(op, a)]:  # anything else may write it
+            for alloc in [a for a, (_, values) in filled.items() if _touches(op, values)]:  # it may write it
                 del filled[alloc]
         for alloc in [op.operation for op in block.operations if op.operation.name == "memref.alloc"]:
             users = _users(alloc.results[0])
@@ -146,15 +131,13 @@ class ElideCopies(ModulePass):
                 alloc.erase()
 
 
-def _touches(op: ir.Operation, alloc: ir.Operation) -> bool:
-    """Whether ``op`` (or an op nested in it) uses ``alloc`` other than through a reshape."""
-    result = alloc.results[0]
-    targets = {result} | {u.results[0] for u in _users(result) if u.name in _RESHAPES}
+def _touches(op: ir.Operation, values: set) -> bool:
+    """Whether ``op`` (or an op nested in it) uses one of ``values`` other than to reshape it."""
     hit = False
 
     def visit(inner: ir.Operation) -> ir.WalkResult:
         nonlocal hit
-        if inner.name not in _RESHAPES and any(v in targets for v in inner.operands):
+        if inner.name not in _RESHAPES and any(v in values for v in inner.operands):
             hit = True
             return ir.WalkResult.INTERRUPT
         return ir.WalkResult.ADVANCE

@@ -29,6 +29,18 @@ def num_outputs(op: ir.Operation) -> int:
     return ir.DenseI32ArrayAttr(op.attributes["operandSegmentSizes"])[1]
 
 
+def identity_layout(t: ir.MemRefType) -> bool:
+    """Whether a memref is laid out row-major and contiguous (the identity map)."""
+    return isinstance(t.layout, ir.AffineMapAttr) and t.layout.value == ir.AffineMap.get_identity(t.rank, t.context)
+
+
+def view_source(value: ir.Value, kinds: tuple[str, ...]) -> ir.Value:
+    """The value that ``value`` is a view of, through any chain of the view ops named in ``kinds``."""
+    while not isinstance(value.owner, ir.Block) and value.owner.name in kinds:
+        value = value.owner.operands[0]
+    return value
+
+
 def body_ops(op: ir.Operation) -> list[ir.Operation]:
     return [o.operation for o in op.regions[0].blocks[0].operations]
 

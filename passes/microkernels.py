@@ -25,6 +25,7 @@ left to the generic loop lowering.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -35,7 +36,7 @@ from .base import ModulePass, Option, PassState, one_of, walk_ops
 from .lower_linear import PANEL_MATMUL
 from ..compiler.quant.packing import unsigned_offset
 from .lower_qgemm import QGEMM_DOT_PANEL, QGEMM_DOT_PANEL_SYM, QGEMM_PANEL
-from .matchers import indexing_maps
+from .matchers import identity_layout, indexing_maps
 from .templates import append_parsed
 
 KERNEL_ATTR = "qc.kernel"  # on a trampoline declaration: the kernel it runs
@@ -86,7 +87,7 @@ def _kernel_memref(value: ir.Value, inner_unit_stride: bool, identity: bool = Fa
         return None
     layout = t.layout
     if isinstance(layout, ir.AffineMapAttr):
-        return t if layout.value == ir.AffineMap.get_identity(t.rank, t.context) else None
+        return t if identity_layout(t) else None
     if identity or not isinstance(layout, ir.StridedLayoutAttr):
         return None
     return t if not inner_unit_stride or layout.strides[-1] == 1 else None
@@ -114,9 +115,7 @@ def match_qgemm(op: ir.Operation) -> Contraction | None:
     panels, groups, nr = ts.shape
     k, row_bytes = tw.shape[1], tw.shape[2]
     bits = 8 * row_bytes // nr
-    m = 1
-    for d in ta.shape[:-1]:
-        m *= d
+    m = math.prod(ta.shape[:-1])
     return Contraction(True, tuple(str(t) for t in (ta, tw, ts, to, tc)), 1, m, panels * nr, k, nr,
                        (bits, k // groups))
 
@@ -134,9 +133,7 @@ def match_qgemm_dot(op: ir.Operation) -> Contraction | None:
     panels, groups, nr = ts.shape
     k = xq.shape[-1]
     bits = 32 * w.shape[1] // k
-    m = 1
-    for d in xq.shape[:-1]:
-        m *= d
+    m = math.prod(xq.shape[:-1])
     sym = unsigned_offset(bits, True) if _library_call(op) == QGEMM_DOT_PANEL_SYM else 0
     return Contraction(True, tuple(map(str, types)), 1, m, panels * nr, k, nr, (bits, k // groups), dot=True,
                        sym_offset=sym)
@@ -160,9 +157,7 @@ def match(op: ir.Operation, lanes: int) -> Contraction | None:
             return None
         types = (str(ta), str(tb), str(tc))
         panels, k, nr = tb.shape
-        m = 1
-        for d in ta.shape[:-1]:
-            m *= d
+        m = math.prod(ta.shape[:-1])
         return Contraction(True, types, 1, m, panels * nr, k, nr, b_elt=str(tb.element_type))
     ta, tb, tc = _kernel_memref(a, False), _kernel_memref(b, True), _kernel_memref(c, True)
     if not (ta and tb and tc):

@@ -27,11 +27,13 @@ elements stay serial.
 
 from __future__ import annotations
 
+import math
+
 from torch_mlir import ir
 from torch_mlir.dialects import arith, func, memref, scf
 
 from .base import ModulePass, Option, PassState, walk_ops
-from .matchers import indexing_maps, iterator_types, num_outputs
+from .matchers import indexing_maps, iterator_types, num_outputs, view_source
 from .microkernels import KERNEL_ATTR, TASKS_ATTR
 
 _VIEWS = ("memref.subview", "memref.expand_shape", "memref.collapse_shape", "memref.cast",
@@ -102,13 +104,6 @@ def _captured(op: ir.Operation) -> list[ir.Operation] | None:
     return found
 
 
-def _root(value: ir.Value) -> ir.Value:
-    """The buffer a view was taken of."""
-    while not isinstance(value.owner, ir.Block) and value.owner.name in _VIEWS:
-        value = value.owner.operands[0]
-    return value
-
-
 def _slice(value: ir.Value, pos: int, index: ir.Value) -> ir.Value:
     """``value[.., index, ..]`` along subscript ``pos``, rank kept (size 1)."""
     t = ir.MemRefType(value.type)
@@ -119,13 +114,6 @@ def _slice(value: ir.Value, pos: int, index: ir.Value) -> ir.Value:
     result = ir.MemRefType.get(shape, t.element_type, layout)
     offsets = [index if i == pos else 0 for i in range(t.rank)]
     return memref.subview(value, offsets, shape, [1] * t.rank, result_type=result)
-
-
-def _elements(value: ir.Value) -> int:
-    n = 1
-    for d in ir.MemRefType(value.type).shape:
-        n *= d
-    return n
 
 
 class Parallelize(ModulePass):
@@ -139,7 +127,8 @@ class Parallelize(ModulePass):
         body = module.regions[0].blocks[0]
         count = 0
         for op in walk_ops(module, "linalg.generic"):
-            if op.parent.name != "func.func" or max(map(_elements, op.operands)) < self.options["min-work"]:
+            work = max(math.prod(ir.MemRefType(v.type).shape) for v in op.operands)
+            if op.parent.name != "func.func" or work < self.options["min-work"]:
                 continue
             plan = split_dim(op, self.options["min-tasks"])
             consts = _captured(op)
@@ -170,7 +159,7 @@ class Parallelize(ModulePass):
         with ir.InsertionPoint(body), op.location:
             fn = func.FuncOp(kernel, (types + [index, index], []))
             fn.attributes["llvm.emit_c_interface"] = ir.UnitAttr.get(ctx)
-            if len({_root(v) for v in args}) == len(args):
+            if len({view_source(v, _VIEWS) for v in args}) == len(args):
                 fn.arg_attrs = ([ir.DictAttr.get({"llvm.noalias": ir.UnitAttr.get(ctx)})] * len(args)
                                 + [ir.DictAttr.get({})] * 2)
             entry = fn.add_entry_block()
