@@ -1,8 +1,10 @@
-"""The machine's streaming-read bandwidth, measured in the benchmark's own run."""
+"""The machine's streaming-read bandwidth, and cold-cache timing of a model's C API, measured in
+the benchmark's own run (bandwidth.c)."""
 
 from __future__ import annotations
 
 import ctypes
+import functools
 import subprocess
 import tempfile
 from pathlib import Path
@@ -10,11 +12,36 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 
 
-def read_bandwidth(threads: int, nbytes: int = 1 << 30, reps: int = 5) -> float:
-    """Best bytes/s of ``threads`` threads summing a ``nbytes`` buffer (far larger than the caches)."""
+@functools.cache
+def _lib() -> ctypes.CDLL:
     lib = Path(tempfile.mkdtemp(prefix="qc-bw-")) / "bandwidth.so"
     subprocess.run(["cc", "-O3", "-march=native", "-shared", "-fPIC", "-pthread", str(HERE / "bandwidth.c"),
                     "-o", str(lib)], check=True)
-    fn = ctypes.CDLL(str(lib)).read_bandwidth
-    fn.restype, fn.argtypes = ctypes.c_double, [ctypes.c_size_t, ctypes.c_int, ctypes.c_int]
-    return fn(nbytes, threads, reps)
+    dll = ctypes.CDLL(str(lib))
+    dll.read_bandwidth.restype = ctypes.c_double
+    dll.read_bandwidth.argtypes = [ctypes.c_size_t, ctypes.c_int, ctypes.c_int]
+    dll.cold_run_median.restype = ctypes.c_double
+    dll.cold_run_median.argtypes = [ctypes.c_void_p] * 4 + [ctypes.c_int, ctypes.c_size_t, ctypes.c_int]
+    return dll
+
+
+def read_bandwidth(threads: int, nbytes: int = 1 << 30, reps: int = 5) -> float:
+    """Best bytes/s of ``threads`` threads summing a ``nbytes`` buffer (far larger than the caches)."""
+    return _lib().read_bandwidth(nbytes, threads, reps)
+
+
+def cold_run_median(model, inputs: dict, iters: int, threads: int, flush_bytes: int = 4 << 30) -> float:
+    """Median seconds of ``model``'s ``qc_model_run`` called from C, each call after ``threads``
+    threads have read ``flush_bytes`` (see cold_run_median in bandwidth.c)."""
+    import numpy as np
+
+    run, handle = model.c_api
+    arrays = [np.ascontiguousarray(inputs[name]) for name in model.input_names]
+    outputs = [np.empty(t.shape, t.dtype) for t in model.signature.outputs]
+    ins = (ctypes.c_void_p * len(arrays))(*[a.ctypes.data for a in arrays])
+    outs = (ctypes.c_void_p * len(outputs))(*[o.ctypes.data for o in outputs])
+    seconds = _lib().cold_run_median(ctypes.cast(run, ctypes.c_void_p), handle, ins, outs, iters, flush_bytes,
+                                     threads)
+    if seconds < 0:
+        raise RuntimeError("cold_run_median: " + ("out of memory" if seconds == -1 else model.last_error()))
+    return seconds

@@ -30,6 +30,12 @@ class Model:
         lib.qc_model_free.argtypes = [ctypes.c_void_p]
         meta = json.loads(lib.qc_model_signature())
         self.signature = Signature.from_json(meta)
+        # What run() checks and allocates, resolved once: a decode step calls it per token, often
+        # with its code and data evicted by the step before (each Python operation then costs a miss).
+        self._inputs = [(t, np.dtype(t.dtype)) for t in self.signature.inputs]
+        self._outputs = [(t.shape, np.dtype(t.dtype)) for t in self.signature.outputs]
+        self._in_array = ctypes.c_void_p * max(len(self._inputs), 1)
+        self._out_array = ctypes.c_void_p * max(len(self._outputs), 1)
         self._handle = lib.qc_model_load(str(weights).encode() if weights else None)
         if not self._handle:
             raise QCError(lib.qc_model_error().decode())
@@ -42,23 +48,33 @@ class Model:
     def output_names(self) -> list[str]:
         return [t.name for t in self.signature.outputs]
 
+    @property
+    def c_api(self) -> tuple[ctypes._CFuncPtr, int]:
+        """(``qc_model_run``, this model's handle): for callers that time or embed the C API directly."""
+        return self._lib.qc_model_run, self._handle
+
+    def last_error(self) -> str:
+        return self._lib.qc_model_error().decode()
+
     def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        missing = [t.name for t in self.signature.inputs if t.name not in inputs]
-        extra = sorted(set(inputs) - set(self.input_names))
-        if missing or extra:
+        if len(inputs) != len(self._inputs) or any(t.name not in inputs for t, _ in self._inputs):
+            missing = [t.name for t, _ in self._inputs if t.name not in inputs]
+            extra = sorted(set(inputs) - set(self.input_names))
             raise QCError(f"inputs do not match the model: missing {missing}, unknown {extra}; expected {self.input_names}")
         arrays = []
-        for spec in self.signature.inputs:
+        for spec, dtype in self._inputs:
             value = np.asarray(inputs[spec.name])
-            if value.dtype.name != spec.dtype or tuple(value.shape) != spec.shape:
+            if value.dtype != dtype or value.shape != spec.shape:
+                byte_order = value.dtype != dtype and value.dtype.name == spec.dtype  # e.g. >f4 for <f4
+                given = value.dtype.str if byte_order else value.dtype.name
                 raise QCError(f"input '{spec.name}': expected {spec.describe()}, given "
-                              f"{value.dtype.name}[{'x'.join(map(str, value.shape))}]")
+                              f"{given}[{'x'.join(map(str, value.shape))}]")
             arrays.append(np.ascontiguousarray(value))
-        outputs = [np.empty(t.shape, dtype=t.dtype) for t in self.signature.outputs]
-        in_ptrs = (ctypes.c_void_p * max(len(arrays), 1))(*[a.ctypes.data for a in arrays])
-        out_ptrs = (ctypes.c_void_p * max(len(outputs), 1))(*[o.ctypes.data for o in outputs])
+        outputs = [np.empty(shape, dtype) for shape, dtype in self._outputs]
+        in_ptrs = self._in_array(*[a.ctypes.data for a in arrays])
+        out_ptrs = self._out_array(*[o.ctypes.data for o in outputs])
         if self._lib.qc_model_run(self._handle, in_ptrs, out_ptrs) != 0:
-            raise QCError(self._lib.qc_model_error().decode())
+            raise QCError(self.last_error())
         return dict(zip(self.output_names, outputs))
 
     def __del__(self):

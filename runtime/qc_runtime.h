@@ -12,14 +12,16 @@ extern "C" {
 const char *qc_last_error(void);
 void qc_set_error(const char *fmt, ...);
 
-/* Map a weight blob read-only; checks its magic and size. NULL on error. */
+/* Load a weight blob read-only (read into huge pages; QC_MMAP_WEIGHTS=1: mapped from the file);
+   checks its magic and size. NULL on error. */
 const uint8_t *qc_map_weights(const char *path, size_t expected_size);
 void qc_unmap_weights(const uint8_t *base, size_t size);
 
 /* Ask the OS for the AMX tile state (once per process is enough); 0, or -1 with the error set. */
 int qc_require_amx(void);
 
-/* Run fn(ctx, begin, end) over [0, n) split across the pool (QC_NUM_THREADS, default: cores). */
+/* Run fn(ctx, begin, end) over [0, n) split across the pool (QC_NUM_THREADS, default: cores;
+   workers pinned one per CPU unless QC_PIN_THREADS=0). */
 typedef void (*qc_task_fn)(void *ctx, int64_t begin, int64_t end);
 void qc_parallel_for(qc_task_fn fn, void *ctx, int64_t n);
 int qc_num_threads(void);

@@ -24,6 +24,57 @@ def test_qc_run_matches_ort(example_so, workdir):
     np.testing.assert_allclose(got, ref, atol=1e-6)
 
 
+@pytest.mark.parametrize("mapped", ["0", "1"])
+def test_weights_read_or_mapped(example_so, workdir, monkeypatch, mapped):
+    """Weights are read into huge pages by default, mapped with QC_MMAP_WEIGHTS=1: same numbers,
+    and a truncated or foreign weight file is a clear error in both modes."""
+    monkeypatch.setenv("QC_MMAP_WEIGHTS", mapped)
+    x = np.random.default_rng(5).standard_normal((4, 64)).astype(np.float32)
+    ref = ort.InferenceSession(str(EXAMPLE)).run(None, {"x": x})[0]
+    np.testing.assert_allclose(qc.runtime.load(example_so).run({"x": x})["probs"], ref, atol=1e-6)
+    blob = example_so.with_suffix(".qcw").read_bytes()
+    bad = workdir / f"bad_{mapped}.qcw"
+    bad.write_bytes(blob[:-8])
+    with pytest.raises(qc.QCError, match=rf"has {len(blob) - 8} bytes, expected {len(blob)}"):
+        qc.runtime.load(example_so, weights=bad)
+    bad.write_bytes(b"NOTQCWB!" + blob[8:])
+    with pytest.raises(qc.QCError, match="is not a qc weight file"):
+        qc.runtime.load(example_so, weights=bad)
+    assert bad.read_bytes()[:8] == b"NOTQCWB!"  # the user's file is only read
+
+
+PIN_PROBE = """
+import ctypes, json, os, sys, numpy as np, qc
+m = qc.runtime.load(sys.argv[1])
+m.run({"x": np.zeros((4, 64), np.float32)})
+me = os.getpid()
+workers = [sorted(os.sched_getaffinity(int(t))) for t in os.listdir("/proc/self/task") if int(t) != me]
+print(json.dumps({"workers": workers, "caller_cpu": ctypes.CDLL(None).sched_getcpu(), "caller": sorted(os.sched_getaffinity(0))}))
+"""
+
+
+@pytest.mark.parametrize("pin", ["1", "0"])
+def test_pool_workers_pinned_off_the_caller(example_so, pin):
+    """QC_NUM_THREADS=2 on >= 2 CPUs: the pool's one worker is pinned to one CPU, not the caller's,
+    and the caller is left alone; QC_PIN_THREADS=0 pins nothing."""
+    import json
+    import os
+    import sys
+
+    cpus = sorted(os.sched_getaffinity(0))
+    env = {**os.environ, "QC_NUM_THREADS": "2", "QC_PIN_THREADS": pin, "OPENBLAS_NUM_THREADS": "1",
+           "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "-c", PIN_PROBE, str(example_so)], capture_output=True, text=True, env=env)
+    assert proc.returncode == 0, proc.stderr
+    got = json.loads(proc.stdout)
+    assert got["caller"] == cpus
+    single = [a for a in got["workers"] if len(a) == 1]
+    if pin == "1" and len(cpus) >= 2:
+        assert single and all(a != [got["caller_cpu"]] for a in single), got
+    else:
+        assert not single, got
+
+
 def test_executable_reads_and_writes_npy(workdir):
     exe = workdir / "mlp_exe"
     assert run("qc-compile", EXAMPLE, "-o", exe, "--emit", "exe").returncode == 0

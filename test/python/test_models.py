@@ -123,5 +123,7 @@ def test_python_api_rejects_bad_inputs(workdir):
     m = qc.runtime.load(workdir / "gemm_api.so")
     with pytest.raises(qc.QCError, match=r"input 'x': expected float32\[3x20\], given float32\[3x21\]"):
         m.run({"x": np.zeros((3, 21), np.float32)})
+    with pytest.raises(qc.QCError, match=r"input 'x': expected float32\[3x20\], given >f4\[3x20\]"):
+        m.run({"x": np.zeros((3, 20), ">f4")})  # big-endian floats would be misread
     with pytest.raises(qc.QCError, match=r"missing \['x'\]"):
         m.run({"y": np.zeros((3, 20), np.float32)})
