@@ -50,6 +50,7 @@ static int read_all(int fd, uint8_t *dst, size_t size) {
   for (size_t done = 0; done < size;) {
     ssize_t got = pread(fd, dst + done, size - done, (off_t)done);
     if (got < 0 && errno == EINTR) continue;
+    if (got == 0) errno = EIO; /* the file shrank since fstat */
     if (got <= 0) return -1;
     done += (size_t)got;
   }
