@@ -33,15 +33,10 @@ def read_bandwidth(threads: int, nbytes: int = 1 << 30, reps: int = 5) -> float:
 def cold_run_median(model, inputs: dict, iters: int, threads: int, flush_bytes: int = 4 << 30) -> float:
     """Median seconds of ``model``'s ``qc_model_run`` called from C, each call after ``threads``
     threads have read ``flush_bytes`` (see cold_run_median in bandwidth.c)."""
-    import numpy as np
-
     run, handle = model.c_api
-    arrays = [np.ascontiguousarray(inputs[name]) for name in model.input_names]
-    outputs = [np.empty(t.shape, t.dtype) for t in model.signature.outputs]
-    ins = (ctypes.c_void_p * len(arrays))(*[a.ctypes.data for a in arrays])
-    outs = (ctypes.c_void_p * len(outputs))(*[o.ctypes.data for o in outputs])
-    seconds = _lib().cold_run_median(ctypes.cast(run, ctypes.c_void_p), handle, ins, outs, iters, flush_bytes,
-                                     threads)
+    call = model.prepare(inputs)
+    seconds = _lib().cold_run_median(ctypes.cast(run, ctypes.c_void_p), handle, call.in_ptrs, call.out_ptrs, iters,
+                                     flush_bytes, threads)
     if seconds < 0:
         raise RuntimeError("cold_run_median: " + ("out of memory" if seconds == -1 else model.last_error()))
     return seconds

@@ -5,11 +5,22 @@ from __future__ import annotations
 import ctypes
 import json
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
 from ..compiler.errors import QCError
 from ..compiler.signature import Signature
+
+
+class Call(NamedTuple):
+    """One call's arguments: the input arrays (kept alive while the pointers are used), the outputs,
+    and the pointer arrays ``qc_model_run`` takes."""
+
+    inputs: list[np.ndarray]
+    outputs: list[np.ndarray]
+    in_ptrs: ctypes.Array
+    out_ptrs: ctypes.Array
 
 
 class Model:
@@ -56,7 +67,9 @@ class Model:
     def last_error(self) -> str:
         return self._lib.qc_model_error().decode()
 
-    def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    def prepare(self, inputs: dict[str, np.ndarray]) -> Call:
+        """Checks ``inputs`` against the signature and allocates the outputs: the arguments of one
+        ``qc_model_run``."""
         if len(inputs) != len(self._inputs) or any(t.name not in inputs for t, _ in self._inputs):
             missing = [t.name for t, _ in self._inputs if t.name not in inputs]
             extra = sorted(set(inputs) - set(self.input_names))
@@ -71,11 +84,14 @@ class Model:
                               f"{given}[{'x'.join(map(str, value.shape))}]")
             arrays.append(np.ascontiguousarray(value))
         outputs = [np.empty(shape, dtype) for shape, dtype in self._outputs]
-        in_ptrs = self._in_array(*[a.ctypes.data for a in arrays])
-        out_ptrs = self._out_array(*[o.ctypes.data for o in outputs])
-        if self._lib.qc_model_run(self._handle, in_ptrs, out_ptrs) != 0:
+        return Call(arrays, outputs, self._in_array(*[a.ctypes.data for a in arrays]),
+                    self._out_array(*[o.ctypes.data for o in outputs]))
+
+    def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        call = self.prepare(inputs)
+        if self._lib.qc_model_run(self._handle, call.in_ptrs, call.out_ptrs) != 0:
             raise QCError(self.last_error())
-        return dict(zip(self.output_names, outputs))
+        return dict(zip(self.output_names, call.outputs))
 
     def __del__(self):
         if getattr(self, "_handle", None):
