@@ -13,7 +13,9 @@ whose contraction reads three repacked store entries (packing.py):
 with ``u`` the low nibble for ``n < 16`` and the high one otherwise (int8:
 the signed byte itself).  The generic is exact plain linalg, the reference
 the micro-kernel (qc-microkernels) must match; it never materialises a float
-weight.  Per-channel scales are one group spanning K.
+weight.  Per-channel scales are one group spanning K.  When every zero point is 0
+the contraction is ``qc_qgemm_panel_sym`` and the micro-kernel does not stream ``wo``
+(``-8 * ws`` for int4, 0 for int8).
 
 With ``act_bits = 8`` the helper first quantizes x (generics: row absmax,
 ``sx``, ``xq = clamp(roundeven(x / sx), -127, 127)``, per-group sums of xq),
@@ -46,6 +48,7 @@ from .lower_linear import panel_helper, weight_name
 from .templates import append_parsed, tensor_type
 
 QGEMM_PANEL = "qc_qgemm_panel"
+QGEMM_PANEL_SYM = "qc_qgemm_panel_sym"  # the same, all zero points 0: the kernel derives wo from ws
 QGEMM_DOT_PANEL = "qc_qgemm_dot_panel"
 QGEMM_DOT_PANEL_SYM = "qc_qgemm_dot_panel_sym"  # the same, all zero points 0: the kernel derives wo from ws
 
@@ -74,14 +77,16 @@ def qgemm_body(bits: int, width: int, n_dim: int) -> list[str]:
     return lines
 
 
-def qgemm_helper(fn: str, xshape: list[int], n: int, width: int, bits: int, group: int, has_bias: bool) -> str:
+def qgemm_helper(fn: str, xshape: list[int], n: int, width: int, bits: int, group: int, has_bias: bool,
+                 symmetric: bool = False) -> str:
     k = xshape[-1]
     panels, groups = -(-n // width), k // group
     col = "n mod " + str(width // 2) if bits == 4 else "n"
     weights = [(tensor_type([panels, k, width * bits // 8], "i8"), f"p, k, {col}"),
                (tensor_type([panels, groups, width]), f"p, k floordiv {group}, n"),
                (tensor_type([panels, groups, width]), f"p, k floordiv {group}, n")]
-    return panel_helper(fn, xshape, n, width, has_bias, weights, qgemm_body(bits, width, len(xshape)), QGEMM_PANEL)
+    return panel_helper(fn, xshape, n, width, has_bias, weights, qgemm_body(bits, width, len(xshape)),
+                        QGEMM_PANEL_SYM if symmetric else QGEMM_PANEL)
 
 
 def f32_bits(value: float) -> str:
@@ -239,11 +244,11 @@ class LowerQGemm(ModulePass):
             bias = "_bias" if has_bias else ""
             act = (f"_a8s{f32_bits(act_scale)}" if act_scale else "_a8") if dot else ""
             (_, pname), (_, sname), (_, zname) = ops_names
-            symmetric = dot and zname in state.store and not np.any(state.store[zname])
+            symmetric = zname in state.store and not np.any(state.store[zname])
             fn = f"qc_qgemm_{shape}_{n}_w{bits}g{group}{act}_{'d' if dot else 'p'}{width}{bias}{'_sym' if symmetric else ''}"
             if fn not in helpers:
                 text = (qgemm_dot_helper(fn, list(xt.shape), n, width, bits, group, act_scale, has_bias, symmetric)
-                        if dot else qgemm_helper(fn, list(xt.shape), n, width, bits, group, has_bias))
+                        if dot else qgemm_helper(fn, list(xt.shape), n, width, bits, group, has_bias, symmetric))
                 append_parsed(body, text, module.context)
                 helpers.add(fn)
             tag = f"{'d' if dot else 'p'}{width}"

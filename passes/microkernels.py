@@ -35,7 +35,7 @@ from torch_mlir.dialects import func
 from .base import ModulePass, Option, PassState, one_of, walk_ops
 from .lower_linear import PANEL_MATMUL
 from ..compiler.quant.packing import unsigned_offset
-from .lower_qgemm import QGEMM_DOT_PANEL, QGEMM_DOT_PANEL_SYM, QGEMM_PANEL
+from .lower_qgemm import QGEMM_DOT_PANEL, QGEMM_DOT_PANEL_SYM, QGEMM_PANEL, QGEMM_PANEL_SYM
 from .matchers import identity_layout, indexing_maps
 from .templates import append_parsed
 
@@ -63,7 +63,7 @@ class Contraction:
     quant: tuple[int, int] | None = None  # (bits, group size) of a qgemm panel contraction
     dot: bool = False  # int8 activations: an integer dot-product contraction
     b_elt: str = "f32"  # f16: packed panels stored as half, widened to f32 as they are loaded
-    sym_offset: int = 0  # symmetric dot weights: the offset is -sym_offset * scale, computed, not read
+    sym_offset: int | None = None  # symmetric weights: the offset is -sym_offset * scale, computed, not read
 
     @property
     def panels(self) -> int:
@@ -105,7 +105,8 @@ def _library_call(op: ir.Operation) -> str | None:
 
 def match_qgemm(op: ir.Operation) -> Contraction | None:
     """A qc-lower-qgemm contraction: A, W [P, K, NR*bits/8] i8, S and O [P, G, NR] f32, C."""
-    if op.name != "linalg.generic" or _library_call(op) != QGEMM_PANEL or len(op.operands) != 5:
+    if op.name != "linalg.generic" or _library_call(op) not in (QGEMM_PANEL, QGEMM_PANEL_SYM) \
+            or len(op.operands) != 5:
         return None
     a, w, s, o, c = op.operands
     ta, ts, to, tc = (_kernel_memref(v, True, identity=True) for v in (a, s, o, c))
@@ -116,8 +117,9 @@ def match_qgemm(op: ir.Operation) -> Contraction | None:
     k, row_bytes = tw.shape[1], tw.shape[2]
     bits = 8 * row_bytes // nr
     m = math.prod(ta.shape[:-1])
+    sym = unsigned_offset(bits, False) if _library_call(op) == QGEMM_PANEL_SYM else None
     return Contraction(True, tuple(str(t) for t in (ta, tw, ts, to, tc)), 1, m, panels * nr, k, nr,
-                       (bits, k // groups))
+                       (bits, k // groups), sym_offset=sym)
 
 
 def match_qgemm_dot(op: ir.Operation) -> Contraction | None:
@@ -134,7 +136,7 @@ def match_qgemm_dot(op: ir.Operation) -> Contraction | None:
     k = xq.shape[-1]
     bits = 32 * w.shape[1] // k
     m = math.prod(xq.shape[:-1])
-    sym = unsigned_offset(bits, True) if _library_call(op) == QGEMM_DOT_PANEL_SYM else 0
+    sym = unsigned_offset(bits, True) if _library_call(op) == QGEMM_DOT_PANEL_SYM else None
     return Contraction(True, tuple(map(str, types)), 1, m, panels * nr, k, nr, (bits, k // groups), dot=True,
                        sym_offset=sym)
 
@@ -290,18 +292,22 @@ def kernel_text(name: str, c: Contraction, rows: int) -> str:
 def qgemm_kernel_text(name: str, c: Contraction, rows: int) -> str:
     """The vector-dialect kernel of a quantized panel contraction: tasks [t0, t1) are column panels.
 
-    Per group: load the panel's scale and offset vectors; per k: load the
-    panel row of packed integers once, unpack (int4: mask and shift, two
-    columns per byte) and convert to two f32 vectors of NR/2 lanes,
-    dequantize with one FMA each, then one FMA per row and half-panel.  With
-    few rows, k is unrolled into independent accumulators so that FMA
-    latency, not the weight stream, is hidden."""
+    The scale and offset are factored out of each group, ``sum_k x w = s * sum_k x u + o * sum_k x``:
+    per k the panel row of packed integers is loaded once, unpacked (int4: mask and shift, two
+    columns per byte) and converted to two f32 vectors of NR/2 lanes, then one FMA per row and
+    half-panel; per group each row's ``sum x`` is a few vector loads of A, and C (holding the
+    bias or zero) takes ``acc * s + xsum * o``.  Symmetric weights (``sym_offset``) do not stream
+    O: C takes ``(acc - sym_offset * xsum) * s``, and int8's offset 0 needs no sum.  With
+    AVX-512 the nibbles become floats by a 16-entry table lookup (``vpermps`` reads the low 4
+    bits of each index).  With few rows, k is unrolled into independent accumulators so that
+    FMA latency, not the weight stream, is hidden."""
     bits, group = c.quant
     lanes = c.nr // 2
-    vt, bt = f"vector<{lanes}xf32>", f"vector<{lanes}xi8>"
+    vt, bt, it = f"vector<{lanes}xf32>", f"vector<{lanes}xi8>", f"vector<{lanes}xi32>"
     ta, tw, ts, to, tc = c.types
     at, ct = f"memref<{c.m}x{c.k}xf32>", f"memref<{c.m}x{c.panels}x{c.nr}xf32>"
     groups = c.k // group
+    chunks = group - group % lanes  # k of a group summed as vectors; the rest one by one
     lines = [f"func.func @{name}(%A0: {ta}, %W: {tw}, %S: {ts}, %O: {to}, %C0: {tc}, %t0: index, %t1: index) "
              "attributes {llvm.emit_c_interface} {",
              *_panel_views(c),
@@ -310,12 +316,39 @@ def qgemm_kernel_text(name: str, c: Contraction, rows: int) -> str:
              f"    %cL = arith.constant {lanes} : index",
              f"    %cG = arith.constant {groups} : index",
              f"    %cGS = arith.constant {group} : index",
-             f"    %mask = arith.constant dense<15> : {bt}",
-             f"    %four = arith.constant dense<4> : {bt}",
+             f"    %cChunks = arith.constant {chunks} : index",
+             f"    %mask = arith.constant dense<15> : {it}",
+             f"    %four = arith.constant dense<4> : {it}",
+             f"    %nibbles = arith.constant dense<[{', '.join(f'{v}.0' for v in range(lanes))}]> : {vt}",
+             f"    %zf = arith.constant dense<0.0> : {vt}",
+             "    %zs = arith.constant 0.0 : f32",
+             *([f"    %cNegShift = arith.constant dense<{-float(c.sym_offset)}> : {vt}"] if c.sym_offset else []),
              *[f"    %c{j}_row = arith.constant {j} : index" for j in range(1, max(rows, 4))],
              "    scf.for %p = %t0 to %t1 step %c1 {"]
     consts: set[int] = set()
     prefetch_bytes = 1024
+
+    def row_sum(tag: str, row: str, kb: str, ke: str, ind: str) -> list[str]:
+        """``%{tag}``: the sum of A[row, kb:ke) in every lane (vector loads, then the k left over)."""
+        out = [f"{ind}%{tag}ve = arith.addi {kb}, %cChunks : index"]
+        if chunks:
+            out += [f"{ind}%{tag}v = scf.for %{tag}i = {kb} to %{tag}ve step %cL iter_args(%{tag}va = %zf) "
+                    f"-> ({vt}) {{",
+                    f"{ind}  %{tag}vl = vector.load %A[{row}, %{tag}i] : {at}, {vt}",
+                    f"{ind}  %{tag}vs = arith.addf %{tag}va, %{tag}vl fastmath<reassoc> : {vt}",
+                    f"{ind}  scf.yield %{tag}vs : {vt}",
+                    f"{ind}}}",
+                    f"{ind}%{tag}r = vector.reduction <add>, %{tag}v fastmath<reassoc> : {vt} into f32"]
+        if group % lanes:
+            start = f"%{tag}r" if chunks else "%zs"
+            out += [f"{ind}%{tag}se = scf.for %{tag}j = %{tag}ve to {ke} step %c1 iter_args(%{tag}sa = {start}) "
+                    "-> (f32) {",
+                    f"{ind}  %{tag}sl = memref.load %A[{row}, %{tag}j] : {at}",
+                    f"{ind}  %{tag}ss = arith.addf %{tag}sa, %{tag}sl : f32",
+                    f"{ind}  scf.yield %{tag}ss : f32",
+                    f"{ind}}}"]
+        total = f"%{tag}se" if group % lanes else f"%{tag}r"
+        return out + [f"{ind}%{tag} = vector.broadcast {total} : f32 to {vt}"]
 
     def block(tag: str, count: int, base: str, indent: str) -> list[str]:
         unroll = next(u for u in (4 // count if count < 4 else 1, 2, 1) if u and group % u == 0)
@@ -325,24 +358,13 @@ def qgemm_kernel_text(name: str, c: Contraction, rows: int) -> str:
             out.append(f"{indent}{rws[j]} = arith.addi {base}, %c{j}_row : index")
         accs = [(j, h, u) for j in range(count) for h in range(2) for u in range(unroll)]
         acc = lambda j, h, u: f"{j}_{h}_{u}"  # noqa: E731
-        for j in range(count):
-            out += [f"{indent}%{tag}c{acc(j, 0, 0)} = vector.load %C[{rws[j]}, %p, %c0] : {ct}, {vt}",
-                    f"{indent}%{tag}c{acc(j, 1, 0)} = vector.load %C[{rws[j]}, %p, %cL] : {ct}, {vt}"]
-            for u in range(1, unroll):
-                out += [f"{indent}%{tag}c{acc(j, h, u)} = arith.constant dense<0.0> : {vt}" for h in range(2)]
         types = ", ".join([vt] * len(accs))
-        iters = ", ".join(f"%{tag}g{acc(*a)} = %{tag}c{acc(*a)}" for a in accs)
-        out.append(f"{indent}%{tag}res:{len(accs)} = scf.for %{tag}g = %c0 to %cG step %c1 iter_args({iters}) "
-                   f"-> ({types}) {{")
+        out.append(f"{indent}scf.for %{tag}g = %c0 to %cG step %c1 {{")
         ind = indent + "  "
-        out += [f"{ind}%{tag}s0 = vector.load %S[%p, %{tag}g, %c0] : {ts}, {vt}",
-                f"{ind}%{tag}s1 = vector.load %S[%p, %{tag}g, %cL] : {ts}, {vt}",
-                f"{ind}%{tag}o0 = vector.load %O[%p, %{tag}g, %c0] : {to}, {vt}",
-                f"{ind}%{tag}o1 = vector.load %O[%p, %{tag}g, %cL] : {to}, {vt}",
-                f"{ind}%{tag}kb = arith.muli %{tag}g, %cGS : index",
+        out += [f"{ind}%{tag}kb = arith.muli %{tag}g, %cGS : index",
                 f"{ind}%{tag}ke = arith.addi %{tag}kb, %cGS : index",
                 f"{ind}%{tag}step = arith.constant {unroll} : index"]
-        iters = ", ".join(f"%{tag}a{acc(*a)} = %{tag}g{acc(*a)}" for a in accs)
+        iters = ", ".join(f"%{tag}a{acc(*a)} = %zf" for a in accs)
         out.append(f"{ind}%{tag}gres:{len(accs)} = scf.for %{tag}k = %{tag}kb to %{tag}ke step %{tag}step "
                    f"iter_args({iters}) -> ({types}) {{")
         body = ind + "  "
@@ -360,36 +382,54 @@ def qgemm_kernel_text(name: str, c: Contraction, rows: int) -> str:
                 out.append(f"{body}{k} = arith.addi %{tag}k, %c{u}_row : index")
             if bits == 4:
                 out += [f"{body}%{tag}b{u} = vector.load %W[%p, {k}, %c0] : {tw}, {bt}",
-                        f"{body}%{tag}lo{u} = arith.andi %{tag}b{u}, %mask : {bt}",
-                        f"{body}%{tag}hi{u} = arith.shrui %{tag}b{u}, %four : {bt}",
-                        f"{body}%{tag}f0_{u} = arith.uitofp %{tag}lo{u} : {bt} to {vt}",
-                        f"{body}%{tag}f1_{u} = arith.uitofp %{tag}hi{u} : {bt} to {vt}"]
+                        f"{body}%{tag}e{u} = arith.extui %{tag}b{u} : {bt} to {it}",
+                        f"{body}%{tag}hi{u} = arith.shrui %{tag}e{u}, %four : {it}"]
+                if lanes == 16:  # vpermps reads the low 4 bits of each index: a 16-float table lookup
+                    out += [f"{body}%{tag}f{h}_{u} = llvm.call_intrinsic \"llvm.x86.avx512.permvar.sf.512\"(%nibbles, "
+                            f"%{tag}{src}{u}) : ({vt}, {it}) -> {vt}" for h, src in ((0, "e"), (1, "hi"))]
+                else:
+                    out += [f"{body}%{tag}lo{u} = arith.andi %{tag}e{u}, %mask : {it}",
+                            f"{body}%{tag}f0_{u} = arith.sitofp %{tag}lo{u} : {it} to {vt}",
+                            f"{body}%{tag}f1_{u} = arith.sitofp %{tag}hi{u} : {it} to {vt}"]
             else:
                 out += [f"{body}%{tag}b0_{u} = vector.load %W[%p, {k}, %c0] : {tw}, {bt}",
                         f"{body}%{tag}b1_{u} = vector.load %W[%p, {k}, %cL] : {tw}, {bt}",
                         f"{body}%{tag}f0_{u} = arith.sitofp %{tag}b0_{u} : {bt} to {vt}",
                         f"{body}%{tag}f1_{u} = arith.sitofp %{tag}b1_{u} : {bt} to {vt}"]
-            for h in range(2):
-                out.append(f"{body}%{tag}w{h}_{u} = vector.fma %{tag}f{h}_{u}, %{tag}s{h}, %{tag}o{h} : {vt}")
             for j in range(count):
                 out += [f"{body}%{tag}x{j}_{u} = memref.load %A[{rws[j]}, {k}] : {at}",
                         f"{body}%{tag}v{j}_{u} = vector.broadcast %{tag}x{j}_{u} : f32 to {vt}"]
                 for h in range(2):
                     new[(j, h, u)] = f"%{tag}n{acc(j, h, u)}"
-                    out.append(f"{body}{new[(j, h, u)]} = vector.fma %{tag}v{j}_{u}, %{tag}w{h}_{u}, "
+                    out.append(f"{body}{new[(j, h, u)]} = vector.fma %{tag}v{j}_{u}, %{tag}f{h}_{u}, "
                                f"%{tag}a{acc(j, h, u)} : {vt}")
         out.append(f"{body}scf.yield {', '.join(new[a] for a in accs)} : {types}")
         out.append(f"{ind}}}")
-        out.append(f"{ind}scf.yield {', '.join(f'%{tag}gres#{i}' for i in range(len(accs)))} : {types}")
-        out.append(f"{indent}}}")
+        for h, col in ((0, "%c0"), (1, "%cL")):
+            out.append(f"{ind}%{tag}s{h} = vector.load %S[%p, %{tag}g, {col}] : {ts}, {vt}")
+            if c.sym_offset is None:
+                out.append(f"{ind}%{tag}o{h} = vector.load %O[%p, %{tag}g, {col}] : {to}, {vt}")
         for j in range(count):
+            if c.sym_offset != 0:
+                out += row_sum(f"{tag}xs{j}", rws[j], f"%{tag}kb", f"%{tag}ke", ind)
             for h, col in ((0, "%c0"), (1, "%cL")):
-                total = f"%{tag}res#{accs.index((j, h, 0))}"
+                total = f"%{tag}gres#{accs.index((j, h, 0))}"
                 for u in range(1, unroll):
-                    out.append(f"{indent}%{tag}sum{acc(j, h, u)} = arith.addf {total}, "
-                               f"%{tag}res#{accs.index((j, h, u))} : {vt}")
+                    out.append(f"{ind}%{tag}sum{acc(j, h, u)} = arith.addf {total}, "
+                               f"%{tag}gres#{accs.index((j, h, u))} : {vt}")
                     total = f"%{tag}sum{acc(j, h, u)}"
-                out.append(f"{indent}vector.store {total}, %C[{rws[j]}, %p, {col}] : {ct}, {vt}")
+                dst = f"%{tag}y{j}_{h}"
+                out.append(f"{ind}{dst}_c = vector.load %C[{rws[j]}, %p, {col}] : {ct}, {vt}")
+                if c.sym_offset is None:  # C + acc * s + xsum * o
+                    out += [f"{ind}{dst}_a = vector.fma {total}, %{tag}s{h}, {dst}_c : {vt}",
+                            f"{ind}{dst} = vector.fma %{tag}xs{j}, %{tag}o{h}, {dst}_a : {vt}"]
+                elif c.sym_offset:  # C + (acc - shift * xsum) * s
+                    out += [f"{ind}{dst}_a = vector.fma %{tag}xs{j}, %cNegShift, {total} : {vt}",
+                            f"{ind}{dst} = vector.fma {dst}_a, %{tag}s{h}, {dst}_c : {vt}"]
+                else:
+                    out.append(f"{ind}{dst} = vector.fma {total}, %{tag}s{h}, {dst}_c : {vt}")
+                out.append(f"{ind}vector.store {dst}, %C[{rws[j]}, %p, {col}] : {ct}, {vt}")
+        out.append(f"{indent}}}")
         return out
 
     lines += _row_blocks(block, c.m, rows)
@@ -437,7 +477,7 @@ def _fold_group(ind: str, dst: str, acc: str, scale: str, ysum: str, offset: str
 def _offset(c: Contraction, ind: str, dst: str, scale: str, where: str, vf: str) -> str:
     """A group's offset vector: read from O, or for symmetric weights ``-shift * scale`` (exact:
     the shift is a power of two, so the product equals the stored one bit for bit and O is not streamed)."""
-    if c.sym_offset:
+    if c.sym_offset is not None:
         return f"{ind}{dst} = arith.mulf {scale}, %cNegShift : {vf}"
     return f"{ind}{dst} = vector.load {where}, {vf}"
 
@@ -595,7 +635,7 @@ def qgemm_dot_kernel_text(name: str, c: Contraction, rows: int, flavour: str, am
              f"    %cPER = arith.constant {per} : index",
              f"    %zf = arith.constant dense<0.0> : {vf}",
              f"    %zi = arith.constant dense<0> : {vi}",
-             f"    %cNegShift = arith.constant dense<{-float(c.sym_offset)}> : {vf}",
+             f"    %cNegShift = arith.constant dense<{-float(c.sym_offset or 0)}> : {vf}",
              f"    %mask = arith.constant dense<15> : {vb}",
              f"    %four = arith.constant dense<4> : {vb}",
              f"    %ones16 = arith.constant dense<1> : vector<{2 * lanes}xi16>",

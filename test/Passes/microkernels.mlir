@@ -115,23 +115,36 @@ func.func @ragged(%x: memref<5x4xf32>, %y: memref<4x40xf32>, %z: memref<5x40xf32
 // -----
 
 // An int4 qgemm panel contraction from qc-lower-qgemm, one row (decode): tasks are
-// column panels; per group the scale and offset vectors are loaded, per k one
-// 16-byte load of packed weights is prefetched ahead, unpacked by mask and shift
-// into two f32 vectors, dequantized by one FMA each and accumulated; k is
-// unrolled into 4 independent accumulator pairs (8 vectors) to hide FMA latency.
+// column panels; per k one 16-byte load of packed weights is prefetched ahead,
+// widened to i32 and turned into two f32 vectors by a 16-float table lookup
+// (vpermps: the low nibble as is, the high one after a shift), then accumulated
+// with one FMA each; k is unrolled into 4 independent accumulator pairs (8
+// vectors) that start at zero per group.  At the group's end the row's sum of x
+// (vector loads of A) meets the offset: C += acc * scale + sum(x) * offset.
 // CHECK-LABEL: func.func @qgemm_int4
 // CHECK: call @qc_par_0(%arg0, %arg1, %arg2, %arg3, %arg4) : (memref<1x64xf32>, memref<2x64x16xi8>, memref<2x2x32xf32>, memref<2x2x32xf32>, memref<1x2x32xf32>) -> ()
 // CHECK: func.func @qc_mk_0(
+// CHECK: %[[TABLE:.*]] = arith.constant dense<[0.000000e+00, 1.000000e+00, {{.*}}, 1.500000e+01]> : vector<16xf32>
 // CHECK: scf.for %[[P:.*]] = %{{.*}} to %{{.*}} step
+// CHECK: scf.for %[[G:.*]] = %{{.*}} to %{{.*}} step
 // CHECK: scf.for {{.*}} -> (vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>)
-// CHECK-COUNT-2: vector.load %{{.*}}[%[[P]], %{{.*}}, %{{.*}}] : memref<2x2x32xf32>, vector<16xf32>
-// CHECK: scf.for
 // CHECK: memref.prefetch %{{.*}}, read, locality<3>, data : memref<2x64x16xi8>
-// CHECK: vector.load %{{.*}} : memref<2x64x16xi8>, vector<16xi8>
-// CHECK: arith.andi
-// CHECK: arith.shrui
-// CHECK-COUNT-2: arith.uitofp {{.*}} : vector<16xi8> to vector<16xf32>
-// CHECK-COUNT-4: vector.fma
+// CHECK: %[[B:.*]] = vector.load %{{.*}} : memref<2x64x16xi8>, vector<16xi8>
+// CHECK: %[[E:.*]] = arith.extui %[[B]] : vector<16xi8> to vector<16xi32>
+// CHECK: %[[HI:.*]] = arith.shrui %[[E]]
+// CHECK: llvm.call_intrinsic "llvm.x86.avx512.permvar.sf.512"(%[[TABLE]], %[[E]])
+// CHECK: llvm.call_intrinsic "llvm.x86.avx512.permvar.sf.512"(%[[TABLE]], %[[HI]])
+// CHECK-COUNT-2: vector.fma
+// CHECK: scf.yield
+// CHECK: %[[S:.*]] = vector.load %{{.*}}[%[[P]], %[[G]], %{{.*}}] : memref<2x2x32xf32>, vector<16xf32>
+// CHECK: %[[O:.*]] = vector.load %{{.*}}[%[[P]], %[[G]], %{{.*}}] : memref<2x2x32xf32>, vector<16xf32>
+// CHECK: vector.load %{{.*}} : memref<1x64xf32>, vector<16xf32>
+// CHECK: %[[SUM:.*]] = vector.reduction <add>
+// CHECK: %[[XS:.*]] = vector.broadcast %[[SUM]] : f32 to vector<16xf32>
+// CHECK: %[[C:.*]] = vector.load %{{.*}} : memref<1x2x32xf32>, vector<16xf32>
+// CHECK: %[[Y:.*]] = vector.fma %{{.*}}, %[[S]], %[[C]]
+// CHECK: %[[Z:.*]] = vector.fma %[[XS]], %[[O]], %[[Y]]
+// CHECK: vector.store %[[Z]]
 // CHECK: func.func private @qc_par_0({{.*}}) attributes {llvm.emit_c_interface, qc.kernel = "qc_mk_0", qc.tasks = 2 : i64}
 #x = affine_map<(d0, p, n, k) -> (d0, k)>
 #w = affine_map<(d0, p, n, k) -> (p, k, n mod 16)>
@@ -143,6 +156,73 @@ func.func @qgemm_int4(%a: memref<1x64xf32>, %w: memref<2x64x16xi8>, %s: memref<2
       ins(%a, %w, %s, %o : memref<1x64xf32>, memref<2x64x16xi8>, memref<2x2x32xf32>, memref<2x2x32xf32>) outs(%c : memref<1x2x32xf32>) {
   ^bb0(%xa: f32, %b: i8, %sc: f32, %of: f32, %acc: f32):
     %f = arith.uitofp %b : i8 to f32
+    %ws = arith.mulf %f, %sc : f32
+    %wv = arith.addf %ws, %of : f32
+    %m = arith.mulf %xa, %wv : f32
+    %r = arith.addf %acc, %m : f32
+    linalg.yield %r : f32
+  }
+  return
+}
+
+// -----
+
+// Symmetric int4 (qc_qgemm_panel_sym): the offset is -8 x scale, so O is not read;
+// the group's sum of x is folded into the accumulator before the scale.
+// CHECK-LABEL: func.func @qgemm_int4_symmetric
+// CHECK: func.func @qc_mk_0(
+// CHECK: %[[SHIFT:.*]] = arith.constant dense<-8.000000e+00> : vector<16xf32>
+// CHECK: scf.yield
+// CHECK: %[[S:.*]] = vector.load %arg2
+// CHECK-NOT: vector.load %arg3
+// CHECK: %[[XS:.*]] = vector.broadcast
+// CHECK: %[[T:.*]] = vector.fma %[[XS]], %[[SHIFT]], %{{.*}}
+// CHECK: vector.fma %[[T]], %[[S]], %{{.*}}
+// CHECK-NOT: vector.load %arg3
+// CHECK: return
+#x = affine_map<(d0, p, n, k) -> (d0, k)>
+#w = affine_map<(d0, p, n, k) -> (p, k, n mod 16)>
+#s = affine_map<(d0, p, n, k) -> (p, k floordiv 32, n)>
+#c = affine_map<(d0, p, n, k) -> (d0, p, n)>
+func.func @qgemm_int4_symmetric(%a: memref<1x64xf32>, %w: memref<2x64x16xi8>, %s: memref<2x2x32xf32>, %o: memref<2x2x32xf32>, %c: memref<1x2x32xf32>) {
+  linalg.generic {indexing_maps = [#x, #w, #s, #s, #c], iterator_types = ["parallel", "parallel", "parallel", "reduction"],
+                  library_call = "qc_qgemm_panel_sym"}
+      ins(%a, %w, %s, %o : memref<1x64xf32>, memref<2x64x16xi8>, memref<2x2x32xf32>, memref<2x2x32xf32>) outs(%c : memref<1x2x32xf32>) {
+  ^bb0(%xa: f32, %b: i8, %sc: f32, %of: f32, %acc: f32):
+    %f = arith.uitofp %b : i8 to f32
+    %ws = arith.mulf %f, %sc : f32
+    %wv = arith.addf %ws, %of : f32
+    %m = arith.mulf %xa, %wv : f32
+    %r = arith.addf %acc, %m : f32
+    linalg.yield %r : f32
+  }
+  return
+}
+
+// -----
+
+// Symmetric int8 per channel: the offset is 0, so neither O nor the sum of x is
+// needed: C += acc * scale.
+// CHECK-LABEL: func.func @qgemm_int8_symmetric
+// CHECK: func.func @qc_mk_0(
+// CHECK: arith.sitofp %{{.*}} : vector<16xi8> to vector<16xf32>
+// CHECK: scf.yield
+// CHECK: %[[S:.*]] = vector.load %arg2
+// CHECK-NOT: vector.reduction
+// CHECK: %[[C:.*]] = vector.load %{{.*}} : memref<3x1x32xf32>, vector<16xf32>
+// CHECK: vector.fma %{{.*}}, %[[S]], %[[C]]
+// CHECK-NOT: vector.load %arg3
+// CHECK: return
+#x = affine_map<(d0, p, n, k) -> (d0, k)>
+#w = affine_map<(d0, p, n, k) -> (p, k, n)>
+#s = affine_map<(d0, p, n, k) -> (p, k floordiv 8, n)>
+#c = affine_map<(d0, p, n, k) -> (d0, p, n)>
+func.func @qgemm_int8_symmetric(%a: memref<3x8xf32>, %w: memref<1x8x32xi8>, %s: memref<1x1x32xf32>, %o: memref<1x1x32xf32>, %c: memref<3x1x32xf32>) {
+  linalg.generic {indexing_maps = [#x, #w, #s, #s, #c], iterator_types = ["parallel", "parallel", "parallel", "reduction"],
+                  library_call = "qc_qgemm_panel_sym"}
+      ins(%a, %w, %s, %o : memref<3x8xf32>, memref<1x8x32xi8>, memref<1x1x32xf32>, memref<1x1x32xf32>) outs(%c : memref<3x1x32xf32>) {
+  ^bb0(%xa: f32, %b: i8, %sc: f32, %of: f32, %acc: f32):
+    %f = arith.sitofp %b : i8 to f32
     %ws = arith.mulf %f, %sc : f32
     %wv = arith.addf %ws, %of : f32
     %m = arith.mulf %xa, %wv : f32
