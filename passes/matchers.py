@@ -34,6 +34,10 @@ def identity_layout(t: ir.MemRefType) -> bool:
     return isinstance(t.layout, ir.AffineMapAttr) and t.layout.value == ir.AffineMap.get_identity(t.rank, t.context)
 
 
+MEMREF_VIEWS = ("memref.subview", "memref.expand_shape", "memref.collapse_shape", "memref.cast",
+                "memref.reinterpret_cast")
+
+
 def view_source(value: ir.Value, kinds: tuple[str, ...]) -> ir.Value:
     """The value that ``value`` is a view of, through any chain of the view ops named in ``kinds``."""
     while not isinstance(value.owner, ir.Block) and value.owner.name in kinds:
@@ -54,15 +58,44 @@ def is_copy_generic(op: ir.Operation) -> bool:
     return len(body) == 1 and body[0].name == "linalg.yield" and body[0].operands[0] == block.arguments[0]
 
 
-def is_zero_fill(value: ir.Value) -> bool:
-    op = producer(value)
-    if op is None or op.name != "linalg.fill":
-        return False
-    cst = producer(op.operands[0])
+def is_zero_constant(value: ir.Value) -> bool:
+    """``value`` is an ``arith.constant`` float 0.0."""
+    cst = producer(value)
     if cst is None or cst.name != "arith.constant":
         return False
     attr = cst.attributes["value"]
     return isinstance(attr, ir.FloatAttr) and attr.value == 0.0
+
+
+def is_zero_fill(value: ir.Value) -> bool:
+    op = producer(value)
+    return op is not None and op.name == "linalg.fill" and is_zero_constant(op.operands[0])
+
+
+def preceding_zero_fill(op: ir.Operation, buffer: ir.Value) -> ir.Operation | None:
+    """The ``linalg.fill`` of 0.0 into ``buffer`` earlier in ``op``'s block, if no op in between
+    (nested ones included) touches any view of the same memref: ``op`` is then the first to see
+    the zeros."""
+    root = view_source(buffer, MEMREF_VIEWS)
+    between: list[ir.Operation] = []
+    for other in op.block.operations:
+        other = other.operation
+        if other == op:
+            break
+        between.append(other)
+    for other in reversed(between):
+        if other.name == "linalg.fill" and other.operands[1] == buffer:
+            return other if is_zero_constant(other.operands[0]) else None
+        touched: list[ir.Value] = []
+
+        def collect(nested):
+            touched.extend(nested.operands)
+            return ir.WalkResult.ADVANCE
+
+        other.walk(collect)
+        if any(isinstance(v.type, ir.MemRefType) and view_source(v, MEMREF_VIEWS) == root for v in touched):
+            return None
+    return None
 
 
 def erase_dead_ops(root: ir.Operation) -> None:

@@ -21,12 +21,16 @@ layouts (its leading dims are flattened); for the others A may have any
 strides, B and C a unit inner stride.  Panels may be f16 (scheme ``f16``): each
 panel vector is loaded as half and widened to f32 before the FMAs.  Matmuls that do not fit are
 left to the generic loop lowering.
+
+When C's only earlier writer is a ``linalg.fill`` of zero (a linear without bias), the fill is
+erased and the kernel (f32, or int8-activation) writes C instead of adding to it: the output is
+not swept once more before the contraction.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import NamedTuple
 
 from torch_mlir import ir
@@ -36,7 +40,7 @@ from .base import ModulePass, Option, PassState, one_of, walk_ops
 from .lower_linear import PANEL_MATMUL
 from ..compiler.quant.packing import unsigned_offset
 from .lower_qgemm import QGEMM_DOT_PANEL, QGEMM_DOT_PANEL_SYM, QGEMM_PANEL, QGEMM_PANEL_SYM
-from .matchers import identity_layout, indexing_maps
+from .matchers import identity_layout, indexing_maps, preceding_zero_fill
 from .templates import append_parsed
 
 KERNEL_ATTR = "qc.kernel"  # on a trampoline declaration: the kernel it runs
@@ -64,6 +68,7 @@ class Contraction:
     dot: bool = False  # int8 activations: an integer dot-product contraction
     b_elt: str = "f32"  # f16: packed panels stored as half, widened to f32 as they are loaded
     sym_offset: int | None = None  # symmetric weights: the offset is -sym_offset * scale, computed, not read
+    zero_c: bool = False  # C was only zero-filled (the fill is erased): the kernel writes C without reading it
 
     @property
     def panels(self) -> int:
@@ -265,9 +270,10 @@ def kernel_text(name: str, c: Contraction, rows: int) -> str:
         rws = [base] + [f"%{tag}r{j}" for j in range(1, count)]
         for j in range(1, count):
             out.append(f"{indent}{rws[j]} = arith.addi {base}, %c{j}_row : index")
-        for j in range(count):
-            out.append(f"{indent}%{tag}c{j} = {load(c_index(rws[j]), ct)}")
-        iters = ", ".join(f"%{tag}a{j} = %{tag}c{j}" for j in range(count))
+        if not c.zero_c:
+            for j in range(count):
+                out.append(f"{indent}%{tag}c{j} = {load(c_index(rws[j]), ct)}")
+        iters = ", ".join(f"%{tag}a{j} = {'%zero' if c.zero_c else f'%{tag}c{j}'}" for j in range(count))
         out.append(f"{indent}%{tag}res:{count} = scf.for %{tag}k = %c0 to %cK step %c1 iter_args({iters}) -> "
                    f"({', '.join([vt] * count)}) {{")
         if c.b_elt == "f16":
@@ -482,8 +488,12 @@ def _offset(c: Contraction, ind: str, dst: str, scale: str, where: str, vf: str)
     return f"{ind}{dst} = vector.load {where}, {vf}"
 
 
-def _store_row(ind: str, dst: str, value: str, row_scale: str, row: str, col: str, ct: str, vf: str) -> list[str]:
-    """``C[row, p, col..] += value * row_scale`` (C holds the bias or zero)."""
+def _store_row(c: Contraction, ind: str, dst: str, value: str, row_scale: str, row: str, col: str, ct: str,
+               vf: str) -> list[str]:
+    """``C[row, p, col..] += value * row_scale`` (C holds the bias), or ``=`` when C was zero-filled."""
+    if c.zero_c:
+        return [f"{ind}{dst} = arith.mulf {value}, {row_scale} : {vf}",
+                f"{ind}vector.store {dst}, %C[{row}, %p, {col}] : {ct}, {vf}"]
     return [f"{ind}{dst}_c = vector.load %C[{row}, %p, {col}] : {ct}, {vf}",
             f"{ind}{dst} = vector.fma {value}, {row_scale}, {dst}_c : {vf}",
             f"{ind}vector.store {dst}, %C[{row}, %p, {col}] : {ct}, {vf}"]
@@ -598,7 +608,7 @@ def _amx_lines(c: Contraction, rows: int, ct: str, xt: str, yt: str) -> tuple[li
         col = "%c0" if h == 0 else "%cL"
         lines += [f"{body}%aa{h} = vector.load %acc[%ar, {col}] : memref<32x32xi32>, {vi}",
                   *_fold_group(body, f"%afb{h}", f"%aa{h}", f"%as{h}", "%ayb", f"%ao{h}", "%zf", vi, vf),
-                  *_store_row(body, f"%aout{h}", f"%afb{h}", "%asb", "%arow", col, ct, vf)]
+                  *_store_row(c, body, f"%aout{h}", f"%afb{h}", "%asb", "%arow", col, ct, vf)]
     lines += [f"{ind}}}", "      }"]
     return top, lines
 
@@ -721,7 +731,7 @@ def qgemm_dot_kernel_text(name: str, c: Contraction, rows: int, flavour: str, am
                     f"{indent}%{tag}sb{j} = vector.broadcast %{tag}sx{j} : f32 to {vf}"]
             for h in halves:
                 col = "%c0" if h == 0 else "%cL"
-                out += _store_row(indent, f"%{tag}out{j}_{h}", f"%{tag}res#{fas.index((j, h))}", f"%{tag}sb{j}",
+                out += _store_row(c, indent, f"%{tag}out{j}_{h}", f"%{tag}res#{fas.index((j, h))}", f"%{tag}sb{j}",
                                   rws[j], col, ct, vf)
         return out
 
@@ -757,6 +767,10 @@ class Microkernels(ModulePass):
             c = match(op, lanes)
             if c is None:
                 continue
+            # a zero fill just before the contraction is its accumulator's start: the kernel writes C instead
+            fill = preceding_zero_fill(op, op.operands[-1]) if c.dot or not c.quant else None
+            if fill is not None:
+                c = replace(c, zero_c=True)
             if c not in kernels:
                 index, amx = len(kernels), False
                 kernels[c] = f"qc_par_{index}"
@@ -786,6 +800,8 @@ class Microkernels(ModulePass):
             with ir.InsertionPoint(op), op.location:
                 func.CallOp([], ir.FlatSymbolRefAttr.get(kernels[c]), list(op.operands))
             op.erase()
+            if fill is not None:
+                fill.erase()
 
 
 class Trampoline(NamedTuple):

@@ -33,11 +33,9 @@ from torch_mlir import ir
 from torch_mlir.dialects import arith, func, memref, scf
 
 from .base import ModulePass, Option, PassState, walk_ops
-from .matchers import indexing_maps, iterator_types, num_outputs, view_source
+from .matchers import MEMREF_VIEWS, indexing_maps, iterator_types, num_outputs, view_source
 from .microkernels import KERNEL_ATTR, TASKS_ATTR
 
-_VIEWS = ("memref.subview", "memref.expand_shape", "memref.collapse_shape", "memref.cast",
-          "memref.reinterpret_cast")
 
 
 def _dim_sizes(op: ir.Operation) -> dict[int, int]:
@@ -159,7 +157,7 @@ class Parallelize(ModulePass):
         with ir.InsertionPoint(body), op.location:
             fn = func.FuncOp(kernel, (types + [index, index], []))
             fn.attributes["llvm.emit_c_interface"] = ir.UnitAttr.get(ctx)
-            if len({view_source(v, _VIEWS) for v in args}) == len(args):
+            if len({view_source(v, MEMREF_VIEWS) for v in args}) == len(args):
                 fn.arg_attrs = ([ir.DictAttr.get({"llvm.noalias": ir.UnitAttr.get(ctx)})] * len(args)
                                 + [ir.DictAttr.get({})] * 2)
             entry = fn.add_entry_block()

@@ -229,3 +229,52 @@ func.func @amx_int8(%xq: memref<40x64xi8>, %sx: memref<40xf32>, %sum: memref<40x
   }
   return
 }
+
+// -----
+
+// A zero-filled C (no bias): the fill is erased and the epilogue stores
+// sum x row scale into C without reading it.
+// VNNI-LABEL: func.func @zero_filled
+// VNNI-NOT: linalg.fill
+// VNNI: func.func @qc_mk_0(%{{.*}}, %[[C:[^:]*]]: memref<5x1x32xf32>
+// VNNI: %[[CV:.*]] = memref.cast %[[C]]
+// VNNI-NOT: vector.load %[[CV]]
+// VNNI: vector.store %{{.*}}, %[[CV]]
+// VNNI-NOT: vector.load %[[CV]]
+// VNNI: func.func private @qc_par_0
+// AVX2-LABEL: func.func @zero_filled
+// AMX-LABEL: func.func @zero_filled
+#x = affine_map<(d0, p, n, k) -> (d0, k)>
+#r = affine_map<(d0, p, n, k) -> (d0)>
+#g = affine_map<(d0, p, n, k) -> (d0, k floordiv 8)>
+#w = affine_map<(d0, p, n, k) -> (p, k floordiv 4, n * 4 + k mod 4)>
+#s = affine_map<(d0, p, n, k) -> (p, k floordiv 8, n)>
+#c = affine_map<(d0, p, n, k) -> (d0, p, n)>
+func.func @zero_filled(%xq: memref<5x8xi8>, %sx: memref<5xf32>, %sum: memref<5x1xi32>, %w: memref<1x2x128xi8>,
+                %s: memref<1x1x32xf32>, %o: memref<1x1x32xf32>, %c: memref<5x1x32xf32>) {
+  %fzero = arith.constant 0.0 : f32
+  linalg.fill ins(%fzero : f32) outs(%c : memref<5x1x32xf32>)
+  linalg.generic {indexing_maps = [#x, #r, #g, #w, #s, #s, #c], iterator_types = ["parallel", "parallel", "parallel", "reduction"],
+                  library_call = "qc_qgemm_dot_panel_sym"}
+      ins(%xq, %sx, %sum, %w, %s, %o : memref<5x8xi8>, memref<5xf32>, memref<5x1xi32>, memref<1x2x128xi8>, memref<1x1x32xf32>, memref<1x1x32xf32>)
+      outs(%c : memref<5x1x32xf32>) {
+  ^bb0(%a: i8, %bsx: f32, %bsum: i32, %b: i8, %sc: f32, %of: f32, %acc: f32):
+    %kk = linalg.index 3 : index
+    %ue = arith.extui %b : i8 to i32
+    %ae = arith.extsi %a : i8 to i32
+    %pr = arith.muli %ae, %ue : i32
+    %pf = arith.sitofp %pr : i32 to f32
+    %t = arith.mulf %pf, %sc : f32
+    %c0 = arith.constant 0 : index
+    %first = arith.cmpi eq, %kk, %c0 : index
+    %sf = arith.sitofp %bsum : i32 to f32
+    %corr = arith.mulf %of, %sf : f32
+    %zero = arith.constant 0.0 : f32
+    %cr = arith.select %first, %corr, %zero : f32
+    %t2 = arith.addf %t, %cr : f32
+    %t3 = arith.mulf %bsx, %t2 : f32
+    %r = arith.addf %acc, %t3 : f32
+    linalg.yield %r : f32
+  }
+  return
+}

@@ -231,3 +231,48 @@ func.func @qgemm_int8_symmetric(%a: memref<3x8xf32>, %w: memref<1x8x32xi8>, %s: 
   }
   return
 }
+
+// -----
+
+// A zero fill of C just before the matmul (a linear without bias) is the
+// accumulator's start: the fill is erased and the kernel starts from zero
+// vectors instead of loading C.
+// CHECK-LABEL: func.func @zero_filled
+// CHECK-NOT: linalg.fill
+// CHECK: call @qc_par_0(%arg0, %arg1, %arg2)
+// CHECK: func.func @qc_mk_0
+// CHECK: %[[ZERO:.*]] = arith.constant dense<0.000000e+00> : vector<32xf32>
+// CHECK-NOT: vector.load %{{.*}} : memref<5x32xf32>
+// CHECK: scf.for {{.*}} iter_args(%{{.*}} = %[[ZERO]]
+// CHECK: vector.store %{{.*}} : memref<5x32xf32>, vector<32xf32>
+func.func @zero_filled(%x: memref<5x4xf32>, %y: memref<4x32xf32>, %z: memref<5x32xf32>) {
+  %zero = arith.constant 0.0 : f32
+  linalg.fill ins(%zero : f32) outs(%z : memref<5x32xf32>)
+  linalg.matmul ins(%x, %y : memref<5x4xf32>, memref<4x32xf32>) outs(%z : memref<5x32xf32>)
+  return
+}
+
+// -----
+
+// The fill stays, and the kernel reads C, when anything in between touches a view
+// of C (here a copy into a subview) or when the fill value is not zero.
+// CHECK-LABEL: func.func @fill_seen
+// CHECK: linalg.fill
+// CHECK: memref.copy
+// CHECK: call @qc_par_0(%arg0, %arg1, %arg2)
+// CHECK: linalg.fill
+// CHECK: call @qc_par_0(%arg0, %arg1, %arg3)
+// CHECK: func.func @qc_mk_0
+// CHECK: vector.load %{{.*}} : memref<5x32xf32>, vector<32xf32>
+func.func @fill_seen(%x: memref<5x4xf32>, %y: memref<4x32xf32>, %z: memref<5x32xf32>, %z2: memref<5x32xf32>,
+                     %row: memref<1x32xf32>) {
+  %zero = arith.constant 0.0 : f32
+  %one = arith.constant 1.0 : f32
+  linalg.fill ins(%zero : f32) outs(%z : memref<5x32xf32>)
+  %first = memref.subview %z[0, 0] [1, 32] [1, 1] : memref<5x32xf32> to memref<1x32xf32, strided<[32, 1]>>
+  memref.copy %row, %first : memref<1x32xf32> to memref<1x32xf32, strided<[32, 1]>>
+  linalg.matmul ins(%x, %y : memref<5x4xf32>, memref<4x32xf32>) outs(%z : memref<5x32xf32>)
+  linalg.fill ins(%one : f32) outs(%z2 : memref<5x32xf32>)
+  linalg.matmul ins(%x, %y : memref<5x4xf32>, memref<4x32xf32>) outs(%z2 : memref<5x32xf32>)
+  return
+}
