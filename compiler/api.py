@@ -261,15 +261,22 @@ def assign_schemes(module: ir.Module, default: str, overrides: dict[str, str]) -
 
 
 def read_overrides(path: str | Path | None) -> dict[str, str]:
-    """A scheme-override file: a JSON object mapping layer-name regexes to schemes."""
+    """A scheme-override file mapping layer-name regexes to schemes: a JSON object, or a YAML
+    mapping when the name ends in ``.yaml`` or ``.yml``."""
     import json
+
+    import yaml
 
     if path is None:
         return {}
+    path = Path(path)
+    is_yaml = path.suffix.lower() in (".yaml", ".yml")
     try:
-        data = json.loads(Path(path).read_text())
-    except (OSError, ValueError) as err:
+        text = path.read_text()
+        data = yaml.safe_load(text) if is_yaml else json.loads(text)
+    except (OSError, ValueError, yaml.YAMLError) as err:
         raise QCError(f"cannot read scheme overrides '{path}': {err}") from None
-    if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
-        raise QCError(f"scheme overrides '{path}' must be a JSON object of \"regex\": \"scheme\" pairs")
+    if not isinstance(data, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in data.items()):
+        form = "a YAML mapping of regex: scheme" if is_yaml else 'a JSON object of "regex": "scheme"'
+        raise QCError(f"scheme overrides '{path}' must be {form} pairs")
     return data

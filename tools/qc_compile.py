@@ -33,8 +33,9 @@ def main(argv: list[str] | None = None) -> int:
     q = p.add_argument_group("quantization")
     q.add_argument("--scheme", help="scheme of every linear layer: f32, w8a16, w8a8, w4a16-g32|g64|g128, "
                                     "w4a8-g32|g64|g128 (-asym)")
-    q.add_argument("--scheme-overrides", metavar="FILE.json",
-                   help='per-layer schemes: {"layer-name regex": "scheme", ...}; first match wins')
+    q.add_argument("--scheme-overrides", metavar="FILE.json|FILE.yaml",
+                   help='per-layer schemes: {"layer-name regex": "scheme", ...} (JSON, or a YAML mapping); '
+                        'first match wins')
     q.add_argument("--method", default="rtn", choices=METHODS, help="weight quantization method (default: rtn)")
     q.add_argument("--calib", metavar="CALIB.npz", help="calibration data: one array per input, samples on axis 0")
     q.add_argument("--stats", metavar="STATS.npz", help="calibration statistics saved by --save-stats")

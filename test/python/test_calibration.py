@@ -67,10 +67,13 @@ def test_f16_scheme_halves_weights(workdir):
     assert np.abs(got - ref).max() < 1e-3
 
 
-def test_saved_statistics_and_overrides(gptq_build, workdir):
-    (workdir / "overrides.json").write_text(json.dumps({"fc2": "w8a16", "nothing.*": "f32"}))
-    proc = run("qc-compile", EXAMPLE, "-o", workdir / "mlp_awq.so", "--scheme", "w4a16-g64", "--method", "awq",
-               "--stats", workdir / "stats.npz", "--scheme-overrides", workdir / "overrides.json",
+@pytest.mark.parametrize("form", ["json", "yaml"])
+def test_saved_statistics_and_overrides(gptq_build, workdir, form):
+    overrides = workdir / f"overrides.{form}"
+    overrides.write_text(json.dumps({"fc2": "w8a16", "nothing.*": "f32"}) if form == "json"
+                         else "# layers kept at 8 bits\nfc2: w8a16\n'nothing.*': f32\n")
+    proc = run("qc-compile", EXAMPLE, "-o", workdir / f"mlp_awq_{form}.so", "--scheme", "w4a16-g64", "--method", "awq",
+               "--stats", workdir / "stats.npz", "--scheme-overrides", overrides,
                "--report", workdir / "report.json")
     assert proc.returncode == 0, proc.stderr
     layers = json.loads((workdir / "report.json").read_text())["layers"]
@@ -85,13 +88,18 @@ def test_saved_statistics_and_overrides(gptq_build, workdir):
     (["--scheme", "w8a16", "--calib", "{missing}"], "cannot read calibration data"),
     (["--scheme", "w8a16", "--calib", "{wrong}"], "lacks input(s) ['x']"),
     (["--scheme", "w8a16", "--scheme-overrides", "{bad_json}"], "cannot read scheme overrides"),
+    (["--scheme", "w8a16", "--scheme-overrides", "{bad_yaml}"], "cannot read scheme overrides"),
+    (["--scheme", "w8a16", "--scheme-overrides", "{list_yaml}"], "must be a YAML mapping of regex: scheme pairs"),
     (["--scheme", "w8a16", "--report", "{no_dir}/r.md"], "cannot write report"),
     (["--calib", "{calib}", "--save-stats", "{no_dir}/s.npz"], "cannot write statistics"),
 ])
 def test_bad_quantization_input(args, message, workdir, calib):
     np.savez(workdir / "wrong.npz", y=np.zeros((2, 4, 64), np.float32))
     (workdir / "bad.json").write_text("{not json")
+    (workdir / "bad.yaml").write_text("fc2: [w8a16\n")
+    (workdir / "list.yml").write_text("- fc2\n- w8a16\n")
     paths = {"missing": workdir / "missing.npz", "wrong": workdir / "wrong.npz", "bad_json": workdir / "bad.json",
+             "bad_yaml": workdir / "bad.yaml", "list_yaml": workdir / "list.yml",
              "no_dir": workdir / "no" / "such" / "dir", "calib": calib[0]}
     proc = run("qc-compile", EXAMPLE, "-o", workdir / "bad.so", *[a.format(**paths) for a in args])
     assert proc.returncode == 1
