@@ -111,11 +111,14 @@ def compile(model, output: str | Path, *, emit: str = "so", shapes: dict | None 
             overrides: dict[str, str] | None = None, calibration=None, stats: Statistics | None = None,
             save_stats: str | Path | None = None, report: str | Path | None = None,
             weights: str | Path | None = None, progress: bool = False, smooth: float | str | None = None,
-            smooth_fallback: bool = False, activations: str = "dynamic") -> CompileResult:
+            smooth_fallback: bool = False, activations: str = "dynamic", act_order: bool = False,
+            damp: float | None = None) -> CompileResult:
     """Compile ``model`` (ONNX path/ModelProto, ``.mlir`` path, or ``nn.Module``) to ``output``.
 
     Quantization: ``scheme`` (e.g. ``"w4a16-g128"``) for every linear, ``overrides``
-    ({layer-name regex: scheme}) per layer, ``method`` rtn | gptq | awq.
+    ({layer-name regex: scheme}) per layer, ``method`` rtn | gptq | awq; for GPTQ ``act_order``
+    (columns in order of decreasing Hessian diagonal) and ``damp`` (default 0.01 of the mean
+    diagonal).
     ``calibration``: an iterable of input dicts (or a ``calib.npz`` path) run
     through an instrumented build; ``stats``: statistics saved from an earlier
     run instead.  ``report``: a ``.md`` or ``.json`` path."""
@@ -138,6 +141,10 @@ def compile(model, output: str | Path, *, emit: str = "so", shapes: dict | None 
     quantizing = scheme is not None or bool(overrides)
     if method not in METHODS:
         raise QCError(f"quantization method must be one of {', '.join(METHODS)}, got '{method}'")
+    if (act_order or damp is not None) and method != "gptq":
+        raise QCError(f"act-order and damp are options of method gptq, not {method}")
+    if damp is not None and not 0 <= damp < float("inf"):
+        raise QCError(f"damp must be a non-negative fraction of the Hessian's mean diagonal, got {damp}")
     if stats is not None:
         state.stats = stats
     elif calibration is not None:
@@ -160,7 +167,9 @@ def compile(model, output: str | Path, *, emit: str = "so", shapes: dict | None 
     if smooth is not None:
         passes.append(f"qc-smooth{{alpha={smooth} fallback={'true' if smooth_fallback else 'false'}}}")
     if quantizing:
-        passes += [f"qc-quantize-weights{{method={method} activations={activations}}}", "qc-fuse-dequant-gemm"]
+        gptq = f" act-order={'true' if act_order else 'false'} damp={0.01 if damp is None else damp!r}" \
+            if method == "gptq" else ""
+        passes += [f"qc-quantize-weights{{method={method} activations={activations}{gptq}}}", "qc-fuse-dequant-gemm"]
     if passes:
         codegen.run(module, f"builtin.module({', '.join(passes)}, canonicalize, cse)", state, "quantization")
     files = write_report(report, summary(state.report, weight_bytes)) if report is not None else []

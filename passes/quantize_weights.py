@@ -129,6 +129,8 @@ class QuantizeWeights(ModulePass):
         else:
             qw = quantize_rtn(w, scheme)
         w_hat = dequantize(qw) if awq_scale is None else dequantize(qw) / awq_scale
+        if method == "gptq" and self.options["act-order"]:
+            method += " act-order"
         entry = {"scheme": scheme.name, "method": method, "shape": [n, k],
                  "bytes_f32": int(w.nbytes), "bytes": scheme.weight_bytes(n, k),
                  "weight_rel_error": float(np.linalg.norm(w - w_hat) / max(np.linalg.norm(w), 1e-30))}

@@ -37,6 +37,10 @@ def main(argv: list[str] | None = None) -> int:
                    help='per-layer schemes: {"layer-name regex": "scheme", ...} (JSON, or a YAML mapping); '
                         'first match wins')
     q.add_argument("--method", default="rtn", choices=METHODS, help="weight quantization method (default: rtn)")
+    q.add_argument("--act-order", action="store_true",
+                   help="GPTQ: quantize columns in order of decreasing Hessian diagonal")
+    q.add_argument("--damp", type=float, metavar="FRACTION",
+                   help="GPTQ damping, a fraction of the Hessian's mean diagonal (default: 0.01)")
     q.add_argument("--calib", metavar="CALIB.npz", help="calibration data: one array per input, samples on axis 0")
     q.add_argument("--stats", metavar="STATS.npz", help="calibration statistics saved by --save-stats")
     q.add_argument("--save-stats", metavar="STATS.npz", help="save the calibration statistics")
@@ -54,7 +58,8 @@ def main(argv: list[str] | None = None) -> int:
                          scheme=args.scheme, overrides=read_overrides(args.scheme_overrides), method=args.method,
                          calibration=args.calib, stats=Statistics.load(args.stats) if args.stats else None,
                          save_stats=args.save_stats, report=args.report, progress=True, smooth=args.smooth,
-                         smooth_fallback=args.smooth_fallback, activations=args.activations)
+                         smooth_fallback=args.smooth_fallback, activations=args.activations,
+                         act_order=args.act_order, damp=args.damp)
     except QCError as err:
         print(f"qc-compile: error: {err}", file=sys.stderr)
         return 1

@@ -82,6 +82,21 @@ def test_saved_statistics_and_overrides(gptq_build, workdir, form):
     assert 0 < layers["fc1"]["output_rel_error"] < layers["fc1"]["weight_rel_error"] * 10
 
 
+def test_gptq_options_reach_the_quantizer(gptq_build, workdir):
+    """--act-order and --damp change GPTQ's integers (so its errors) and the report says act-order."""
+    errors = {}
+    for tag, extra in (("plain", []), ("ordered", ["--act-order", "--damp", "0.05"])):
+        proc = run("qc-compile", EXAMPLE, "-o", workdir / f"mlp_gptq_{tag}.so", "--scheme", "w4a16-g32",
+                   "--method", "gptq", "--stats", workdir / "stats.npz", "--report", workdir / f"{tag}.json", *extra)
+        assert proc.returncode == 0, proc.stderr
+        layers = json.loads((workdir / f"{tag}.json").read_text())["layers"]
+        errors[tag] = layers["fc1"]["output_rel_error"]
+        assert layers["fc1"]["method"] == ("gptq act-order" if extra else "gptq")
+        got, ref = run_example(workdir / f"mlp_gptq_{tag}.so", workdir, f"out_{tag}", seed=8)
+        assert np.abs(got - ref).max() < 0.1  # int4 on random weights: ~0.05 either way
+    assert errors["plain"] != errors["ordered"] and max(errors.values()) < 0.1
+
+
 @pytest.mark.parametrize("args,message", [
     (["--scheme", "w3a16"], "unknown scheme 'w3a16'"),
     (["--scheme", "w4a16-g32", "--method", "gptq"], "method=gptq needs calibration statistics"),
@@ -91,6 +106,8 @@ def test_saved_statistics_and_overrides(gptq_build, workdir, form):
     (["--scheme", "w8a16", "--scheme-overrides", "{bad_yaml}"], "cannot read scheme overrides"),
     (["--scheme", "w8a16", "--scheme-overrides", "{list_yaml}"], "must be a YAML mapping of regex: scheme pairs"),
     (["--scheme", "w8a16", "--report", "{no_dir}/r.md"], "cannot write report"),
+    (["--scheme", "w8a16", "--act-order"], "act-order and damp are options of method gptq, not rtn"),
+    (["--scheme", "w4a16-g32", "--method", "gptq", "--damp", "-1"], "damp must be a non-negative fraction"),
     (["--calib", "{calib}", "--save-stats", "{no_dir}/s.npz"], "cannot write statistics"),
 ])
 def test_bad_quantization_input(args, message, workdir, calib):
