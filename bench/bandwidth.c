@@ -10,8 +10,15 @@
 #include <sys/mman.h>
 #include <time.h>
 
-typedef struct { const uint64_t *p; size_t n; uint64_t sum; } slice_t;
+typedef struct { const uint64_t *p; size_t n; uint64_t sum; double until; } slice_t;
 
+static double now(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return t.tv_sec + 1e-9 * t.tv_nsec;
+}
+
+/* Sums the slice, then busy-waits until `until` (a now() time; 0: no wait). */
 static void *read_slice(void *arg) {
   slice_t *s = arg;
   uint64_t a = 0, b = 0, c = 0, d = 0;
@@ -19,13 +26,9 @@ static void *read_slice(void *arg) {
     a += s->p[i]; b += s->p[i + 1]; c += s->p[i + 2]; d += s->p[i + 3];
   }
   s->sum = a + b + c + d;
+  while (now() < s->until) {
+  }
   return NULL;
-}
-
-static double now(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return t.tv_sec + 1e-9 * t.tv_nsec;
 }
 
 static uint64_t *huge_buffer(size_t bytes) {
@@ -37,14 +40,16 @@ static uint64_t *huge_buffer(size_t bytes) {
   return buf;
 }
 
-/* `threads` threads (the caller one of them) read `words` words of buf, each a contiguous slice. */
-static void read_parallel(const uint64_t *buf, size_t words, int threads) {
+/* `threads` threads (the caller one of them) read `words` words of buf, each a contiguous slice,
+   then busy-wait until `until` (0: no wait). */
+static void read_parallel(const uint64_t *buf, size_t words, int threads, double until) {
   pthread_t tid[64];
   slice_t sl[64];
   if (threads > 64) threads = 64;
   for (int t = 0; t < threads; ++t) {
     sl[t].p = buf + words / threads * t;
     sl[t].n = words / threads;
+    sl[t].until = until;
     if (t) pthread_create(&tid[t], NULL, read_slice, &sl[t]);
   }
   read_slice(&sl[0]);
@@ -60,7 +65,7 @@ double read_bandwidth(size_t bytes, int threads, int reps) {
   double best = 0;
   for (int r = 0; r < reps; ++r) {
     double t0 = now();
-    read_parallel(buf, words, threads);
+    read_parallel(buf, words, threads, 0);
     double bw = (double)(words / threads * threads * 8) / (now() - t0);
     if (bw > best) best = bw;
   }
@@ -85,7 +90,7 @@ double cold_run_median(int (*run)(void *, const void *const *, void *const *), v
   if (!buf || !times) return -1;
   double median = 0;
   for (int i = 0; i < iters; ++i) {
-    read_parallel(buf, flush_bytes / 8, threads);
+    read_parallel(buf, flush_bytes / 8, threads, 0);
     double t0 = now();
     if (run(model, inputs, outputs) != 0) { median = -2; break; }
     times[i] = now() - t0;
@@ -97,4 +102,13 @@ double cold_run_median(int (*run)(void *, const void *const *, void *const *), v
   free(times);
   free(buf);
   return median;
+}
+
+/* What the Python-timed benchmarks run before each call: `threads` threads read `bytes` of buf
+   (evicting the caches), then all keep busy for `seconds`, so that other engines' spinning
+   workers have stopped and no core has clocked down when the call starts (as in cold_run_median,
+   and as in a model whose previous layer just ran). */
+void flush_and_settle(const void *buf, size_t bytes, int threads, double seconds) {
+  read_parallel(buf, bytes / 8, threads, 0);
+  read_parallel(buf, 0, threads, now() + seconds);
 }

@@ -22,6 +22,7 @@ def _lib() -> ctypes.CDLL:
     dll.read_bandwidth.argtypes = [ctypes.c_size_t, ctypes.c_int, ctypes.c_int]
     dll.cold_run_median.restype = ctypes.c_double
     dll.cold_run_median.argtypes = [ctypes.c_void_p] * 4 + [ctypes.c_int, ctypes.c_size_t, ctypes.c_int]
+    dll.flush_and_settle.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_double]
     return dll
 
 
@@ -40,3 +41,9 @@ def cold_run_median(model, inputs: dict, iters: int, threads: int, flush_bytes: 
     if seconds < 0:
         raise RuntimeError("cold_run_median: " + ("out of memory" if seconds == -1 else model.last_error()))
     return seconds
+
+
+def flush_and_settle(buffer, threads: int, seconds: float = 0.1) -> None:
+    """``threads`` threads read ``buffer`` (a numpy array larger than the caches), then all
+    busy-wait ``seconds`` (see flush_and_settle in bandwidth.c)."""
+    _lib().flush_and_settle(buffer.ctypes.data, buffer.nbytes, threads, seconds)

@@ -135,7 +135,7 @@ def main() -> int:
     feeds = {"x": rng.standard_normal((1, 4096), dtype=np.float32),
              "h": rng.standard_normal((1, 11008), dtype=np.float32)}
     bandwidth = read_bandwidth(args.threads)
-    flush = CacheFlush()
+    flush = CacheFlush(args.threads)
     rows = []
     cases = ((4, 128, 0, "int4 g128"), (4, 128, 8, "int4 g128, int8 act."),
              (8, 0, 0, "int8 per-channel"), (8, 0, 8, "int8 per-channel, int8 act."))

@@ -19,16 +19,20 @@ class CacheFlush:
     """Reads a buffer larger than the last-level cache, so the next call streams its weights from
     memory as a decoder does once the other layers' weights have passed through the cache.
     4 GiB, not 1: this host's 480 MiB L3 keeps lines that were reused against a single 1 GiB scan
-    (a standalone int4 decode took 4.2 ms after a 1 GiB read and 5.3-6.3 ms after 4 GiB)."""
+    (a standalone int4 decode took 4.2 ms after a 1 GiB read and 5.3-6.3 ms after 4 GiB).
+    ``threads`` threads read it and then busy-wait 0.1 s together (bandwidth.c): a one-thread
+    read and wait left the other core idle for a third of a second before every timed call."""
 
-    def __init__(self, nbytes: int = 4 << 30):
+    def __init__(self, threads: int, nbytes: int = 4 << 30):
         import numpy as np
 
         self.buffer = np.ones(nbytes // 4, np.float32)
+        self.threads = threads
 
     def __call__(self) -> None:
-        self.buffer.sum()
-        settle()
+        from bandwidth import flush_and_settle
+
+        flush_and_settle(self.buffer, self.threads)
 
 
 def interleaved(runners: dict, iters: int, warmup: int = 3, before=settle) -> dict[str, float]:
