@@ -33,7 +33,7 @@ from torch_mlir import ir
 from torch_mlir.dialects import linalg, memref
 
 from .base import ModulePass, PassState, walk_ops
-from .matchers import identity_layout, view_source
+from .matchers import identity_layout, uses_value, view_source
 
 _RESHAPES = ("memref.collapse_shape", "memref.expand_shape")
 
@@ -121,7 +121,8 @@ class ElideCopies(ModulePass):
                         linalg.fill(filled[alloc][0], outs=[op.operands[1]])
                     op.erase()
                     continue
-            for alloc in [a for a, (_, values) in filled.items() if _touches(op, values)]:  # it may write it
+            for alloc in [a for a, (_, values) in filled.items()
+                          if uses_value(op, values.__contains__, _RESHAPES)]:  # it may write it
                 del filled[alloc]
         for alloc in [op.operation for op in block.operations if op.operation.name == "memref.alloc"]:
             users = _users(alloc.results[0])
@@ -130,17 +131,3 @@ class ElideCopies(ModulePass):
                     u.erase()
                 alloc.erase()
 
-
-def _touches(op: ir.Operation, values: set) -> bool:
-    """Whether ``op`` (or an op nested in it) uses one of ``values`` other than to reshape it."""
-    hit = False
-
-    def visit(inner: ir.Operation) -> ir.WalkResult:
-        nonlocal hit
-        if inner.name not in _RESHAPES and any(v in values for v in inner.operands):
-            hit = True
-            return ir.WalkResult.INTERRUPT
-        return ir.WalkResult.ADVANCE
-
-    op.walk(visit)
-    return hit

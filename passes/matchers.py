@@ -72,29 +72,44 @@ def is_zero_fill(value: ir.Value) -> bool:
     return op is not None and op.name == "linalg.fill" and is_zero_constant(op.operands[0])
 
 
+def uses_value(op: ir.Operation, wanted, skip: tuple[str, ...] = ()) -> bool:
+    """Whether ``op``, or an op nested in it, has an operand for which ``wanted(value)`` holds;
+    ops named in ``skip`` do not count."""
+    hit = False
+
+    def visit(inner: ir.Operation) -> ir.WalkResult:
+        nonlocal hit
+        if inner.name not in skip and any(wanted(v) for v in inner.operands):
+            hit = True
+            return ir.WalkResult.INTERRUPT
+        return ir.WalkResult.ADVANCE
+
+    op.walk(visit)
+    return hit
+
+
 def preceding_zero_fill(op: ir.Operation, buffer: ir.Value) -> ir.Operation | None:
     """The ``linalg.fill`` of 0.0 into ``buffer`` earlier in ``op``'s block, if no op in between
     (nested ones included) touches any view of the same memref: ``op`` is then the first to see
     the zeros."""
+    block = op.block
+    fills = [u.owner.operation for u in buffer.uses if u.owner.name == "linalg.fill"
+             and u.owner.operation.block == block and u.owner.operation.is_before_in_block(op)]
+    if not fills:
+        return None
+    fill = next(f for f in fills if not any(f.is_before_in_block(g) for g in fills))  # the last one
+    if not is_zero_constant(fill.operands[0]):
+        return None
     root = view_source(buffer, MEMREF_VIEWS)
-    between: list[ir.Operation] = []
-    for other in op.block.operations:
+    aliases = lambda v: isinstance(v.type, ir.MemRefType) and view_source(v, MEMREF_VIEWS) == root  # noqa: E731
+    between = False
+    for other in block.operations:
         other = other.operation
         if other == op:
-            break
-        between.append(other)
-    for other in reversed(between):
-        if other.name == "linalg.fill" and other.operands[1] == buffer:
-            return other if is_zero_constant(other.operands[0]) else None
-        touched: list[ir.Value] = []
-
-        def collect(nested):
-            touched.extend(nested.operands)
-            return ir.WalkResult.ADVANCE
-
-        other.walk(collect)
-        if any(isinstance(v.type, ir.MemRefType) and view_source(v, MEMREF_VIEWS) == root for v in touched):
+            return fill
+        if between and uses_value(other, aliases):
             return None
+        between = between or other == fill
     return None
 
 
