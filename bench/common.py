@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import statistics
 import time
 
@@ -64,3 +65,16 @@ def publish(text: str, results: str | None) -> None:
     if results:
         with open(results, "a") as f:
             f.write("\n" + text + "\n")
+
+
+def host() -> str:
+    """This machine as results tables name it: lscpu's model name and the SIMD features that pick kernels."""
+    import re
+    import subprocess
+
+    text = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
+    model = re.search(r"Model name:\s*(.*)", text)
+    found = re.search(r"Flags:\s*(.*)", text)
+    flags = set(found.group(1).split()) if found else set()
+    simd = [f for f in ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8", "amx_tile") if f in flags]
+    return f"{model.group(1).strip() if model else 'unknown CPU'} ({os.cpu_count()} CPUs; {' '.join(simd) or 'no AVX2'})"

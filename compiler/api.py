@@ -9,7 +9,9 @@ from pathlib import Path
 
 from torch_mlir import ir
 
+from ..passes import AssignSchemes, FuseDequantGemm, QuantizeEmbeddings, QuantizeWeights, Smooth
 from ..passes.base import PassState, walk_ops
+from ..passes.matchers import embedding_table, scheme_targets, stored_weight, target_name
 from ..passes.instrument import OBSERVED_ATTR
 from ..passes.quantize_weights import METHODS
 from ..runtime import build as rtbuild
@@ -20,6 +22,7 @@ from .calibration import OBSERVE_PREFIX, Statistics, collect, load_calibration_n
 from .errors import QCError
 from .weights import WeightStore
 from .quant import parse_scheme
+from .quant.sensitivity import METRICS
 from .report import summary, write_report
 from .frontend_onnx import import_onnx, spec_of
 from .signature import Signature, TensorSpec
@@ -36,6 +39,7 @@ class CompileResult:
     signature: Signature
     files: list[Path] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    selection: dict = field(default_factory=dict)  # qc-select-precision's problem and solution (scheme auto)
 
 
 def import_model(model, ctx: ir.Context, shapes=None, example_inputs=None, input_names=None):
@@ -105,91 +109,192 @@ def _reject_elided(module: ir.Module) -> None:
                       f"(dense_resource<__elided__>); print it again without an elements limit")
 
 
-def compile(model, output: str | Path, *, emit: str = "so", shapes: dict | None = None,
-            example_inputs=None, input_names=None, target_cpu: str | None = None,
-            target_features: str | None = None, scheme: str | None = None, method: str = "rtn",
-            overrides: dict[str, str] | None = None, calibration=None, stats: Statistics | None = None,
-            save_stats: str | Path | None = None, report: str | Path | None = None,
-            weights: str | Path | None = None, progress: bool = False, smooth: float | str | None = None,
-            smooth_fallback: bool = False, activations: str = "dynamic", act_order: bool = False,
-            damp: float | None = None) -> CompileResult:
+@dataclass
+class CompileOptions:
+    """Everything ``qc.compile`` and ``qc-compile`` take, one field per flag."""
+
+    emit: str = "so"
+    shapes: dict | None = None  # input name -> fixed shape (ONNX)
+    example_inputs: tuple | None = None  # a PyTorch module's example call
+    input_names: list[str] | None = None
+    target_cpu: str | None = None
+    target_features: str | None = None
+    weights: str | Path | None = None  # the weight store of a .mlir model
+    # quantization
+    scheme: str | None = None  # a scheme for every layer, or "auto" (qc-select-precision)
+    overrides: dict[str, str] = field(default_factory=dict)  # layer regex -> scheme
+    method: str = "rtn"
+    act_order: bool = False
+    damp: float | None = None
+    activations: str = "dynamic"
+    smooth: float | str | None = None
+    smooth_fallback: bool = False
+    # calibration
+    calibration: object = None  # iterable of input dicts, or a calib.npz path
+    stats: Statistics | None = None
+    save_stats: str | Path | None = None
+    # precision selection (scheme="auto")
+    budget_bits: float | None = None
+    budget_mb: float | None = None
+    budget_latency_ms: float | None = None
+    pins: dict[str, str] = field(default_factory=dict)  # layer regex -> scheme, fixed
+    candidates: list[str] | None = None  # schemes to choose from (None: every scheme)
+    sensitivity: str = "measured"  # measured | proxy
+    metric: str = "cosine"  # cosine | kl | mse: the model-output error measured sensitivities use
+    pareto: str | Path | None = None  # .md / .json: sweep the budget, write the front (+ .png)
+    report: str | Path | None = None
+    progress: bool = False
+
+    @property
+    def auto(self) -> bool:
+        return self.scheme == "auto"
+
+    def check(self) -> None:
+        """Reject what cannot mean anything before any work is done."""
+        if self.emit not in EMITS:
+            raise QCError(f"--emit must be one of {', '.join(EMITS)}, got '{self.emit}'")
+        if self.method not in METHODS:
+            raise QCError(f"quantization method must be one of {', '.join(METHODS)}, got '{self.method}'")
+        if (self.act_order or self.damp is not None) and self.method != "gptq":
+            raise QCError(f"act-order and damp are options of method gptq, not {self.method}")
+        if self.damp is not None and not 0 <= self.damp < float("inf"):
+            raise QCError(f"damp must be a non-negative fraction of the Hessian's mean diagonal, got {self.damp}")
+        budgets = (self.budget_bits, self.budget_mb, self.budget_latency_ms)
+        if not self.auto:
+            given = [n for n, v in (("budget-bits", self.budget_bits), ("budget-mb", self.budget_mb),
+                                    ("budget-latency-ms", self.budget_latency_ms), ("pin", self.pins or None),
+                                    ("pareto", self.pareto), ("candidates", self.candidates)) if v]
+            if given:
+                raise QCError(f"{', '.join(given)} choose(s) schemes: use them with scheme 'auto'")
+            if self.scheme is not None:
+                parse_scheme(self.scheme)
+            return
+        if self.overrides:
+            raise QCError("scheme 'auto' chooses every layer: give fixed layers as pins, not scheme overrides")
+        if all(b is None for b in budgets):
+            raise QCError("scheme 'auto' needs a budget: budget-bits, budget-mb and/or budget-latency-ms")
+        if any(b is not None and not 0 < b < float("inf") for b in budgets):
+            raise QCError(f"budgets must be positive, got bits={self.budget_bits} mb={self.budget_mb} "
+                          f"latency-ms={self.budget_latency_ms}")
+        if self.sensitivity not in ("measured", "proxy"):
+            raise QCError(f"sensitivity must be measured or proxy, got '{self.sensitivity}'")
+        if self.metric not in METRICS:
+            raise QCError(f"metric must be one of {', '.join(METRICS)}, got '{self.metric}'")
+        for text in list(self.pins.values()) + list(self.candidates or []):
+            parse_scheme(text)
+        if self.calibration is None and self.stats is None:
+            raise QCError("scheme 'auto' needs calibration data (calibration=... / --calib, or saved --stats): "
+                          "sensitivities are measured on it")
+
+
+def compile(model, output: str | Path, options: CompileOptions | None = None, **fields) -> CompileResult:
     """Compile ``model`` (ONNX path/ModelProto, ``.mlir`` path, or ``nn.Module``) to ``output``.
 
-    Quantization: ``scheme`` (e.g. ``"w4a16-g128"``) for every linear, ``overrides``
-    ({layer-name regex: scheme}) per layer, ``method`` rtn | gptq | awq; for GPTQ ``act_order``
-    (columns in order of decreasing Hessian diagonal) and ``damp`` (default 0.01 of the mean
-    diagonal).
-    ``calibration``: an iterable of input dicts (or a ``calib.npz`` path) run
-    through an instrumented build; ``stats``: statistics saved from an earlier
-    run instead.  ``report``: a ``.md`` or ``.json`` path."""
-    if emit not in EMITS:
-        raise QCError(f"--emit must be one of {', '.join(EMITS)}, got '{emit}'")
+    ``options`` (or the same names as keywords, see ``CompileOptions``): e.g. ``scheme="w4a16-g128"``
+    for every layer, ``overrides`` ({layer-name regex: scheme}), ``method`` rtn | gptq | awq,
+    ``calibration`` (input dicts or a ``calib.npz``), ``report`` (``.md`` / ``.json``);
+    ``scheme="auto"`` with ``budget_bits`` / ``budget_mb`` / ``budget_latency_ms`` and ``pins``
+    lets qc-select-precision choose every layer's scheme."""
+    if options is None:
+        options = CompileOptions(**fields)
+    elif fields:
+        raise QCError("give compile options either as a CompileOptions or as keywords, not both")
+    o = options
+    o.check()
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     ctx = make_context()
-    module, sig = import_model(model, ctx, shapes, example_inputs, input_names)
+    module, sig = import_model(model, ctx, o.shapes, o.example_inputs, o.input_names)
     state = PassState()
-    if weights is not None:
-        state.store = WeightStore.load(weights)
+    if o.weights is not None:
+        state.store = WeightStore.load(o.weights)
     codegen.run(module, IMPORT_PIPELINE, state, "import passes")
-    weight_bytes = state.store.nbytes()
+    sizes = weight_sizes(module, state)
     timings["import"] = time.perf_counter() - t0
-    target = codegen.Target.of(target_cpu, target_features)
+    target = codegen.Target.of(o.target_cpu, o.target_features)
 
-    quantizing = scheme is not None or bool(overrides)
-    if method not in METHODS:
-        raise QCError(f"quantization method must be one of {', '.join(METHODS)}, got '{method}'")
-    if (act_order or damp is not None) and method != "gptq":
-        raise QCError(f"act-order and damp are options of method gptq, not {method}")
-    if damp is not None and not 0 <= damp < float("inf"):
-        raise QCError(f"damp must be a non-negative fraction of the Hessian's mean diagonal, got {damp}")
-    if stats is not None:
-        state.stats = stats
-    elif calibration is not None:
+    samples = None
+    if o.stats is not None:
+        state.stats = o.stats
+    if o.calibration is not None:
+        samples = (load_calibration_npz(o.calibration, [s.name for s in sig.inputs])
+                   if isinstance(o.calibration, (str, Path)) else list(o.calibration))
+        if o.stats is None:
+            t1 = time.perf_counter()
+            state.stats = calibrate(module, sig, state, samples, target, progress=o.progress,
+                                    hessian=o.method != "rtn" or o.save_stats is not None or o.smooth == "auto"
+                                    or o.auto)
+            timings["calibrate"] = time.perf_counter() - t1
+    if o.smooth is not None and not state.stats:
+        raise QCError("smoothing needs calibration data (calibration=... / --calib, or saved --stats)")
+    if not o.auto and (o.scheme is not None or o.overrides):  # before smoothing, which reads the schemes
+        codegen.run(module, [AssignSchemes(scheme=o.scheme or "", overrides=o.overrides)], state, "scheme assignment")
+    if o.smooth is not None:
+        codegen.run(module, [Smooth(alpha=o.smooth, fallback=o.smooth_fallback)], state, "smoothing")
+    files = []
+    if o.auto:
+        from .selection import select_precision  # it builds and times models with build() below
+
         t1 = time.perf_counter()
-        if isinstance(calibration, (str, Path)):
-            calibration = load_calibration_npz(calibration, [s.name for s in sig.inputs])
-        state.stats = calibrate(module, sig, state, calibration, target,
-                                hessian=method != "rtn" or save_stats is not None or smooth == "auto",
-                                progress=progress)
-        timings["calibrate"] = time.perf_counter() - t1
-    if save_stats is not None:
+        files += select_precision(module, sig, state, samples, target, o)
+        timings["select"] = time.perf_counter() - t1
+    if o.save_stats is not None:
         if not state.stats:
             raise QCError("no statistics to save: give calibration data")
-        state.stats.save(save_stats)
-    if smooth is not None and not state.stats:
-        raise QCError("smoothing needs calibration data (calibration=... / --calib, or saved --stats)")
-    passes = []
-    if quantizing:
-        assign_schemes(module, scheme or "f32", overrides or {})
-    if smooth is not None:
-        passes.append(f"qc-smooth{{alpha={smooth} fallback={'true' if smooth_fallback else 'false'}}}")
-    if quantizing:
-        gptq = f" act-order={'true' if act_order else 'false'} damp={0.01 if damp is None else damp!r}" \
-            if method == "gptq" else ""
-        passes += [f"qc-quantize-weights{{method={method} activations={activations}{gptq}}}", "qc-fuse-dequant-gemm"]
-    if passes:
-        codegen.run(module, f"builtin.module({', '.join(passes)}, canonicalize, cse)", state, "quantization")
-    files = write_report(report, summary(state.report, weight_bytes)) if report is not None else []
+        state.stats.save(o.save_stats)
+    if o.auto or o.scheme is not None or o.overrides:
+        codegen.run(module, quantization_passes(o), state, "quantization")
 
-    if emit == "mlir":
+    if o.emit == "mlir":
         # Weights are outlined into the .safetensors; what constants remain are small and must stay,
         # or the file would not compile again.
         _name_interface(module, sig)
         output.write_text(module.operation.get_asm())
         weights = output.with_suffix(".safetensors")
         state.store.save(weights)
-        return CompileResult(output, sig, [output, weights] + files, timings)
-    result = build(module, sig, state, target, output, emit, timings)
+        result = CompileResult(output, sig, [output, weights], timings)
+    else:
+        result = build(module, sig, state, target, output, o.emit, timings)
+    result.selection = state.selection
+    if o.report is not None:
+        data = summary(state.report, *sizes)
+        if state.selection:
+            from .selection import selection_summary
+
+            data["selection"] = selection_summary(state, result, samples, o)
+        result.files += write_report(o.report, data)
     result.files += files
     return result
 
 
+def weight_sizes(module: ir.Module, state: PassState) -> tuple[int, int, dict[str, int]]:
+    """(bytes of the weights the model reads, of those no layer choice changes, each layer's f32
+    bytes).  An ONNX weight consumed transposed leaves its original entry unused: not counted."""
+    read = {ir.FlatSymbolRefAttr(op.attributes["name"]).value for op in walk_ops(module.operation, "qc.weight")}
+    layers, tables = {}, set()
+    for op in scheme_targets(module.operation):
+        value = op.operands[1] if op.name == "qc.linear" else embedding_table(op)[0].operands[0]
+        found = stored_weight(value)
+        if found is not None:
+            tables.add(found[1])
+            layers[target_name(op)] = state.store[found[1]].nbytes
+    return state.store.nbytes(read), state.store.nbytes(read - tables), layers
+
+
+def quantization_passes(o: CompileOptions) -> list:
+    """The passes that quantize the layers a scheme was assigned to."""
+    gptq = dict(act_order=o.act_order, damp=0.01 if o.damp is None else o.damp) if o.method == "gptq" else {}
+    return [QuantizeWeights(method=o.method, activations=o.activations, **gptq), QuantizeEmbeddings(),
+            FuseDequantGemm(), "canonicalize", "cse"]
+
+
 def build(module: ir.Module, sig: Signature, state: PassState, target: codegen.Target, output: Path, emit: str,
-          timings: dict[str, float]) -> CompileResult:
-    """Lower an imported (maybe quantized) module to ``emit`` at ``output``."""
+          timings: dict[str, float], weight_inputs: dict[str, str] | None = None) -> CompileResult:
+    """Lower an imported (maybe quantized) module to ``emit`` at ``output``.  ``weight_inputs``: weight
+    store entries (as lowered) that the compiled model takes as inputs of those names, after its own."""
+    weight_inputs = weight_inputs or {}
     t1 = time.perf_counter()
     weight_names, kernels = codegen.lower_to_llvm_dialect(module, state, target)
     llvm_ir = codegen.to_llvm_ir(module)
@@ -207,12 +312,15 @@ def build(module: ir.Module, sig: Signature, state: PassState, target: codegen.T
     t3 = time.perf_counter()
     weights = [TensorSpec(n, tuple(state.store[n].shape), str(state.store[n].dtype)) for n in weight_names]
     blob = output.with_suffix(".qcw")
-    offsets = state.store.write_blob(blob, weight_names)
+    offsets = state.store.write_blob(blob, [n for n in weight_names if n not in weight_inputs])
+    extra = tuple(TensorSpec(weight_inputs[t.name], t.shape, t.dtype) for t in weights if t.name in weight_inputs)
+    inputs_at = {t.name: len(sig.inputs) + i for i, t in enumerate(t for t in weights if t.name in weight_inputs)}
+    sig = Signature(sig.inputs + extra, sig.outputs)
     with tempfile.TemporaryDirectory(prefix="qc-") as tmp:
         tmp = Path(tmp)
         (tmp / "model.o").write_bytes(obj)
         (tmp / "glue.c").write_text(artifacts.glue(sig, weights, offsets, blob.stat().st_size, blob.name,
-                                                   emit == "exe", kernels))
+                                                   emit == "exe", kernels, inputs_at))
         rtbuild.compile_c(tmp / "glue.c", tmp / "glue.o")
         rtbuild.link([tmp / "model.o", tmp / "glue.o", rtbuild.runtime_object()], output, shared=emit == "so")
     header = output.with_suffix(".h")
@@ -244,29 +352,6 @@ def calibrate(module: ir.Module, sig: Signature, state: PassState, samples, targ
         for name in names[1:]:
             stats[name] = stats[names[0]]
     return stats
-
-
-def assign_schemes(module: ir.Module, default: str, overrides: dict[str, str]) -> None:
-    """Set ``qc.scheme`` on every linear: the first override whose regex matches its name, else ``default``."""
-    import re
-
-    from ..passes.matchers import layer_name
-    from ..passes.quantize_weights import scheme_attr
-
-    patterns = []
-    for pattern, text in overrides.items():
-        try:
-            patterns.append((re.compile(pattern), parse_scheme(text)))
-        except re.error as err:
-            raise QCError(f"bad layer pattern '{pattern}' in scheme overrides: {err}") from None
-    fallback = parse_scheme(default)
-    with module.context:
-        for op in walk_ops(module.operation, "qc.linear"):
-            name = layer_name(op)
-            if name is None:
-                continue
-            chosen = next((s for p, s in patterns if p.fullmatch(name)), fallback)
-            op.attributes["qc.scheme"] = scheme_attr(chosen)
 
 
 def read_overrides(path: str | Path | None) -> dict[str, str]:

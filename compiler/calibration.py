@@ -33,6 +33,7 @@ class LayerStats:
     abssum: np.ndarray   # [K]
     histogram: np.ndarray  # counts of |x| over HIST_EDGES (all channels)
     hessian: np.ndarray | None = None  # [K, K] sum of x^T x (float64)
+    rowmax_sq: float = 0.0  # sum over rows of max|x_row|^2 (int8 rounding noise of per-row scales)
 
     @property
     def absmean(self) -> np.ndarray:
@@ -43,14 +44,16 @@ class LayerStats:
         x = x.reshape(-1, x.shape[-1]).astype(np.float32)
         a = np.abs(x)
         return cls(len(x), a.max(axis=0), x.min(axis=0), x.max(axis=0), a.sum(axis=0, dtype=np.float64),
-                   np.histogram(a, HIST_EDGES)[0], x.T.astype(np.float64) @ x if hessian else None)
+                   np.histogram(a, HIST_EDGES)[0], x.T.astype(np.float64) @ x if hessian else None,
+                   float(np.sum(a.max(axis=1).astype(np.float64) ** 2)))
 
     def scaled(self, factors: np.ndarray) -> "LayerStats":
         """The statistics of ``x * factors`` (positive, per channel); the |x| histogram stays that of x."""
         f = factors.astype(np.float64)
         return LayerStats(self.rows, (self.absmax * f).astype(np.float32), (self.minimum * f).astype(np.float32),
                           (self.maximum * f).astype(np.float32), self.abssum * f, self.histogram,
-                          None if self.hessian is None else self.hessian * np.outer(f, f))
+                          None if self.hessian is None else self.hessian * np.outer(f, f),
+                          self.rowmax_sq * float(np.max(f)) ** 2)  # a bound: the row maxima move apart
 
     def merge(self, other: "LayerStats") -> None:
         self.rows += other.rows
@@ -59,14 +62,24 @@ class LayerStats:
         self.maximum = np.maximum(self.maximum, other.maximum)
         self.abssum = self.abssum + other.abssum
         self.histogram = self.histogram + other.histogram
+        self.rowmax_sq += other.rowmax_sq
         if self.hessian is not None and other.hessian is not None:
             self.hessian = self.hessian + other.hessian
 
 
-class Statistics(dict):
-    """Layer name -> LayerStats; saved to / loaded from one ``.npz``."""
+SENSITIVITY_PREFIX = "sensitivity|"
 
-    FIELDS = ("absmax", "minimum", "maximum", "abssum", "histogram", "hessian")
+
+class Statistics(dict):
+    """Layer name -> LayerStats; saved to / loaded from one ``.npz``, with the sensitivities
+    precision selection measured (``sensitivity[layer]["measured:cosine:w4a16-g32"]``), so a
+    later compile reuses them."""
+
+    FIELDS = ("absmax", "minimum", "maximum", "abssum", "histogram", "hessian", "rowmax_sq")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.sensitivity: dict[str, dict[str, float]] = {}
 
     def save(self, path: str | Path) -> None:
         arrays = {}
@@ -75,6 +88,9 @@ class Statistics(dict):
             for f in self.FIELDS:
                 if getattr(s, f) is not None:
                     arrays[f"{name}|{f}"] = np.asarray(getattr(s, f))
+        for layer, values in self.sensitivity.items():
+            for key, value in values.items():
+                arrays[f"{SENSITIVITY_PREFIX}{layer}|{key}"] = np.array(value)
         try:
             with open(path, "wb") as fh:  # np.savez would append ".npz" to other names
                 np.savez(fh, **arrays)
@@ -88,14 +104,20 @@ class Statistics(dict):
         except (OSError, ValueError) as err:
             raise QCError(f"cannot read statistics '{path}': {err}") from None
         stats = cls()
-        names = sorted({key.rsplit("|", 1)[0] for key in data.files})
+        for key in data.files:
+            if key.startswith(SENSITIVITY_PREFIX):
+                layer, _, what = key[len(SENSITIVITY_PREFIX):].rpartition("|")
+                stats.sensitivity.setdefault(layer, {})[what] = float(data[key])
+        names = sorted({key.rsplit("|", 1)[0] for key in data.files if not key.startswith(SENSITIVITY_PREFIX)})
         for name in names:
             get = lambda f: data[f"{name}|{f}"] if f"{name}|{f}" in data.files else None  # noqa: E731
-            missing = [f for f in ("rows",) + cls.FIELDS[:-1] if get(f) is None]  # the Hessian is optional
+            missing = [f for f in ("rows",) + cls.FIELDS[:-2] if get(f) is None]  # Hessian, rowmax_sq optional
             if missing:
                 raise QCError(f"statistics '{path}' are malformed: no {', '.join(missing)} for '{name}'")
+            rowmax_sq = get("rowmax_sq")
             stats[name] = LayerStats(int(get("rows")), get("absmax"), get("minimum"), get("maximum"), get("abssum"),
-                                     get("histogram"), get("hessian"))
+                                     get("histogram"), get("hessian"),
+                                     float(rowmax_sq) if rowmax_sq is not None else 0.0)
         return stats
 
 

@@ -110,15 +110,28 @@ class Target:
         return 12 if self.vector_width == 16 else 6
 
 
-def run(module: ir.Module, pipeline: str, state: PassState, what: str) -> None:
+def run(module: ir.Module, pipeline: str | list, state: PassState, what: str) -> None:
+    """Runs ``pipeline`` (text, or qc pass objects and upstream element texts) on ``module``."""
+    from .diagnostics import error_from, format_diagnostic
+
+    errors: list[str] = []
+
+    def collect(diag) -> bool:  # ahead of any handler a frontend left on the context
+        if diag.severity == ir.DiagnosticSeverity.ERROR:
+            errors.append(format_diagnostic(diag))
+        return True
+
     with module.context:
         pm = build(pipeline, state, module.context)
+        handler = module.context.attach_diagnostic_handler(collect)
         try:
             pm.run(module.operation)
         except ir.MLIRError as err:
-            from .diagnostics import error_from
-
-            raise error_from(err, f"{what} failed:\n") from None
+            if err.error_diagnostics or not errors:
+                raise error_from(err, f"{what} failed:\n") from None
+            raise QCError(f"{what} failed:\n" + "\n".join(errors)) from None
+        finally:
+            handler.detach()
 
 
 def lower_to_llvm_dialect(module: ir.Module, state: PassState, target: Target) -> tuple[list[str], list]:

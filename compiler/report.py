@@ -8,28 +8,43 @@ from pathlib import Path
 from .errors import QCError
 
 
-def summary(layers: dict[str, dict], weight_bytes: int) -> dict:
-    """``weight_bytes``: all stored weights in f32, before quantization."""
-    saved = sum(e["bytes_f32"] - e["bytes"] for e in layers.values() if "bytes" in e)
-    return {"model_bytes_before": weight_bytes, "model_bytes_after": weight_bytes - saved,
-            "layers": layers}
+def summary(layers: dict[str, dict], weight_bytes: int, fixed_bytes: int, layer_bytes: dict[str, int]) -> dict:
+    """``weight_bytes``: the weights the model reads, before quantization; ``fixed_bytes``: those of
+    them no layer's scheme changes; ``layer_bytes``: each layer's f32 weight.  After: the fixed ones
+    and every layer as stored (a tied table and head count once each)."""
+    after = fixed_bytes + sum(layers.get(name, {}).get("bytes", f32) for name, f32 in layer_bytes.items())
+    return {"model_bytes_before": weight_bytes, "model_bytes_after": after, "layers": layers}
 
 
 def markdown(data: dict) -> str:
     before, after = data["model_bytes_before"], data["model_bytes_after"]
     lines = ["# qc quantization report", "",
              f"Model weights: {before / 2**20:.2f} MiB before, {after / 2**20:.2f} MiB after "
-             f"({before / max(after, 1):.2f}x smaller).", "",
-             "| layer | scheme | method | activations | smoothing | shape | bytes f32 | bytes | weight rel. error "
-             "| output rel. error | note |",
-             "| --- | --- | --- | --- | --- | --- | ---: | ---: | ---: | ---: | --- |"]
+             f"({before / max(after, 1):.2f}x smaller).", ""]
+    sel = data.get("selection")
+    if sel:
+        budgets = ", ".join(f"{k} {v:g}" for k, v in sel["budgets"].items() if v is not None)
+        lines += [f"Schemes chosen by qc-select-precision (ILP) under {budgets}"
+                  + (f", pins {sel['pins']}" if sel["pins"] else "") + f"; sensitivity: {sel['sensitivity']} "
+                  f"({sel['metric']}).", "",
+                  f"- layers: {sel['layer_bytes']} bytes, {sel['bits_per_weight']:.3f} bits per weight; predicted "
+                  f"summed error {sel['predicted_error']:.4e}"]
+        if "predicted_ms" in sel:
+            lines.append(f"- latency: predicted {sel['predicted_ms']:.3f} ms"
+                         + (f", measured {sel['measured_ms']:.3f} ms" if "measured_ms" in sel else ""))
+        lines.append("")
+    lines += ["| layer | scheme | method | activations | smoothing | shape | bytes f32 | bytes | weight rel. error "
+              "| output rel. error | sensitivity | kernel ms | note |",
+              "| --- | --- | --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
     for name, e in data["layers"].items():
         shape = "x".join(map(str, e.get("shape", [])))
         err = f"{e['weight_rel_error']:.3e}" if "weight_rel_error" in e else ""
         out = f"{e['output_rel_error']:.3e}" if "output_rel_error" in e else ""
+        sens = f"{e['sensitivity']:.3e}" if "sensitivity" in e else ""
+        ms = f"{e['latency_ms']:.4f}" if "latency_ms" in e else ""
         lines.append(f"| {name} | {e.get('scheme', '')} | {e.get('method', '')} | {e.get('activations', '')} | "
-                     f"{e.get('smooth', '')} | {shape} | "
-                     f"{e.get('bytes_f32', '')} | {e.get('bytes', '')} | {err} | {out} | {e.get('note', '')} |")
+                     f"{e.get('smooth', '')} | {shape} | {e.get('bytes_f32', '')} | {e.get('bytes', '')} | {err} | "
+                     f"{out} | {sens} | {ms} | {e.get('note', '')} |")
     return "\n".join(lines) + "\n"
 
 

@@ -48,8 +48,9 @@ class WeightStore:
             name = f"{stem}_{i}"
         return name
 
-    def nbytes(self) -> int:
-        return sum(a.nbytes for a in self._arrays.values())
+    def nbytes(self, names=None) -> int:
+        """Bytes of the entries ``names`` (default: all)."""
+        return sum(a.nbytes for n, a in self._arrays.items() if names is None or n in names)
 
     # -- safetensors ----------------------------------------------------------
     def save(self, path: str | Path) -> None:

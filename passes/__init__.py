@@ -18,12 +18,15 @@ from .reassociate_reductions import ReassociateReductions
 from .parallelize import Parallelize
 from .elide_copies import ElideCopies
 from .strip_probes import StripProbes
+from .assign_schemes import AssignSchemes
+from .select_precision import SelectPrecision
+from .quantize_embeddings import QuantizeEmbeddings
 
 REGISTRY: dict[str, type[ModulePass]] = {
     p.NAME: p for p in (OutlineWeights, RaiseLinear, IsolateContractions, LowerLinear, WeightsToArgs, Microkernels,
                         ExpandMath, ConvToMatmul, Instrument, QuantizeWeights, FuseDequantGemm, LowerQGemm,
                         Smooth, ReassociateReductions, Parallelize, ElideCopies,
-                        StripProbes)
+                        StripProbes, AssignSchemes, SelectPrecision, QuantizeEmbeddings)
 }
 
 __all__ = ["ModulePass", "Option", "PassState", "REGISTRY"]

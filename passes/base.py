@@ -9,6 +9,7 @@ from torch_mlir import ir
 
 from ..compiler.calibration import Statistics
 from ..compiler.errors import QCError
+from ..compiler.quant.latency import LatencyTable
 from ..compiler.weights import WeightStore
 
 
@@ -42,6 +43,8 @@ class PassState:
     store: WeightStore = field(default_factory=WeightStore)
     stats: Statistics = field(default_factory=Statistics)  # calibration, by layer name
     report: dict[str, dict] = field(default_factory=dict)  # what passes did, by layer name
+    latency: LatencyTable | None = None  # measured kernel latencies, for qc-select-precision
+    selection: dict = field(default_factory=dict)  # what qc-select-precision chose and predicted
 
 
 class ModulePass:
@@ -52,6 +55,9 @@ class ModulePass:
     OPTIONS: ClassVar[dict[str, Option]] = {}
 
     def __init__(self, **options: Any):
+        """Options by their MLIR names (``act-order``) or as Python keywords (``act_order``)."""
+        options = {key.replace("_", "-") if key.replace("_", "-") in self.OPTIONS else key: value
+                   for key, value in options.items()}
         unknown = set(options) - set(self.OPTIONS)
         if unknown:
             raise QCError(f"'{self.NAME}' has no option(s) {sorted(unknown)}; options: {sorted(self.OPTIONS) or 'none'}")

@@ -150,3 +150,67 @@ def enclosing_func(op: ir.Operation) -> ir.Operation:
     while op.name != "func.func":
         op = op.parent
     return op
+
+
+def embedding_table(op: ir.Operation) -> tuple[ir.Operation, ir.Operation, str] | None:
+    """(the ``tensor.extract``, the ``qc.weight``, its store name) when ``op`` is a gather of rows of a
+    stored 2-D table: a ``linalg.generic`` whose body reads ``table[row, linalg.index <last>]`` with
+    ``row`` computed from its inputs, as an ONNX ``Gather`` / ``torch.embedding`` imports."""
+    if op.name != "linalg.generic":
+        return None
+    extracts = [o for o in body_ops(op) if o.name == "tensor.extract"]
+    if len(extracts) != 1:
+        return None
+    extract = extracts[0]
+    found = stored_weight(extract.operands[0])
+    if found is None or ir.RankedTensorType(extract.operands[0].type).rank != 2:
+        return None
+    column = producer(extract.operands[2])
+    if column is None or column.name != "linalg.index":
+        return None
+    loops = len(iterator_types(op))
+    if ir.IntegerAttr(column.attributes["dim"]).value != loops - 1:
+        return None
+    return extract, found[0], found[1]
+
+
+def scheme_targets(root: ir.Operation) -> list[ir.Operation]:
+    """The ops a precision is chosen for: named ``qc.linear``s and embedding-table gathers."""
+    found = []
+
+    def visit(op):
+        if (op.name == "qc.linear" and layer_name(op) is not None) or embedding_table(op) is not None:
+            found.append(op)
+        return ir.WalkResult.ADVANCE
+
+    root.walk(visit)
+    return found
+
+
+GATHER_SUFFIX = ".gather"
+
+
+def target_name(op: ir.Operation) -> str:
+    """The layer name of a scheme target: a linear's ``layer_name``; a gather's table entry, with
+    ``.gather`` appended where a linear of the same function has that name (a tied LM head)."""
+    if op.name == "qc.linear":
+        return layer_name(op)
+    if LAYER_ATTR in op.attributes:  # named when its scheme was set: a quantized tied head no longer matches
+        return ir.StringAttr(op.attributes[LAYER_ATTR]).value
+    table = embedding_table(op)[2]
+    tied = []
+
+    def visit(inner):
+        if inner.name == "qc.linear" and layer_name(inner) == table:
+            tied.append(inner)
+            return ir.WalkResult.INTERRUPT
+        return ir.WalkResult.ADVANCE
+
+    enclosing_func(op).walk(visit)
+    return table + GATHER_SUFFIX if tied else table
+
+
+def set_scheme(op: ir.Operation, name: str, attr: ir.Attribute) -> None:
+    """Give a scheme target its ``qc.scheme``, and its name as ``qc.layer`` so later rewrites keep it."""
+    op.attributes["qc.scheme"] = attr
+    op.attributes[LAYER_ATTR] = ir.StringAttr.get(name)

@@ -41,10 +41,31 @@ def parse_options(text: str) -> dict[str, str]:
     return options
 
 
-def build(pipeline: str, state: PassState, ctx: ir.Context) -> passmanager.PassManager:
+def parse(pipeline: str) -> list:
+    """``builtin.module(...)`` text -> its elements: qc pass objects and upstream element texts."""
     m = re.fullmatch(r"\s*builtin\.module\s*\((.*)\)\s*", pipeline, re.S)
     if not m:
         raise QCError(f"pipeline must be anchored on builtin.module: 'builtin.module(...)', got '{pipeline}'")
+    elements: list = []
+    for element in split_top_level(m.group(1)):
+        name = re.match(r"[\w.\-]+", element)
+        name = name.group(0) if name else element
+        if name in REGISTRY:
+            opts = re.fullmatch(r"[\w.\-]+\s*(?:\{(.*)\})?", element, re.S)
+            if not opts:
+                raise QCError(f"bad pipeline element '{element}'")
+            elements.append(REGISTRY[name](**parse_options(opts.group(1) or "")))
+        elif any(q in element for q in REGISTRY):
+            raise QCError(f"qc passes run on builtin.module; put them at the top level of the pipeline: '{element}'")
+        else:
+            elements.append(element)
+    return elements
+
+
+def build(pipeline: str | list, state: PassState, ctx: ir.Context) -> passmanager.PassManager:
+    """A PassManager on builtin.module from pipeline text or from a list of qc pass objects and
+    upstream element texts (``"canonicalize"``, ``"func.func(cse)"``), run in order."""
+    elements = parse(pipeline) if isinstance(pipeline, str) else pipeline
     pm = passmanager.PassManager("builtin.module", ctx)
     pending: list[str] = []
 
@@ -56,20 +77,12 @@ def build(pipeline: str, state: PassState, ctx: ir.Context) -> passmanager.PassM
                 raise QCError(f"bad pipeline: {err}") from None
             pending.clear()
 
-    for element in split_top_level(m.group(1)):
-        name = re.match(r"[\w.\-]+", element)
-        name = name.group(0) if name else element
-        if name in REGISTRY:
-            opts = re.fullmatch(r"[\w.\-]+\s*(?:\{(.*)\})?", element, re.S)
-            if not opts:
-                raise QCError(f"bad pipeline element '{element}'")
-            flush()
-            qc_pass = REGISTRY[name](**parse_options(opts.group(1) or ""))
-            pm.add(qc_pass(state), name=name, argument=name, description=qc_pass.SUMMARY)
-        elif any(q in element for q in REGISTRY):
-            raise QCError(f"qc passes run on builtin.module; put them at the top level of the pipeline: '{element}'")
-        else:
+    for element in elements:
+        if isinstance(element, str):
             pending.append(element)
+            continue
+        flush()
+        pm.add(element(state), name=element.NAME, argument=element.NAME, description=element.SUMMARY)
     flush()
     return pm
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..compiler.api import EMITS, compile, read_overrides
+from ..compiler.api import EMITS, CompileOptions, compile, read_overrides
 from ..compiler.calibration import Statistics
+from ..compiler.quant.sensitivity import METRICS
 from ..passes.quantize_weights import ACTIVATIONS, METHODS
 from ..passes.smooth import parse_alpha
 from ..compiler.errors import QCError
@@ -21,6 +22,17 @@ def smooth_alpha(text: str) -> float | str:
         raise argparse.ArgumentTypeError(f"expected a number in [0, 1] or 'auto', got '{text}'") from None
 
 
+def parse_pins(items: list[str] | None) -> dict[str, str]:
+    """``["fc2=w8a16", ...]`` -> ``{"fc2": "w8a16"}`` (the last ``=`` splits)."""
+    pins = {}
+    for item in items or []:
+        pattern, sep, scheme = item.rpartition("=")
+        if not sep or not pattern:
+            raise QCError(f"bad --pin '{item}': expected REGEX=SCHEME, e.g. 'fc2=w8a16'")
+        pins[pattern] = scheme
+    return pins
+
+
 def main(argv: list[str] | None = None) -> int:
     p = ArgumentParser(prog="qc-compile", description="Compile a model with qc.")
     p.add_argument("model", help="model.onnx or model.mlir (with func.func @main)")
@@ -31,8 +43,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--target-features", help="LLVM feature string, e.g. +avx2,+fma (default: the CPU's)")
     p.add_argument("--weights", help="weight store (.safetensors) of a .mlir model's qc.weight ops")
     q = p.add_argument_group("quantization")
-    q.add_argument("--scheme", help="scheme of every linear layer: f32, w8a16, w8a8, w4a16-g32|g64|g128, "
-                                    "w4a8-g32|g64|g128 (-asym)")
+    q.add_argument("--scheme", help="scheme of every layer: f32, f16, w8a16, w8a8, w4a16-g32|g64|g128, "
+                                    "w4a8-g32|g64|g128 (-asym), or auto (chosen per layer under the budgets)")
     q.add_argument("--scheme-overrides", metavar="FILE.json|FILE.yaml",
                    help='per-layer schemes: {"layer-name regex": "scheme", ...} (JSON, or a YAML mapping); '
                         'first match wins')
@@ -51,15 +63,31 @@ def main(argv: list[str] | None = None) -> int:
                    help="smooth layers whose input producer cannot absorb the scale with an explicit multiply")
     q.add_argument("--activations", default="dynamic", choices=ACTIVATIONS,
                    help="int8 activations (w8a8, w4a8): per-row scales at run time or one calibrated scale")
+    a = p.add_argument_group("precision selection (--scheme auto)")
+    a.add_argument("--budget-bits", type=float, metavar="B", help="average bits per weight, scales included")
+    a.add_argument("--budget-mb", type=float, metavar="MB", help="MB (10^6 bytes) of all stored weights")
+    a.add_argument("--budget-latency-ms", type=float, metavar="MS", help="end-to-end ms on this host (predicted)")
+    a.add_argument("--pin", action="append", metavar="REGEX=SCHEME", help="fix matching layers' scheme")
+    a.add_argument("--candidates", metavar="S1,S2,...", help="schemes to choose from (default: every scheme)")
+    a.add_argument("--sensitivity", default="measured", choices=("measured", "proxy"),
+                   help="per-layer error: the model's output measured with only that layer quantized, or the "
+                        "Hessian-weighted proxy (default: measured)")
+    a.add_argument("--metric", default="cosine", choices=METRICS,
+                   help="output error of measured sensitivities: cosine, kl (logits) or mse (default: cosine)")
+    a.add_argument("--pareto", metavar="FRONT.md|.json", help="sweep the bit budget; write the front and a .png")
     args = p.parse_args(argv)
     try:
-        result = compile(args.model, args.output, emit=args.emit, shapes=parse_shape_overrides(args.shape),
-                         target_cpu=args.target_cpu, target_features=args.target_features, weights=args.weights,
-                         scheme=args.scheme, overrides=read_overrides(args.scheme_overrides), method=args.method,
-                         calibration=args.calib, stats=Statistics.load(args.stats) if args.stats else None,
-                         save_stats=args.save_stats, report=args.report, progress=True, smooth=args.smooth,
-                         smooth_fallback=args.smooth_fallback, activations=args.activations,
-                         act_order=args.act_order, damp=args.damp)
+        options = CompileOptions(
+            emit=args.emit, shapes=parse_shape_overrides(args.shape), target_cpu=args.target_cpu,
+            target_features=args.target_features, weights=args.weights, scheme=args.scheme,
+            overrides=read_overrides(args.scheme_overrides), method=args.method, calibration=args.calib,
+            stats=Statistics.load(args.stats) if args.stats else None, save_stats=args.save_stats,
+            report=args.report, progress=True, smooth=args.smooth, smooth_fallback=args.smooth_fallback,
+            activations=args.activations, act_order=args.act_order, damp=args.damp, budget_bits=args.budget_bits,
+            budget_mb=args.budget_mb, budget_latency_ms=args.budget_latency_ms, pins=parse_pins(args.pin),
+            candidates=args.candidates.split(",") if args.candidates else None, sensitivity=args.sensitivity,
+            metric=args.metric, pareto=args.pareto)
+        result = compile(args.model, args.output, options)
     except QCError as err:
         print(f"qc-compile: error: {err}", file=sys.stderr)
         return 1

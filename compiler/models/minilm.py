@@ -24,25 +24,33 @@ def encode(tokenizer, sentences, seq: int) -> dict:
     return {name: enc[name].astype("int64") for name in INPUT_NAMES}
 
 
-def export_onnx(path: str | Path, batch: int = 1, seq: int = 128):
-    """Writes the model (output: last_hidden_state) with static [batch, seq] inputs; returns the tokenizer."""
+def export_onnx(path: str | Path, batch: int = 1, seq: int = 128, pooled: bool = False):
+    """Writes the model with static [batch, seq] inputs; returns the tokenizer.  Output:
+    last_hidden_state, or with ``pooled`` the sentence embedding (mean over the attention mask,
+    L2-normalised), as sentence-transformers computes it."""
     import torch
 
     tokenizer, model = load()
 
-    class LastHiddenState(torch.nn.Module):
+    class Encoder(torch.nn.Module):
         def __init__(self, m):
             super().__init__()
             self.m = m
 
         def forward(self, input_ids, attention_mask, token_type_ids):
-            return self.m(input_ids=input_ids, attention_mask=attention_mask,
-                          token_type_ids=token_type_ids).last_hidden_state
+            hidden = self.m(input_ids=input_ids, attention_mask=attention_mask,
+                            token_type_ids=token_type_ids).last_hidden_state
+            if not pooled:
+                return hidden
+            mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+            e = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+            return e / e.norm(dim=-1, keepdim=True)
 
     feeds = encode(tokenizer, ["hello"] * batch, seq)
     args = tuple(torch.from_numpy(feeds[n]) for n in INPUT_NAMES)
-    torch.onnx.export(LastHiddenState(model), args, str(path), input_names=list(INPUT_NAMES),
-                      output_names=["last_hidden_state"], dynamo=False, opset_version=17)
+    torch.onnx.export(Encoder(model), args, str(path), input_names=list(INPUT_NAMES),
+                      output_names=["sentence_embedding" if pooled else "last_hidden_state"], dynamo=False,
+                      opset_version=17)
     return tokenizer
 
 

@@ -6,10 +6,10 @@ numbers.  Every quantized weight here is a signed integer array ``q`` with a
 ``group_size`` input channels, and means ``w = (q - zero_point) * scale``.
 """
 
-from .scheme import Scheme, parse_scheme
+from .scheme import Scheme, all_schemes, fits, parse_scheme
 from .rtn import QuantizedWeight, dequantize, quantize_rtn, quant_params
 from .gptq import quantize_gptq
 from .awq import quantize_awq
 
-__all__ = ["Scheme", "parse_scheme", "QuantizedWeight", "dequantize", "quantize_rtn", "quant_params",
+__all__ = ["Scheme", "all_schemes", "fits", "parse_scheme", "QuantizedWeight", "dequantize", "quantize_rtn", "quant_params",
            "quantize_gptq", "quantize_awq"]

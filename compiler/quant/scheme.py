@@ -42,6 +42,11 @@ class Scheme:
     def quantized(self) -> bool:
         return self.weight_bits != 0
 
+    @property
+    def weight_only(self) -> "Scheme":
+        """The same weights with f32 activations (``w4a8-g32`` -> ``w4a16-g32``)."""
+        return Scheme(self.weight_bits, self.group_size, 16, self.symmetric) if self.activation_bits == 8 else self
+
     def weight_bytes(self, n: int, k: int) -> int:
         """Bytes of a quantized [n, k] weight with its f32 scales (and zero points when asymmetric)."""
         if not self.quantized or self.half:
@@ -49,6 +54,28 @@ class Scheme:
         groups = k // self.group_size if self.group_size else 1
         per_group = 4 + (0 if self.symmetric else 1)
         return n * k * self.weight_bits // 8 + n * groups * per_group
+
+
+def all_schemes() -> list[Scheme]:
+    """Every scheme qc has kernels for: each name of ``SCHEMES``, the integer ones sym and asym."""
+    out = []
+    for name in SCHEME_NAMES:
+        out.append(parse_scheme(name))
+        if name not in ("f32", "f16"):
+            out.append(parse_scheme(name + "-asym"))
+    return out
+
+
+def fits(scheme: Scheme, k: int, gather: bool = False) -> str | None:
+    """Why ``scheme`` cannot hold a weight of reduction size ``k`` (None if it can). A ``gather``
+    (embedding table) has no activations to quantize: its int8-activation schemes are not candidates."""
+    if scheme.group_size and k % scheme.group_size:
+        return f"K={k} is not a multiple of the group size {scheme.group_size} of {scheme.name}"
+    if scheme.activation_bits == 8 and gather:
+        return f"{scheme.name} quantizes activations, and an embedding table has none"
+    if scheme.activation_bits == 8 and k % 4:
+        return f"K={k} is not a multiple of 4, the integer dot product's step"
+    return None
 
 
 def parse_scheme(text: str) -> Scheme:

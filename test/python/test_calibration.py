@@ -70,8 +70,8 @@ def test_f16_scheme_halves_weights(workdir):
 @pytest.mark.parametrize("form", ["json", "yaml"])
 def test_saved_statistics_and_overrides(gptq_build, workdir, form):
     overrides = workdir / f"overrides.{form}"
-    overrides.write_text(json.dumps({"fc2": "w8a16", "nothing.*": "f32"}) if form == "json"
-                         else "# layers kept at 8 bits\nfc2: w8a16\n'nothing.*': f32\n")
+    overrides.write_text(json.dumps({"fc2": "w8a16", "fc[1-9]": "w4a16-g64"}) if form == "json"
+                         else "# layers kept at 8 bits\nfc2: w8a16\n'fc[1-9]': w4a16-g64\n")
     proc = run("qc-compile", EXAMPLE, "-o", workdir / f"mlp_awq_{form}.so", "--scheme", "w4a16-g64", "--method", "awq",
                "--stats", workdir / "stats.npz", "--scheme-overrides", overrides,
                "--report", workdir / "report.json")

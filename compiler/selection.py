@@ -1,0 +1,375 @@
+"""Precision selection in the driver: measure what qc-select-precision weighs, run it, sweep budgets.
+
+Stages, in order:
+
+1. kernel latencies: every (linear shape, candidate) not yet in this host's latency table is
+   compiled as a one-layer model and timed through the C API (``kernel_ms``);
+2. the probe: the f32 model built with every layer's weight as an input (``Probe``), so one
+   build measures each layer under each candidate: its weight is swapped for the fake-quantized
+   one and the output error against the f32 outputs is the layer's measured sensitivity (cached in
+   the statistics); its own time, less the layers' f32 kernels, is the rest of the model;
+3. ``qc-select-precision`` with the budgets, pins and these numbers;
+4. optionally the Pareto sweep over the bit budget, as a table and a PNG.
+"""
+
+from __future__ import annotations
+
+import statistics as stats_
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from torch_mlir import ir
+from torch_mlir.dialects import func
+
+from ..dialects.qc import LinearOp, WeightOp
+from ..passes import AssignSchemes, SelectPrecision
+from ..passes.assign_schemes import reduction_size
+from ..passes.base import PassState
+from ..passes.lower_linear import pack_panels
+from ..passes.matchers import embedding_table, scheme_targets, stored_weight, target_name
+from ..passes.select_precision import candidate_schemes, layer_rows, linear_shape, measured_key
+from ..runtime import build as rtbuild
+from . import codegen
+from .context import make_context
+from .errors import QCError
+from .quant import Scheme, fits
+from .quant.latency import LatencyTable, scheme_key
+from .quant.select import Problem, Solution, solve
+from .quant.sensitivity import fake_quantize, output_error, proxy_error
+from .signature import Signature, TensorSpec
+
+SENSITIVITY_SAMPLES = 16  # calibration samples each measured sensitivity averages over
+WEIGHT_INPUT = "weight:"  # the probe's input of a layer's weight: "weight:<layer>"
+
+
+def time_ms(model, feeds: dict[str, np.ndarray], min_s: float = 0.2, reps: tuple[int, int] = (5, 500)) -> float:
+    """Median ms of one ``qc_model_run`` on ``feeds`` (warm), called from C through ctypes."""
+    run, handle = model.c_api
+    call = model.prepare(feeds)
+    for _ in range(2):
+        run(handle, call.in_ptrs, call.out_ptrs)
+    times, start = [], time.perf_counter()
+    while len(times) < reps[0] or (len(times) < reps[1] and time.perf_counter() - start < min_s):
+        t = time.perf_counter()
+        run(handle, call.in_ptrs, call.out_ptrs)
+        times.append(time.perf_counter() - t)
+    return 1e3 * stats_.median(times)
+
+
+def kernel_ms(rows: int, k: int, n: int, bias: bool, scheme: Scheme, target: codegen.Target,
+              activations: str) -> float:
+    """The time of the kernel qc generates for one ``[rows, k] x [n, k]^T`` linear under ``scheme``."""
+    from ..runtime.loader import load
+    from .api import CompileOptions, build, quantization_passes
+
+    ctx = make_context()
+    state = PassState()
+    rng = np.random.default_rng(0)
+    state.store["layer.nk"] = rng.standard_normal((n, k)).astype(np.float32)
+    with ctx, ir.Location.unknown():
+        f32 = ir.F32Type.get()
+        xt, yt = ir.RankedTensorType.get([rows, k], f32), ir.RankedTensorType.get([rows, n], f32)
+        module = ir.Module.create()
+        with ir.InsertionPoint(module.body):
+            fn = func.FuncOp("main", ir.FunctionType.get([xt], [yt]))
+            with ir.InsertionPoint(fn.add_entry_block()):
+                w = WeightOp(ir.RankedTensorType.get([n, k], f32), ir.FlatSymbolRefAttr.get("layer.nk"))
+                b = None
+                if bias:
+                    state.store["layer.bias"] = rng.standard_normal(n).astype(np.float32)
+                    b = WeightOp(ir.RankedTensorType.get([n], f32), ir.FlatSymbolRefAttr.get("layer.bias")).result
+                func.ReturnOp([LinearOp(yt, fn.arguments[0], w.result, bias=b).result])
+    codegen.run(module, [AssignSchemes(scheme=scheme.name)] + quantization_passes(CompileOptions(
+        activations=activations)), state, "latency probe")
+    sig = Signature((TensorSpec("x", (rows, k), "float32"),), (TensorSpec("y", (rows, n), "float32"),))
+    with tempfile.TemporaryDirectory(prefix="qc-lat-") as tmp:
+        lib = Path(tmp) / "layer.so"
+        build(module, sig, state, target, lib, "so", {})
+        model = load(lib)
+        ms = time_ms(model, {"x": rng.standard_normal((rows, k)).astype(np.float32)})
+        del model
+    return ms
+
+
+def latency_table(ops: list[ir.Operation], schemes: list[Scheme], target: codegen.Target, activations: str,
+                  progress: bool) -> LatencyTable:
+    """This host's table (from qc's cache), completed with every (shape, candidate) of ``ops``."""
+    from tqdm import tqdm
+
+    path = rtbuild.cache_dir() / LatencyTable.file_name(target.cpu, target.features)
+    table = LatencyTable.load(path) if path.exists() else LatencyTable({"cpu": target.cpu,
+                                                                        "features": target.features})
+    todo = {}
+    for op in ops:
+        if op.name != "qc.linear":
+            continue
+        n, k = ir.RankedTensorType(op.operands[1].type).shape
+        for scheme in schemes:
+            key = (linear_shape(op), scheme_key(scheme, activations))
+            if fits(scheme, k) is None and table.get_ms(*key) is None:
+                todo[key] = (layer_rows(op), k, n, len(op.operands) == 3, scheme)
+    for (shape, key), args in tqdm(todo.items(), desc="timing kernels", unit="kernel", disable=not progress):
+        # static scales skip the per-row maximum: a dynamic kernel's time bounds theirs
+        table.set_ms(shape, key, kernel_ms(*args, target, "dynamic"))
+    if todo:
+        table.save(path)
+    return table
+
+
+class Probe:
+    """The f32 model with the selected layers' weights as inputs (``weight:<layer>``)."""
+
+    def __init__(self, module: ir.Module, sig: Signature, state: PassState, target: codegen.Target, tmp: Path):
+        from ..runtime.loader import load
+        from .api import build
+
+        copy = copy_module(module)
+        width = 2 * target.vector_width
+        self.layers: dict[str, tuple[str, str]] = {}  # layer -> (kind, store name of its f32 weight)
+        inputs = {}
+        for op in scheme_targets(copy.operation):
+            name = target_name(op)
+            if op.name == "qc.linear":
+                weight = stored_weight(op.operands[1])[1]
+                inputs[f"{weight}.p{width}"] = WEIGHT_INPUT + name
+                self.layers[name] = ("linear", weight)
+            else:
+                weight = embedding_table(op)[2]
+                inputs[weight] = WEIGHT_INPUT + name
+                self.layers[name] = ("gather", weight)
+        build(copy, sig, state, target, tmp / "probe.so", "so", {}, weight_inputs=inputs)
+        self.model = load(tmp / "probe.so")
+        self.width, self.sig = width, sig
+        self.base = {v: aligned(state.store[k]) for k, v in inputs.items()}
+
+    def weight_input(self, layer: str, w: np.ndarray) -> dict[str, np.ndarray]:
+        """The feed that gives ``layer`` the f32 weight ``w`` (packed as the kernel reads it)."""
+        kind, _ = self.layers[layer]
+        return {WEIGHT_INPUT + layer: aligned(pack_panels(w, self.width) if kind == "linear" else w)}
+
+    def run(self, sample: dict[str, np.ndarray], weights: dict[str, np.ndarray] | None = None) -> list[np.ndarray]:
+        out = self.model.run({**sample, **self.base, **(weights or {})})
+        return [v for v in out.values() if np.issubdtype(v.dtype, np.floating)]
+
+
+def aligned(array: np.ndarray, align: int = 64) -> np.ndarray:
+    """A copy of ``array`` starting on an ``align``-byte boundary, as the weight blob's entries do."""
+    raw = np.empty(array.nbytes + align, np.uint8)
+    start = -raw.ctypes.data % align
+    out = raw[start:start + array.nbytes].view(array.dtype).reshape(array.shape)
+    out[...] = array
+    return out
+
+
+def copy_module(module: ir.Module) -> ir.Module:
+    """A deep copy of ``module`` (its top-level ops cloned into a new module)."""
+    with module.context, module.operation.location:
+        copy = ir.Module.create()
+        for op in module.body.operations:
+            op.operation.clone(ir.InsertionPoint(copy.body))
+    return copy
+
+
+def measure_sensitivities(probe: Probe, state: PassState, samples: list[dict], schemes: list[Scheme], metric: str,
+                          activations: str, progress: bool) -> None:
+    """``state.stats.sensitivity[layer][measured:<metric>:<scheme>]`` for every layer and candidate
+    not cached yet: the mean output error over the samples with only that layer's weight quantized.
+    Int8-activation schemes take their weights' measured error scaled by the proxy's ratio of
+    weight-and-activation to weight-only error (the probe computes f32 activations)."""
+    from tqdm import tqdm
+
+    samples = samples[:SENSITIVITY_SAMPLES]
+    refs = [probe.run(s) for s in samples]
+    work = []
+    for layer, (kind, weight) in probe.layers.items():
+        cached = state.stats.sensitivity.setdefault(layer, {})
+        k = state.store[weight].shape[1]
+        for scheme in schemes:
+            if scheme.quantized and fits(scheme, k, kind == "gather") is None and \
+                    measured_key(metric, scheme) not in cached:
+                work.append((layer, scheme))
+    runs = {(layer, s.weight_only) for layer, s in work}
+    bar = tqdm(total=len(runs) * len(samples), desc="measuring sensitivities", unit="run", disable=not progress)
+    measured: dict[tuple[str, Scheme], float] = {}
+    for layer, scheme in sorted(runs, key=lambda r: (r[0], r[1].name)):
+        w = state.store[probe.layers[layer][1]]
+        feed = probe.weight_input(layer, fake_quantize(w, scheme))
+        errors = []
+        for sample, ref in zip(samples, refs):
+            out = probe.run(sample, feed)
+            errors.append(np.mean([output_error(r, o, metric) for r, o in zip(ref, out)]))
+            bar.update()
+        measured[layer, scheme] = max(float(np.mean(errors)), 0.0)
+    bar.close()
+    for layer, scheme in work:
+        value = measured[layer, scheme.weight_only]
+        if scheme.activation_bits == 8:
+            w, layer_stats = state.store[probe.layers[layer][1]], state.stats.get(layer)
+            if layer_stats is None or layer_stats.hessian is None:
+                raise QCError(f"measuring {scheme.name} for '{layer}' needs its input Hessian from calibration")
+            static = activations == "static"
+            weight_only = proxy_error(w, scheme.weight_only, layer_stats, static)
+            value *= proxy_error(w, scheme, layer_stats, static) / max(weight_only, 1e-30)
+        state.stats.sensitivity[layer][measured_key(metric, scheme)] = value
+
+
+def select_precision(module: ir.Module, sig: Signature, state: PassState, samples: list[dict] | None,
+                     target: codegen.Target, o) -> list[Path]:
+    """Stages 1-4 (see the module docstring); writes ``qc.scheme`` on every layer of ``module``."""
+    schemes = candidate_schemes(",".join(o.candidates or []))
+    ops = scheme_targets(module.operation)
+    missing = o.sensitivity == "measured" and any(
+        measured_key(o.metric, s) not in state.stats.sensitivity.get(target_name(op), {}) for op in ops
+        for s in schemes if s.quantized and fits(s, reduction_size(op), op.name != "qc.linear") is None)
+    timed = o.budget_latency_ms is not None or o.report is not None or o.pareto is not None
+    other_ms = 0.0
+    if timed:
+        state.latency = latency_table(ops, schemes, target, o.activations, o.progress)
+    if missing and not samples:
+        raise QCError("measured sensitivities need calibration samples (--calib); the statistics given hold "
+                      "none for every layer and candidate; or choose sensitivity 'proxy'")
+    if missing or timed:
+        with tempfile.TemporaryDirectory(prefix="qc-probe-") as tmp:
+            probe = Probe(module, sig, state, target, Path(tmp))
+            if missing:
+                measure_sensitivities(probe, state, samples, schemes, o.metric, o.activations, o.progress)
+            if timed:
+                feeds = samples[0] if samples else zeros(sig)
+                model_ms = time_ms(probe.model, {**feeds, **probe.base})
+                f32 = sum(state.latency.get_ms(linear_shape(op), "f32") for op in ops if op.name == "qc.linear")
+                other_ms = max(model_ms - f32, 0.0)
+            del probe
+    select = SelectPrecision(
+        budget_bits=o.budget_bits or 0.0, budget_mb=o.budget_mb or 0.0, budget_latency_ms=o.budget_latency_ms or 0.0,
+        other_ms=other_ms, pins=";".join(f"{k}={v}" for k, v in o.pins.items()),
+        candidates=",".join(o.candidates or []), sensitivity=o.sensitivity, metric=o.metric,
+        activations=o.activations, couple="input" if o.smooth is not None else "none")
+    codegen.run(module, [select], state, "precision selection")
+    solution: Solution = state.selection["solution"]
+    for name, c in solution.choice.items():
+        entry = state.report.setdefault(name, {})
+        entry.update(sensitivity=c.error, **({"latency_ms": c.latency_ms} if state.selection["latency_measured"]
+                                             else {}))
+        entry.setdefault("scheme", c.scheme)
+    return write_pareto(o.pareto, state.selection) if o.pareto is not None else []
+
+
+def zeros(sig: Signature) -> dict[str, np.ndarray]:
+    return {s.name: np.zeros(s.shape, s.dtype) for s in sig.inputs}
+
+
+def selection_summary(state: PassState, result, samples: list[dict] | None, o) -> dict:
+    """What the report says of the selection: how errors were found, the budgets, and predicted vs
+    measured totals (the compiled model timed when it is a library)."""
+    sel = state.selection
+    solution: Solution = sel["solution"]
+    problem: Problem = sel["problem"]
+    weights = sum(layer.weights for layer in problem.layers)
+    data = {"sensitivity": sel["sensitivity"], "metric": sel["metric"] if sel["sensitivity"] == "measured" else
+            "relative layer output error (Hessian-weighted)",
+            "budgets": {"bits": o.budget_bits, "mb": o.budget_mb, "latency_ms": o.budget_latency_ms},
+            "pins": o.pins, "layer_bytes": solution.bytes, "bits_per_weight": 8 * solution.bytes / max(weights, 1),
+            "predicted_error": solution.error}
+    if sel["latency_measured"]:
+        data["predicted_ms"] = sel["other_ms"] + solution.latency_ms
+        if o.emit == "so":
+            from ..runtime.loader import load
+
+            model = load(result.output)
+            data["measured_ms"] = time_ms(model, samples[0] if samples else zeros(result.signature))
+            del model
+    return data
+
+
+def pareto_front(problem: Problem, points: int = 12) -> list[dict]:
+    """The ILP's optimum at ``points`` bit budgets between the smallest and the largest feasible."""
+    from .quant.select import smallest
+
+    weights = sum(layer.weights for layer in problem.layers)
+    lo = smallest(problem, "bytes")
+    hi = sum(max(c.bytes for c in layer.candidates) for layer in problem.layers)
+    front = []
+    for budget in np.linspace(lo, hi, points):
+        try:
+            s = solve(Problem(problem.layers, budget, problem.max_latency_ms, problem.groups))
+        except QCError:
+            continue
+        front.append({"budget_bits": 8 * budget / weights, "bytes": s.bytes, "bits": 8 * s.bytes / weights,
+                      "error": s.error, "latency_ms": s.latency_ms})
+    return front
+
+
+def uniform_points(problem: Problem) -> list[dict]:
+    """Every candidate scheme on every layer that can take it (the rest in f32): what a user who
+    guesses one --scheme gets, in the same units as the front."""
+    weights = sum(layer.weights for layer in problem.layers)
+    schemes = sorted({c.scheme for layer in problem.layers for c in layer.candidates})
+    out = []
+    for scheme in schemes:
+        chosen = [next((c for c in layer.candidates if c.scheme == scheme),
+                       next((c for c in layer.candidates if c.scheme == "f32"), None)) for layer in problem.layers]
+        if any(c is None for c in chosen):
+            continue
+        nbytes = sum(c.bytes for c in chosen)
+        out.append({"scheme": scheme, "bytes": nbytes, "bits": 8 * nbytes / weights,
+                    "error": sum(c.error for c in chosen), "latency_ms": sum(c.latency_ms for c in chosen)})
+    return out
+
+
+def write_pareto(path: str | Path, selection: dict) -> list[Path]:
+    """The front (``.md`` table or ``.json``) and ``<path>.png``: error and latency against bits."""
+    import json
+
+    path = Path(path)
+    if path.suffix not in (".md", ".json"):
+        raise QCError(f"pareto output '{path}' must end in .md or .json")
+    problem, chosen = selection["problem"], selection["solution"]
+    weights = sum(layer.weights for layer in problem.layers)
+    front, uniform = pareto_front(problem), uniform_points(problem)
+    point = {"bytes": chosen.bytes, "bits": 8 * chosen.bytes / weights, "error": chosen.error,
+             "latency_ms": chosen.latency_ms}
+    unit = f"summed {selection['metric']} error" if selection["sensitivity"] == "measured" else "summed proxy error"
+    if path.suffix == ".json":
+        text = json.dumps({"error_unit": unit, "front": front, "uniform": uniform, "chosen": point}, indent=2)
+    else:
+        lines = [f"# Pareto front (error: {unit}; latency: the layers' kernels)", "",
+                 "| point | bits/weight | layer bytes | predicted error | layers' ms |", "| --- | ---: | ---: | ---: | ---: |"]
+        rows = [("chosen", point)] + [(f"ILP at {p['budget_bits']:.2f} bits", p) for p in front] + \
+            [(f"uniform {u['scheme']}", u) for u in uniform]
+        lines += [f"| {label} | {p['bits']:.3f} | {p['bytes']} | {p['error']:.4e} | {p['latency_ms']:.3f} |"
+                  for label, p in rows]
+        text = "\n".join(lines) + "\n"
+    png = path.with_suffix(".png")
+    try:
+        path.write_text(text)
+        _plot_pareto(png, front, uniform, point, unit)
+    except OSError as err:
+        raise QCError(f"cannot write the Pareto front '{path}': {err}") from None
+    return [path, png]
+
+
+def _plot_pareto(png: Path, front: list[dict], uniform: list[dict], chosen: dict, unit: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (top, bottom) = plt.subplots(2, 1, sharex=True, figsize=(7.5, 7))
+    for ax, key, label in ((top, "error", unit), (bottom, "latency_ms", "layers' kernel ms")):
+        ax.plot([p["bits"] for p in front], [p[key] for p in front], "o-", label="ILP front")
+        ax.scatter([u["bits"] for u in uniform], [u[key] for u in uniform], marker="s", color="0.5", label="uniform")
+        for u in uniform:
+            ax.annotate(u["scheme"], (u["bits"], u[key]), fontsize=6, xytext=(3, 3), textcoords="offset points")
+        ax.scatter([chosen["bits"]], [chosen[key]], marker="*", s=220, color="red", zorder=5, label="chosen")
+        ax.set_ylabel(label)
+        ax.legend(fontsize=8)
+    if any(p["error"] > 0 for p in front + uniform):
+        top.set_yscale("symlog", linthresh=max(min((p["error"] for p in front + uniform if p["error"] > 0)), 1e-12))
+    bottom.set_xlabel("bits per weight (scales included)")
+    top.set_title("precision selection: error and latency against size")
+    fig.tight_layout()
+    fig.savefig(png, dpi=110)
+    plt.close(fig)
+

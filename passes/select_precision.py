@@ -1,0 +1,214 @@
+"""qc-select-precision: choose every layer's scheme by integer linear programming.
+
+    %y1 = "qc.linear"(%x, %w1)                        (layer "fc1", 64x256)
+    %y2 = "qc.linear"(%h, %w2)                        (layer "fc2", 256x10)
+with ``budget-bits=6`` becomes
+    %y1 = "qc.linear"(%x, %w1) {qc.scheme = #qc.scheme<"w4a16-g32", "sym">}
+    %y2 = "qc.linear"(%h, %w2) {qc.scheme = #qc.scheme<"w8a16", "sym">}
+
+Every named ``qc.linear`` and embedding gather is a layer; its candidates are the schemes of the
+``candidates`` option it can take (``compiler.quant.fits``).  For each (layer, candidate):
+
+- bytes: exactly what qc-quantize-weights / qc-quantize-embeddings store (``Scheme.weight_bytes``);
+- error: the sensitivity; ``measured`` (the model's output error with only that layer quantized,
+  which qc-compile measures and caches in the statistics, ``Statistics.sensitivity``) where every
+  layer has it, else the Hessian-weighted ``proxy`` computed here from the calibration statistics;
+- latency: the generated kernel's time for that layer's shape on this host, from the latency
+  table (``state.latency`` or ``latency-table``); embedding gathers cost none.
+
+``compiler.quant.select.solve`` (HiGHS) minimises the summed error under any combination of
+``budget-bits`` (average bits per weight of the layers, scales included), ``budget-mb`` (all stored
+weights, 10^6 bytes) and ``budget-latency-ms`` (the layers plus ``other-ms``, the rest of the
+model).  ``pins`` (``REGEX=SCHEME;...``) fix layers; ``couple=input`` makes the layers that read
+one input take one scheme.  An infeasible budget is an error naming the smallest feasible one.
+"""
+
+from __future__ import annotations
+
+import math
+
+from torch_mlir import ir
+
+from ..compiler.errors import QCError
+from ..compiler.quant import Scheme, all_schemes, fits, parse_scheme
+from ..compiler.quant.latency import LatencyTable, scheme_key, shape_key
+from ..compiler.quant.select import Candidate, Layer, Problem, smallest, solve
+from ..compiler.quant.sensitivity import METRICS, proxy_error, table_error
+from .assign_schemes import parse_pairs, reduction_size
+from .base import ModulePass, Option, PassState, one_of, walk_ops
+from .matchers import embedding_table, scheme_targets, set_scheme, stored_weight, target_name
+from .quantize_weights import ACTIVATIONS, scheme_attr
+
+SENSITIVITIES = ("auto", "measured", "proxy")
+COUPLINGS = ("none", "input")
+
+
+def candidate_schemes(text: str) -> list[Scheme]:
+    """``"f32,w8a16,w4a16-g32"`` (empty: every scheme, sym and asym) -> schemes."""
+    if not text.strip():
+        return all_schemes()
+    return [parse_scheme(t) for t in text.split(",") if t.strip()]
+
+
+def layer_rows(op: ir.Operation) -> int:
+    """Rows of a linear's input (the M of its GEMM)."""
+    return math.prod(ir.RankedTensorType(op.operands[0].type).shape[:-1])
+
+
+def linear_shape(op: ir.Operation) -> str:
+    n, k = ir.RankedTensorType(op.operands[1].type).shape
+    return shape_key(layer_rows(op), k, n, len(op.operands) == 3)
+
+
+def round_up(value: float, digits: int = 4) -> str:
+    """``value`` rounded up to ``digits`` significant digits: a budget that is then feasible."""
+    if value <= 0:
+        return "0"
+    step = 10.0 ** (math.floor(math.log10(value)) - digits + 1)
+    return f"{float(f'{math.ceil(value / step - 1e-9) * step:.12g}'):g}"
+
+
+def measured_key(metric: str, scheme: Scheme) -> str:
+    return f"measured:{metric}:{scheme.name}"
+
+
+class SelectPrecision(ModulePass):
+    NAME = "qc-select-precision"
+    SUMMARY = "Choose each layer's scheme by ILP (HiGHS) on sensitivities, exact bytes and measured latencies"
+    OPTIONS = {
+        "budget-bits": Option(float, 0.0, "average bits per weight of the layers, scales included (0: none)"),
+        "budget-mb": Option(float, 0.0, "MB (10^6 bytes) of all stored weights (0: none)"),
+        "budget-latency-ms": Option(float, 0.0, "ms of the selected layers' kernels plus other-ms (0: none)"),
+        "other-ms": Option(float, 0.0, "measured ms of everything but the selected layers"),
+        "pins": Option(str, "", "REGEX=SCHEME pairs separated by ';': layers whose scheme is fixed"),
+        "candidates": Option(str, "", "comma-separated schemes to choose from (empty: every scheme)"),
+        "sensitivity": Option(one_of(SENSITIVITIES), "auto", "measured | proxy | auto (measured where cached)"),
+        "metric": Option(one_of(METRICS), "cosine", "the measured sensitivities' output metric"),
+        "activations": Option(one_of(ACTIVATIONS), "dynamic", "int8 activations as qc-quantize-weights makes them"),
+        "couple": Option(one_of(COUPLINGS), "none", "input: layers reading one input take one scheme"),
+        "latency-table": Option(str, "", "a latency table (.json) to read instead of the driver's"),
+    }
+
+    def run(self, module: ir.Operation, state: PassState) -> None:
+        o = self.options
+        table = LatencyTable.load(o["latency-table"]) if o["latency-table"] else state.latency
+        if o["budget-latency-ms"] and table is None:
+            raise QCError("budget-latency-ms needs measured kernel latencies (qc-compile measures them; "
+                          "qc-opt takes latency-table=FILE)")
+        schemes = candidate_schemes(o["candidates"])
+        pins = parse_pairs(o["pins"])
+        targets = scheme_targets(module)
+        names = [target_name(op) for op in targets]
+        for pattern, _ in pins:
+            if not any(pattern.fullmatch(n) for n in names):
+                raise QCError(f"pin '{pattern.pattern}' matches no layer; layers: {', '.join(names)}")
+        kind = self._sensitivity_kind(targets, schemes, state)
+        layers = []
+        for op, name in zip(targets, names):
+            pinned = next((s for p, s in pins if p.fullmatch(name)), None)
+            layers.append(self._layer(op, name, [pinned] if pinned else schemes, pinned is not None, kind, table,
+                                      state))
+        groups = self._groups(targets) if o["couple"] == "input" else []
+        fixed = self._fixed_bytes(module, targets, state)
+        limits = []
+        if o["budget-bits"]:
+            limits.append(o["budget-bits"] / 8 * sum(layer.weights for layer in layers))
+        if o["budget-mb"]:
+            limits.append(o["budget-mb"] * 1e6 - fixed)
+        problem = Problem(layers, min(limits) if limits else None,
+                          o["budget-latency-ms"] - o["other-ms"] if o["budget-latency-ms"] else None, groups)
+        self._check_budgets(problem, fixed)
+        solution = solve(problem)
+        for op, name in zip(targets, names):
+            set_scheme(op, name, scheme_attr(parse_scheme(solution.choice[name].scheme)))
+        state.selection.update(problem=problem, solution=solution, sensitivity=kind, metric=o["metric"],
+                               other_ms=o["other-ms"], latency_measured=table is not None)
+
+    def _sensitivity_kind(self, targets: list[ir.Operation], schemes: list[Scheme], state: PassState) -> str:
+        """``measured`` when every (layer, quantized candidate it can take) has a measured value, else
+        ``proxy``: one kind for all, as the two are not in the same units."""
+        wanted = self.options["sensitivity"]
+        if wanted == "proxy":
+            return "proxy"
+        have = all(measured_key(self.options["metric"], s) in state.stats.sensitivity.get(target_name(op), {})
+                   for op in targets for s in schemes
+                   if s.quantized and fits(s, reduction_size(op), op.name != "qc.linear") is None)
+        if wanted == "measured" and not have:
+            raise QCError("sensitivity=measured: the statistics lack measured sensitivities for some layers "
+                          "(qc-compile --scheme auto measures them; or use sensitivity=proxy)")
+        return "measured" if have else "proxy"
+
+    def _layer(self, op: ir.Operation, name: str, schemes: list[Scheme], pinned: bool, kind: str,
+               table: LatencyTable | None, state: PassState) -> Layer:
+        gather = op.name != "qc.linear"
+        k = reduction_size(op)
+        if gather:
+            n = ir.RankedTensorType(embedding_table(op)[0].operands[0].type).shape[0]
+        else:
+            n, _ = ir.RankedTensorType(op.operands[1].type).shape
+        candidates = []
+        for scheme in schemes:
+            why = fits(scheme, k, gather)
+            if why is not None:
+                if pinned:
+                    raise QCError(f"layer '{name}' is pinned to {scheme.name}, which it cannot take: {why}", op.location)
+                continue
+            latency = 0.0
+            if table is not None and not gather:
+                latency = table.get_ms(linear_shape(op), scheme_key(scheme, self.options["activations"]))
+                if latency is None:
+                    raise QCError(f"no measured latency for layer '{name}' ({linear_shape(op)}) at {scheme.name}",
+                                  op.location)
+            candidates.append(Candidate(scheme.name, scheme.weight_bytes(n, k),
+                                        self._error(op, name, scheme, kind, state), latency))
+        return Layer(name, n * k, candidates)
+
+    def _error(self, op: ir.Operation, name: str, scheme: Scheme, kind: str, state: PassState) -> float:
+        if not scheme.quantized:
+            return 0.0
+        if kind == "measured":
+            return state.stats.sensitivity[name][measured_key(self.options["metric"], scheme)]
+        if op.name != "qc.linear":
+            return table_error(state.store[embedding_table(op)[2]], scheme)
+        stats = state.stats.get(name)
+        found = stored_weight(op.operands[1])
+        if stats is None or stats.hessian is None or found is None:
+            raise QCError(f"the sensitivity proxy needs calibration statistics with the input Hessian for "
+                          f"layer '{name}' (compile with calibration data)", op.location)
+        return proxy_error(state.store[found[1]], scheme, stats, self.options["activations"] == "static")
+
+    @staticmethod
+    def _fixed_bytes(module: ir.Operation, targets: list[ir.Operation], state: PassState) -> int:
+        """Bytes of every stored weight no layer choice changes (biases, norms, ...)."""
+        layer_weights = {stored_weight(op.operands[1])[1] if op.name == "qc.linear" else embedding_table(op)[2]
+                         for op in targets}
+        others = {ir.FlatSymbolRefAttr(w.attributes["name"]).value for w in walk_ops(module, "qc.weight")}
+        return sum(state.store[n].nbytes for n in others - layer_weights if n in state.store)
+
+    def _check_budgets(self, problem: Problem, fixed: int) -> None:
+        """Each budget against the least any assignment reaches, in the budget's own unit."""
+        o = self.options
+        weights = sum(layer.weights for layer in problem.layers)
+        if problem.max_bytes is not None:
+            least = smallest(problem, "bytes")
+            if least > problem.max_bytes:
+                budget = (f"budget-bits={o['budget-bits']:g}" if o["budget-bits"] else "") + (
+                    " and " if o["budget-bits"] and o["budget-mb"] else "") + (
+                    f"budget-mb={o['budget-mb']:g}" if o["budget-mb"] else "")
+                raise QCError(f"{budget} cannot be met: the smallest feasible is budget-bits="
+                              f"{round_up(8 * least / weights)} (budget-mb={round_up((least + fixed) / 1e6)}), "
+                              "every layer at its smallest candidate")
+        if problem.max_latency_ms is not None:
+            least = smallest(problem, "latency_ms")
+            if least > problem.max_latency_ms:
+                raise QCError(f"budget-latency-ms={o['budget-latency-ms']:g} cannot be met: the smallest feasible "
+                              f"is budget-latency-ms={round_up(least + o['other-ms'])} (the "
+                              f"fastest kernels, {least:.3f} ms, and {o['other-ms']:.3f} ms for the rest)")
+
+    @staticmethod
+    def _groups(targets: list[ir.Operation]) -> list[list[str]]:
+        by_input: dict[ir.Value, list[str]] = {}
+        for op in targets:
+            if op.name == "qc.linear":
+                by_input.setdefault(op.operands[0], []).append(target_name(op))
+        return [g for g in by_input.values() if len(g) > 1]

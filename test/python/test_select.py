@@ -1,0 +1,212 @@
+"""Precision selection: the ILP itself, quantized embedding tables, and ``--scheme auto`` end to end."""
+
+import itertools
+import json
+import re
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+import qc
+from qc.compiler.calibration import Statistics
+from qc.compiler.quant import parse_scheme
+from qc.compiler.quant.select import Candidate, Infeasible, Layer, Problem, greedy, solve
+from qc.compiler.quant.sensitivity import fake_quantize
+
+from conftest import EXAMPLE, run
+
+VOCAB, DIM, HIDDEN, SEQ = 96, 64, 128, 16
+
+
+def random_problem(rng, layers=4, candidates=4) -> Problem:
+    return Problem([Layer(f"l{i}", 100, [Candidate(f"s{c}", int(rng.integers(10, 100)), float(rng.random()),
+                                                   float(rng.random())) for c in range(candidates)])
+                    for i in range(layers)])
+
+
+def brute_force(problem: Problem):
+    best = None
+    for combo in itertools.product(*[layer.candidates for layer in problem.layers]):
+        chosen = {layer.name: c for layer, c in zip(problem.layers, combo)}
+        if problem.max_bytes is not None and sum(c.bytes for c in combo) > problem.max_bytes:
+            continue
+        if problem.max_latency_ms is not None and sum(c.latency_ms for c in combo) > problem.max_latency_ms:
+            continue
+        if any(len({chosen[n].scheme for n in g}) > 1 for g in problem.groups):
+            continue
+        error = sum(c.error for c in combo)
+        best = error if best is None or error < best else best
+    return best
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_ilp_is_the_brute_force_optimum(seed):
+    """Byte and latency budgets together, and (every third instance) two coupled layers."""
+    rng = np.random.default_rng(seed)
+    problem = random_problem(rng)
+    problem.max_bytes, problem.max_latency_ms = float(rng.integers(120, 300)), float(rng.uniform(0.8, 2.5))
+    if seed % 3 == 0:
+        problem.groups = [["l0", "l1"]]
+    best = brute_force(problem)
+    if best is None:
+        with pytest.raises(Infeasible):
+            solve(problem)
+        return
+    solution = solve(problem)
+    assert solution.error == pytest.approx(best, abs=1e-9)
+    assert solution.bytes <= problem.max_bytes and solution.latency_ms <= problem.max_latency_ms + 1e-9
+    for group in problem.groups:
+        assert len({solution.choice[n].scheme for n in group}) == 1
+
+
+def test_infeasible_budget_names_the_smallest_feasible():
+    problem = Problem([Layer("a", 8, [Candidate("x", 10, 1.0), Candidate("y", 20, 0.0)]),
+                       Layer("b", 8, [Candidate("x", 5, 1.0), Candidate("y", 40, 0.0)])], max_bytes=14)
+    with pytest.raises(Infeasible, match="the smallest feasible is 15 bytes"):
+        solve(problem)
+
+
+def test_greedy_is_never_better_than_the_ilp():
+    rng = np.random.default_rng(7)
+    for _ in range(20):
+        problem = random_problem(rng, layers=6)
+        problem.max_bytes = float(sum(min(c.bytes for c in layer.candidates) for layer in problem.layers) + 60)
+        assert solve(problem).error <= greedy(problem).error + 1e-12
+
+
+def embedding_model(path, seed=0):
+    """ids [1, SEQ] -> Gather(table [VOCAB, DIM]) -> fc1 (heavy-tailed weights) -> relu -> fc2 -> fc3."""
+    rng = np.random.default_rng(seed)
+    inits = {"table": rng.standard_normal((VOCAB, DIM)).astype(np.float32),
+             "w1": (rng.standard_t(1.5, (DIM, HIDDEN)) * 0.05).astype(np.float32),
+             "w2": (rng.standard_normal((HIDDEN, HIDDEN)) * 0.1).astype(np.float32),
+             "w3": (rng.standard_normal((HIDDEN, DIM)) * 0.1).astype(np.float32)}
+    nodes = [helper.make_node("Gather", ["table", "ids"], ["e"], name="embed"),
+             helper.make_node("MatMul", ["e", "w1"], ["h1"], name="fc1"),
+             helper.make_node("Relu", ["h1"], ["r1"], name="relu1"),
+             helper.make_node("MatMul", ["r1", "w2"], ["h2"], name="fc2"),
+             helper.make_node("Relu", ["h2"], ["r2"], name="relu2"),
+             helper.make_node("MatMul", ["r2", "w3"], ["y"], name="fc3")]
+    graph = helper.make_graph(nodes, "emb", [helper.make_tensor_value_info("ids", TensorProto.INT64, [1, SEQ])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, SEQ, DIM])],
+                              [numpy_helper.from_array(a, n) for n, a in inits.items()])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8), path)
+    return inits
+
+
+def ids(seed):
+    return np.random.default_rng(seed).integers(0, VOCAB, (1, SEQ)).astype(np.int64)
+
+
+@pytest.fixture(scope="module")
+def emb(workdir):
+    path = workdir / "emb.onnx"
+    inits = embedding_model(path)
+    calib = [{"ids": ids(100 + i)} for i in range(8)]
+    return path, inits, calib
+
+
+def test_quantized_embedding_table_matches_numpy(emb, workdir):
+    """w4a16-g32 everywhere, the Gather's table included: the compiled model computes exactly the
+    numpy model on the fake-quantized table and weights, and stores the table at 5 bits a value."""
+    path, inits, _ = emb
+    out = workdir / "emb_w4.so"
+    qc.compile(path, out, scheme="w4a16-g32", report=workdir / "emb_w4.json")
+    layers = json.loads((workdir / "emb_w4.json").read_text())["layers"]
+    assert layers["embed"]["scheme"] == "w4a16-g32" and layers["embed"]["bytes"] == VOCAB * DIM // 2 + VOCAB * 2 * 4
+    s = parse_scheme("w4a16-g32")
+    x = ids(1)
+    h = fake_quantize(inits["table"], s)[x]
+    for name in ("w1", "w2"):
+        h = np.maximum(h @ fake_quantize(inits[name].T.copy(), s).T, 0)
+    ref = h @ fake_quantize(inits["w3"].T.copy(), s).T
+    got = qc.runtime.load(out).run({"ids": x})["y"]
+    assert np.abs(got - ref).max() <= 1e-5 * np.abs(ref).max()
+
+
+def test_auto_beats_uniform_and_greedy_at_equal_bytes(emb, workdir):
+    """At uniform w4a16-g32's total bytes, the ILP's choice (measured sensitivities) has a smaller
+    output error than uniform w4a16-g32, its predicted error is no worse than the greedy allocation's,
+    and the sensitivities are cached in the saved statistics."""
+    path, _, calib = emb
+    qc.compile(path, workdir / "u.so", scheme="w4a16-g32", report=workdir / "u.json")
+    budget = json.loads((workdir / "u.json").read_text())["model_bytes_after"]
+    result = qc.compile(path, workdir / "auto.so", scheme="auto", budget_mb=budget / 1e6, calibration=calib,
+                        save_stats=workdir / "emb_stats.npz", report=workdir / "auto.json")
+    report = json.loads((workdir / "auto.json").read_text())
+    assert report["model_bytes_after"] <= budget
+    assert report["selection"]["sensitivity"] == "measured"
+    assert set(report["layers"]) == {"embed", "fc1", "fc2", "fc3"}
+    stats = Statistics.load(workdir / "emb_stats.npz")
+    assert "measured:cosine:w4a16-g32" in stats.sensitivity["embed"]
+
+    problem, solution = result.selection["problem"], result.selection["solution"]
+    assert solution.error <= greedy(problem).error + 1e-12
+
+    def error(lib):
+        m = qc.runtime.load(lib)
+        ref = qc.runtime.load(workdir / "f32.so")
+        errs = []
+        for i in range(8):
+            a, b = m.run({"ids": ids(i)})["y"], ref.run({"ids": ids(i)})["y"]
+            errs.append(np.mean(1 - (a * b).sum(-1) / (np.linalg.norm(a, axis=-1) * np.linalg.norm(b, axis=-1))))
+        return float(np.mean(errs))
+
+    qc.compile(path, workdir / "f32.so")
+    assert error(workdir / "auto.so") < error(workdir / "u.so")
+
+
+def test_pins_latency_budget_and_pareto(emb, workdir, monkeypatch):
+    """Pins are honoured; with a latency budget the prediction is within it and the report gives
+    the measured time beside it; kernel latencies are cached per host and reused; --pareto writes
+    the front and its plot."""
+    path, _, _ = emb
+    monkeypatch.setenv("QC_CACHE_DIR", str(workdir / "latency-cache"))
+    stats = workdir / "emb_stats.npz"
+    args = ["--scheme", "auto", "--stats", stats, "--candidates", "f32,w8a16,w4a16-g32"]
+    proc = run("qc-compile", path, "-o", workdir / "lat.so", *args, "--budget-latency-ms", "1000", "--budget-bits", "12",
+               "--pin", "fc3=f32", "--report", workdir / "lat.json", "--pareto", workdir / "front.md")
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads((workdir / "lat.json").read_text())
+    assert report["layers"]["fc3"]["scheme"] == "f32"
+    sel = report["selection"]
+    assert sel["predicted_ms"] <= 1000 and sel["measured_ms"] > 0 and sel["bits_per_weight"] <= 12
+    assert all(report["layers"][n]["latency_ms"] > 0 for n in ("fc1", "fc2", "fc3"))
+    tables = list((workdir / "latency-cache").glob("latency-*.json"))
+    assert len(tables) == 1
+    before = tables[0].stat().st_mtime_ns
+    proc = run("qc-compile", path, "-o", workdir / "lat2.so", *args, "--budget-latency-ms", "1000",
+               "--report", workdir / "lat2.json")
+    assert proc.returncode == 0, proc.stderr
+    assert tables[0].stat().st_mtime_ns == before  # nothing new to time
+    front = (workdir / "front.md").read_text()
+    assert "| chosen |" in front and "uniform w4a16-g32" in front
+    assert (workdir / "front.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--scheme", "auto", "--calib", "{calib}"], "scheme 'auto' needs a budget"),
+    (["--budget-bits", "4"], "budget-bits choose(s) schemes: use them with scheme 'auto'"),
+    (["--scheme", "auto", "--budget-bits", "4"], "needs calibration data"),
+    (["--scheme", "auto", "--budget-bits", "1", "--stats", "{stats}", "--sensitivity", "proxy"],
+     "budget-bits=1 cannot be met: the smallest feasible is budget-bits=4.467 (budget-mb=0.0116)"),
+    (["--scheme", "auto", "--budget-bits", "6", "--stats", "{stats}", "--sensitivity", "proxy", "--pin", "fc9=f32"], "pin 'fc9' matches no layer"),
+    (["--scheme", "auto", "--budget-bits", "6", "--stats", "{stats}", "--pin", "fc1"], "bad --pin 'fc1'"),
+    (["--scheme", "w4a16-g32", "--scheme-overrides", "{overrides}"], "scheme override 'nothing' matches no layer"),
+])
+def test_selection_mistakes_are_clear_errors(workdir, args, message):
+    """On the example MLP (fc1 K=64, fc2 K=256)."""
+    np.savez(workdir / "mlp_calib.npz", x=np.random.default_rng(0).standard_normal((4, 4, 64)).astype(np.float32))
+    if not (workdir / "mlp_stats.npz").exists():
+        assert run("qc-compile", EXAMPLE, "-o", workdir / "mlp_s.so", "--calib", workdir / "mlp_calib.npz",
+                   "--save-stats", workdir / "mlp_stats.npz").returncode == 0
+    (workdir / "nomatch.json").write_text(json.dumps({"nothing": "f32"}))
+    paths = {"calib": workdir / "mlp_calib.npz", "stats": workdir / "mlp_stats.npz",
+             "overrides": workdir / "nomatch.json"}
+    proc = run("qc-compile", EXAMPLE, "-o", workdir / "bad.so", *[a.format(**paths) for a in args])
+    assert proc.returncode == 1
+    assert message in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert re.search(r"^qc-compile: error:", proc.stderr, re.M)
