@@ -1,5 +1,5 @@
 """qc: a quantization compiler built on MLIR."""
 
-from .compiler import QCError, compile
+from .compiler import CompileOptions, QCError, compile
 
-__all__ = ["QCError", "compile"]
+__all__ = ["CompileOptions", "QCError", "compile"]

@@ -9,7 +9,8 @@ from pathlib import Path
 
 from torch_mlir import ir
 
-from ..passes import AssignSchemes, FuseDequantGemm, QuantizeEmbeddings, QuantizeWeights, Smooth
+from ..passes import (AssignSchemes, FuseDequantGemm, Instrument, OutlineWeights, QuantizeEmbeddings, QuantizeWeights,
+                      RaiseLinear, Smooth, StripProbes)
 from ..passes.base import PassState, walk_ops
 from ..passes.matchers import embedding_table, scheme_targets, stored_weight, target_name
 from ..passes.instrument import OBSERVED_ATTR
@@ -27,8 +28,8 @@ from .report import summary, write_report
 from .frontend_onnx import import_onnx, spec_of
 from .signature import Signature, TensorSpec
 
-IMPORT_PIPELINE = ("builtin.module(qc-strip-probes, func.func(convert-elementwise-to-linalg), qc-outline-weights, qc-raise, "
-                   "canonicalize, cse)")
+IMPORT_PIPELINE = [StripProbes(), "func.func(convert-elementwise-to-linalg)", OutlineWeights(), RaiseLinear(),
+                   "canonicalize", "cse"]
 EMITS = ("so", "exe", "obj", "mlir", "llvm")
 NAME_ATTR = "qc.name"  # an input/output name on @main's arguments and results in an emitted .mlir
 
@@ -334,8 +335,8 @@ def calibrate(module: ir.Module, sig: Signature, state: PassState, samples, targ
     """Statistics of every linear input: build an instrumented copy of ``module`` and run it on ``samples``."""
     from ..runtime.loader import load
 
-    instrumented = ir.Module.parse(module.operation.get_asm(), module.context)
-    codegen.run(instrumented, "builtin.module(qc-instrument{export=true})", state, "instrumentation")
+    instrumented = codegen.copy_module(module)
+    codegen.run(instrumented, [Instrument(export=True)], state, "instrumentation")
     main = codegen.main_func(instrumented)
     ftype = ir.FunctionType(ir.TypeAttr(main.attributes["function_type"]).value)
     observed = [[ir.StringAttr(n).value for n in names] for names in main.attributes[OBSERVED_ATTR]] \

@@ -15,14 +15,22 @@ import numpy as np
 from torch_mlir import ir
 from torch_mlir.dialects.llvm import translate_module_to_llvmir
 
+from ..passes import (ConvToMatmul, ExpandMath, FuseDequantGemm, IsolateContractions, LowerLinear, LowerQGemm,
+                      Microkernels, Parallelize, ReassociateReductions, WeightsToArgs)
 from ..passes.base import PassState
 from ..passes.microkernels import trampolines
 from ..passes.pipeline import build
 from .errors import QCError
 
-# Before bufferization: elementwise fusion (contractions kept out of it behind calls),
-# qc ops to linalg, weights to arguments.
-PRE_BUFFERIZE = ("builtin.module(qc-fuse-dequant-gemm, qc-conv-to-matmul, qc-isolate-contractions, "
+def pre_bufferize(panel: int) -> list:
+    """Before bufferization: elementwise fusion (contractions kept out of it behind calls),
+    qc ops to linalg, weights to arguments."""
+    return [FuseDequantGemm(), ConvToMatmul(), IsolateContractions(), "func.func(linalg-fuse-elementwise-ops)",
+            LowerLinear(panel_width=panel), LowerQGemm(panel_width=panel), "inline", "symbol-dce", WeightsToArgs(),
+            "canonicalize", "cse"]
+
+
+BUFFERIZE = ("builtin.module(qc-fuse-dequant-gemm, qc-conv-to-matmul, qc-isolate-contractions, "
                  "func.func(linalg-fuse-elementwise-ops), qc-lower-linear{{panel-width={panel}}}, "
                  "qc-lower-qgemm{{panel-width={panel}}}, inline, symbol-dce, qc-weights-to-args, canonicalize, cse)")
 
@@ -31,10 +39,12 @@ BUFFERIZE = ("builtin.module(one-shot-bufferize{bufferize-function-boundaries "
              "buffer-results-to-out-params{hoist-static-allocs modify-public-functions}, "
              "canonicalize, buffer-deallocation-pipeline, qc-elide-copies, canonicalize)")
 
-# After bufferization: matmuls to vector micro-kernels and large elementwise ops and reductions
-# to split loops, both on the thread pool; libm calls to arithmetic.
-KERNELS = ("builtin.module(qc-microkernels{{vector-width={lanes} rows={rows} int8-dot={dot}}}, qc-expand-math, "
-           "qc-reassociate-reductions, qc-parallelize, canonicalize)")
+def kernel_passes(target: "Target") -> list:
+    """After bufferization: matmuls to vector micro-kernels and large elementwise ops and reductions
+    to split loops, both on the thread pool; libm calls to arithmetic."""
+    return [Microkernels(vector_width=target.vector_width, rows=target.rows, int8_dot=target.int8_dot), ExpandMath(),
+            ReassociateReductions(), Parallelize(), "canonicalize"]
+
 
 TO_LLVM = ("builtin.module(func.func(convert-linalg-to-loops), "
            "convert-vector-to-scf, convert-scf-to-cf, "
@@ -138,17 +148,26 @@ def lower_to_llvm_dialect(module: ir.Module, state: PassState, target: Target) -
     """Runs the codegen pipelines in place; returns @main's weight argument names and the
     kernel trampolines the C glue must define."""
     lanes = target.vector_width
-    run(module, PRE_BUFFERIZE.format(panel=2 * lanes), state, "lowering qc ops")
+    run(module, pre_bufferize(2 * lanes), state, "lowering qc ops")
     main = main_func(module)
     weight_args = [ir.StringAttr(a).value for a in main.attributes["qc.weight_args"]]
     with module.context:
         main.attributes["llvm.emit_c_interface"] = ir.UnitAttr.get()
         main.attributes["sym_name"] = ir.StringAttr.get(ENTRY)  # "main" would clash with an executable's
     run(module, BUFFERIZE, state, "bufferization")
-    run(module, KERNELS.format(lanes=lanes, rows=target.rows, dot=target.int8_dot), state, "kernel generation")
+    run(module, kernel_passes(target), state, "kernel generation")
     kernels = trampolines(module)
     run(module, TO_LLVM, state, "lowering to LLVM")
     return weight_args, kernels
+
+
+def copy_module(module: ir.Module) -> ir.Module:
+    """A deep copy of ``module`` (its top-level ops cloned into a new module)."""
+    with module.context, module.operation.location:
+        copy = ir.Module.create()
+        for op in module.body.operations:
+            op.operation.clone(ir.InsertionPoint(copy.body))
+    return copy
 
 
 def main_func(module: ir.Module) -> ir.Operation:

@@ -125,7 +125,7 @@ class Probe:
         from ..runtime.loader import load
         from .api import build
 
-        copy = copy_module(module)
+        copy = codegen.copy_module(module)
         width = 2 * target.vector_width
         self.layers: dict[str, tuple[str, str]] = {}  # layer -> (kind, store name of its f32 weight)
         inputs = {}
@@ -161,15 +161,6 @@ def aligned(array: np.ndarray, align: int = 64) -> np.ndarray:
     out = raw[start:start + array.nbytes].view(array.dtype).reshape(array.shape)
     out[...] = array
     return out
-
-
-def copy_module(module: ir.Module) -> ir.Module:
-    """A deep copy of ``module`` (its top-level ops cloned into a new module)."""
-    with module.context, module.operation.location:
-        copy = ir.Module.create()
-        for op in module.body.operations:
-            op.operation.clone(ir.InsertionPoint(copy.body))
-    return copy
 
 
 def measure_sensitivities(probe: Probe, state: PassState, samples: list[dict], schemes: list[Scheme], metric: str,

@@ -32,7 +32,7 @@ from torch_mlir import ir
 from ..compiler.errors import QCError
 from ..compiler.quant import Scheme, all_schemes, fits, parse_scheme
 from ..compiler.quant.latency import LatencyTable, scheme_key, shape_key
-from ..compiler.quant.select import Candidate, Layer, Problem, smallest, solve
+from ..compiler.quant.select import Candidate, Layer, Problem, solve
 from ..compiler.quant.sensitivity import METRICS, proxy_error, table_error
 from .assign_schemes import parse_pairs, reduction_size
 from .base import ModulePass, Option, PassState, one_of, walk_ops
@@ -58,14 +58,6 @@ def layer_rows(op: ir.Operation) -> int:
 def linear_shape(op: ir.Operation) -> str:
     n, k = ir.RankedTensorType(op.operands[1].type).shape
     return shape_key(layer_rows(op), k, n, len(op.operands) == 3)
-
-
-def round_up(value: float, digits: int = 4) -> str:
-    """``value`` rounded up to ``digits`` significant digits: a budget that is then feasible."""
-    if value <= 0:
-        return "0"
-    step = 10.0 ** (math.floor(math.log10(value)) - digits + 1)
-    return f"{float(f'{math.ceil(value / step - 1e-9) * step:.12g}'):g}"
 
 
 def measured_key(metric: str, scheme: Scheme) -> str:
@@ -116,8 +108,8 @@ class SelectPrecision(ModulePass):
         if o["budget-mb"]:
             limits.append(o["budget-mb"] * 1e6 - fixed)
         problem = Problem(layers, min(limits) if limits else None,
-                          o["budget-latency-ms"] - o["other-ms"] if o["budget-latency-ms"] else None, groups)
-        self._check_budgets(problem, fixed)
+                          o["budget-latency-ms"] - o["other-ms"] if o["budget-latency-ms"] else None, groups,
+                          fixed, o["other-ms"])
         solution = solve(problem)
         for op, name in zip(targets, names):
             set_scheme(op, name, scheme_attr(parse_scheme(solution.choice[name].scheme)))
@@ -184,26 +176,6 @@ class SelectPrecision(ModulePass):
                          for op in targets}
         others = {ir.FlatSymbolRefAttr(w.attributes["name"]).value for w in walk_ops(module, "qc.weight")}
         return sum(state.store[n].nbytes for n in others - layer_weights if n in state.store)
-
-    def _check_budgets(self, problem: Problem, fixed: int) -> None:
-        """Each budget against the least any assignment reaches, in the budget's own unit."""
-        o = self.options
-        weights = sum(layer.weights for layer in problem.layers)
-        if problem.max_bytes is not None:
-            least = smallest(problem, "bytes")
-            if least > problem.max_bytes:
-                budget = (f"budget-bits={o['budget-bits']:g}" if o["budget-bits"] else "") + (
-                    " and " if o["budget-bits"] and o["budget-mb"] else "") + (
-                    f"budget-mb={o['budget-mb']:g}" if o["budget-mb"] else "")
-                raise QCError(f"{budget} cannot be met: the smallest feasible is budget-bits="
-                              f"{round_up(8 * least / weights)} (budget-mb={round_up((least + fixed) / 1e6)}), "
-                              "every layer at its smallest candidate")
-        if problem.max_latency_ms is not None:
-            least = smallest(problem, "latency_ms")
-            if least > problem.max_latency_ms:
-                raise QCError(f"budget-latency-ms={o['budget-latency-ms']:g} cannot be met: the smallest feasible "
-                              f"is budget-latency-ms={round_up(least + o['other-ms'])} (the "
-                              f"fastest kernels, {least:.3f} ms, and {o['other-ms']:.3f} ms for the rest)")
 
     @staticmethod
     def _groups(targets: list[ir.Operation]) -> list[list[str]]:

@@ -14,6 +14,7 @@ the smaller of two equally accurate choices.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -42,6 +43,8 @@ class Problem:
     max_bytes: float | None = None
     max_latency_ms: float | None = None
     groups: list[list[str]] = field(default_factory=list)  # coupled layer names: one decision each
+    fixed_bytes: int = 0  # stored bytes no choice changes (messages name total MB)
+    other_ms: float = 0.0  # time of the rest of the model (messages name the end-to-end budget)
 
 
 @dataclass
@@ -126,22 +129,30 @@ def solve(problem: Problem, time_limit_s: float = 60.0) -> Solution:
 
 
 def _check_feasible(problem: Problem) -> None:
-    """Each budget on its own, against every layer at its cheapest candidate."""
+    """Each budget on its own, against every layer at its cheapest candidate; the message names the
+    smallest feasible budget in the units qc-compile takes."""
     for layer in problem.layers:
         if not layer.candidates:
             raise QCError(f"precision selection: layer '{layer.name}' has no candidate scheme")
-    if problem.max_bytes is not None:
-        least = smallest(problem, "bytes")
-        if least > problem.max_bytes:
-            raise Infeasible(f"a weight budget of {problem.max_bytes:.0f} bytes cannot be met: the smallest "
-                             f"feasible is {least} bytes ({describe_bytes(problem, least)}), every layer at "
-                             "its smallest candidate")
-    if problem.max_latency_ms is not None:
-        least = smallest(problem, "latency_ms")
-        if least > problem.max_latency_ms:
-            raise Infeasible(f"a latency budget of {problem.max_latency_ms:.3f} ms for the selected layers "
-                             f"cannot be met: the smallest feasible is {least:.3f} ms, every layer at its "
-                             "fastest candidate")
+    for what, limit in (("bytes", problem.max_bytes), ("latency_ms", problem.max_latency_ms)):
+        least = smallest(problem, what) if limit is not None else 0
+        if limit is not None and least > limit:
+            if what == "bytes":
+                weights = sum(layer.weights for layer in problem.layers)
+                raise Infeasible(f"the weight budget cannot be met: the smallest feasible is budget-bits="
+                                 f"{round_up(8 * least / weights)} (budget-mb={round_up((least + problem.fixed_bytes) / 1e6)}), "
+                                 "every layer at its smallest candidate")
+            raise Infeasible(f"the latency budget cannot be met: the smallest feasible is budget-latency-ms="
+                             f"{round_up(least + problem.other_ms)} (the fastest kernels, {least:.3f} ms, and "
+                             f"{problem.other_ms:.3f} ms for the rest)")
+
+
+def round_up(value: float, digits: int = 4) -> str:
+    """``value`` rounded up to ``digits`` significant digits: a budget that is then feasible."""
+    if value <= 0:
+        return "0"
+    step = 10.0 ** (math.floor(math.log10(value)) - digits + 1)
+    return f"{float(f'{math.ceil(value / step - 1e-9) * step:.12g}'):g}"
 
 
 def smallest(problem: Problem, what: str) -> float:
@@ -160,11 +171,6 @@ def smallest(problem: Problem, what: str) -> float:
     return total
 
 
-def describe_bytes(problem: Problem, nbytes: float) -> str:
-    weights = sum(layer.weights for layer in problem.layers)
-    return f"{8 * nbytes / max(weights, 1):.3f} bits per weight, {nbytes / 1e6:.3f} MB"
-
-
 def _joint_hint(problem: Problem) -> str:
     """With both budgets: the fewest bytes reachable within the latency budget."""
     if problem.max_bytes is None or problem.max_latency_ms is None:
@@ -173,8 +179,9 @@ def _joint_hint(problem: Problem) -> str:
                              [Candidate(c.scheme, c.bytes, float(c.bytes), c.latency_ms) for c in layer.candidates])
                        for layer in problem.layers], None, problem.max_latency_ms, problem.groups)
     least = solve(relaxed).bytes
-    return (f"within {problem.max_latency_ms:.3f} ms the smallest feasible weight budget is {least} bytes "
-            f"({describe_bytes(problem, least)})")
+    weights = sum(layer.weights for layer in problem.layers)
+    return (f"within the latency budget the smallest feasible is budget-bits={round_up(8 * least / weights)} "
+            f"(budget-mb={round_up((least + problem.fixed_bytes) / 1e6)})")
 
 
 def greedy(problem: Problem) -> Solution:

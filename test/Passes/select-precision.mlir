@@ -45,8 +45,8 @@
 // COUPLED-NEXT: "qc.linear"(%{{.*}}, %[[WP]]) {{.*}}#qc.scheme<"w4a16-g32", "sym">
 // COUPLED: linalg.generic {{.*}}qc.scheme = #qc.scheme<"w8a16", "sym">
 
-// INFEASIBLE: error: qc-select-precision: budget-bits=4 cannot be met: the smallest feasible is budget-bits=5 (budget-mb=0.0064), every layer at its smallest candidate
-// SLOW: error: qc-select-precision: budget-latency-ms=1 cannot be met: the smallest feasible is budget-latency-ms=2 (the fastest kernels, 2.000 ms, and 0.000 ms for the rest)
+// INFEASIBLE: error: qc-select-precision: the weight budget cannot be met: the smallest feasible is budget-bits=5 (budget-mb=0.0064), every layer at its smallest candidate
+// SLOW: error: qc-select-precision: the latency budget cannot be met: the smallest feasible is budget-latency-ms=2 (the fastest kernels, 2.000 ms, and 0.000 ms for the rest)
 // UNMEASURED: error: qc-select-precision: sensitivity=measured: the statistics lack measured sensitivities
 
 #map = affine_map<(d0, d1) -> (d0)>
