@@ -1,12 +1,14 @@
-"""Precision selection on all-MiniLM-L6-v2: qc's ILP against uniform schemes, a greedy allocation by
-the same sensitivities and NNCF ``compress_weights``, each at the same total weight bytes.
+"""Precision selection: qc's ILP against uniform schemes, a greedy allocation by the same
+sensitivities and NNCF ``compress_weights``, each at the same total weight bytes, on one ONNX model.
 
-    python bench/bench_select.py [--sentences 200] [--calib 32] [--mb 21] [--results docs/results.md]
+    python bench/bench_select.py [--model minilm|stories] [--sentences 200] [--calib 32] [--mb 21]
+                                 [--results docs/results.md]
 
-The model is exported with its sentence embedding (mean pooling, L2 norm) as output, so the
-accuracy is the mean cosine of each engine's embedding to ONNX Runtime FP32 over ``--sentences``
-varied sentences; calibration uses ``--calib`` other sentences (seed 1), for qc and for NNCF's
-data-aware mode alike.  Weight bytes: every stored weight (qc: the report's total, scales included;
+MiniLM is exported with its sentence embedding (mean pooling, L2 norm) as output: the accuracy is
+the mean cosine of each engine's embedding to ONNX Runtime FP32 over ``--sentences`` varied
+sentences, calibration ``--calib`` other sentences (seed 1).  stories260K: mean KL of the
+next-token distributions over 2,048 positions sampled from the FP32 model.  qc and NNCF's
+data-aware mode get the same calibration set.  Weight bytes: every stored weight (qc: the report's total, scales included;
 NNCF: the initializers of the model it writes).  Then a latency budget: the compiled model's
 measured time against the budget and the selection's prediction.  Needs ``pip install -e .[bench]``.
 """
@@ -40,11 +42,84 @@ def onnx_bytes(path: Path) -> int:
     return total
 
 
+class Workload:
+    """A model as one ONNX file, its evaluation inputs and FP32 outputs, calibration inputs, and
+    the error the selection minimises (measured with ``metric``)."""
+
+    def __init__(self, name: str, onnx_path: Path, evals: list[dict], calib: list[dict], metric: str, desc: str):
+        import numpy as np
+        import onnxruntime as ort
+
+        self.name, self.onnx_path, self.evals, self.calib, self.metric, self.desc = \
+            name, onnx_path, evals, calib, metric, desc
+        fp32 = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+        self.refs = [fp32.run(None, f)[0] for f in evals]
+        self.np = np
+
+    def score(self, outputs: list) -> float:
+        """MiniLM: mean cosine of the sentence embeddings; stories: mean KL(FP32 || engine) per position."""
+        np = self.np
+        if self.metric == "cosine":
+            return float(np.mean([(o * r).sum() / (np.linalg.norm(o) * np.linalg.norm(r))
+                                  for o, r in zip(outputs, self.refs)]))
+        kl = []
+        for o, r in zip(outputs, self.refs):
+            lp, lq = log_softmax(r), log_softmax(o)
+            kl.append((np.exp(lp) * (lp - lq)).sum(-1).mean())
+        return float(np.mean(kl))
+
+
+def log_softmax(z):
+    import numpy as np
+
+    z = z.astype(np.float64) - z.max(-1, keepdims=True)
+    return z - np.log(np.exp(z).sum(-1, keepdims=True))
+
+
+def minilm_workload(work: Path, sentences: int, calib: int) -> Workload:
+    from qc.compiler.models import minilm
+
+    path = work / "minilm.onnx"
+    tok = minilm.export_onnx(path, 1, 128, pooled=True)
+    return Workload("all-MiniLM-L6-v2", path, [minilm.encode(tok, [s], 128) for s in minilm.sample_sentences(sentences)],
+                    [minilm.encode(tok, [s], 128) for s in minilm.sample_sentences(calib, seed=1)], "cosine",
+                    f"all-MiniLM-L6-v2 (seq 128), mean cosine of the sentence embedding (mean pooling, L2 norm) to "
+                    f"ORT FP32 over {sentences} varied sentences, calibration {calib} other sentences")
+
+
+def stories_workload(work: Path) -> Workload:
+    """stories260K: 16 x 128 tokens (2,048 positions) sampled from the FP32 model itself."""
+    import torch
+
+    from qc.compiler.models.llama2c import build_torch_llama, read_llama2c
+
+    cfg, weights = read_llama2c(Path(__file__).resolve().parents[1].parent / "shared" / "models" / "stories260K.bin")
+    model = build_torch_llama(cfg, weights)
+
+    def sample(seed):
+        g = torch.Generator().manual_seed(seed)
+        tokens = torch.randint(1, cfg.vocab_size, (16, 1), generator=g)
+        with torch.no_grad():
+            for _ in range(127):
+                p = torch.softmax(model(tokens)[:, -1], -1)
+                tokens = torch.cat([tokens, torch.multinomial(p, 1, generator=g)], 1)
+        return {"tokens": tokens.numpy()}
+
+    path = work / "stories.onnx"
+    evals = [sample(0)]
+    torch.onnx.export(model, (torch.from_numpy(evals[0]["tokens"]),), str(path), input_names=["tokens"],
+                      output_names=["logits"], dynamo=False, opset_version=17)
+    return Workload("stories260K", path, evals, [sample(1), sample(2)], "kl",
+                    "stories260K (llama2.c), mean KL(FP32 || engine) of the next-token distributions over 2,048 "
+                    "positions of its own FP32 samples, calibration 2 x 2,048 other positions")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", choices=("minilm", "stories"), default="minilm")
     ap.add_argument("--sentences", type=int, default=200)
     ap.add_argument("--calib", type=int, default=32)
-    ap.add_argument("--mb", type=float, default=21.0, help="the headline weight budget (MB, 10^6 bytes)")
+    ap.add_argument("--mb", type=float, default=21.0, help="MiniLM's headline weight budget (MB, 10^6 bytes)")
     ap.add_argument("--results", help="append the tables to this markdown file")
     args = ap.parse_args()
 
@@ -56,40 +131,39 @@ def main() -> int:
     import qc
     from common import host, publish, table
     from qc.compiler.calibration import Statistics
-    from qc.compiler.models import minilm
     from qc.compiler.quant.select import Problem, greedy
 
     work = Path(tempfile.mkdtemp(prefix="qc-bench-select-"))
-    onnx_path = work / "minilm.onnx"
-    tok = minilm.export_onnx(onnx_path, 1, 128, pooled=True)
-    evals = [minilm.encode(tok, [s], 128) for s in minilm.sample_sentences(args.sentences)]
-    calib = [minilm.encode(tok, [s], 128) for s in minilm.sample_sentences(args.calib, seed=1)]
-    fp32 = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    refs = [fp32.run(None, f)[0] for f in evals]
-
+    w = minilm_workload(work, args.sentences, args.calib) if args.model == "minilm" else stories_workload(work)
+    out_name = "sentence_embedding" if args.model == "minilm" else "logits"
+    better = "higher" if w.metric == "cosine" else "lower"
     rows, results = [], {}
 
     def qc_row(label: str, **options):
         out = work / f"{re.sub(r'[^A-Za-z0-9]+', '_', label)}.so"
         report = out.with_suffix(".json")
         t0 = time.perf_counter()
-        res = qc.compile(onnx_path, out, report=report, **options)
+        res = qc.compile(w.onnx_path, out, report=report, metric=w.metric, **options) if options.get("scheme") == "auto" \
+            else qc.compile(w.onnx_path, out, report=report, **options)
         seconds = time.perf_counter() - t0
         model = qc.runtime.load(out)
         data = json.loads(report.read_text())
-        cos = float(np.mean([(model.run(f)["sentence_embedding"] * r).sum() for f, r in zip(evals, refs)]))
-        results[label] = (data["model_bytes_after"], cos)
-        rows.append((label, f"{data['model_bytes_after'] / 1e6:.2f}", f"{cos:.5f}", f"{seconds:.0f} s"))
+        score = w.score([model.run(f)[out_name] for f in w.evals])
+        results[label] = (data["model_bytes_after"], score)
+        rows.append((label, f"{data['model_bytes_after'] / 1e6:.4f}", f"{score:.5f}", f"{seconds:.0f} s"))
         print(rows[-1], flush=True)
         return res
 
     # one compile measures the sensitivities; the others reuse them from the statistics file
     stats_path = work / "stats.npz"
-    head = qc_row(f"qc ILP at {args.mb:g} MB", scheme="auto", budget_mb=args.mb, calibration=calib,
-                  save_stats=stats_path, progress=True)
+    fp32_bytes = onnx_bytes(w.onnx_path)
+    first_mb = args.mb if args.model == "minilm" else 0.3 * fp32_bytes / 1e6
+    head_label = f"qc ILP at {first_mb:.4g} MB"
+    head = qc_row(head_label, scheme="auto", budget_mb=first_mb, calibration=w.calib, save_stats=stats_path,
+                  progress=True)
     stats = Statistics.load(stats_path)
     problem: Problem = head.selection["problem"]
-    fixed = results[f"qc ILP at {args.mb:g} MB"][0] - head.selection["solution"].bytes
+    fixed = results[head_label][0] - head.selection["solution"].bytes
 
     def ilp_and_greedy(nbytes: int, tag: str) -> None:
         qc_row(f"qc ILP at {tag}", scheme="auto", budget_mb=nbytes / 1e6, stats=stats)
@@ -97,55 +171,55 @@ def main() -> int:
         qc_row(f"greedy at {tag}", overrides={re.escape(n): c.scheme for n, c in g.choice.items()}, stats=stats)
 
     for scheme in UNIFORM:
-        qc_row(f"uniform {scheme}", scheme=scheme, **({"calibration": calib} if "a8" in scheme else {}))
+        qc_row(f"uniform {scheme}", scheme=scheme, **({"calibration": w.calib} if "a8" in scheme else {}))
         if scheme.startswith("w4"):
             ilp_and_greedy(results[f"uniform {scheme}"][0], f"uniform {scheme}'s bytes")
 
     import nncf
-
-    dataset = nncf.Dataset(calib)
     import onnx
 
+    dataset = nncf.Dataset(w.calib)
     for mode, group in NNCF_CONFIGS:
         for ratio in (0.6, 0.8, 1.0):
             label = f"NNCF {mode} g{group} ratio {ratio:g}"
             out = work / f"nncf_{mode}_{group}_{ratio}.onnx"
             t0 = time.perf_counter()
             try:
-                compressed = nncf.compress_weights(onnx.load(str(onnx_path)), mode=getattr(nncf.CompressWeightsMode, mode),
-                                                   ratio=ratio, group_size=group, dataset=dataset)
+                compressed = nncf.compress_weights(onnx.load(str(w.onnx_path)),
+                                                   mode=getattr(nncf.CompressWeightsMode, mode), ratio=ratio,
+                                                   group_size=group, dataset=dataset)
                 onnx.save(compressed, str(out))
                 sess = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+                score = w.score([sess.run(None, f)[0] for f in w.evals])
             except Exception as err:  # a peer's failure is a row, not the end of the benchmark
                 rows.append((label, "-", f"failed: {type(err).__name__}: {str(err)[:80]}", ""))
                 continue
-            cos = float(np.mean([(sess.run(None, f)[0] * r).sum() for f, r in zip(evals, refs)]))
             nbytes = onnx_bytes(out)
-            results[label] = (nbytes, cos)
-            rows.append((label, f"{nbytes / 1e6:.2f}", f"{cos:.5f}", f"{time.perf_counter() - t0:.0f} s"))
+            results[label] = (nbytes, score)
+            rows.append((label, f"{nbytes / 1e6:.4f}", f"{score:.5f}", f"{time.perf_counter() - t0:.0f} s"))
             print(rows[-1], flush=True)
             if ratio == 0.8:
                 ilp_and_greedy(nbytes, f"{label}'s bytes")
 
-    text = (f"Precision selection, all-MiniLM-L6-v2 (seq 128), mean cosine of the sentence embedding to ORT FP32 "
-            f"over {args.sentences} sentences, calibration {args.calib} other sentences; host {host()}; "
-            f"FP32 weights {onnx_bytes(onnx_path) / 1e6:.2f} MB; sensitivities: measured (cosine).\n\n"
-            + table(rows, ("engine", "weights MB", "mean cosine", "compile")))
+    text = (f"Precision selection, {w.desc}; host {host()}; FP32 weights {fp32_bytes / 1e6:.4f} MB; qc's "
+            f"sensitivities: measured ({w.metric}); {better} is better.\n\n"
+            + table(rows, ("engine", "weights MB", f"mean {'cosine' if w.metric == 'cosine' else 'KL'}", "compile")))
 
     # a latency budget: 80 % of the FP32 model's time
-    fp = qc.compile(onnx_path, work / "f32.so")
+    fp = qc.compile(w.onnx_path, work / "f32.so")
     from qc.compiler.selection import time_ms
 
-    f32_ms = time_ms(qc.runtime.load(fp.output), evals[0])
+    f32_ms = time_ms(qc.runtime.load(fp.output), w.evals[0])
     budget = 0.8 * f32_ms
-    qc.compile(onnx_path, work / "lat.so", scheme="auto", budget_latency_ms=budget, stats=stats,
-               report=work / "lat.json")
+    qc.compile(w.onnx_path, work / "lat.so", scheme="auto", budget_latency_ms=budget, stats=stats,
+               metric=w.metric, report=work / "lat.json")
     sel = json.loads((work / "lat.json").read_text())["selection"]
     text += (f"\n\nLatency budget {budget:.2f} ms (80 % of qc FP32's {f32_ms:.2f} ms): predicted "
              f"{sel['predicted_ms']:.2f} ms, measured {sel['measured_ms']:.2f} ms "
              f"({100 * abs(sel['predicted_ms'] - sel['measured_ms']) / sel['measured_ms']:.1f} % apart), "
              f"{'within' if sel['measured_ms'] <= budget else 'OVER'} the budget; {sel['bits_per_weight']:.2f} bits "
              "per weight.")
+
     # solver scale: 500 layers x 12 candidates with byte and latency budgets, random costs
     from qc.compiler.quant.select import Candidate, Layer, solve
 

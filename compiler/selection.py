@@ -21,12 +21,12 @@ from pathlib import Path
 
 import numpy as np
 from torch_mlir import ir
-from torch_mlir.dialects import func
+from torch_mlir.dialects import arith, func, linalg, math, tensor
 
 from ..dialects.qc import LinearOp, WeightOp
 from ..passes import AssignSchemes, SelectPrecision
 from ..passes.assign_schemes import reduction_size
-from ..passes.base import PassState
+from ..passes.base import PassState, set_function_type
 from ..passes.lower_linear import pack_panels
 from ..passes.matchers import embedding_table, scheme_targets, stored_weight, target_name
 from ..passes.select_precision import candidate_schemes, layer_rows, linear_shape, measured_key
@@ -37,11 +37,12 @@ from .errors import QCError
 from .quant import Scheme, fits
 from .quant.latency import LatencyTable, scheme_key
 from .quant.select import Problem, Solution, solve
-from .quant.sensitivity import fake_quantize, output_error, proxy_error
+from .quant.sensitivity import fake_quantize, output_error
 from .signature import Signature, TensorSpec
 
 SENSITIVITY_SAMPLES = 16  # calibration samples each measured sensitivity averages over
 WEIGHT_INPUT = "weight:"  # the probe's input of a layer's weight: "weight:<layer>"
+ACT_INPUT = "act:"  # the probe's int8-activation switch of a linear: "act:<layer>"
 
 
 def time_ms(model, feeds: dict[str, np.ndarray], min_s: float = 0.2, reps: tuple[int, int] = (5, 500)) -> float:
@@ -119,7 +120,10 @@ def latency_table(ops: list[ir.Operation], schemes: list[Scheme], target: codege
 
 
 class Probe:
-    """The f32 model with the selected layers' weights as inputs (``weight:<layer>``)."""
+    """The f32 model with the selected layers' weights as inputs (``weight:<layer>``), and before
+    each linear a switch (``act:<layer>``, a scalar input) that rounds its input as int8
+    activations would: 0 leaves it, -1 quantizes each row by its own max|x| / 127 (dynamic), a
+    positive value quantizes with that scale (static); see ``fake_quantize_input``."""
 
     def __init__(self, module: ir.Module, sig: Signature, state: PassState, target: codegen.Target, tmp: Path):
         from ..runtime.loader import load
@@ -128,21 +132,27 @@ class Probe:
         copy = codegen.copy_module(module)
         width = 2 * target.vector_width
         self.layers: dict[str, tuple[str, str]] = {}  # layer -> (kind, store name of its f32 weight)
-        inputs = {}
+        inputs, switches = {}, []
+        main = codegen.main_func(copy)
         for op in scheme_targets(copy.operation):
             name = target_name(op)
             if op.name == "qc.linear":
                 weight = stored_weight(op.operands[1])[1]
                 inputs[f"{weight}.p{width}"] = WEIGHT_INPUT + name
                 self.layers[name] = ("linear", weight)
+                switches.append(TensorSpec(ACT_INPUT + name, (), "float32"))
+                with copy.context, op.location:
+                    fake_quantize_input(op, main)
             else:
                 weight = embedding_table(op)[2]
                 inputs[weight] = WEIGHT_INPUT + name
                 self.layers[name] = ("gather", weight)
+        sig = Signature(sig.inputs + tuple(switches), sig.outputs)
         build(copy, sig, state, target, tmp / "probe.so", "so", {}, weight_inputs=inputs)
         self.model = load(tmp / "probe.so")
         self.width, self.sig = width, sig
         self.base = {v: aligned(state.store[k]) for k, v in inputs.items()}
+        self.base.update({s.name: np.zeros((), np.float32) for s in switches})
 
     def weight_input(self, layer: str, w: np.ndarray) -> dict[str, np.ndarray]:
         """The feed that gives ``layer`` the f32 weight ``w`` (packed as the kernel reads it)."""
@@ -152,6 +162,49 @@ class Probe:
     def run(self, sample: dict[str, np.ndarray], weights: dict[str, np.ndarray] | None = None) -> list[np.ndarray]:
         out = self.model.run({**sample, **self.base, **(weights or {})})
         return [v for v in out.values() if np.issubdtype(v.dtype, np.floating)]
+
+
+def fake_quantize_input(linear: ir.Operation, main: ir.Operation) -> None:
+    """Route ``linear``'s input ``x: [..., K]`` through ``y = v == 0 ? x : q(x) * s`` with a new
+    scalar argument ``v`` of ``main`` (appended to its inputs): ``s = v > 0 ? v : max|x_row| / 127``
+    and ``q = clamp(roundeven(x / s), -127, 127)``, what qc-lower-qgemm's int8 activations compute."""
+    x = linear.operands[0]
+    xt = ir.RankedTensorType(x.type)
+    rank, f32 = xt.rank, ir.F32Type.get()
+    entry = main.regions[0].blocks[0]
+    v = entry.add_argument(ir.RankedTensorType.get([], f32), linear.location)
+    ftype = ir.FunctionType(ir.TypeAttr(main.attributes["function_type"]).value)
+    set_function_type(main, list(ftype.inputs) + [v.type], list(ftype.results))
+    dims = [ir.AffineDimExpr.get(i) for i in range(rank)]
+    full = ir.AffineMap.get(rank, 0, dims)
+    rows = ir.AffineMap.get(rank, 0, dims[:-1])
+    scalar = ir.AffineMap.get(rank, 0, [])
+    kind = lambda k: ir.Attribute.parse(f"#linalg.iterator_type<{k}>")  # noqa: E731
+    parallel = [kind("parallel")] * rank
+    c = lambda value: arith.ConstantOp(f32, ir.FloatAttr.get(f32, value)).result  # noqa: E731
+    with ir.InsertionPoint(linear), linear.location:
+        rows_t = ir.RankedTensorType.get(xt.shape[:-1], f32)
+        zeros = linalg.fill(c(0.0), outs=[tensor.EmptyOp(xt.shape[:-1], f32).result])
+        amax = linalg.GenericOp([rows_t], [x], [zeros], ir.ArrayAttr.get([ir.AffineMapAttr.get(m) for m in (full, rows)]),
+                                ir.ArrayAttr.get(parallel[:-1] + [kind("reduction")]))
+        block = amax.regions[0].blocks.append(f32, f32)
+        with ir.InsertionPoint(block):
+            linalg.YieldOp([arith.MaximumFOp(math.AbsFOp(block.arguments[0]).result, block.arguments[1]).result])
+        out = linalg.GenericOp([xt], [x, amax.result, v], [tensor.EmptyOp(xt.shape, f32).result],
+                               ir.ArrayAttr.get([ir.AffineMapAttr.get(m) for m in (full, rows, scalar, full)]),
+                               ir.ArrayAttr.get(parallel))
+        block = out.regions[0].blocks.append(f32, f32, f32, f32)
+        with ir.InsertionPoint(block):
+            xv, rmax, vv = block.arguments[0], block.arguments[1], block.arguments[2]
+            static = arith.CmpFOp(arith.CmpFPredicate.OGT, vv, c(0.0)).result
+            sx = arith.SelectOp(static, vv, arith.DivFOp(rmax, c(127.0)).result).result
+            inv = arith.SelectOp(arith.CmpFOp(arith.CmpFPredicate.OGT, sx, c(0.0)).result,
+                                 arith.DivFOp(c(1.0), sx).result, c(0.0)).result
+            q = math.RoundEvenOp(arith.MulFOp(xv, inv).result).result
+            q = arith.MinimumFOp(arith.MaximumFOp(q, c(-127.0)).result, c(127.0)).result
+            on = arith.CmpFOp(arith.CmpFPredicate.UNE, vv, c(0.0)).result
+            linalg.YieldOp([arith.SelectOp(on, arith.MulFOp(q, sx).result, xv).result])
+    linear.operands[0] = out.result
 
 
 def aligned(array: np.ndarray, align: int = 64) -> np.ndarray:
@@ -166,9 +219,9 @@ def aligned(array: np.ndarray, align: int = 64) -> np.ndarray:
 def measure_sensitivities(probe: Probe, state: PassState, samples: list[dict], schemes: list[Scheme], metric: str,
                           activations: str, progress: bool) -> None:
     """``state.stats.sensitivity[layer][measured:<metric>:<scheme>]`` for every layer and candidate
-    not cached yet: the mean output error over the samples with only that layer's weight quantized.
-    Int8-activation schemes take their weights' measured error scaled by the proxy's ratio of
-    weight-and-activation to weight-only error (the probe computes f32 activations)."""
+    not cached yet: the mean output error over the samples with only that layer quantized, its
+    weight fake-quantized (round to nearest) and, for int8-activation schemes, its input rounded
+    by the probe's switch as the kernel rounds it."""
     from tqdm import tqdm
 
     samples = samples[:SENSITIVITY_SAMPLES]
@@ -177,33 +230,28 @@ def measure_sensitivities(probe: Probe, state: PassState, samples: list[dict], s
     for layer, (kind, weight) in probe.layers.items():
         cached = state.stats.sensitivity.setdefault(layer, {})
         k = state.store[weight].shape[1]
-        for scheme in schemes:
-            if scheme.quantized and fits(scheme, k, kind == "gather") is None and \
-                    measured_key(metric, scheme) not in cached:
-                work.append((layer, scheme))
-    runs = {(layer, s.weight_only) for layer, s in work}
-    bar = tqdm(total=len(runs) * len(samples), desc="measuring sensitivities", unit="run", disable=not progress)
-    measured: dict[tuple[str, Scheme], float] = {}
-    for layer, scheme in sorted(runs, key=lambda r: (r[0], r[1].name)):
-        w = state.store[probe.layers[layer][1]]
-        feed = probe.weight_input(layer, fake_quantize(w, scheme))
+        work += [(layer, s) for s in schemes if s.quantized and fits(s, k, kind == "gather") is None
+                 and measured_key(metric, s) not in cached]
+    bar = tqdm(total=len(work) * len(samples), desc="measuring sensitivities", unit="run", disable=not progress)
+    for layer, scheme in work:
+        feed = probe.weight_input(layer, fake_quantize(state.store[probe.layers[layer][1]], scheme.weight_only))
+        if scheme.activation_bits == 8:
+            feed[ACT_INPUT + layer] = np.array(-1.0 if activations == "dynamic" else static_scale(state, layer),
+                                               np.float32)
         errors = []
         for sample, ref in zip(samples, refs):
-            out = probe.run(sample, feed)
-            errors.append(np.mean([output_error(r, o, metric) for r, o in zip(ref, out)]))
+            errors.append(np.mean([output_error(r, o, metric) for r, o in zip(ref, probe.run(sample, feed))]))
             bar.update()
-        measured[layer, scheme] = max(float(np.mean(errors)), 0.0)
+        state.stats.sensitivity[layer][measured_key(metric, scheme)] = max(float(np.mean(errors)), 0.0)
     bar.close()
-    for layer, scheme in work:
-        value = measured[layer, scheme.weight_only]
-        if scheme.activation_bits == 8:
-            w, layer_stats = state.store[probe.layers[layer][1]], state.stats.get(layer)
-            if layer_stats is None or layer_stats.hessian is None:
-                raise QCError(f"measuring {scheme.name} for '{layer}' needs its input Hessian from calibration")
-            static = activations == "static"
-            weight_only = proxy_error(w, scheme.weight_only, layer_stats, static)
-            value *= proxy_error(w, scheme, layer_stats, static) / max(weight_only, 1e-30)
-        state.stats.sensitivity[layer][measured_key(metric, scheme)] = value
+
+
+def static_scale(state: PassState, layer: str) -> float:
+    """The per-tensor int8 scale qc-quantize-weights gives ``activations=static`` (calibration absmax / 127)."""
+    stats = state.stats.get(layer)
+    if stats is None:
+        raise QCError(f"static int8 activations of '{layer}' need its calibration statistics")
+    return max(float(np.max(stats.absmax)), 1e-30) / 127.0
 
 
 def select_precision(module: ir.Module, sig: Signature, state: PassState, samples: list[dict] | None,

@@ -210,3 +210,23 @@ def test_selection_mistakes_are_clear_errors(workdir, args, message):
     assert message in proc.stderr, proc.stderr
     assert "Traceback" not in proc.stderr
     assert re.search(r"^qc-compile: error:", proc.stderr, re.M)
+
+
+@pytest.mark.parametrize("scheme", ["w8a8", "w4a8-g32", "w4a16-g32-asym"])
+def test_measured_sensitivity_is_the_compiled_layers_error(workdir, scheme):
+    """The probe's number for (fc1, scheme), int8 activations included, equals the output error of
+    the example MLP compiled with only fc1 at that scheme, on the same samples."""
+    from qc.compiler.quant.sensitivity import output_error
+
+    x = np.random.default_rng(3).standard_normal((6, 4, 64)).astype(np.float32)
+    samples = [{"x": s} for s in x]
+    stats = workdir / f"probe_{scheme}.npz"
+    tag = scheme.replace("-", "_")
+    qc.compile(EXAMPLE, workdir / f"probe_auto_{tag}.so", scheme="auto", budget_bits=30, calibration=samples,
+               candidates=["f32", scheme], save_stats=stats)
+    measured = Statistics.load(stats).sensitivity["fc1"][f"measured:cosine:{scheme}"]
+    qc.compile(EXAMPLE, workdir / "probe_f32.so")
+    qc.compile(EXAMPLE, workdir / f"probe_one_{tag}.so", overrides={"fc1": scheme})
+    f32, one = qc.runtime.load(workdir / "probe_f32.so"), qc.runtime.load(workdir / f"probe_one_{tag}.so")
+    real = np.mean([output_error(f32.run(s)["probs"], one.run(s)["probs"], "cosine") for s in samples])
+    assert measured > 0 and measured == pytest.approx(real, rel=0.02, abs=1e-9)
