@@ -125,14 +125,15 @@ class Probe:
     activations would: 0 leaves it, -1 quantizes each row by its own max|x| / 127 (dynamic), a
     positive value quantizes with that scale (static); see ``fake_quantize_input``."""
 
-    def __init__(self, module: ir.Module, sig: Signature, state: PassState, target: codegen.Target, tmp: Path):
+    def __init__(self, module: ir.Module, sig: Signature, state: PassState, target: codegen.Target, tmp: Path,
+                 switches: bool = True):
         from ..runtime.loader import load
         from .api import build
 
         copy = codegen.copy_module(module)
         width = 2 * target.vector_width
         self.layers: dict[str, tuple[str, str]] = {}  # layer -> (kind, store name of its f32 weight)
-        inputs, switches = {}, []
+        inputs, act_inputs = {}, []
         main = codegen.main_func(copy)
         for op in scheme_targets(copy.operation):
             name = target_name(op)
@@ -140,19 +141,21 @@ class Probe:
                 weight = stored_weight(op.operands[1])[1]
                 inputs[f"{weight}.p{width}"] = WEIGHT_INPUT + name
                 self.layers[name] = ("linear", weight)
-                switches.append(TensorSpec(ACT_INPUT + name, (), "float32"))
-                with copy.context, op.location:
-                    fake_quantize_input(op, main)
+                if switches:
+                    act_inputs.append(TensorSpec(ACT_INPUT + name, (), "float32"))
+                    with copy.context, op.location:
+                        fake_quantize_input(op, main)
             else:
                 weight = embedding_table(op)[2]
                 inputs[weight] = WEIGHT_INPUT + name
                 self.layers[name] = ("gather", weight)
-        sig = Signature(sig.inputs + tuple(switches), sig.outputs)
+        sig = Signature(sig.inputs + tuple(act_inputs), sig.outputs)
+        tmp.mkdir()
         build(copy, sig, state, target, tmp / "probe.so", "so", {}, weight_inputs=inputs)
         self.model = load(tmp / "probe.so")
         self.width, self.sig = width, sig
         self.base = {v: aligned(state.store[k]) for k, v in inputs.items()}
-        self.base.update({s.name: np.zeros((), np.float32) for s in switches})
+        self.base.update({s.name: np.zeros((), np.float32) for s in act_inputs})
 
     def weight_input(self, layer: str, w: np.ndarray) -> dict[str, np.ndarray]:
         """The feed that gives ``layer`` the f32 weight ``w`` (packed as the kernel reads it)."""
@@ -269,16 +272,16 @@ def select_precision(module: ir.Module, sig: Signature, state: PassState, sample
     if missing and not samples:
         raise QCError("measured sensitivities need calibration samples (--calib); the statistics given hold "
                       "none for every layer and candidate; or choose sensitivity 'proxy'")
-    if missing or timed:
-        with tempfile.TemporaryDirectory(prefix="qc-probe-") as tmp:
-            probe = Probe(module, sig, state, target, Path(tmp))
-            if missing:
-                measure_sensitivities(probe, state, samples, schemes, o.metric, o.activations, o.progress)
-            if timed:
-                feeds = samples[0] if samples else zeros(sig)
-                model_ms = time_ms(probe.model, {**feeds, **probe.base})
-                f32 = sum(state.latency.get_ms(linear_shape(op), "f32") for op in ops if op.name == "qc.linear")
-                other_ms = max(model_ms - f32, 0.0)
+    with tempfile.TemporaryDirectory(prefix="qc-probe-") as tmp:
+        if missing:
+            probe = Probe(module, sig, state, target, Path(tmp) / "sensitivity")
+            measure_sensitivities(probe, state, samples, schemes, o.metric, o.activations, o.progress)
+            del probe
+        if timed:  # the f32 model without the switches, which cost time even when off
+            probe = Probe(module, sig, state, target, Path(tmp) / "timing", switches=False)
+            model_ms = time_ms(probe.model, {**(samples[0] if samples else zeros(sig)), **probe.base})
+            f32 = sum(state.latency.get_ms(linear_shape(op), "f32") for op in ops if op.name == "qc.linear")
+            other_ms = max(model_ms - f32, 0.0)
             del probe
     select = SelectPrecision(
         budget_bits=o.budget_bits or 0.0, budget_mb=o.budget_mb or 0.0, budget_latency_ms=o.budget_latency_ms or 0.0,
@@ -396,16 +399,19 @@ def _plot_pareto(png: Path, front: list[dict], uniform: list[dict], chosen: dict
     import matplotlib.pyplot as plt
 
     fig, (top, bottom) = plt.subplots(2, 1, sharex=True, figsize=(7.5, 7))
-    for ax, key, label in ((top, "error", unit), (bottom, "latency_ms", "layers' kernel ms")):
-        ax.plot([p["bits"] for p in front], [p[key] for p in front], "o-", label="ILP front")
-        ax.scatter([u["bits"] for u in uniform], [u[key] for u in uniform], marker="s", color="0.5", label="uniform")
+    positive = [p["error"] for p in front + uniform + [chosen] if p["error"] > 0]
+    floor = min(positive) / 10 if positive else 1e-12  # an error of 0 (f32) drawn at the floor of a log axis
+    for ax, key, label in ((top, "error", f"{unit} (0 drawn at {floor:.0e})"), (bottom, "latency_ms",
+                                                                                "layers' kernel ms")):
+        y = (lambda p: max(p[key], floor)) if key == "error" else (lambda p: p[key])  # noqa: E731
+        ax.plot([p["bits"] for p in front], [y(p) for p in front], "o-", label="ILP front")
+        ax.scatter([u["bits"] for u in uniform], [y(u) for u in uniform], marker="s", color="0.5", label="uniform")
         for u in uniform:
-            ax.annotate(u["scheme"], (u["bits"], u[key]), fontsize=6, xytext=(3, 3), textcoords="offset points")
-        ax.scatter([chosen["bits"]], [chosen[key]], marker="*", s=220, color="red", zorder=5, label="chosen")
+            ax.annotate(u["scheme"], (u["bits"], y(u)), fontsize=6, xytext=(3, 3), textcoords="offset points")
+        ax.scatter([chosen["bits"]], [y(chosen)], marker="*", s=220, color="red", zorder=5, label="chosen")
         ax.set_ylabel(label)
         ax.legend(fontsize=8)
-    if any(p["error"] > 0 for p in front + uniform):
-        top.set_yscale("symlog", linthresh=max(min((p["error"] for p in front + uniform if p["error"] > 0)), 1e-12))
+    top.set_yscale("log")
     bottom.set_xlabel("bits per weight (scales included)")
     top.set_title("precision selection: error and latency against size")
     fig.tight_layout()
