@@ -12,7 +12,7 @@ from torch_mlir import ir
 from ..passes import (AssignSchemes, FuseDequantGemm, Instrument, OutlineWeights, QuantizeEmbeddings, QuantizeWeights,
                       RaiseLinear, Smooth, StripProbes)
 from ..passes.base import PassState, walk_ops
-from ..passes.matchers import embedding_table, scheme_targets, stored_weight, target_name
+from ..passes.matchers import scheme_targets, target_name, target_weight
 from ..passes.instrument import OBSERVED_ATTR
 from ..passes.quantize_weights import METHODS
 from ..runtime import build as rtbuild
@@ -276,11 +276,10 @@ def weight_sizes(module: ir.Module, state: PassState) -> tuple[int, int, dict[st
     read = {ir.FlatSymbolRefAttr(op.attributes["name"]).value for op in walk_ops(module.operation, "qc.weight")}
     layers, tables = {}, set()
     for op in scheme_targets(module.operation):
-        value = op.operands[1] if op.name == "qc.linear" else embedding_table(op)[0].operands[0]
-        found = stored_weight(value)
-        if found is not None:
-            tables.add(found[1])
-            layers[target_name(op)] = state.store[found[1]].nbytes
+        weight = target_weight(op)
+        if weight is not None:
+            tables.add(weight)
+            layers[target_name(op)] = state.store[weight].nbytes
     return state.store.nbytes(read), state.store.nbytes(read - tables), layers
 
 

@@ -28,7 +28,7 @@ from ..passes import AssignSchemes, SelectPrecision
 from ..passes.assign_schemes import reduction_size
 from ..passes.base import PassState, set_function_type
 from ..passes.lower_linear import pack_panels
-from ..passes.matchers import embedding_table, scheme_targets, stored_weight, target_name
+from ..passes.matchers import scheme_targets, target_name, target_weight
 from ..passes.select_precision import candidate_schemes, layer_rows, linear_shape, measured_key
 from ..runtime import build as rtbuild
 from . import codegen
@@ -137,8 +137,8 @@ class Probe:
         main = codegen.main_func(copy)
         for op in scheme_targets(copy.operation):
             name = target_name(op)
+            weight = target_weight(op)
             if op.name == "qc.linear":
-                weight = stored_weight(op.operands[1])[1]
                 inputs[f"{weight}.p{width}"] = WEIGHT_INPUT + name
                 self.layers[name] = ("linear", weight)
                 if switches:
@@ -146,7 +146,6 @@ class Probe:
                     with copy.context, op.location:
                         fake_quantize_input(op, main)
             else:
-                weight = embedding_table(op)[2]
                 inputs[weight] = WEIGHT_INPUT + name
                 self.layers[name] = ("gather", weight)
         sig = Signature(sig.inputs + tuple(act_inputs), sig.outputs)

@@ -214,3 +214,10 @@ def set_scheme(op: ir.Operation, name: str, attr: ir.Attribute) -> None:
     """Give a scheme target its ``qc.scheme``, and its name as ``qc.layer`` so later rewrites keep it."""
     op.attributes["qc.scheme"] = attr
     op.attributes[LAYER_ATTR] = ir.StringAttr.get(name)
+
+
+def target_weight(op: ir.Operation) -> str | None:
+    """Store name of a scheme target's f32 weight: a linear's weight, a gather's table."""
+    if op.name == "qc.linear":
+        return linear_weight_name(op)
+    return embedding_table(op)[2]

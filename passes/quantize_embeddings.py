@@ -25,20 +25,14 @@ import numpy as np
 from torch_mlir import ir
 from torch_mlir.dialects import arith, tensor
 
-from ..compiler.quant import Scheme, dequantize, quantize_rtn
+from ..compiler.quant import Scheme, quantize_rtn
+from ..compiler.quant.sensitivity import fake_quantize
 from ..compiler.quant.packing import INT4_BLOCK, pack_rows
 from ..dialects.qc import WeightOp
 from .assign_schemes import check_fits
 from .base import ModulePass, PassState
 from .matchers import embedding_table, scheme_targets, target_name
 from .quantize_weights import scheme_of
-
-
-def fake_quantized(table: np.ndarray, scheme: Scheme) -> np.ndarray:
-    """The f32 table a quantized gather reads (what the kernel computes, row by row)."""
-    if scheme.half:
-        return table.astype(np.float16).astype(np.float32)
-    return dequantize(quantize_rtn(table, scheme))
 
 
 class _Body:
@@ -127,7 +121,7 @@ class QuantizeEmbeddings(ModulePass):
         if not list(wop.results[0].uses):
             wop.erase()
         nbytes = sum(a.nbytes for a in entries.values())
-        deq = fake_quantized(table, scheme)
+        deq = fake_quantize(table, scheme)
         state.report.setdefault(layer, {}).update(
             scheme=scheme.name, method="rtn" if scheme.weight_bits != 16 else "cast", shape=[v, d],
             bytes_f32=int(table.nbytes), bytes=int(nbytes), activations="gather",

@@ -36,7 +36,7 @@ from ..compiler.quant.select import Candidate, Layer, Problem, solve
 from ..compiler.quant.sensitivity import METRICS, proxy_error, table_error
 from .assign_schemes import parse_pairs, reduction_size
 from .base import ModulePass, Option, PassState, one_of, walk_ops
-from .matchers import embedding_table, scheme_targets, set_scheme, stored_weight, target_name
+from .matchers import embedding_table, scheme_targets, set_scheme, stored_weight, target_name, target_weight
 from .quantize_weights import ACTIVATIONS, scheme_attr
 
 SENSITIVITIES = ("auto", "measured", "proxy")
@@ -172,8 +172,7 @@ class SelectPrecision(ModulePass):
     @staticmethod
     def _fixed_bytes(module: ir.Operation, targets: list[ir.Operation], state: PassState) -> int:
         """Bytes of every stored weight no layer choice changes (biases, norms, ...)."""
-        layer_weights = {stored_weight(op.operands[1])[1] if op.name == "qc.linear" else embedding_table(op)[2]
-                         for op in targets}
+        layer_weights = {target_weight(op) for op in targets}
         others = {ir.FlatSymbolRefAttr(w.attributes["name"]).value for w in walk_ops(module, "qc.weight")}
         return sum(state.store[n].nbytes for n in others - layer_weights if n in state.store)
 
