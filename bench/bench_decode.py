@@ -6,7 +6,7 @@ streaming-read bandwidth measured in the same run.
     python bench/bench_decode.py [--threads N] [--iters 20] [--results docs/results.md]
 
 Weights are random integers with random scales (the same numbers for both
-engines); outputs are checked against each other before timing.  Every timed call
+engines); each engine's error against the f64 reference is printed beside its time.  Every timed call
 starts with caches flushed (a 4 GiB read), as in a whole model whose other layers'
 weights pass through the cache in between: this machine's L3 can otherwise hold one
 layer's weights and the numbers would not be memory-bound.
@@ -47,8 +47,9 @@ def make_weights(bits: int, group: int, seed: int = 0):
     return out
 
 
-def qc_model(weights, bits: int, group: int, act_bits: int, work: Path, rows: int = 1):
-    """A .mlir of the seven qc.qgemm ops on ``rows`` tokens plus its weight store, compiled with qc."""
+def qc_model(weights, bits: int, group: int, act_bits: int, work: Path, rows: int = 1, target_cpu: str | None = None):
+    """A .mlir of the seven qc.qgemm ops on ``rows`` tokens plus its weight store, compiled with qc
+    (for this host, or for ``target_cpu``'s ISA level)."""
     import numpy as np
 
     import qc
@@ -75,10 +76,10 @@ def qc_model(weights, bits: int, group: int, act_bits: int, work: Path, rows: in
     text = "\n".join([f"func.func @main(%x: tensor<{rows}x4096xf32>, %h: tensor<{rows}x11008xf32>) -> "
                       f"({', '.join(t for _, t in results)}) {{", *lines,
                       f"  return {', '.join(v for v, _ in results)} : {', '.join(t for _, t in results)}", "}"])
-    tag = f"w{bits}g{group}a{act_bits}m{rows}"
+    tag = f"w{bits}g{group}a{act_bits}m{rows}{target_cpu or ''}"
     (work / f"{tag}.mlir").write_text(text)
     store.save(work / f"{tag}.safetensors")
-    qc.compile(work / f"{tag}.mlir", work / f"{tag}.so", weights=work / f"{tag}.safetensors")
+    qc.compile(work / f"{tag}.mlir", work / f"{tag}.so", weights=work / f"{tag}.safetensors", target_cpu=target_cpu)
     return qc.runtime.load(work / f"{tag}.so")
 
 
@@ -113,6 +114,25 @@ def ort_session(weights, bits: int, block: int, accuracy_level: int, threads: in
     return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
 
 
+def reference(weights, feeds) -> list:
+    """The seven outputs in float64 from the dequantized weights: the FP32 reference every engine is held to."""
+    import numpy as np
+
+    out = []
+    for name, n, k in LAYER:
+        q, scale = weights[name]
+        w = (q.reshape(n, scale.shape[1], -1).astype(np.float64) * scale[:, :, None]).reshape(n, k)
+        out.append(feeds["h" if k == 11008 else "x"].astype(np.float64) @ w.T)
+    return out
+
+
+def error(outputs, ref) -> float:
+    """The largest of the outputs' max |y - ref| / max |ref|."""
+    import numpy as np
+
+    return max(float(np.abs(np.asarray(a) - b).max() / np.abs(b).max()) for a, b in zip(outputs, ref))
+
+
 def weight_bytes(weights, bits: int) -> int:
     return sum(q.size * bits // 8 + s.nbytes for q, s in weights.values())
 
@@ -122,19 +142,20 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--iters", type=int, default=20)
     ap.add_argument("--results", help="append the table to this markdown file")
+    ap.add_argument("--target-cpu", help="compile qc's kernels for this LLVM CPU (e.g. haswell: the AVX2 paths)")
     args = ap.parse_args()
     os.environ["QC_NUM_THREADS"] = str(args.threads)
 
     import numpy as np
 
     from bandwidth import cold_run_median, read_bandwidth
-    from common import CacheFlush, interleaved, publish, table
+    from common import CacheFlush, host, interleaved, publish, table
 
     work = Path(tempfile.mkdtemp(prefix="qc-bench-decode-"))
     rng = np.random.default_rng(1)
     feeds = {"x": rng.standard_normal((1, 4096), dtype=np.float32),
              "h": rng.standard_normal((1, 11008), dtype=np.float32)}
-    bandwidth = read_bandwidth(args.threads)
+    bandwidth, best_reader = read_bandwidth(args.threads)
     flush = CacheFlush(args.threads)
     rows = []
     cases = ((4, 128, 0, "int4 g128"), (4, 128, 8, "int4 g128, int8 act."),
@@ -142,17 +163,13 @@ def main() -> int:
     for bits, group, act_bits, label in cases:
         weights = make_weights(bits, group)
         nbytes = weight_bytes(weights, bits)
-        model = qc_model(weights, bits, group, act_bits, work)
+        model = qc_model(weights, bits, group, act_bits, work, target_cpu=args.target_cpu)
         ort_weights = weights if group else {n: (q, np.repeat(s, q.shape[1] // 128, axis=1))
                                             for n, (q, s) in weights.items()}  # ORT needs blocks: 128
         sessions = {lvl: ort_session(ort_weights, bits, 128, lvl, args.threads, work) for lvl in (1, 4)}
-        y_qc = model.run({"arg0": feeds["x"], "arg1": feeds["h"]})
-        for lvl, sess in sessions.items():
-            y_ort = sess.run(None, feeds)
-            for (name, _, _), a, b in zip(LAYER, y_qc.values(), y_ort):
-                err = np.abs(a - b).max() / np.abs(b).max()
-                if err > (2e-2 if lvl == 4 or act_bits else 1e-4):
-                    raise SystemExit(f"{label} {name}: qc and ORT (accuracy_level={lvl}) differ by {err:.2e}")
+        ref = reference(weights, feeds)
+        errors = {"qc": error(model.run({"arg0": feeds["x"], "arg1": feeds["h"]}).values(), ref)}
+        errors |= {f"ort{lvl}": error(sess.run(None, feeds), ref) for lvl, sess in sessions.items()}
         qc_feeds = {"arg0": feeds["x"], "arg1": feeds["h"]}
         runners = {"qc": lambda: model.run(qc_feeds)}
         runners |= {f"ort{lvl}": (lambda s=s: s.run(None, feeds)) for lvl, s in sessions.items()}
@@ -161,14 +178,17 @@ def main() -> int:
         t_qc, t_ort = times["qc"], times[f"ort{best_lvl}"]
         t_c = cold_run_median(model, qc_feeds, args.iters, args.threads)
         rows.append((label, f"{nbytes / 2**20:.1f}", f"{t_qc * 1e3:.2f}", f"{t_c * 1e3:.2f}",
-                     f"{times['ort1'] * 1e3:.2f}", f"{times['ort4'] * 1e3:.2f}", f"{times['ort1'] / t_qc:.2f}x",
+                     f"{times['ort1'] * 1e3:.2f}", f"{times['ort4'] * 1e3:.2f}",
+                     " / ".join(f"{errors[e]:.1e}" for e in ("qc", "ort1", "ort4")), f"{times['ort1'] / t_qc:.2f}x",
                      f"{t_ort / t_qc:.2f}x", f"{100 * nbytes / t_c / bandwidth:.0f}%",
                      f"{100 * nbytes / t_qc / bandwidth:.0f}%", f"{100 * nbytes / t_ort / bandwidth:.0f}%"))
         del model, sessions
     text = (f"Decode GEMV, one LLaMA-7B layer (7 linears), M=1, {args.threads} threads, median of {args.iters}; "
-            f"streaming-read bandwidth measured in this run (huge pages, best of 5): {bandwidth / 1e9:.1f} GB/s\n\n"
+            f"host {host()}; qc target {args.target_cpu or 'this host'}; read bandwidth ceiling measured in this "
+            f"run: {bandwidth / 1e9:.1f} GB/s (best of the read kernels in bandwidth.c: {best_reader}); error: max |y - ref| / max |ref| against the f64 product of the "
+            f"dequantized weights\n\n"
             + table(rows, ("weights", "MiB", "qc ms", "qc C API ms", "ORT level 1 (f32) ms",
-                           "ORT level 4 (int8 act.) ms", "ORT L1 / qc", "ORT best / qc", "qc C API % of BW",
+                           "ORT level 4 (int8 act.) ms", "error qc / ORT L1 / ORT L4", "ORT L1 / qc", "ORT best / qc", "qc C API % of BW",
                            "qc % of BW", "ORT best % of BW")))
     publish(text, args.results)
     return 0

@@ -99,20 +99,24 @@ class Target:
     @property
     def int8_dot(self) -> str:
         """How kernels multiply int8 activations: amx (tiles, and vpdpbusd), vnni (vpdpbusd),
-        avx2 (vpmaddubsw) or generic."""
+        avx512bw / avx2 (vpmaddubsw at 16 / 8 lanes) or generic."""
         width = self.vector_width
         if not self.features:
             vnni = any(c in self.cpu for c in _VNNI_CPUS)
             avx2 = width == 8 and any(c in self.cpu for c in _AVX2_CPUS)
+            bw = width == 16 and not any(c in self.cpu for c in ("knl", "knm"))
             amx = any(c in self.cpu for c in _AMX_CPUS)
         else:
             vnni = self._has("avx512vnni") if width == 16 else self._has("avxvnni") or (
                 self._has("avx512vnni") and self._has("avx512vl"))
             avx2 = self._has("avx2")
+            bw = self._has("avx512bw")
             amx = self._has("amx-int8") and self._has("amx-tile")
         if vnni and width == 16 and amx:
             return "amx"
-        return "vnni" if vnni and width in (8, 16) else "avx2" if avx2 and width == 8 else "generic"
+        if vnni and width in (8, 16):
+            return "vnni"
+        return "avx512bw" if bw and width == 16 else "avx2" if avx2 and width == 8 else "generic"
 
     @property
     def rows(self) -> int:

@@ -447,11 +447,27 @@ def qgemm_kernel_text(name: str, c: Contraction, rows: int) -> str:
     return "\n".join(lines)
 
 
-DOT_FLAVOURS = ("amx", "vnni", "avx2", "generic")
+DOT_FLAVOURS = ("amx", "vnni", "avx512bw", "avx2", "generic")
+# f32 lanes each vector flavour's intrinsics exist for (the others fall back to generic); an
+# AVX-512BW machine has AVX2's forms for 8 lanes
+_DOT_LANES = {"vnni": (8, 16), "avx512bw": (8, 16), "avx2": (8,)}
+_MADDUBS = {8: ("llvm.x86.avx2.pmadd.ub.sw", "llvm.x86.avx2.pmadd.wd"),
+            16: ("llvm.x86.avx512.pmaddubs.w.512", "llvm.x86.avx512.pmaddw.d.512")}
+
+
+def dot_flavour(requested: str, c: Contraction) -> str:
+    """The flavour a dot contraction's vector kernel uses: AMX machines have VNNI for what the
+    tiles do not take; a flavour without intrinsics for the panel's lanes falls back to generic."""
+    flavour = "vnni" if requested == "amx" else requested
+    return flavour if c.nr // 2 in _DOT_LANES.get(flavour, ()) else "generic"
 
 
 def _dot_lines(flavour: str, lanes: int, acc: str, u: str, x: str, out: str, indent: str) -> list[str]:
-    """``out = acc + dot4(u, x)`` per i32 lane: unsigned bytes of ``u`` times signed bytes of ``x``."""
+    """``out = acc + dot4(u, x)`` per i32 lane: unsigned bytes of ``u`` times signed bytes of ``x``.
+
+    avx2 / avx512bw: ``vpmaddubsw`` then ``vpmaddwd`` by ones, exact only while each pair
+    ``u0 x0 + u1 x1`` fits int16: the caller passes int4's u < 16 as they are and int8 weights
+    as ``|q|`` against ``sign(x, q)`` (at most 128 x 127 x 2 = 32512)."""
     vi, vb, vw = f"vector<{lanes}xi32>", f"vector<{4 * lanes}xi8>", f"vector<{2 * lanes}xi16>"
     if flavour == "vnni":
         return [f"{indent}{out} = llvm.call_intrinsic \"llvm.x86.avx512.vpdpbusd.{32 * lanes}\"({acc}, {u}, {x}) : "
@@ -469,10 +485,39 @@ def _dot_lines(flavour: str, lanes: int, acc: str, u: str, x: str, out: str, ind
                       f"{indent}{out if j == 3 else f'%{t}_s{j}'} = arith.addi {total}, %{t}_p{j} : {vi}"]
             total = f"%{t}_s{j}"
         return lines
-    # AVX2: u8 x s8 pairs to i16 (exact: u < 16 for the int4 weights this path takes), pairs of i16 to i32
-    return [f"{indent}%{t}_w = llvm.call_intrinsic \"llvm.x86.avx2.pmadd.ub.sw\"({u}, {x}) : ({vb}, {vb}) -> {vw}",
-            f"{indent}%{t}_d = llvm.call_intrinsic \"llvm.x86.avx2.pmadd.wd\"(%{t}_w, %ones16) : ({vw}, {vw}) -> {vi}",
+    pairs, quads = _MADDUBS[lanes]
+    return [f"{indent}%{t}_w = llvm.call_intrinsic \"{pairs}\"({u}, {x}) : ({vb}, {vb}) -> {vw}",
+            f"{indent}%{t}_d = llvm.call_intrinsic \"{quads}\"(%{t}_w, %ones16) : ({vw}, {vw}) -> {vi}",
             f"{indent}{out} = arith.addi {acc}, %{t}_d : {vi}"]
+
+
+class SignedWeights(NamedTuple):
+    """Values of one int8 dot-panel vector for the vpmaddubsw flavours."""
+
+    abs: str  # |q| (unsigned; exact for q = -128 too)
+    q: str    # the signed weights
+    neg: str  # q < 0, per byte
+
+
+def _signed_weights(tag: str, u: str, lanes: int, indent: str) -> tuple[list[str], SignedWeights]:
+    """The lines computing ``SignedWeights`` from dot-panel bytes ``u = q + 128``."""
+    vb, mask = f"vector<{4 * lanes}xi8>", f"vector<{4 * lanes}xi1>"
+    lines = [f"{indent}%{tag}q = arith.xori {u}, %c128b : {vb}",
+             f"{indent}%{tag}neg = arith.cmpi slt, %{tag}q, %c0b : {vb}",
+             f"{indent}%{tag}nq = arith.subi %c0b, %{tag}q : {vb}",
+             f"{indent}%{tag}abs = arith.select %{tag}neg, %{tag}nq, %{tag}q : {mask}, {vb}"]
+    return lines, SignedWeights(f"%{tag}abs", f"%{tag}q", f"%{tag}neg")
+
+
+def _sign_lines(lanes: int, x: str, w: SignedWeights, out: str, indent: str) -> list[str]:
+    """``out = sign(x, q)``: x negated where q < 0 (and, with AVX2's psignb, zeroed where q = 0,
+    which |q| = 0 makes irrelevant).  AVX-512 has no psignb: a compare and a blend."""
+    vb = f"vector<{4 * lanes}xi8>"
+    if lanes == 8:
+        return [f"{indent}{out} = llvm.call_intrinsic \"llvm.x86.avx2.psign.b\"({x}, {w.q}) : ({vb}, {vb}) -> {vb}"]
+    t = out.lstrip("%")
+    return [f"{indent}%{t}_nx = arith.subi %c0b, {x} : {vb}",
+            f"{indent}{out} = arith.select {w.neg}, %{t}_nx, {x} : vector<{4 * lanes}xi1>, {vb}"]
 
 
 def _fold_group(ind: str, dst: str, acc: str, scale: str, ysum: str, offset: str, prev: str, vi: str,
@@ -623,10 +668,14 @@ def qgemm_dot_kernel_text(name: str, c: Contraction, rows: int, flavour: str, am
     Per group, rows x 2 int32 accumulators gather ``dot4(u, xq)`` over 4-byte
     cells: one load of the panel per cell (int4: one load per 8 k, the low and
     high nibbles masked out), one broadcast of 4 activation bytes per row, one
-    ``vpdpbusd`` (VNNI) or ``vpmaddubsw`` + ``vpmaddwd`` (AVX2) per row and
+    ``vpdpbusd`` (VNNI) or ``vpmaddubsw`` + ``vpmaddwd`` (AVX2, AVX-512BW) per row and
     half-panel.  At the group's end they are converted and folded into f32
     accumulators with the scale and the offset times the activations' group
-    sum; the row scale and C (bias) are applied once at the end."""
+    sum; the row scale and C (bias) are applied once at the end.
+
+    The vpmaddubsw flavours take int8 weights as ``|q| x sign(x, q)`` (llama.cpp's AVX2 int8
+    dot), which sums ``q x`` instead of ``u x = (q + 128) x``; adding ``128 x`` the group sum
+    back gives the VNNI path's integer exactly, so every flavour shares one epilogue."""
     bits, group = c.quant
     lanes = c.nr // 2
     per = 32 // bits  # k per 4-byte cell
@@ -636,6 +685,7 @@ def qgemm_dot_kernel_text(name: str, c: Contraction, rows: int, flavour: str, am
     at, xt, yt = f"memref<{c.m}x{c.k}xi8>", f"memref<{c.m}xf32>", f"memref<{c.m}x{groups}xi32>"
     ct = f"memref<{c.m}x{c.panels}x{c.nr}xf32>"
     split = bits == 4  # int4: separate accumulators for the low and high nibbles when rows are few
+    maddubs = flavour in ("avx2", "avx512bw")
     lines = [f"func.func @{name}(%A0: {txq}, %X0: {tsx}, %Y0: {tsum}, %W: {tw}, %S: {ts}, %O: {to}, %C0: {tc}, "
              "%t0: index, %t1: index) attributes {llvm.emit_c_interface} {",
              _view("A0", "A", txq, [c.m, c.k], "i8"), _view("X0", "X", tsx, [c.m]),
@@ -653,6 +703,9 @@ def qgemm_dot_kernel_text(name: str, c: Contraction, rows: int, flavour: str, am
              f"    %mask = arith.constant dense<15> : {vb}",
              f"    %four = arith.constant dense<4> : {vb}",
              f"    %ones16 = arith.constant dense<1> : vector<{2 * lanes}xi16>",
+             f"    %c0b = arith.constant dense<0> : {vb}",
+             f"    %c128b = arith.constant dense<-128> : {vb}",
+             "    %c7i = arith.constant 7 : i32",
              *[f"    %c{j}_row = arith.constant {j} : index" for j in range(1, max(rows, 5))],
              "    scf.for %p = %t0 to %t1 step %c1 {"]
     row_bytes = c.nr * 4
@@ -680,10 +733,15 @@ def qgemm_dot_kernel_text(name: str, c: Contraction, rows: int, flavour: str, am
             out += [f"{body}%{tag}pf{line} = arith.addi %{tag}c, %c{prefetch_cells}_ahead : index",
                     f"{body}memref.prefetch %W[%p, %{tag}pf{line}, %c{line}_ahead], read, locality<3>, data : {tw}"]
         units = {}  # (h, nibble) -> the unsigned byte operand of the dot product
+        signed = {}  # h -> int8 weights as the vpmaddubsw flavours take them
         for h in halves:
             col = "%c0" if h == 0 else "%cL4"
             out.append(f"{body}%{tag}b{h} = vector.load %W[%p, %{tag}c, {col}] : {tw}, {vb}")
-            if bits == 8:
+            if bits == 8 and maddubs:
+                more, signed[h] = _signed_weights(f"{tag}w{h}", f"%{tag}b{h}", lanes, body)
+                out += more
+                units[(h, 0)] = signed[h].abs
+            elif bits == 8:
                 units[(h, 0)] = f"%{tag}b{h}"
             else:
                 out += [f"{body}%{tag}lo{h} = arith.andi %{tag}b{h}, %mask : {vb}",
@@ -707,7 +765,11 @@ def qgemm_dot_kernel_text(name: str, c: Contraction, rows: int, flavour: str, am
                     q = nib if len(parts) == 2 else 0
                     acc = new.get((j, h, q), f"%{tag}i{j}_{h}_{q}")
                     res = f"%{tag}d{j}_{h}_{nib}"
-                    out += _dot_lines(flavour, lanes, acc, units[(h, nib)], x, res, body)
+                    operand = x
+                    if h in signed:
+                        operand = f"{x}_s{h}"
+                        out += _sign_lines(lanes, x, signed[h], operand, body)
+                    out += _dot_lines(flavour, lanes, acc, units[(h, nib)], operand, res, body)
                     new[(j, h, q)] = res
         out.append(f"{body}scf.yield {', '.join(new[a] for a in ias)} : {itypes}")
         out.append(f"{ind}}}")
@@ -720,11 +782,17 @@ def qgemm_dot_kernel_text(name: str, c: Contraction, rows: int, flavour: str, am
             out += [f"{ind}%{tag}y{j} = memref.load %Y[{rws[j]}, %{tag}g] : {yt}",
                     f"{ind}%{tag}yf{j} = arith.sitofp %{tag}y{j} : i32 to f32",
                     f"{ind}%{tag}yb{j} = vector.broadcast %{tag}yf{j} : f32 to {vf}"]
+            if signed:  # sum q x + 128 sum x = sum u x
+                out += [f"{ind}%{tag}yu{j} = arith.shli %{tag}y{j}, %c7i : i32",
+                        f"{ind}%{tag}yv{j} = vector.broadcast %{tag}yu{j} : i32 to {vi}"]
             for h in halves:
                 total = f"%{tag}ia#{ias.index((j, h, 0))}"
                 if len(parts) == 2:
                     out.append(f"{ind}%{tag}it{j}_{h} = arith.addi {total}, %{tag}ia#{ias.index((j, h, 1))} : {vi}")
                     total = f"%{tag}it{j}_{h}"
+                if signed:
+                    out.append(f"{ind}%{tag}iu{j}_{h} = arith.addi {total}, %{tag}yv{j} : {vi}")
+                    total = f"%{tag}iu{j}_{h}"
                 out += _fold_group(ind, f"%{tag}fb{j}_{h}", total, f"%{tag}s{h}", f"%{tag}yb{j}", f"%{tag}o{h}",
                                    f"%{tag}f{j}_{h}", vi, vf)
                 done.append(f"%{tag}fb{j}_{h}")
@@ -755,9 +823,9 @@ class Microkernels(ModulePass):
     OPTIONS = {"vector-width": Option(int, 8, "f32 lanes of one SIMD register (8: AVX2, 16: AVX-512)"),
                "rows": Option(int, 6, "rows of A per register tile (accumulators: rows x 2 vectors)"),
                "int8-dot": Option(one_of(DOT_FLAVOURS), "generic", "integer dot products: amx (tdpbsud tiles for int8 "
-                                  "per-channel weights, 32 rows at a time; vnni for the rest), vnni (vpdpbusd), avx2 "
-                                  "(vpmaddubsw + vpmaddwd for int4 weights, generic for int8: their pairs could "
-                                  "saturate), generic (i32 multiplies)")}
+                                  "per-channel weights, 32 rows at a time; vnni for the rest), vnni (vpdpbusd), avx2 / "
+                                  "avx512bw (vpmaddubsw + vpmaddwd at 8 / 16 lanes; int8 weights as |q| x sign(x, q)), "
+                                  "generic (i32 multiplies)")}
 
     def run(self, module: ir.Operation, state: PassState) -> None:
         lanes, rows = self.options["vector-width"], self.options["rows"]
@@ -779,13 +847,8 @@ class Microkernels(ModulePass):
                 index, amx = len(kernels), False
                 kernels[c] = f"qc_par_{index}"
                 if c.dot:
-                    # vpmaddubsw pairs of int8 weights could saturate; the intrinsics have 8 or 16 i32 lanes
-                    vector_dot = "vnni" if dot == "amx" else dot  # AMX machines have VNNI for the rest
-                    lanes_ok = {"vnni": (8, 16), "avx2": (8,)}.get(vector_dot, ())
-                    flavour = (vector_dot if c.nr // 2 in lanes_ok and not (vector_dot == "avx2" and c.quant[0] == 8)
-                               else "generic")
                     amx = dot == "amx" and amx_fits(c)
-                    text = qgemm_dot_kernel_text(f"qc_mk_{index}", c, max(1, rows // 2), flavour, amx)
+                    text = qgemm_dot_kernel_text(f"qc_mk_{index}", c, max(1, rows // 2), dot_flavour(dot, c), amx)
                 elif c.quant:
                     text = qgemm_kernel_text(f"qc_mk_{index}", c, qrows)
                 else:

@@ -1,6 +1,7 @@
 // RUN: qc-opt %s --split-input-file --pass-pipeline='builtin.module(qc-microkernels{vector-width=16 rows=8 int8-dot=vnni})' | FileCheck %s --check-prefix=VNNI
 // RUN: qc-opt %s --split-input-file --pass-pipeline='builtin.module(qc-microkernels{vector-width=8 rows=6 int8-dot=avx2})' | FileCheck %s --check-prefix=AVX2
 // RUN: qc-opt %s --split-input-file --pass-pipeline='builtin.module(qc-microkernels{vector-width=16 rows=8 int8-dot=amx})' | FileCheck %s --check-prefix=AMX
+// RUN: qc-opt %s --split-input-file --pass-pipeline='builtin.module(qc-microkernels{vector-width=16 rows=8 int8-dot=avx512bw})' | FileCheck %s --check-prefix=BW
 
 // An int8-activation, int8-weight dot-product contraction from qc-lower-qgemm
 // (5 rows, K = 8 in two 4-byte cells, per-channel: one group).  With VNNI, per cell one
@@ -24,11 +25,30 @@
 // VNNI: vector.store
 // VNNI: func.func private @qc_par_0({{.*}}) attributes {llvm.emit_c_interface, qc.kernel = "qc_mk_0", qc.tasks = 1 : i64}
 // AVX2-LABEL: func.func @int8
+// AVX-512 but no VNNI (avx512bw): int8 weights as |q| (u xor 128, negated where negative) times x negated
+// where q < 0 (a compare and a blend: no 512-bit psignb), vpmaddubsw then vpmaddwd; at the
+// group's end 128 x the group sum turns sum q x back into the VNNI path's sum u x.
+// BW-LABEL: func.func @int8
+// BW: func.func @qc_mk_0(
+// BW: arith.xori %{{.*}}, %{{.*}} : vector<64xi8>
+// BW: arith.cmpi slt, %{{.*}}, %{{.*}} : vector<64xi8>
+// BW: arith.select %{{.*}}, %{{.*}}, %{{.*}} : vector<64xi1>, vector<64xi8>
+// BW: vector.bitcast %{{.*}} : vector<16xi32> to vector<64xi8>
+// BW-NEXT: arith.subi %{{.*}}, %{{.*}} : vector<64xi8>
+// BW-NEXT: arith.select %{{.*}}, %{{.*}}, %{{.*}} : vector<64xi1>, vector<64xi8>
+// BW-NEXT: llvm.call_intrinsic "llvm.x86.avx512.pmaddubs.w.512"({{.*}}) : (vector<64xi8>, vector<64xi8>) -> vector<32xi16>
+// BW-NEXT: llvm.call_intrinsic "llvm.x86.avx512.pmaddw.d.512"({{.*}}) : (vector<32xi16>, vector<32xi16>) -> vector<16xi32>
+// BW: %[[Y:.*]] = memref.load %{{.*}} : memref<5x1xi32>
+// BW: %[[YU:.*]] = arith.shli %[[Y]], %{{.*}} : i32
+// BW: %[[YV:.*]] = vector.broadcast %[[YU]] : i32 to vector<16xi32>
+// BW: arith.addi %{{.*}}, %[[YV]] : vector<16xi32>
+// BW: arith.sitofp
 // AMX takes 32 rows at a time and K in steps of 64: 5 rows and K = 8 stay with VNNI.
 // AMX-LABEL: func.func @int8
 // AMX-NOT: tdpbsud
 // AMX: llvm.call_intrinsic "llvm.x86.avx512.vpdpbusd.512"
 // AMX-NOT: qc.amx
+// AVX2 has no 16-lane i32 vectors: the 32-wide panel falls back to generic i32 multiplies.
 // AVX2-NOT: pmadd
 // AVX2: arith.extui %{{.*}} : vector<64xi8> to vector<64xi32>
 // AVX2: vector.shuffle
@@ -171,6 +191,51 @@ func.func @int4_p16(%xq: memref<1x64xi8>, %sx: memref<1xf32>, %sum: memref<1x2xi
                   library_call = "qc_qgemm_dot_panel"}
       ins(%xq, %sx, %sum, %w, %s, %o : memref<1x64xi8>, memref<1xf32>, memref<1x2xi32>, memref<1x8x64xi8>, memref<1x2x16xf32>, memref<1x2x16xf32>)
       outs(%c : memref<1x1x16xf32>) {
+  ^bb0(%a: i8, %bsx: f32, %bsum: i32, %b: i8, %sc: f32, %of: f32, %acc: f32):
+    %ue = arith.extui %b : i8 to i32
+    %ae = arith.extsi %a : i8 to i32
+    %pr = arith.muli %ae, %ue : i32
+    %pf = arith.sitofp %pr : i32 to f32
+    %t = arith.mulf %pf, %sc : f32
+    %t3 = arith.mulf %bsx, %t : f32
+    %r = arith.addf %acc, %t3 : f32
+    linalg.yield %r : f32
+  }
+  return
+}
+
+// -----
+
+// int8 weights on a 16-wide panel (8 i32 lanes).  With AVX2, llama.cpp's exact form:
+// vpmaddubsw(|q|, psignb(x, q)) keeps every pair within int16 (at most 128 x 127 x 2), where
+// vpmaddubsw(u, x) with u = q + 128 up to 255 would saturate.
+// VNNI-LABEL: func.func @int8_p16
+// VNNI: llvm.call_intrinsic "llvm.x86.avx512.vpdpbusd.256"
+// AVX2-LABEL: func.func @int8_p16
+// AVX2: arith.xori %{{.*}}, %{{.*}} : vector<32xi8>
+// AVX2: %[[ABS:.*]] = arith.select %{{.*}}, %{{.*}}, %{{.*}} : vector<32xi1>, vector<32xi8>
+// AVX2: %[[SX:.*]] = llvm.call_intrinsic "llvm.x86.avx2.psign.b"({{.*}}) : (vector<32xi8>, vector<32xi8>) -> vector<32xi8>
+// AVX2-NEXT: llvm.call_intrinsic "llvm.x86.avx2.pmadd.ub.sw"(%[[ABS]], %[[SX]]) : (vector<32xi8>, vector<32xi8>) -> vector<16xi16>
+// AVX2-NEXT: llvm.call_intrinsic "llvm.x86.avx2.pmadd.wd"({{.*}}) : (vector<16xi16>, vector<16xi16>) -> vector<8xi32>
+// AVX2: arith.shli
+// AVX2-NOT: arith.extui
+// AVX2: func.func private @qc_par_0
+// An AVX-512BW machine takes an 8-lane panel with AVX2's forms.
+// BW-LABEL: func.func @int8_p16
+// BW: llvm.call_intrinsic "llvm.x86.avx2.psign.b"
+// BW-NEXT: llvm.call_intrinsic "llvm.x86.avx2.pmadd.ub.sw"
+#x = affine_map<(d0, p, n, k) -> (d0, k)>
+#r = affine_map<(d0, p, n, k) -> (d0)>
+#g = affine_map<(d0, p, n, k) -> (d0, k floordiv 8)>
+#w = affine_map<(d0, p, n, k) -> (p, k floordiv 4, n * 4 + k mod 4)>
+#s = affine_map<(d0, p, n, k) -> (p, k floordiv 8, n)>
+#c = affine_map<(d0, p, n, k) -> (d0, p, n)>
+func.func @int8_p16(%xq: memref<2x8xi8>, %sx: memref<2xf32>, %sum: memref<2x1xi32>, %w: memref<1x2x64xi8>,
+                    %s: memref<1x1x16xf32>, %o: memref<1x1x16xf32>, %c: memref<2x1x16xf32>) {
+  linalg.generic {indexing_maps = [#x, #r, #g, #w, #s, #s, #c], iterator_types = ["parallel", "parallel", "parallel", "reduction"],
+                  library_call = "qc_qgemm_dot_panel_sym"}
+      ins(%xq, %sx, %sum, %w, %s, %o : memref<2x8xi8>, memref<2xf32>, memref<2x1xi32>, memref<1x2x64xi8>, memref<1x1x16xf32>, memref<1x1x16xf32>)
+      outs(%c : memref<2x1x16xf32>) {
   ^bb0(%a: i8, %bsx: f32, %bsum: i32, %b: i8, %sc: f32, %of: f32, %acc: f32):
     %ue = arith.extui %b : i8 to i32
     %ae = arith.extsi %a : i8 to i32

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 import qc
-from qc.compiler.codegen import Target
+from qc.compiler.codegen import Target, host_cpu
 from qc.compiler.errors import QCError
 from qc.compiler.quant import dequantize, parse_scheme, quantize_awq, quantize_gptq, quantize_rtn
 from qc.compiler.quant.awq import output_error
@@ -154,9 +154,58 @@ def test_compiled_int8_activations_match_numpy(mlp, cpu, scheme, rows, workdir):
     assert np.abs(got - ref).max() <= 2e-6 * np.abs(ref).max()
 
 
+def _flavour_targets() -> dict[str, tuple[str | None, str | None]]:
+    """Each integer dot-product flavour -> (target cpu, features) selecting it, for those this host can execute."""
+    cpu, features = host_cpu()
+    host = {f[1:] for f in features.split(",") if f.startswith("+")}
+    without_amx = ",".join(f if f not in ("+amx-int8", "+amx-tile") else "-" + f[1:] for f in features.split(","))
+    # generic with FMA (the others have it), so that one epilogue rounds alike everywhere
+    wanted = {"generic": ("x86-64-v3", "+avx,+fma,-avx2", {"avx", "fma"}), "avx2": ("x86-64-v3", None, {"avx2", "fma"}),
+              "avx512bw": ("x86-64-v4", None, {"avx512f", "avx512bw", "avx512vl", "avx512dq", "avx512cd"}),
+              "vnni": (cpu, without_amx, {"avx512f", "avx512vnni"}), "amx": (None, None, {"amx-int8", "amx-tile"})}
+    return {name: (c, f) for name, (c, f, needs) in wanted.items() if needs <= host}
+
+
+def test_every_integer_flavour_is_exact_on_saturating_inputs(workdir):
+    """Full-range int8: weights at +-127 and, asymmetric, -128 (u = 0 and 255 in the dot panels) times
+    activations at +-127, where a plain vpmaddubsw pair would saturate int16 (255 x 127 x 2 > 32767).
+    Every flavour this host can execute gives the same f32 bits (one epilogue over exact integer sums,
+    so any integer difference would show), and the generic one (i32 multiplies) matches numpy."""
+    rng = np.random.default_rng(7)
+    torch.manual_seed(0)
+    k, n, rows = 256, 48, 40  # 40 rows: an AMX block of 32, then vector tiles and a tail
+    model = nn.Linear(k, n).eval()
+    x = (rng.choice([-1.0, 1.0], (rows, k)) * rng.uniform(0.5, 2.0, (rows, 1))).astype(np.float32)
+    targets = _flavour_targets()
+    assert {"generic", "avx2"} <= targets.keys()  # every x86-64 host this project runs on
+    # q at the ends of its range: +-127; -128 and 127; -8 and 7 (int4, whose u < 16 cannot saturate)
+    for scheme, levels in (("w8a8", [-1.0, 1.0]), ("w8a8-asym", [-1.0, 0.5]), ("w4a8-g32-asym", [-1.0, 0.5])):
+        w = rng.choice(levels, (n, k)) * rng.uniform(0.5, 2.0, (n, 1))
+        with torch.no_grad():
+            model.weight.copy_(torch.from_numpy(w.astype(np.float32)))
+        got = {}
+        for flavour, (cpu, features) in targets.items():
+            out = workdir / f"saturate_{scheme}_{flavour}.so"
+            qc.compile(model, out, example_inputs=(torch.from_numpy(x),), input_names=["x"], scheme=scheme,
+                       target_cpu=cpu, target_features=features)
+            got[flavour] = qc.runtime.load(out).run({"x": x})["output0"]
+        for flavour, y in got.items():
+            assert np.array_equal(y.view(np.int32), got["generic"].view(np.int32)), (scheme, flavour)
+        qw = quantize_rtn(model.weight.detach().numpy(), parse_scheme(scheme))
+        top = (1 << (qw.bits - 1)) - 1
+        assert qw.q.max() == top and qw.q.min() == (-top - 1 if scheme.endswith("asym") else -top)
+        sx = np.abs(x).max(-1, keepdims=True) / np.float32(127)
+        xq = np.clip(np.rint(x / sx), -127, 127)
+        assert np.abs(xq).min() == 127
+        w = (qw.q.reshape(n, qw.scale.shape[1], -1).astype(np.float64) - qw.zero_point[:, :, None]) * qw.scale[:, :, None]
+        exact = (xq @ w.reshape(n, k).T) * sx + model.bias.detach().numpy()
+        assert np.abs(got["generic"] - exact).max() <= 2e-6 * np.abs(exact).max()
+
+
 @pytest.mark.parametrize("cpu,features,flavour", [
     ("sapphirerapids", None, "amx"), ("icelake-server", None, "vnni"), ("haswell", None, "avx2"),
-    ("x86-64", None, "generic"), ("sapphirerapids", "+avx512f,+avx512vnni,+amx-tile,+amx-int8", "amx"),
+    ("skylake-avx512", None, "avx512bw"), ("x86-64-v4", None, "avx512bw"), ("x86-64", None, "generic"),
+    ("skylake-avx512", "+avx512f,+avx512bw", "avx512bw"), ("sapphirerapids", "+avx512f,+avx512vnni,+amx-tile,+amx-int8", "amx"),
     ("sapphirerapids", "+avx512f,+avx512vnni,-amx-tile,-amx-int8", "vnni"), ("alderlake", "+avx,+avx2,+fma,+avxvnni", "vnni")])
 def test_target_chooses_integer_dot_products(cpu, features, flavour):
     assert Target.of(cpu, features).int8_dot == flavour
