@@ -207,9 +207,9 @@ def main() -> int:
 
     # a latency budget: 80 % of the FP32 model's time
     fp = qc.compile(w.onnx_path, work / "f32.so")
-    from qc.compiler.selection import time_ms
+    from qc.compiler.selection import model_ms
 
-    f32_ms = time_ms(qc.runtime.load(fp.output), w.evals[0])
+    f32_ms = model_ms(qc.runtime.load(fp.output), w.evals[0])
     for fraction in (0.6, 0.8, 0.9):
         budget = fraction * f32_ms
         try:
@@ -219,12 +219,14 @@ def main() -> int:
             text += f"\n\nLatency budget {budget:.2f} ms ({fraction:.0%} of qc FP32's {f32_ms:.2f} ms): {err}"
             continue
         sel = json.loads((work / f"lat{fraction}.json").read_text())["selection"]
-        measured = time_ms(qc.runtime.load(work / f"lat{fraction}.so"), w.evals[0])
+        measured = model_ms(qc.runtime.load(work / f"lat{fraction}.so"), w.evals[0])
+        checks = "; ".join(f"build {i + 1} predicted {c['predicted_ms']:.2f}, measured {c['measured_ms']:.2f} ms"
+                           for i, c in enumerate(sel.get("latency_checks", [])))
         text += (f"\n\nLatency budget {budget:.2f} ms ({fraction:.0%} of qc FP32's {f32_ms:.2f} ms): predicted "
                  f"{sel['predicted_ms']:.2f} ms, measured {measured:.2f} ms on an evaluation input "
                  f"({100 * abs(sel['predicted_ms'] - measured) / measured:.1f} % apart), "
                  f"{'within' if measured <= budget else 'OVER'} the budget; {sel['bits_per_weight']:.2f} bits "
-                 "per weight.")
+                 f"per weight; the selection's latency checks: {checks}.")
 
     # solver scale: 500 layers x 12 candidates with byte and latency budgets, random costs
     from qc.compiler.quant.select import Candidate, Layer, solve

@@ -23,6 +23,7 @@ from .calibration import OBSERVE_PREFIX, Statistics, collect, load_calibration_n
 from .errors import QCError
 from .weights import WeightStore
 from .quant import parse_scheme
+from ..dialects.qc import LinearOp
 from .quant.sensitivity import METRICS
 from .report import summary, write_report
 from .frontend_onnx import import_onnx, spec_of
@@ -41,6 +42,7 @@ class CompileResult:
     files: list[Path] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     selection: dict = field(default_factory=dict)  # qc-select-precision's problem and solution (scheme auto)
+    warnings: list[str] = field(default_factory=list)  # what was asked for and did not fully happen
 
 
 def import_model(model, ctx: ir.Context, shapes=None, example_inputs=None, input_names=None):
@@ -212,9 +214,9 @@ def compile(model, output: str | Path, options: CompileOptions | None = None, **
     if o.weights is not None:
         state.store = WeightStore.load(o.weights)
     codegen.run(module, IMPORT_PIPELINE, state, "import passes")
-    sizes = weight_sizes(module, state)
-    timings["import"] = time.perf_counter() - t0
     target = codegen.Target.of(o.target_cpu, o.target_features)
+    sizes = weight_sizes(module, state, target.panel_width)
+    timings["import"] = time.perf_counter() - t0
 
     samples = None
     if o.stats is not None:
@@ -246,7 +248,7 @@ def compile(model, output: str | Path, options: CompileOptions | None = None, **
             raise QCError("no statistics to save: give calibration data")
         state.stats.save(o.save_stats)
     if o.auto or o.scheme is not None or o.overrides:
-        codegen.run(module, quantization_passes(o), state, "quantization")
+        codegen.run(module, quantization_passes(o, target), state, "quantization")
 
     if o.emit == "mlir":
         # Weights are outlined into the .safetensors; what constants remain are small and must stay,
@@ -259,6 +261,7 @@ def compile(model, output: str | Path, options: CompileOptions | None = None, **
     else:
         result = build(module, sig, state, target, output, o.emit, timings)
     result.selection = state.selection
+    result.warnings += state.selection.get("warnings", [])
     if o.report is not None:
         data = summary(state.report, *sizes)
         if state.selection:
@@ -270,23 +273,26 @@ def compile(model, output: str | Path, options: CompileOptions | None = None, **
     return result
 
 
-def weight_sizes(module: ir.Module, state: PassState) -> tuple[int, int, dict[str, int]]:
-    """(bytes of the weights the model reads, of those no layer choice changes, each layer's f32
-    bytes).  An ONNX weight consumed transposed leaves its original entry unused: not counted."""
+def weight_sizes(module: ir.Module, state: PassState, panel_width: int) -> tuple[int, int, dict[str, int]]:
+    """(bytes of the weights the model reads, of those no layer choice changes, each layer's bytes if
+    it stays f32: a linear's in panels of ``panel_width``).  An ONNX weight consumed transposed leaves
+    its original entry unused: not counted."""
     read = {ir.FlatSymbolRefAttr(op.attributes["name"]).value for op in walk_ops(module.operation, "qc.weight")}
     layers, tables = {}, set()
     for op in scheme_targets(module.operation):
         weight = target_weight(op)
         if weight is not None:
             tables.add(weight)
-            layers[target_name(op)] = state.store[weight].nbytes
+            width = panel_width if isinstance(op.opview, LinearOp) else 0
+            layers[target_name(op)] = parse_scheme("f32").weight_bytes(*state.store[weight].shape, width)
     return state.store.nbytes(read), state.store.nbytes(read - tables), layers
 
 
-def quantization_passes(o: CompileOptions) -> list:
-    """The passes that quantize the layers a scheme was assigned to."""
+def quantization_passes(o: CompileOptions, target: codegen.Target) -> list:
+    """The passes that quantize the layers a scheme was assigned to (their report bytes as ``target`` stores them)."""
     gptq = dict(act_order=o.act_order, damp=0.01 if o.damp is None else o.damp) if o.method == "gptq" else {}
-    return [QuantizeWeights(method=o.method, activations=o.activations, **gptq), QuantizeEmbeddings(),
+    return [QuantizeWeights(method=o.method, activations=o.activations, panel_width=target.panel_width, **gptq),
+            QuantizeEmbeddings(),
             FuseDequantGemm(), "canonicalize", "cse"]
 
 

@@ -30,10 +30,6 @@ def pre_bufferize(panel: int) -> list:
             "canonicalize", "cse"]
 
 
-BUFFERIZE = ("builtin.module(qc-fuse-dequant-gemm, qc-conv-to-matmul, qc-isolate-contractions, "
-                 "func.func(linalg-fuse-elementwise-ops), qc-lower-linear{{panel-width={panel}}}, "
-                 "qc-lower-qgemm{{panel-width={panel}}}, inline, symbol-dce, qc-weights-to-args, canonicalize, cse)")
-
 BUFFERIZE = ("builtin.module(one-shot-bufferize{bufferize-function-boundaries "
              "function-boundary-type-conversion=identity-layout-map}, "
              "buffer-results-to-out-params{hoist-static-allocs modify-public-functions}, "
@@ -97,6 +93,11 @@ class Target:
         return 4
 
     @property
+    def panel_width(self) -> int:
+        """Columns of a packed weight panel: two vectors of f32 lanes."""
+        return 2 * self.vector_width
+
+    @property
     def int8_dot(self) -> str:
         """How kernels multiply int8 activations: amx (tiles, and vpdpbusd), vnni (vpdpbusd),
         avx512bw / avx2 (vpmaddubsw at 16 / 8 lanes) or generic."""
@@ -152,7 +153,7 @@ def lower_to_llvm_dialect(module: ir.Module, state: PassState, target: Target) -
     """Runs the codegen pipelines in place; returns @main's weight argument names and the
     kernel trampolines the C glue must define."""
     lanes = target.vector_width
-    run(module, pre_bufferize(2 * lanes), state, "lowering qc ops")
+    run(module, pre_bufferize(target.panel_width), state, "lowering qc ops")
     main = main_func(module)
     weight_args = [ir.StringAttr(a).value for a in main.attributes["qc.weight_args"]]
     with module.context:

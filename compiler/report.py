@@ -32,6 +32,10 @@ def markdown(data: dict) -> str:
         if "predicted_ms" in sel:
             lines.append(f"- latency: predicted {sel['predicted_ms']:.3f} ms"
                          + (f", measured {sel['measured_ms']:.3f} ms" if "measured_ms" in sel else ""))
+        for i, c in enumerate(sel.get("latency_checks", [])):
+            lines.append(f"- latency check {i + 1}: predicted {c['predicted_ms']:.3f} ms (other schemes' kernels "
+                         f"x{c['scale']:.2f}), measured {c['measured_ms']:.3f} ms: they ran {c['ratio']:.2f}x "
+                         "their time alone")
         lines.append("")
     lines += ["| layer | scheme | method | activations | smoothing | shape | bytes f32 | bytes | weight rel. error "
               "| output rel. error | sensitivity | kernel ms | note |",

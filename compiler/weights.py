@@ -38,6 +38,10 @@ class WeightStore:
     def __len__(self) -> int:
         return len(self._arrays)
 
+    def copy(self) -> "WeightStore":
+        """A store with the same entries (the arrays shared): what a pipeline adds to it stays there."""
+        return WeightStore(self._arrays)
+
     def names(self) -> list[str]:
         return list(self._arrays)
 

@@ -29,9 +29,9 @@ then contracts integers on dot-product panels (packing.dot_panel_weights):
 ``u`` unsigned (int8 + 128, or the int4 nibble), ``g = k floordiv GS``; the
 offset ``wo = -(zero + 128 or 8) * ws`` meets the group sum once per group,
 the form an unsigned x signed byte dot product (``vpdpbusd``) computes.  When every zero point
-is 0 (symmetric schemes) the contraction is ``qc_qgemm_dot_panel_sym``: same body and operands,
-but the micro-kernel computes ``wo = -(128 or 8) * ws`` instead of streaming it (6 % fewer bytes
-for int4 g128 decode).
+is 0 (symmetric schemes) the contraction is ``qc_qgemm_dot_panel_sym``: the body and the
+micro-kernel compute ``wo = -(128 or 8) * ws`` instead of reading it (6 % fewer bytes streamed for
+int4 g128 decode), so no offsets are stored: the scale panels fill the offset operand.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ from torch_mlir import ir
 from torch_mlir.dialects import func
 
 from ..compiler.errors import QCError
-from ..compiler.quant.packing import dot_panel_weights, panel_scales, panel_weights, unpack_rows
+from ..compiler.quant.packing import dot_panel_weights, panel_scales, panel_weights, unpack_rows, unsigned_offset
 from ..dialects.qc import WeightOp
 from .base import ModulePass, Option, PassState, walk_ops
 from .lower_linear import panel_helper, weight_name
@@ -53,7 +53,16 @@ QGEMM_DOT_PANEL = "qc_qgemm_dot_panel"
 QGEMM_DOT_PANEL_SYM = "qc_qgemm_dot_panel_sym"  # the same, all zero points 0: the kernel derives wo from ws
 
 
-def qgemm_body(bits: int, width: int, n_dim: int) -> list[str]:
+def _offset(symmetric: bool, bits: int, dot: bool) -> tuple[list[str], str]:
+    """(lines, value) of the group offset: %w2 as stored, or for symmetric weights ``-shift * scale``
+    computed from %w1 as the micro-kernels do (the offset operand is then the scale, never read)."""
+    if not symmetric:
+        return [], "%w2"
+    return [f"  %shift_neg = arith.constant {-float(unsigned_offset(bits, dot))} : f32",
+            "  %wo = arith.mulf %w1, %shift_neg : f32"], "%wo"
+
+
+def qgemm_body(bits: int, width: int, n_dim: int, symmetric: bool = False) -> list[str]:
     """The contraction body: block args %a (x), %w0 (byte), %w1 (scale), %w2 (offset), %c (acc)."""
     lines = ["^bb0(%a: f32, %w0: i8, %w1: f32, %w2: f32, %c: f32):"]
     if bits == 4:
@@ -69,8 +78,9 @@ def qgemm_body(bits: int, width: int, n_dim: int) -> list[str]:
                   "  %f = arith.uitofp %u : i8 to f32"]
     else:
         lines.append("  %f = arith.sitofp %w0 : i8 to f32")
-    lines += ["  %ws = arith.mulf %f, %w1 : f32",
-              "  %w = arith.addf %ws, %w2 : f32",
+    offset, wo = _offset(symmetric, bits, False)
+    lines += offset + ["  %ws = arith.mulf %f, %w1 : f32",
+              f"  %w = arith.addf %ws, {wo} : f32",
               "  %m = arith.mulf %a, %w : f32",
               "  %s = arith.addf %c, %m : f32",
               "  linalg.yield %s : f32"]
@@ -85,7 +95,7 @@ def qgemm_helper(fn: str, xshape: list[int], n: int, width: int, bits: int, grou
     weights = [(tensor_type([panels, k, width * bits // 8], "i8"), f"p, k, {col}"),
                (tensor_type([panels, groups, width]), f"p, k floordiv {group}, n"),
                (tensor_type([panels, groups, width]), f"p, k floordiv {group}, n")]
-    return panel_helper(fn, xshape, n, width, has_bias, weights, qgemm_body(bits, width, len(xshape)),
+    return panel_helper(fn, xshape, n, width, has_bias, weights, qgemm_body(bits, width, len(xshape), symmetric),
                         QGEMM_PANEL_SYM if symmetric else QGEMM_PANEL)
 
 
@@ -162,7 +172,7 @@ def quantize_rows(xshape: list[int], group: int, act_scale: float) -> list[str]:
     return lines
 
 
-def qgemm_dot_body(bits: int, group: int, k_dim: int) -> list[str]:
+def qgemm_dot_body(bits: int, group: int, k_dim: int, symmetric: bool = False) -> list[str]:
     """Block args %a (xq), %bsx (its scale), %bsum (its group sum), %w0 (byte), %w1 (scale), %w2 (offset), %c."""
     lines = ["^bb0(%a: i8, %bsx: f32, %bsum: i32, %w0: i8, %w1: f32, %w2: f32, %c: f32):",
              f"  %kk = linalg.index {k_dim} : index"]
@@ -177,7 +187,8 @@ def qgemm_dot_body(bits: int, group: int, k_dim: int) -> list[str]:
                   "  %v = arith.shrui %w0, %shift : i8",
                   "  %mask = arith.constant 15 : i8",
                   "  %u = arith.andi %v, %mask : i8"]
-    lines += [f"  %ue = arith.extui {'%u' if bits == 4 else '%w0'} : i8 to i32",
+    offset, wo = _offset(symmetric, bits, True)
+    lines += offset + [f"  %ue = arith.extui {'%u' if bits == 4 else '%w0'} : i8 to i32",
               "  %ae = arith.extsi %a : i8 to i32",
               "  %pr = arith.muli %ae, %ue : i32",
               "  %pf = arith.sitofp %pr : i32 to f32",
@@ -187,7 +198,7 @@ def qgemm_dot_body(bits: int, group: int, k_dim: int) -> list[str]:
               "  %gm = arith.remui %kk, %cgs : index",
               "  %first = arith.cmpi eq, %gm, %c0 : index",
               "  %sf = arith.sitofp %bsum : i32 to f32",
-              "  %corr = arith.mulf %w2, %sf : f32",
+              f"  %corr = arith.mulf {wo}, %sf : f32",
               "  %fzero = arith.constant 0.0 : f32",
               "  %cr = arith.select %first, %corr, %fzero : f32",
               "  %t2 = arith.addf %t, %cr : f32",
@@ -208,7 +219,7 @@ def qgemm_dot_helper(fn: str, xshape: list[int], n: int, width: int, bits: int, 
     weights = [(tensor_type([panels, k // per, width * 4], "i8"), f"p, k floordiv {per}, n * 4 + k mod 4"),
                (tensor_type([panels, groups, width]), f"p, k floordiv {group}, n"),
                (tensor_type([panels, groups, width]), f"p, k floordiv {group}, n")]
-    return panel_helper(fn, xshape, n, width, has_bias, weights, qgemm_dot_body(bits, group, len(lead) + 2),
+    return panel_helper(fn, xshape, n, width, has_bias, weights, qgemm_dot_body(bits, group, len(lead) + 2, symmetric),
                         QGEMM_DOT_PANEL_SYM if symmetric else QGEMM_DOT_PANEL, quantize_rows(xshape, group, act_scale),
                         inputs)
 
@@ -252,20 +263,25 @@ class LowerQGemm(ModulePass):
                 append_parsed(body, text, module.context)
                 helpers.add(fn)
             tag = f"{'d' if dot else 'p'}{width}"
-            names = (f"{pname}.{tag}", f"{sname}.{tag}", f"{zname}.{tag}")
+            # symmetric kernels compute the offset from the scale: the scale panels stand in for it
+            names = (f"{pname}.{tag}", f"{sname}.{tag}", f"{sname if symmetric else zname}.{tag}")
             if pname in state.store and names[0] not in state.store:
                 q = unpack_rows(state.store[pname], bits)
                 state.store[names[0]] = dot_panel_weights(q, bits, width) if dot else panel_weights(q, bits, width)
                 scale = state.store[sname].reshape(n, -1)
-                state.store[names[1]], state.store[names[2]] = panel_scales(
-                    scale, state.store[zname].reshape(n, -1), bits, width, dot)
+                panel_scale, panel_offset = panel_scales(scale, state.store[zname].reshape(n, -1), bits, width, dot)
+                state.store[names[1]] = panel_scale
+                if not symmetric:
+                    state.store[names[2]] = panel_offset
             panels = -(-n // width)
             i8, f32 = ir.IntegerType.get_signless(8, module.context), ir.F32Type.get(module.context)
             wshape = [panels, k // (32 // bits), width * 4] if dot else [panels, k, width * bits // 8]
             types = (wshape, i8), ([panels, k // group, width], f32), ([panels, k // group, width], f32)
             with ir.InsertionPoint(op), op.location:
                 ws = [WeightOp(ir.RankedTensorType.get(shape, elt), ir.FlatSymbolRefAttr.get(name)).result
-                      for (shape, elt), name in zip(types, names)]
+                      for (shape, elt), name in zip(types[:2], names)]
+                ws.append(ws[1] if symmetric else WeightOp(ir.RankedTensorType.get(*types[2]),
+                                                           ir.FlatSymbolRefAttr.get(names[2])).result)
                 args = [x] + ws + ([op.operands[4]] if has_bias else [])
                 call = func.CallOp([op.results[0].type], ir.FlatSymbolRefAttr.get(fn), args)
             op.results[0].replace_all_uses_with(call.results[0])

@@ -62,7 +62,9 @@ class QuantizeWeights(ModulePass):
                                      "int8 activations: per-row scales at run time, or one calibrated scale"),
                "scheme": Option(str, "", "scheme of linears without a qc.scheme (empty: leave them)"),
                "damp": Option(float, 0.01, "GPTQ damping, a fraction of the Hessian's mean diagonal"),
-               "act-order": Option(parse_bool, False, "GPTQ: quantize columns in order of decreasing Hessian diagonal")}
+               "act-order": Option(parse_bool, False, "GPTQ: quantize columns in order of decreasing Hessian diagonal"),
+               "panel-width": Option(int, 0, "columns per kernel panel of the target, so that the report's bytes "
+                                     "are the stored ones (0: rows as they are)")}
 
     def run(self, module: ir.Operation, state: PassState) -> None:
         default = parse_scheme(self.options["scheme"]) if self.options["scheme"] else None
@@ -75,15 +77,15 @@ class QuantizeWeights(ModulePass):
                 continue
             self._quantize(op, scheme, state)
 
-    @staticmethod
-    def _to_half(op: ir.Operation, wop: ir.Operation, layer: str, w: np.ndarray, scheme: Scheme,
+    def _to_half(self, op: ir.Operation, wop: ir.Operation, layer: str, w: np.ndarray, scheme: Scheme,
                  state: PassState) -> None:
         """f16: the weight is stored as IEEE half (rounded to nearest) and the linear reads it as such."""
         half = w.astype(np.float16)
         entry = state.store.unique_name(f"{layer}.f16")
         state.store[entry] = half
         state.report.setdefault(layer, {}).update(
-            scheme=scheme.name, method="cast", shape=list(w.shape), bytes_f32=int(w.nbytes), bytes=int(half.nbytes),
+            scheme=scheme.name, method="cast", shape=list(w.shape), bytes_f32=int(w.nbytes),
+            bytes=scheme.weight_bytes(*w.shape, self.options["panel-width"]),
             activations="f32", weight_rel_error=float(np.linalg.norm(w - half.astype(np.float32))
                                                       / max(np.linalg.norm(w), 1e-30)))
         with ir.InsertionPoint(op), op.location:
@@ -132,7 +134,7 @@ class QuantizeWeights(ModulePass):
         if method == "gptq" and self.options["act-order"]:
             method += " act-order"
         entry = {"scheme": scheme.name, "method": method, "shape": [n, k],
-                 "bytes_f32": int(w.nbytes), "bytes": scheme.weight_bytes(n, k),
+                 "bytes_f32": int(w.nbytes), "bytes": scheme.weight_bytes(n, k, self.options["panel-width"]),
                  "weight_rel_error": float(np.linalg.norm(w - w_hat) / max(np.linalg.norm(w), 1e-30))}
         if stats is not None and stats.hessian is not None:
             entry["output_rel_error"] = output_error(w, w_hat, stats.hessian) / max(
@@ -165,4 +167,5 @@ class QuantizeWeights(ModulePass):
         if awq_scale is not None:
             factors = state.store.unique_name(f"{layer}.awq")
             state.store[factors] = (1.0 / awq_scale).astype(np.float32)
+            state.report[layer]["bytes"] += state.store[factors].nbytes
             op.operands[0] = scale_channels(op.operands[0], factors, op)

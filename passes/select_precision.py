@@ -9,7 +9,8 @@ with ``budget-bits=6`` becomes
 Every named ``qc.linear`` and embedding gather is a layer; its candidates are the schemes of the
 ``candidates`` option it can take (``compiler.quant.fits``).  For each (layer, candidate):
 
-- bytes: exactly what qc-quantize-weights / qc-quantize-embeddings store (``Scheme.weight_bytes``);
+- bytes: exactly what the weight file stores (``Scheme.weight_bytes``): a table's rows, a linear's
+  kernel panels of ``panel-width`` columns (qc-compile gives the target's);
 - error: the sensitivity; ``measured`` (the model's output error with only that layer quantized,
   which qc-compile measures and caches in the statistics, ``Statistics.sensitivity``) where every
   layer has it, else the Hessian-weighted ``proxy`` computed here from the calibration statistics;
@@ -79,6 +80,10 @@ class SelectPrecision(ModulePass):
         "activations": Option(one_of(ACTIVATIONS), "dynamic", "int8 activations as qc-quantize-weights makes them"),
         "couple": Option(one_of(COUPLINGS), "none", "input: layers reading one input take one scheme"),
         "latency-table": Option(str, "", "a latency table (.json) to read instead of the driver's"),
+        "panel-width": Option(int, 0, "columns per kernel panel of the target: linears' bytes as stored in its "
+                              "panels (0: rows as they are)"),
+        "quantized-latency-scale": Option(float, 1.0, "times the table's latency of every scheme but f32: how much "
+                                          "slower (> 1) those kernels ran in the model than alone"),
     }
 
     def run(self, module: ir.Operation, state: PassState) -> None:
@@ -151,7 +156,10 @@ class SelectPrecision(ModulePass):
                 if latency is None:
                     raise QCError(f"no measured latency for layer '{name}' ({linear_shape(op)}) at {scheme.name}",
                                   op.location)
-            candidates.append(Candidate(scheme.name, scheme.weight_bytes(n, k),
+                if scheme.name != "f32":
+                    latency *= self.options["quantized-latency-scale"]
+            width = 0 if gather else self.options["panel-width"]
+            candidates.append(Candidate(scheme.name, scheme.weight_bytes(n, k, width),
                                         self._error(op, name, scheme, kind, state), latency))
         return Layer(name, n * k, candidates)
 

@@ -91,6 +91,8 @@ def main(argv: list[str] | None = None) -> int:
     except QCError as err:
         print(f"qc-compile: error: {err}", file=sys.stderr)
         return 1
+    for warning in result.warnings:
+        print(f"qc-compile: warning: {warning}", file=sys.stderr)
     for path in result.files:
         print(f"wrote {path}", file=sys.stderr)
     return 0

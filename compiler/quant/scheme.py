@@ -47,13 +47,17 @@ class Scheme:
         """The same weights with f32 activations (``w4a8-g32`` -> ``w4a16-g32``)."""
         return Scheme(self.weight_bits, self.group_size, 16, self.symmetric) if self.activation_bits == 8 else self
 
-    def weight_bytes(self, n: int, k: int) -> int:
-        """Bytes of a quantized [n, k] weight with its f32 scales (and zero points when asymmetric)."""
+    def weight_bytes(self, n: int, k: int, panel_width: int = 0) -> int:
+        """Bytes a quantized [n, k] weight is stored in, with its f32 scales.  ``panel_width`` 0: rows
+        as they are (an embedding table; int8 zero points when asymmetric).  Otherwise the kernels'
+        panels (``compiler.quant.packing``): rows padded to a multiple of the width and, when
+        asymmetric, an f32 offset per group beside each scale."""
+        rows = -(-n // panel_width) * panel_width if panel_width else n
         if not self.quantized or self.half:
-            return (2 if self.half else 4) * n * k
+            return (2 if self.half else 4) * rows * k
         groups = k // self.group_size if self.group_size else 1
-        per_group = 4 + (0 if self.symmetric else 1)
-        return n * k * self.weight_bits // 8 + n * groups * per_group
+        per_group = 4 + (0 if self.symmetric else 4 if panel_width else 1)
+        return rows * k * self.weight_bits // 8 + rows * groups * per_group
 
 
 def all_schemes() -> list[Scheme]:

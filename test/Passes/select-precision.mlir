@@ -7,6 +7,7 @@
 // RUN: not qc-opt %s --weights %t.safetensors --stats %t.npz --qc-select-precision='budget-bits=4 candidates=f32,w8a16,w4a16-g32' 2>&1 | FileCheck %s --check-prefix=INFEASIBLE
 // RUN: not qc-opt %s --weights %t.safetensors --stats %t.npz --qc-select-precision='budget-latency-ms=1 latency-table=%t.latency.json' 2>&1 | FileCheck %s --check-prefix=SLOW
 // RUN: not qc-opt %s --weights %t.safetensors --stats %t.npz --qc-select-precision='budget-bits=6 sensitivity=measured' 2>&1 | FileCheck %s --check-prefix=UNMEASURED
+// RUN: not qc-opt %s --weights %t.safetensors --stats %t.npz --qc-select-precision='budget-latency-ms=2.8 other-ms=0.3 quantized-latency-scale=1.3 latency-table=%t.latency.json' 2>&1 | FileCheck %s --check-prefix=SCALED
 
 // 6.5 bits a weight over 10240 weights is 8320 bytes; every layer at int4 g32 takes 6400, and one
 // upgrade to int8 fits: the proxy (Hessian-weighted error) gives it to the heavy-tailed layer.
@@ -47,6 +48,9 @@
 
 // INFEASIBLE: error: qc-select-precision: the weight budget cannot be met: the smallest feasible is budget-bits=5 (budget-mb=0.0064), every layer at its smallest candidate
 // SLOW: error: qc-select-precision: the latency budget cannot be met: the smallest feasible is budget-latency-ms=2 (the fastest kernels, 2.000 ms, and 0.000 ms for the rest)
+// Every scheme but f32 costs 1.3x its table entry (what the driver's latency check sets after a
+// build that ran slower than predicted): two int8 kernels, 2.6 ms, no longer fit in 2.5.
+// SCALED: error: qc-select-precision: the latency budget cannot be met: the smallest feasible is budget-latency-ms=2.9 (the fastest kernels, 2.600 ms, and 0.300 ms for the rest)
 // UNMEASURED: error: qc-select-precision: sensitivity=measured: the statistics lack measured sensitivities
 
 #map = affine_map<(d0, d1) -> (d0)>

@@ -7,6 +7,7 @@ import pytest
 from conftest import EXAMPLE, run, run_example
 
 from qc.compiler.calibration import Statistics
+from qc.compiler.codegen import Target
 
 # Layers take the ONNX node names: fc1, fc2.
 
@@ -78,7 +79,9 @@ def test_saved_statistics_and_overrides(gptq_build, workdir, form):
     assert proc.returncode == 0, proc.stderr
     layers = json.loads((workdir / "report.json").read_text())["layers"]
     assert layers["fc1"]["scheme"] == "w4a16-g64" and layers["fc1"]["method"] == "awq"
-    assert layers["fc2"]["scheme"] == "w8a16" and layers["fc2"]["bytes"] == 10 * 256 + 10 * 4
+    rows = -(-10 // Target.of().panel_width) * Target.of().panel_width  # fc2's 10 outputs fill one panel
+    # int8 panels, an f32 scale per row, and AWQ's f32 input factors
+    assert layers["fc2"]["scheme"] == "w8a16" and layers["fc2"]["bytes"] == rows * 256 + rows * 4 + 256 * 4
     assert 0 < layers["fc1"]["output_rel_error"] < layers["fc1"]["weight_rel_error"] * 10
 
 

@@ -3,6 +3,7 @@
 import itertools
 import json
 import re
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -11,6 +12,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 import qc
 from qc.compiler.calibration import Statistics
+from qc.compiler.errors import QCError
 from qc.compiler.quant import parse_scheme
 from qc.compiler.quant.select import Candidate, Infeasible, Layer, Problem, greedy, solve
 from qc.compiler.quant.sensitivity import fake_quantize
@@ -126,6 +128,26 @@ def test_quantized_embedding_table_matches_numpy(emb, workdir):
     assert np.abs(got - ref).max() <= 1e-5 * np.abs(ref).max()
 
 
+def blob_bytes(path) -> int:
+    """The bytes of the arrays a .qcw holds, from its header (alignment padding not counted)."""
+    raw = path.read_bytes()
+    header = json.loads(raw[16:int(np.frombuffer(raw[8:16], np.uint64)[0])].rstrip(b"\0").decode())
+    return sum(int(np.prod(shape)) * np.dtype(dtype).itemsize for _, shape, dtype in header.values())
+
+
+@pytest.mark.parametrize("scheme", ["f32", "f16", "w4a16-g32", "w8a8-asym", "w4a8-g32-asym"])
+@pytest.mark.parametrize("cpu", [None, "haswell"])
+def test_report_bytes_are_the_weight_files(cpu, scheme, workdir):
+    """The report's total is exactly what the .qcw stores (the bytes the ILP budgets): kernel panels
+    padded to the target's width (fc2's 10 outputs take a whole panel), f32 offsets beside the
+    scales only for asymmetric weights, and the biases."""
+    model = Path(__file__).resolve().parents[2] / "examples" / "mlp.onnx"
+    out = workdir / f"bytes_{scheme}_{cpu}.so"
+    qc.compile(model, out, scheme=scheme, target_cpu=cpu, report=workdir / f"bytes_{scheme}_{cpu}.json")
+    report = json.loads((workdir / f"bytes_{scheme}_{cpu}.json").read_text())
+    assert report["model_bytes_after"] == blob_bytes(out.with_suffix(".qcw"))
+
+
 def test_auto_beats_uniform_and_greedy_at_equal_bytes(emb, workdir):
     """At uniform w4a16-g32's total bytes, the ILP's choice (measured sensitivities) has a smaller
     output error than uniform w4a16-g32, its predicted error is no worse than the greedy allocation's,
@@ -186,12 +208,50 @@ def test_pins_latency_budget_and_pareto(emb, workdir, monkeypatch):
     assert (workdir / "front.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_latency_budget_is_checked_on_the_built_model(emb, workdir, monkeypatch):
+    """The selected model is timed as built (here: a stand-in timer).  Within the budget: one build,
+    and the report's prediction is the solve's.  Over it: the other schemes' kernels are rescaled by
+    what the model showed and the ILP solves again; when nothing faster remains that is a clear error,
+    and a budget missed with every layer already f32 is a warning, not silence."""
+    from qc.compiler import selection
+
+    path, _, _ = emb
+    monkeypatch.setenv("QC_CACHE_DIR", str(workdir / "latency-cache"))
+    stats = Statistics.load(workdir / "emb_stats.npz")
+    options = dict(scheme="auto", stats=stats, candidates=["f32", "w8a16", "w4a16-g32"], budget_latency_ms=1000.0)
+
+    def predicted(state):
+        return state.selection["other_ms"] + state.selection["solution"].latency_ms
+
+    monkeypatch.setattr(selection, "selected_ms", lambda module, sig, state, *rest: predicted(state))
+    result = qc.compile(path, workdir / "checked.so", budget_bits=12.0, **options)
+    [check] = result.selection["checks"]
+    assert check["measured_ms"] == check["predicted_ms"] and check["ratio"] == pytest.approx(1.0)
+    assert not result.warnings
+
+    calls = []
+    monkeypatch.setattr(selection, "selected_ms", lambda *args: calls.append(1) or 5000.0)
+    result = qc.compile(path, workdir / "over.so", budget_bits=12.0, **options)
+    assert len(calls) == 1  # the rescaled kernels left no selection within 12 bits and 1000 ms: this is the closest
+    [warning] = result.warnings
+    assert re.fullmatch(r"the selected model measured 5000.000 ms, over budget-latency-ms=1000 \(predicted [0-9.]+ ms\), "
+                        r"after 1 build; in the model its kernels ran [0-9.]+x their time alone, and no faster "
+                        r"selection remains", warning), warning
+
+    calls.clear()
+    monkeypatch.setattr(selection, "selected_ms", lambda *args: calls.append(1) or 1001.0)
+    result = qc.compile(path, workdir / "near.so", budget_bits=12.0, **options)
+    checks = result.selection["checks"]
+    assert len(calls) == len(checks) and checks[-1]["scale"] > 1.0  # rescaled and solved again
+    assert result.warnings and "over budget-latency-ms=1000" in result.warnings[0]
+
+
 @pytest.mark.parametrize("args, message", [
     (["--scheme", "auto", "--calib", "{calib}"], "scheme 'auto' needs a budget"),
     (["--budget-bits", "4"], "budget-bits choose(s) schemes: use them with scheme 'auto'"),
     (["--scheme", "auto", "--budget-bits", "4"], "needs calibration data"),
-    (["--scheme", "auto", "--budget-bits", "1", "--stats", "{stats}", "--sensitivity", "proxy"],
-     "the weight budget cannot be met: the smallest feasible is budget-bits=4.467 (budget-mb=0.0116)"),
+    (["--scheme", "auto", "--budget-bits", "1", "--stats", "{stats}", "--sensitivity", "proxy", "--target-cpu", "haswell"],
+     "the weight budget cannot be met: the smallest feasible is budget-bits=4.811 (budget-mb=0.01242)"),  # 16-wide panels
     (["--scheme", "auto", "--budget-bits", "6", "--stats", "{stats}", "--sensitivity", "proxy", "--pin", "fc9=f32"], "pin 'fc9' matches no layer"),
     (["--scheme", "auto", "--budget-bits", "6", "--stats", "{stats}", "--pin", "fc1"], "bad --pin 'fc1'"),
     (["--scheme", "w4a16-g32", "--scheme-overrides", "{overrides}"], "scheme override 'nothing' matches no layer"),
