@@ -48,6 +48,7 @@ SENSITIVITY_SAMPLES = 16  # calibration samples each measured sensitivity averag
 WEIGHT_INPUT = "weight:"  # the probe's input of a layer's weight: "weight:<layer>"
 ACT_INPUT = "act:"  # the probe's int8-activation switch of a linear: "act:<layer>"
 LATENCY_CHECKS = 3  # builds of the selected model a latency budget may take
+REPLICA_BYTES = 16 << 20  # f32 weight bytes kernel_ms spreads a layer's copies over: beyond any core's L2
 MODEL_TIMING_S = 1.0  # seconds a whole model is timed for (see model_ms)
 
 
@@ -74,35 +75,45 @@ def model_ms(model, feeds: dict[str, np.ndarray]) -> float:
 
 def kernel_ms(rows: int, k: int, n: int, bias: bool, scheme: Scheme, target: codegen.Target,
               activations: str) -> float:
-    """The time of the kernel qc generates for one ``[rows, k] x [n, k]^T`` linear under ``scheme``."""
+    """The time of the kernel qc generates for one ``[rows, k] x [n, k]^T`` linear under ``scheme``,
+    its weights coming from beyond the per-core caches as in a model: the timed model runs
+    ``REPLICA_BYTES / f32 weight bytes`` copies of the layer (1 to 8), each with its own weights,
+    on one input, and each call's time is divided among them."""
     from ..runtime.loader import load
     from .api import CompileOptions, build, quantization_passes
 
+    replicas = max(1, min(8, -(-REPLICA_BYTES // (4 * n * k))))
     ctx = make_context()
     state = PassState()
     rng = np.random.default_rng(0)
-    state.store["layer.nk"] = rng.standard_normal((n, k)).astype(np.float32)
+    weight = rng.standard_normal((n, k)).astype(np.float32)
     with ctx, ir.Location.unknown():
         f32 = ir.F32Type.get()
         xt, yt = ir.RankedTensorType.get([rows, k], f32), ir.RankedTensorType.get([rows, n], f32)
         module = ir.Module.create()
         with ir.InsertionPoint(module.body):
-            fn = func.FuncOp("main", ir.FunctionType.get([xt], [yt]))
+            fn = func.FuncOp("main", ir.FunctionType.get([xt], [yt] * replicas))
             with ir.InsertionPoint(fn.add_entry_block()):
-                w = WeightOp(ir.RankedTensorType.get([n, k], f32), ir.FlatSymbolRefAttr.get("layer.nk"))
-                b = None
-                if bias:
-                    state.store["layer.bias"] = rng.standard_normal(n).astype(np.float32)
-                    b = WeightOp(ir.RankedTensorType.get([n], f32), ir.FlatSymbolRefAttr.get("layer.bias")).result
-                func.ReturnOp([LinearOp(yt, fn.arguments[0], w.result, bias=b).result])
+                outs = []
+                for i in range(replicas):
+                    state.store[f"layer{i}.nk"] = weight  # one array, a copy per entry in the weight file
+                    w = WeightOp(ir.RankedTensorType.get([n, k], f32), ir.FlatSymbolRefAttr.get(f"layer{i}.nk"))
+                    b = None
+                    if bias:
+                        state.store[f"layer{i}.bias"] = rng.standard_normal(n).astype(np.float32)
+                        b = WeightOp(ir.RankedTensorType.get([n], f32),
+                                     ir.FlatSymbolRefAttr.get(f"layer{i}.bias")).result
+                    outs.append(LinearOp(yt, fn.arguments[0], w.result, bias=b).result)
+                func.ReturnOp(outs)
     codegen.run(module, [AssignSchemes(scheme=scheme.name)] + quantization_passes(CompileOptions(
         activations=activations), target), state, "latency probe")
-    sig = Signature((TensorSpec("x", (rows, k), "float32"),), (TensorSpec("y", (rows, n), "float32"),))
+    sig = Signature((TensorSpec("x", (rows, k), "float32"),),
+                    tuple(TensorSpec(f"y{i}", (rows, n), "float32") for i in range(replicas)))
     with tempfile.TemporaryDirectory(prefix="qc-lat-") as tmp:
         lib = Path(tmp) / "layer.so"
         build(module, sig, state, target, lib, "so", {})
         model = load(lib)
-        ms = time_ms(model, {"x": rng.standard_normal((rows, k)).astype(np.float32)})
+        ms = time_ms(model, {"x": rng.standard_normal((rows, k)).astype(np.float32)}) / replicas
         del model
     return ms
 

@@ -13,6 +13,10 @@ from pathlib import Path
 
 from ..errors import QCError
 
+# How the driver times kernels (selection.kernel_ms); tables measured another way are not reused.
+# r2: each layer's weights come from beyond L2 (copies of the layer run in turn).
+METHOD = "r2"
+
 
 def shape_key(rows: int, k: int, n: int, bias: bool) -> str:
     return f"{rows}x{k}x{n}{'+bias' if bias else ''}"
@@ -32,7 +36,7 @@ class LatencyTable(dict):
 
     @staticmethod
     def file_name(cpu: str, features: str) -> str:
-        return f"latency-{cpu}-{hashlib.sha256(features.encode()).hexdigest()[:12]}.json"
+        return f"latency-{METHOD}-{cpu}-{hashlib.sha256(features.encode()).hexdigest()[:12]}.json"
 
     def get_ms(self, shape: str, scheme: str) -> float | None:
         return self.get(f"{shape}:{scheme}")
