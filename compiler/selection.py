@@ -31,7 +31,6 @@ from ..dialects.qc import LinearOp, WeightOp
 from ..passes import AssignSchemes, SelectPrecision
 from ..passes.assign_schemes import reduction_size
 from ..passes.base import PassState, set_function_type
-from ..passes.lower_linear import pack_panels
 from ..passes.matchers import scheme_targets, target_name, target_weight
 from ..passes.select_precision import candidate_schemes, layer_rows, linear_shape, measured_key
 from ..runtime import build as rtbuild
@@ -40,6 +39,7 @@ from .context import make_context
 from .errors import QCError
 from .quant import Scheme, fits
 from .quant.latency import LatencyTable, scheme_key
+from .quant.packing import PanelLayout
 from .quant.select import Problem, Solution, solve
 from .quant.sensitivity import fake_quantize, output_error
 from .signature import Signature, TensorSpec
@@ -183,7 +183,7 @@ class Probe:
     def weight_input(self, layer: str, w: np.ndarray) -> dict[str, np.ndarray]:
         """The feed that gives ``layer`` the f32 weight ``w`` (packed as the kernel reads it)."""
         kind, _ = self.layers[layer]
-        return {WEIGHT_INPUT + layer: aligned(pack_panels(w, self.width) if kind == "linear" else w)}
+        return {WEIGHT_INPUT + layer: aligned(PanelLayout(*w.shape, self.width).weights(w) if kind == "linear" else w)}
 
     def run(self, sample: dict[str, np.ndarray], weights: dict[str, np.ndarray] | None = None) -> list[np.ndarray]:
         out = self.model.run({**sample, **self.base, **(weights or {})})

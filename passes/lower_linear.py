@@ -17,26 +17,17 @@ stays a separate function until ``inline``, out of reach of elementwise fusion.
 
 from __future__ import annotations
 
-import numpy as np
 from torch_mlir import ir
 from torch_mlir.dialects import func
 
 from ..compiler.errors import QCError
+from ..compiler.quant.packing import PanelLayout
 from ..dialects.qc import WeightOp
 from .base import ModulePass, Option, PassState, walk_ops
 from .matchers import stored_weight
 from .templates import append_parsed, tensor_type
 
 PANEL_MATMUL = "qc_panel_matmul"
-
-
-def pack_panels(w_nk: np.ndarray, width: int) -> np.ndarray:
-    """[N, K] -> [P, K, width]: panel p holds columns p*width.. of W^T, zero-padded."""
-    n, k = w_nk.shape
-    panels = -(-n // width)
-    padded = np.zeros((panels * width, k), w_nk.dtype)
-    padded[:n] = w_nk
-    return np.ascontiguousarray(padded.reshape(panels, width, k).transpose(0, 2, 1))
 
 
 def panel_helper(fn: str, xshape: list[int], n: int, width: int, has_bias: bool,
@@ -110,7 +101,7 @@ def panel_helper(fn: str, xshape: list[int], n: int, width: int, has_bias: bool,
 def linear_helper(fn: str, xshape: list[int], n: int, width: int, has_bias: bool, weight_elt: str = "f32") -> str:
     """Text of a private func computing an f32 qc.linear with a [P, K, width] packed weight
     (f32, or f16 widened to f32 as it is read)."""
-    panels = -(-n // width)
+    layout = PanelLayout(n, xshape[-1], width, 16 if weight_elt == "f16" else 32)
     body = [f"^bb0(%a: f32, %bw: {weight_elt}, %c: f32):"]
     if weight_elt == "f16":
         body += ["  %bw32 = arith.extf %bw : f16 to f32", "  %m = arith.mulf %a, %bw32 : f32"]
@@ -119,7 +110,7 @@ def linear_helper(fn: str, xshape: list[int], n: int, width: int, has_bias: bool
     body += ["  %s = arith.addf %c, %m : f32",
              "  linalg.yield %s : f32"]
     return panel_helper(fn, xshape, n, width, has_bias,
-                        [(tensor_type([panels, xshape[-1], width], weight_elt), "p, k, n")], body, PANEL_MATMUL)
+                        [(tensor_type(layout.weight_shape, weight_elt), "p, k, n")], body, PANEL_MATMUL)
 
 
 def weight_name(value: ir.Value, what: str, location: ir.Location) -> tuple[ir.Operation, str]:
@@ -157,11 +148,11 @@ class LowerLinear(ModulePass):
                 append_parsed(body, linear_helper(fn, list(xt.shape), n, width, has_bias, elt), module.context)
                 helpers.add(fn)
             packed = f"{name}.p{width}"
+            layout = PanelLayout(n, k, width, 16 if elt == "f16" else 32)
             if name in state.store and packed not in state.store:
-                state.store[packed] = pack_panels(state.store[name], width)
-            panels = -(-n // width)
+                state.store[packed] = layout.weights(state.store[name])
             with ir.InsertionPoint(op), op.location:
-                wp = WeightOp(ir.RankedTensorType.get([panels, k, width], wt.element_type),
+                wp = WeightOp(ir.RankedTensorType.get(layout.weight_shape, wt.element_type),
                               ir.FlatSymbolRefAttr.get(packed))
                 args = [x, wp.result] + ([op.operands[2]] if has_bias else [])
                 call = func.CallOp([op.results[0].type], ir.FlatSymbolRefAttr.get(fn), args)

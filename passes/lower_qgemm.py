@@ -19,7 +19,7 @@ the contraction is ``qc_qgemm_panel_sym`` and the micro-kernel does not stream `
 
 With ``act_bits = 8`` the helper first quantizes x (generics: row absmax,
 ``sx``, ``xq = clamp(roundeven(x / sx), -127, 127)``, per-group sums of xq),
-then contracts integers on dot-product panels (packing.dot_panel_weights):
+then contracts integers on dot-product panels (``packing.PanelLayout`` with ``dot``):
 
     %wq = "qc.weight"() {name = @fc.q.packed.d32} : [P, K/4, 128] i8   (int4: [P, K/8, 128])
     linalg.generic {library_call = "qc_qgemm_dot_panel"}
@@ -41,7 +41,7 @@ from torch_mlir import ir
 from torch_mlir.dialects import func
 
 from ..compiler.errors import QCError
-from ..compiler.quant.packing import dot_panel_weights, panel_scales, panel_weights, unpack_rows, unsigned_offset
+from ..compiler.quant.packing import PanelLayout, unpack_rows, unsigned_offset
 from ..dialects.qc import WeightOp
 from .base import ModulePass, Option, PassState, walk_ops
 from .lower_linear import panel_helper, weight_name
@@ -87,16 +87,15 @@ def qgemm_body(bits: int, width: int, n_dim: int, symmetric: bool = False) -> li
     return lines
 
 
-def qgemm_helper(fn: str, xshape: list[int], n: int, width: int, bits: int, group: int, has_bias: bool,
-                 symmetric: bool = False) -> str:
-    k = xshape[-1]
-    panels, groups = -(-n // width), k // group
+def qgemm_helper(fn: str, xshape: list[int], layout: PanelLayout, has_bias: bool) -> str:
+    bits, group, width = layout.bits, layout.group, layout.width
     col = "n mod " + str(width // 2) if bits == 4 else "n"
-    weights = [(tensor_type([panels, k, width * bits // 8], "i8"), f"p, k, {col}"),
-               (tensor_type([panels, groups, width]), f"p, k floordiv {group}, n"),
-               (tensor_type([panels, groups, width]), f"p, k floordiv {group}, n")]
-    return panel_helper(fn, xshape, n, width, has_bias, weights, qgemm_body(bits, width, len(xshape), symmetric),
-                        QGEMM_PANEL_SYM if symmetric else QGEMM_PANEL)
+    weights = [(tensor_type(layout.weight_shape, "i8"), f"p, k, {col}"),
+               (tensor_type(layout.scale_shape), f"p, k floordiv {group}, n"),
+               (tensor_type(layout.scale_shape), f"p, k floordiv {group}, n")]
+    return panel_helper(fn, xshape, layout.n, width, has_bias, weights,
+                        qgemm_body(bits, width, len(xshape), layout.symmetric),
+                        QGEMM_PANEL_SYM if layout.symmetric else QGEMM_PANEL)
 
 
 def f32_bits(value: float) -> str:
@@ -208,19 +207,19 @@ def qgemm_dot_body(bits: int, group: int, k_dim: int, symmetric: bool = False) -
     return lines
 
 
-def qgemm_dot_helper(fn: str, xshape: list[int], n: int, width: int, bits: int, group: int, act_scale: float,
-                     has_bias: bool, symmetric: bool = False) -> str:
+def qgemm_dot_helper(fn: str, xshape: list[int], layout: PanelLayout, act_scale: float, has_bias: bool) -> str:
     *lead, k = xshape
-    panels, groups, per = -(-n // width), k // group, 32 // bits
+    bits, group, groups, per = layout.bits, layout.group, layout.groups, 32 // layout.bits
     dims = [f"d{i}" for i in range(len(lead))]
     inputs = [("%xq", tensor_type(xshape, "i8"), ", ".join(dims + ["k"])),
               ("%xs", tensor_type(lead), ", ".join(dims)),
               ("%xsum", tensor_type(lead + [groups], "i32"), ", ".join(dims + [f"k floordiv {group}"]))]
-    weights = [(tensor_type([panels, k // per, width * 4], "i8"), f"p, k floordiv {per}, n * 4 + k mod 4"),
-               (tensor_type([panels, groups, width]), f"p, k floordiv {group}, n"),
-               (tensor_type([panels, groups, width]), f"p, k floordiv {group}, n")]
-    return panel_helper(fn, xshape, n, width, has_bias, weights, qgemm_dot_body(bits, group, len(lead) + 2, symmetric),
-                        QGEMM_DOT_PANEL_SYM if symmetric else QGEMM_DOT_PANEL, quantize_rows(xshape, group, act_scale),
+    weights = [(tensor_type(layout.weight_shape, "i8"), f"p, k floordiv {per}, n * 4 + k mod 4"),
+               (tensor_type(layout.scale_shape), f"p, k floordiv {group}, n"),
+               (tensor_type(layout.scale_shape), f"p, k floordiv {group}, n")]
+    return panel_helper(fn, xshape, layout.n, layout.width, has_bias, weights,
+                        qgemm_dot_body(bits, group, len(lead) + 2, layout.symmetric),
+                        QGEMM_DOT_PANEL_SYM if layout.symmetric else QGEMM_DOT_PANEL, quantize_rows(xshape, group, act_scale),
                         inputs)
 
 
@@ -256,27 +255,24 @@ class LowerQGemm(ModulePass):
             act = (f"_a8s{f32_bits(act_scale)}" if act_scale else "_a8") if dot else ""
             (_, pname), (_, sname), (_, zname) = ops_names
             symmetric = zname in state.store and not np.any(state.store[zname])
+            layout = PanelLayout(n, k, width, bits, group, dot, symmetric)
             fn = f"qc_qgemm_{shape}_{n}_w{bits}g{group}{act}_{'d' if dot else 'p'}{width}{bias}{'_sym' if symmetric else ''}"
             if fn not in helpers:
-                text = (qgemm_dot_helper(fn, list(xt.shape), n, width, bits, group, act_scale, has_bias, symmetric)
-                        if dot else qgemm_helper(fn, list(xt.shape), n, width, bits, group, has_bias, symmetric))
+                text = (qgemm_dot_helper(fn, list(xt.shape), layout, act_scale, has_bias) if dot
+                        else qgemm_helper(fn, list(xt.shape), layout, has_bias))
                 append_parsed(body, text, module.context)
                 helpers.add(fn)
             tag = f"{'d' if dot else 'p'}{width}"
             # symmetric kernels compute the offset from the scale: the scale panels stand in for it
             names = (f"{pname}.{tag}", f"{sname}.{tag}", f"{sname if symmetric else zname}.{tag}")
             if pname in state.store and names[0] not in state.store:
-                q = unpack_rows(state.store[pname], bits)
-                state.store[names[0]] = dot_panel_weights(q, bits, width) if dot else panel_weights(q, bits, width)
-                scale = state.store[sname].reshape(n, -1)
-                panel_scale, panel_offset = panel_scales(scale, state.store[zname].reshape(n, -1), bits, width, dot)
-                state.store[names[1]] = panel_scale
-                if not symmetric:
-                    state.store[names[2]] = panel_offset
-            panels = -(-n // width)
+                state.store[names[0]] = layout.weights(unpack_rows(state.store[pname], bits))
+                scales, offsets = layout.scales(state.store[sname].reshape(n, -1), state.store[zname].reshape(n, -1))
+                state.store[names[1]] = scales
+                if offsets is not None:
+                    state.store[names[2]] = offsets
             i8, f32 = ir.IntegerType.get_signless(8, module.context), ir.F32Type.get(module.context)
-            wshape = [panels, k // (32 // bits), width * 4] if dot else [panels, k, width * bits // 8]
-            types = (wshape, i8), ([panels, k // group, width], f32), ([panels, k // group, width], f32)
+            types = (layout.weight_shape, i8), (layout.scale_shape, f32), (layout.scale_shape, f32)
             with ir.InsertionPoint(op), op.location:
                 ws = [WeightOp(ir.RankedTensorType.get(shape, elt), ir.FlatSymbolRefAttr.get(name)).result
                       for (shape, elt), name in zip(types[:2], names)]

@@ -4,7 +4,7 @@ Canonical (``qc.qgemm``'s ``packed`` operand), per output row: int8 values
 as they are; int4 values as unsigned nibbles ``u = q + 8`` where byte ``j`` of
 each 32-value block holds value ``j`` (low nibble) and ``j + 16`` (high).
 
-Kernel panels (what ``qc-lower-qgemm`` feeds the micro-kernel): columns cut
+Kernel panels (``PanelLayout``: what ``qc-lower-linear`` / ``qc-lower-qgemm`` feed the micro-kernels): columns cut
 into panels of ``width`` output channels, ``[P, K, width * bits / 8]``, so one
 load per k yields the whole panel row: int8 as is; int4 with byte ``j``
 holding columns ``j`` (low) and ``j + width/2`` (high), so the low and high
@@ -12,16 +12,19 @@ nibbles unpack into two ready vectors.  Scales and offsets come as
 ``[P, G, width]`` f32 with ``w = u * scale + offset`` (``offset = -zero * scale``),
 one FMA per weight vector.
 
-Integer dot-product panels (int8-activation kernels, ``dot_panel_weights``):
+Integer dot-product panels (int8-activation kernels, ``PanelLayout(dot=True)``):
 ``[P, K / q, width * 4]`` bytes with q = 4 (int8) or 8 (int4); the 4 bytes at
 ``4 * c`` hold column ``c`` for 4 consecutive k, the operand layout of
 ``vpdpbusd`` / ``vpmaddubsw``.  Values are unsigned (the instructions' u8
 operand): int8 ``u = q + 128``; int4 ``u = q + 8`` with k 0..3 of each group
 of 8 in the low nibbles and k 4..7 in the high ones.  The offset then carries
-``-(zero + 128 or 8) * scale``, applied to the activations' group sums.
+``-(zero + 128 or 8) * scale``, applied to the activations' group sums.  Symmetric weights store
+no offsets: the kernels compute ``-(128 or 8) * scale``.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -51,46 +54,94 @@ def unpack_rows(packed: np.ndarray, bits: int) -> np.ndarray:
     return (u.astype(np.int16) - 8).astype(np.int8)
 
 
-def panel_weights(q: np.ndarray, bits: int, width: int) -> np.ndarray:
-    """Signed [N, K] -> kernel panels [P, K, width * bits / 8] (padding columns read as zero weights)."""
-    n, k = q.shape
-    panels = -(-n // width)
-    offset = unsigned_offset(bits, False)
-    padded = np.full((panels * width, k), offset, np.int16)
-    padded[:n] = q.astype(np.int16) + offset
-    cols = padded.reshape(panels, width, k).transpose(0, 2, 1)  # [P, K, width]
-    if bits == 8:
-        return np.ascontiguousarray(cols.astype(np.int8))
-    return np.ascontiguousarray(_nibbles(cols[:, :, :width // 2], cols[:, :, width // 2:]))
-
-
 def unsigned_offset(bits: int, dot: bool) -> int:
     """What is added to a signed weight to store it unsigned: int4 always, int8 in dot-product panels."""
     return 8 if bits == 4 else 128 if dot else 0
 
 
-def dot_panel_weights(q: np.ndarray, bits: int, width: int) -> np.ndarray:
-    """Signed [N, K] -> dot-product panels [P, K / (32 / bits), width * 4] (padding columns: zero weights)."""
-    n, k = q.shape
-    panels, offset = -(-n // width), unsigned_offset(bits, True)
-    padded = np.full((panels * width, k), offset, np.int16)
-    padded[:n] = q.astype(np.int16) + offset
-    per = 32 // bits  # k per 4-byte cell
-    cells = padded.reshape(panels, width, k // per, per).transpose(0, 2, 1, 3)  # [P, K/per, width, per]
-    if bits == 8:
-        return np.ascontiguousarray(cells.astype(np.uint8).reshape(panels, k // 4, width * 4).view(np.int8))
-    return np.ascontiguousarray(_nibbles(cells[..., :4], cells[..., 4:]).reshape(panels, k // 8, width * 4))
+@dataclass(frozen=True)
+class PanelLayout:
+    """How the kernels store one [n, k] weight: its output channels cut into ``panels`` of ``width``
+    (the last one padded with zero weights), the arrays' shapes and bytes, and the packing.
 
+    ``bits``: 32 (f32), 16 (f16), 8 or 4 (integers, with f32 group scales); ``group``: the integers'
+    group size along k (k: per channel); ``dot``: integer dot-product cells (int8 activations);
+    ``symmetric``: the kernels compute the group offset from the scale, so none is stored."""
 
-def panel_scales(scale: np.ndarray, zero: np.ndarray, bits: int, width: int,
-                 dot: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """[N, G] scale and zero point -> ([P, G, width] scale, [P, G, width] offset), zero in the padding."""
-    n, g = scale.shape
-    panels = -(-n // width)
-    offset = unsigned_offset(bits, dot)
-    s = np.zeros((panels * width, g), np.float32)
-    z = np.zeros((panels * width, g), np.float32)
-    s[:n] = scale
-    z[:n] = -(zero.astype(np.float32) + offset) * scale
-    shape = lambda a: np.ascontiguousarray(a.reshape(panels, width, g).transpose(0, 2, 1))  # noqa: E731
-    return shape(s), shape(z)
+    n: int
+    k: int
+    width: int
+    bits: int = 32
+    group: int = 0
+    dot: bool = False
+    symmetric: bool = True
+
+    @property
+    def panels(self) -> int:
+        return -(-self.n // self.width)
+
+    @property
+    def integer(self) -> bool:
+        return self.bits in (4, 8)
+
+    @property
+    def groups(self) -> int:
+        return self.k // (self.group or self.k)
+
+    @property
+    def weight_shape(self) -> list[int]:
+        """Floats [P, K, width]; integers [P, K, width * bits / 8], dot cells [P, K / (32 / bits), width * 4]."""
+        if not self.integer:
+            return [self.panels, self.k, self.width]
+        if self.dot:
+            return [self.panels, self.k // (32 // self.bits), self.width * 4]
+        return [self.panels, self.k, self.width * self.bits // 8]
+
+    @property
+    def scale_shape(self) -> list[int]:
+        """Scales (and offsets) [P, G, width] f32."""
+        return [self.panels, self.groups, self.width]
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes stored: the weight panels, and for integers the scales (and offsets unless symmetric)."""
+        weights = self.panels * self.width * self.k * self.bits // 8
+        if not self.integer:
+            return weights
+        return weights + 4 * self.panels * self.groups * self.width * (1 if self.symmetric else 2)
+
+    def _padded(self, rows: np.ndarray, fill) -> np.ndarray:
+        out = np.full((self.panels * self.width,) + rows.shape[1:], fill, rows.dtype)
+        out[:self.n] = rows
+        return out
+
+    def weights(self, w: np.ndarray) -> np.ndarray:
+        """[N, K] (floats as stored, or signed integers) -> the weight panels (padding reads as zero weights).
+
+        Floats: panel p holds columns p * width.. of W^T.  Integers unsigned (``unsigned_offset``):
+        int8 as is; int4 with byte j holding columns j (low nibble) and j + width / 2 (high); dot
+        cells with the 4 bytes at 4c holding column c for 4 consecutive k (int4: k 0..3 of each 8 in
+        the low nibbles, 4..7 in the high ones)."""
+        p, k, width = self.panels, self.k, self.width
+        if not self.integer:
+            return np.ascontiguousarray(self._padded(w, 0).reshape(p, width, k).transpose(0, 2, 1))
+        offset = unsigned_offset(self.bits, self.dot)
+        u = self._padded(w.astype(np.int16) + offset, offset)
+        if self.dot:
+            per = 32 // self.bits  # k per 4-byte cell
+            cells = u.reshape(p, width, k // per, per).transpose(0, 2, 1, 3)  # [P, K/per, width, per]
+            if self.bits == 8:
+                return np.ascontiguousarray(cells.astype(np.uint8).reshape(p, k // 4, width * 4).view(np.int8))
+            return np.ascontiguousarray(_nibbles(cells[..., :4], cells[..., 4:]).reshape(p, k // 8, width * 4))
+        cols = u.reshape(p, width, k).transpose(0, 2, 1)  # [P, K, width]
+        if self.bits == 8:
+            return np.ascontiguousarray(cols.astype(np.int8))
+        return np.ascontiguousarray(_nibbles(cols[:, :, :width // 2], cols[:, :, width // 2:]))
+
+    def scales(self, scale: np.ndarray, zero: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """[N, G] scale and zero point -> [P, G, width] scales and offsets ``-(zero + unsigned
+        offset) * scale`` (None when symmetric: not stored), zero in the padding."""
+        shape = lambda a: np.ascontiguousarray(  # noqa: E731
+            self._padded(a, 0).reshape(self.panels, self.width, self.groups).transpose(0, 2, 1))
+        offset = -(zero.astype(np.float32) + unsigned_offset(self.bits, self.dot)) * scale
+        return shape(scale.astype(np.float32)), None if self.symmetric else shape(offset.astype(np.float32))

@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from .packing import PanelLayout
+
 from ...dialects.qc import SCHEMES
 from ..errors import QCError
 
@@ -52,12 +54,17 @@ class Scheme:
         as they are (an embedding table; int8 zero points when asymmetric).  Otherwise the kernels'
         panels (``compiler.quant.packing``): rows padded to a multiple of the width and, when
         asymmetric, an f32 offset per group beside each scale."""
-        rows = -(-n // panel_width) * panel_width if panel_width else n
+        if panel_width:
+            return self.layout(n, k, panel_width).nbytes
         if not self.quantized or self.half:
-            return (2 if self.half else 4) * rows * k
+            return (2 if self.half else 4) * n * k
         groups = k // self.group_size if self.group_size else 1
-        per_group = 4 + (0 if self.symmetric else 4 if panel_width else 1)
-        return rows * k * self.weight_bits // 8 + rows * groups * per_group
+        return n * k * self.weight_bits // 8 + n * groups * (4 + (0 if self.symmetric else 1))
+
+    def layout(self, n: int, k: int, panel_width: int) -> PanelLayout:
+        """How a linear's [n, k] weight under this scheme is stored in the kernels' panels."""
+        bits = 16 if self.half else self.weight_bits if self.quantized else 32
+        return PanelLayout(n, k, panel_width, bits, self.group_size or k, self.activation_bits == 8, self.symmetric)
 
 
 def all_schemes() -> list[Scheme]:

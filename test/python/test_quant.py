@@ -11,7 +11,7 @@ from qc.compiler.codegen import Target, host_cpu
 from qc.compiler.errors import QCError
 from qc.compiler.quant import dequantize, parse_scheme, quantize_awq, quantize_gptq, quantize_rtn
 from qc.compiler.quant.awq import output_error
-from qc.compiler.quant.packing import pack_rows, panel_scales, panel_weights, unpack_rows
+from qc.compiler.quant.packing import PanelLayout, pack_rows, unpack_rows
 
 
 @pytest.fixture(scope="module")
@@ -49,11 +49,14 @@ def test_packing_layouts():
     assert packed[2, 3] == u[2, 3] | (u[2, 19] << 4)       # values j and j+16 of a block share a byte
     assert packed[2, 16 + 3] == u[2, 35] | (u[2, 51] << 4)
     assert np.array_equal(unpack_rows(pack_rows(q, 4), 4), q)
-    panels = panel_weights(q, 4, 8).view(np.uint8)                    # [P, K, 4]: columns c and c+4 share a byte
+    layout = PanelLayout(5, 64, 8, bits=4, group=32, symmetric=False)
+    panels = layout.weights(q).view(np.uint8)                    # [P, K, 4]: columns c and c+4 share a byte
     assert panels.shape == (1, 64, 4)
     assert panels[0, 10, 1] == u[1, 10] | (8 << 4)              # column 5 is padding: zero point 8
-    s, o = panel_scales(np.full((5, 2), 0.5, np.float32), np.ones((5, 2), np.int8), 4, 8)
+    s, o = layout.scales(np.full((5, 2), 0.5, np.float32), np.ones((5, 2), np.int8))
     assert s.shape == o.shape == (1, 2, 8) and o[0, 0, 0] == -(1 + 8) * 0.5 and s[0, 0, 7] == o[0, 0, 7] == 0
+    assert layout.nbytes == 64 * 8 // 2 + 2 * 2 * 8 * 4 and layout.weight_shape == list(panels.shape)
+    assert PanelLayout(5, 64, 8, bits=4, group=32).scales(s[0, :, :5].T, np.zeros((5, 2), np.int8))[1] is None
 
 
 @pytest.mark.parametrize("name", ["w4a16-g32", "w4a16-g64-asym", "w8a16"])
