@@ -30,6 +30,20 @@ class SchemeAttr(QC.Attribute, name="scheme"):
     symmetry: ir.StringAttr
 
 
+class LayoutAttr(QC.Attribute, name="layout"):
+    """``#qc.layout<n, k, width, bits, group, dot, symmetric>`` (i64 each; dot and symmetric 0 or 1):
+    how a contraction's weight operand is packed (``compiler.quant.packing.PanelLayout``), set by the
+    pass that packs it on the contraction it builds, read by the kernel pass that replaces it."""
+
+    n: ir.IntegerAttr
+    k: ir.IntegerAttr
+    width: ir.IntegerAttr
+    bits: ir.IntegerAttr
+    group: ir.IntegerAttr
+    dot: ir.IntegerAttr
+    symmetric: ir.IntegerAttr
+
+
 class WeightOp(QC.Operation, name="weight", traits=[Pure]):
     """A tensor read from the weight store entry ``name``."""
 

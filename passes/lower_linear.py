@@ -24,13 +24,13 @@ from ..compiler.errors import QCError
 from ..compiler.quant.packing import PanelLayout
 from ..dialects.qc import WeightOp
 from .base import ModulePass, Option, PassState, walk_ops
-from .matchers import stored_weight
+from .matchers import LAYOUT_ATTR, layout_attr, stored_weight
 from .templates import append_parsed, tensor_type
 
 PANEL_MATMUL = "qc_panel_matmul"
 
 
-def panel_helper(fn: str, xshape: list[int], n: int, width: int, has_bias: bool,
+def panel_helper(fn: str, xshape: list[int], layout: PanelLayout, has_bias: bool,
                  weights: list[tuple[str, str]], body: list[str], library_call: str,
                  prelude: list[str] = (), inputs: list[tuple[str, str, str]] | None = None) -> str:
     """Text of a private func ``y = x (.) weights + b`` accumulated in [..., P, width] panels.
@@ -39,9 +39,10 @@ def panel_helper(fn: str, xshape: list[int], n: int, width: int, has_bias: bool,
     weight operand; ``body``: the contraction generic's body, whose block
     arguments are one per input (default: %a for x), then one per weight, then
     %c (accumulator), ending in yield.  ``prelude``: lines computing other
-    ``inputs`` (value, tensor type, map results over the lead dims ``d0..``, p, n, k) from %x."""
+    ``inputs`` (value, tensor type, map results over the lead dims ``d0..``, p, n, k) from %x.
+    The contraction carries ``layout`` as ``qc.layout`` for the kernel pass."""
     *lead, k = xshape
-    panels = -(-n // width)
+    n, width, panels = layout.n, layout.width, layout.panels
     r = len(lead)
     dims = [f"d{i}" for i in range(r)]
     loops = ", ".join(dims + ["p", "n", "k"])
@@ -82,7 +83,8 @@ def panel_helper(fn: str, xshape: list[int], n: int, width: int, has_bias: bool,
     names = ", ".join([v for v, _, _ in inputs] + [f"%arg_w{i}" for i in range(len(weights))])
     types = ", ".join([t for _, t, _ in inputs] + [t for t, _ in weights])
     lines += [f"  %mm = linalg.generic {{indexing_maps = [{', '.join(maps)}], "
-              f"iterator_types = [{parallel}, \"reduction\"], library_call = \"{library_call}\"}} "
+              f"iterator_types = [{parallel}, \"reduction\"], library_call = \"{library_call}\", "
+              f"{LAYOUT_ATTR} = {layout_attr(layout)}}} "
               f"ins({names} : {types}) outs(%acc : {acc_t}) {{",
               *[f"  {line}" for line in body],
               f"  }} -> {acc_t}"]
@@ -109,7 +111,7 @@ def linear_helper(fn: str, xshape: list[int], n: int, width: int, has_bias: bool
         body.append("  %m = arith.mulf %a, %bw : f32")
     body += ["  %s = arith.addf %c, %m : f32",
              "  linalg.yield %s : f32"]
-    return panel_helper(fn, xshape, n, width, has_bias,
+    return panel_helper(fn, xshape, layout, has_bias,
                         [(tensor_type(layout.weight_shape, weight_elt), "p, k, n")], body, PANEL_MATMUL)
 
 

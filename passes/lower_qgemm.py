@@ -93,7 +93,7 @@ def qgemm_helper(fn: str, xshape: list[int], layout: PanelLayout, has_bias: bool
     weights = [(tensor_type(layout.weight_shape, "i8"), f"p, k, {col}"),
                (tensor_type(layout.scale_shape), f"p, k floordiv {group}, n"),
                (tensor_type(layout.scale_shape), f"p, k floordiv {group}, n")]
-    return panel_helper(fn, xshape, layout.n, width, has_bias, weights,
+    return panel_helper(fn, xshape, layout, has_bias, weights,
                         qgemm_body(bits, width, len(xshape), layout.symmetric),
                         QGEMM_PANEL_SYM if layout.symmetric else QGEMM_PANEL)
 
@@ -217,7 +217,7 @@ def qgemm_dot_helper(fn: str, xshape: list[int], layout: PanelLayout, act_scale:
     weights = [(tensor_type(layout.weight_shape, "i8"), f"p, k floordiv {per}, n * 4 + k mod 4"),
                (tensor_type(layout.scale_shape), f"p, k floordiv {group}, n"),
                (tensor_type(layout.scale_shape), f"p, k floordiv {group}, n")]
-    return panel_helper(fn, xshape, layout.n, layout.width, has_bias, weights,
+    return panel_helper(fn, xshape, layout, has_bias, weights,
                         qgemm_dot_body(bits, group, len(lead) + 2, layout.symmetric),
                         QGEMM_DOT_PANEL_SYM if layout.symmetric else QGEMM_DOT_PANEL, quantize_rows(xshape, group, act_scale),
                         inputs)

@@ -4,6 +4,11 @@ from __future__ import annotations
 
 from torch_mlir import ir
 
+from ..compiler.quant.packing import PanelLayout
+from ..dialects.qc import LayoutAttr
+
+LAYOUT_ATTR = "qc.layout"  # on a contraction over packed weights: their PanelLayout
+
 
 def producer(value: ir.Value) -> ir.Operation | None:
     owner = value.owner
@@ -221,3 +226,20 @@ def target_weight(op: ir.Operation) -> str | None:
     if op.name == "qc.linear":
         return linear_weight_name(op)
     return embedding_table(op)[2]
+
+
+def layout_attr(layout: PanelLayout) -> ir.Attribute:
+    """``#qc.layout<...>`` of ``layout``."""
+    i64 = ir.IntegerType.get_signless(64)
+    return LayoutAttr.get(*(ir.IntegerAttr.get(i64, int(v)) for v in (
+        layout.n, layout.k, layout.width, layout.bits, layout.group, layout.dot, layout.symmetric)))
+
+
+def layout_of(op: ir.Operation) -> PanelLayout | None:
+    """The PanelLayout a contraction's ``qc.layout`` names (None without one)."""
+    if LAYOUT_ATTR not in op.attributes:
+        return None
+    attr = LayoutAttr(op.attributes[LAYOUT_ATTR])
+    n, k, width, bits, group, dot, symmetric = (ir.IntegerAttr(getattr(attr, f)).value for f in (
+        "n", "k", "width", "bits", "group", "dot", "symmetric"))
+    return PanelLayout(n, k, width, bits, group, bool(dot), bool(symmetric))

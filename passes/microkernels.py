@@ -40,7 +40,7 @@ from .base import ModulePass, Option, PassState, one_of, walk_ops
 from .lower_linear import PANEL_MATMUL
 from ..compiler.quant.packing import unsigned_offset
 from .lower_qgemm import QGEMM_DOT_PANEL, QGEMM_DOT_PANEL_SYM, QGEMM_PANEL, QGEMM_PANEL_SYM
-from .matchers import identity_layout, indexing_maps, preceding_zero_fill
+from .matchers import identity_layout, indexing_maps, layout_of, preceding_zero_fill
 from .templates import append_parsed
 
 # How far ahead of the weight stream the decode kernels prefetch.  Measured on this project's
@@ -114,53 +114,50 @@ def _library_call(op: ir.Operation) -> str | None:
 
 
 def match_qgemm(op: ir.Operation) -> Contraction | None:
-    """A qc-lower-qgemm contraction: A, W [P, K, NR*bits/8] i8, S and O [P, G, NR] f32, C."""
-    if op.name != "linalg.generic" or _library_call(op) not in (QGEMM_PANEL, QGEMM_PANEL_SYM) \
-            or len(op.operands) != 5:
+    """A qc-lower-qgemm contraction: A, W [P, K, NR*bits/8] i8, S and O [P, G, NR] f32, C, its
+    packing in ``qc.layout``."""
+    layout = layout_of(op)
+    if layout is None or layout.dot or len(op.operands) != 5:
         return None
     a, w, s, o, c = op.operands
     ta, ts, to, tc = (_kernel_memref(v, True, identity=True) for v in (a, s, o, c))
     tw = _kernel_memref(w, True, identity=True, elt=ir.IntegerType)
-    if not (ta and ts and to and tc and tw):
+    if not (ta and ts and to and tc and tw) or list(tw.shape) != layout.weight_shape:
         return None
-    panels, groups, nr = ts.shape
-    k, row_bytes = tw.shape[1], tw.shape[2]
-    bits = 8 * row_bytes // nr
     m = math.prod(ta.shape[:-1])
-    sym = unsigned_offset(bits, False) if _library_call(op) == QGEMM_PANEL_SYM else None
-    return Contraction(True, tuple(str(t) for t in (ta, tw, ts, to, tc)), 1, m, panels * nr, k, nr,
-                       (bits, k // groups), sym_offset=sym)
+    sym = unsigned_offset(layout.bits, False) if layout.symmetric else None
+    return Contraction(True, tuple(str(t) for t in (ta, tw, ts, to, tc)), 1, m, layout.panels * layout.width,
+                       layout.k, layout.width, (layout.bits, layout.group), sym_offset=sym)
 
 
 def match_qgemm_dot(op: ir.Operation) -> Contraction | None:
-    """A qc-lower-qgemm integer contraction: XQ i8, SX f32, XSUM i32, W [P, K/q, NR*4] i8, S, O, C."""
-    if op.name != "linalg.generic" or _library_call(op) not in (QGEMM_DOT_PANEL, QGEMM_DOT_PANEL_SYM) \
-            or len(op.operands) != 7:
+    """A qc-lower-qgemm integer contraction: XQ i8, SX f32, XSUM i32, W [P, K/q, NR*4] i8, S, O, C,
+    its packing in ``qc.layout``."""
+    layout = layout_of(op)
+    if layout is None or not layout.dot or len(op.operands) != 7:
         return None
     kinds = (ir.IntegerType, ir.F32Type, ir.IntegerType, ir.IntegerType, ir.F32Type, ir.F32Type, ir.F32Type)
     types = [_kernel_memref(v, True, identity=True, elt=kind) for v, kind in zip(op.operands, kinds)]
-    if not all(types):
+    if not all(types) or list(types[3].shape) != layout.weight_shape:
         return None
-    xq, w, ts = types[0], types[3], types[4]
-    panels, groups, nr = ts.shape
-    k = xq.shape[-1]
-    bits = 32 * w.shape[1] // k
-    m = math.prod(xq.shape[:-1])
-    sym = unsigned_offset(bits, True) if _library_call(op) == QGEMM_DOT_PANEL_SYM else None
-    return Contraction(True, tuple(map(str, types)), 1, m, panels * nr, k, nr, (bits, k // groups), dot=True,
-                       sym_offset=sym)
+    m = math.prod(types[0].shape[:-1])
+    sym = unsigned_offset(layout.bits, True) if layout.symmetric else None
+    return Contraction(True, tuple(map(str, types)), 1, m, layout.panels * layout.width, layout.k, layout.width,
+                       (layout.bits, layout.group), dot=True, sym_offset=sym)
 
 
 def match(op: ir.Operation, lanes: int) -> Contraction | None:
-    if len(op.operands) == 7:
+    """The contraction ``op`` is (by its library call, then its operands), or None."""
+    call = _library_call(op) if op.name == "linalg.generic" else None
+    if call in (QGEMM_DOT_PANEL, QGEMM_DOT_PANEL_SYM):
         return match_qgemm_dot(op)
-    if len(op.operands) == 5:
+    if call in (QGEMM_PANEL, QGEMM_PANEL_SYM):
         return match_qgemm(op)
     if len(op.operands) != 3:
         return None
     a, b, c = op.operands
     if op.name == "linalg.generic":
-        if _library_call(op) != PANEL_MATMUL:
+        if call != PANEL_MATMUL:
             return None
         # The kernel flattens A's and C's leading dims: they must be contiguous.
         ta, tc = (_kernel_memref(v, True, identity=True) for v in (a, c))

@@ -10,6 +10,8 @@
 // CHECK: call @[[FN:qc_qgemm_[a-z0-9_]+]](
 // CHECK: func.func private @[[FN]](
 // CHECK: linalg.generic {indexing_maps = [#{{.*}}, #[[MW:.*]], #[[MS:.*]], #[[MS]], #{{.*}}], {{.*}}library_call = "qc_qgemm_panel"}
+// The packing travels with the contraction (n, k, width, bits, group, dot, symmetric) for qc-microkernels.
+// CHECK-SAME: attrs = {qc.layout = #qc.layout<40 : i64, 64 : i64, 32 : i64, 4 : i64, 32 : i64, 0 : i64, 0 : i64>}
 // CHECK: linalg.index 2
 // CHECK: arith.shrui
 // CHECK: arith.andi
@@ -59,6 +61,7 @@ func.func @int8(%x: tensor<2x8xf32>, %b: tensor<32xf32>) -> tensor<2x32xf32> {
 // CHECK: tensor.expand_shape %{{.*}} {{\[\[}}0], [1, 2]] output_shape [3, 2, 32]
 // CHECK: arith.extsi %{{.*}} : i8 to i32
 // CHECK: linalg.generic {indexing_maps = [#{{.*}}, #{{.*}}, #{{.*}}, #[[MW:.*]], #{{.*}}, #{{.*}}, #{{.*}}], {{.*}}library_call = "qc_qgemm_dot_panel"}
+// CHECK-SAME: attrs = {qc.layout = #qc.layout<40 : i64, 64 : i64, 32 : i64, 4 : i64, 32 : i64, 1 : i64, 0 : i64>}
 // CHECK: arith.muli %{{.*}}, %{{.*}} : i32
 // CHECK: arith.select
 func.func @int4_a8(%x: tensor<3x64xf32>) -> tensor<3x40xf32> {

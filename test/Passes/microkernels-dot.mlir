@@ -61,7 +61,7 @@
 func.func @int8(%xq: memref<5x8xi8>, %sx: memref<5xf32>, %sum: memref<5x1xi32>, %w: memref<1x2x128xi8>,
                 %s: memref<1x1x32xf32>, %o: memref<1x1x32xf32>, %c: memref<5x1x32xf32>) {
   linalg.generic {indexing_maps = [#x, #r, #g, #w, #s, #s, #c], iterator_types = ["parallel", "parallel", "parallel", "reduction"],
-                  library_call = "qc_qgemm_dot_panel"}
+                  library_call = "qc_qgemm_dot_panel", qc.layout = #qc.layout<32 : i64, 8 : i64, 32 : i64, 8 : i64, 8 : i64, 1 : i64, 0 : i64>}
       ins(%xq, %sx, %sum, %w, %s, %o : memref<5x8xi8>, memref<5xf32>, memref<5x1xi32>, memref<1x2x128xi8>, memref<1x1x32xf32>, memref<1x1x32xf32>)
       outs(%c : memref<5x1x32xf32>) {
   ^bb0(%a: i8, %bsx: f32, %bsum: i32, %b: i8, %sc: f32, %of: f32, %acc: f32):
@@ -108,7 +108,7 @@ func.func @int8(%xq: memref<5x8xi8>, %sx: memref<5xf32>, %sum: memref<5x1xi32>, 
 func.func @int8_symmetric(%xq: memref<5x8xi8>, %sx: memref<5xf32>, %sum: memref<5x1xi32>, %w: memref<1x2x128xi8>,
                 %s: memref<1x1x32xf32>, %o: memref<1x1x32xf32>, %c: memref<5x1x32xf32>) {
   linalg.generic {indexing_maps = [#x, #r, #g, #w, #s, #s, #c], iterator_types = ["parallel", "parallel", "parallel", "reduction"],
-                  library_call = "qc_qgemm_dot_panel_sym"}
+                  library_call = "qc_qgemm_dot_panel_sym", qc.layout = #qc.layout<32 : i64, 8 : i64, 32 : i64, 8 : i64, 8 : i64, 1 : i64, 1 : i64>}
       ins(%xq, %sx, %sum, %w, %s, %o : memref<5x8xi8>, memref<5xf32>, memref<5x1xi32>, memref<1x2x128xi8>, memref<1x1x32xf32>, memref<1x1x32xf32>)
       outs(%c : memref<5x1x32xf32>) {
   ^bb0(%a: i8, %bsx: f32, %bsum: i32, %b: i8, %sc: f32, %of: f32, %acc: f32):
@@ -153,7 +153,7 @@ func.func @int8_symmetric(%xq: memref<5x8xi8>, %sx: memref<5xf32>, %sum: memref<
 func.func @int4(%xq: memref<1x64xi8>, %sx: memref<1xf32>, %sum: memref<1x2xi32>, %w: memref<1x8x128xi8>,
                 %s: memref<1x2x32xf32>, %o: memref<1x2x32xf32>, %c: memref<1x1x32xf32>) {
   linalg.generic {indexing_maps = [#x, #r, #g, #w, #s, #s, #c], iterator_types = ["parallel", "parallel", "parallel", "reduction"],
-                  library_call = "qc_qgemm_dot_panel"}
+                  library_call = "qc_qgemm_dot_panel", qc.layout = #qc.layout<32 : i64, 64 : i64, 32 : i64, 4 : i64, 32 : i64, 1 : i64, 0 : i64>}
       ins(%xq, %sx, %sum, %w, %s, %o : memref<1x64xi8>, memref<1xf32>, memref<1x2xi32>, memref<1x8x128xi8>, memref<1x2x32xf32>, memref<1x2x32xf32>)
       outs(%c : memref<1x1x32xf32>) {
   ^bb0(%a: i8, %bsx: f32, %bsum: i32, %b: i8, %sc: f32, %of: f32, %acc: f32):
@@ -188,7 +188,7 @@ func.func @int4(%xq: memref<1x64xi8>, %sx: memref<1xf32>, %sum: memref<1x2xi32>,
 func.func @int4_p16(%xq: memref<1x64xi8>, %sx: memref<1xf32>, %sum: memref<1x2xi32>, %w: memref<1x8x64xi8>,
                     %s: memref<1x2x16xf32>, %o: memref<1x2x16xf32>, %c: memref<1x1x16xf32>) {
   linalg.generic {indexing_maps = [#x, #r, #g, #w, #s, #s, #c], iterator_types = ["parallel", "parallel", "parallel", "reduction"],
-                  library_call = "qc_qgemm_dot_panel"}
+                  library_call = "qc_qgemm_dot_panel", qc.layout = #qc.layout<16 : i64, 64 : i64, 16 : i64, 4 : i64, 32 : i64, 1 : i64, 0 : i64>}
       ins(%xq, %sx, %sum, %w, %s, %o : memref<1x64xi8>, memref<1xf32>, memref<1x2xi32>, memref<1x8x64xi8>, memref<1x2x16xf32>, memref<1x2x16xf32>)
       outs(%c : memref<1x1x16xf32>) {
   ^bb0(%a: i8, %bsx: f32, %bsum: i32, %b: i8, %sc: f32, %of: f32, %acc: f32):
@@ -233,7 +233,7 @@ func.func @int4_p16(%xq: memref<1x64xi8>, %sx: memref<1xf32>, %sum: memref<1x2xi
 func.func @int8_p16(%xq: memref<2x8xi8>, %sx: memref<2xf32>, %sum: memref<2x1xi32>, %w: memref<1x2x64xi8>,
                     %s: memref<1x1x16xf32>, %o: memref<1x1x16xf32>, %c: memref<2x1x16xf32>) {
   linalg.generic {indexing_maps = [#x, #r, #g, #w, #s, #s, #c], iterator_types = ["parallel", "parallel", "parallel", "reduction"],
-                  library_call = "qc_qgemm_dot_panel_sym"}
+                  library_call = "qc_qgemm_dot_panel_sym", qc.layout = #qc.layout<16 : i64, 8 : i64, 16 : i64, 8 : i64, 8 : i64, 1 : i64, 1 : i64>}
       ins(%xq, %sx, %sum, %w, %s, %o : memref<2x8xi8>, memref<2xf32>, memref<2x1xi32>, memref<1x2x64xi8>, memref<1x1x16xf32>, memref<1x1x16xf32>)
       outs(%c : memref<2x1x16xf32>) {
   ^bb0(%a: i8, %bsx: f32, %bsum: i32, %b: i8, %sc: f32, %of: f32, %acc: f32):
@@ -279,7 +279,7 @@ func.func @int8_p16(%xq: memref<2x8xi8>, %sx: memref<2xf32>, %sum: memref<2x1xi3
 func.func @amx_int8(%xq: memref<40x64xi8>, %sx: memref<40xf32>, %sum: memref<40x1xi32>, %w: memref<1x16x128xi8>,
                     %s: memref<1x1x32xf32>, %o: memref<1x1x32xf32>, %c: memref<40x1x32xf32>) {
   linalg.generic {indexing_maps = [#x, #r, #g, #w, #s, #s, #c], iterator_types = ["parallel", "parallel", "parallel", "reduction"],
-                  library_call = "qc_qgemm_dot_panel"}
+                  library_call = "qc_qgemm_dot_panel", qc.layout = #qc.layout<32 : i64, 64 : i64, 32 : i64, 8 : i64, 64 : i64, 1 : i64, 0 : i64>}
       ins(%xq, %sx, %sum, %w, %s, %o : memref<40x64xi8>, memref<40xf32>, memref<40x1xi32>, memref<1x16x128xi8>, memref<1x1x32xf32>, memref<1x1x32xf32>)
       outs(%c : memref<40x1x32xf32>) {
   ^bb0(%a: i8, %bsx: f32, %bsum: i32, %b: i8, %sc: f32, %of: f32, %acc: f32):
@@ -320,7 +320,7 @@ func.func @zero_filled(%xq: memref<5x8xi8>, %sx: memref<5xf32>, %sum: memref<5x1
   %fzero = arith.constant 0.0 : f32
   linalg.fill ins(%fzero : f32) outs(%c : memref<5x1x32xf32>)
   linalg.generic {indexing_maps = [#x, #r, #g, #w, #s, #s, #c], iterator_types = ["parallel", "parallel", "parallel", "reduction"],
-                  library_call = "qc_qgemm_dot_panel_sym"}
+                  library_call = "qc_qgemm_dot_panel_sym", qc.layout = #qc.layout<32 : i64, 8 : i64, 32 : i64, 8 : i64, 8 : i64, 1 : i64, 1 : i64>}
       ins(%xq, %sx, %sum, %w, %s, %o : memref<5x8xi8>, memref<5xf32>, memref<5x1xi32>, memref<1x2x128xi8>, memref<1x1x32xf32>, memref<1x1x32xf32>)
       outs(%c : memref<5x1x32xf32>) {
   ^bb0(%a: i8, %bsx: f32, %bsum: i32, %b: i8, %sc: f32, %of: f32, %acc: f32):

@@ -152,7 +152,7 @@ func.func @ragged(%x: memref<5x4xf32>, %y: memref<4x40xf32>, %z: memref<5x40xf32
 #c = affine_map<(d0, p, n, k) -> (d0, p, n)>
 func.func @qgemm_int4(%a: memref<1x64xf32>, %w: memref<2x64x16xi8>, %s: memref<2x2x32xf32>, %o: memref<2x2x32xf32>, %c: memref<1x2x32xf32>) {
   linalg.generic {indexing_maps = [#x, #w, #s, #s, #c], iterator_types = ["parallel", "parallel", "parallel", "reduction"],
-                  library_call = "qc_qgemm_panel"}
+                  library_call = "qc_qgemm_panel", qc.layout = #qc.layout<64 : i64, 64 : i64, 32 : i64, 4 : i64, 32 : i64, 0 : i64, 0 : i64>}
       ins(%a, %w, %s, %o : memref<1x64xf32>, memref<2x64x16xi8>, memref<2x2x32xf32>, memref<2x2x32xf32>) outs(%c : memref<1x2x32xf32>) {
   ^bb0(%xa: f32, %b: i8, %sc: f32, %of: f32, %acc: f32):
     %f = arith.uitofp %b : i8 to f32
@@ -186,7 +186,7 @@ func.func @qgemm_int4(%a: memref<1x64xf32>, %w: memref<2x64x16xi8>, %s: memref<2
 #c = affine_map<(d0, p, n, k) -> (d0, p, n)>
 func.func @qgemm_int4_symmetric(%a: memref<1x64xf32>, %w: memref<2x64x16xi8>, %s: memref<2x2x32xf32>, %o: memref<2x2x32xf32>, %c: memref<1x2x32xf32>) {
   linalg.generic {indexing_maps = [#x, #w, #s, #s, #c], iterator_types = ["parallel", "parallel", "parallel", "reduction"],
-                  library_call = "qc_qgemm_panel_sym"}
+                  library_call = "qc_qgemm_panel_sym", qc.layout = #qc.layout<64 : i64, 64 : i64, 32 : i64, 4 : i64, 32 : i64, 0 : i64, 1 : i64>}
       ins(%a, %w, %s, %o : memref<1x64xf32>, memref<2x64x16xi8>, memref<2x2x32xf32>, memref<2x2x32xf32>) outs(%c : memref<1x2x32xf32>) {
   ^bb0(%xa: f32, %b: i8, %sc: f32, %of: f32, %acc: f32):
     %f = arith.uitofp %b : i8 to f32
@@ -219,7 +219,7 @@ func.func @qgemm_int4_symmetric(%a: memref<1x64xf32>, %w: memref<2x64x16xi8>, %s
 #c = affine_map<(d0, p, n, k) -> (d0, p, n)>
 func.func @qgemm_int8_symmetric(%a: memref<3x8xf32>, %w: memref<1x8x32xi8>, %s: memref<1x1x32xf32>, %o: memref<1x1x32xf32>, %c: memref<3x1x32xf32>) {
   linalg.generic {indexing_maps = [#x, #w, #s, #s, #c], iterator_types = ["parallel", "parallel", "parallel", "reduction"],
-                  library_call = "qc_qgemm_panel_sym"}
+                  library_call = "qc_qgemm_panel_sym", qc.layout = #qc.layout<32 : i64, 8 : i64, 32 : i64, 8 : i64, 8 : i64, 0 : i64, 1 : i64>}
       ins(%a, %w, %s, %o : memref<3x8xf32>, memref<1x8x32xi8>, memref<1x1x32xf32>, memref<1x1x32xf32>) outs(%c : memref<3x1x32xf32>) {
   ^bb0(%xa: f32, %b: i8, %sc: f32, %of: f32, %acc: f32):
     %f = arith.sitofp %b : i8 to f32
