@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 
+from ..passes import trampoline
 from .signature import Signature, TensorSpec
 
 NPY_DESCR = {"float32": "<f4", "float64": "<f8", "float16": "<f2", "int64": "<i8", "int32": "<i4",
@@ -65,29 +66,9 @@ def _desc(var: str, ptr: str, spec_shape: tuple[int, ...]) -> str:
     return f"  qc_memref_{rank} {var} = {{(void *)({ptr}), (void *)({ptr}), 0{ss}}};"
 
 
-def _trampoline(name: str, kernel: str, tasks: int, ranks: list[int]) -> list[str]:
-    """``_mlir_ciface_<name>(memrefs...)``: runs the kernel's tasks [0, tasks) on the thread pool."""
-    params = ", ".join(f"qc_memref_{r} *a{i}" for i, r in enumerate(ranks))
-    fields = " ".join(f"qc_memref_{r} *a{i};" for i, r in enumerate(ranks))
-    args = ", ".join(f"c->a{i}" for i in range(len(ranks)))
-    inits = ", ".join(f"a{i}" for i in range(len(ranks)))
-    return [
-        f"extern void _mlir_ciface_{kernel}({', '.join(f'qc_memref_{r} *' for r in ranks)}, int64_t, int64_t);",
-        f"typedef struct {{ {fields} }} {name}_ctx;",
-        f"static void {name}_task(void *ctx, int64_t begin, int64_t end) {{",
-        f"  {name}_ctx *c = ctx;",
-        f"  _mlir_ciface_{kernel}({args}, begin, end);",
-        "}",
-        f"void _mlir_ciface_{name}({params}) {{",
-        f"  {name}_ctx c = {{{inits}}};",
-        f"  qc_parallel_for({name}_task, &c, {tasks});",
-        "}",
-    ]
-
-
 def glue(sig: Signature, weights: list[TensorSpec], offsets: dict[str, int], blob_size: int,
          weights_file: str, with_main: bool, kernels: list = (), weight_inputs: dict[str, int] | None = None) -> str:
-    """C source of the model's API; ``kernels``: microkernels.Trampoline tuples; ``weight_inputs``:
+    """C source of the model's API; ``kernels``: the module's ``trampoline.Trampoline``s; ``weight_inputs``:
     weights read from the input of that index instead of the blob (precision selection's probe)."""
     weight_inputs = weight_inputs or {}
     ranks = sorted({len(t.shape) for t in (*sig.inputs, *weights, *sig.outputs)}
@@ -98,7 +79,7 @@ def glue(sig: Signature, weights: list[TensorSpec], offsets: dict[str, int], blo
         ss = f" int64_t ss[{2 * r}];" if r else ""
         out.append(f"typedef struct {{ void *alloc, *aligned; int64_t offset;{ss} }} qc_memref_{r};")
     for kernel in kernels:
-        out += _trampoline(kernel.name, kernel.kernel, kernel.tasks, kernel.ranks)
+        out += trampoline.c_source(kernel)
     own = [t for i, t in enumerate(sig.inputs) if i not in weight_inputs.values()]
     params = [f"qc_memref_{len(t.shape)} *" for t in (*own, *weights, *sig.outputs)]
     out.append(f"extern void _mlir_ciface_qc_main({', '.join(params) or 'void'});")

@@ -18,7 +18,7 @@ from torch_mlir.dialects.llvm import translate_module_to_llvmir
 from ..passes import (ConvToMatmul, ExpandMath, FuseDequantGemm, IsolateContractions, LowerLinear, LowerQGemm,
                       Microkernels, Parallelize, ReassociateReductions, WeightsToArgs)
 from ..passes.base import PassState
-from ..passes.microkernels import trampolines
+from ..passes.trampoline import trampolines
 from ..passes.pipeline import build
 from .errors import QCError
 

@@ -8,7 +8,7 @@ Runs after bufferization.  Matches, on f32 memrefs,
     linalg.batch_matmul  C[b, m, n] += A[b, m, k] * B[b, k, n]
 
 and replaces each by ``func.call @qc_par_N(A, B, C)``.  ``@qc_par_N`` is an
-external trampoline (generated C glue, see compiler/artifacts.py) that splits
+external trampoline (``trampoline.py``: defined by the generated C glue) that splits
 the tasks (batch x column panels) over ``qc_parallel_for`` and calls the
 kernel ``@qc_mk_N(A, B, C, first_task, end_task)`` defined here in the vector
 dialect: for each column panel of NR = 2 x vector-width floats and each block
@@ -42,15 +42,13 @@ from ..compiler.quant.packing import unsigned_offset
 from .lower_qgemm import QGEMM_DOT_PANEL, QGEMM_DOT_PANEL_SYM, QGEMM_PANEL, QGEMM_PANEL_SYM
 from .matchers import identity_layout, indexing_maps, layout_of, preceding_zero_fill
 from .templates import append_parsed
+from .trampoline import declare
 
 # How far ahead of the weight stream the decode kernels prefetch.  Measured on this project's
 # 2-core Xeon (one LLaMA-7B layer, cold): 3 KiB beat 1 KiB by 4-5 % for the f32-activation kernels
 # and 2 % for int4 dot products; no prefetch was 2x slower, and 4 or 8 KiB slowed int8 by 15-40 %.
 PREFETCH_BYTES = 3072
 
-KERNEL_ATTR = "qc.kernel"  # on a trampoline declaration: the kernel it runs
-TASKS_ATTR = "qc.tasks"    # ... and how many tasks it splits
-AMX_ATTR = "qc.amx"        # ... and that it uses AMX tiles (the process must ask the OS for them)
 
 _MATMUL_MAPS = ["affine_map<(d0, d1, d2) -> (d0, d2)>", "affine_map<(d0, d1, d2) -> (d2, d1)>",
                 "affine_map<(d0, d1, d2) -> (d0, d1)>"]
@@ -851,40 +849,10 @@ class Microkernels(ModulePass):
                 else:
                     text = kernel_text(f"qc_mk_{index}", c, rows)
                 append_parsed(body, text, module.context)
-                with ir.InsertionPoint(body):
-                    types = [ir.Type.parse(t, module.context) for t in c.types]
-                    with op.location:
-                        decl = func.FuncOp(f"qc_par_{index}", (types, []), visibility="private")
-                    decl.attributes["llvm.emit_c_interface"] = ir.UnitAttr.get(module.context)
-                    decl.attributes[KERNEL_ATTR] = ir.StringAttr.get(f"qc_mk_{index}", module.context)
-                    decl.attributes[TASKS_ATTR] = ir.IntegerAttr.get(ir.IntegerType.get_signless(64, module.context),
-                                                                     c.tasks)
-                    if amx:
-                        decl.attributes[AMX_ATTR] = ir.UnitAttr.get(module.context)
+                with ir.InsertionPoint(body), op.location:
+                    declare(f"qc_par_{index}", f"qc_mk_{index}", [ir.Type.parse(t) for t in c.types], c.tasks, amx)
             with ir.InsertionPoint(op), op.location:
                 func.CallOp([], ir.FlatSymbolRefAttr.get(kernels[c]), list(op.operands))
             op.erase()
             if fill is not None:
                 fill.erase()
-
-
-class Trampoline(NamedTuple):
-    name: str
-    kernel: str
-    tasks: int
-    ranks: list[int]  # of the memref arguments
-    amx: bool
-
-
-def trampolines(module: ir.Module) -> list[Trampoline]:
-    """The trampolines of every kernel qc-microkernels added."""
-    found = []
-    for op in module.body.operations:
-        op = op.operation
-        if op.name == "func.func" and KERNEL_ATTR in op.attributes:
-            ftype = ir.FunctionType(ir.TypeAttr(op.attributes["function_type"]).value)
-            found.append(Trampoline(ir.StringAttr(op.attributes["sym_name"]).value,
-                                    ir.StringAttr(op.attributes[KERNEL_ATTR]).value,
-                                    ir.IntegerAttr(op.attributes[TASKS_ATTR]).value,
-                                    [ir.MemRefType(t).rank for t in ftype.inputs], AMX_ATTR in op.attributes))
-    return found

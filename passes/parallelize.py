@@ -34,7 +34,7 @@ from torch_mlir.dialects import arith, func, memref, scf
 
 from .base import ModulePass, Option, PassState, walk_ops
 from .matchers import MEMREF_VIEWS, indexing_maps, iterator_types, num_outputs, view_source
-from .microkernels import KERNEL_ATTR, TASKS_ATTR
+from .trampoline import declare
 
 
 
@@ -175,10 +175,7 @@ class Parallelize(ModulePass):
                         _rebind(clone, old.results[0], new.results[0])
                     scf.YieldOp([])
                 func.ReturnOp([])
-            decl = func.FuncOp(trampoline, (types, []), visibility="private")
-            decl.attributes["llvm.emit_c_interface"] = ir.UnitAttr.get(ctx)
-            decl.attributes[KERNEL_ATTR] = ir.StringAttr.get(kernel, ctx)
-            decl.attributes[TASKS_ATTR] = ir.IntegerAttr.get(ir.IntegerType.get_signless(64, ctx), tasks)
+            declare(trampoline, kernel, types, tasks)
         with ir.InsertionPoint(op), op.location:
             func.CallOp([], ir.FlatSymbolRefAttr.get(trampoline), args)
         op.erase()

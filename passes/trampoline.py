@@ -1,0 +1,80 @@
+"""The thread-pool trampoline ABI shared by qc-microkernels, qc-parallelize and the C glue.
+
+A pass that moves work onto the runtime's thread pool emits a kernel
+
+    func.func @K(%args: memref..., %t0: index, %t1: index)      tasks [t0, t1) of the work
+
+and declares a trampoline that the generated C glue defines (``c_source``):
+
+    func.func private @T(%args: memref...) attributes {llvm.emit_c_interface, qc.kernel = "K", qc.tasks = N}
+
+called where the work was: ``_mlir_ciface_T`` packs the memref descriptors into a context and
+splits tasks [0, N) over ``qc_parallel_for``, each chunk calling ``_mlir_ciface_K``.  ``qc.amx``
+on the declaration says that the kernel uses AMX tiles, so the model asks the OS for them at load.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from torch_mlir import ir
+from torch_mlir.dialects import func
+
+KERNEL_ATTR = "qc.kernel"  # on a trampoline declaration: the kernel it runs
+TASKS_ATTR = "qc.tasks"    # ... and how many tasks it splits
+AMX_ATTR = "qc.amx"        # ... and that it uses AMX tiles (the process must ask the OS for them)
+
+
+class Trampoline(NamedTuple):
+    name: str
+    kernel: str
+    tasks: int
+    ranks: list[int]  # of the memref arguments
+    amx: bool
+
+
+def declare(name: str, kernel: str, types: list[ir.Type], tasks: int, amx: bool = False) -> func.FuncOp:
+    """The trampoline declaration ``@name`` running ``@kernel``'s ``tasks`` tasks (at the insertion point)."""
+    ctx = ir.Context.current
+    decl = func.FuncOp(name, (types, []), visibility="private")
+    decl.attributes["llvm.emit_c_interface"] = ir.UnitAttr.get(ctx)
+    decl.attributes[KERNEL_ATTR] = ir.StringAttr.get(kernel, ctx)
+    decl.attributes[TASKS_ATTR] = ir.IntegerAttr.get(ir.IntegerType.get_signless(64, ctx), tasks)
+    if amx:
+        decl.attributes[AMX_ATTR] = ir.UnitAttr.get(ctx)
+    return decl
+
+
+def trampolines(module: ir.Module) -> list[Trampoline]:
+    """Every trampoline declared in ``module``."""
+    found = []
+    for op in module.body.operations:
+        op = op.operation
+        if op.name == "func.func" and KERNEL_ATTR in op.attributes:
+            ftype = ir.FunctionType(ir.TypeAttr(op.attributes["function_type"]).value)
+            found.append(Trampoline(ir.StringAttr(op.attributes["sym_name"]).value,
+                                    ir.StringAttr(op.attributes[KERNEL_ATTR]).value,
+                                    ir.IntegerAttr(op.attributes[TASKS_ATTR]).value,
+                                    [ir.MemRefType(t).rank for t in ftype.inputs], AMX_ATTR in op.attributes))
+    return found
+
+
+def c_source(t: Trampoline) -> list[str]:
+    """``_mlir_ciface_<name>(memrefs...)``: runs the kernel's tasks [0, tasks) on the thread pool
+    (the glue defines ``qc_memref_<rank>`` descriptor structs first)."""
+    params = ", ".join(f"qc_memref_{r} *a{i}" for i, r in enumerate(t.ranks))
+    fields = " ".join(f"qc_memref_{r} *a{i};" for i, r in enumerate(t.ranks))
+    args = ", ".join(f"c->a{i}" for i in range(len(t.ranks)))
+    inits = ", ".join(f"a{i}" for i in range(len(t.ranks)))
+    return [
+        f"extern void _mlir_ciface_{t.kernel}({', '.join(f'qc_memref_{r} *' for r in t.ranks)}, int64_t, int64_t);",
+        f"typedef struct {{ {fields} }} {t.name}_ctx;",
+        f"static void {t.name}_task(void *ctx, int64_t begin, int64_t end) {{",
+        f"  {t.name}_ctx *c = ctx;",
+        f"  _mlir_ciface_{t.kernel}({args}, begin, end);",
+        "}",
+        f"void _mlir_ciface_{t.name}({params}) {{",
+        f"  {t.name}_ctx c = {{{inits}}};",
+        f"  qc_parallel_for({t.name}_task, &c, {t.tasks});",
+        "}",
+    ]
