@@ -20,7 +20,7 @@ from . import artifacts, codegen
 from .context import make_context
 from .diagnostics import error_from, format_location
 from .calibration import OBSERVE_PREFIX, Statistics, collect, load_calibration_npz
-from .errors import QCError
+from .errors import QCError, make_folder
 from .weights import WeightStore
 from .quant import parse_scheme
 from ..dialects.qc import LinearOp
@@ -205,7 +205,7 @@ def compile(model, output: str | Path, options: CompileOptions | None = None, **
     o = options
     o.check()
     output = Path(output)
-    output.parent.mkdir(parents=True, exist_ok=True)
+    make_folder(output.parent)
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     ctx = make_context()

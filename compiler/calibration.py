@@ -148,6 +148,9 @@ def load_calibration_npz(path: str | Path, input_names: list[str]) -> list[dict[
         data = np.load(path)
     except (OSError, ValueError) as err:
         raise QCError(f"cannot read calibration data '{path}': {err}") from None
+    if not isinstance(data, np.lib.npyio.NpzFile):
+        raise QCError(f"calibration data '{path}' is one array; give a .npz with one array per model input "
+                      f"({', '.join(input_names)}), samples on axis 0: np.savez(path, name=array, ...)")
     missing = [n for n in input_names if n not in data.files]
     if missing:
         raise QCError(f"calibration data '{path}' lacks input(s) {missing}; it has {sorted(data.files)}")

@@ -33,6 +33,8 @@ class Model:
         except OSError as err:
             raise QCError(f"cannot load '{path}': {err}") from None
         lib = self._lib
+        if not hasattr(lib, "qc_model_signature"):
+            raise QCError(f"'{path}' is not a model qc compiled: it has no qc_model_signature")
         lib.qc_model_signature.restype = ctypes.c_char_p
         lib.qc_model_error.restype = ctypes.c_char_p
         lib.qc_model_load.restype = ctypes.c_void_p

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..compiler.errors import QCError
+from ..compiler.errors import QCError, make_folder
 from ..runtime import load
 from .cli import ArgumentParser
 
@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
                 raise QCError(f"input '{name}': cannot read '{path}': {err}") from None
         outputs = model.run(feeds)
         out_dir = Path(args.output_dir)
-        out_dir.mkdir(parents=True, exist_ok=True)
+        make_folder(out_dir)
         for name, value in outputs.items():
             path = out_dir / (name.replace("/", "_") + ".npy")
             np.save(path, value)

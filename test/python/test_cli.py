@@ -154,6 +154,28 @@ def test_wrong_dtype_names_input(example_so, workdir):
     assert proc.returncode == 1 and "expected float32[4x64], given float64[4x64]" in proc.stderr
 
 
+def test_unusable_paths_are_clear_errors(example_so, workdir):
+    """An output folder that is a file or cannot be made, a .npy for --calib, and a library qc did not
+    build: exit 1 with a message, no traceback, and nothing the user gave is touched."""
+    blocker = workdir / "afile"
+    blocker.write_text("keep me")
+    npy = workdir / "x.npy"
+    np.save(npy, np.zeros((4, 64), np.float32))
+    cases = [
+        (("qc-compile", EXAMPLE, "-o", blocker / "m.so"), f"cannot create the output folder '{blocker}': '{blocker}' is a file"),
+        (("qc-compile", EXAMPLE, "-o", "/proc/nope/m.so"), "cannot create the output folder '/proc/nope'"),
+        (("qc-run", example_so, "--input", f"x={npy}", "--output-dir", blocker / "out"), f"'{blocker}' is a file"),
+        (("qc-compile", EXAMPLE, "-o", workdir / "c.so", "--scheme", "w8a8", "--calib", npy),
+         f"calibration data '{npy}' is one array; give a .npz with one array per model input (x)"),
+        (("qc-run", np.__file__.replace("__init__.py", "_core/_multiarray_umath" + __import__("sysconfig").get_config_var("EXT_SUFFIX"))),
+         "is not a model qc compiled: it has no qc_model_signature"),
+    ]
+    for args, message in cases:
+        proc = run(*args)
+        assert proc.returncode == 1 and message in proc.stderr and "Traceback" not in proc.stderr, (args, proc.stderr)
+    assert blocker.read_text() == "keep me"
+
+
 def test_unsupported_onnx_op_names_node(workdir):
     g = helper.make_graph(
         [helper.make_node("Relu", ["x"], ["r"], name="ok"), helper.make_node("STFT", ["r", "r"], ["y"], name="my_stft")],
