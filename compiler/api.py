@@ -25,7 +25,7 @@ from .weights import WeightStore
 from .quant import parse_scheme
 from ..dialects.qc import LinearOp
 from .quant.sensitivity import METRICS
-from .report import summary, write_report
+from .report import notes, summary, write_report
 from .frontend_onnx import import_onnx, spec_of
 from .signature import Signature, TensorSpec
 
@@ -158,6 +158,9 @@ class CompileOptions:
             raise QCError(f"--emit must be one of {', '.join(EMITS)}, got '{self.emit}'")
         if self.method not in METHODS:
             raise QCError(f"quantization method must be one of {', '.join(METHODS)}, got '{self.method}'")
+        if self.method != "rtn" and self.scheme is None and not self.overrides:
+            raise QCError(f"method {self.method} quantizes the layers a scheme is given: add a scheme "
+                          "(--scheme w4a16-g128, or auto with a budget) or scheme overrides")
         if (self.act_order or self.damp is not None) and self.method != "gptq":
             raise QCError(f"act-order and damp are options of method gptq, not {self.method}")
         if self.damp is not None and not 0 <= self.damp < float("inf"):
@@ -215,6 +218,8 @@ def compile(model, output: str | Path, options: CompileOptions | None = None, **
         state.store = WeightStore.load(o.weights)
     codegen.run(module, IMPORT_PIPELINE, state, "import passes")
     target = codegen.Target.of(o.target_cpu, o.target_features)
+    if o.target_cpu or o.target_features:
+        target.check()
     sizes = weight_sizes(module, state, target.panel_width)
     timings["import"] = time.perf_counter() - t0
 
@@ -261,7 +266,7 @@ def compile(model, output: str | Path, options: CompileOptions | None = None, **
     else:
         result = build(module, sig, state, target, output, o.emit, timings)
     result.selection = state.selection
-    result.warnings += state.selection.get("warnings", [])
+    result.warnings += notes(state.report) + state.selection.get("warnings", [])
     if o.report is not None:
         data = summary(state.report, *sizes)
         if state.selection:

@@ -7,8 +7,10 @@ to LLVM IR, optimised at O3 for the target CPU and emitted as a PIC object.
 
 from __future__ import annotations
 
+import os
 import re
 import struct
+import tempfile
 from dataclasses import dataclass
 
 import numpy as np
@@ -79,6 +81,29 @@ class Target:
             host_name, host_features = host_cpu()
             return Target(host_name, features if features is not None else host_features)
         return Target(cpu, features or "")
+
+    def check(self) -> None:
+        """A QCError naming the CPU or features LLVM does not know (it would ignore them with a warning,
+        then may abort: an unknown CPU is not 64-bit)."""
+        import llvmlite.binding as llvm
+
+        llvm.initialize_native_target()
+        saved = os.dup(2)
+        with tempfile.TemporaryFile() as said:  # LLVM warns on the process's stderr
+            os.dup2(said.fileno(), 2)
+            try:
+                llvm.Target.from_default_triple().create_target_machine(cpu=self.cpu, features=self.features)
+            finally:
+                os.dup2(saved, 2)
+                os.close(saved)
+            said.seek(0)
+            text = said.read().decode(errors="replace")
+        unknown = sorted(set(re.findall(r"'([^']+)' is not a recognized (processor|feature)", text)))
+        if unknown:
+            raise QCError("; ".join(
+                f"--target-cpu '{name}' is not a CPU LLVM knows (e.g. haswell, skylake-avx512, znver3, x86-64-v3)"
+                if kind == "processor" else f"--target-features '{name}' is not a feature LLVM knows "
+                "(e.g. +avx2, +fma, +avx512f, +avx512vnni)" for name, kind in unknown))
 
     def _has(self, feature: str) -> bool:
         return f"+{feature}" in self.features.split(",")

@@ -8,6 +8,20 @@ from pathlib import Path
 from .errors import QCError
 
 
+def notes(layers: dict[str, dict]) -> list[str]:
+    """What the passes did not do that was asked (a layer left in f32, an input not smoothed), one
+    line per distinct note with the layers it concerns."""
+    by_note: dict[str, list[str]] = {}
+    for name, entry in layers.items():
+        if "note" in entry:
+            by_note.setdefault(entry["note"], []).append(name)
+    lines = []
+    for note, names in by_note.items():
+        shown = ", ".join(f"'{n}'" for n in names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
+        lines.append(f"{'layer' if len(names) == 1 else f'{len(names)} layers'} {shown}: {note}")
+    return lines
+
+
 def summary(layers: dict[str, dict], weight_bytes: int, fixed_bytes: int, layer_bytes: dict[str, int]) -> dict:
     """``weight_bytes``: the weights the model reads, before quantization; ``fixed_bytes``: those of
     them no layer's scheme changes; ``layer_bytes``: each layer's f32 weight.  After: the fixed ones

@@ -26,6 +26,8 @@ def main(argv: list[str] | None = None) -> int:
             name, sep, path = item.partition("=")
             if not sep:
                 raise QCError(f"bad --input '{item}': expected NAME=FILE.npy")
+            if name in feeds:
+                raise QCError(f"input '{name}' is given twice")
             try:
                 feeds[name] = np.load(path, allow_pickle=False)
             except (OSError, ValueError) as err:

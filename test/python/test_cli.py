@@ -176,6 +176,29 @@ def test_unusable_paths_are_clear_errors(example_so, workdir):
     assert blocker.read_text() == "keep me"
 
 
+@pytest.mark.parametrize("args, message", [
+    (["--method", "gptq"], "error: method gptq quantizes the layers a scheme is given"),
+    (["--target-cpu", "pentium9000"], "error: --target-cpu 'pentium9000' is not a CPU LLVM knows"),
+    (["--target-features", "+avx2,+avx9"], "error: --target-features '+avx9' is not a feature LLVM knows"),
+])
+def test_requests_that_would_do_nothing_are_errors(workdir, args, message):
+    """Before: compiled f32 / ignored the name / LLVM ERROR and an abort after six warnings."""
+    proc = run("qc-compile", EXAMPLE, "-o", workdir / "noop.so", *args)
+    assert proc.returncode == 1 and message in proc.stderr and "LLVM ERROR" not in proc.stderr, proc.stderr
+
+
+def test_layers_left_in_f32_are_a_warning(workdir, example_so):
+    """w4a16-g128 cannot take fc1 (K = 64): said on stderr, not only in --report; a duplicated --input is an error."""
+    proc = run("qc-compile", EXAMPLE, "-o", workdir / "g128.so", "--scheme", "w4a16-g128")
+    assert proc.returncode == 0
+    assert ("qc-compile: warning: layer 'fc1': left in f32: K=64 is not a multiple of the group size 128 of "
+            "w4a16-g128") in proc.stderr
+    x = workdir / "x_dup.npy"
+    np.save(x, np.zeros((4, 64), np.float32))
+    proc = run("qc-run", example_so, "--input", f"x={x}", "--input", f"x={x}")
+    assert proc.returncode == 1 and "input 'x' is given twice" in proc.stderr
+
+
 def test_unsupported_onnx_op_names_node(workdir):
     g = helper.make_graph(
         [helper.make_node("Relu", ["x"], ["r"], name="ok"), helper.make_node("STFT", ["r", "r"], ["y"], name="my_stft")],
