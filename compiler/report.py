@@ -27,6 +27,9 @@ def summary(layers: dict[str, dict], weight_bytes: int, fixed_bytes: int, layer_
     them no layer's scheme changes; ``layer_bytes``: each layer's f32 weight.  After: the fixed ones
     and every layer as stored (a tied table and head count once each)."""
     after = fixed_bytes + sum(layers.get(name, {}).get("bytes", f32) for name, f32 in layer_bytes.items())
+    for name, entry in layers.items():  # a layer left in f32 is stored as f32
+        if name in layer_bytes and "bytes" not in entry:
+            entry.update(bytes=layer_bytes[name], bytes_f32=entry.get("bytes_f32", layer_bytes[name]))
     return {"model_bytes_before": weight_bytes, "model_bytes_after": after, "layers": layers}
 
 
@@ -80,7 +83,7 @@ def plot(data: dict, path: Path) -> None:
     colours = dict(zip(schemes, plt.get_cmap("tab10").colors))
     x = range(len(names))
     fig, (top, bottom) = plt.subplots(2, 1, sharex=True, figsize=(max(6.0, 0.45 * len(names) + 2), 6.5))
-    top.bar(x, [e.get("bytes_f32", 0) / 2**10 for e in layers], color="0.85", label="f32")
+    top.bar(x, [e.get("bytes_f32", 0) / 2**10 for e in layers], color="0.85", label="before (f32)")
     top.bar(x, [e.get("bytes", e.get("bytes_f32", 0)) / 2**10 for e in layers], width=0.5,
             color=[colours[e.get("scheme", "f32")] for e in layers])
     for scheme in schemes:

@@ -1,5 +1,6 @@
 """The command-line tools on the bundled example, and their answers to bad input."""
 
+import json
 import subprocess
 
 import numpy as np
@@ -189,10 +190,13 @@ def test_requests_that_would_do_nothing_are_errors(workdir, args, message):
 
 def test_layers_left_in_f32_are_a_warning(workdir, example_so):
     """w4a16-g128 cannot take fc1 (K = 64): said on stderr, not only in --report; a duplicated --input is an error."""
-    proc = run("qc-compile", EXAMPLE, "-o", workdir / "g128.so", "--scheme", "w4a16-g128")
+    proc = run("qc-compile", EXAMPLE, "-o", workdir / "g128.so", "--scheme", "w4a16-g128", "--report",
+               workdir / "g128.json")
     assert proc.returncode == 0
     assert ("qc-compile: warning: layer 'fc1': left in f32: K=64 is not a multiple of the group size 128 of "
             "w4a16-g128") in proc.stderr
+    fc1 = json.loads((workdir / "g128.json").read_text())["layers"]["fc1"]
+    assert fc1["scheme"] == "f32" and fc1["bytes"] == fc1["bytes_f32"] >= 256 * 64 * 4  # its bar in the plot
     x = workdir / "x_dup.npy"
     np.save(x, np.zeros((4, 64), np.float32))
     proc = run("qc-run", example_so, "--input", f"x={x}", "--input", f"x={x}")
