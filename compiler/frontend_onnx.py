@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import onnx
 from torch_mlir import ir
 from torch_mlir.extras import onnx_importer
@@ -55,6 +56,56 @@ def _fix_input_shapes(model: onnx.ModelProto, shapes: dict[str, tuple[int, ...]]
                         str(x.dim_value) if x.HasField("dim_value") and x.dim_value > 0 else "N" for x in dims))
 
 
+# Ops whose outputs, on constant inputs, are folded before import (shape arithmetic: what torch.onnx
+# emits around Expand / Reshape / ConstantOfShape for dynamic axes).
+_FOLDABLE = {"Shape", "Size", "Gather", "Concat", "Unsqueeze", "Squeeze", "Slice", "Cast", "Where", "Equal",
+             "Less", "Greater", "Not", "And", "Or", "Add", "Sub", "Mul", "Div", "Neg", "Abs", "Min", "Max",
+             "ConstantOfShape", "Range", "Reshape", "Identity", "Expand", "ReduceProd", "Constant"}
+_FOLD_LIMIT = 1 << 16  # elements: shape tensors and small masks, never weights
+
+
+def _fold_shapes(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Evaluate the shape computations that the fixed input shapes make constant, so the importer sees
+    constants where torch.onnx left ``Shape -> Gather -> Concat -> Where -> Expand`` chains (which
+    torch-mlir lowers to run-time checks that abort at other batch sizes than the traced one)."""
+    from onnx import numpy_helper
+    from onnx.reference import ReferenceEvaluator
+
+    shapes = {v.name: [d.dim_value if d.HasField("dim_value") else None for d in v.type.tensor_type.shape.dim]
+              for v in (*model.graph.input, *model.graph.value_info, *model.graph.output)
+              if v.type.tensor_type.HasField("shape")}
+    known = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    kept, folded = [], []
+    for node in model.graph.node:
+        value = None
+        if node.op_type == "Shape" and node.input[0] in shapes and None not in shapes[node.input[0]]:
+            attrs = {a.name: a.i for a in node.attribute}
+            dims = shapes[node.input[0]]
+            value = [np.array(dims[attrs.get("start", 0):attrs.get("end", len(dims))], np.int64)]
+        elif node.op_type in _FOLDABLE and all(not i or i in known for i in node.input):
+            sub = onnx.helper.make_graph([node], "fold", [], [onnx.helper.make_tensor_value_info(o, 0, None)
+                                                              for o in node.output],
+                                         [numpy_helper.from_array(known[i], i) for i in node.input if i])
+            try:
+                value = ReferenceEvaluator(onnx.helper.make_model(sub, opset_imports=model.opset_import)).run(None, {})
+            except Exception:  # noqa: BLE001 - an op the evaluator cannot run stays in the graph
+                value = None
+        if value is not None and all(v.size <= _FOLD_LIMIT for v in value):
+            for name, v in zip(node.output, value):
+                known[name] = v
+                folded.append(numpy_helper.from_array(v, name))
+        else:
+            kept.append(node)
+    if not folded:
+        return model
+    used = {i for n in kept for i in n.input} | {o.name for o in model.graph.output}
+    del model.graph.node[:]
+    model.graph.node.extend(kept)
+    model.graph.initializer.extend(t for t in folded if t.name in used)
+    del model.graph.value_info[:]  # inferred before folding, with unknown dims: infer again from the constants
+    return model
+
+
 def _op_types(model: onnx.ModelProto) -> dict[str, str]:
     return {n.name: n.op_type for n in model.graph.node if n.name}
 
@@ -82,6 +133,11 @@ def import_onnx(model: str | Path | onnx.ModelProto, ctx: ir.Context,
     proto_copy.CopyFrom(proto)  # never modify the caller's model
     _fix_input_shapes(proto_copy, shapes or {})
     try:
+        for _ in range(4):  # folding constants can make more shapes static, and those more constants
+            count = len(proto_copy.graph.node)
+            proto_copy = _fold_shapes(onnx.shape_inference.infer_shapes(proto_copy, data_prop=True))
+            if len(proto_copy.graph.node) == count:
+                break
         proto_copy = onnx.shape_inference.infer_shapes(proto_copy, data_prop=True)
     except Exception as err:
         raise QCError(f"ONNX shape inference failed: {err}") from None

@@ -24,10 +24,11 @@ def encode(tokenizer, sentences, seq: int) -> dict:
     return {name: enc[name].astype("int64") for name in INPUT_NAMES}
 
 
-def export_onnx(path: str | Path, batch: int = 1, seq: int = 128, pooled: bool = False):
-    """Writes the model with static [batch, seq] inputs; returns the tokenizer.  Output:
-    last_hidden_state, or with ``pooled`` the sentence embedding (mean over the attention mask,
-    L2-normalised), as sentence-transformers computes it."""
+def export_onnx(path: str | Path, batch: int = 1, seq: int = 128, pooled: bool = False, dynamic: bool = False):
+    """Writes the model with static [batch, seq] inputs (``dynamic``: the usual export, both axes
+    dynamic, traced at [batch, seq]); returns the tokenizer.  Output: last_hidden_state, or with
+    ``pooled`` the sentence embedding (mean over the attention mask, L2-normalised), as
+    sentence-transformers computes it."""
     import torch
 
     tokenizer, model = load()
@@ -48,9 +49,10 @@ def export_onnx(path: str | Path, batch: int = 1, seq: int = 128, pooled: bool =
 
     feeds = encode(tokenizer, ["hello"] * batch, seq)
     args = tuple(torch.from_numpy(feeds[n]) for n in INPUT_NAMES)
-    torch.onnx.export(Encoder(model), args, str(path), input_names=list(INPUT_NAMES),
-                      output_names=["sentence_embedding" if pooled else "last_hidden_state"], dynamo=False,
-                      opset_version=17)
+    output = "sentence_embedding" if pooled else "last_hidden_state"
+    axes = {n: {0: "batch", 1: "seq"} for n in INPUT_NAMES} | {output: {0: "batch"} if pooled else {0: "batch", 1: "seq"}}
+    torch.onnx.export(Encoder(model), args, str(path), input_names=list(INPUT_NAMES), output_names=[output],
+                      dynamic_axes=axes if dynamic else None, dynamo=False, opset_version=17)
     return tokenizer
 
 
