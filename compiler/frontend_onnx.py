@@ -7,6 +7,7 @@ reported by node name and op type, and the torch backend lowers to linalg.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -32,12 +33,15 @@ def load_onnx(model: str | Path | onnx.ModelProto) -> onnx.ModelProto:
         raise QCError(f"{model}: not a readable ONNX model ({err.__class__.__name__}: {err})") from None
 
 
-def _fix_input_shapes(model: onnx.ModelProto, shapes: dict[str, tuple[int, ...]]) -> None:
+def _fix_input_shapes(model: onnx.ModelProto, shapes: dict[str, tuple[int, ...]]) -> bool:
+    """Sets the ``--shape`` dims; True when one replaced a static dim (the shapes the export derived
+    from it are then cleared, to be inferred again)."""
     initializers = {t.name for t in model.graph.initializer}
     inputs = [i for i in model.graph.input if i.name not in initializers]
     unknown = set(shapes) - {i.name for i in inputs}
     if unknown:
         raise QCError(f"--shape names unknown input(s) {sorted(unknown)}; the model's inputs are {[i.name for i in inputs]}")
+    changed = False
     for inp in inputs:
         dims = inp.type.tensor_type.shape.dim
         if inp.name in shapes:
@@ -45,6 +49,7 @@ def _fix_input_shapes(model: onnx.ModelProto, shapes: dict[str, tuple[int, ...]]
             if len(new) != len(dims):
                 raise QCError(f"--shape {inp.name}={'x'.join(map(str, new))} has rank {len(new)}, but input '{inp.name}' has rank {len(dims)}")
             for d, v in zip(dims, new):
+                changed |= d.HasField("dim_value") and d.dim_value > 0 and d.dim_value != v
                 d.Clear()
                 d.dim_value = v
         for axis, d in enumerate(dims):
@@ -54,6 +59,23 @@ def _fix_input_shapes(model: onnx.ModelProto, shapes: dict[str, tuple[int, ...]]
                     f"input '{inp.name}' has a dynamic dimension {axis}{label}; "
                     f"fix it at compile time with --shape {inp.name}=" + "x".join(
                         str(x.dim_value) if x.HasField("dim_value") and x.dim_value > 0 else "N" for x in dims))
+    if changed:
+        for out in model.graph.output:
+            for d in out.type.tensor_type.shape.dim:
+                d.Clear()
+        del model.graph.value_info[:]
+    return changed
+
+
+def _infer_strictly(model: onnx.ModelProto, shapes: dict[str, tuple[int, ...]]) -> None:
+    """Shape inference that fails, naming the first node, when the ``--shape`` dims do not fit the model."""
+    try:
+        onnx.shape_inference.infer_shapes(model, strict_mode=True, data_prop=True)
+    except onnx.shape_inference.InferenceError as err:
+        found = re.search(r"\(op_type:(\w+), node name: ([^)]*)\): (?:\[\w+\] )?([^\n]*)", str(err))
+        where = f"node '{found.group(2)}' (ONNX op '{found.group(1)}'): {found.group(3)}" if found else str(err)
+        given = " ".join(f"--shape {n}={'x'.join(map(str, s))}" for n, s in shapes.items())
+        raise QCError(f"the input shapes ({given}) do not fit the model: {where}") from None
 
 
 # Ops whose outputs, on constant inputs, are folded before import (shape arithmetic: what torch.onnx
@@ -131,7 +153,8 @@ def import_onnx(model: str | Path | onnx.ModelProto, ctx: ir.Context,
     proto = load_onnx(model)
     proto_copy = onnx.ModelProto()
     proto_copy.CopyFrom(proto)  # never modify the caller's model
-    _fix_input_shapes(proto_copy, shapes or {})
+    if _fix_input_shapes(proto_copy, shapes or {}):
+        _infer_strictly(proto_copy, shapes)
     try:
         for _ in range(4):  # folding constants can make more shapes static, and those more constants
             count = len(proto_copy.graph.node)

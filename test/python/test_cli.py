@@ -203,6 +203,23 @@ def test_layers_left_in_f32_are_a_warning(workdir, example_so):
     assert proc.returncode == 1 and "input 'x' is given twice" in proc.stderr
 
 
+def test_shape_overrides_refit_or_name_the_node(workdir):
+    """--shape may change a static dim the model does not depend on (batch 8 for the batch-4 example:
+    rows match ORT's), and a dim it does depend on is one error naming the node, not every node
+    'unsupported' or a torch-mlir cast error."""
+    proc = run("qc-compile", EXAMPLE, "-o", workdir / "b8.so", "--shape", "x=8x64")
+    assert proc.returncode == 0, proc.stderr
+    x = np.random.default_rng(3).standard_normal((8, 64)).astype(np.float32)
+    got = qc.runtime.load(workdir / "b8.so").run({"x": x})["probs"]
+    sess = ort.InferenceSession(str(EXAMPLE), providers=["CPUExecutionProvider"])
+    ref = np.concatenate([sess.run(None, {"x": x[:4]})[0], sess.run(None, {"x": x[4:]})[0]])
+    assert np.abs(got - ref).max() < 1e-5
+    proc = run("qc-compile", EXAMPLE, "-o", workdir / "k32.so", "--shape", "x=4x32")
+    assert proc.returncode == 1 and proc.stderr.count("\n") == 1, proc.stderr
+    assert ("the input shapes (--shape x=4x32) do not fit the model: node 'fc1' (ONNX op 'MatMul'): Incompatible "
+            "dimensions for matrix multiplication") in proc.stderr
+
+
 def test_unsupported_onnx_op_names_node(workdir):
     g = helper.make_graph(
         [helper.make_node("Relu", ["x"], ["r"], name="ok"), helper.make_node("STFT", ["r", "r"], ["y"], name="my_stft")],
