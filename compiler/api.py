@@ -233,7 +233,7 @@ def compile(model, output: str | Path, options: CompileOptions | None = None, **
             t1 = time.perf_counter()
             state.stats = calibrate(module, sig, state, samples, target, progress=o.progress,
                                     hessian=o.method != "rtn" or o.save_stats is not None or o.smooth == "auto"
-                                    or o.auto)
+                                    or o.auto or o.report is not None)  # the report's output errors
             timings["calibrate"] = time.perf_counter() - t1
     if o.smooth is not None and not state.stats:
         raise QCError("smoothing needs calibration data (calibration=... / --calib, or saved --stats)")

@@ -189,7 +189,9 @@ def test_requests_that_would_do_nothing_are_errors(workdir, args, message):
 
 
 def test_layers_left_in_f32_are_a_warning(workdir, example_so):
-    """w4a16-g128 cannot take fc1 (K = 64): said on stderr, not only in --report; a duplicated --input is an error."""
+    """w4a16-g128 cannot take fc1 (K = 64): said on stderr, not only in --report, where fc1 has its
+    f32 bytes; with calibration an RTN report has every layer's output error; a duplicated --input
+    is an error."""
     proc = run("qc-compile", EXAMPLE, "-o", workdir / "g128.so", "--scheme", "w4a16-g128", "--report",
                workdir / "g128.json")
     assert proc.returncode == 0
@@ -197,6 +199,12 @@ def test_layers_left_in_f32_are_a_warning(workdir, example_so):
             "w4a16-g128") in proc.stderr
     fc1 = json.loads((workdir / "g128.json").read_text())["layers"]["fc1"]
     assert fc1["scheme"] == "f32" and fc1["bytes"] == fc1["bytes_f32"] >= 256 * 64 * 4  # its bar in the plot
+    np.savez(workdir / "calib4.npz", x=np.random.default_rng(4).standard_normal((3, 4, 64)).astype(np.float32))
+    proc = run("qc-compile", EXAMPLE, "-o", workdir / "rtn.so", "--scheme", "w8a16", "--calib", workdir / "calib4.npz",
+               "--report", workdir / "rtn.json")
+    assert proc.returncode == 0, proc.stderr
+    layers = json.loads((workdir / "rtn.json").read_text())["layers"]  # RTN too: calibration gives the output error
+    assert all(0 < layers[n]["output_rel_error"] < 1e-2 for n in ("fc1", "fc2"))
     x = workdir / "x_dup.npy"
     np.save(x, np.zeros((4, 64), np.float32))
     proc = run("qc-run", example_so, "--input", f"x={x}", "--input", f"x={x}")
