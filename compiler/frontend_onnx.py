@@ -157,11 +157,13 @@ def import_onnx(model: str | Path | onnx.ModelProto, ctx: ir.Context,
         _infer_strictly(proto_copy, shapes)
     try:
         for _ in range(4):  # folding constants can make more shapes static, and those more constants
+            proto_copy = onnx.shape_inference.infer_shapes(proto_copy, data_prop=True)
             count = len(proto_copy.graph.node)
-            proto_copy = _fold_shapes(onnx.shape_inference.infer_shapes(proto_copy, data_prop=True))
-            if len(proto_copy.graph.node) == count:
+            proto_copy = _fold_shapes(proto_copy)
+            if len(proto_copy.graph.node) == count:  # nothing folded: the shapes just inferred stand
                 break
-        proto_copy = onnx.shape_inference.infer_shapes(proto_copy, data_prop=True)
+        else:
+            proto_copy = onnx.shape_inference.infer_shapes(proto_copy, data_prop=True)
     except Exception as err:
         raise QCError(f"ONNX shape inference failed: {err}") from None
     op_types = _op_types(proto_copy)

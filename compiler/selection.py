@@ -9,10 +9,10 @@ Stages, in order:
    one and the output error against the f32 outputs is the layer's measured sensitivity (cached in
    the statistics); its own time, less the layers' f32 kernels, is the rest of the model;
 3. ``qc-select-precision`` with the budgets, pins and these numbers;
-4. with a latency budget, the check: the selected model is built as the driver will build it and
-   timed; while it runs over the budget, the layers' share of the budget shrinks by the ratio of
-   their time in the model to their predicted time, and the ILP solves again (``LATENCY_CHECKS``
-   builds at most), so the prediction the report gives is calibrated on the model itself;
+4. with a latency budget, the check (``check_latency``): the selected model is built as the driver
+   will build it and timed; while it runs over the budget, the non-f32 kernels' latencies are
+   scaled by what they took in the model against their time alone, and the ILP solves again
+   (``LATENCY_CHECKS`` builds at most); a budget still missed is a warning;
 5. optionally the Pareto sweep over the bit budget, as a table and a PNG.
 """
 

@@ -100,10 +100,9 @@ def panel_helper(fn: str, xshape: list[int], layout: PanelLayout, has_bias: bool
     return "\n".join(lines)
 
 
-def linear_helper(fn: str, xshape: list[int], n: int, width: int, has_bias: bool, weight_elt: str = "f32") -> str:
+def linear_helper(fn: str, xshape: list[int], layout: PanelLayout, has_bias: bool, weight_elt: str = "f32") -> str:
     """Text of a private func computing an f32 qc.linear with a [P, K, width] packed weight
     (f32, or f16 widened to f32 as it is read)."""
-    layout = PanelLayout(n, xshape[-1], width, 16 if weight_elt == "f16" else 32)
     body = [f"^bb0(%a: f32, %bw: {weight_elt}, %c: f32):"]
     if weight_elt == "f16":
         body += ["  %bw32 = arith.extf %bw : f16 to f32", "  %m = arith.mulf %a, %bw32 : f32"]
@@ -146,11 +145,11 @@ class LowerLinear(ModulePass):
             elt = str(wt.element_type)
             fn = f"qc_linear_{'x'.join(map(str, xt.shape))}_{n}_p{width}{'_bias' if has_bias else ''}" + (
                 "_f16" if elt == "f16" else "")
+            layout = PanelLayout(n, k, width, 16 if elt == "f16" else 32)
             if fn not in helpers:
-                append_parsed(body, linear_helper(fn, list(xt.shape), n, width, has_bias, elt), module.context)
+                append_parsed(body, linear_helper(fn, list(xt.shape), layout, has_bias, elt), module.context)
                 helpers.add(fn)
             packed = f"{name}.p{width}"
-            layout = PanelLayout(n, k, width, 16 if elt == "f16" else 32)
             if name in state.store and packed not in state.store:
                 state.store[packed] = layout.weights(state.store[name])
             with ir.InsertionPoint(op), op.location:

@@ -143,5 +143,7 @@ class PanelLayout:
         offset) * scale`` (None when symmetric: not stored), zero in the padding."""
         shape = lambda a: np.ascontiguousarray(  # noqa: E731
             self._padded(a, 0).reshape(self.panels, self.width, self.groups).transpose(0, 2, 1))
+        if self.symmetric:
+            return shape(scale.astype(np.float32)), None
         offset = -(zero.astype(np.float32) + unsigned_offset(self.bits, self.dot)) * scale
-        return shape(scale.astype(np.float32)), None if self.symmetric else shape(offset.astype(np.float32))
+        return shape(scale.astype(np.float32)), shape(offset.astype(np.float32))
