@@ -209,41 +209,64 @@ def test_pins_latency_budget_and_pareto(emb, workdir, monkeypatch):
 
 
 def test_latency_budget_is_checked_on_the_built_model(emb, workdir, monkeypatch):
-    """The selected model is timed as built (here: a stand-in timer).  Within the budget: one build,
-    and the report's prediction is the solve's.  Over it: the other schemes' kernels are rescaled by
-    what the model showed and the ILP solves again; when nothing faster remains that is a clear error,
-    and a budget missed with every layer already f32 is a warning, not silence."""
+    """The selected model is timed as built (here stand-in timers and kernel latencies, so that what
+    the check decides does not depend on this host).  Within the budget: one build, and the report's
+    prediction is the solve's.  Over it: the other schemes' kernels are rescaled by what the model
+    showed and the ILP solves again; when nothing faster remains, or every layer is already f32, the
+    closest selection stays and the miss is a warning, not silence."""
     from qc.compiler import selection
+    from qc.compiler.quant.latency import LatencyTable, scheme_key
+    from qc.passes.select_precision import linear_shape
 
     path, _, _ = emb
-    monkeypatch.setenv("QC_CACHE_DIR", str(workdir / "latency-cache"))
     stats = Statistics.load(workdir / "emb_stats.npz")
-    options = dict(scheme="auto", stats=stats, candidates=["f32", "w8a16", "w4a16-g32"], budget_latency_ms=1000.0)
+    kernel = {"f32": 1.0, "w8a16": 0.6, "w4a16-g32": 0.3}  # ms of each linear's kernel, alone
+
+    def table(ops, schemes, target, activations, progress):
+        found = LatencyTable({"cpu": "stand-in"})
+        for op in (op for op in ops if op.name == "qc.linear"):
+            for scheme in schemes:
+                found.set_ms(linear_shape(op), scheme_key(scheme, activations), kernel[scheme.name])
+        return found
+
+    monkeypatch.setattr(selection, "latency_table", table)
+    monkeypatch.setattr(selection, "model_ms", lambda model, feeds: 4.0)  # the f32 probe: the rest is 4 - 3 x 1 = 1 ms
+    options = dict(scheme="auto", stats=stats, candidates=["f32", "w8a16", "w4a16-g32"])
+    linears = ("fc1", "fc2", "fc3")
 
     def predicted(state):
         return state.selection["other_ms"] + state.selection["solution"].latency_ms
 
     monkeypatch.setattr(selection, "selected_ms", lambda module, sig, state, *rest: predicted(state))
-    result = qc.compile(path, workdir / "checked.so", budget_bits=12.0, **options)
+    result = qc.compile(path, workdir / "checked.so", budget_bits=12.0, budget_latency_ms=1000.0, **options)
     [check] = result.selection["checks"]
     assert check["measured_ms"] == check["predicted_ms"] and check["ratio"] == pytest.approx(1.0)
     assert not result.warnings
 
-    calls = []
-    monkeypatch.setattr(selection, "selected_ms", lambda *args: calls.append(1) or 5000.0)
-    result = qc.compile(path, workdir / "over.so", budget_bits=12.0, **options)
-    assert len(calls) == 1  # the rescaled kernels left no selection within 12 bits and 1000 ms: this is the closest
-    [warning] = result.warnings
+    def slower(module, sig, state, *rest):  # in the model, every kernel but f32 takes twice its time alone
+        choice = state.selection["solution"].choice
+        return 1.0 + sum(kernel[choice[n].scheme] * (1 if choice[n].scheme == "f32" else 2) for n in linears)
+
+    monkeypatch.setattr(selection, "selected_ms", slower)
+    result = qc.compile(path, workdir / "rescaled.so", budget_latency_ms=3.5, **options)
+    first, second = result.selection["checks"]
+    assert first["measured_ms"] > 3.5 and first["ratio"] == pytest.approx(2.0) and first["scale"] == 1.0
+    assert second["scale"] == pytest.approx(2.0) and second["measured_ms"] <= 3.5
+    assert second["predicted_ms"] == pytest.approx(second["measured_ms"]) and not result.warnings
+
+    monkeypatch.setattr(selection, "selected_ms", lambda *args: 5000.0)
+    result = qc.compile(path, workdir / "over.so", budget_latency_ms=1000.0, pins={"fc1": "w8a16"}, **options)
+    [warning] = result.warnings  # every other selection keeps fc1's rescaled kernel: nothing faster remains
+    assert len(result.selection["checks"]) == 1
     assert re.fullmatch(r"the selected model measured 5000.000 ms, over budget-latency-ms=1000 \(predicted [0-9.]+ ms\), "
                         r"after 1 build; in the model its kernels ran [0-9.]+x their time alone, and no faster "
                         r"selection remains", warning), warning
 
-    calls.clear()
-    monkeypatch.setattr(selection, "selected_ms", lambda *args: calls.append(1) or 1001.0)
-    result = qc.compile(path, workdir / "near.so", budget_bits=12.0, **options)
-    checks = result.selection["checks"]
-    assert len(calls) == len(checks) and checks[-1]["scale"] > 1.0  # rescaled and solved again
-    assert result.warnings and "over budget-latency-ms=1000" in result.warnings[0]
+    result = qc.compile(path, workdir / "slow.so", budget_latency_ms=1000.0, **options)  # every layer f32
+    assert {c.scheme for c in result.selection["solution"].choice.values()} == {"f32"}
+    assert result.warnings == ["the selected model measured 5000.000 ms, over budget-latency-ms=1000 (predicted "
+                               "4.000 ms), after 1 build; in the model its kernels ran 1.00x their time alone, and "
+                               "no faster selection remains"]
 
 
 @pytest.mark.parametrize("args, message", [
