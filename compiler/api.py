@@ -9,7 +9,7 @@ from pathlib import Path
 
 from torch_mlir import ir
 
-from ..passes import (AssignSchemes, FuseDequantGemm, Instrument, OutlineWeights, QuantizeEmbeddings, QuantizeWeights,
+from ..passes import (AssignSchemes, ConvToMatmul, FuseDequantGemm, Instrument, OutlineWeights, QuantizeEmbeddings, QuantizeWeights,
                       RaiseLinear, Smooth, StripProbes)
 from ..passes.base import PassState, walk_ops
 from ..passes.matchers import scheme_targets, target_name, target_weight
@@ -29,7 +29,8 @@ from .report import notes, summary, write_report
 from .frontend_onnx import import_onnx, spec_of
 from .signature import Signature, TensorSpec
 
-IMPORT_PIPELINE = [StripProbes(), "func.func(convert-elementwise-to-linalg)", OutlineWeights(), RaiseLinear(),
+IMPORT_PIPELINE = [StripProbes(), "func.func(convert-elementwise-to-linalg)", OutlineWeights(), ConvToMatmul(),
+                   RaiseLinear(),
                    "canonicalize", "cse"]
 EMITS = ("so", "exe", "obj", "mlir", "llvm")
 NAME_ATTR = "qc.name"  # an input/output name on @main's arguments and results in an emitted .mlir

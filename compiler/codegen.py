@@ -17,7 +17,7 @@ import numpy as np
 from torch_mlir import ir
 from torch_mlir.dialects.llvm import translate_module_to_llvmir
 
-from ..passes import (ConvToMatmul, ExpandMath, FuseDequantGemm, IsolateContractions, LowerLinear, LowerQGemm,
+from ..passes import (ExpandMath, FuseDequantGemm, IsolateContractions, LowerLinear, LowerQGemm,
                       Microkernels, Parallelize, ReassociateReductions, WeightsToArgs)
 from ..passes.base import PassState
 from ..passes.trampoline import trampolines
@@ -27,7 +27,7 @@ from .errors import QCError
 def pre_bufferize(panel: int) -> list:
     """Before bufferization: elementwise fusion (contractions kept out of it behind calls),
     qc ops to linalg, weights to arguments."""
-    return [FuseDequantGemm(), ConvToMatmul(), IsolateContractions(), "func.func(linalg-fuse-elementwise-ops)",
+    return [FuseDequantGemm(), IsolateContractions(), "func.func(linalg-fuse-elementwise-ops)",
             LowerLinear(panel_width=panel), LowerQGemm(panel_width=panel), "inline", "symbol-dce", WeightsToArgs(),
             "canonicalize", "cse"]
 

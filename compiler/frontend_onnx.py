@@ -81,7 +81,7 @@ def _infer_strictly(model: onnx.ModelProto, shapes: dict[str, tuple[int, ...]]) 
 # Ops whose outputs, on constant inputs, are folded before import (shape arithmetic: what torch.onnx
 # emits around Expand / Reshape / ConstantOfShape for dynamic axes).
 _FOLDABLE = {"Shape", "Size", "Gather", "Concat", "Unsqueeze", "Squeeze", "Slice", "Cast", "Where", "Equal",
-             "Less", "Greater", "Not", "And", "Or", "Add", "Sub", "Mul", "Div", "Neg", "Abs", "Min", "Max",
+             "Less", "Greater", "Not", "And", "Or", "Add", "Sub", "Mul", "Div", "Mod", "Neg", "Abs", "Min", "Max",
              "ConstantOfShape", "Range", "Reshape", "Identity", "Expand", "ReduceProd", "Constant"}
 _FOLD_LIMIT = 1 << 16  # elements: shape tensors and small masks, never weights
 
@@ -132,21 +132,6 @@ def _op_types(model: onnx.ModelProto) -> dict[str, str]:
     return {n.name: n.op_type for n in model.graph.node if n.name}
 
 
-def _report_unconverted(module: ir.Module, op_types: dict[str, str]) -> None:
-    bad = []
-
-    def visit(op):
-        if op.name == "torch.operator":
-            onnx_name = ir.StringAttr(op.attributes["name"]).value
-            node = str(op.location).removeprefix("loc(").removesuffix(")").strip('"')
-            bad.append(f"node '{node}': ONNX op '{onnx_name.removeprefix('onnx.')}' is not supported")
-        return ir.WalkResult.ADVANCE
-
-    module.operation.walk(visit)
-    if bad:
-        raise QCError("\n".join(bad))
-
-
 def import_onnx(model: str | Path | onnx.ModelProto, ctx: ir.Context,
                 shapes: dict[str, tuple[int, ...]] | None = None) -> tuple[ir.Module, Signature]:
     """Import an ONNX model as a linalg-on-tensors module with entry ``@main``."""
@@ -176,11 +161,6 @@ def import_onnx(model: str | Path | onnx.ModelProto, ctx: ir.Context,
         raise QCError(f"cannot import ONNX model: {err}") from None
 
     with ctx:
-        try:
-            _lower_torch(module, op_types, "builtin.module(func.func(convert-torch-onnx-to-torch))", "ONNX -> torch conversion")
-        except QCError:
-            pass  # the walk below names the nodes precisely
-        _report_unconverted(module, op_types)
         _lower_torch(module, op_types, ONNX_TO_TORCH, "ONNX -> torch conversion")
         _lower_torch(module, op_types, TORCH_TO_LINALG, "torch -> linalg lowering")
         func = _entry(module)
@@ -208,8 +188,19 @@ def _lower_torch(module: ir.Module, op_types: dict[str, str], pipeline: str, wha
         for d in err.error_diagnostics:
             node = str(d.location).removeprefix("loc(").removesuffix(")").strip('"')
             kind = f" (ONNX op '{op_types[node]}')" if node in op_types else ""
-            lines.append(f"node '{node}'{kind}: {d.message}")
+            lines.append(f"node '{node}'{kind}: {_explain(d.message)}")
         raise QCError(f"{what} failed:\n" + "\n".join(lines)) from None
+
+
+def _explain(message: str) -> str:
+    """torch-mlir's "failed to legalize operation 'torch.operator'" dump -> what the user can act on."""
+    m = re.match(r"failed to legalize operation 'torch\.operator'.*<\{name = \"onnx\.(\w+)\"\}>.*: \((.*)\) -> (.*)$",
+                 message, re.S)
+    if not m:
+        return message
+    op, args, results = m.groups()
+    return (f"'{op}' is not supported with these operands and attributes ({args} -> {results}); "
+            "an op qc lacks, an attribute value it does not handle, or a shape ONNX shape inference left unknown")
 
 
 def _entry(module: ir.Module):

@@ -1,90 +1,250 @@
-"""qc-conv-to-matmul: 1-/2-/3-D convolutions -> im2col + batch_matmul (for the micro-kernels).
+"""qc-conv-to-matmul: 1-/2-/3-D convolutions -> im2col + matmul over the flattened filter.
 
-    %y = linalg.conv_2d_nchw_fchw {strides, dilations} ins(%x, %w) outs(%init)
-becomes a call of a private helper (inlined later) computing
+Runs on linalg-on-tensors, before qc-raise, so that a convolution with a constant filter becomes a
+``qc.linear``: its filter is packed, quantized and chosen a precision like any other weight.
 
-    %col = linalg.generic  col[n, c, kh, kw, oh, ow] = x[n, c, oh*sh + kh*dh, ow*sw + kw*dw]
-    %y = batch_matmul(broadcast(w as [F, C*KH*KW]), col as [N, C*KH*KW, OH*OW]) + init
+    %y = linalg.conv_2d_nchw_fchw {strides, dilations} ins(%x, %w : [N,C,H,W], [F,C,KH,KW])
+                                  outs(%init)           (init: the bias broadcast, or anything)
+becomes
+    %xt  = linalg.transpose  xt[n, h, w, c] = x[n, c, h, w]
+    %col = linalg.generic  col[n, oh, ow, kh, kw, c] = xt[n, oh*sh + kh*dh, ow*sw + kw*dw, c]
+    %mm  = linalg.matmul(collapse(%col) : [N*OH*OW, KH*KW*C], transpose(%w2) : [KH*KW*C, F])
+    %mb  = %mm + b                          (when init broadcasts a bias b: qc-raise folds it in)
+    %y   = linalg.generic  y[n, f, oh, ow] = mb[n, oh, ow, f]      (+ init otherwise)
 
-so that the convolution runs on qc-microkernels' register-tiled, threaded
-kernel (M = filters, K = C x kernel window, N = output pixels).  Padding was
-applied to %x by the importer already.  Grouped convolutions keep their loops.
+with ``%w2 = %w`` rearranged to [F, KH*KW*C]: a ``qc.weight`` used only here in the store, any
+other filter in the IR.  Channels go innermost so that the column copy moves runs of C contiguous
+floats (it vectorizes) instead of KW-long ones.  Output pixels are the matmul's rows, so the
+micro-kernel's packed weight panels run over the filters.  Padding was applied to %x
+by the importer already.  Grouped and depthwise convolutions are left alone.
 """
 
 from __future__ import annotations
 
 from math import prod
 
+import numpy as np
 from torch_mlir import ir
-from torch_mlir.dialects import func
+from torch_mlir.dialects import arith, linalg, tensor
 
+from ..dialects.qc import WeightOp
 from .base import ModulePass, PassState, walk_ops
-from .templates import append_parsed, tensor_type
+from .matchers import erase_dead_ops, is_zero_constant, producer
 
 CONVS = {"linalg.conv_1d_ncw_fcw": 1, "linalg.conv_2d_nchw_fchw": 2, "linalg.conv_3d_ncdhw_fcdhw": 3}
+DEPTHWISE = "linalg.depthwise_conv_2d_nchw_chw"
 
 
-def conv_helper(fn: str, xs, ws, ys, strides, dilations) -> str:
+def _maps(*maps: ir.AffineMap) -> ir.ArrayAttr:
+    return ir.ArrayAttr.get([ir.AffineMapAttr.get(m) for m in maps])
+
+
+def _iterators(kinds: str) -> ir.ArrayAttr:
+    """``"ppr"`` -> [parallel, parallel, reduction]."""
+    names = {"p": "parallel", "r": "reduction"}
+    return ir.ArrayAttr.get([ir.Attribute.parse(f"#linalg.iterator_type<{names[k]}>") for k in kinds])
+
+
+def _generic(result: ir.RankedTensorType, inputs: list[ir.Value], maps: list[ir.AffineMap], body,
+             kinds: str | None = None, init: ir.Value | None = None) -> ir.Value:
+    """``linalg.generic`` into ``init`` (a fresh tensor by default), all-parallel unless ``kinds``
+    says otherwise; ``body(args)`` yields."""
+    f32 = ir.F32Type.get()
+    init = init if init is not None else tensor.EmptyOp(list(result.shape), f32).result
+    op = linalg.GenericOp([result], inputs, [init], _maps(*maps), _iterators(kinds or "p" * maps[-1].n_dims))
+    block = op.regions[0].blocks.append(*([f32] * (len(inputs) + 1)))
+    with ir.InsertionPoint(block):
+        linalg.YieldOp([body(list(block.arguments))])
+    return op.results[0]
+
+
+def _bias(init: ir.Value, f: int) -> ir.Value | None:
+    """``b`` when ``init`` is ``linalg.broadcast(b: [F])`` over all dims but the channel."""
+    op = producer(init)
+    if op is None or op.name != "linalg.broadcast":
+        return None
+    rank = ir.RankedTensorType(init.type).rank
+    b = op.operands[0]
+    dims = [int(d) for d in ir.DenseI64ArrayAttr(op.attributes["dimensions"])]
+    if ir.RankedTensorType(b.type).shape != [f] or dims != [0] + list(range(2, rank)):
+        return None
+    return b
+
+
+def _flat_filter(w: ir.Value, shape: list[int], state: PassState) -> ir.Value:
+    """The filter [F, C, K...] as [F, K... x C] (channels innermost, like the columns): the store
+    entry of a qc.weight used only here is rearranged, any other filter is transposed in the IR."""
+    f32 = ir.F32Type.get()
+    d = len(shape) - 2
+    last = [shape[0], *shape[2:], shape[1]]
+    flat = ir.RankedTensorType.get([shape[0], prod(shape[1:])], f32)
+    op = producer(w)
+    if isinstance(op and op.opview, WeightOp) and len(list(w.uses)) == 1:
+        name = op.opview.name.value
+        if name in state.store:  # IR-only runs (no store) just retype
+            state.store[name] = np.ascontiguousarray(np.moveaxis(state.store[name], 1, -1)).reshape(flat.shape)
+        return WeightOp(flat, ir.FlatSymbolRefAttr.get(name)).result
+    moved = linalg.transpose(w, outs=[tensor.EmptyOp(last, f32).result], permutation=[0, *range(2, d + 2), 1])
+    return tensor.CollapseShapeOp(flat, moved, _reassociation([[0], list(range(1, d + 2))])).result
+
+
+def _reassociation(groups: list[list[int]]) -> ir.ArrayAttr:
+    i64 = ir.IntegerType.get_signless(64)
+    return ir.ArrayAttr.get([ir.ArrayAttr.get([ir.IntegerAttr.get(i64, i) for i in g]) for g in groups])
+
+
+def _zero_pad(x: ir.Value) -> tuple[ir.Value, list[int], list[int]] | None:
+    """(source, low, high) when ``x`` is a static ``tensor.pad`` with 0.0."""
+    op = producer(x)
+    if op is None or op.name != "tensor.pad":
+        return None
+    low, high = (list(ir.DenseI64ArrayAttr(op.attributes[k])) for k in ("static_low", "static_high"))
+    yielded = op.regions[0].blocks[0].operations[0]
+    if len(op.operands) != 1 or min(low + high) < 0 or not is_zero_constant(yielded.operands[0]):
+        return None
+    return op.operands[0], low, high
+
+
+def _channels_last(x: ir.Value) -> ir.Value:
+    """[N, C, S...] -> [N, S..., C], a named op so that elementwise fusion does not fold it into the
+    windowed read that follows (which would then stride over channels).  A zero padding of x is
+    redone channels last: the transpose writes the interior of a zero-filled tensor in place, rather
+    than the padding copy running element by element (MLIR's strided memref copy) before it."""
+    f32 = ir.F32Type.get()
+    rank = ir.RankedTensorType(x.type).rank
+    perm = [0, *range(2, rank), 1]
+    padded = _zero_pad(x)
+    src, low = (padded[0], padded[1]) if padded else (x, [0] * rank)
+    shape, full = list(ir.RankedTensorType(src.type).shape), list(ir.RankedTensorType(x.type).shape)
+    if not padded:
+        return linalg.transpose(x, outs=[tensor.EmptyOp([full[p] for p in perm], f32).result], permutation=perm)
+    zero = arith.ConstantOp(f32, ir.FloatAttr.get(f32, 0.0)).result
+    filled = linalg.fill(zero, outs=[tensor.EmptyOp([full[p] for p in perm], f32).result])
+    offsets, sizes, ones = [low[p] for p in perm], [shape[p] for p in perm], [1] * rank
+    interior = tensor.extract_slice(ir.RankedTensorType.get(sizes, f32), filled, [], [], [], offsets, sizes, ones)
+    moved = linalg.transpose(src, outs=[interior], permutation=perm)
+    return tensor.insert_slice(moved, filled, [], [], [], offsets, sizes, ones)
+
+
+def _channels_first(y: ir.Value, extra: ir.Value | None = None) -> ir.Value:
+    """[N, S..., C] -> [N, C, S...] (+ ``extra`` in that layout): a generic, fused with what follows."""
+    shape = list(ir.RankedTensorType(y.type).shape)
+    rank = len(shape)
+    dim = ir.AffineExpr.get_dim
+    result = ir.RankedTensorType.get([shape[0], shape[-1], *shape[1:-1]], ir.F32Type.get())
+    source = ir.AffineMap.get(rank, 0, [dim(0), *[dim(2 + i) for i in range(rank - 2)], dim(1)])
+    identity = ir.AffineMap.get_identity(rank)
+    if extra is None:
+        return _generic(result, [y], [source, identity], lambda a: a[0])
+    return _generic(result, [y, extra], [source, identity, identity], lambda a: arith.AddFOp(a[0], a[1]).result)
+
+
+def _window(rank: int, d: int, strides: list[int], dilations: list[int]) -> list[ir.AffineExpr]:
+    """``o * s + k * dl`` per spatial dim, for loops (n, o..., k..., ...)."""
+    dim = ir.AffineExpr.get_dim
+    return [dim(1 + i) * s + dim(1 + d + i) * dl for i, (s, dl) in enumerate(zip(strides, dilations))]
+
+
+def _conv_attrs(op: ir.Operation) -> tuple[list[int], list[int]]:
+    return ([int(v) for v in ir.DenseIntElementsAttr(op.attributes["strides"])],
+            [int(v) for v in ir.DenseIntElementsAttr(op.attributes["dilations"])])
+
+
+def _channels_last_filter(w: ir.Value, state: PassState) -> ir.Value:
+    """A depthwise filter [C, K...] as [K..., C]: rearranged in the store (a qc.weight used only here)
+    or in the constant, else transposed in the IR."""
+    shape = list(ir.RankedTensorType(w.type).shape)
+    f32 = ir.F32Type.get()
+    last = ir.RankedTensorType.get([*shape[1:], shape[0]], f32)
+    op = producer(w)
+    if isinstance(op and op.opview, WeightOp) and len(list(w.uses)) == 1:
+        name = op.opview.name.value
+        if name in state.store:
+            state.store[name] = np.ascontiguousarray(np.moveaxis(state.store[name], 0, -1))
+        return WeightOp(last, ir.FlatSymbolRefAttr.get(name)).result
+    if op is not None and op.name == "arith.constant" and isinstance(op.attributes["value"], ir.DenseElementsAttr):
+        value = np.ascontiguousarray(np.moveaxis(np.array(op.attributes["value"]), 0, -1))
+        return arith.ConstantOp(last, ir.DenseElementsAttr.get(value, type=last)).result
+    return linalg.transpose(w, outs=[tensor.EmptyOp(list(last.shape), f32).result],
+                            permutation=[*range(1, len(shape)), 0])
+
+
+def rewrite_depthwise(op: ir.Operation, state: PassState) -> ir.Value:
+    """Depthwise ``op`` (2-D, NCHW) as a channels-last generic whose innermost loop runs over
+    contiguous channels, built before it."""
+    x, w, init = op.operands[:3]
+    ys = list(ir.RankedTensorType(init.type).shape)
+    strides, dilations = _conv_attrs(op)
     d = len(strides)
-    n, c = xs[:2]
-    f, ks, outs = ws[0], ws[2:], ys[2:]
-    ckk, pixels = c * prod(ks), prod(outs)
-    kd = [f"k{i}" for i in range(d)]
-    od = [f"o{i}" for i in range(d)]
-    dims = ", ".join(["n", "c"] + kd + od)
-    window = ", ".join(f"{o} * {s} + {k} * {dl}" for o, k, s, dl in zip(od, kd, strides, dilations))
-    col_t = tensor_type([n, c, *ks, *outs])
-    par = ", ".join(['"parallel"'] * (2 + 2 * d))
-    kgroup = list(range(1, d + 2))
-    return "\n".join([
-        f"func.func private @{fn}(%x: {tensor_type(xs)}, %w: {tensor_type(ws)}, %init: {tensor_type(ys)}) -> {tensor_type(ys)} {{",
-        f"  %e = tensor.empty() : {col_t}",
-        f"  %col = linalg.generic {{indexing_maps = [affine_map<({dims}) -> (n, c, {window})>, "
-        f"affine_map<({dims}) -> ({dims})>], iterator_types = [{par}]}} ins(%x : {tensor_type(xs)}) outs(%e : {col_t}) {{",
-        "  ^bb0(%v: f32, %o: f32):",
-        "    linalg.yield %v : f32",
-        f"  }} -> {col_t}",
-        f"  %col2 = tensor.collapse_shape %col [[0], {kgroup}, {list(range(d + 2, 2 * d + 2))}] : "
-        f"{col_t} into {tensor_type([n, ckk, pixels])}",
-        f"  %w2 = tensor.collapse_shape %w [[0], {kgroup}] : {tensor_type(ws)} into {tensor_type([f, ckk])}",
-        f"  %eb = tensor.empty() : {tensor_type([n, f, ckk])}",
-        "  %wb = linalg.generic {indexing_maps = [affine_map<(b, i, j) -> (i, j)>, affine_map<(b, i, j) -> (b, i, j)>], "
-        f"iterator_types = [\"parallel\", \"parallel\", \"parallel\"]}} ins(%w2 : {tensor_type([f, ckk])}) "
-        f"outs(%eb : {tensor_type([n, f, ckk])}) {{",
-        "  ^bb0(%v: f32, %o: f32):",
-        "    linalg.yield %v : f32",
-        f"  }} -> {tensor_type([n, f, ckk])}",
-        f"  %acc = tensor.collapse_shape %init [[0], [1], {list(range(2, d + 2))}] : "
-        f"{tensor_type(ys)} into {tensor_type([n, f, pixels])}",
-        f"  %mm = linalg.batch_matmul ins(%wb, %col2 : {tensor_type([n, f, ckk])}, {tensor_type([n, ckk, pixels])}) "
-        f"outs(%acc : {tensor_type([n, f, pixels])}) -> {tensor_type([n, f, pixels])}",
-        f"  %y = tensor.expand_shape %mm [[0], [1], {list(range(2, d + 2))}] output_shape {list(ys)} : "
-        f"{tensor_type([n, f, pixels])} into {tensor_type(ys)}",
-        f"  return %y : {tensor_type(ys)}",
-        "}",
-    ])
+    f32 = ir.F32Type.get()
+    dim = ir.AffineExpr.get_dim
+    rank = 2 + 2 * d  # loops (n, o..., k..., c)
+    c = dim(rank - 1)
+    out_map = ir.AffineMap.get(rank, 0, [dim(0), *map(dim, range(1, d + 1)), c])
+    x_map = ir.AffineMap.get(rank, 0, [dim(0), *_window(rank, d, strides, dilations), c])
+    w_map = ir.AffineMap.get(rank, 0, [*map(dim, range(1 + d, 1 + 2 * d)), c])
+    result = ir.RankedTensorType.get([ys[0], *ys[2:], ys[1]], f32)
+    bias = _bias(init, ys[1])
+    if bias is not None:  # start from the bias, broadcast channels last
+        start = _generic(result, [bias], [ir.AffineMap.get(d + 2, 0, [dim(d + 1)]), ir.AffineMap.get_identity(d + 2)],
+                         lambda a: a[0])
+    else:
+        start = linalg.fill(arith.ConstantOp(f32, ir.FloatAttr.get(f32, 0.0)).result,
+                            outs=[tensor.EmptyOp(list(result.shape), f32).result])
+    y = _generic(result, [_channels_last(x), _channels_last_filter(w, state)], [x_map, w_map, out_map],
+                 lambda a: arith.AddFOp(a[2], arith.MulFOp(a[0], a[1]).result).result,
+                 kinds="p" * (1 + d) + "r" * d + "p", init=start)
+    return _channels_first(y, None if bias is not None else init)
+
+
+def rewrite(op: ir.Operation, d: int, state: PassState) -> ir.Value:
+    """The im2col + matmul form of convolution ``op`` (over ``d`` spatial dims), built before it."""
+    x, w, init = op.operands[:3]
+    xs, ws, ys = (list(ir.RankedTensorType(v.type).shape) for v in (x, w, init))
+    strides, dilations = _conv_attrs(op)
+    (n, c), (f, ks), outs = xs[:2], (ws[0], ws[2:]), ys[2:]
+    pixels, ckk = prod(outs), c * prod(ks)
+    f32 = ir.F32Type.get()
+    tt = lambda shape: ir.RankedTensorType.get(list(shape), f32)  # noqa: E731
+
+    # Channels last first, so that every column row is KH x KW runs of C contiguous floats:
+    # xt[n, h..., c] = x[n, c, h...];  col[n, o..., k..., c] = xt[n, o * s + k * dl ..., c]
+    dim = ir.AffineExpr.get_dim
+    rank = 2 + 2 * d
+    x_map = ir.AffineMap.get(rank, 0, [dim(0), *_window(rank, d, strides, dilations), dim(rank - 1)])
+    col = _generic(tt([n, *outs, *ks, c]), [_channels_last(x)], [x_map, ir.AffineMap.get_identity(rank)], lambda a: a[0])
+    col = tensor.CollapseShapeOp(tt([n * pixels, ckk]), col,
+                                 _reassociation([list(range(d + 1)), list(range(d + 1, rank))])).result
+
+    wt = linalg.transpose(_flat_filter(w, ws, state), outs=[tensor.EmptyOp([ckk, f], f32).result], permutation=[1, 0])
+    zero = arith.ConstantOp(f32, ir.FloatAttr.get(f32, 0.0)).result
+    acc = linalg.fill(zero, outs=[tensor.EmptyOp([n * pixels, f], f32).result])
+    mm = linalg.matmul(col, wt, outs=[acc], indexing_maps=[
+        ir.AffineMap.get(3, 0, [dim(0), dim(2)]), ir.AffineMap.get(3, 0, [dim(2), dim(1)]),
+        ir.AffineMap.get(3, 0, [dim(0), dim(1)])])
+
+    identity2 = ir.AffineMap.get_identity(2)
+    bias = _bias(init, f)
+    if bias is not None:
+        mm = _generic(tt([n * pixels, f]), [mm, bias], [identity2, ir.AffineMap.get(2, 0, [dim(1)]), identity2],
+                      lambda a: arith.AddFOp(a[0], a[1]).result)
+    mm = tensor.ExpandShapeOp(tt([n, *outs, f]), mm, _reassociation([list(range(d + 1)), [d + 1]]), [],
+                              ir.DenseI64ArrayAttr.get([n, *outs, f])).result
+    return _channels_first(mm, None if bias is not None else init)
 
 
 class ConvToMatmul(ModulePass):
     NAME = "qc-conv-to-matmul"
-    SUMMARY = "Rewrite f32 NC(D)HW 1-/2-/3-D convolutions as im2col + batch_matmul"
+    SUMMARY = "Rewrite f32 NC(D)HW 1-/2-/3-D convolutions as im2col + matmul (qc-raise makes them qc.linear)"
 
     def run(self, module: ir.Operation, state: PassState) -> None:
-        body = module.regions[0].blocks[0]
-        helpers: set[str] = set()
-        for name, d in CONVS.items():
+        for name, d in [*CONVS.items(), (DEPTHWISE, 2)]:
             for op in walk_ops(module, name):
                 types = [ir.RankedTensorType(v.type) for v in op.operands[:3]]
                 if not all(isinstance(t.element_type, ir.F32Type) and t.has_static_shape for t in types):
                     continue
-                xs, ws, ys = (list(t.shape) for t in types)
-                strides = [int(v) for v in ir.DenseIntElementsAttr(op.attributes["strides"])]
-                dilations = [int(v) for v in ir.DenseIntElementsAttr(op.attributes["dilations"])]
-                fn = "qc_conv_" + "_".join("x".join(map(str, s)) for s in (xs, ws, ys, strides, dilations))
-                if fn not in helpers:
-                    append_parsed(body, conv_helper(fn, xs, ws, ys, strides, dilations), module.context)
-                    helpers.add(fn)
                 with ir.InsertionPoint(op), op.location:
-                    call = func.CallOp([op.results[0].type], ir.FlatSymbolRefAttr.get(fn), list(op.operands[:3]))
-                op.results[0].replace_all_uses_with(call.results[0])
+                    y = rewrite_depthwise(op, state) if name == DEPTHWISE else rewrite(op, d, state)
+                op.results[0].replace_all_uses_with(y)
                 op.erase()
+        erase_dead_ops(module)  # the filters that were rearranged

@@ -28,6 +28,7 @@ elements stay serial.
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 from torch_mlir import ir
 from torch_mlir.dialects import arith, func, memref, scf
@@ -57,8 +58,40 @@ def _uses_dim(expr: ir.AffineExpr, dim: int) -> bool:
     return False
 
 
-def split_dim(op: ir.Operation, min_tasks: int) -> tuple[int, list[int | None]] | None:
-    """(dim, per operand: the subscript position of dim or None) of the loop to split, or None."""
+def _window_stride(expr: ir.AffineExpr, dim: int) -> int | None:
+    """s when ``expr`` is ``dim`` (s = 1) or ``dim * s + e`` with ``e`` free of ``dim`` (a convolution
+    window), else None."""
+    def scaled(e):
+        if isinstance(e, ir.AffineDimExpr) and ir.AffineDimExpr(e).position == dim:
+            return 1
+        if isinstance(e, ir.AffineMulExpr):
+            lhs, rhs = ir.AffineMulExpr(e).lhs, ir.AffineMulExpr(e).rhs
+            if isinstance(rhs, ir.AffineConstantExpr) and scaled(lhs) == 1:
+                return ir.AffineConstantExpr(rhs).value
+        return None
+
+    if scaled(expr) is not None:
+        return scaled(expr)
+    if isinstance(expr, ir.AffineAddExpr):
+        lhs, rhs = ir.AffineAddExpr(expr).lhs, ir.AffineAddExpr(expr).rhs
+        for a, b in ((lhs, rhs), (rhs, lhs)):
+            if scaled(a) is not None and not _uses_dim(b, dim):
+                return scaled(a)
+    return None
+
+
+class Slot(NamedTuple):
+    """Where a task's slice of an operand lies: subscript ``pos`` from ``task * stride``, ``size`` long."""
+
+    pos: int
+    stride: int
+    size: int
+
+
+def split_dim(op: ir.Operation, min_tasks: int) -> tuple[int, list[Slot | None]] | None:
+    """(dim, per operand: where its slice lies, or None for the whole operand) of the loop to split,
+    or None.  Outputs must subscript dim as a whole; inputs may read a window ``dim * s + e`` of it
+    (im2col), their slice then spans what one task's window covers."""
     if any(not isinstance(v.type, ir.MemRefType) or not ir.MemRefType(v.type).has_static_shape for v in op.operands):
         return None
     if any(inner.name == "linalg.index" for inner in op.regions[0].blocks[0].operations):
@@ -70,12 +103,23 @@ def split_dim(op: ir.Operation, min_tasks: int) -> tuple[int, list[int | None]] 
     for dim, kind in enumerate(iterators):
         if kind != "parallel" or sizes.get(dim, 0) < min_tasks:
             continue
-        positions: list[int | None] = []
-        for amap in maps:
+        positions: list[Slot | None] = []
+        for i, (value, amap) in enumerate(zip(op.operands, maps)):
             hits = [pos for pos, e in enumerate(amap.results) if _uses_dim(e, dim)]
-            if len(hits) > 1 or any(not isinstance(amap.results[pos], ir.AffineDimExpr) for pos in hits):
+            if len(hits) > 1:
                 break
-            positions.append(hits[0] if hits else None)
+            if not hits:
+                positions.append(None)
+                continue
+            expr = amap.results[hits[0]]
+            if isinstance(expr, ir.AffineDimExpr):
+                positions.append(Slot(hits[0], 1, 1))
+                continue
+            stride = _window_stride(expr, dim)
+            if stride is None or i >= first_output:
+                break
+            extent = ir.MemRefType(value.type).shape[hits[0]]
+            positions.append(Slot(hits[0], stride, extent - (sizes[dim] - 1) * stride))
         else:
             if None not in positions[first_output:]:  # each task writes its own slice
                 return dim, positions
@@ -102,12 +146,14 @@ def _captured(op: ir.Operation) -> list[ir.Operation] | None:
     return found
 
 
-def _slice(value: ir.Value, pos: int, index: ir.Value) -> ir.Value:
-    """``value[.., index, ..]`` along subscript ``pos``, rank kept (size 1)."""
+def _slice(value: ir.Value, slot: Slot, task: ir.Value) -> ir.Value:
+    """``value[.., task * stride : + size, ..]`` along subscript ``slot.pos``, rank kept."""
     t = ir.MemRefType(value.type)
     strides, _ = t.get_strides_and_offset()
     shape = list(t.shape)
-    shape[pos] = 1
+    pos = slot.pos
+    shape[pos] = slot.size
+    index = task if slot.stride == 1 else arith.muli(task, arith.constant(ir.IndexType.get(), slot.stride))
     layout = ir.StridedLayoutAttr.get(ir.ShapedType.get_dynamic_stride_or_offset(), strides)
     result = ir.MemRefType.get(shape, t.element_type, layout)
     offsets = [index if i == pos else 0 for i in range(t.rank)]
@@ -136,7 +182,7 @@ class Parallelize(ModulePass):
             # An operand read and written in place is passed once, so that LLVM sees one pointer
             # (same-index reads and writes vectorize) rather than two that might overlap.
             args: list[ir.Value] = []
-            arg_pos: list[int | None] = []
+            arg_pos: list[Slot | None] = []
             for value, pos in zip(op.operands, positions):
                 if value not in args:
                     args.append(value)
@@ -150,7 +196,7 @@ class Parallelize(ModulePass):
 
     @staticmethod
     def _outline(op: ir.Operation, body: ir.Block, kernel: str, trampoline: str, args: list[ir.Value],
-                 positions: list[int | None], consts: list[ir.Operation], tasks: int) -> None:
+                 positions: list[Slot | None], consts: list[ir.Operation], tasks: int) -> None:
         ctx = body.owner.context
         index = ir.IndexType.get(ctx)
         types = [v.type for v in args]

@@ -238,6 +238,7 @@ def test_unsupported_onnx_op_names_node(workdir):
     proc = run("qc-compile", path, "-o", workdir / "stft.so")
     assert proc.returncode == 1
     assert "node 'my_stft'" in proc.stderr and "STFT" in proc.stderr
+    assert "node 'ok'" not in proc.stderr  # only the node that failed, not every node after it
     assert "Traceback" not in proc.stderr
 
 

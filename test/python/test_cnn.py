@@ -1,0 +1,60 @@
+"""Real CNN architectures (plain PyTorch, random weights) compiled by qc match ONNX Runtime.
+
+The architectures are in compiler/models/cnn.py; they run here at reduced input sizes (the same
+layers, fewer pixels) so the suite stays fast.  Speed against ORT is bench/bench_cnn.py's job.
+"""
+
+import json
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+
+import qc
+from qc.compiler.models import cnn
+
+SMALL = {"mobilenetv3_small": (1, 3, 96, 96), "resnet18": (1, 3, 64, 64), "unet_head": (1, 3, 64, 64),
+         "crnn": (1, 1, 32, 64)}
+
+
+def _ort(path):
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 2
+    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+
+
+@pytest.mark.parametrize("name,opset", [("mobilenetv3_small", 17), ("resnet18", 17), ("unet_head", 17), ("crnn", 17),
+                                        ("unet_head", 11)])
+def test_cnn_matches_ort(name, opset, workdir):
+    """Depthwise and strided convs, hard-swish, squeeze-excite, residuals, ConvTranspose, nearest and
+    bilinear Resize, a transformer over conv features: within 1e-4 of ORT relative to the output's
+    range, at opset 11 and 17."""
+    path = workdir / f"{name}_{opset}.onnx"
+    shape = cnn.export_onnx(name, path, opset, SMALL[name])
+    qc.compile(path, path.with_suffix(".so"))
+    x = np.random.default_rng(opset).standard_normal(shape).astype(np.float32)
+    got = qc.runtime.load(path.with_suffix(".so")).run({"x": x})["y"]
+    ref = _ort(path).run(None, {"x": x})[0]
+    assert got.shape == ref.shape
+    assert np.abs(got - ref).max() <= 1e-4 * np.abs(ref).max()
+
+
+def test_quantized_convs_are_layers(workdir):
+    """Convolutions with constant filters become qc.linear layers: at w8a8 every ResNet-18 conv whose
+    K suits the integer dot product is quantized (the report lists each with its bytes), the rest say
+    why, and the output stays close to FP32."""
+    path = workdir / "resnet18_q.onnx"
+    shape = cnn.export_onnx("resnet18", path, 17, SMALL["resnet18"])
+    out = workdir / "resnet18_w8a8.so"
+    result = qc.compile(path, out, scheme="w8a8", report=workdir / "resnet18_w8a8.json")
+    layers = json.loads((workdir / "resnet18_w8a8.json").read_text())["layers"]
+    convs = [layer for name, layer in layers.items() if name.endswith("_Conv")]
+    assert len(convs) == 20  # stem, 16 block convs, 3 downsamples
+    quantized = [layer for layer in convs if layer["scheme"] == "w8a8"]
+    assert len(quantized) == 19 and all(layer["bytes"] < layer["bytes_f32"] / 3 for layer in quantized)
+    assert any("stem" in w and "K=147" in w for w in result.warnings)  # 3 x 7 x 7: not a multiple of 4
+    x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    got = qc.runtime.load(out).run({"x": x})["y"]
+    ref = _ort(path).run(None, {"x": x})[0]
+    cosine = float((got * ref).sum() / np.linalg.norm(got) / np.linalg.norm(ref))
+    assert cosine >= 0.999
