@@ -1,6 +1,11 @@
-"""qc FP32 vs ONNX Runtime FP32 on one ResNet-shaped convolution (1x64x56x56, 64 filters 3x3), side by side.
+"""qc FP32 vs ONNX Runtime FP32 on convolutions, side by side in one run: one ResNet-shaped
+convolution (1x64x56x56, 64 filters 3x3) and real CNNs written in plain PyTorch with random weights
+(compiler/models/cnn.py: MobileNetV3-small, ResNet-18, a UNet/FPN head, a CRNN text recognizer).
 
-    python bench/bench_conv.py [--threads N] [--iters 30]
+    python bench/bench_conv.py [--threads N] [--iters 30] [--models conv,resnet18,...] [--target-cpu haswell]
+                               [--results docs/results.md]
+
+Each engine's error is against the PyTorch FP32 model; calls alternate between the engines.
 """
 
 from __future__ import annotations
@@ -13,11 +18,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+MODELS = ("conv", "mobilenetv3_small", "resnet18", "unet_head", "crnn")
+
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--iters", type=int, default=30)
+    ap.add_argument("--models", default=",".join(MODELS), help=f"comma-separated, from {', '.join(MODELS)}")
+    ap.add_argument("--target-cpu", help="compile qc's kernels for this LLVM CPU (e.g. haswell: the AVX2 paths)")
+    ap.add_argument("--results", help="append the table to this markdown file")
     args = ap.parse_args()
     os.environ["QC_NUM_THREADS"] = str(args.threads)
 
@@ -26,23 +36,40 @@ def main() -> int:
     import torch
 
     import qc
-    from common import interleaved, table
+    from common import host, interleaved, publish, table
+    from qc.compiler.models import cnn
 
+    torch.set_num_threads(args.threads)
     work = Path(tempfile.mkdtemp(prefix="qc-bench-"))
-    torch.manual_seed(0)
-    conv, x = torch.nn.Conv2d(64, 64, 3, padding=1).eval(), torch.randn(1, 64, 56, 56)
-    torch.onnx.export(conv, (x,), str(work / "conv.onnx"), input_names=["x"], output_names=["y"], dynamo=False)
-    qc.compile(work / "conv.onnx", work / "conv.so")
-    model = qc.runtime.load(work / "conv.so")
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads, opts.inter_op_num_threads = args.threads, 1
-    sess = ort.InferenceSession(str(work / "conv.onnx"), opts, providers=["CPUExecutionProvider"])
-    feeds = {"x": x.numpy()}
-    err = float(np.abs(model.run(feeds)["y"] - sess.run(None, feeds)[0]).max())
-    times = interleaved({"qc": lambda: model.run(feeds), "ort": lambda: sess.run(None, feeds)}, args.iters)
-    print(f"Conv2d 64->64 3x3 on 1x64x56x56 FP32, {args.threads} threads; max |qc - ort| = {err:.2e}")
-    print(table([("qc FP32", f"{times['qc'] * 1e3:.3f}", f"{times['qc'] / times['ort']:.2f}"),
-                 ("ORT FP32", f"{times['ort'] * 1e3:.3f}", "1.00")], ("engine", "median ms", "time / ORT")))
+    rows = []
+    for name in args.models.split(","):
+        torch.manual_seed(0)
+        if name == "conv":
+            model, shape, label = torch.nn.Conv2d(64, 64, 3, padding=1).eval(), (1, 64, 56, 56), "Conv2d 64->64 3x3, 1x64x56x56"
+        else:
+            (model, shape), label = cnn.build(name), name
+        x = torch.randn(*shape)
+        path = work / f"{name}.onnx"
+        torch.onnx.export(model, (x,), str(path), input_names=["x"], output_names=["y"], dynamo=False, opset_version=17)
+        print(f"compiling {label} ...", file=sys.stderr, flush=True)
+        qc.compile(path, work / f"{name}.so", target_cpu=args.target_cpu)
+        compiled = qc.runtime.load(work / f"{name}.so")
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads, opts.inter_op_num_threads = args.threads, 1
+        sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        feeds = {"x": x.numpy()}
+        with torch.no_grad():
+            ref = model(x).numpy()
+        scale = float(np.abs(ref).max())
+        errors = {engine: float(np.abs(out - ref).max()) / scale
+                  for engine, out in (("qc", compiled.run(feeds)["y"]), ("ort", sess.run(None, feeds)[0]))}
+        times = interleaved({"qc": lambda: compiled.run(feeds), "ort": lambda: sess.run(None, feeds)}, args.iters)
+        rows.append((label, f"{times['qc'] * 1e3:.2f}", f"{times['ort'] * 1e3:.2f}", f"{times['ort'] / times['qc']:.2f}x",
+                     f"{errors['qc']:.1e}", f"{errors['ort']:.1e}"))
+    text = (f"FP32 convolutions and CNNs, batch 1, {args.threads} threads, median of {args.iters} alternating calls; "
+            f"host {host()}; qc target {args.target_cpu or 'this host'}; error = max |engine - PyTorch FP32| / max |PyTorch|\n\n"
+            + table(rows, ("model", "qc ms", "ORT ms", "qc speed vs ORT", "qc error", "ORT error")))
+    publish(text, args.results)
     return 0
 
 

@@ -6,8 +6,9 @@ and activation quantizations between the matmuls, which otherwise run on one cor
 
     linalg.generic {iterator_types = [..., "parallel" (dim d), ...]} ins(%a, %b) outs(%c)
 
-whose operands index dim ``d`` only as a whole subscript (``(.., d, ..)``) or not at all
-(broadcasts), the op moves into a kernel that runs tasks ``[t0, t1)``, one index of ``d`` each:
+whose operands index dim ``d`` only as a whole subscript (``(.., d, ..)``), not at all
+(broadcasts) or, for inputs, through a window ``d * s + e`` (im2col: each task's slice then starts
+at ``t * s`` and spans what the window reads), the op moves into a kernel that runs tasks ``[t0, t1)``, one index of ``d`` each:
 
     func.func @qc_pk_N(%a: memref<..> {llvm.noalias}, %b, %c, %t0: index, %t1: index) {
       scf.for %t = %t0 to %t1 step 1 {

@@ -103,3 +103,25 @@ func.func @serial(%small: memref<4x64xf32>, %big: memref<64x64xf32>) {
   }
   return
 }
+
+// -----
+
+// im2col: the output rows oh are split although x reads them through the window oh * 2 + kh; each
+// task reads x from row t * 2 on, as many rows as the last task's window needs (17 - 7 * 2 = 3).
+// CHECK-LABEL: func.func @im2col
+// CHECK: func.func @qc_pk_0(%[[X:.*]]: memref<1x17x17x8xf32> {llvm.noalias}, %[[C:.*]]: memref<1x8x8x3x3x8xf32> {llvm.noalias}, %[[T0:.*]]: index, %[[T1:.*]]: index)
+// CHECK: scf.for %[[T:.*]] = %[[T0]] to %[[T1]]
+// CHECK: %[[ROW:.*]] = arith.muli %[[T]], %c2
+// CHECK: memref.subview %[[X]][0, %[[ROW]], 0, 0] [1, 3, 17, 8] [1, 1, 1, 1]
+// CHECK: memref.subview %[[C]][0, %[[T]], 0, 0, 0, 0] [1, 1, 8, 3, 3, 8] [1, 1, 1, 1, 1, 1]
+// CHECK: qc.tasks = 8 : i64
+func.func @im2col(%x: memref<1x17x17x8xf32>, %col: memref<1x8x8x3x3x8xf32>) {
+  linalg.generic {indexing_maps = [affine_map<(d0, d1, d2, d3, d4, d5) -> (d0, d1 * 2 + d3, d2 * 2 + d4, d5)>,
+                                   affine_map<(d0, d1, d2, d3, d4, d5) -> (d0, d1, d2, d3, d4, d5)>],
+                  iterator_types = ["parallel", "parallel", "parallel", "parallel", "parallel", "parallel"]}
+      ins(%x : memref<1x17x17x8xf32>) outs(%col : memref<1x8x8x3x3x8xf32>) {
+  ^bb0(%in: f32, %out: f32):
+    linalg.yield %in : f32
+  }
+  return
+}
