@@ -35,7 +35,7 @@ def pre_bufferize(panel: int) -> list:
 BUFFERIZE = ("builtin.module(one-shot-bufferize{bufferize-function-boundaries "
              "function-boundary-type-conversion=identity-layout-map}, "
              "buffer-results-to-out-params{hoist-static-allocs modify-public-functions}, "
-             "canonicalize, buffer-deallocation-pipeline, qc-elide-copies, canonicalize)")
+             "canonicalize, buffer-deallocation-pipeline, qc-elide-copies, qc-strided-copies, canonicalize)")
 
 def kernel_passes(target: "Target") -> list:
     """After bufferization: matmuls to vector micro-kernels and large elementwise ops and reductions

@@ -106,23 +106,25 @@ def _zero_pad(x: ir.Value) -> tuple[ir.Value, list[int], list[int]] | None:
 
 
 def _channels_last(x: ir.Value) -> ir.Value:
-    """[N, C, S...] -> [N, S..., C], a named op so that elementwise fusion does not fold it into the
-    windowed read that follows (which would then stride over channels).  A zero padding of x is
-    redone channels last: the transpose writes the interior of a zero-filled tensor in place, rather
-    than the padding copy running element by element (MLIR's strided memref copy) before it."""
+    """[N, C, S...] -> [N, S..., C] as an elementwise generic: fusion composes it with a producer that
+    moved channels first (the previous convolution's output), so the two transposes cancel into
+    one contiguous copy.  A zero padding of x is redone channels last, into the interior of a
+    zero-filled tensor."""
     f32 = ir.F32Type.get()
     rank = ir.RankedTensorType(x.type).rank
     perm = [0, *range(2, rank), 1]
     padded = _zero_pad(x)
     src, low = (padded[0], padded[1]) if padded else (x, [0] * rank)
     shape, full = list(ir.RankedTensorType(src.type).shape), list(ir.RankedTensorType(x.type).shape)
+    dim = ir.AffineExpr.get_dim
+    maps = [ir.AffineMap.get(rank, 0, [dim(perm.index(i)) for i in range(rank)]), ir.AffineMap.get_identity(rank)]
     if not padded:
-        return linalg.transpose(x, outs=[tensor.EmptyOp([full[p] for p in perm], f32).result], permutation=perm)
+        return _generic(ir.RankedTensorType.get([full[p] for p in perm], f32), [x], maps, lambda a: a[0])
     zero = arith.ConstantOp(f32, ir.FloatAttr.get(f32, 0.0)).result
     filled = linalg.fill(zero, outs=[tensor.EmptyOp([full[p] for p in perm], f32).result])
     offsets, sizes, ones = [low[p] for p in perm], [shape[p] for p in perm], [1] * rank
     interior = tensor.extract_slice(ir.RankedTensorType.get(sizes, f32), filled, [], [], [], offsets, sizes, ones)
-    moved = linalg.transpose(src, outs=[interior], permutation=perm)
+    moved = _generic(ir.RankedTensorType.get(sizes, f32), [src], maps, lambda a: a[0], init=interior)
     return tensor.insert_slice(moved, filled, [], [], [], offsets, sizes, ones)
 
 
