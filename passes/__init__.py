@@ -18,6 +18,7 @@ from .reassociate_reductions import ReassociateReductions
 from .parallelize import Parallelize
 from .elide_copies import ElideCopies
 from .strided_copies import StridedCopies
+from .noalias_args import NoaliasArgs
 from .strip_probes import StripProbes
 from .assign_schemes import AssignSchemes
 from .select_precision import SelectPrecision
@@ -26,7 +27,7 @@ from .quantize_embeddings import QuantizeEmbeddings
 REGISTRY: dict[str, type[ModulePass]] = {
     p.NAME: p for p in (OutlineWeights, RaiseLinear, IsolateContractions, LowerLinear, WeightsToArgs, Microkernels,
                         ExpandMath, ConvToMatmul, Instrument, QuantizeWeights, FuseDequantGemm, LowerQGemm,
-                        Smooth, ReassociateReductions, Parallelize, ElideCopies, StridedCopies,
+                        Smooth, ReassociateReductions, Parallelize, ElideCopies, StridedCopies, NoaliasArgs,
                         StripProbes, AssignSchemes, SelectPrecision, QuantizeEmbeddings)
 }
 

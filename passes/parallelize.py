@@ -19,7 +19,8 @@ at ``t * s`` and spans what the window reads), the op moves into a kernel that r
 
 and is replaced by ``func.call @qc_ppar_N(%a, %b, %c)``, a trampoline (qc-microkernels'
 mechanism, see compiler/artifacts.py) that spreads the tasks over the pool.  The slices keep
-static shapes and the arguments are ``noalias`` when the operands are distinct buffers, so
+static shapes and the arguments are ``noalias`` when the operands are distinct buffers (qc-noalias-args
+carries that to their data pointers after lowering), so
 LLVM vectorizes the kernel's loops as it did in place.  ``d`` is the outermost parallel dim
 with at least ``min-tasks`` iterations that every output indexes.  Ops that read
 ``linalg.index``, capture values other than constants, or touch fewer than ``min-work``

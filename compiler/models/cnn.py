@@ -3,8 +3,8 @@
 Random weights, non-trivial batch-norm statistics; shapes and blocks follow the papers:
 MobileNetV3-small (Howard et al. 2019: depthwise convs, hard-swish, squeeze-excite, residuals),
 ResNet-18 (He et al. 2016), a UNet/FPN-style head (strided encoder, ConvTranspose and Resize
-upsampling, skip concatenations) and a CRNN text recognizer (conv stack, then a bidirectional
-recurrent-free transformer over the width axis, as in PARSeq/ViTSTR-style recognizers).
+upsampling, skip concatenations) and a CRNN-style text recognizer (a conv stack, then a transformer
+encoder over the width axis in place of the recurrent layers, per-column character logits).
 """
 
 from __future__ import annotations
