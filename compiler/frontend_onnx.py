@@ -33,6 +33,24 @@ def load_onnx(model: str | Path | onnx.ModelProto) -> onnx.ModelProto:
         raise QCError(f"{model}: not a readable ONNX model ({err.__class__.__name__}: {err})") from None
 
 
+# torch-mlir converts each ONNX op from some opset on (MaxPool from 12): older models are upgraded first.
+_OPSET = 17
+
+
+def _upgrade_opset(model: onnx.ModelProto) -> onnx.ModelProto:
+    """The model at opset 17 if it is older (ONNX's version converter; the model as it is if the
+    converter cannot take it, and the importer then names what it cannot convert)."""
+    version = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), _OPSET)
+    if version >= _OPSET:
+        return model
+    from onnx import version_converter
+
+    try:
+        return version_converter.convert_version(model, _OPSET)
+    except Exception:  # noqa: BLE001 - converter errors are of many kinds; the unconverted model stays
+        return model
+
+
 def _fix_input_shapes(model: onnx.ModelProto, shapes: dict[str, tuple[int, ...]]) -> bool:
     """Sets the ``--shape`` dims; True when one replaced a static dim (the shapes the export derived
     from it are then cleared, to be inferred again)."""
@@ -137,7 +155,7 @@ def import_onnx(model: str | Path | onnx.ModelProto, ctx: ir.Context,
     """Import an ONNX model as a linalg-on-tensors module with entry ``@main``."""
     proto = load_onnx(model)
     proto_copy = onnx.ModelProto()
-    proto_copy.CopyFrom(proto)  # never modify the caller's model
+    proto_copy.CopyFrom(_upgrade_opset(proto))  # never modify the caller's model
     if _fix_input_shapes(proto_copy, shapes or {}):
         _infer_strictly(proto_copy, shapes)
     try:

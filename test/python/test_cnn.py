@@ -24,11 +24,12 @@ def _ort(path):
 
 
 @pytest.mark.parametrize("name,opset", [("mobilenetv3_small", 17), ("resnet18", 17), ("unet_head", 17), ("crnn", 17),
-                                        ("unet_head", 11)])
+                                        ("resnet18", 11), ("unet_head", 11)])
 def test_cnn_matches_ort(name, opset, workdir):
     """Depthwise and strided convs, hard-swish, squeeze-excite, residuals, ConvTranspose, nearest and
     bilinear Resize, a transformer over conv features: within 1e-4 of ORT relative to the output's
-    range, at opset 11 and 17."""
+    range, at opset 11 and 17 (an opset-11 model is upgraded first: torch-mlir converts MaxPool from
+    opset 12 on).  The CRNN has no opset-11 export: torch.onnx cannot write its unflatten there."""
     path = workdir / f"{name}_{opset}.onnx"
     shape = cnn.export_onnx(name, path, opset, SMALL[name])
     qc.compile(path, path.with_suffix(".so"))
