@@ -6,7 +6,7 @@ Runs on linalg-on-tensors, before qc-raise, so that a convolution with a constan
     %y = linalg.conv_2d_nchw_fchw {strides, dilations} ins(%x, %w : [N,C,H,W], [F,C,KH,KW])
                                   outs(%init)           (init: the bias broadcast, or anything)
 becomes
-    %xt  = linalg.transpose  xt[n, h, w, c] = x[n, c, h, w]
+    %xt  = linalg.generic  xt[n, h, w, c] = x[n, c, h, w]
     %col = linalg.generic  col[n, oh, ow, kh, kw, c] = xt[n, oh*sh + kh*dh, ow*sw + kw*dw, c]
     %mm  = linalg.matmul(collapse(%col) : [N*OH*OW, KH*KW*C], transpose(%w2) : [KH*KW*C, F])
     %mb  = %mm + b                          (when init broadcasts a bias b: qc-raise folds it in)
@@ -14,9 +14,13 @@ becomes
 
 with ``%w2 = %w`` rearranged to [F, KH*KW*C]: a ``qc.weight`` used only here in the store, any
 other filter in the IR.  Channels go innermost so that the column copy moves runs of C contiguous
-floats (it vectorizes) instead of KW-long ones.  Output pixels are the matmul's rows, so the
-micro-kernel's packed weight panels run over the filters.  Padding was applied to %x
-by the importer already.  Grouped and depthwise convolutions are left alone.
+floats instead of KW-long ones strided by H x W; with a unit stride and dilation along W, one run
+of KW x C.  Output pixels are the matmul's rows, so the micro-kernel's packed weight panels run over
+the filters.  A zero padding of x is redone channels last.
+
+``linalg.depthwise_conv_2d_nchw_chw`` becomes one channels-last generic over (n, oh, ow, kh, kw, c),
+kh and kw reduced, c innermost and contiguous in x, the [KH, KW, C] filter and y.  Grouped
+convolutions that are not depthwise are left alone.
 """
 
 from __future__ import annotations
@@ -210,11 +214,25 @@ def rewrite(op: ir.Operation, d: int, state: PassState) -> ir.Value:
     tt = lambda shape: ir.RankedTensorType.get(list(shape), f32)  # noqa: E731
 
     # Channels last first, so that every column row is KH x KW runs of C contiguous floats:
-    # xt[n, h..., c] = x[n, c, h...];  col[n, o..., k..., c] = xt[n, o * s + k * dl ..., c]
+    # xt[n, h..., c] = x[n, c, h...];  col[n, o..., k..., c] = xt[n, o * s + k * dl ..., c].
+    # With a unit stride and dilation on the last spatial dim, its KW runs are adjacent in xt: the
+    # column reads one run of KW x C floats, xt viewed as [N, H..., W x C] (col[.., j] = xt[.., ow*C + j]).
     dim = ir.AffineExpr.get_dim
-    rank = 2 + 2 * d
-    x_map = ir.AffineMap.get(rank, 0, [dim(0), *_window(rank, d, strides, dilations), dim(rank - 1)])
-    col = _generic(tt([n, *outs, *ks, c]), [_channels_last(x)], [x_map, ir.AffineMap.get_identity(rank)], lambda a: a[0])
+    xt = _channels_last(x)
+    merge = strides[-1] == 1 and dilations[-1] == 1
+    if merge:
+        xt_shape = list(ir.RankedTensorType(xt.type).shape)
+        xt = tensor.CollapseShapeOp(tt([*xt_shape[:-2], xt_shape[-2] * c]), xt,
+                                    _reassociation([*[[i] for i in range(d)], [d, d + 1]])).result
+        rank = 1 + d + d  # (n, o..., k[:-1]..., j)
+        window = _window(rank, d, strides, dilations)[:-1]
+        x_map = ir.AffineMap.get(rank, 0, [dim(0), *window, dim(d) * c + dim(rank - 1)])
+        col_shape = [n, *outs, *ks[:-1], ks[-1] * c]
+    else:
+        rank = 2 + 2 * d  # (n, o..., k..., c)
+        x_map = ir.AffineMap.get(rank, 0, [dim(0), *_window(rank, d, strides, dilations), dim(rank - 1)])
+        col_shape = [n, *outs, *ks, c]
+    col = _generic(tt(col_shape), [xt], [x_map, ir.AffineMap.get_identity(rank)], lambda a: a[0])
     col = tensor.CollapseShapeOp(tt([n * pixels, ckk]), col,
                                  _reassociation([list(range(d + 1)), list(range(d + 1, rank))])).result
 

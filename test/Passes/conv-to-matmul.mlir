@@ -28,11 +28,15 @@ func.func @conv(%x: tensor<2x3x11x11xf32>, %w: tensor<5x3x2x2xf32>, %init: tenso
 // A stored filter with a broadcast bias: the store entry is rearranged to [F, KH*KW*C] (no transpose
 // in the IR), the bias is added over the filters, and qc-raise makes the matmul a qc.linear with it.
 // The zero padding is redone channels last: the transpose writes the interior of a zero-filled tensor.
+// CHECK-DAG: #[[WROW:.*]] = affine_map<(d0, d1, d2, d3, d4) -> (d0, d1 + d3, d2 * 2 + d4)>
 // CHECK-LABEL: func.func @stored
 // CHECK: %[[F:.*]] = linalg.fill {{.*}} -> tensor<1x6x6x2xf32>
 // CHECK: %[[IN:.*]] = tensor.extract_slice %[[F]][0, 1, 1, 0] [1, 4, 4, 2] [1, 1, 1, 1]
 // CHECK: %[[T:.*]] = linalg.generic {{.*}} ins(%arg0 : tensor<1x2x4x4xf32>) outs(%[[IN]] : tensor<1x4x4x2xf32>)
-// CHECK: tensor.insert_slice %[[T]] into %[[F]][0, 1, 1, 0]
+// CHECK: %[[P:.*]] = tensor.insert_slice %[[T]] into %[[F]][0, 1, 1, 0]
+// Unit stride and dilation along W: each column row reads KW x C adjacent floats, from xt viewed as [N, H, W x C].
+// CHECK: %[[P2:.*]] = tensor.collapse_shape %[[P]] {{\[\[}}0], [1], [2, 3]] : tensor<1x6x6x2xf32> into tensor<1x6x12xf32>
+// CHECK: linalg.generic {indexing_maps = [#[[WROW]], {{.*}}} ins(%[[P2]] : tensor<1x6x12xf32>) outs(%{{.*}} : tensor<1x4x4x3x6xf32>)
 // CHECK: "qc.weight"() {name = @w} : () -> tensor<4x18xf32>
 // CHECK-NOT: tensor<4x2x3x3xf32>
 // RAISE-LABEL: func.func @stored
