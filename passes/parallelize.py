@@ -22,9 +22,10 @@ mechanism, see compiler/artifacts.py) that spreads the tasks over the pool.  The
 static shapes and the arguments are ``noalias`` when the operands are distinct buffers (qc-noalias-args
 carries that to their data pointers after lowering), so
 LLVM vectorizes the kernel's loops as it did in place.  ``d`` is the outermost parallel dim
-with at least ``min-tasks`` iterations that every output indexes.  Ops that read
-``linalg.index``, capture values other than constants, or touch fewer than ``min-work``
-elements stay serial.
+with at least ``min-tasks`` iterations that every output indexes.  A body may read ``linalg.index``
+(the split dim's is offset by the task) and load from buffers outside the op (a gather, a resize:
+they are passed to the kernel whole).  Ops that capture values other than constants and buffers, or
+touch fewer than ``min-work`` elements, stay serial.
 """
 
 from __future__ import annotations
@@ -96,8 +97,6 @@ def split_dim(op: ir.Operation, min_tasks: int) -> tuple[int, list[Slot | None]]
     (im2col), their slice then spans what one task's window covers."""
     if any(not isinstance(v.type, ir.MemRefType) or not ir.MemRefType(v.type).has_static_shape for v in op.operands):
         return None
-    if any(inner.name == "linalg.index" for inner in op.regions[0].blocks[0].operations):
-        return None
     iterators = iterator_types(op)
     maps = indexing_maps(op)
     sizes = _dim_sizes(op)
@@ -128,11 +127,19 @@ def split_dim(op: ir.Operation, min_tasks: int) -> tuple[int, list[Slot | None]]
     return None
 
 
-def _captured(op: ir.Operation) -> list[ir.Operation] | None:
-    """The constants the op's body uses from outside it; None if it uses anything else from outside."""
+class Captured(NamedTuple):
+    """What the op's body uses from outside it: constants (cloned into the kernel) and buffers it
+    reads by index (a gather, a resize: passed to the kernel whole)."""
+
+    constants: list[ir.Operation]
+    buffers: list[ir.Value]
+
+
+def _captured(op: ir.Operation) -> Captured | None:
+    """What the op's body uses from outside; None if that is anything but constants and memrefs."""
     body = op.regions[0].blocks[0]
     inside: set = set(body.arguments)
-    found: list[ir.Operation] = []
+    found = Captured([], [])
     for inner in body.operations:
         if len(inner.regions):
             return None
@@ -140,10 +147,13 @@ def _captured(op: ir.Operation) -> list[ir.Operation] | None:
             if value in inside:
                 continue
             owner = value.owner
-            if isinstance(owner, ir.Block) or owner.name != "arith.constant":
+            if isinstance(value.type, ir.MemRefType) and ir.MemRefType(value.type).has_static_shape:
+                if value not in found.buffers:
+                    found.buffers.append(value)
+            elif isinstance(owner, ir.Block) or owner.name != "arith.constant":
                 return None
-            if owner not in found:
-                found.append(owner)
+            elif owner not in found.constants:
+                found.constants.append(owner)
         inside.update(inner.results)
     return found
 
@@ -177,8 +187,8 @@ class Parallelize(ModulePass):
             if op.parent.name != "func.func" or work < self.options["min-work"]:
                 continue
             plan = split_dim(op, self.options["min-tasks"])
-            consts = _captured(op)
-            if plan is None or consts is None:
+            captured = _captured(op)
+            if plan is None or captured is None:
                 continue
             dim, positions = plan
             # An operand read and written in place is passed once, so that LLVM sees one pointer
@@ -192,13 +202,17 @@ class Parallelize(ModulePass):
                 elif arg_pos[args.index(value)] != pos:
                     break
             else:
-                self._outline(op, body, f"qc_pk_{count}", f"qc_ppar_{count}", args, arg_pos, consts,
+                if any(b in args for b in captured.buffers):
+                    continue  # the body loads from an operand's buffer: leave it whole, in place
+                self._outline(op, body, f"qc_pk_{count}", f"qc_ppar_{count}", args + captured.buffers,
+                              arg_pos + [None] * len(captured.buffers), captured.constants, captured.buffers, dim,
                               _dim_sizes(op)[dim])
                 count += 1
 
     @staticmethod
     def _outline(op: ir.Operation, body: ir.Block, kernel: str, trampoline: str, args: list[ir.Value],
-                 positions: list[Slot | None], consts: list[ir.Operation], tasks: int) -> None:
+                 positions: list[Slot | None], consts: list[ir.Operation], buffers: list[ir.Value], dim: int,
+                 tasks: int) -> None:
         ctx = body.owner.context
         index = ir.IndexType.get(ctx)
         types = [v.type for v in args]
@@ -221,12 +235,29 @@ class Parallelize(ModulePass):
                         clone.operands[i] = views[value]
                     for old, new in local.items():
                         _rebind(clone, old.results[0], new.results[0])
+                    for value, param in zip(buffers, params[len(args) - len(buffers):]):
+                        _rebind(clone, value, param)
+                    _offset_index(clone, dim, t)
                     scf.YieldOp([])
                 func.ReturnOp([])
             declare(trampoline, kernel, types, tasks)
         with ir.InsertionPoint(op), op.location:
             func.CallOp([], ir.FlatSymbolRefAttr.get(trampoline), args)
         op.erase()
+
+
+def _offset_index(generic: ir.Operation, dim: int, task: ir.Value) -> None:
+    """In the sliced op, ``linalg.index dim`` counts from 0 within the task's slice: add the task."""
+    for inner in list(generic.regions[0].blocks[0].operations):
+        if inner.name != "linalg.index" or ir.IntegerAttr(inner.attributes["dim"]).value != dim:
+            continue
+        users = [use.owner for use in inner.results[0].uses]
+        with ir.InsertionPoint.after(inner), inner.location:
+            shifted = arith.addi(inner.results[0], task)
+        for user in users:
+            for i, value in enumerate(user.operands):
+                if value == inner.results[0]:
+                    user.operands[i] = shifted
 
 
 def _rebind(root: ir.Operation, old: ir.Value, new: ir.Value) -> None:

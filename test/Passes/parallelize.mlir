@@ -79,27 +79,45 @@ func.func @views_of_one_buffer(%x: memref<8x512xf32>) {
 
 // -----
 
-// Stays serial: too little work, and an op that reads its loop indices.
+// Stays serial: too little work.
 // CHECK-LABEL: func.func @serial
 // CHECK-NOT: call
 // CHECK: linalg.generic
-// CHECK: linalg.generic
-// CHECK: linalg.index
 // CHECK-NOT: qc_pk
-func.func @serial(%small: memref<4x64xf32>, %big: memref<64x64xf32>) {
+func.func @serial(%small: memref<4x64xf32>) {
   linalg.generic {indexing_maps = [affine_map<(d0, d1) -> (d0, d1)>], iterator_types = ["parallel", "parallel"]}
       outs(%small : memref<4x64xf32>) {
   ^bb0(%out: f32):
     %0 = arith.addf %out, %out : f32
     linalg.yield %0 : f32
   }
+  return
+}
+
+// -----
+
+// A gather (a resize reads its source like this): the body reads its row index and loads from a
+// buffer outside the op.  The buffer is passed to the kernel whole; in each task's one-row slice,
+// linalg.index 0 counts from 0, so the task is added to it.
+// CHECK-LABEL: func.func @gather
+// CHECK: call @qc_ppar_0(%arg1, %arg0)
+// CHECK: func.func @qc_pk_0(%[[OUT:.*]]: memref<64x64xf32> {llvm.noalias}, %[[SRC:.*]]: memref<32x64xf32> {llvm.noalias}, %{{.*}}: index, %{{.*}}: index)
+// CHECK: scf.for %[[T:.*]] = %{{.*}} to %{{.*}}
+// CHECK: linalg.generic {{.*}} outs(%{{.*}} : memref<1x64xf32, {{.*}}>)
+// CHECK: %[[I:.*]] = linalg.index 0 : index
+// CHECK-NEXT: %[[ROW:.*]] = arith.addi %[[I]], %[[T]] : index
+// CHECK: %[[HALF:.*]] = arith.divui %[[ROW]], %c2
+// CHECK: memref.load %[[SRC]][%[[HALF]], %{{.*}}] : memref<32x64xf32>
+func.func @gather(%src: memref<32x64xf32>, %big: memref<64x64xf32>) {
+  %c2 = arith.constant 2 : index
   linalg.generic {indexing_maps = [affine_map<(d0, d1) -> (d0, d1)>], iterator_types = ["parallel", "parallel"]}
       outs(%big : memref<64x64xf32>) {
   ^bb0(%out: f32):
     %i = linalg.index 0 : index
-    %0 = arith.index_cast %i : index to i32
-    %1 = arith.sitofp %0 : i32 to f32
-    linalg.yield %1 : f32
+    %j = linalg.index 1 : index
+    %h = arith.divui %i, %c2 : index
+    %v = memref.load %src[%h, %j] : memref<32x64xf32>
+    linalg.yield %v : f32
   }
   return
 }
