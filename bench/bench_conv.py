@@ -43,7 +43,7 @@ def main() -> int:
 
     torch.set_num_threads(args.threads)
     work = Path(tempfile.mkdtemp(prefix="qc-bench-"))
-    rows = []
+    rows, schemes = [], args.schemes.split(",")
     for name in args.models.split(","):
         torch.manual_seed(0)
         if name == "conv":
@@ -53,7 +53,6 @@ def main() -> int:
         x = torch.randn(*shape)
         path = work / f"{name}.onnx"
         torch.onnx.export(model, (x,), str(path), input_names=["x"], output_names=["y"], dynamo=False, opset_version=17)
-        schemes = args.schemes.split(",")
         compiled = {}
         for scheme in schemes:
             print(f"compiling {label} at {scheme} ...", file=sys.stderr, flush=True)

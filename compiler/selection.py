@@ -31,6 +31,7 @@ from ..dialects.qc import LinearOp, WeightOp
 from ..passes import AssignSchemes, SelectPrecision
 from ..passes.assign_schemes import reduction_size
 from ..passes.base import PassState, set_function_type
+from ..passes.builders import generic
 from ..passes.matchers import scheme_targets, target_name, target_weight
 from ..passes.select_precision import candidate_schemes, layer_rows, linear_shape, measured_key
 from ..runtime import build as rtbuild
@@ -205,32 +206,25 @@ def fake_quantize_input(linear: ir.Operation, main: ir.Operation) -> None:
     full = ir.AffineMap.get(rank, 0, dims)
     rows = ir.AffineMap.get(rank, 0, dims[:-1])
     scalar = ir.AffineMap.get(rank, 0, [])
-    kind = lambda k: ir.Attribute.parse(f"#linalg.iterator_type<{k}>")  # noqa: E731
-    parallel = [kind("parallel")] * rank
     c = lambda value: arith.ConstantOp(f32, ir.FloatAttr.get(f32, value)).result  # noqa: E731
+
+    def quantized(a):
+        xv, rmax, vv = a[:3]
+        static = arith.CmpFOp(arith.CmpFPredicate.OGT, vv, c(0.0)).result
+        sx = arith.SelectOp(static, vv, arith.DivFOp(rmax, c(127.0)).result).result
+        inv = arith.SelectOp(arith.CmpFOp(arith.CmpFPredicate.OGT, sx, c(0.0)).result,
+                             arith.DivFOp(c(1.0), sx).result, c(0.0)).result
+        q = math.RoundEvenOp(arith.MulFOp(xv, inv).result).result
+        q = arith.MinimumFOp(arith.MaximumFOp(q, c(-127.0)).result, c(127.0)).result
+        on = arith.CmpFOp(arith.CmpFPredicate.UNE, vv, c(0.0)).result
+        return arith.SelectOp(on, arith.MulFOp(q, sx).result, xv).result
+
     with ir.InsertionPoint(linear), linear.location:
-        rows_t = ir.RankedTensorType.get(xt.shape[:-1], f32)
         zeros = linalg.fill(c(0.0), outs=[tensor.EmptyOp(xt.shape[:-1], f32).result])
-        amax = linalg.GenericOp([rows_t], [x], [zeros], ir.ArrayAttr.get([ir.AffineMapAttr.get(m) for m in (full, rows)]),
-                                ir.ArrayAttr.get(parallel[:-1] + [kind("reduction")]))
-        block = amax.regions[0].blocks.append(f32, f32)
-        with ir.InsertionPoint(block):
-            linalg.YieldOp([arith.MaximumFOp(math.AbsFOp(block.arguments[0]).result, block.arguments[1]).result])
-        out = linalg.GenericOp([xt], [x, amax.result, v], [tensor.EmptyOp(xt.shape, f32).result],
-                               ir.ArrayAttr.get([ir.AffineMapAttr.get(m) for m in (full, rows, scalar, full)]),
-                               ir.ArrayAttr.get(parallel))
-        block = out.regions[0].blocks.append(f32, f32, f32, f32)
-        with ir.InsertionPoint(block):
-            xv, rmax, vv = block.arguments[0], block.arguments[1], block.arguments[2]
-            static = arith.CmpFOp(arith.CmpFPredicate.OGT, vv, c(0.0)).result
-            sx = arith.SelectOp(static, vv, arith.DivFOp(rmax, c(127.0)).result).result
-            inv = arith.SelectOp(arith.CmpFOp(arith.CmpFPredicate.OGT, sx, c(0.0)).result,
-                                 arith.DivFOp(c(1.0), sx).result, c(0.0)).result
-            q = math.RoundEvenOp(arith.MulFOp(xv, inv).result).result
-            q = arith.MinimumFOp(arith.MaximumFOp(q, c(-127.0)).result, c(127.0)).result
-            on = arith.CmpFOp(arith.CmpFPredicate.UNE, vv, c(0.0)).result
-            linalg.YieldOp([arith.SelectOp(on, arith.MulFOp(q, sx).result, xv).result])
-    linear.operands[0] = out.result
+        amax = generic([x], [zeros], [full, rows], lambda a: arith.MaximumFOp(math.AbsFOp(a[0]).result, a[1]).result,
+                       kinds="p" * (rank - 1) + "r")
+        out = generic([x, amax, v], [tensor.EmptyOp(xt.shape, f32).result], [full, rows, scalar, full], quantized)
+    linear.operands[0] = out
 
 
 def aligned(array: np.ndarray, align: int = 64) -> np.ndarray:

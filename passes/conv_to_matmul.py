@@ -33,33 +33,24 @@ from torch_mlir.dialects import arith, linalg, tensor
 
 from ..dialects.qc import WeightOp
 from .base import ModulePass, PassState, walk_ops
+from .builders import generic
 from .matchers import erase_dead_ops, is_zero_constant, producer
 
-CONVS = {"linalg.conv_1d_ncw_fcw": 1, "linalg.conv_2d_nchw_fchw": 2, "linalg.conv_3d_ncdhw_fcdhw": 3}
+CONVS = ("linalg.conv_1d_ncw_fcw", "linalg.conv_2d_nchw_fchw", "linalg.conv_3d_ncdhw_fcdhw")
 DEPTHWISE = "linalg.depthwise_conv_2d_nchw_chw"
-
-
-def _maps(*maps: ir.AffineMap) -> ir.ArrayAttr:
-    return ir.ArrayAttr.get([ir.AffineMapAttr.get(m) for m in maps])
-
-
-def _iterators(kinds: str) -> ir.ArrayAttr:
-    """``"ppr"`` -> [parallel, parallel, reduction]."""
-    names = {"p": "parallel", "r": "reduction"}
-    return ir.ArrayAttr.get([ir.Attribute.parse(f"#linalg.iterator_type<{names[k]}>") for k in kinds])
 
 
 def _generic(result: ir.RankedTensorType, inputs: list[ir.Value], maps: list[ir.AffineMap], body,
              kinds: str | None = None, init: ir.Value | None = None) -> ir.Value:
-    """``linalg.generic`` into ``init`` (a fresh tensor by default), all-parallel unless ``kinds``
-    says otherwise; ``body(args)`` yields."""
+    """``builders.generic`` into ``init``, a fresh tensor of type ``result`` by default."""
+    init = init if init is not None else tensor.EmptyOp(list(result.shape), result.element_type).result
+    return generic(inputs, [init], maps, body, kinds)
+
+
+def _zeros(shape: list[int]) -> ir.Value:
     f32 = ir.F32Type.get()
-    init = init if init is not None else tensor.EmptyOp(list(result.shape), f32).result
-    op = linalg.GenericOp([result], inputs, [init], _maps(*maps), _iterators(kinds or "p" * maps[-1].n_dims))
-    block = op.regions[0].blocks.append(*([f32] * (len(inputs) + 1)))
-    with ir.InsertionPoint(block):
-        linalg.YieldOp([body(list(block.arguments))])
-    return op.results[0]
+    return linalg.fill(arith.ConstantOp(f32, ir.FloatAttr.get(f32, 0.0)).result,
+                       outs=[tensor.EmptyOp(shape, f32).result])
 
 
 def _bias(init: ir.Value, f: int) -> ir.Value | None:
@@ -75,21 +66,28 @@ def _bias(init: ir.Value, f: int) -> ir.Value | None:
     return b
 
 
-def _flat_filter(w: ir.Value, shape: list[int], state: PassState) -> ir.Value:
-    """The filter [F, C, K...] as [F, K... x C] (channels innermost, like the columns): the store
-    entry of a qc.weight used only here is rearranged, any other filter is transposed in the IR."""
+def _channels_last_filter(w: ir.Value, channel: int, state: PassState, flat: bool = False) -> ir.Value:
+    """The filter with its input-channel axis ``channel`` moved last (like the columns and the
+    channels-last input), with ``flat`` as [F, K... x C]: a qc.weight used only here is rearranged
+    in the store, a constant in its attribute, any other filter is transposed in the IR."""
     f32 = ir.F32Type.get()
-    d = len(shape) - 2
-    last = [shape[0], *shape[2:], shape[1]]
-    flat = ir.RankedTensorType.get([shape[0], prod(shape[1:])], f32)
+    shape = list(ir.RankedTensorType(w.type).shape)
+    perm = [i for i in range(len(shape)) if i != channel] + [channel]
+    last = [shape[p] for p in perm]
+    result = ir.RankedTensorType.get([last[0], prod(last[1:])] if flat else last, f32)
     op = producer(w)
     if isinstance(op and op.opview, WeightOp) and len(list(w.uses)) == 1:
         name = op.opview.name.value
         if name in state.store:  # IR-only runs (no store) just retype
-            state.store[name] = np.ascontiguousarray(np.moveaxis(state.store[name], 1, -1)).reshape(flat.shape)
-        return WeightOp(flat, ir.FlatSymbolRefAttr.get(name)).result
-    moved = linalg.transpose(w, outs=[tensor.EmptyOp(last, f32).result], permutation=[0, *range(2, d + 2), 1])
-    return tensor.CollapseShapeOp(flat, moved, _reassociation([[0], list(range(1, d + 2))])).result
+            state.store[name] = np.ascontiguousarray(np.transpose(state.store[name], perm)).reshape(result.shape)
+        return WeightOp(result, ir.FlatSymbolRefAttr.get(name)).result
+    if op is not None and op.name == "arith.constant" and isinstance(op.attributes["value"], ir.DenseElementsAttr):
+        value = np.ascontiguousarray(np.transpose(np.array(op.attributes["value"]), perm)).reshape(result.shape)
+        return arith.ConstantOp(result, ir.DenseElementsAttr.get(value, type=result)).result
+    moved = linalg.transpose(w, outs=[tensor.EmptyOp(last, f32).result], permutation=perm)
+    if not flat:
+        return moved
+    return tensor.CollapseShapeOp(result, moved, _reassociation([[0], list(range(1, len(shape)))])).result
 
 
 def _reassociation(groups: list[list[int]]) -> ir.ArrayAttr:
@@ -97,8 +95,8 @@ def _reassociation(groups: list[list[int]]) -> ir.ArrayAttr:
     return ir.ArrayAttr.get([ir.ArrayAttr.get([ir.IntegerAttr.get(i64, i) for i in g]) for g in groups])
 
 
-def _zero_pad(x: ir.Value) -> tuple[ir.Value, list[int], list[int]] | None:
-    """(source, low, high) when ``x`` is a static ``tensor.pad`` with 0.0."""
+def _zero_pad(x: ir.Value) -> tuple[ir.Value, list[int]] | None:
+    """(source, low pads) when ``x`` is a static ``tensor.pad`` with 0.0."""
     op = producer(x)
     if op is None or op.name != "tensor.pad":
         return None
@@ -106,7 +104,7 @@ def _zero_pad(x: ir.Value) -> tuple[ir.Value, list[int], list[int]] | None:
     yielded = op.regions[0].blocks[0].operations[0]
     if len(op.operands) != 1 or min(low + high) < 0 or not is_zero_constant(yielded.operands[0]):
         return None
-    return op.operands[0], low, high
+    return op.operands[0], low
 
 
 def _channels_last(x: ir.Value) -> ir.Value:
@@ -118,14 +116,13 @@ def _channels_last(x: ir.Value) -> ir.Value:
     rank = ir.RankedTensorType(x.type).rank
     perm = [0, *range(2, rank), 1]
     padded = _zero_pad(x)
-    src, low = (padded[0], padded[1]) if padded else (x, [0] * rank)
+    src, low = padded or (x, [0] * rank)
     shape, full = list(ir.RankedTensorType(src.type).shape), list(ir.RankedTensorType(x.type).shape)
     dim = ir.AffineExpr.get_dim
     maps = [ir.AffineMap.get(rank, 0, [dim(perm.index(i)) for i in range(rank)]), ir.AffineMap.get_identity(rank)]
     if not padded:
         return _generic(ir.RankedTensorType.get([full[p] for p in perm], f32), [x], maps, lambda a: a[0])
-    zero = arith.ConstantOp(f32, ir.FloatAttr.get(f32, 0.0)).result
-    filled = linalg.fill(zero, outs=[tensor.EmptyOp([full[p] for p in perm], f32).result])
+    filled = _zeros([full[p] for p in perm])
     offsets, sizes, ones = [low[p] for p in perm], [shape[p] for p in perm], [1] * rank
     interior = tensor.extract_slice(ir.RankedTensorType.get(sizes, f32), filled, [], [], [], offsets, sizes, ones)
     moved = _generic(ir.RankedTensorType.get(sizes, f32), [src], maps, lambda a: a[0], init=interior)
@@ -156,25 +153,6 @@ def _conv_attrs(op: ir.Operation) -> tuple[list[int], list[int]]:
             [int(v) for v in ir.DenseIntElementsAttr(op.attributes["dilations"])])
 
 
-def _channels_last_filter(w: ir.Value, state: PassState) -> ir.Value:
-    """A depthwise filter [C, K...] as [K..., C]: rearranged in the store (a qc.weight used only here)
-    or in the constant, else transposed in the IR."""
-    shape = list(ir.RankedTensorType(w.type).shape)
-    f32 = ir.F32Type.get()
-    last = ir.RankedTensorType.get([*shape[1:], shape[0]], f32)
-    op = producer(w)
-    if isinstance(op and op.opview, WeightOp) and len(list(w.uses)) == 1:
-        name = op.opview.name.value
-        if name in state.store:
-            state.store[name] = np.ascontiguousarray(np.moveaxis(state.store[name], 0, -1))
-        return WeightOp(last, ir.FlatSymbolRefAttr.get(name)).result
-    if op is not None and op.name == "arith.constant" and isinstance(op.attributes["value"], ir.DenseElementsAttr):
-        value = np.ascontiguousarray(np.moveaxis(np.array(op.attributes["value"]), 0, -1))
-        return arith.ConstantOp(last, ir.DenseElementsAttr.get(value, type=last)).result
-    return linalg.transpose(w, outs=[tensor.EmptyOp(list(last.shape), f32).result],
-                            permutation=[*range(1, len(shape)), 0])
-
-
 def rewrite_depthwise(op: ir.Operation, state: PassState) -> ir.Value:
     """Depthwise ``op`` (2-D, NCHW) as a channels-last generic whose innermost loop runs over
     contiguous channels, built before it."""
@@ -195,19 +173,19 @@ def rewrite_depthwise(op: ir.Operation, state: PassState) -> ir.Value:
         start = _generic(result, [bias], [ir.AffineMap.get(d + 2, 0, [dim(d + 1)]), ir.AffineMap.get_identity(d + 2)],
                          lambda a: a[0])
     else:
-        start = linalg.fill(arith.ConstantOp(f32, ir.FloatAttr.get(f32, 0.0)).result,
-                            outs=[tensor.EmptyOp(list(result.shape), f32).result])
-    y = _generic(result, [_channels_last(x), _channels_last_filter(w, state)], [x_map, w_map, out_map],
+        start = _zeros(list(result.shape))
+    y = _generic(result, [_channels_last(x), _channels_last_filter(w, 0, state)], [x_map, w_map, out_map],
                  lambda a: arith.AddFOp(a[2], arith.MulFOp(a[0], a[1]).result).result,
                  kinds="p" * (1 + d) + "r" * d + "p", init=start)
     return _channels_first(y, None if bias is not None else init)
 
 
-def rewrite(op: ir.Operation, d: int, state: PassState) -> ir.Value:
-    """The im2col + matmul form of convolution ``op`` (over ``d`` spatial dims), built before it."""
+def rewrite(op: ir.Operation, state: PassState) -> ir.Value:
+    """The im2col + matmul form of convolution ``op`` (1-, 2- or 3-D), built before it."""
     x, w, init = op.operands[:3]
     xs, ws, ys = (list(ir.RankedTensorType(v.type).shape) for v in (x, w, init))
     strides, dilations = _conv_attrs(op)
+    d = len(strides)
     (n, c), (f, ks), outs = xs[:2], (ws[0], ws[2:]), ys[2:]
     pixels, ckk = prod(outs), c * prod(ks)
     f32 = ir.F32Type.get()
@@ -236,10 +214,8 @@ def rewrite(op: ir.Operation, d: int, state: PassState) -> ir.Value:
     col = tensor.CollapseShapeOp(tt([n * pixels, ckk]), col,
                                  _reassociation([list(range(d + 1)), list(range(d + 1, rank))])).result
 
-    wt = linalg.transpose(_flat_filter(w, ws, state), outs=[tensor.EmptyOp([ckk, f], f32).result], permutation=[1, 0])
-    zero = arith.ConstantOp(f32, ir.FloatAttr.get(f32, 0.0)).result
-    acc = linalg.fill(zero, outs=[tensor.EmptyOp([n * pixels, f], f32).result])
-    mm = linalg.matmul(col, wt, outs=[acc], indexing_maps=[
+    wt = linalg.transpose(_channels_last_filter(w, 1, state, flat=True), outs=[tensor.EmptyOp([ckk, f], f32).result], permutation=[1, 0])
+    mm = linalg.matmul(col, wt, outs=[_zeros([n * pixels, f])], indexing_maps=[
         ir.AffineMap.get(3, 0, [dim(0), dim(2)]), ir.AffineMap.get(3, 0, [dim(2), dim(1)]),
         ir.AffineMap.get(3, 0, [dim(0), dim(1)])])
 
@@ -258,13 +234,13 @@ class ConvToMatmul(ModulePass):
     SUMMARY = "Rewrite f32 NC(D)HW 1-/2-/3-D convolutions as im2col + matmul (qc-raise makes them qc.linear)"
 
     def run(self, module: ir.Operation, state: PassState) -> None:
-        for name, d in [*CONVS.items(), (DEPTHWISE, 2)]:
+        for name in (*CONVS, DEPTHWISE):
             for op in walk_ops(module, name):
                 types = [ir.RankedTensorType(v.type) for v in op.operands[:3]]
                 if not all(isinstance(t.element_type, ir.F32Type) and t.has_static_shape for t in types):
                     continue
                 with ir.InsertionPoint(op), op.location:
-                    y = rewrite_depthwise(op, state) if name == DEPTHWISE else rewrite(op, d, state)
+                    y = rewrite_depthwise(op, state) if name == DEPTHWISE else rewrite(op, state)
                 op.results[0].replace_all_uses_with(y)
                 op.erase()
         erase_dead_ops(module)  # the filters that were rearranged

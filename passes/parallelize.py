@@ -7,8 +7,9 @@ and activation quantizations between the matmuls, which otherwise run on one cor
     linalg.generic {iterator_types = [..., "parallel" (dim d), ...]} ins(%a, %b) outs(%c)
 
 whose operands index dim ``d`` only as a whole subscript (``(.., d, ..)``), not at all
-(broadcasts) or, for inputs, through a window ``d * s + e`` (im2col: each task's slice then starts
-at ``t * s`` and spans what the window reads), the op moves into a kernel that runs tasks ``[t0, t1)``, one index of ``d`` each:
+(broadcasts) or, for inputs, through a window ``d * s + e`` (im2col: each task's slice then
+starts at ``t * s`` and spans what the window reads), the op moves into a kernel that runs tasks
+``[t0, t1)``, one index of ``d`` each:
 
     func.func @qc_pk_N(%a: memref<..> {llvm.noalias}, %b, %c, %t0: index, %t1: index) {
       scf.for %t = %t0 to %t1 step 1 {
@@ -19,9 +20,9 @@ at ``t * s`` and spans what the window reads), the op moves into a kernel that r
 
 and is replaced by ``func.call @qc_ppar_N(%a, %b, %c)``, a trampoline (qc-microkernels'
 mechanism, see compiler/artifacts.py) that spreads the tasks over the pool.  The slices keep
-static shapes and the arguments are ``noalias`` when the operands are distinct buffers (qc-noalias-args
-carries that to their data pointers after lowering), so
-LLVM vectorizes the kernel's loops as it did in place.  ``d`` is the outermost parallel dim
+static shapes and the arguments are ``noalias`` when the operands are distinct buffers
+(qc-noalias-args carries that to their data pointers after lowering), so LLVM vectorizes the
+kernel's loops as it did in place.  ``d`` is the outermost parallel dim
 with at least ``min-tasks`` iterations that every output indexes.  A body may read ``linalg.index``
 (the split dim's is offset by the task) and load from buffers outside the op (a gather, a resize:
 they are passed to the kernel whole).  Ops that capture values other than constants and buffers, or

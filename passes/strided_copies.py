@@ -16,9 +16,9 @@ Contiguous copies stay (they become one memcpy).
 from __future__ import annotations
 
 from torch_mlir import ir
-from torch_mlir.dialects import linalg
 
 from .base import ModulePass, PassState, walk_ops
+from .builders import generic
 from .matchers import identity_layout
 
 
@@ -32,12 +32,7 @@ class StridedCopies(ModulePass):
             types = [ir.MemRefType(v.type) for v in (src, dst)]
             if all(identity_layout(t) for t in types) or types[0].rank == 0:
                 continue
-            identity = ir.AffineMapAttr.get(ir.AffineMap.get_identity(types[0].rank))
-            parallel = ir.Attribute.parse("#linalg.iterator_type<parallel>")
+            identity = ir.AffineMap.get_identity(types[0].rank)
             with ir.InsertionPoint(op), op.location:
-                generic = linalg.GenericOp([], [src], [dst], ir.ArrayAttr.get([identity, identity]),
-                                           ir.ArrayAttr.get([parallel] * types[0].rank))
-                block = generic.regions[0].blocks.append(types[0].element_type, types[1].element_type)
-                with ir.InsertionPoint(block):
-                    linalg.YieldOp([block.arguments[0]])
+                generic([src], [dst], [identity, identity], lambda a: a[0])
             op.erase()

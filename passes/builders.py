@@ -1,0 +1,28 @@
+"""Building ``linalg.generic`` ops with the Python bindings: the attributes and the body block."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from torch_mlir import ir
+from torch_mlir.dialects import linalg
+
+
+def iterators(kinds: str) -> ir.ArrayAttr:
+    """``"ppr"`` -> [parallel, parallel, reduction]."""
+    names = {"p": "parallel", "r": "reduction"}
+    return ir.ArrayAttr.get([ir.Attribute.parse(f"#linalg.iterator_type<{names[k]}>") for k in kinds])
+
+
+def generic(inputs: list[ir.Value], outputs: list[ir.Value], maps: list[ir.AffineMap],
+            body: Callable[[list[ir.Value]], ir.Value], kinds: str | None = None) -> ir.Value | None:
+    """``linalg.generic`` at the insertion point, all-parallel unless ``kinds`` says otherwise;
+    ``body(block arguments)`` gives the value it yields.  Its result for a tensor output, None for
+    a memref one."""
+    results = [o.type for o in outputs if isinstance(o.type, ir.RankedTensorType)]
+    op = linalg.GenericOp(results, inputs, outputs, ir.ArrayAttr.get([ir.AffineMapAttr.get(m) for m in maps]),
+                          iterators(kinds or "p" * maps[-1].n_dims))
+    block = op.regions[0].blocks.append(*[ir.ShapedType(v.type).element_type for v in (*inputs, *outputs)])
+    with ir.InsertionPoint(block):
+        linalg.YieldOp([body(list(block.arguments))])
+    return op.results[0] if results else None
