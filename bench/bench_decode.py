@@ -53,8 +53,8 @@ def qc_model(weights, bits: int, group: int, act_bits: int, work: Path, rows: in
     import numpy as np
 
     import qc
-    from qc.compiler.quant.packing import pack_rows
-    from qc.compiler.weights import WeightStore
+    from qc.core.quant.packing import pack_rows
+    from qc.core.weights import WeightStore
 
     store, lines, results = WeightStore(), [], []
     for name, n, k in LAYER:

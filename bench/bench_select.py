@@ -130,8 +130,8 @@ def main() -> int:
 
     import qc
     from common import host, publish, table
-    from qc.compiler.calibration import Statistics
-    from qc.compiler.quant.select import Problem, greedy
+    from qc.core.calibration import Statistics
+    from qc.core.quant.select import Problem, greedy
 
     work = Path(tempfile.mkdtemp(prefix="qc-bench-select-"))
     w = minilm_workload(work, args.sentences, args.calib) if args.model == "minilm" else stories_workload(work)
@@ -229,7 +229,7 @@ def main() -> int:
                  f"per weight; the selection's latency checks: {checks}.")
 
     # solver scale: 500 layers x 12 candidates with byte and latency budgets, random costs
-    from qc.compiler.quant.select import Candidate, Layer, solve
+    from qc.core.quant.select import Candidate, Layer, solve
 
     rng = np.random.default_rng(0)
     big = Problem([Layer(f"l{i}", 100, [Candidate(f"s{c}", int(rng.integers(10, 100)), float(rng.random()),

@@ -1,6 +1,6 @@
 """qc's compiler: frontends, pipeline, weight store, codegen, artifacts."""
 
-from .errors import QCError
+from ..core.errors import QCError
 from .api import CompileOptions, compile  # noqa: E402
 
 __all__ = ["CompileOptions", "QCError", "compile"]

@@ -19,20 +19,20 @@ from ..runtime import build as rtbuild
 from . import artifacts, codegen
 from .context import make_context
 from .diagnostics import error_from, format_location
-from .calibration import OBSERVE_PREFIX, Statistics, collect, load_calibration_npz
-from .errors import QCError, make_folder
-from .weights import WeightStore
-from .quant import parse_scheme
+from ..core.calibration import OBSERVE_PREFIX, Statistics, collect, load_calibration_npz
+from ..core.errors import QCError, make_folder
+from ..core.weights import WeightStore
+from ..core.quant import parse_scheme
 from ..dialects.qc import LinearOp
-from .quant.sensitivity import METRICS
+from ..core.quant.sensitivity import METRICS
 from .report import notes, summary, write_report
 from .frontend_onnx import import_onnx, spec_of
-from .signature import Signature, TensorSpec
+from ..core.signature import Signature, TensorSpec
 
 IMPORT_PIPELINE = [StripProbes(), "func.func(convert-elementwise-to-linalg)", OutlineWeights(), ConvToMatmul(),
                    RaiseLinear(),
                    "canonicalize", "cse"]
-EMITS = ("so", "exe", "obj", "mlir", "llvm")
+EMITS = ("so", "static", "exe", "obj", "mlir", "llvm")  # static: an archive with the weights embedded
 NAME_ATTR = "qc.name"  # an input/output name on @main's arguments and results in an emitted .mlir
 
 
@@ -118,6 +118,7 @@ class CompileOptions:
     """Everything ``qc.compile`` and ``qc-compile`` take, one field per flag."""
 
     emit: str = "so"
+    name: str | None = None  # the C name (<name>_model, <name>_run); default: the output's file name
     shapes: dict | None = None  # input name -> fixed shape (ONNX)
     example_inputs: tuple | None = None  # a PyTorch module's example call
     input_names: list[str] | None = None
@@ -157,6 +158,8 @@ class CompileOptions:
         """Reject what cannot mean anything before any work is done."""
         if self.emit not in EMITS:
             raise QCError(f"--emit must be one of {', '.join(EMITS)}, got '{self.emit}'")
+        if self.name is not None and artifacts.c_identifier(self.name) != self.name:
+            raise QCError(f"--name '{self.name}' is not a C identifier (letters, digits and '_', not first a digit)")
         if self.method not in METHODS:
             raise QCError(f"quantization method must be one of {', '.join(METHODS)}, got '{self.method}'")
         if self.method != "rtn" and self.scheme is None and not self.overrides:
@@ -265,7 +268,7 @@ def compile(model, output: str | Path, options: CompileOptions | None = None, **
         state.store.save(weights)
         result = CompileResult(output, sig, [output, weights], timings)
     else:
-        result = build(module, sig, state, target, output, o.emit, timings)
+        result = build(module, sig, state, target, output, o.emit, timings, name=o.name)
     result.selection = state.selection
     result.warnings += notes(state.report) + state.selection.get("warnings", [])
     if o.report is not None:
@@ -302,11 +305,20 @@ def quantization_passes(o: CompileOptions, target: codegen.Target) -> list:
             FuseDequantGemm(), "canonicalize", "cse"]
 
 
+def model_name(output: Path) -> str:
+    """The C name a model gets from its output path: ``build/libminilm.a`` -> ``minilm``."""
+    stem = output.name.split(".")[0]
+    return artifacts.c_identifier(stem[3:] if stem.startswith("lib") and len(stem) > 3 else stem)
+
+
 def build(module: ir.Module, sig: Signature, state: PassState, target: codegen.Target, output: Path, emit: str,
-          timings: dict[str, float], weight_inputs: dict[str, str] | None = None) -> CompileResult:
+          timings: dict[str, float], weight_inputs: dict[str, str] | None = None,
+          name: str | None = None) -> CompileResult:
     """Lower an imported (maybe quantized) module to ``emit`` at ``output``.  ``weight_inputs``: weight
-    store entries (as lowered) that the compiled model takes as inputs of those names, after its own."""
+    store entries (as lowered) that the compiled model takes as inputs of those names, after its own.
+    ``name``: the model's C name (default: from ``output``)."""
     weight_inputs = weight_inputs or {}
+    name = name or model_name(output)
     t1 = time.perf_counter()
     weight_names, kernels = codegen.lower_to_llvm_dialect(module, state, target)
     llvm_ir = codegen.to_llvm_ir(module)
@@ -323,22 +335,37 @@ def build(module: ir.Module, sig: Signature, state: PassState, target: codegen.T
 
     t3 = time.perf_counter()
     weights = [TensorSpec(n, tuple(state.store[n].shape), str(state.store[n].dtype)) for n in weight_names]
-    blob = output.with_suffix(".qcw")
-    offsets = state.store.write_blob(blob, [n for n in weight_names if n not in weight_inputs])
     extra = tuple(TensorSpec(weight_inputs[t.name], t.shape, t.dtype) for t in weights if t.name in weight_inputs)
     inputs_at = {t.name: len(sig.inputs) + i for i, t in enumerate(t for t in weights if t.name in weight_inputs)}
     sig = Signature(sig.inputs + extra, sig.outputs)
+    files = [output]
     with tempfile.TemporaryDirectory(prefix="qc-") as tmp:
         tmp = Path(tmp)
+        # A static model carries its weights in the archive; the others read them beside the binary.
+        blob = tmp / "weights.qcw" if emit == "static" else output.with_suffix(".qcw")
+        offsets = state.store.write_blob(blob, [n for n in weight_names if n not in weight_inputs])
         (tmp / "model.o").write_bytes(obj)
-        (tmp / "glue.c").write_text(artifacts.glue(sig, weights, offsets, blob.stat().st_size, blob.name,
-                                                   emit == "exe", kernels, inputs_at))
+        (tmp / "glue.c").write_text(artifacts.glue(sig, name, weights, offsets, blob.stat().st_size, blob.name,
+                                                   kernels, inputs_at, embed=blob.name if emit == "static" else None,
+                                                   entry=emit == "so"))
         rtbuild.compile_c(tmp / "glue.c", tmp / "glue.o")
-        rtbuild.link([tmp / "model.o", tmp / "glue.o", rtbuild.runtime_object()], output, shared=emit == "so")
-    header = output.with_suffix(".h")
-    header.write_text(artifacts.header(sig))
+        objects = [tmp / "model.o", tmp / "glue.o"]
+        if emit == "static":
+            rtbuild.archive(objects, output, keep=[f"{name}_model"])
+        elif emit == "so":
+            rtbuild.link([*objects, rtbuild.runtime_object()], output, shared=True,
+                         exports=["qc_model_entry", f"{name}_model"])
+        else:
+            (tmp / "main.c").write_text(artifacts.exe_main(sig, name))
+            rtbuild.compile_c(tmp / "main.c", tmp / "main.o")
+            rtbuild.link([*objects, tmp / "main.o", rtbuild.runtime_object(), rtbuild.runtime_object(rtbuild.API)],
+                         output, shared=False)
+        if emit != "static":
+            files.append(blob)
+    header = output.with_name(f"{name}.h")
+    header.write_text(artifacts.header(sig, name))
     timings["link"] = time.perf_counter() - t3
-    return CompileResult(output, sig, [output, blob, header], timings)
+    return CompileResult(output, sig, files + [header], timings)
 
 
 def calibrate(module: ir.Module, sig: Signature, state: PassState, samples, target: codegen.Target,

@@ -22,7 +22,7 @@ from ..passes import (ExpandMath, FuseDequantGemm, IsolateContractions, LowerLin
 from ..passes.base import PassState
 from ..passes.trampoline import trampolines
 from ..passes.pipeline import build
-from .errors import QCError
+from ..core.errors import QCError
 
 def pre_bufferize(panel: int) -> list:
     """Before bufferization: elementwise fusion (contractions kept out of it behind calls),

@@ -6,7 +6,7 @@ import re
 
 from torch_mlir import ir
 
-from .errors import QCError
+from ..core.errors import QCError
 
 
 def format_location(loc: ir.Location) -> str:

@@ -15,8 +15,8 @@ import onnx
 from torch_mlir import ir
 from torch_mlir.extras import onnx_importer
 
-from .errors import QCError
-from .signature import Signature, TensorSpec
+from ..core.errors import QCError
+from ..core.signature import Signature, TensorSpec
 
 TORCH_TO_LINALG = "builtin.module(torch-backend-to-linalg-on-tensors-backend-pipeline)"
 ONNX_TO_TORCH = "builtin.module(torch-onnx-to-torch-backend-pipeline)"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from torch_mlir import ir
 
-from .errors import QCError
+from ..core.errors import QCError
 from .frontend_onnx import spec_of
-from .signature import Signature
+from ..core.signature import Signature
 
 
 def _dense_literal_hooks():

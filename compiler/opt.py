@@ -13,9 +13,9 @@ from ..passes.base import PassState
 from ..passes.pipeline import build
 from .context import make_context
 from .diagnostics import format_diagnostic
-from .errors import QCError
-from .calibration import Statistics
-from .weights import WeightStore
+from ..core.errors import QCError
+from ..core.calibration import Statistics
+from ..core.weights import WeightStore
 
 SPLIT_MARKER = re.compile(r"^// -----\s*$", re.M)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .errors import QCError
+from ..core.errors import QCError
 
 
 def notes(layers: dict[str, dict]) -> list[str]:

@@ -37,13 +37,13 @@ from ..passes.select_precision import candidate_schemes, layer_rows, linear_shap
 from ..runtime import build as rtbuild
 from . import codegen
 from .context import make_context
-from .errors import QCError
-from .quant import Scheme, fits
-from .quant.latency import LatencyTable, scheme_key
-from .quant.packing import PanelLayout
-from .quant.select import Problem, Solution, solve
-from .quant.sensitivity import fake_quantize, output_error
-from .signature import Signature, TensorSpec
+from ..core.errors import QCError
+from ..core.quant import Scheme, fits
+from ..core.quant.latency import LatencyTable, scheme_key
+from ..core.quant.packing import PanelLayout
+from ..core.quant.select import Problem, Solution, solve
+from ..core.quant.sensitivity import fake_quantize, output_error
+from ..core.signature import Signature, TensorSpec
 
 SENSITIVITY_SAMPLES = 16  # calibration samples each measured sensitivity averages over
 WEIGHT_INPUT = "weight:"  # the probe's input of a layer's weight: "weight:<layer>"
@@ -407,7 +407,7 @@ def selection_summary(state: PassState, result, samples: list[dict] | None, o) -
 
 def pareto_front(problem: Problem, points: int = 12) -> list[dict]:
     """The ILP's optimum at ``points`` bit budgets between the smallest and the largest feasible."""
-    from .quant.select import smallest
+    from ..core.quant.select import smallest
 
     weights = sum(layer.weights for layer in problem.layers)
     lo = smallest(problem, "bytes")

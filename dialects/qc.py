@@ -10,11 +10,8 @@ parameter checks below run as the op verifier and report at the op location.
 from torch_mlir import ir
 from torch_mlir.dialects.ext import Dialect, Operand, Pure, Result
 
-# Schemes a layer can be given (DESIGN.md, "#qc.scheme").
-SCHEMES = (
-    "f32", "f16", "w8a8", "w8a16",
-    "w4a16-g32", "w4a16-g64", "w4a16-g128", "w4a8-g32", "w4a8-g64", "w4a8-g128",
-)
+from ..core.quant.scheme import SCHEMES
+
 GROUP_SIZES = (32, 64, 128)
 BITS = (4, 8)
 

@@ -20,8 +20,8 @@ import re
 
 from torch_mlir import ir
 
-from ..compiler.errors import QCError
-from ..compiler.quant import Scheme, fits, parse_scheme
+from ..core.errors import QCError
+from ..core.quant import Scheme, fits, parse_scheme
 from .base import ModulePass, Option, PassState
 from .matchers import embedding_table, scheme_targets, set_scheme, target_name
 from .quantize_weights import scheme_attr

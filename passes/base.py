@@ -7,10 +7,10 @@ from typing import Any, Callable, ClassVar
 
 from torch_mlir import ir
 
-from ..compiler.calibration import Statistics
-from ..compiler.errors import QCError
-from ..compiler.quant.latency import LatencyTable
-from ..compiler.weights import WeightStore
+from ..core.calibration import Statistics
+from ..core.errors import QCError
+from ..core.quant.latency import LatencyTable
+from ..core.weights import WeightStore
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ becomes
 
 ``act_bits`` is 8 when the linear's scheme quantizes activations (w8a8,
 w4a8), with ``act_scale`` its ``qc.act_scale`` (static) or 0 (dynamic).
-``%p`` is the canonical packing (compiler/quant/packing.py): no float copy of
+``%p`` is the canonical packing (core/quant/packing.py): no float copy of
 the weight is left in the program.  Dequantizations of other shapes (another
 axis, or not feeding a linear's weight) are left alone.
 """
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from torch_mlir import ir
 
-from ..compiler.quant.packing import pack_rows
+from ..core.quant.packing import pack_rows
 from ..dialects.qc import QGemmOp, WeightOp
 from .base import ModulePass, PassState, walk_ops
 from .matchers import producer, stored_weight

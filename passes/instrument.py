@@ -18,7 +18,7 @@ from __future__ import annotations
 from torch_mlir import ir
 from torch_mlir.dialects import func
 
-from ..compiler.errors import QCError
+from ..core.errors import QCError
 from ..dialects.qc import ObserveOp
 from .base import ModulePass, Option, PassState, parse_bool, set_function_type, walk_ops
 from .matchers import enclosing_func, layer_name

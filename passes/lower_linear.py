@@ -20,8 +20,8 @@ from __future__ import annotations
 from torch_mlir import ir
 from torch_mlir.dialects import func
 
-from ..compiler.errors import QCError
-from ..compiler.quant.packing import PanelLayout
+from ..core.errors import QCError
+from ..core.quant.packing import PanelLayout
 from ..dialects.qc import WeightOp
 from .base import ModulePass, Option, PassState, walk_ops
 from .matchers import LAYOUT_ATTR, layout_attr, stored_weight

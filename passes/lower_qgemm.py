@@ -40,8 +40,8 @@ import numpy as np
 from torch_mlir import ir
 from torch_mlir.dialects import func
 
-from ..compiler.errors import QCError
-from ..compiler.quant.packing import PanelLayout, unpack_rows, unsigned_offset
+from ..core.errors import QCError
+from ..core.quant.packing import PanelLayout, unpack_rows, unsigned_offset
 from ..dialects.qc import WeightOp
 from .base import ModulePass, Option, PassState, walk_ops
 from .lower_linear import panel_helper, weight_name

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch_mlir import ir
 
-from ..compiler.quant.packing import PanelLayout
+from ..core.quant.packing import PanelLayout
 from ..dialects.qc import LayoutAttr
 
 LAYOUT_ATTR = "qc.layout"  # on a contraction over packed weights: their PanelLayout

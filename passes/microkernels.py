@@ -38,7 +38,7 @@ from torch_mlir.dialects import func
 
 from .base import ModulePass, Option, PassState, one_of, walk_ops
 from .lower_linear import PANEL_MATMUL
-from ..compiler.quant.packing import unsigned_offset
+from ..core.quant.packing import unsigned_offset
 from .lower_qgemm import QGEMM_DOT_PANEL, QGEMM_DOT_PANEL_SYM, QGEMM_PANEL, QGEMM_PANEL_SYM
 from .matchers import identity_layout, indexing_maps, layout_of, preceding_zero_fill
 from .templates import append_parsed

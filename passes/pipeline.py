@@ -11,7 +11,7 @@ import re
 
 from torch_mlir import ir, passmanager
 
-from ..compiler.errors import QCError
+from ..core.errors import QCError
 from . import REGISTRY
 from .base import PassState
 

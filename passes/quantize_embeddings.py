@@ -25,9 +25,9 @@ import numpy as np
 from torch_mlir import ir
 from torch_mlir.dialects import arith, tensor
 
-from ..compiler.quant import Scheme, quantize_rtn
-from ..compiler.quant.sensitivity import fake_quantize
-from ..compiler.quant.packing import INT4_BLOCK, pack_rows
+from ..core.quant import Scheme, quantize_rtn
+from ..core.quant.sensitivity import fake_quantize
+from ..core.quant.packing import INT4_BLOCK, pack_rows
 from ..dialects.qc import WeightOp
 from .assign_schemes import check_fits
 from .base import ModulePass, PassState

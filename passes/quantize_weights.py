@@ -29,9 +29,9 @@ from __future__ import annotations
 import numpy as np
 from torch_mlir import ir
 
-from ..compiler.errors import QCError
-from ..compiler.quant import Scheme, dequantize, parse_scheme, quantize_awq, quantize_gptq, quantize_rtn
-from ..compiler.quant.awq import output_error
+from ..core.errors import QCError
+from ..core.quant import Scheme, dequantize, parse_scheme, quantize_awq, quantize_gptq, quantize_rtn
+from ..core.quant.awq import output_error
 from ..dialects.qc import DequantizeOp, SchemeAttr, WeightOp
 from .base import ModulePass, Option, PassState, one_of, parse_bool, walk_ops
 from .channel_scale import scale_channels

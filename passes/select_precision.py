@@ -30,11 +30,11 @@ import math
 
 from torch_mlir import ir
 
-from ..compiler.errors import QCError
-from ..compiler.quant import Scheme, all_schemes, fits, parse_scheme
-from ..compiler.quant.latency import LatencyTable, scheme_key, shape_key
-from ..compiler.quant.select import Candidate, Layer, Problem, solve
-from ..compiler.quant.sensitivity import METRICS, proxy_error, table_error
+from ..core.errors import QCError
+from ..core.quant import Scheme, all_schemes, fits, parse_scheme
+from ..core.quant.latency import LatencyTable, scheme_key, shape_key
+from ..core.quant.select import Candidate, Layer, Problem, solve
+from ..core.quant.sensitivity import METRICS, proxy_error, table_error
 from .assign_schemes import parse_pairs, reduction_size
 from .base import ModulePass, Option, PassState, one_of, walk_ops
 from .matchers import embedding_table, scheme_targets, set_scheme, stored_weight, target_name, target_weight

@@ -32,8 +32,8 @@ import numpy as np
 from torch_mlir import ir
 from torch_mlir.dialects import arith
 
-from ..compiler.errors import QCError
-from ..compiler.quant import dequantize, parse_scheme, quantize_rtn
+from ..core.errors import QCError
+from ..core.quant import dequantize, parse_scheme, quantize_rtn
 from .base import ModulePass, Option, PassState, parse_bool, walk_ops
 from .channel_scale import scale_channels
 from .matchers import LAYER_ATTR, body_ops, indexing_maps, layer_name, producer, stored_weight

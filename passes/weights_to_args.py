@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from torch_mlir import ir
 
-from ..compiler.errors import QCError
+from ..core.errors import QCError
 from .base import ModulePass, PassState, set_function_type, walk_ops
 
 

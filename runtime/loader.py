@@ -9,13 +9,13 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..compiler.errors import QCError
-from ..compiler.signature import Signature
+from ..core.errors import QCError
+from ..core.signature import Signature
 
 
 class Call(NamedTuple):
     """One call's arguments: the input arrays (kept alive while the pointers are used), the outputs,
-    and the pointer arrays ``qc_model_run`` takes."""
+    and the pointer arrays the model's run takes."""
 
     inputs: list[np.ndarray]
     outputs: list[np.ndarray]
@@ -23,8 +23,36 @@ class Call(NamedTuple):
     out_ptrs: ctypes.Array
 
 
+class _TensorInfo(ctypes.Structure):
+    _fields_ = [("name", ctypes.c_char_p), ("dtype", ctypes.c_int), ("rank", ctypes.c_int),
+                ("shape", ctypes.POINTER(ctypes.c_int64))]
+
+
+RunFn = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p)
+
+
+class _ModelDef(ctypes.Structure):
+    """``struct qc_model_def`` (include/qc/runtime.h)."""
+
+    _fields_ = [("abi", ctypes.c_int), ("name", ctypes.c_char_p), ("signature", ctypes.c_char_p),
+                ("num_inputs", ctypes.c_int), ("num_outputs", ctypes.c_int),
+                ("inputs", ctypes.POINTER(_TensorInfo)), ("outputs", ctypes.POINTER(_TensorInfo)),
+                ("load", ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_char_p, ctypes.POINTER(ctypes.c_void_p))),
+                ("run", RunFn),
+                ("set_threads", ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int)),
+                ("free", ctypes.CFUNCTYPE(None, ctypes.c_void_p)),
+                ("last_error", ctypes.CFUNCTYPE(ctypes.c_char_p)),
+                ("max_threads", ctypes.CFUNCTYPE(ctypes.c_int))]
+
+
+MODEL_ABI = 1  # QC_MODEL_ABI
+
+
 class Model:
-    def __init__(self, path: str | Path, weights: str | Path | None = None):
+    """A shared model library (``qc-compile --emit so``) and its weights, through the model's
+    ``qc_model_def``: what ``qc_model_open`` does in C, with nothing but ctypes and numpy."""
+
+    def __init__(self, path: str | Path, weights: str | Path | None = None, threads: int | None = None):
         path = Path(path).resolve()
         if not path.exists():
             raise QCError(f"{path}: no such file")
@@ -32,26 +60,43 @@ class Model:
             self._lib = ctypes.CDLL(str(path))
         except OSError as err:
             raise QCError(f"cannot load '{path}': {err}") from None
-        lib = self._lib
-        if not hasattr(lib, "qc_model_signature"):
-            raise QCError(f"'{path}' is not a model qc compiled: it has no qc_model_signature")
-        lib.qc_model_signature.restype = ctypes.c_char_p
-        lib.qc_model_error.restype = ctypes.c_char_p
-        lib.qc_model_load.restype = ctypes.c_void_p
-        lib.qc_model_load.argtypes = [ctypes.c_char_p]
-        lib.qc_model_run.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p]
-        lib.qc_model_free.argtypes = [ctypes.c_void_p]
-        meta = json.loads(lib.qc_model_signature())
-        self.signature = Signature.from_json(meta)
+        if not hasattr(self._lib, "qc_model_entry"):
+            if hasattr(self._lib, "qc_model_signature"):
+                raise QCError(f"'{path}' was compiled by an older qc (before the model ABI): compile it again")
+            raise QCError(f"'{path}' is not a model qc compiled: it has no qc_model_entry")
+        self._lib.qc_model_entry.restype = ctypes.POINTER(_ModelDef)
+        self._def = self._lib.qc_model_entry().contents
+        if self._def.abi != MODEL_ABI:
+            raise QCError(f"'{path}' was compiled for model ABI {self._def.abi}; this runtime reads ABI {MODEL_ABI}: "
+                          "compile it again")
+        self.name = self._def.name.decode()
+        self.signature = Signature.from_json(json.loads(self._def.signature))
         # What run() checks and allocates, resolved once: a decode step calls it per token, often
         # with its code and data evicted by the step before (each Python operation then costs a miss).
         self._inputs = [(t, np.dtype(t.dtype)) for t in self.signature.inputs]
         self._outputs = [(t.shape, np.dtype(t.dtype)) for t in self.signature.outputs]
         self._in_array = ctypes.c_void_p * max(len(self._inputs), 1)
         self._out_array = ctypes.c_void_p * max(len(self._outputs), 1)
-        self._handle = lib.qc_model_load(str(weights).encode() if weights else None)
-        if not self._handle:
-            raise QCError(lib.qc_model_error().decode())
+        self._run = self._def.run
+        handle = ctypes.c_void_p()
+        if self._def.load(str(weights).encode() if weights else None, ctypes.byref(handle)) != 0:
+            raise QCError(self.last_error())
+        self._handle = handle.value
+        if threads is not None:
+            self.threads = threads
+
+    @property
+    def threads(self) -> int:
+        """Threads one run may use (1 ..= the pool's, QC_NUM_THREADS); setting 0 means all."""
+        return getattr(self, "_threads", 0) or self._def.max_threads()
+
+    @threads.setter
+    def threads(self, count: int) -> None:
+        most = self._def.max_threads()
+        if not 0 <= count <= most:
+            raise QCError(f"model '{self.name}': {count} threads asked, the pool has {most} (QC_NUM_THREADS; 0 means all)")
+        self._threads = count
+        self._def.set_threads(self._handle, count)
 
     @property
     def input_names(self) -> list[str]:
@@ -63,15 +108,16 @@ class Model:
 
     @property
     def c_api(self) -> tuple[ctypes._CFuncPtr, int]:
-        """(``qc_model_run``, this model's handle): for callers that time or embed the C API directly."""
-        return self._lib.qc_model_run, self._handle
+        """(the model's run function, this model's state): ``run(state, inputs, outputs)``, 0 on
+        success, for callers that time or embed the C API directly."""
+        return self._run, self._handle
 
     def last_error(self) -> str:
-        return self._lib.qc_model_error().decode()
+        return self._def.last_error().decode()
 
     def prepare(self, inputs: dict[str, np.ndarray]) -> Call:
         """Checks ``inputs`` against the signature and allocates the outputs: the arguments of one
-        ``qc_model_run``."""
+        run of the model."""
         if len(inputs) != len(self._inputs) or any(t.name not in inputs for t, _ in self._inputs):
             missing = [t.name for t, _ in self._inputs if t.name not in inputs]
             extra = sorted(set(inputs) - set(self.input_names))
@@ -91,15 +137,15 @@ class Model:
 
     def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         call = self.prepare(inputs)
-        if self._lib.qc_model_run(self._handle, call.in_ptrs, call.out_ptrs) != 0:
+        if self._run(self._handle, call.in_ptrs, call.out_ptrs) != 0:
             raise QCError(self.last_error())
         return dict(zip(self.output_names, call.outputs))
 
     def __del__(self):
         if getattr(self, "_handle", None):
-            self._lib.qc_model_free(self._handle)
+            self._def.free(self._handle)
             self._handle = None
 
 
-def load(path: str | Path, weights: str | Path | None = None) -> Model:
-    return Model(path, weights)
+def load(path: str | Path, weights: str | Path | None = None, threads: int | None = None) -> Model:
+    return Model(path, weights, threads)

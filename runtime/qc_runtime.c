@@ -1,6 +1,6 @@
-/* qc runtime: see qc_runtime.h. */
+/* qc runtime support: see qc_support.h. */
 #define _GNU_SOURCE
-#include "qc_runtime.h"
+#include "qc_support.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -243,20 +243,30 @@ int qc_num_threads(void) {
   return pool.nthreads;
 }
 
+static __thread int thread_limit;
+
+int qc_thread_limit(int threads) {
+  int previous = thread_limit;
+  thread_limit = threads;
+  return previous;
+}
+
 void qc_parallel_for(qc_task_fn fn, void *ctx, int64_t n) {
   static pthread_mutex_t serial = PTHREAD_MUTEX_INITIALIZER;
   int threads = qc_num_threads();
-  if (threads == 1 || n <= 1) {
+  if (thread_limit > 0 && thread_limit < threads) threads = thread_limit;
+  /* One parallel region at a time; a caller that finds the pool busy (another thread's run, or
+     this one's: a task that splits again) does its work itself rather than wait. */
+  if (threads == 1 || n <= 1 || pthread_mutex_trylock(&serial) != 0) {
     fn(ctx, 0, n);
     return;
   }
-  pthread_mutex_lock(&serial); /* one parallel region at a time */
   avoid_caller_cpu();
   pthread_mutex_lock(&pool.lock);
   pool.fn = fn;
   pool.ctx = ctx;
   pool.n = n;
-  pool.chunks = n < threads ? n : threads;
+  pool.chunks = n < threads ? n : threads; /* workers beyond the limit find no chunk */
   pool.next_chunk = 0;
   pool.finished = 0;
   __atomic_add_fetch(&pool.generation, 1, __ATOMIC_RELEASE);

@@ -6,12 +6,12 @@ import argparse
 import sys
 
 from ..compiler.api import EMITS, CompileOptions, compile, read_overrides
-from ..compiler.calibration import Statistics
-from ..compiler.quant.sensitivity import METRICS
+from ..core.calibration import Statistics
+from ..core.quant.sensitivity import METRICS
 from ..passes.quantize_weights import ACTIVATIONS, METHODS
 from ..passes.smooth import parse_alpha
-from ..compiler.errors import QCError
-from ..compiler.signature import parse_shape_overrides
+from ..core.errors import QCError
+from ..core.signature import parse_shape_overrides
 from .cli import ArgumentParser
 
 
@@ -37,7 +37,10 @@ def main(argv: list[str] | None = None) -> int:
     p = ArgumentParser(prog="qc-compile", description="Compile a model with qc.")
     p.add_argument("model", help="model.onnx or model.mlir (with func.func @main)")
     p.add_argument("-o", dest="output", required=True, help="output path")
-    p.add_argument("--emit", default="so", choices=EMITS, help="what to produce (default: so)")
+    p.add_argument("--emit", default="so", choices=EMITS,
+                   help="what to produce (default: so); static: an archive holding the weights too")
+    p.add_argument("--name", help="the model's C name: <name>_model(), <name>_run(), <name>.h "
+                                  "(default: the output's file name)")
     p.add_argument("--shape", action="append", metavar="NAME=DxD", help="fix an input's shape, e.g. input_ids=1x128")
     p.add_argument("--target-cpu", help="LLVM CPU name (default: this host), e.g. haswell, znver3")
     p.add_argument("--target-features", help="LLVM feature string, e.g. +avx2,+fma (default: the CPU's)")
@@ -78,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     try:
         options = CompileOptions(
-            emit=args.emit, shapes=parse_shape_overrides(args.shape), target_cpu=args.target_cpu,
+            emit=args.emit, name=args.name, shapes=parse_shape_overrides(args.shape), target_cpu=args.target_cpu,
             target_features=args.target_features, weights=args.weights, scheme=args.scheme,
             overrides=read_overrides(args.scheme_overrides), method=args.method, calibration=args.calib,
             stats=Statistics.load(args.stats) if args.stats else None, save_stats=args.save_stats,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from ..compiler.errors import QCError
+from ..core.errors import QCError
 from ..compiler.opt import OptOptions, read_input, run_opt
 from ..passes import REGISTRY
 from .cli import ArgumentParser

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..compiler.errors import QCError, make_folder
+from ..core.errors import QCError, make_folder
 from ..runtime import load
 from .cli import ArgumentParser
 
@@ -18,9 +18,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--input", action="append", default=[], metavar="NAME=FILE.npy", help="an input (repeat per input)")
     p.add_argument("--output-dir", default=".", help="where to write <output name>.npy")
     p.add_argument("--weights", help="weight blob (default: beside the library)")
+    p.add_argument("--threads", type=int, help="threads of the run (default: the pool's, QC_NUM_THREADS)")
     args = p.parse_args(argv)
     try:
-        model = load(args.model, args.weights)
+        model = load(args.model, args.weights, args.threads)
         feeds = {}
         for item in args.input:
             name, sep, path = item.partition("=")

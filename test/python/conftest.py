@@ -1,6 +1,7 @@
 """Shared, session-scoped fixtures: models are exported and compiled once per run."""
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -60,3 +61,27 @@ def run_example(library, workdir, tag: str, seed: int):
     proc = run("qc-run", library, "--input", f"x={workdir / f'{tag}.npy'}", "--output-dir", workdir / tag)
     assert proc.returncode == 0, proc.stderr
     return np.load(workdir / tag / "probs.npy"), ort.InferenceSession(str(EXAMPLE)).run(None, {"x": x})[0]
+
+
+# The environment's qc-compile, cmake, ctest and ninja (pinned in the [test] extra).
+CMAKE_ENV = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+
+
+def tool(name: str) -> str:
+    return shutil.which(name, path=CMAKE_ENV["PATH"])
+
+
+def cmake(*args, cwd=None):
+    proc = subprocess.run([tool("cmake"), *map(str, args)], capture_output=True, text=True, env=CMAKE_ENV, cwd=cwd)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc.stdout
+
+
+@pytest.fixture(scope="session")
+def top_build(tmp_path_factory):
+    """qc's own CMakeLists.txt configured and built (Ninja) and installed into a prefix."""
+    root = tmp_path_factory.mktemp("cmake")
+    cmake("-G", "Ninja", "-S", REPO, "-B", root / "build", f"-DSTORIES_BIN={SHARED_MODELS / 'stories260K.bin'}")
+    cmake("--build", root / "build")
+    cmake("--install", root / "build", "--prefix", root / "prefix")
+    return root

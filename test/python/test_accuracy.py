@@ -5,7 +5,7 @@ import pytest
 import torch
 
 import qc
-from qc.compiler.calibration import Statistics
+from qc.core.calibration import Statistics
 
 BATCH, SEQ = 16, 128  # 2,048 next-token positions
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from conftest import EXAMPLE, run, run_example
 
-from qc.compiler.calibration import Statistics
+from qc.core.calibration import Statistics
 from qc.compiler.codegen import Target
 
 # Layers take the ONNX node names: fc1, fc2.

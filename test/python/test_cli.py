@@ -169,7 +169,7 @@ def test_unusable_paths_are_clear_errors(example_so, workdir):
         (("qc-compile", EXAMPLE, "-o", workdir / "c.so", "--scheme", "w8a8", "--calib", npy),
          f"calibration data '{npy}' is one array; give a .npz with one array per model input (x)"),
         (("qc-run", np.__file__.replace("__init__.py", "_core/_multiarray_umath" + __import__("sysconfig").get_config_var("EXT_SUFFIX"))),
-         "is not a model qc compiled: it has no qc_model_signature"),
+         "is not a model qc compiled: it has no qc_model_entry"),
     ]
     for args, message in cases:
         proc = run(*args)

@@ -8,10 +8,10 @@ from torch import nn
 
 import qc
 from qc.compiler.codegen import Target, host_cpu
-from qc.compiler.errors import QCError
-from qc.compiler.quant import dequantize, parse_scheme, quantize_awq, quantize_gptq, quantize_rtn
-from qc.compiler.quant.awq import output_error
-from qc.compiler.quant.packing import PanelLayout, pack_rows, unpack_rows
+from qc.core.errors import QCError
+from qc.core.quant import dequantize, parse_scheme, quantize_awq, quantize_gptq, quantize_rtn
+from qc.core.quant.awq import output_error
+from qc.core.quant.packing import PanelLayout, pack_rows, unpack_rows
 
 
 @pytest.fixture(scope="module")

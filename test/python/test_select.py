@@ -11,11 +11,11 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 import qc
-from qc.compiler.calibration import Statistics
-from qc.compiler.errors import QCError
-from qc.compiler.quant import parse_scheme
-from qc.compiler.quant.select import Candidate, Infeasible, Layer, Problem, greedy, solve
-from qc.compiler.quant.sensitivity import fake_quantize
+from qc.core.calibration import Statistics
+from qc.core.errors import QCError
+from qc.core.quant import parse_scheme
+from qc.core.quant.select import Candidate, Infeasible, Layer, Problem, greedy, solve
+from qc.core.quant.sensitivity import fake_quantize
 
 from conftest import EXAMPLE, run
 
@@ -215,7 +215,7 @@ def test_latency_budget_is_checked_on_the_built_model(emb, workdir, monkeypatch)
     showed and the ILP solves again; when nothing faster remains, or every layer is already f32, the
     closest selection stays and the miss is a warning, not silence."""
     from qc.compiler import selection
-    from qc.compiler.quant.latency import LatencyTable, scheme_key
+    from qc.core.quant.latency import LatencyTable, scheme_key
     from qc.passes.select_precision import linear_shape
 
     path, _, _ = emb
@@ -299,7 +299,7 @@ def test_selection_mistakes_are_clear_errors(workdir, args, message):
 def test_measured_sensitivity_is_the_compiled_layers_error(workdir, scheme):
     """The probe's number for (fc1, scheme), int8 activations included, equals the output error of
     the example MLP compiled with only fc1 at that scheme, on the same samples."""
-    from qc.compiler.quant.sensitivity import output_error
+    from qc.core.quant.sensitivity import output_error
 
     x = np.random.default_rng(3).standard_normal((6, 4, 64)).astype(np.float32)
     samples = [{"x": s} for s in x]

@@ -14,9 +14,9 @@ import sys
 import numpy as np
 from safetensors.numpy import save_file
 
-from qc.compiler.calibration import LayerStats, Statistics
-from qc.compiler.quant import all_schemes
-from qc.compiler.quant.latency import LatencyTable
+from qc.core.calibration import LayerStats, Statistics
+from qc.core.quant import all_schemes
+from qc.core.quant.latency import LatencyTable
 
 out = sys.argv[1]
 rng = np.random.default_rng(0)

@@ -11,7 +11,7 @@ import sys
 import numpy as np
 from safetensors.numpy import load_file, save_file
 
-from qc.compiler.calibration import LayerStats, Statistics
+from qc.core.calibration import LayerStats, Statistics
 
 if sys.argv[1] == "write":
     rng = np.random.default_rng(0)

@@ -1,6 +1,7 @@
-/* qc runtime: weight mapping, a thread pool for generated kernels, .npy I/O. */
-#ifndef QC_RUNTIME_H
-#define QC_RUNTIME_H
+/* What generated code and a model's glue call: weight mapping, the thread pool, buffers, .npy I/O.
+   (Programs use qc/runtime.h.) */
+#ifndef QC_SUPPORT_H
+#define QC_SUPPORT_H
 #include <stddef.h>
 #include <stdint.h>
 
@@ -21,10 +22,14 @@ void qc_unmap_weights(const uint8_t *base, size_t size);
 int qc_require_amx(void);
 
 /* Run fn(ctx, begin, end) over [0, n) split across the pool (QC_NUM_THREADS, default: cores;
-   workers pinned one per CPU unless QC_PIN_THREADS=0). */
+   workers pinned one per CPU unless QC_PIN_THREADS=0).
+   A call made while the pool runs another call's work (another thread's run, or a task) runs
+   serially on its own thread. */
 typedef void (*qc_task_fn)(void *ctx, int64_t begin, int64_t end);
 void qc_parallel_for(qc_task_fn fn, void *ctx, int64_t n);
 int qc_num_threads(void);
+/* The most threads this thread's qc_parallel_for calls use (0: all); returns the previous limit. */
+int qc_thread_limit(int threads);
 
 /* Buffers of generated code (MLIR's generic allocation functions); freed blocks are reused by size. */
 void *_mlir_memref_to_llvm_alloc(uint64_t size);

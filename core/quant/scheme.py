@@ -5,12 +5,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from ..errors import QCError
 from .packing import PanelLayout
 
-from ...dialects.qc import SCHEMES
-from ..errors import QCError
-
-SCHEME_NAMES = SCHEMES
+# Schemes a layer can be given (DESIGN.md, "#qc.scheme").
+SCHEMES = (
+    "f32", "f16", "w8a8", "w8a16",
+    "w4a16-g32", "w4a16-g64", "w4a16-g128", "w4a8-g32", "w4a8-g64", "w4a8-g128",
+)
 
 
 @dataclass(frozen=True)
@@ -70,7 +72,7 @@ class Scheme:
 def all_schemes() -> list[Scheme]:
     """Every scheme qc has kernels for: each name of ``SCHEMES``, the integer ones sym and asym."""
     out = []
-    for name in SCHEME_NAMES:
+    for name in SCHEMES:
         out.append(parse_scheme(name))
         if name not in ("f32", "f16"):
             out.append(parse_scheme(name + "-asym"))
@@ -92,8 +94,8 @@ def fits(scheme: Scheme, k: int, gather: bool = False) -> str | None:
 def parse_scheme(text: str) -> Scheme:
     """``w4a16-g128`` / ``w8a8`` / ``w4a16-g32-asym`` / ``f16`` / ``f32`` -> Scheme."""
     m = re.fullmatch(r"(f32|f16|w(4|8)a(8|16)(?:-g(\d+))?)(?:-(sym|asym))?", text.strip())
-    if not m or m.group(1) not in SCHEME_NAMES or (m.group(1) in ("f32", "f16") and m.group(5) == "asym"):
-        raise QCError(f"unknown scheme '{text}'; expected one of {', '.join(SCHEME_NAMES)} "
+    if not m or m.group(1) not in SCHEMES or (m.group(1) in ("f32", "f16") and m.group(5) == "asym"):
+        raise QCError(f"unknown scheme '{text}'; expected one of {', '.join(SCHEMES)} "
                       "(the integer ones optionally with -asym)")
     if m.group(1) == "f32":
         return Scheme(0, 0, 32)

@@ -1,0 +1,115 @@
+/* qc runtime: load and run models compiled by qc, from C or C++.
+
+   A model is either linked in (qc-compile --emit static, or qc_add_model in CMake: its generated
+   header declares `const qc_model_def *<name>_model(void)`) or a shared library opened at run time
+   (qc-compile --emit so).  Both give a qc_model handle:
+
+       qc_model *m;
+       if (qc_model_open("minilm.so", NULL, &m) != QC_OK) { fprintf(stderr, "%s\n", qc_last_error()); ... }
+       int ids = qc_model_input_index(m, "input_ids");          // -1 if there is no such input
+       const qc_tensor_info *t = qc_model_input(m, ids);        // name, dtype, rank, shape
+       const void *inputs[] = {...};  void *outputs[] = {...};  // one contiguous buffer per tensor
+       qc_model_run(m, inputs, outputs);
+       qc_model_free(m);
+
+   Every function reports failure through its result (a qc_status, NULL or -1) and leaves a message
+   for qc_last_error(); none aborts.  A handle may be run from several threads at once, each call
+   with its own input and output buffers; the weights are shared and read-only. */
+#ifndef QC_RUNTIME_PUBLIC_H
+#define QC_RUNTIME_PUBLIC_H
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define QC_RUNTIME_VERSION "0.1.0"
+
+typedef enum qc_status {
+  QC_OK = 0,
+  QC_ERROR_INVALID_ARGUMENT = 1, /* a NULL handle, an index out of range, a bad thread count */
+  QC_ERROR_IO = 2,               /* a library or weight file that cannot be opened or read */
+  QC_ERROR_INVALID_MODEL = 3,    /* not a model qc compiled, or one from an incompatible qc */
+  QC_ERROR_UNSUPPORTED = 4,      /* the model needs what this machine lacks (e.g. AMX tiles) */
+} qc_status;
+
+typedef enum qc_dtype {
+  QC_FLOAT32 = 0, QC_FLOAT64 = 1, QC_FLOAT16 = 2, QC_INT64 = 3, QC_INT32 = 4, QC_INT8 = 5, QC_UINT8 = 6,
+  QC_BOOL = 7,
+} qc_dtype;
+
+typedef struct qc_tensor_info {
+  const char *name;
+  qc_dtype dtype;
+  int rank;
+  const int64_t *shape; /* rank dims, row-major, contiguous */
+} qc_tensor_info;
+
+typedef struct qc_model qc_model;
+typedef struct qc_model_def qc_model_def;
+
+/* The message of this thread's last failure ("" if none; never NULL). */
+const char *qc_last_error(void);
+const char *qc_status_name(qc_status status);
+
+/* A shared model library (qc-compile --emit so).  weights_path NULL: the .qcw beside the library.
+   The library stays loaded while the handle lives. */
+qc_status qc_model_open(const char *library_path, const char *weights_path, qc_model **model);
+/* A model linked into this program (its <name>_model()).  weights_path NULL: the weights embedded
+   in the program (static models), or the .qcw beside the library that holds the model. */
+qc_status qc_model_load(const qc_model_def *def, const char *weights_path, qc_model **model);
+void qc_model_free(qc_model *model);
+
+const char *qc_model_name(const qc_model *model);
+int qc_model_num_inputs(const qc_model *model);
+int qc_model_num_outputs(const qc_model *model);
+/* NULL (and the error set) when index is out of range. */
+const qc_tensor_info *qc_model_input(const qc_model *model, int index);
+const qc_tensor_info *qc_model_output(const qc_model *model, int index);
+/* -1 (and the error set, naming the tensors there are) when there is no tensor of that name. */
+int qc_model_input_index(const qc_model *model, const char *name);
+int qc_model_output_index(const qc_model *model, const char *name);
+/* JSON: {"inputs": [{"name", "shape", "dtype"}...], "outputs": [...], ...} */
+const char *qc_model_signature(const qc_model *model);
+
+size_t qc_dtype_size(qc_dtype dtype);
+const char *qc_dtype_name(qc_dtype dtype); /* "float32", ... (numpy's names) */
+size_t qc_tensor_elements(const qc_tensor_info *tensor);
+size_t qc_tensor_bytes(const qc_tensor_info *tensor);
+
+/* Threads one run of this handle may use: 1 ..= qc_max_threads() (the process's pool:
+   QC_NUM_THREADS, default the CPUs); 0 = all.  A call that finds the pool busy with another
+   call runs on its own thread. */
+qc_status qc_model_set_num_threads(qc_model *model, int threads);
+int qc_model_num_threads(const qc_model *model);
+int qc_max_threads(void);
+
+/* inputs[i] / outputs[i]: a contiguous buffer of qc_tensor_bytes(input i / output i) bytes. */
+qc_status qc_model_run(qc_model *model, const void *const *inputs, void *const *outputs);
+
+/* ---- what a compiled model exports (the runtime reads it; callers use the functions above) ---- */
+
+#define QC_MODEL_ABI 1
+
+struct qc_model_def {
+  int abi;                     /* QC_MODEL_ABI */
+  const char *name;            /* the C name it was compiled with */
+  const char *signature;       /* JSON, as qc_model_signature */
+  int num_inputs, num_outputs;
+  const qc_tensor_info *inputs, *outputs;
+  int (*load)(const char *weights_path, void **state); /* a qc_status; the message in last_error */
+  int (*run)(void *state, const void *const *inputs, void *const *outputs); /* 0 on success */
+  void (*set_threads)(void *state, int threads);
+  void (*free)(void *state);
+  const char *(*last_error)(void); /* the model's own messages (a shared model has its own runtime) */
+  int (*max_threads)(void);
+};
+
+/* The symbol a shared model library exports for qc_model_open. */
+#define QC_MODEL_ENTRY "qc_model_entry"
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,186 @@
+/* qc runtime: the public C API (qc/runtime.h) over the qc_model_def a compiled model exports. */
+#define _GNU_SOURCE
+#include "qc/runtime.h"
+
+#include <dlfcn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "qc_support.h"
+
+struct qc_model {
+  const qc_model_def *def;
+  void *state;   /* the model's weights */
+  void *library; /* dlopen handle of a shared model, or NULL */
+  int threads;
+};
+
+const char *qc_status_name(qc_status status) {
+  switch (status) {
+    case QC_OK: return "ok";
+    case QC_ERROR_INVALID_ARGUMENT: return "invalid argument";
+    case QC_ERROR_IO: return "i/o error";
+    case QC_ERROR_INVALID_MODEL: return "invalid model";
+    case QC_ERROR_UNSUPPORTED: return "unsupported";
+  }
+  return "unknown status";
+}
+
+static qc_status fail(qc_status status, const char *fmt, const char *arg) {
+  qc_set_error(fmt, arg);
+  return status;
+}
+
+qc_status qc_model_load(const qc_model_def *def, const char *weights_path, qc_model **model) {
+  if (!model) return fail(QC_ERROR_INVALID_ARGUMENT, "qc_model_load: model is NULL%s", "");
+  *model = NULL;
+  if (!def) return fail(QC_ERROR_INVALID_ARGUMENT, "qc_model_load: def is NULL%s", "");
+  if (def->abi != QC_MODEL_ABI) {
+    qc_set_error("model '%s' was compiled for model ABI %d; this runtime (qc %s) reads ABI %d: compile it again",
+                 def->name, def->abi, QC_RUNTIME_VERSION, QC_MODEL_ABI);
+    return QC_ERROR_INVALID_MODEL;
+  }
+  qc_model *m = calloc(1, sizeof *m);
+  if (!m) return fail(QC_ERROR_IO, "out of memory%s", "");
+  m->def = def;
+  int status = def->load(weights_path, &m->state);
+  if (status != QC_OK) {
+    qc_set_error("%s", def->last_error());
+    free(m);
+    return (qc_status)status;
+  }
+  *model = m;
+  return QC_OK;
+}
+
+qc_status qc_model_open(const char *library_path, const char *weights_path, qc_model **model) {
+  if (!model) return fail(QC_ERROR_INVALID_ARGUMENT, "qc_model_open: model is NULL%s", "");
+  *model = NULL;
+  if (!library_path) return fail(QC_ERROR_INVALID_ARGUMENT, "qc_model_open: library_path is NULL%s", "");
+  void *lib = dlopen(library_path, RTLD_NOW | RTLD_LOCAL);
+  if (!lib) return fail(QC_ERROR_IO, "cannot load model library: %s", dlerror());
+  const qc_model_def *(*entry)(void) = (const qc_model_def *(*)(void))dlsym(lib, QC_MODEL_ENTRY);
+  if (!entry) {
+    int older = dlsym(lib, "qc_model_signature") != NULL;
+    dlclose(lib);
+    return fail(QC_ERROR_INVALID_MODEL,
+                older ? "'%s' was compiled by an older qc (before the model ABI): compile it again"
+                      : "'%s' is not a model qc compiled: it has no " QC_MODEL_ENTRY, library_path);
+  }
+  qc_status status = qc_model_load(entry(), weights_path, model);
+  if (status != QC_OK) {
+    dlclose(lib);
+    return status;
+  }
+  (*model)->library = lib;
+  return QC_OK;
+}
+
+void qc_model_free(qc_model *model) {
+  if (!model) return;
+  model->def->free(model->state);
+  if (model->library) dlclose(model->library);
+  free(model);
+}
+
+const char *qc_model_name(const qc_model *model) { return model ? model->def->name : NULL; }
+int qc_model_num_inputs(const qc_model *model) { return model ? model->def->num_inputs : -1; }
+int qc_model_num_outputs(const qc_model *model) { return model ? model->def->num_outputs : -1; }
+const char *qc_model_signature(const qc_model *model) { return model ? model->def->signature : NULL; }
+
+static const qc_tensor_info *tensor_at(const qc_model *model, int index, int output) {
+  if (!model) {
+    qc_set_error("the model handle is NULL");
+    return NULL;
+  }
+  int count = output ? model->def->num_outputs : model->def->num_inputs;
+  if (index < 0 || index >= count) {
+    qc_set_error("model '%s' has %d %s%s; there is no index %d", model->def->name, count,
+                 output ? "output" : "input", count == 1 ? "" : "s", index);
+    return NULL;
+  }
+  return output ? &model->def->outputs[index] : &model->def->inputs[index];
+}
+
+const qc_tensor_info *qc_model_input(const qc_model *model, int index) { return tensor_at(model, index, 0); }
+const qc_tensor_info *qc_model_output(const qc_model *model, int index) { return tensor_at(model, index, 1); }
+
+static int index_of(const qc_model *model, const char *name, int output) {
+  if (!model || !name) {
+    qc_set_error("qc_model_%s_index: %s is NULL", output ? "output" : "input", model ? "name" : "model");
+    return -1;
+  }
+  int count = output ? model->def->num_outputs : model->def->num_inputs;
+  const qc_tensor_info *tensors = output ? model->def->outputs : model->def->inputs;
+  char names[768] = "";
+  size_t used = 0;
+  for (int i = 0; i < count; i++) {
+    if (strcmp(tensors[i].name, name) == 0) return i;
+    used += (size_t)snprintf(names + used, used < sizeof names ? sizeof names - used : 0, "%s'%s'", i ? ", " : "",
+                             tensors[i].name);
+  }
+  qc_set_error("model '%s' has no %s named '%s'; its %ss: %s", model->def->name, output ? "output" : "input", name,
+               output ? "output" : "input", names);
+  return -1;
+}
+
+int qc_model_input_index(const qc_model *model, const char *name) { return index_of(model, name, 0); }
+int qc_model_output_index(const qc_model *model, const char *name) { return index_of(model, name, 1); }
+
+size_t qc_dtype_size(qc_dtype dtype) {
+  static const size_t sizes[] = {4, 8, 2, 8, 4, 1, 1, 1};
+  return (unsigned)dtype < sizeof sizes / sizeof *sizes ? sizes[dtype] : 0;
+}
+
+const char *qc_dtype_name(qc_dtype dtype) {
+  static const char *names[] = {"float32", "float64", "float16", "int64", "int32", "int8", "uint8", "bool"};
+  return (unsigned)dtype < sizeof names / sizeof *names ? names[dtype] : "unknown";
+}
+
+size_t qc_tensor_elements(const qc_tensor_info *tensor) {
+  size_t n = 1;
+  for (int i = 0; tensor && i < tensor->rank; i++) n *= (size_t)tensor->shape[i];
+  return tensor ? n : 0;
+}
+
+size_t qc_tensor_bytes(const qc_tensor_info *tensor) {
+  return tensor ? qc_tensor_elements(tensor) * qc_dtype_size(tensor->dtype) : 0;
+}
+
+int qc_max_threads(void) { return qc_num_threads(); }
+
+qc_status qc_model_set_num_threads(qc_model *model, int threads) {
+  if (!model) return fail(QC_ERROR_INVALID_ARGUMENT, "qc_model_set_num_threads: model is NULL%s", "");
+  int most = model->def->max_threads();
+  if (threads < 0 || threads > most) {
+    qc_set_error("model '%s': %d threads asked, the pool has %d (QC_NUM_THREADS; 0 means all)", model->def->name,
+                 threads, most);
+    return QC_ERROR_INVALID_ARGUMENT;
+  }
+  model->threads = threads;
+  model->def->set_threads(model->state, threads);
+  return QC_OK;
+}
+
+int qc_model_num_threads(const qc_model *model) {
+  if (!model) return -1;
+  return model->threads ? model->threads : model->def->max_threads();
+}
+
+qc_status qc_model_run(qc_model *model, const void *const *inputs, void *const *outputs) {
+  if (!model) return fail(QC_ERROR_INVALID_ARGUMENT, "qc_model_run: model is NULL%s", "");
+  if ((!inputs && model->def->num_inputs) || (!outputs && model->def->num_outputs))
+    return fail(QC_ERROR_INVALID_ARGUMENT, "qc_model_run: %s is NULL", !outputs ? "outputs" : "inputs");
+  for (int i = 0; i < model->def->num_inputs; i++)
+    if (!inputs[i]) return fail(QC_ERROR_INVALID_ARGUMENT, "qc_model_run: the buffer of input '%s' is NULL",
+                                model->def->inputs[i].name);
+  for (int i = 0; i < model->def->num_outputs; i++)
+    if (!outputs[i]) return fail(QC_ERROR_INVALID_ARGUMENT, "qc_model_run: the buffer of output '%s' is NULL",
+                                 model->def->outputs[i].name);
+  if (model->def->run(model->state, inputs, outputs) != 0) {
+    qc_set_error("%s", model->def->last_error());
+    return QC_ERROR_INVALID_ARGUMENT;
+  }
+  return QC_OK;
+}
