@@ -27,22 +27,20 @@ const char *qc_status_name(qc_status status) {
   return "unknown status";
 }
 
-static qc_status fail(qc_status status, const char *fmt, const char *arg) {
-  qc_set_error(fmt, arg);
-  return status;
-}
+/* Sets the error message (printf-style) and evaluates to status. */
+#define FAIL(status, ...) (qc_set_error(__VA_ARGS__), (status))
 
 qc_status qc_model_load(const qc_model_def *def, const char *weights_path, qc_model **model) {
-  if (!model) return fail(QC_ERROR_INVALID_ARGUMENT, "qc_model_load: model is NULL%s", "");
+  if (!model) return FAIL(QC_ERROR_INVALID_ARGUMENT, "qc_model_load: model is NULL");
   *model = NULL;
-  if (!def) return fail(QC_ERROR_INVALID_ARGUMENT, "qc_model_load: def is NULL%s", "");
+  if (!def) return FAIL(QC_ERROR_INVALID_ARGUMENT, "qc_model_load: def is NULL");
   if (def->abi != QC_MODEL_ABI) {
     qc_set_error("model '%s' was compiled for model ABI %d; this runtime (qc %s) reads ABI %d: compile it again",
                  def->name, def->abi, QC_RUNTIME_VERSION, QC_MODEL_ABI);
     return QC_ERROR_INVALID_MODEL;
   }
   qc_model *m = calloc(1, sizeof *m);
-  if (!m) return fail(QC_ERROR_IO, "out of memory%s", "");
+  if (!m) return FAIL(QC_ERROR_IO, "out of memory");
   m->def = def;
   int status = def->load(weights_path, &m->state);
   if (status != QC_OK) {
@@ -55,16 +53,16 @@ qc_status qc_model_load(const qc_model_def *def, const char *weights_path, qc_mo
 }
 
 qc_status qc_model_open(const char *library_path, const char *weights_path, qc_model **model) {
-  if (!model) return fail(QC_ERROR_INVALID_ARGUMENT, "qc_model_open: model is NULL%s", "");
+  if (!model) return FAIL(QC_ERROR_INVALID_ARGUMENT, "qc_model_open: model is NULL");
   *model = NULL;
-  if (!library_path) return fail(QC_ERROR_INVALID_ARGUMENT, "qc_model_open: library_path is NULL%s", "");
+  if (!library_path) return FAIL(QC_ERROR_INVALID_ARGUMENT, "qc_model_open: library_path is NULL");
   void *lib = dlopen(library_path, RTLD_NOW | RTLD_LOCAL);
-  if (!lib) return fail(QC_ERROR_IO, "cannot load model library: %s", dlerror());
+  if (!lib) return FAIL(QC_ERROR_IO, "cannot load model library: %s", dlerror());
   const qc_model_def *(*entry)(void) = (const qc_model_def *(*)(void))dlsym(lib, QC_MODEL_ENTRY);
   if (!entry) {
     int older = dlsym(lib, "qc_model_signature") != NULL;
     dlclose(lib);
-    return fail(QC_ERROR_INVALID_MODEL,
+    return FAIL(QC_ERROR_INVALID_MODEL,
                 older ? "'%s' was compiled by an older qc (before the model ABI): compile it again"
                       : "'%s' is not a model qc compiled: it has no " QC_MODEL_ENTRY, library_path);
   }
@@ -151,7 +149,7 @@ size_t qc_tensor_bytes(const qc_tensor_info *tensor) {
 int qc_max_threads(void) { return qc_num_threads(); }
 
 qc_status qc_model_set_num_threads(qc_model *model, int threads) {
-  if (!model) return fail(QC_ERROR_INVALID_ARGUMENT, "qc_model_set_num_threads: model is NULL%s", "");
+  if (!model) return FAIL(QC_ERROR_INVALID_ARGUMENT, "qc_model_set_num_threads: model is NULL");
   int most = model->def->max_threads();
   if (threads < 0 || threads > most) {
     qc_set_error("model '%s': %d threads asked, the pool has %d (QC_NUM_THREADS; 0 means all)", model->def->name,
@@ -169,14 +167,14 @@ int qc_model_num_threads(const qc_model *model) {
 }
 
 qc_status qc_model_run(qc_model *model, const void *const *inputs, void *const *outputs) {
-  if (!model) return fail(QC_ERROR_INVALID_ARGUMENT, "qc_model_run: model is NULL%s", "");
+  if (!model) return FAIL(QC_ERROR_INVALID_ARGUMENT, "qc_model_run: model is NULL");
   if ((!inputs && model->def->num_inputs) || (!outputs && model->def->num_outputs))
-    return fail(QC_ERROR_INVALID_ARGUMENT, "qc_model_run: %s is NULL", !outputs ? "outputs" : "inputs");
+    return FAIL(QC_ERROR_INVALID_ARGUMENT, "qc_model_run: %s is NULL", !outputs ? "outputs" : "inputs");
   for (int i = 0; i < model->def->num_inputs; i++)
-    if (!inputs[i]) return fail(QC_ERROR_INVALID_ARGUMENT, "qc_model_run: the buffer of input '%s' is NULL",
+    if (!inputs[i]) return FAIL(QC_ERROR_INVALID_ARGUMENT, "qc_model_run: the buffer of input '%s' is NULL",
                                 model->def->inputs[i].name);
   for (int i = 0; i < model->def->num_outputs; i++)
-    if (!outputs[i]) return fail(QC_ERROR_INVALID_ARGUMENT, "qc_model_run: the buffer of output '%s' is NULL",
+    if (!outputs[i]) return FAIL(QC_ERROR_INVALID_ARGUMENT, "qc_model_run: the buffer of output '%s' is NULL",
                                  model->def->outputs[i].name);
   if (model->def->run(model->state, inputs, outputs) != 0) {
     qc_set_error("%s", model->def->last_error());
