@@ -19,7 +19,9 @@ starts at ``t * s`` and spans what the window reads), the op moves into a kernel
     }
 
 and is replaced by ``func.call @qc_ppar_N(%a, %b, %c)``, a trampoline (qc-microkernels'
-mechanism, see compiler/artifacts.py) that spreads the tasks over the pool.  The slices keep
+mechanism, see passes/trampoline.py) that spreads the tasks over the pool.  Ops that outline to
+the same kernel (a model's repeated layers) share one ``@qc_pk_N`` and, splitting as many tasks,
+one trampoline.  The slices keep
 static shapes and the arguments are ``noalias`` when the operands are distinct buffers
 (qc-noalias-args carries that to their data pointers after lowering), so LLVM vectorizes the
 kernel's loops as it did in place.  ``d`` is the outermost parallel dim
@@ -182,7 +184,7 @@ class Parallelize(ModulePass):
 
     def run(self, module: ir.Operation, state: PassState) -> None:
         body = module.regions[0].blocks[0]
-        count = 0
+        outlined = _Outlined(body)
         for op in walk_ops(module, "linalg.generic"):
             work = max(math.prod(ir.MemRefType(v.type).shape) for v in op.operands)
             if op.parent.name != "func.func" or work < self.options["min-work"]:
@@ -205,46 +207,71 @@ class Parallelize(ModulePass):
             else:
                 if any(b in args for b in captured.buffers):
                     continue  # the body loads from an operand's buffer: leave it whole, in place
-                self._outline(op, body, f"qc_pk_{count}", f"qc_ppar_{count}", args + captured.buffers,
-                              arg_pos + [None] * len(captured.buffers), captured.constants, captured.buffers, dim,
-                              _dim_sizes(op)[dim])
-                count += 1
+                outlined.replace(op, args + captured.buffers, arg_pos + [None] * len(captured.buffers),
+                                 captured.constants, captured.buffers, dim, _dim_sizes(op)[dim])
 
-    @staticmethod
-    def _outline(op: ir.Operation, body: ir.Block, kernel: str, trampoline: str, args: list[ir.Value],
-                 positions: list[Slot | None], consts: list[ir.Operation], buffers: list[ir.Value], dim: int,
-                 tasks: int) -> None:
-        ctx = body.owner.context
-        index = ir.IndexType.get(ctx)
-        types = [v.type for v in args]
-        with ir.InsertionPoint(body), op.location:
-            fn = func.FuncOp(kernel, (types + [index, index], []))
-            fn.attributes["llvm.emit_c_interface"] = ir.UnitAttr.get(ctx)
-            if len({view_source(v, MEMREF_VIEWS) for v in args}) == len(args):
-                fn.arg_attrs = ([ir.DictAttr.get({"llvm.noalias": ir.UnitAttr.get(ctx)})] * len(args)
-                                + [ir.DictAttr.get({})] * 2)
-            entry = fn.add_entry_block()
-            with ir.InsertionPoint(entry):
-                *params, t0, t1 = entry.arguments
-                loop = scf.ForOp(t0, t1, arith.constant(index, 1))
-                with ir.InsertionPoint(loop.body):
-                    t = loop.induction_variable
-                    views = {v: p if pos is None else _slice(p, pos, t) for v, p, pos in zip(args, params, positions)}
-                    local = {c: c.clone() for c in consts}
-                    clone = op.clone()
-                    for i, value in enumerate(op.operands):
-                        clone.operands[i] = views[value]
-                    for old, new in local.items():
-                        _rebind(clone, old.results[0], new.results[0])
-                    for value, param in zip(buffers, params[len(args) - len(buffers):]):
-                        _rebind(clone, value, param)
-                    _offset_index(clone, dim, t)
-                    scf.YieldOp([])
-                func.ReturnOp([])
-            declare(trampoline, kernel, types, tasks)
+
+class _Outlined:
+    """The kernels and trampolines outlined so far.  A model repeats its layers, so most ops outline
+    to a kernel already there (same body, same operand types): they share it, and share its
+    trampoline when they split the same number of tasks, so LLVM compiles each kernel once."""
+
+    def __init__(self, body: ir.Block):
+        self.body = body
+        self.kernels: dict[str, str] = {}  # printed kernel, its name left out -> name
+        self.trampolines: dict[tuple[str, int], str] = {}  # (kernel, tasks) -> trampoline
+
+    def replace(self, op: ir.Operation, args: list[ir.Value], positions: list[Slot | None],
+                consts: list[ir.Operation], buffers: list[ir.Value], dim: int, tasks: int) -> None:
+        """``op`` -> a call of the trampoline running its kernel over ``tasks`` slices of ``dim``."""
+        name = f"qc_pk_{len(self.kernels)}"
+        fn = _kernel(op, self.body, name, args, positions, consts, buffers, dim)
+        key = str(fn).replace(f"@{name}(", "@(", 1)
+        if key in self.kernels:
+            fn.erase()
+        else:
+            self.kernels[key] = name
+        kernel = self.kernels[key]
+        if (kernel, tasks) not in self.trampolines:
+            self.trampolines[kernel, tasks] = f"qc_ppar_{len(self.trampolines)}"
+            with ir.InsertionPoint(self.body), op.location:
+                declare(self.trampolines[kernel, tasks], kernel, [v.type for v in args], tasks)
         with ir.InsertionPoint(op), op.location:
-            func.CallOp([], ir.FlatSymbolRefAttr.get(trampoline), args)
+            func.CallOp([], ir.FlatSymbolRefAttr.get(self.trampolines[kernel, tasks]), args)
         op.erase()
+
+
+def _kernel(op: ir.Operation, body: ir.Block, kernel: str, args: list[ir.Value], positions: list[Slot | None],
+            consts: list[ir.Operation], buffers: list[ir.Value], dim: int) -> func.FuncOp:
+    """``@kernel(args..., t0, t1)``: ``op`` on the slices of tasks [t0, t1), at the end of ``body``."""
+    ctx = body.owner.context
+    index = ir.IndexType.get(ctx)
+    types = [v.type for v in args]
+    with ir.InsertionPoint(body), op.location:
+        fn = func.FuncOp(kernel, (types + [index, index], []))
+        fn.attributes["llvm.emit_c_interface"] = ir.UnitAttr.get(ctx)
+        if len({view_source(v, MEMREF_VIEWS) for v in args}) == len(args):
+            fn.arg_attrs = ([ir.DictAttr.get({"llvm.noalias": ir.UnitAttr.get(ctx)})] * len(args)
+                            + [ir.DictAttr.get({})] * 2)
+        entry = fn.add_entry_block()
+        with ir.InsertionPoint(entry):
+            *params, t0, t1 = entry.arguments
+            loop = scf.ForOp(t0, t1, arith.constant(index, 1))
+            with ir.InsertionPoint(loop.body):
+                t = loop.induction_variable
+                views = {v: p if pos is None else _slice(p, pos, t) for v, p, pos in zip(args, params, positions)}
+                local = {c: c.clone() for c in consts}
+                clone = op.clone()
+                for i, value in enumerate(op.operands):
+                    clone.operands[i] = views[value]
+                for old, new in local.items():
+                    _rebind(clone, old.results[0], new.results[0])
+                for value, param in zip(buffers, params[len(args) - len(buffers):]):
+                    _rebind(clone, value, param)
+                _offset_index(clone, dim, t)
+                scf.YieldOp([])
+            func.ReturnOp([])
+    return fn
 
 
 def _offset_index(generic: ir.Operation, dim: int, task: ir.Value) -> None:

@@ -143,3 +143,41 @@ func.func @im2col(%x: memref<1x17x17x8xf32>, %col: memref<1x8x8x3x3x8xf32>) {
   }
   return
 }
+
+// -----
+
+// A model repeats its layers: ops that outline to the same kernel (same body, same operand types)
+// share it and its trampoline; a different body gets its own kernel.
+// CHECK-LABEL: func.func @repeated_layers
+// CHECK-SAME: (%[[X:.*]]: memref<64x256xf32>, %[[Y:.*]]: memref<64x256xf32>)
+// CHECK-NEXT: call @qc_ppar_0(%[[X]]) : (memref<64x256xf32>) -> ()
+// CHECK-NEXT: call @qc_ppar_0(%[[Y]]) : (memref<64x256xf32>) -> ()
+// CHECK-NEXT: call @qc_ppar_1(%[[X]]) : (memref<64x256xf32>) -> ()
+// CHECK: func.func @qc_pk_0(
+// CHECK: math.exp
+// CHECK: func.func private @qc_ppar_0(memref<64x256xf32>) attributes {llvm.emit_c_interface, qc.kernel = "qc_pk_0", qc.tasks = 64 : i64}
+// CHECK: func.func @qc_pk_1(
+// CHECK: math.tanh
+// CHECK: func.func private @qc_ppar_1(memref<64x256xf32>) attributes {llvm.emit_c_interface, qc.kernel = "qc_pk_1", qc.tasks = 64 : i64}
+// CHECK-NOT: func.func @qc_pk_2
+func.func @repeated_layers(%x: memref<64x256xf32>, %y: memref<64x256xf32>) {
+  linalg.generic {indexing_maps = [affine_map<(d0, d1) -> (d0, d1)>], iterator_types = ["parallel", "parallel"]}
+      outs(%x : memref<64x256xf32>) {
+  ^bb0(%out: f32):
+    %0 = math.exp %out : f32
+    linalg.yield %0 : f32
+  }
+  linalg.generic {indexing_maps = [affine_map<(d0, d1) -> (d0, d1)>], iterator_types = ["parallel", "parallel"]}
+      outs(%y : memref<64x256xf32>) {
+  ^bb0(%out: f32):
+    %0 = math.exp %out : f32
+    linalg.yield %0 : f32
+  }
+  linalg.generic {indexing_maps = [affine_map<(d0, d1) -> (d0, d1)>], iterator_types = ["parallel", "parallel"]}
+      outs(%x : memref<64x256xf32>) {
+  ^bb0(%out: f32):
+    %0 = math.tanh %out : f32
+    linalg.yield %0 : f32
+  }
+  return
+}
