@@ -18,7 +18,7 @@ from ..passes.quantize_weights import METHODS
 from ..runtime import build as rtbuild
 from . import artifacts, codegen
 from .context import make_context
-from .diagnostics import error_from, format_location
+from .diagnostics import error_from, format_diagnostic, format_location, silent_parse_failure
 from ..core.calibration import OBSERVE_PREFIX, Statistics, collect, load_calibration_npz
 from ..core.errors import QCError, make_folder
 from ..core.weights import WeightStore
@@ -64,6 +64,8 @@ def _import_mlir(path: Path, ctx: ir.Context):
         with ctx:
             module = ir.Module.parseFile(str(path))
     except ir.MLIRError as err:
+        if not err.error_diagnostics:
+            raise QCError(format_diagnostic(silent_parse_failure(path.read_text(), str(path)))) from None
         raise error_from(err) from None
     except OSError as err:
         raise QCError(f"{path}: {err}") from None

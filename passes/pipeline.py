@@ -43,11 +43,8 @@ def parse_options(text: str) -> dict[str, str]:
 
 def parse(pipeline: str) -> list:
     """``builtin.module(...)`` text -> its elements: qc pass objects and upstream element texts."""
-    m = re.fullmatch(r"\s*builtin\.module\s*\((.*)\)\s*", pipeline, re.S)
-    if not m:
-        raise QCError(f"pipeline must be anchored on builtin.module: 'builtin.module(...)', got '{pipeline}'")
     elements: list = []
-    for element in split_top_level(m.group(1)):
+    for element in unwrap_module(pipeline):
         name = re.match(r"[\w.\-]+", element)
         name = name.group(0) if name else element
         if name in REGISTRY:
@@ -87,11 +84,22 @@ def build(pipeline: str | list, state: PassState, ctx: ir.Context) -> passmanage
     return pm
 
 
-def is_upstream_pass(name: str, ctx: ir.Context) -> bool:
-    for text in (f"builtin.module({name})", f"builtin.module(func.func({name}))"):
-        try:
-            passmanager.PassManager.parse(text, ctx)
-            return True
-        except ValueError:
-            pass
-    return False
+def unwrap_module(pipeline: str) -> list[str]:
+    """``builtin.module(a, func.func(b))`` -> ``["a", "func.func(b)"]``."""
+    m = re.fullmatch(r"\s*builtin\.module\s*\((.*)\)\s*", pipeline, re.S)
+    if not m:
+        raise QCError(f"pipeline must be anchored on builtin.module: 'builtin.module(...)', got '{pipeline}'")
+    return split_top_level(m.group(1))
+
+
+def pass_anchor(element: str, ctx: ir.Context) -> str | None:
+    """The op an upstream pass element runs on when it is added to a module's pass manager:
+    ``builtin.module`` for op-agnostic and module passes, the op a pass is restricted to
+    (``func.func``, ``gpu.module``) otherwise; None when no such pass is registered."""
+    try:
+        passmanager.PassManager.parse(f"builtin.module({element})", ctx)
+        return "builtin.module"
+    except ValueError as err:
+        # MLIR names the op only in this message: "Can't add pass 'X' restricted to 'func.func' ..."
+        m = re.search(r"restricted to '([\w.]+)'", str(err))
+        return m.group(1) if m else None

@@ -290,4 +290,4 @@ def test_qc_opt_output_file_and_weights_roundtrip(workdir):
 
 def test_qc_opt_unknown_pass(workdir):
     proc = run("qc-opt", REPO / "test" / "Dialect" / "qc" / "ops.mlir", "--no-such-pass")
-    assert proc.returncode == 1 and "unknown command line argument '--no-such-pass'" in proc.stderr
+    assert proc.returncode == 1 and "Unknown command line argument '--no-such-pass'" in proc.stderr

@@ -81,3 +81,12 @@ func.func @observe_type(%x: tensor<4xf32>) -> tensor<4xf16> {
   %y = "qc.observe"(%x) {id = "x"} : (tensor<4xf32>) -> tensor<4xf16>
   return %y : tensor<4xf16>
 }
+
+// -----
+
+// The custom form of a qc op: MLIR's parser fails without a word, qc names the op.
+func.func @custom_form(%x: tensor<4x6xf32>, %w: tensor<3x6xf32>) -> tensor<4x3xf32> {
+  // expected-error @below {{'qc.linear' has no custom assembly form; write it in the generic form}}
+  %y = qc.linear %x, %w : tensor<4x6xf32>, tensor<3x6xf32> -> tensor<4x3xf32>
+  return %y : tensor<4x3xf32>
+}
