@@ -222,6 +222,7 @@ def compile(model, output: str | Path, options: CompileOptions | None = None, **
     state = PassState()
     if o.weights is not None:
         state.store = WeightStore.load(o.weights)
+    _check_weights_given(model, module, state.store)
     codegen.run(module, IMPORT_PIPELINE, state, "import passes")
     target = codegen.Target.of(o.target_cpu, o.target_features)
     if o.target_cpu or o.target_features:
@@ -235,6 +236,7 @@ def compile(model, output: str | Path, options: CompileOptions | None = None, **
     if o.calibration is not None:
         samples = (load_calibration_npz(o.calibration, [s.name for s in sig.inputs])
                    if isinstance(o.calibration, (str, Path)) else list(o.calibration))
+        _check_samples(samples, sig, named=o.input_names is not None or not o.example_inputs)
         if o.stats is None:
             t1 = time.perf_counter()
             state.stats = calibrate(module, sig, state, samples, target, progress=o.progress,
@@ -267,7 +269,7 @@ def compile(model, output: str | Path, options: CompileOptions | None = None, **
         _name_interface(module, sig)
         output.write_text(module.operation.get_asm())
         weights = output.with_suffix(".safetensors")
-        state.store.save(weights)
+        state.store.save(weights, weights_read(module))
         result = CompileResult(output, sig, [output, weights], timings)
     else:
         result = build(module, sig, state, target, output, o.emit, timings, name=o.name)
@@ -284,11 +286,40 @@ def compile(model, output: str | Path, options: CompileOptions | None = None, **
     return result
 
 
+def _check_samples(samples: list, sig: Signature, named: bool) -> None:
+    """Calibration samples name the model's inputs, each of them; a PyTorch module compiled without
+    ``input_names`` has inputs input0, input1, ...: say so when the samples use other names."""
+    expected = [s.name for s in sig.inputs]
+    for i, sample in enumerate(samples):
+        if not isinstance(sample, dict):
+            raise QCError(f"calibration sample {i} is a {type(sample).__name__}; give dicts of input name -> array")
+        if set(sample) != set(expected):
+            hint = "" if named else " (a PyTorch module's inputs are input0, input1, ... unless input_names= names them)"
+            raise QCError(f"calibration sample {i} has inputs {sorted(sample)}, the model takes {expected}{hint}")
+
+
+def _check_weights_given(model, module: ir.Module, store: WeightStore) -> None:
+    """An .mlir whose ``qc.weight`` ops read entries the store lacks: say which and what to give."""
+    missing = sorted(weights_read(module) - set(store.names()))
+    if not missing:
+        return
+    beside = Path(model).with_suffix(".safetensors") if isinstance(model, (str, Path)) else None
+    fix = (f"give weights='{beside}' (qc-compile --weights)" if beside is not None and beside.exists()
+           else "give the weight store it was emitted with (qc-compile --weights FILE.safetensors)")
+    listed = ", ".join(f"@{n}" for n in missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
+    raise QCError(f"{model}: qc.weight ops read {listed}, not in the weight store; {fix}")
+
+
+def weights_read(module: ir.Module) -> set[str]:
+    """The weight store entries the module's ``qc.weight`` ops read."""
+    return {ir.FlatSymbolRefAttr(op.attributes["name"]).value for op in walk_ops(module.operation, "qc.weight")}
+
+
 def weight_sizes(module: ir.Module, state: PassState, panel_width: int) -> tuple[int, int, dict[str, int]]:
     """(bytes of the weights the model reads, of those no layer choice changes, each layer's bytes if
     it stays f32: a linear's in panels of ``panel_width``).  An ONNX weight consumed transposed leaves
     its original entry unused: not counted."""
-    read = {ir.FlatSymbolRefAttr(op.attributes["name"]).value for op in walk_ops(module.operation, "qc.weight")}
+    read = weights_read(module)
     layers, tables = {}, set()
     for op in scheme_targets(module.operation):
         weight = target_weight(op)

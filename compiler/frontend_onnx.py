@@ -26,11 +26,14 @@ def load_onnx(model: str | Path | onnx.ModelProto) -> onnx.ModelProto:
     if isinstance(model, onnx.ModelProto):
         return model
     try:
-        return onnx.load(str(model))
+        proto = onnx.load(str(model))
     except FileNotFoundError:
         raise QCError(f"{model}: no such file") from None
     except Exception as err:  # onnx raises DecodeError and friends
         raise QCError(f"{model}: not a readable ONNX model ({err.__class__.__name__}: {err})") from None
+    if not proto.graph.node and not proto.opset_import:  # what an empty file (or any non-protobuf zeros) decodes to
+        raise QCError(f"{model}: not an ONNX model: it holds no graph and no opset (an empty file?)")
+    return proto
 
 
 # torch-mlir converts each ONNX op from some opset on (MaxPool from 12): older models are upgraded first.

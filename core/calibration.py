@@ -15,7 +15,7 @@ from typing import Iterable
 
 import numpy as np
 
-from .errors import QCError
+from .errors import QCError, load_numpy
 
 OBSERVE_PREFIX = "observe:"
 # |x| histogram bins: powers of two from 2^-24 to 2^16, 4 bins per octave.
@@ -99,10 +99,7 @@ class Statistics(dict):
 
     @classmethod
     def load(cls, path: str | Path) -> "Statistics":
-        try:
-            data = np.load(path)
-        except (OSError, ValueError) as err:
-            raise QCError(f"cannot read statistics '{path}': {err}") from None
+        data = load_numpy(path, "statistics")
         stats = cls()
         for key in data.files:
             if key.startswith(SENSITIVITY_PREFIX):
@@ -144,10 +141,7 @@ def collect(run, samples: Iterable[dict[str, np.ndarray]], hessian: bool, progre
 
 def load_calibration_npz(path: str | Path, input_names: list[str]) -> list[dict[str, np.ndarray]]:
     """``calib.npz`` (one array per model input, samples on axis 0) -> one input dict per call."""
-    try:
-        data = np.load(path)
-    except (OSError, ValueError) as err:
-        raise QCError(f"cannot read calibration data '{path}': {err}") from None
+    data = load_numpy(path, "calibration data")
     if not isinstance(data, np.lib.npyio.NpzFile):
         raise QCError(f"calibration data '{path}' is one array; give a .npz with one array per model input "
                       f"({', '.join(input_names)}), samples on axis 0: np.savez(path, name=array, ...)")

@@ -22,3 +22,17 @@ def make_folder(path) -> None:
         blocker = next((p for p in (path, *path.parents) if p.exists() and not p.is_dir()), None)
         why = f"'{blocker}' is a file" if blocker is not None else err.strerror
         raise QCError(f"cannot create the output folder '{path}': {why}") from None
+
+
+def load_numpy(path, what: str):
+    """``np.load`` of a .npy / .npz without pickles, or a QCError that says what the file is not."""
+    import numpy as np
+
+    try:
+        return np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise QCError(f"{what}: '{path}': no such file") from None
+    except (OSError, ValueError, EOFError) as err:
+        why = "it is not a NumPy .npy/.npz file (text, pickled objects or something else)" if "pickle" in str(err) \
+            else f"{err}"
+        raise QCError(f"{what}: cannot read '{path}': {why}") from None

@@ -57,10 +57,12 @@ class WeightStore:
         return sum(a.nbytes for n, a in self._arrays.items() if names is None or n in names)
 
     # -- safetensors ----------------------------------------------------------
-    def save(self, path: str | Path) -> None:
-        from safetensors.numpy import save_file
+    def save(self, path: str | Path, names: set[str] | None = None) -> None:
+        """The entries ``names`` (default: all) as safetensors, with the umask's mode (safetensors'
+        own writer makes the file 0600)."""
+        from safetensors.numpy import save
 
-        save_file(self._arrays, str(path))
+        Path(path).write_bytes(save({n: a for n, a in self._arrays.items() if names is None or n in names}))
 
     @classmethod
     def load(cls, path: str | Path) -> "WeightStore":

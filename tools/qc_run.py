@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..core.errors import QCError, make_folder
+from ..core.errors import QCError, load_numpy, make_folder
 from ..runtime import load
 from .cli import ArgumentParser
 
@@ -29,10 +29,7 @@ def main(argv: list[str] | None = None) -> int:
                 raise QCError(f"bad --input '{item}': expected NAME=FILE.npy")
             if name in feeds:
                 raise QCError(f"input '{name}' is given twice")
-            try:
-                feeds[name] = np.load(path, allow_pickle=False)
-            except (OSError, ValueError) as err:
-                raise QCError(f"input '{name}': cannot read '{path}': {err}") from None
+            feeds[name] = load_numpy(path, f"input '{name}'")
         outputs = model.run(feeds)
         out_dir = Path(args.output_dir)
         make_folder(out_dir)

@@ -18,6 +18,16 @@ EXAMPLE = REPO / "examples" / "mlp.onnx"  # x[4, 64] -> MatMul fc1 [64, 256] -> 
 SHARED_MODELS = Path(os.environ.get("QC_SHARED_MODELS", REPO.parent / "shared" / "models"))
 
 
+def shared_model(name: str) -> Path:
+    """A model the tests read from ../shared/models (or $QC_SHARED_MODELS); its absence fails the
+    test with what is missing and where, not a FileNotFoundError at setup."""
+    path = SHARED_MODELS / name
+    if not path.is_file():
+        pytest.fail(f"the tests need {path} (see README, 'What the tests need'); "
+                    f"put it there or point QC_SHARED_MODELS at its folder", pytrace=False)
+    return path
+
+
 @pytest.fixture(scope="session")
 def workdir(tmp_path_factory):
     return tmp_path_factory.mktemp("qc")
@@ -38,7 +48,7 @@ def minilm(workdir):
 def stories():
     from qc.compiler.models.llama2c import build_torch_llama, read_llama2c
 
-    cfg, weights = read_llama2c(SHARED_MODELS / "stories260K.bin")
+    cfg, weights = read_llama2c(shared_model("stories260K.bin"))
     return cfg, build_torch_llama(cfg, weights)
 
 
@@ -81,7 +91,7 @@ def cmake(*args, cwd=None):
 def top_build(tmp_path_factory):
     """qc's own CMakeLists.txt configured and built (Ninja) and installed into a prefix."""
     root = tmp_path_factory.mktemp("cmake")
-    cmake("-G", "Ninja", "-S", REPO, "-B", root / "build", f"-DSTORIES_BIN={SHARED_MODELS / 'stories260K.bin'}")
+    cmake("-G", "Ninja", "-S", REPO, "-B", root / "build", f"-DSTORIES_BIN={shared_model('stories260K.bin')}")
     cmake("--build", root / "build")
     cmake("--install", root / "build", "--prefix", root / "prefix")
     return root

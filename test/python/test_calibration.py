@@ -4,6 +4,8 @@ import json
 
 import numpy as np
 import pytest
+
+import qc
 from conftest import EXAMPLE, run, run_example
 
 from qc.core.calibration import Statistics
@@ -103,7 +105,8 @@ def test_gptq_options_reach_the_quantizer(gptq_build, workdir):
 @pytest.mark.parametrize("args,message", [
     (["--scheme", "w3a16"], "unknown scheme 'w3a16'"),
     (["--scheme", "w4a16-g32", "--method", "gptq"], "method=gptq needs calibration statistics"),
-    (["--scheme", "w8a16", "--calib", "{missing}"], "cannot read calibration data"),
+    (["--scheme", "w8a16", "--calib", "{missing}"], "calibration data: '{missing}': no such file"),
+    (["--scheme", "w8a16", "--calib", "{text}"], "calibration data: cannot read '{text}': it is not a NumPy .npy/.npz file"),
     (["--scheme", "w8a16", "--calib", "{wrong}"], "lacks input(s) ['x']"),
     (["--scheme", "w8a16", "--scheme-overrides", "{bad_json}"], "cannot read scheme overrides"),
     (["--scheme", "w8a16", "--scheme-overrides", "{bad_yaml}"], "cannot read scheme overrides"),
@@ -118,9 +121,27 @@ def test_bad_quantization_input(args, message, workdir, calib):
     (workdir / "bad.json").write_text("{not json")
     (workdir / "bad.yaml").write_text("fc2: [w8a16\n")
     (workdir / "list.yml").write_text("- fc2\n- w8a16\n")
+    (workdir / "calib.txt").write_text("x = 1, 2, 3\n")
     paths = {"missing": workdir / "missing.npz", "wrong": workdir / "wrong.npz", "bad_json": workdir / "bad.json",
-             "bad_yaml": workdir / "bad.yaml", "list_yaml": workdir / "list.yml",
+             "text": workdir / "calib.txt", "bad_yaml": workdir / "bad.yaml", "list_yaml": workdir / "list.yml",
              "no_dir": workdir / "no" / "such" / "dir", "calib": calib[0]}
     proc = run("qc-compile", EXAMPLE, "-o", workdir / "bad.so", *[a.format(**paths) for a in args])
     assert proc.returncode == 1
-    assert message in proc.stderr and "Traceback" not in proc.stderr
+    assert message.format(**paths) in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_pytorch_calibration_names_the_inputs(workdir):
+    """A PyTorch module's inputs are input0, ... unless input_names= names them: calibration samples
+    keyed by the Python argument's name are an error that says so, and input_names makes them work."""
+    import torch
+
+    torch.manual_seed(0)
+    module = torch.nn.Sequential(torch.nn.Linear(64, 32), torch.nn.ReLU())
+    x = torch.randn(4, 64)
+    samples = [{"x": x.numpy()}]
+    with pytest.raises(qc.QCError, match=r"has inputs \['x'\], the model takes \['input0'\] \(a PyTorch module's "
+                                         r"inputs are input0, input1, ... unless input_names= names them\)"):
+        qc.compile(module, workdir / "unnamed.so", example_inputs=(x,), scheme="w8a8", calibration=samples)
+    qc.compile(module, workdir / "named.so", example_inputs=(x,), input_names=["x"], scheme="w8a8", calibration=samples)
+    got = next(iter(qc.runtime.load(workdir / "named.so").run({"x": x.numpy()}).values()))
+    np.testing.assert_allclose(got, module(x).detach().numpy(), atol=0.05)

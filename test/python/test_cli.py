@@ -110,7 +110,14 @@ def test_emitted_mlir_compiles_again(workdir):
     path = workdir / "bias.onnx"
     onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)], ir_version=8), path)
     assert run("qc-compile", path, "-o", workdir / "bias.mlir", "--emit", "mlir").returncode == 0
-    proc = run("qc-compile", workdir / "bias.mlir", "--weights", workdir / "bias.safetensors", "-o", workdir / "bias.so")
+    store = workdir / "bias.safetensors"
+    from safetensors.numpy import load_file
+
+    assert set(load_file(str(store))) == {"w.nk"}  # the layer reads w transposed; the original is not kept
+    assert store.stat().st_mode & 0o044 == (workdir / "bias.mlir").stat().st_mode & 0o044  # the umask's, not 0600
+    proc = run("qc-compile", workdir / "bias.mlir", "-o", workdir / "bias.so")
+    assert proc.returncode == 1 and f"qc.weight ops read @w.nk, not in the weight store; give weights='{store}'" in proc.stderr
+    proc = run("qc-compile", workdir / "bias.mlir", "--weights", store, "-o", workdir / "bias.so")
     assert proc.returncode == 0, proc.stderr
     x = rng.standard_normal((4, 64)).astype(np.float32)
     np.save(workdir / "bias_x.npy", x)
@@ -162,7 +169,13 @@ def test_unusable_paths_are_clear_errors(example_so, workdir):
     blocker.write_text("keep me")
     npy = workdir / "x.npy"
     np.save(npy, np.zeros((4, 64), np.float32))
+    (workdir / "empty.onnx").write_bytes(b"")
+    (workdir / "text.npy").write_text("1 2 3\n")
     cases = [
+        (("qc-compile", workdir / "empty.onnx", "-o", workdir / "e.so"),
+         "empty.onnx: not an ONNX model: it holds no graph and no opset (an empty file?)"),
+        (("qc-run", example_so, "--input", f"x={workdir / 'text.npy'}"),
+         f"input 'x': cannot read '{workdir / 'text.npy'}': it is not a NumPy .npy/.npz file"),
         (("qc-compile", EXAMPLE, "-o", blocker / "m.so"), f"cannot create the output folder '{blocker}': '{blocker}' is a file"),
         (("qc-compile", EXAMPLE, "-o", "/proc/nope/m.so"), "cannot create the output folder '/proc/nope'"),
         (("qc-run", example_so, "--input", f"x={npy}", "--output-dir", blocker / "out"), f"'{blocker}' is a file"),
