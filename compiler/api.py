@@ -353,7 +353,8 @@ def build(module: ir.Module, sig: Signature, state: PassState, target: codegen.T
     weight_inputs = weight_inputs or {}
     name = name or model_name(output)
     t1 = time.perf_counter()
-    weight_names, kernels = codegen.lower_to_llvm_dialect(module, state, target)
+    lowered = codegen.lower_to_llvm_dialect(module, state, target)
+    weight_names = lowered.weight_args
     llvm_ir = codegen.to_llvm_ir(module)
     timings["lower"] = time.perf_counter() - t1
     if emit == "llvm":
@@ -379,8 +380,8 @@ def build(module: ir.Module, sig: Signature, state: PassState, target: codegen.T
         offsets = state.store.write_blob(blob, [n for n in weight_names if n not in weight_inputs])
         (tmp / "model.o").write_bytes(obj)
         (tmp / "glue.c").write_text(artifacts.glue(sig, name, weights, offsets, blob.stat().st_size, blob.name,
-                                                   kernels, inputs_at, embed=blob.name if emit == "static" else None,
-                                                   entry=emit == "so"))
+                                                   lowered.kernels, inputs_at, lowered.checks,
+                                                   embed=blob.name if emit == "static" else None, entry=emit == "so"))
         rtbuild.compile_c(tmp / "glue.c", tmp / "glue.o")
         objects = [tmp / "model.o", tmp / "glue.o"]
         if emit == "static":

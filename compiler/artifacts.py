@@ -92,13 +92,48 @@ def _tensor_table(var: str, specs) -> list[str]:
     return out + [f"static const qc_tensor_info {var}[] = {{", *(rows or ["  {0},"]), "};"]
 
 
+def _check_handler(checks: list[str]) -> list[str]:
+    """``qc_check_failed(id)``, which the code calls where a run-time check fails: it jumps back to
+    the run on this thread (``_checked``), or, called on a pool thread, which has no run to return
+    to, prints the message and aborts as ``cf.assert`` did."""
+    if not checks:
+        return []
+    return ["#include <setjmp.h>",
+            f"static const char *const QC_CHECKS[] = {{{', '.join(_c_string(c) for c in checks)}}};",
+            "static _Thread_local jmp_buf *qc_check_env;",
+            "static _Thread_local int qc_check_id;",
+            "__attribute__((visibility(\"hidden\"), noreturn)) void qc_check_failed(int32_t id) {",
+            "  if (!qc_check_env) { fprintf(stderr, \"qc: run-time check failed: %s\\n\", QC_CHECKS[id]); abort(); }",
+            "  qc_check_id = id;",
+            "  longjmp(*qc_check_env, 1);",
+            "}"]
+
+
+def _checked(call: str, checks: bool, name: str) -> list[str]:
+    """``call`` with a failed run-time check returning the run's error (the pool's limit restored)."""
+    if not checks:
+        return [f"  {call}"]
+    return ["  jmp_buf env, *outer = qc_check_env;",
+            "  qc_check_env = &env;",
+            "  if (setjmp(env)) {",
+            "    qc_check_env = outer;",
+            "    qc_thread_limit(limit);",
+            f"    qc_set_error(\"run-time check failed in model '%s': %s\", {_c_string(name)}, QC_CHECKS[qc_check_id]);",
+            "    return -1;",
+            "  }",
+            f"  {call}",
+            "  qc_check_env = outer;"]
+
+
 def glue(sig: Signature, name: str, weights: list[TensorSpec], offsets: dict[str, int], blob_size: int,
          weights_file: str, kernels: list = (), weight_inputs: dict[str, int] | None = None,
-         embed: str | None = None, entry: bool = True) -> str:
+         checks: list[str] = (), embed: str | None = None, entry: bool = True) -> str:
     """C source of the model's ``qc_model_def``; ``kernels``: the module's ``trampoline.Trampoline``s;
     ``weight_inputs``: weights read from the input of that index instead of the blob (precision
-    selection's probe); ``embed``: the blob's path, assembled into the object instead of read from
-    ``weights_file`` at load; ``entry``: also export ``qc_model_entry`` (a shared library)."""
+    selection's probe); ``checks``: the run-time checks' messages by id (qc-checks-to-errors), a
+    failed one ends the run with its message as the error; ``embed``: the blob's path, assembled into
+    the object instead of read from ``weights_file`` at load; ``entry``: also export
+    ``qc_model_entry`` (a shared library)."""
     weight_inputs = weight_inputs or {}
     ranks = sorted({len(t.shape) for t in (*sig.inputs, *weights, *sig.outputs)}
                    | {r for k in kernels for r in k.ranks})
@@ -151,6 +186,7 @@ def glue(sig: Signature, name: str, weights: list[TensorSpec], offsets: dict[str
         "}",
         "static void qc_set_threads(void *state, int threads) { ((qc_state *)state)->threads = threads; }",
         "static const char *qc_error(void) { return qc_last_error(); }",
+        *_check_handler(checks),
         "static int qc_run(void *state, const void *const *inputs, void *const *outputs) {",
         "  qc_state *m = state;",
         "  if (!m) { qc_set_error(\"model not loaded\"); return -1; }",
@@ -169,7 +205,7 @@ def glue(sig: Signature, name: str, weights: list[TensorSpec], offsets: dict[str
         out.append(_desc(f"out{i}", f"outputs[{i}]", t.shape))
         args.append(f"&out{i}")
     out += ["  int limit = qc_thread_limit(m->threads);",
-            f"  _mlir_ciface_qc_main({', '.join(args)});",
+            *_checked(f"_mlir_ciface_qc_main({', '.join(args)});", bool(checks), name),
             "  qc_thread_limit(limit);",
             "  return 0;", "}",
             f"static const qc_model_def QC_DEF = {{QC_MODEL_ABI, {_c_string(name)}, QC_SIGNATURE, {len(sig.inputs)}, "

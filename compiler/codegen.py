@@ -11,14 +11,16 @@ import os
 import re
 import struct
 import tempfile
+from typing import NamedTuple
 from dataclasses import dataclass
 
 import numpy as np
 from torch_mlir import ir
 from torch_mlir.dialects.llvm import translate_module_to_llvmir
 
-from ..passes import (ExpandMath, FuseDequantGemm, IsolateContractions, LowerLinear, LowerQGemm,
+from ..passes import (ChecksToErrors, ExpandMath, FuseDequantGemm, IsolateContractions, LowerLinear, LowerQGemm,
                       Microkernels, Parallelize, ReassociateReductions, WeightsToArgs)
+from ..passes.checks_to_errors import CHECKS_ATTR
 from ..passes.base import PassState
 from ..passes.trampoline import trampolines
 from ..passes.pipeline import build
@@ -26,10 +28,10 @@ from ..core.errors import QCError
 
 def pre_bufferize(panel: int) -> list:
     """Before bufferization: elementwise fusion (contractions kept out of it behind calls),
-    qc ops to linalg, weights to arguments."""
+    qc ops to linalg, run-time checks to errors, weights to arguments."""
     return [FuseDequantGemm(), IsolateContractions(), "func.func(linalg-fuse-elementwise-ops)",
-            LowerLinear(panel_width=panel), LowerQGemm(panel_width=panel), "inline", "symbol-dce", WeightsToArgs(),
-            "canonicalize", "cse"]
+            LowerLinear(panel_width=panel), LowerQGemm(panel_width=panel), "inline", "symbol-dce", ChecksToErrors(),
+            WeightsToArgs(), "canonicalize", "cse"]
 
 
 BUFFERIZE = ("builtin.module(one-shot-bufferize{bufferize-function-boundaries "
@@ -174,10 +176,14 @@ def run(module: ir.Module, pipeline: str | list, state: PassState, what: str) ->
             handler.detach()
 
 
-def lower_to_llvm_dialect(module: ir.Module, state: PassState, target: Target) -> tuple[list[str], list]:
-    """Runs the codegen pipelines in place; returns @main's weight argument names and the
-    kernel trampolines the C glue must define."""
-    lanes = target.vector_width
+class Lowered(NamedTuple):
+    weight_args: list[str]  # @main's weight arguments, by store entry
+    kernels: list  # the kernel trampolines the C glue defines (trampoline.Trampoline)
+    checks: list[str]  # the run-time checks' messages, by id (qc-checks-to-errors)
+
+
+def lower_to_llvm_dialect(module: ir.Module, state: PassState, target: Target) -> Lowered:
+    """Runs the codegen pipelines in place; returns what the C glue needs to know of the result."""
     run(module, pre_bufferize(target.panel_width), state, "lowering qc ops")
     main = main_func(module)
     weight_args = [ir.StringAttr(a).value for a in main.attributes["qc.weight_args"]]
@@ -188,7 +194,9 @@ def lower_to_llvm_dialect(module: ir.Module, state: PassState, target: Target) -
     run(module, kernel_passes(target), state, "kernel generation")
     kernels = trampolines(module)
     run(module, TO_LLVM, state, "lowering to LLVM")
-    return weight_args, kernels
+    attrs = module.operation.attributes
+    checks = [ir.StringAttr(m).value for m in ir.ArrayAttr(attrs[CHECKS_ATTR])] if CHECKS_ATTR in attrs else []
+    return Lowered(weight_args, kernels, checks)
 
 
 def copy_module(module: ir.Module) -> ir.Module:

@@ -23,12 +23,13 @@ from .strip_probes import StripProbes
 from .assign_schemes import AssignSchemes
 from .select_precision import SelectPrecision
 from .quantize_embeddings import QuantizeEmbeddings
+from .checks_to_errors import ChecksToErrors
 
 REGISTRY: dict[str, type[ModulePass]] = {
     p.NAME: p for p in (OutlineWeights, RaiseLinear, IsolateContractions, LowerLinear, WeightsToArgs, Microkernels,
                         ExpandMath, ConvToMatmul, Instrument, QuantizeWeights, FuseDequantGemm, LowerQGemm,
                         Smooth, ReassociateReductions, Parallelize, ElideCopies, StridedCopies, NoaliasArgs,
-                        StripProbes, AssignSchemes, SelectPrecision, QuantizeEmbeddings)
+                        StripProbes, AssignSchemes, SelectPrecision, QuantizeEmbeddings, ChecksToErrors)
 }
 
 __all__ = ["ModulePass", "Option", "PassState", "REGISTRY"]

@@ -30,6 +30,13 @@ const char *qc_status_name(qc_status status) {
 /* Sets the error message (printf-style) and evaluates to status. */
 #define FAIL(status, ...) (qc_set_error(__VA_ARGS__), (status))
 
+/* The model's error as this API's.  A model linked with this runtime (a program, a static model)
+   shares its error buffer: copying it onto itself would empty it. */
+static void keep_model_error(const qc_model_def *def) {
+  const char *why = def->last_error();
+  if (why != qc_last_error()) qc_set_error("%s", why);
+}
+
 qc_status qc_model_load(const qc_model_def *def, const char *weights_path, qc_model **model) {
   if (!model) return FAIL(QC_ERROR_INVALID_ARGUMENT, "qc_model_load: model is NULL");
   *model = NULL;
@@ -44,7 +51,7 @@ qc_status qc_model_load(const qc_model_def *def, const char *weights_path, qc_mo
   m->def = def;
   int status = def->load(weights_path, &m->state);
   if (status != QC_OK) {
-    qc_set_error("%s", def->last_error());
+    keep_model_error(def);
     free(m);
     return (qc_status)status;
   }
@@ -177,7 +184,7 @@ qc_status qc_model_run(qc_model *model, const void *const *inputs, void *const *
     if (!outputs[i]) return FAIL(QC_ERROR_INVALID_ARGUMENT, "qc_model_run: the buffer of output '%s' is NULL",
                                  model->def->outputs[i].name);
   if (model->def->run(model->state, inputs, outputs) != 0) {
-    qc_set_error("%s", model->def->last_error());
+    keep_model_error(model->def);
     return QC_ERROR_INVALID_ARGUMENT;
   }
   return QC_OK;

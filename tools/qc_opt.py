@@ -20,7 +20,7 @@ def _list_passes() -> str:
     for name, cls in REGISTRY.items():
         lines.append(f"  --{name:<{width}} {cls.SUMMARY}")
         for opt, o in cls.OPTIONS.items():
-            lines.append(f"      {opt + '=' + str(o.default):<{width}} {o.help}")
+            lines.append(f"      {opt + '=' + str(o.default):<{width - 2}} {o.help}")
     lines.append("Every pass of the bundled upstream MLIR and torch-mlir is also available by its name.")
     return "\n".join(lines)
 

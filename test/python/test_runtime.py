@@ -150,3 +150,35 @@ def test_artifacts_are_byte_identical(workdir, tmp_path):
     first, second = build(tmp_path / "a"), build(tmp_path / "build-two")
     assert sorted(first) == ["libmlp.a", "mlp.h", "mlp.qcw", "mlp.so"]
     assert [n for n in first if first[n] != second[n]] == []
+
+
+def test_failed_run_time_check_is_an_error_not_an_abort(workdir):
+    """torch-mlir guards an Expand to a shape read from an input with cf.assert, which aborted the
+    caller's process.  Now the run fails with the check's message and the node's name, the process
+    lives on, and the next run works; qc-run and the standalone program exit 1 with the message."""
+    from onnx import TensorProto, helper, save
+
+    g = helper.make_graph([helper.make_node("Expand", ["x", "s"], ["e"], name="expand_by_s"),
+                           helper.make_node("ReduceSum", ["e"], ["y"], name="sum", keepdims=1)], "g",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4]),
+                           helper.make_tensor_value_info("s", TensorProto.INT64, [2])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 1])])
+    path = workdir / "expand.onnx"
+    save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), path)
+    qc.compile(path, workdir / "expand.so")
+    qc.compile(path, workdir / "exe" / "expand", emit="exe")
+    model = qc.runtime.load(workdir / "expand.so")
+    x = np.arange(4, dtype=np.float32)[None]
+    assert model.run({"x": x, "s": np.array([3, 4])})["y"][0, 0] == 18
+    message = ("run-time check failed in model 'expand': node 'expand_by_s': onnx.Expand input has a dim that is "
+               "not statically 1")
+    with pytest.raises(qc.QCError, match=message):
+        model.run({"x": x, "s": np.array([3, 5])})
+    assert model.run({"x": x, "s": np.array([2, 4])})["y"][0, 0] == 12
+    np.save(workdir / "expand_x.npy", x)
+    np.save(workdir / "expand_s.npy", np.array([3, 5]))
+    inputs = [f"x={workdir / 'expand_x.npy'}", f"s={workdir / 'expand_s.npy'}"]
+    proc = run("qc-run", workdir / "expand.so", "--input", inputs[0], "--input", inputs[1])
+    assert proc.returncode == 1 and message in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+    proc = subprocess.run([workdir / "exe" / "expand", *inputs, "-o", workdir / "expand_out"], capture_output=True, text=True)
+    assert proc.returncode == 1 and message in proc.stderr, (proc.returncode, proc.stderr)
