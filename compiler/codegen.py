@@ -34,8 +34,9 @@ def pre_bufferize(panel: int) -> list:
             WeightsToArgs(), "canonicalize", "cse"]
 
 
+# Loops that yield a new tensor each iteration (LSTM/GRU/RNN steps) may return allocations.
 BUFFERIZE = ("builtin.module(one-shot-bufferize{bufferize-function-boundaries "
-             "function-boundary-type-conversion=identity-layout-map}, "
+             "function-boundary-type-conversion=identity-layout-map allow-return-allocs-from-loops}, "
              "buffer-results-to-out-params{hoist-static-allocs modify-public-functions}, "
              "canonicalize, buffer-deallocation-pipeline, qc-elide-copies, qc-strided-copies, canonicalize)")
 
@@ -225,8 +226,8 @@ def _portable_llvm_ir(text: str) -> str:
 
     The bindings' LLVM prints ``f0x3F800000`` and shortest decimals for
     ``float`` (inexact as doubles); llvmlite's parser wants the double-width
-    hex form.  A bare decimal's type is that of its line (float unless the
-    line mentions double)."""
+    hex form, and neither ``+qnan`` nor ``-inf``.  A bare decimal's type is
+    that of its line (float unless the line mentions double)."""
     def hexfloat(m):
         bits = bytes.fromhex(m.group(1))[::-1]
         return _hex_double(float(np.frombuffer(bits, np.float32)[0]))
@@ -240,6 +241,9 @@ def _portable_llvm_ir(text: str) -> str:
     def line(text_line: str) -> str:
         is_float = "float" in text_line and "double" not in text_line
         text_line = re.sub(r"\b(float|double) ([-+]?(?:inf|nan))\b", typed, text_line)
+        # newer LLVM also prints special values apart from their type: fmul float %x, +qnan
+        text_line = re.sub(r"(?<![\w.%@])([-+])([qs]?nan|inf)\b",
+                           lambda m: _hex_double(float(m.group(1) + m.group(2).lstrip("qs"))), text_line)
         return re.sub(r"(?<![\w.])(-?[0-9]+\.[0-9]+e[-+][0-9]+)\b",
                       lambda m: _hex_double(float(np.float32(m.group(1))) if is_float else float(m.group(1))),
                       text_line)
@@ -264,8 +268,11 @@ def emit_object(llvm_ir: str, target: Target) -> bytes:
 
     llvm.initialize_native_target()
     llvm.initialize_native_asmprinter()
-    mod = llvm.parse_assembly(llvm_ir)
-    mod.verify()
+    try:
+        mod = llvm.parse_assembly(llvm_ir)
+        mod.verify()
+    except RuntimeError as err:  # a bug of qc's, not the user's: said as such, with LLVM's words
+        raise QCError(f"internal error: LLVM rejected the generated IR (a qc bug; please report it): {err}") from None
     # The kernels' vectors are as wide as the registers: keep LLVM from splitting 512-bit ones.
     features = ",".join(f for f in (target.features, "-prefer-256-bit") if f)
     tm = llvm.Target.from_default_triple().create_target_machine(

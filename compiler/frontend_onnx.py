@@ -89,12 +89,16 @@ def _fix_input_shapes(model: onnx.ModelProto, shapes: dict[str, tuple[int, ...]]
 
 
 def _infer_strictly(model: onnx.ModelProto, shapes: dict[str, tuple[int, ...]]) -> None:
-    """Shape inference that fails, naming the first node, when the ``--shape`` dims do not fit the model."""
+    """Shape inference that fails, naming the first node, when the model's nodes do not fit together
+    or the ``--shape`` dims do not fit the model.  Before torch-mlir sees the model: it loops forever
+    on some inconsistencies (a Softmax axis out of range)."""
     try:
         onnx.shape_inference.infer_shapes(model, strict_mode=True, data_prop=True)
-    except onnx.shape_inference.InferenceError as err:
+    except (onnx.shape_inference.InferenceError, onnx.checker.ValidationError) as err:
         found = re.search(r"\(op_type:(\w+), node name: ([^)]*)\): (?:\[\w+\] )?([^\n]*)", str(err))
         where = f"node '{found.group(2)}' (ONNX op '{found.group(1)}'): {found.group(3)}" if found else str(err)
+        if not shapes:
+            raise QCError(f"the model is inconsistent: {where}") from None
         given = " ".join(f"--shape {n}={'x'.join(map(str, s))}" for n, s in shapes.items())
         raise QCError(f"the input shapes ({given}) do not fit the model: {where}") from None
 
@@ -149,6 +153,19 @@ def _fold_shapes(model: onnx.ModelProto) -> onnx.ModelProto:
     return model
 
 
+# Ops whose output size depends on their input's values (torch-mlir crashes on Unique's conversion).
+_VALUE_DEPENDENT = {"Unique", "NonZero", "NonMaxSuppression", "Compress", "StringNormalizer"}
+
+
+def _reject_value_dependent_shapes(model: onnx.ModelProto) -> None:
+    """qc compiles static shapes: an op whose output size is only known from the data is refused,
+    naming the node, before torch-mlir is given it."""
+    for i, node in enumerate(model.graph.node):
+        if node.op_type in _VALUE_DEPENDENT and node.domain in ("", "ai.onnx"):
+            raise QCError(f"node '{node.name or f'#{i}'}' (ONNX op '{node.op_type}'): its output size depends on "
+                          "its input's values; qc compiles models whose shapes are fixed at compile time")
+
+
 def _op_types(model: onnx.ModelProto) -> dict[str, str]:
     return {n.name: n.op_type for n in model.graph.node if n.name}
 
@@ -159,8 +176,7 @@ def import_onnx(model: str | Path | onnx.ModelProto, ctx: ir.Context,
     proto = load_onnx(model)
     proto_copy = onnx.ModelProto()
     proto_copy.CopyFrom(_upgrade_opset(proto))  # never modify the caller's model
-    if _fix_input_shapes(proto_copy, shapes or {}):
-        _infer_strictly(proto_copy, shapes)
+    _infer_strictly(proto_copy, shapes if _fix_input_shapes(proto_copy, shapes or {}) else {})
     try:
         for _ in range(4):  # folding constants can make more shapes static, and those more constants
             proto_copy = onnx.shape_inference.infer_shapes(proto_copy, data_prop=True)
@@ -173,6 +189,7 @@ def import_onnx(model: str | Path | onnx.ModelProto, ctx: ir.Context,
     except Exception as err:
         raise QCError(f"ONNX shape inference failed: {err}") from None
     op_types = _op_types(proto_copy)
+    _reject_value_dependent_shapes(proto_copy)
 
     info = onnx_importer.ModelInfo(proto_copy)
     module = info.create_module(context=ctx)
@@ -191,9 +208,10 @@ def import_onnx(model: str | Path | onnx.ModelProto, ctx: ir.Context,
     initializers = {t.name for t in proto_copy.graph.initializer}
     in_names = [i.name for i in proto_copy.graph.input if i.name not in initializers]
     out_names = [o.name for o in proto_copy.graph.output]
+    onnx_types = {v.name: v.type.tensor_type.elem_type for v in (*proto_copy.graph.input, *proto_copy.graph.output)}
     sig = Signature(
-        tuple(spec_of(n, t) for n, t in zip(in_names, ftype.inputs)),
-        tuple(spec_of(n, t) for n, t in zip(out_names, ftype.results)),
+        tuple(_unsigned(spec_of(n, t), onnx_types.get(n)) for n, t in zip(in_names, ftype.inputs)),
+        tuple(_unsigned(spec_of(n, t), onnx_types.get(n)) for n, t in zip(out_names, ftype.results)),
     )
     return module, sig
 
@@ -233,6 +251,13 @@ def _entry(module: ir.Module):
 
 _MLIR_TO_NUMPY = {"f32": "float32", "f64": "float64", "f16": "float16", "i64": "int64", "i32": "int32",
                   "i8": "int8", "ui8": "uint8", "i1": "bool"}
+
+
+def _unsigned(spec: TensorSpec, onnx_type: int | None) -> TensorSpec:
+    """The lowered code's i8 is signless: an ONNX uint8 tensor keeps its dtype in the signature."""
+    if onnx_type == onnx.TensorProto.UINT8 and spec.dtype == "int8":
+        return TensorSpec(spec.name, spec.shape, "uint8")
+    return spec
 
 
 def spec_of(name: str, t: ir.Type) -> TensorSpec:

@@ -28,7 +28,6 @@ class OptOptions:
     verify_diagnostics: bool = False
     allow_unregistered_dialect: bool = False
     verify_each: bool = True  # run the verifier after each pass
-    threading: bool = True
     print_ir_before_all: bool = False
     print_ir_after_all: bool = False
     print_ir_after_change: bool = False
@@ -120,8 +119,10 @@ def _pass_manager(options: OptOptions, store: WeightStore, stats: Statistics, ct
 
 def _run_chunk(text: str, filename: str, options: OptOptions, store: WeightStore, stats: Statistics) -> OptResult:
     ctx = make_context()
+    # The context stays on one thread, as the bindings make it: the qc dialect's verifiers are
+    # Python, and MLIR verifying functions in parallel calls them from threads that wait for the
+    # GIL this thread holds (a deadlock on the first invalid qc op).
     ctx.allow_unregistered_dialects = options.allow_unregistered_dialect
-    ctx.enable_multithreading(options.threading)
     diags: list[Diagnostic] = []
 
     def handler(d):

@@ -100,14 +100,16 @@ class Statistics(dict):
     @classmethod
     def load(cls, path: str | Path) -> "Statistics":
         data = load_numpy(path, "statistics")
+        if not isinstance(data, dict):
+            raise QCError(f"statistics '{path}' is one array; give the .npz that qc-compile --save-stats writes")
         stats = cls()
-        for key in data.files:
+        for key in data:
             if key.startswith(SENSITIVITY_PREFIX):
                 layer, _, what = key[len(SENSITIVITY_PREFIX):].rpartition("|")
                 stats.sensitivity.setdefault(layer, {})[what] = float(data[key])
-        names = sorted({key.rsplit("|", 1)[0] for key in data.files if not key.startswith(SENSITIVITY_PREFIX)})
+        names = sorted({key.rsplit("|", 1)[0] for key in data if not key.startswith(SENSITIVITY_PREFIX)})
         for name in names:
-            get = lambda f: data[f"{name}|{f}"] if f"{name}|{f}" in data.files else None  # noqa: E731
+            get = lambda f: data[f"{name}|{f}"] if f"{name}|{f}" in data else None  # noqa: E731
             missing = [f for f in ("rows",) + cls.FIELDS[:-2] if get(f) is None]  # Hessian, rowmax_sq optional
             if missing:
                 raise QCError(f"statistics '{path}' are malformed: no {', '.join(missing)} for '{name}'")
@@ -142,12 +144,12 @@ def collect(run, samples: Iterable[dict[str, np.ndarray]], hessian: bool, progre
 def load_calibration_npz(path: str | Path, input_names: list[str]) -> list[dict[str, np.ndarray]]:
     """``calib.npz`` (one array per model input, samples on axis 0) -> one input dict per call."""
     data = load_numpy(path, "calibration data")
-    if not isinstance(data, np.lib.npyio.NpzFile):
+    if not isinstance(data, dict):
         raise QCError(f"calibration data '{path}' is one array; give a .npz with one array per model input "
                       f"({', '.join(input_names)}), samples on axis 0: np.savez(path, name=array, ...)")
-    missing = [n for n in input_names if n not in data.files]
+    missing = [n for n in input_names if n not in data]
     if missing:
-        raise QCError(f"calibration data '{path}' lacks input(s) {missing}; it has {sorted(data.files)}")
+        raise QCError(f"calibration data '{path}' lacks input(s) {missing}; it has {sorted(data)}")
     arrays = {n: data[n] for n in input_names}
     counts = {n: len(a) for n, a in arrays.items()}
     if len(set(counts.values())) != 1:

@@ -25,14 +25,19 @@ def make_folder(path) -> None:
 
 
 def load_numpy(path, what: str):
-    """``np.load`` of a .npy / .npz without pickles, or a QCError that says what the file is not."""
+    """A .npy's array or a .npz's arrays (a dict, read in full now), without pickles, or a QCError
+    that says what the file is not: a damaged archive is found here, not at the first use."""
+    import zipfile
+    import zlib
+
     import numpy as np
 
     try:
-        return np.load(path, allow_pickle=False)
+        data = np.load(path, allow_pickle=False)
+        return {k: data[k] for k in data.files} if isinstance(data, np.lib.npyio.NpzFile) else data
     except FileNotFoundError:
         raise QCError(f"{what}: '{path}': no such file") from None
-    except (OSError, ValueError, EOFError) as err:
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as err:
         why = "it is not a NumPy .npy/.npz file (text, pickled objects or something else)" if "pickle" in str(err) \
-            else f"{err}"
+            else f"it is damaged ({type(err).__name__}: {err})"
         raise QCError(f"{what}: cannot read '{path}': {why}") from None

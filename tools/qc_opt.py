@@ -76,7 +76,7 @@ _BOOL_FLAGS = {
     "--verify-diagnostics": "check the input's expected-error/warning/note/remark comments",
     "--allow-unregistered-dialect": "accept ops of dialects that are not registered",
     "--verify-each": "run the verifier after each pass (default true)",
-    "--mlir-disable-threading": "run passes on one thread",
+    "--mlir-disable-threading": "accepted for mlir-opt's command lines: qc-opt always runs on one thread",
     "--mlir-print-ir-before-all": "print the IR before each pass (stderr)",
     "--mlir-print-ir-after-all": "print the IR after each pass (stderr)",
     "--mlir-print-ir-after-change": "print the IR after each pass that changed it (stderr)",
@@ -141,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
         result = run_opt(text, name, OptOptions(
             pipeline=pipeline, split_input_file=args.split_input_file, verify_diagnostics=args.verify_diagnostics,
             allow_unregistered_dialect=args.allow_unregistered_dialect, verify_each=args.verify_each,
-            threading=not args.mlir_disable_threading, print_ir_before_all=args.mlir_print_ir_before_all,
+            print_ir_before_all=args.mlir_print_ir_before_all,
             print_ir_after_all=args.mlir_print_ir_after_all, print_ir_after_change=args.mlir_print_ir_after_change,
             print_ir_after_failure=args.mlir_print_ir_after_failure,
             print_ir_module_scope=args.mlir_print_ir_module_scope, print_debuginfo=args.mlir_print_debuginfo,
