@@ -19,3 +19,24 @@ def test_onnx_op(case, workdir):
         result = run_case(case, opset, constant_nodes, workdir)
         expected = "refused" if case.op in REFUSED else "ok"
         assert result.status == expected, (opset, constant_nodes, result)
+        if expected == "refused":  # the node, its op and why
+            assert f"node 'node_{case.op.lower()}' (ONNX op '{case.op}'): " in result.detail, result
+
+
+@pytest.mark.parametrize("op, attrs, out, message", [
+    ("Unique", {"sorted": 1}, 1, "node 'n' (ONNX op 'Unique'): its output size depends on its input's values"),
+    ("NonZero", {}, 7, "node 'n' (ONNX op 'NonZero'): its output size depends on its input's values"),
+    ("Softmax", {"axis": -5}, 1, "the model is inconsistent: node 'n' (ONNX op 'Softmax'): 'axis' must be in [-1 , 0]"),
+])
+def test_refused_before_torch_mlir(op, attrs, out, message, workdir):
+    """torch-mlir crashed the process on Unique and looped forever on a Softmax axis out of range:
+    such nodes are refused by name before it sees them."""
+    import qc
+    from onnx import TensorProto, helper
+
+    g = helper.make_graph([helper.make_node(op, ["x"], ["y"], name="n", **attrs)], "g",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [8])],
+                          [helper.make_tensor_value_info("y", out, None)])
+    with pytest.raises(qc.QCError) as err:
+        qc.compile(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), workdir / f"{op}.so")
+    assert message in str(err.value)
