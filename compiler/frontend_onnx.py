@@ -166,6 +166,24 @@ def _reject_value_dependent_shapes(model: onnx.ModelProto) -> None:
                           "its input's values; qc compiles models whose shapes are fixed at compile time")
 
 
+# Attributes ONNX's checker and shape inference let through that torch-mlir divides by or loops on
+# (Conv group 0 killed the process with SIGFPE): each must be positive.
+_POSITIVE = {"Conv": ("group", "strides", "dilations", "kernel_shape"),
+             "ConvTranspose": ("group", "strides", "dilations", "kernel_shape"),
+             "MaxPool": ("strides", "dilations", "kernel_shape"), "AveragePool": ("strides", "kernel_shape"),
+             "DepthToSpace": ("blocksize",), "SpaceToDepth": ("blocksize",), "LRN": ("size",)}
+
+
+def _check_attributes(model: onnx.ModelProto) -> None:
+    for i, node in enumerate(model.graph.node):
+        for attr in node.attribute:
+            if attr.name in _POSITIVE.get(node.op_type, ()):
+                values = list(attr.ints) if attr.type == onnx.AttributeProto.INTS else [attr.i]
+                if any(v < 1 for v in values):
+                    raise QCError(f"node '{node.name or f'#{i}'}' (ONNX op '{node.op_type}'): attribute "
+                                  f"'{attr.name}' must be positive, got {values if len(values) > 1 else values[0]}")
+
+
 def _op_types(model: onnx.ModelProto) -> dict[str, str]:
     return {n.name: n.op_type for n in model.graph.node if n.name}
 
@@ -190,6 +208,7 @@ def import_onnx(model: str | Path | onnx.ModelProto, ctx: ir.Context,
         raise QCError(f"ONNX shape inference failed: {err}") from None
     op_types = _op_types(proto_copy)
     _reject_value_dependent_shapes(proto_copy)
+    _check_attributes(proto_copy)
 
     info = onnx_importer.ModelInfo(proto_copy)
     module = info.create_module(context=ctx)

@@ -40,3 +40,15 @@ def test_refused_before_torch_mlir(op, attrs, out, message, workdir):
     with pytest.raises(qc.QCError) as err:
         qc.compile(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), workdir / f"{op}.so")
     assert message in str(err.value)
+
+
+def test_conv_group_zero_is_refused(workdir):
+    """Conv group 0 passes ONNX's checker and shape inference; torch-mlir divided by it (SIGFPE)."""
+    import qc
+
+    from onnx import helper
+
+    model = next(c for c in CASES if c.op == "Conv").model(17)
+    model.graph.node[-1].attribute.append(helper.make_attribute("group", 0))
+    with pytest.raises(qc.QCError, match=r"node 'node_conv' \(ONNX op 'Conv'\): attribute 'group' must be positive, got 0"):
+        qc.compile(model, workdir / "group0.so")
