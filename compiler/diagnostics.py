@@ -28,6 +28,10 @@ class Diagnostic:
         return Diagnostic(SEVERITY.get(diag.severity, "error"), str(diag.location), diag.message,
                           tuple(Diagnostic.of(n) for n in diag.notes))
 
+    def shown_notes(self) -> tuple[Diagnostic, ...]:
+        """The notes worth printing: not the op dump MLIR attaches to pass failures."""
+        return tuple(n for n in self.notes if "see current operation" not in n.message)
+
     def line(self) -> int | None:
         m = re.search(r":(\d+):\d+\)?$", self.location)
         return int(m.group(1)) if m else None
@@ -47,9 +51,8 @@ def format_diagnostic(diag) -> str:
     if not isinstance(diag, Diagnostic):
         diag = Diagnostic.of(diag)
     text = f"{format_location(diag.location)}: {diag.severity}: {diag.message}"
-    for note in diag.notes:
-        if "see current operation" not in note.message:
-            text += f"\n{format_location(note.location)}: note: {note.message}"
+    for note in diag.shown_notes():
+        text += f"\n{format_location(note.location)}: note: {note.message}"
     return text
 
 

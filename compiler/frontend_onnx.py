@@ -88,19 +88,21 @@ def _fix_input_shapes(model: onnx.ModelProto, shapes: dict[str, tuple[int, ...]]
     return changed
 
 
-def _infer_strictly(model: onnx.ModelProto, shapes: dict[str, tuple[int, ...]]) -> None:
-    """Shape inference that fails, naming the first node, when the model's nodes do not fit together
+def _infer_strictly(model: onnx.ModelProto, shapes: dict[str, tuple[int, ...]]) -> onnx.ModelProto:
+    """``model`` with its shapes inferred; inference that fails, naming the first node, when the model's nodes do not fit together
     or the ``--shape`` dims do not fit the model.  Before torch-mlir sees the model: it loops forever
     on some inconsistencies (a Softmax axis out of range)."""
     try:
-        onnx.shape_inference.infer_shapes(model, strict_mode=True, data_prop=True)
+        return onnx.shape_inference.infer_shapes(model, strict_mode=True, data_prop=True)
     except (onnx.shape_inference.InferenceError, onnx.checker.ValidationError) as err:
         found = re.search(r"\(op_type:(\w+), node name: ([^)]*)\): (?:\[\w+\] )?([^\n]*)", str(err))
-        where = f"node '{found.group(2)}' (ONNX op '{found.group(1)}'): {found.group(3)}" if found else str(err)
+        where = f"{_node(found.group(2), found.group(1))}: {found.group(3)}" if found else str(err)
         if not shapes:
             raise QCError(f"the model is inconsistent: {where}") from None
         given = " ".join(f"--shape {n}={'x'.join(map(str, s))}" for n, s in shapes.items())
         raise QCError(f"the input shapes ({given}) do not fit the model: {where}") from None
+    except Exception as err:  # onnx's C++ raises others too
+        raise QCError(f"ONNX shape inference failed: {err}") from None
 
 
 # Ops whose outputs, on constant inputs, are folded before import (shape arithmetic: what torch.onnx
@@ -153,19 +155,19 @@ def _fold_shapes(model: onnx.ModelProto) -> onnx.ModelProto:
     return model
 
 
+def _node(name: str, op_type: str | None) -> str:
+    """How errors name an ONNX node: ``node 'fc1' (ONNX op 'MatMul')``."""
+    return f"node '{name}'" + (f" (ONNX op '{op_type}')" if op_type else "")
+
+
+def _node_at(location: ir.Location, op_types: dict[str, str]) -> str:
+    """The node an MLIR location from the importer names (its location is the node's name)."""
+    name = str(location).removeprefix("loc(").removesuffix(")").strip('"')
+    return _node(name, op_types.get(name))
+
+
 # Ops whose output size depends on their input's values (torch-mlir crashes on Unique's conversion).
 _VALUE_DEPENDENT = {"Unique", "NonZero", "NonMaxSuppression", "Compress", "StringNormalizer"}
-
-
-def _reject_value_dependent_shapes(model: onnx.ModelProto) -> None:
-    """qc compiles static shapes: an op whose output size is only known from the data is refused,
-    naming the node, before torch-mlir is given it."""
-    for i, node in enumerate(model.graph.node):
-        if node.op_type in _VALUE_DEPENDENT and node.domain in ("", "ai.onnx"):
-            raise QCError(f"node '{node.name or f'#{i}'}' (ONNX op '{node.op_type}'): its output size depends on "
-                          "its input's values; qc compiles models whose shapes are fixed at compile time")
-
-
 # Attributes ONNX's checker and shape inference let through that torch-mlir divides by or loops on
 # (Conv group 0 killed the process with SIGFPE): each must be positive.
 _POSITIVE = {"Conv": ("group", "strides", "dilations", "kernel_shape"),
@@ -174,14 +176,20 @@ _POSITIVE = {"Conv": ("group", "strides", "dilations", "kernel_shape"),
              "DepthToSpace": ("blocksize",), "SpaceToDepth": ("blocksize",), "LRN": ("size",)}
 
 
-def _check_attributes(model: onnx.ModelProto) -> None:
+def _check_nodes(model: onnx.ModelProto) -> None:
+    """Nodes qc refuses before torch-mlir is given them: an op whose output size is only known from
+    the data (qc compiles static shapes), an attribute that must be positive and is not."""
     for i, node in enumerate(model.graph.node):
+        label = _node(node.name or f"#{i}", node.op_type)
+        if node.op_type in _VALUE_DEPENDENT and node.domain in ("", "ai.onnx"):
+            raise QCError(f"{label}: its output size depends on its input's values; qc compiles models whose "
+                          "shapes are fixed at compile time")
         for attr in node.attribute:
             if attr.name in _POSITIVE.get(node.op_type, ()):
                 values = list(attr.ints) if attr.type == onnx.AttributeProto.INTS else [attr.i]
                 if any(v < 1 for v in values):
-                    raise QCError(f"node '{node.name or f'#{i}'}' (ONNX op '{node.op_type}'): attribute "
-                                  f"'{attr.name}' must be positive, got {values if len(values) > 1 else values[0]}")
+                    raise QCError(f"{label}: attribute '{attr.name}' must be positive, "
+                                  f"got {values if len(values) > 1 else values[0]}")
 
 
 def _op_types(model: onnx.ModelProto) -> dict[str, str]:
@@ -194,21 +202,18 @@ def import_onnx(model: str | Path | onnx.ModelProto, ctx: ir.Context,
     proto = load_onnx(model)
     proto_copy = onnx.ModelProto()
     proto_copy.CopyFrom(_upgrade_opset(proto))  # never modify the caller's model
-    _infer_strictly(proto_copy, shapes if _fix_input_shapes(proto_copy, shapes or {}) else {})
+    _check_nodes(proto_copy)
+    proto_copy = _infer_strictly(proto_copy, shapes if _fix_input_shapes(proto_copy, shapes or {}) else {})
     try:
         for _ in range(4):  # folding constants can make more shapes static, and those more constants
-            proto_copy = onnx.shape_inference.infer_shapes(proto_copy, data_prop=True)
             count = len(proto_copy.graph.node)
             proto_copy = _fold_shapes(proto_copy)
-            if len(proto_copy.graph.node) == count:  # nothing folded: the shapes just inferred stand
+            if len(proto_copy.graph.node) == count:  # nothing folded: the shapes last inferred stand
                 break
-        else:
             proto_copy = onnx.shape_inference.infer_shapes(proto_copy, data_prop=True)
     except Exception as err:
         raise QCError(f"ONNX shape inference failed: {err}") from None
     op_types = _op_types(proto_copy)
-    _reject_value_dependent_shapes(proto_copy)
-    _check_attributes(proto_copy)
 
     info = onnx_importer.ModelInfo(proto_copy)
     module = info.create_module(context=ctx)
@@ -243,11 +248,7 @@ def _lower_torch(module: ir.Module, op_types: dict[str, str], pipeline: str, wha
     try:
         pm.run(module.operation)
     except ir.MLIRError as err:
-        lines = []
-        for d in err.error_diagnostics:
-            node = str(d.location).removeprefix("loc(").removesuffix(")").strip('"')
-            kind = f" (ONNX op '{op_types[node]}')" if node in op_types else ""
-            lines.append(f"node '{node}'{kind}: {_explain(d.message)}")
+        lines = [f"{_node_at(d.location, op_types)}: {_explain(d.message)}" for d in err.error_diagnostics]
         raise QCError(f"{what} failed:\n" + "\n".join(lines)) from None
 
 
@@ -263,12 +264,8 @@ def _reject_tm_tensor(module: ir.Module, op_types: dict[str, str]) -> None:
 
     module.operation.walk(visit)
     if found:
-        lines = []
-        for op in found:
-            node = str(op.location).removeprefix("loc(").removesuffix(")").strip('"')
-            kind = f" (ONNX op '{op_types[node]}')" if node in op_types else ""
-            lines.append(f"node '{node}'{kind}: torch-mlir lowers it to '{op.name}', which qc cannot compile yet "
-                         "(qc's bufferization does not take TMTensor ops)")
+        lines = [f"{_node_at(op.location, op_types)}: torch-mlir lowers it to '{op.name}', which qc cannot compile "
+                 "yet (qc's bufferization does not take TMTensor ops)" for op in found]
         raise QCError("\n".join(dict.fromkeys(lines)))
 
 

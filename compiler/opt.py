@@ -59,7 +59,7 @@ def _named(text: str, filename: str) -> str:
 def _render(diag: Diagnostic, filename: str, lines: list[str]) -> str:
     """As mlir-opt prints a diagnostic: located in the input, with its line and a caret."""
     out = []
-    for d in (diag, *(n for n in diag.notes if "see current operation" not in n.message)):
+    for d in (diag, *diag.shown_notes()):
         where = re.fullmatch(r'loc\("-":(\d+):(\d+)\)', d.location)
         text = format_diagnostic(Diagnostic(d.severity, _named(d.location, filename), d.message))
         if where and 0 < int(where.group(1)) <= len(lines):
@@ -186,8 +186,7 @@ def verify_expected(text: str, diags: list[Diagnostic]) -> list[Diagnostic]:
         offset = _OFFSETS[where] if where in _OFFSETS else int(where[1:])
         target = None if offset is None else lineno + offset
         expected.append([kind, target, _matcher(msg, bool(regex)), False, f'loc("-":{lineno}:{m.start() + 1})', msg])
-    emitted = [d for diag in diags
-               for d in (diag, *(n for n in diag.notes if "see current operation" not in n.message))]
+    emitted = [d for diag in diags for d in (diag, *diag.shown_notes())]
     problems = []
     for d in emitted:
         line = d.line() if d.location.startswith('loc("-"') else None

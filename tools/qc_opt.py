@@ -67,7 +67,10 @@ def _pipeline_from_flags(flags: list[str]) -> list[str]:
     out: list[str] = []
     for anchor, group in itertools.groupby(elements, key=lambda e: e[0]):
         names = [element for _, element in group]
-        out.extend(names) if anchor == "builtin.module" else out.append(f"{anchor}({','.join(names)})")
+        if anchor == "builtin.module":
+            out += names
+        else:
+            out.append(f"{anchor}({','.join(names)})")
     return out
 
 
@@ -129,9 +132,9 @@ def main(argv: list[str] | None = None) -> int:
         print(_list_passes())
         return 0
     try:
-        if [r for r in rest if not r.startswith("--")]:
-            raise QCError(f"unexpected positional arguments {[r for r in rest if not r.startswith('--')]}; "
-                          f"one input file is read")
+        extra = [r for r in rest if not r.startswith("--")]
+        if extra:
+            raise QCError(f"unexpected positional arguments {extra}; one input file is read")
         elements = _pipeline_from_flags(rest)
         if args.pass_pipeline:
             from ..passes.pipeline import unwrap_module
