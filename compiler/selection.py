@@ -129,9 +129,9 @@ def latency_table(ops: list[ir.Operation], schemes: list[Scheme], target: codege
                                                                         "features": target.features})
     todo = {}
     for op in ops:
-        if op.name != "qc.linear":
+        if not isinstance(op.opview, LinearOp):
             continue
-        n, k = ir.RankedTensorType(op.operands[1].type).shape
+        n, k = ir.RankedTensorType(op.opview.weight.type).shape
         for scheme in schemes:
             key = (linear_shape(op), scheme_key(scheme, activations))
             if fits(scheme, k) is None and table.get_ms(*key) is None:
@@ -163,7 +163,7 @@ class Probe:
         for op in scheme_targets(copy.operation):
             name = target_name(op)
             weight = target_weight(op)
-            if op.name == "qc.linear":
+            if isinstance(op.opview, LinearOp):
                 inputs[f"{weight}.p{width}"] = WEIGHT_INPUT + name
                 self.layers[name] = ("linear", weight)
                 if switches:
@@ -195,7 +195,7 @@ def fake_quantize_input(linear: ir.Operation, main: ir.Operation) -> None:
     """Route ``linear``'s input ``x: [..., K]`` through ``y = v == 0 ? x : q(x) * s`` with a new
     scalar argument ``v`` of ``main`` (appended to its inputs): ``s = v > 0 ? v : max|x_row| / 127``
     and ``q = clamp(roundeven(x / s), -127, 127)``, what qc-lower-qgemm's int8 activations compute."""
-    x = linear.operands[0]
+    x = linear.opview.input
     xt = ir.RankedTensorType(x.type)
     rank, f32 = xt.rank, ir.F32Type.get()
     entry = main.regions[0].blocks[0]
@@ -281,7 +281,7 @@ def select_precision(module: ir.Module, sig: Signature, state: PassState, sample
     ops = scheme_targets(module.operation)
     missing = o.sensitivity == "measured" and any(
         measured_key(o.metric, s) not in state.stats.sensitivity.get(target_name(op), {}) for op in ops
-        for s in schemes if s.quantized and fits(s, reduction_size(op), op.name != "qc.linear") is None)
+        for s in schemes if s.quantized and fits(s, reduction_size(op), not isinstance(op.opview, LinearOp)) is None)
     timed = o.budget_latency_ms is not None or o.report is not None or o.pareto is not None
     other_ms = 0.0
     if timed:
@@ -297,7 +297,7 @@ def select_precision(module: ir.Module, sig: Signature, state: PassState, sample
         if timed:  # the f32 model without the switches, which cost time even when off
             probe = Probe(module, sig, state, target, Path(tmp) / "timing", switches=False)
             total = model_ms(probe.model, {**(samples[0] if samples else zeros(sig)), **probe.base})
-            f32 = sum(state.latency.get_ms(linear_shape(op), "f32") for op in ops if op.name == "qc.linear")
+            f32 = sum(state.latency.get_ms(linear_shape(op), "f32") for op in ops if isinstance(op.opview, LinearOp))
             other_ms = max(total - f32, 0.0)
             del probe
     select = SelectPrecision(

@@ -22,6 +22,7 @@ from torch_mlir import ir
 
 from ..core.errors import QCError
 from ..core.quant import Scheme, fits, parse_scheme
+from ..dialects.qc import LinearOp
 from .base import ModulePass, Option, PassState
 from .matchers import embedding_table, scheme_targets, set_scheme, target_name
 from .quantize_weights import scheme_attr
@@ -45,12 +46,12 @@ def parse_pairs(text: str | dict) -> list[tuple[re.Pattern, Scheme]]:
 
 def reduction_size(op: ir.Operation) -> int:
     """K of a linear's weight [N, K], D of an embedding table [V, D]."""
-    value = op.operands[1] if op.name == "qc.linear" else embedding_table(op)[0].operands[0]
+    value = op.opview.weight if isinstance(op.opview, LinearOp) else embedding_table(op)[0].opview.tensor
     return ir.RankedTensorType(value.type).shape[-1]
 
 
 def check_fits(op: ir.Operation, scheme: Scheme) -> None:
-    why = fits(scheme, reduction_size(op), gather=op.name != "qc.linear")
+    why = fits(scheme, reduction_size(op), gather=not isinstance(op.opview, LinearOp))
     if why is not None:
         raise QCError(f"layer '{target_name(op)}' cannot take {scheme.name}: {why}", op.location)
 
@@ -74,7 +75,7 @@ class AssignSchemes(ModulePass):
             scheme = matched or default
             if scheme is None:
                 continue
-            gather = op.name != "qc.linear"
+            gather = not isinstance(op.opview, LinearOp)
             if matched is None and gather and scheme.activation_bits == 8:
                 scheme = scheme.weight_only  # a table has no activations; its weights take the default's
             why = fits(scheme, reduction_size(op), gather)

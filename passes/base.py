@@ -98,6 +98,11 @@ def walk_ops(root: ir.Operation, name: str) -> list[ir.Operation]:
     return found
 
 
+def ops_of(root: ir.Operation, cls: type[ir.OpView]) -> list:
+    """All ``cls`` ops under ``root`` as typed views (``op.weight``, ``op.bias``), collected before any rewrite."""
+    return [op.opview for op in walk_ops(root, cls.OPERATION_NAME)]
+
+
 def set_function_type(fn: ir.Operation, inputs: list[ir.Type], results: list[ir.Type]) -> None:
     """Give ``fn`` a new signature; argument/result attributes (such as ``qc.name``) are kept and
     new trailing arguments/results get none, as the func verifier wants one entry per value."""

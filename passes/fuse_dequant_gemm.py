@@ -18,8 +18,8 @@ from __future__ import annotations
 from torch_mlir import ir
 
 from ..core.quant.packing import pack_rows
-from ..dialects.qc import QGemmOp, WeightOp
-from .base import ModulePass, PassState, walk_ops
+from ..dialects.qc import DequantizeOp, LinearOp, QGemmOp, WeightOp
+from .base import ModulePass, PassState, ops_of
 from .matchers import producer, stored_weight
 from .quantize_weights import ACT_SCALE_ATTR, scheme_of
 
@@ -29,19 +29,20 @@ class FuseDequantGemm(ModulePass):
     SUMMARY = "Fuse qc.dequantize of a stored weight into the qc.linear reading it: qc.qgemm on packed integers"
 
     def run(self, module: ir.Operation, state: PassState) -> None:
-        for op in walk_ops(module, "qc.linear"):
-            deq = producer(op.operands[1])
-            if deq is None or deq.name != "qc.dequantize" or ir.IntegerAttr(deq.attributes["axis"]).value != 0:
+        for op in ops_of(module, LinearOp):
+            deq = producer(op.weight)
+            deq = deq.opview if deq is not None else None
+            if not isinstance(deq, DequantizeOp) or deq.axis.value != 0:
                 continue
-            found = stored_weight(deq.operands[0])
+            found = stored_weight(deq.input)
             if found is None:
                 continue
             q_op, q_name = found
-            bits = ir.IntegerAttr(deq.attributes["bits"]).value
+            bits = deq.bits.value
             packed = f"{q_name}.packed"
             if q_name in state.store and packed not in state.store:
                 state.store[packed] = pack_rows(state.store[q_name], bits)
-            n, k = ir.RankedTensorType(deq.operands[0].type).shape
+            n, k = ir.RankedTensorType(deq.input.type).shape
             scheme = scheme_of(op)
             act_bits = 8 if scheme is not None and scheme.activation_bits == 8 else 0
             act_scale = ir.FloatAttr(op.attributes[ACT_SCALE_ATTR]).value if ACT_SCALE_ATTR in op.attributes else 0.0
@@ -49,15 +50,14 @@ class FuseDequantGemm(ModulePass):
                 i64 = ir.IntegerType.get_signless(64)
                 p = WeightOp(ir.RankedTensorType.get([n, k * bits // 8], ir.IntegerType.get_signless(8)),
                              ir.FlatSymbolRefAttr.get(packed))
-                bias = op.operands[2] if len(op.operands) == 3 else None
-                qgemm = QGemmOp(op.results[0].type, op.operands[0], p.result, deq.operands[1], deq.operands[2],
-                                deq.attributes["bits"], deq.attributes["group_size"], ir.IntegerAttr.get(i64, act_bits),
-                                ir.FloatAttr.get_f32(act_scale), bias=bias)
+                qgemm = QGemmOp(op.result.type, op.input, p.result, deq.scale, deq.zero_point, deq.bits,
+                                deq.group_size, ir.IntegerAttr.get(i64, act_bits), ir.FloatAttr.get_f32(act_scale),
+                                bias=op.bias)
             if "qc.scheme" in op.attributes:
                 qgemm.operation.attributes["qc.scheme"] = op.attributes["qc.scheme"]
-            op.results[0].replace_all_uses_with(qgemm.result)
+            op.result.replace_all_uses_with(qgemm.result)
             op.erase()
-            if not list(deq.results[0].uses):
+            if not list(deq.result.uses):
                 deq.erase()
                 if not list(q_op.results[0].uses):
                     q_op.erase()

@@ -19,8 +19,8 @@ from torch_mlir import ir
 from torch_mlir.dialects import func
 
 from ..core.errors import QCError
-from ..dialects.qc import ObserveOp
-from .base import ModulePass, Option, PassState, parse_bool, set_function_type, walk_ops
+from ..dialects.qc import LinearOp, ObserveOp
+from .base import ModulePass, Option, PassState, ops_of, parse_bool, set_function_type
 from .matchers import enclosing_func, layer_name
 
 OBSERVED_ATTR = "qc.observed"
@@ -33,9 +33,9 @@ class Instrument(ModulePass):
 
     def run(self, module: ir.Operation, state: PassState) -> None:
         probes: dict[ir.Value, list[ir.Operation]] = {}  # input -> the linears reading it
-        for op in walk_ops(module, "qc.linear"):
+        for op in ops_of(module, LinearOp):
             if layer_name(op) is not None:
-                probes.setdefault(op.operands[0], []).append(op)
+                probes.setdefault(op.input, []).append(op)
         if self.options["export"]:
             self._export(probes)
             return

@@ -17,101 +17,119 @@ stays a separate function until ``inline``, out of reach of elementwise fusion.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
 from torch_mlir import ir
-from torch_mlir.dialects import func
+from torch_mlir.dialects import arith, func, linalg, tensor
 
 from ..core.errors import QCError
 from ..core.quant.packing import PanelLayout
-from ..dialects.qc import WeightOp
-from .base import ModulePass, Option, PassState, walk_ops
+from ..dialects.qc import LinearOp, WeightOp
+from .base import ModulePass, Option, PassState, ops_of
+from .builders import generic
 from .matchers import LAYOUT_ATTR, layout_attr, stored_weight
-from .templates import append_parsed, tensor_type
 
 PANEL_MATMUL = "qc_panel_matmul"
 
 
-def panel_helper(fn: str, xshape: list[int], layout: PanelLayout, has_bias: bool,
-                 weights: list[tuple[str, str]], body: list[str], library_call: str,
-                 prelude: list[str] = (), inputs: list[tuple[str, str, str]] | None = None) -> str:
-    """Text of a private func ``y = x (.) weights + b`` accumulated in [..., P, width] panels.
+@dataclass(frozen=True)
+class PanelDims:
+    """The loop dims of a panel contraction: (lead..., p, n, k)."""
 
-    ``weights``: (tensor type, indexing map results over (lead..., p, n, k)) per
-    weight operand; ``body``: the contraction generic's body, whose block
-    arguments are one per input (default: %a for x), then one per weight, then
-    %c (accumulator), ending in yield.  ``prelude``: lines computing other
-    ``inputs`` (value, tensor type, map results over the lead dims ``d0..``, p, n, k) from %x.
+    lead: list[ir.AffineExpr]
+    p: ir.AffineExpr
+    n: ir.AffineExpr
+    k: ir.AffineExpr
+
+    @staticmethod
+    def of(rank: int) -> PanelDims:
+        d = [ir.AffineDimExpr.get(i) for i in range(rank + 3)]
+        return PanelDims(d[:rank], d[rank], d[rank + 1], d[rank + 2])
+
+    def map(self, exprs: Sequence[ir.AffineExpr]) -> ir.AffineMap:
+        return ir.AffineMap.get(len(self.lead) + 3, 0, list(exprs))
+
+
+def floordiv(e: ir.AffineExpr, c: int) -> ir.AffineExpr:
+    return ir.AffineExpr.get_floor_div(e, ir.AffineConstantExpr.get(c))
+
+
+def f32_const(value: float) -> ir.Value:
+    return arith.constant(ir.F32Type.get(), ir.FloatAttr.get(ir.F32Type.get(), value))
+
+
+# A contraction operand: its value and its indexing over the panel dims.
+Indexed = tuple[ir.Value, Callable[[PanelDims], Sequence[ir.AffineExpr]]]
+
+
+def panel_helper(fn: str, xshape: list[int], layout: PanelLayout, has_bias: bool,
+                 weights: list[tuple[ir.Type, Callable[[PanelDims], Sequence[ir.AffineExpr]]]],
+                 body: Callable[[list[ir.Value]], ir.Value], library_call: str,
+                 prelude: Callable[[ir.Value], list[Indexed]] | None = None) -> None:
+    """A private func ``@fn(x, weights..., [b])`` at the insertion point: ``y = x (.) weights + b``
+    accumulated in [..., P, width] panels, then flattened (and the padding sliced off).
+
+    ``weights``: (tensor type, indexing over the panel dims) per weight operand; ``body``: the
+    contraction generic's body from its block arguments (one per input, then one per weight, then
+    the accumulator); ``prelude``: computes the inputs from x (default: x itself, indexed (lead, k)).
     The contraction carries ``layout`` as ``qc.layout`` for the kernel pass."""
     *lead, k = xshape
     n, width, panels = layout.n, layout.width, layout.panels
     r = len(lead)
-    dims = [f"d{i}" for i in range(r)]
-    loops = ", ".join(dims + ["p", "n", "k"])
-    lead_p = ", ".join(dims + ["p", "n"])
-    parallel = ", ".join(['"parallel"'] * (r + 2))
-    acc_t = tensor_type(lead + [panels, width])
-    flat_t = tensor_type(lead + [panels * width])
-    y_t = tensor_type(lead + [n])
-    w_args = ", ".join(f"%arg_w{i}: {t}" for i, (t, _) in enumerate(weights))
-    lines = [f"func.func private @{fn}(%x: {tensor_type(xshape)}, {w_args}"
-             + (f", %b: {tensor_type([n])}" if has_bias else "") + f") -> {y_t} {{",
-             f"  %empty = tensor.empty() : {acc_t}"]
-    if has_bias:
-        if panels * width != n:
-            lines += ["  %zero_b = arith.constant 0.0 : f32",
-                      f"  %bp = tensor.pad %b low[0] high[{panels * width - n}] {{",
-                      "  ^bb0(%i: index):",
-                      "    tensor.yield %zero_b : f32",
-                      f"  }} : {tensor_type([n])} to {tensor_type([panels * width])}"]
+    f32 = ir.F32Type.get()
+    vec = lambda shape: ir.RankedTensorType.get(list(shape), f32)  # noqa: E731
+    flat_t, y_t = vec(lead + [panels * width]), vec(lead + [n])
+    in_types = [vec(xshape)] + [t for t, _ in weights] + ([vec([n])] if has_bias else [])
+    helper = func.FuncOp(fn, (in_types, [y_t]), visibility="private")
+    entry = helper.add_entry_block()
+    d = PanelDims.of(r)
+    with ir.InsertionPoint(entry):
+        x, *ws = entry.arguments
+        empty = tensor.empty(lead + [panels, width], f32)
+        if has_bias:
+            bias = ws.pop()
+            if panels * width != n:
+                pad = tensor.PadOp(vec([panels * width]), bias, [], [], [0], [panels * width - n])
+                with ir.InsertionPoint(pad.region.blocks.append(ir.IndexType.get())):
+                    tensor.YieldOp(f32_const(0.0))
+                bias = pad.result
+            i64 = ir.IntegerType.get_signless(64)
+            pairs = ir.ArrayAttr.get([ir.ArrayAttr.get([ir.IntegerAttr.get(i64, 0), ir.IntegerAttr.get(i64, 1)])])
+            b2 = tensor.expand_shape(vec([panels, width]), bias, pairs, [], [panels, width])
+            out_dims = [*d.lead, d.p, d.n]
+            loops = lambda exprs: ir.AffineMap.get(r + 2, 0, exprs)  # noqa: E731
+            acc = generic([b2], [empty], [loops([d.p, d.n]), loops(out_dims)], lambda a: a[0])
         else:
-            lines.append(f"  %bp = tensor.cast %b : {tensor_type([n])} to {tensor_type([n])}")
-        lines += [f"  %b2 = tensor.expand_shape %bp [[0, 1]] output_shape [{panels}, {width}] : "
-                  f"{tensor_type([panels * width])} into {tensor_type([panels, width])}",
-                  "  %acc = linalg.generic {indexing_maps = ["
-                  f"affine_map<({lead_p}) -> (p, n)>, affine_map<({lead_p}) -> ({lead_p})>], "
-                  f"iterator_types = [{parallel}]}} "
-                  f"ins(%b2 : {tensor_type([panels, width])}) outs(%empty : {acc_t}) {{",
-                  "  ^bb0(%v: f32, %o: f32):",
-                  "    linalg.yield %v : f32",
-                  f"  }} -> {acc_t}"]
-    else:
-        lines += ["  %zero = arith.constant 0.0 : f32",
-                  f"  %acc = linalg.fill ins(%zero : f32) outs(%empty : {acc_t}) -> {acc_t}"]
-    lines += list(prelude)
-    inputs = inputs or [("%x", tensor_type(xshape), ", ".join(dims + ["k"]))]
-    maps = [f"affine_map<({loops}) -> ({m})>" for _, _, m in inputs]
-    maps += [f"affine_map<({loops}) -> ({m})>" for _, m in weights] + [f"affine_map<({loops}) -> ({lead_p})>"]
-    names = ", ".join([v for v, _, _ in inputs] + [f"%arg_w{i}" for i in range(len(weights))])
-    types = ", ".join([t for _, t, _ in inputs] + [t for t, _ in weights])
-    lines += [f"  %mm = linalg.generic {{indexing_maps = [{', '.join(maps)}], "
-              f"iterator_types = [{parallel}, \"reduction\"], library_call = \"{library_call}\", "
-              f"{LAYOUT_ATTR} = {layout_attr(layout)}}} "
-              f"ins({names} : {types}) outs(%acc : {acc_t}) {{",
-              *[f"  {line}" for line in body],
-              f"  }} -> {acc_t}"]
-    groups = ", ".join([f"[{i}]" for i in range(r)] + [f"[{r}, {r + 1}]"])
-    lines.append(f"  %flat = tensor.collapse_shape %mm [{groups}] : {acc_t} into {flat_t}")
-    if panels * width != n:
-        zeros, ones = ", ".join(["0"] * (r + 1)), ", ".join(["1"] * (r + 1))
-        lines.append(f"  %y = tensor.extract_slice %flat[{zeros}] [{', '.join(map(str, lead + [n]))}] [{ones}] : "
-                     f"{flat_t} to {y_t}")
-    else:
-        lines.append(f"  %y = tensor.cast %flat : {flat_t} to {y_t}")
-    lines += [f"  return %y : {y_t}", "}"]
-    return "\n".join(lines)
+            acc = linalg.fill(f32_const(0.0), outs=[empty])
+        inputs = prelude(x) if prelude else [(x, lambda dims: [*dims.lead, dims.k])]
+        operands = [v for v, _ in inputs] + list(ws)
+        maps = [d.map(index(d)) for _, index in inputs] + [d.map(index(d)) for _, index in weights]
+        mm = generic(operands, [acc], maps + [d.map([*d.lead, d.p, d.n])], body, kinds="p" * (r + 2) + "r")
+        contraction = mm.owner
+        contraction.attributes["library_call"] = ir.StringAttr.get(library_call)
+        contraction.attributes[LAYOUT_ATTR] = layout_attr(layout)
+        i64 = ir.IntegerType.get_signless(64)
+        groups = [[i] for i in range(r)] + [[r, r + 1]]
+        flat = tensor.collapse_shape(flat_t, mm, ir.ArrayAttr.get(
+            [ir.ArrayAttr.get([ir.IntegerAttr.get(i64, i) for i in g]) for g in groups]))
+        if panels * width != n:
+            flat = tensor.extract_slice(y_t, flat, [], [], [], [0] * (r + 1), lead + [n], [1] * (r + 1))
+        func.ReturnOp([flat])
 
 
-def linear_helper(fn: str, xshape: list[int], layout: PanelLayout, has_bias: bool, weight_elt: str = "f32") -> str:
-    """Text of a private func computing an f32 qc.linear with a [P, K, width] packed weight
-    (f32, or f16 widened to f32 as it is read)."""
-    body = [f"^bb0(%a: f32, %bw: {weight_elt}, %c: f32):"]
-    if weight_elt == "f16":
-        body += ["  %bw32 = arith.extf %bw : f16 to f32", "  %m = arith.mulf %a, %bw32 : f32"]
-    else:
-        body.append("  %m = arith.mulf %a, %bw : f32")
-    body += ["  %s = arith.addf %c, %m : f32",
-             "  linalg.yield %s : f32"]
-    return panel_helper(fn, xshape, layout, has_bias,
-                        [(tensor_type(layout.weight_shape, weight_elt), "p, k, n")], body, PANEL_MATMUL)
+def linear_helper(fn: str, xshape: list[int], layout: PanelLayout, has_bias: bool, weight_elt: ir.Type) -> None:
+    """A private func computing an f32 qc.linear with a [P, K, width] packed weight (f32, or f16
+    widened to f32 as it is read)."""
+
+    def body(a: list[ir.Value]) -> ir.Value:
+        x, w, acc = a
+        if isinstance(weight_elt, ir.F16Type):
+            w = arith.extf(ir.F32Type.get(), w)
+        return arith.addf(acc, arith.mulf(x, w))
+
+    weight = (ir.RankedTensorType.get(layout.weight_shape, weight_elt), lambda d: [d.p, d.k, d.n])
+    panel_helper(fn, xshape, layout, has_bias, [weight], body, PANEL_MATMUL)
 
 
 def weight_name(value: ir.Value, what: str, location: ir.Location) -> tuple[ir.Operation, str]:
@@ -133,21 +151,22 @@ class LowerLinear(ModulePass):
             raise QCError(f"panel-width must be positive, got {width}")
         body = module.regions[0].blocks[0]
         helpers: set[str] = set()
-        for op in walk_ops(module, "qc.linear"):
-            x, w = op.operands[0], op.operands[1]
+        for op in ops_of(module, LinearOp):
+            x, w = op.input, op.weight
             wop, name = weight_name(w, "qc.linear's weight", op.location)
             xt, wt = ir.RankedTensorType(x.type), ir.RankedTensorType(w.type)
             if not isinstance(xt.element_type, ir.F32Type) or not isinstance(wt.element_type, (ir.F32Type, ir.F16Type)):
                 raise QCError(f"qc.linear is lowered for f32 activations and f32 or f16 weights only, got "
                               f"{xt.element_type} x {wt.element_type}", op.location)
             n, k = wt.shape
-            has_bias = len(op.operands) == 3
-            elt = str(wt.element_type)
+            has_bias = op.bias is not None
+            half = isinstance(wt.element_type, ir.F16Type)
             fn = f"qc_linear_{'x'.join(map(str, xt.shape))}_{n}_p{width}{'_bias' if has_bias else ''}" + (
-                "_f16" if elt == "f16" else "")
-            layout = PanelLayout(n, k, width, 16 if elt == "f16" else 32)
+                "_f16" if half else "")
+            layout = PanelLayout(n, k, width, 16 if half else 32)
             if fn not in helpers:
-                append_parsed(body, linear_helper(fn, list(xt.shape), layout, has_bias, elt), module.context)
+                with ir.InsertionPoint(body), op.location:
+                    linear_helper(fn, list(xt.shape), layout, has_bias, wt.element_type)
                 helpers.add(fn)
             packed = f"{name}.p{width}"
             if name in state.store and packed not in state.store:
@@ -155,9 +174,9 @@ class LowerLinear(ModulePass):
             with ir.InsertionPoint(op), op.location:
                 wp = WeightOp(ir.RankedTensorType.get(layout.weight_shape, wt.element_type),
                               ir.FlatSymbolRefAttr.get(packed))
-                args = [x, wp.result] + ([op.operands[2]] if has_bias else [])
-                call = func.CallOp([op.results[0].type], ir.FlatSymbolRefAttr.get(fn), args)
-            op.results[0].replace_all_uses_with(call.results[0])
+                args = [x, wp.result] + ([op.bias] if has_bias else [])
+                call = func.CallOp([op.result.type], ir.FlatSymbolRefAttr.get(fn), args)
+            op.result.replace_all_uses_with(call.results[0])
             op.erase()
             if not list(wop.results[0].uses):
                 wop.erase()

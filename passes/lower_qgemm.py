@@ -38,14 +38,14 @@ from __future__ import annotations
 
 import numpy as np
 from torch_mlir import ir
-from torch_mlir.dialects import func
+from torch_mlir.dialects import arith, func, linalg, math, tensor
 
 from ..core.errors import QCError
 from ..core.quant.packing import PanelLayout, unpack_rows, unsigned_offset
-from ..dialects.qc import WeightOp
-from .base import ModulePass, Option, PassState, walk_ops
-from .lower_linear import panel_helper, weight_name
-from .templates import append_parsed, tensor_type
+from ..dialects.qc import QGemmOp, WeightOp
+from .base import ModulePass, Option, PassState, ops_of
+from .builders import generic
+from .lower_linear import Indexed, f32_const, floordiv, panel_helper, weight_name
 
 QGEMM_PANEL = "qc_qgemm_panel"
 QGEMM_PANEL_SYM = "qc_qgemm_panel_sym"  # the same, all zero points 0: the kernel derives wo from ws
@@ -53,174 +53,126 @@ QGEMM_DOT_PANEL = "qc_qgemm_dot_panel"
 QGEMM_DOT_PANEL_SYM = "qc_qgemm_dot_panel_sym"  # the same, all zero points 0: the kernel derives wo from ws
 
 
-def _offset(symmetric: bool, bits: int, dot: bool) -> tuple[list[str], str]:
-    """(lines, value) of the group offset: %w2 as stored, or for symmetric weights ``-shift * scale``
-    computed from %w1 as the micro-kernels do (the offset operand is then the scale, never read)."""
-    if not symmetric:
-        return [], "%w2"
-    return [f"  %shift_neg = arith.constant {-float(unsigned_offset(bits, dot))} : f32",
-            "  %wo = arith.mulf %w1, %shift_neg : f32"], "%wo"
+def _index(value: int) -> ir.Value:
+    return arith.constant(ir.IndexType.get(), value)
 
 
-def qgemm_body(bits: int, width: int, n_dim: int, symmetric: bool = False) -> list[str]:
-    """The contraction body: block args %a (x), %w0 (byte), %w1 (scale), %w2 (offset), %c (acc)."""
-    lines = ["^bb0(%a: f32, %w0: i8, %w1: f32, %w2: f32, %c: f32):"]
-    if bits == 4:
-        lines += [f"  %n = linalg.index {n_dim} : index",
-                  f"  %half = arith.constant {width // 2} : index",
-                  "  %hi = arith.cmpi uge, %n, %half : index",
-                  "  %four = arith.constant 4 : i8",
-                  "  %none = arith.constant 0 : i8",
-                  "  %shift = arith.select %hi, %four, %none : i8",
-                  "  %v = arith.shrui %w0, %shift : i8",
-                  "  %mask = arith.constant 15 : i8",
-                  "  %u = arith.andi %v, %mask : i8",
-                  "  %f = arith.uitofp %u : i8 to f32"]
-    else:
-        lines.append("  %f = arith.sitofp %w0 : i8 to f32")
-    offset, wo = _offset(symmetric, bits, False)
-    lines += offset + ["  %ws = arith.mulf %f, %w1 : f32",
-              f"  %w = arith.addf %ws, {wo} : f32",
-              "  %m = arith.mulf %a, %w : f32",
-              "  %s = arith.addf %c, %m : f32",
-              "  linalg.yield %s : f32"]
-    return lines
+def _i8(value: int) -> ir.Value:
+    return arith.constant(ir.IntegerType.get_signless(8), value)
 
 
-def qgemm_helper(fn: str, xshape: list[int], layout: PanelLayout, has_bias: bool) -> str:
-    bits, group, width = layout.bits, layout.group, layout.width
-    col = "n mod " + str(width // 2) if bits == 4 else "n"
-    weights = [(tensor_type(layout.weight_shape, "i8"), f"p, k, {col}"),
-               (tensor_type(layout.scale_shape), f"p, k floordiv {group}, n"),
-               (tensor_type(layout.scale_shape), f"p, k floordiv {group}, n")]
-    return panel_helper(fn, xshape, layout, has_bias, weights,
-                        qgemm_body(bits, width, len(xshape), layout.symmetric),
-                        QGEMM_PANEL_SYM if layout.symmetric else QGEMM_PANEL)
+def _offset(layout: PanelLayout, scale: ir.Value, stored: ir.Value) -> ir.Value:
+    """The group offset: as stored, or for symmetric weights ``-shift * scale`` computed as the
+    micro-kernels do (the offset operand is then the scale, never read)."""
+    if not layout.symmetric:
+        return stored
+    return arith.mulf(scale, f32_const(-float(unsigned_offset(layout.bits, layout.dot))))
+
+
+def _nibble(byte: ir.Value, high: ir.Value) -> ir.Value:
+    """The high (``high`` true) or low 4 bits of ``byte``."""
+    shift = arith.select(high, _i8(4), _i8(0))
+    return arith.andi(arith.shrui(byte, shift), _i8(15))
+
+
+def _weights(layout: PanelLayout, column) -> list:
+    """The packed weight (its column indexing from ``column``), the scale and the offset panels."""
+    i8, f32 = ir.IntegerType.get_signless(8), ir.F32Type.get()
+    group = lambda d: [d.p, floordiv(d.k, layout.group), d.n]  # noqa: E731
+    return [(ir.RankedTensorType.get(layout.weight_shape, i8), column),
+            (ir.RankedTensorType.get(layout.scale_shape, f32), group),
+            (ir.RankedTensorType.get(layout.scale_shape, f32), group)]
+
+
+def qgemm_helper(fn: str, xshape: list[int], layout: PanelLayout, has_bias: bool) -> None:
+    """The helper of an f32-activation qgemm: ``acc += x * (u(w) * ws + wo)``."""
+    bits, width = layout.bits, layout.width
+    f32 = ir.F32Type.get()
+
+    def body(args: list[ir.Value]) -> ir.Value:
+        a, byte, scale, offset, acc = args
+        if bits == 4:
+            high = arith.cmpi(arith.CmpIPredicate.uge, linalg.IndexOp(len(xshape)).result, _index(width // 2))
+            value = arith.uitofp(f32, _nibble(byte, high))
+        else:
+            value = arith.sitofp(f32, byte)
+        wo = _offset(layout, scale, offset)
+        weight = arith.addf(arith.mulf(value, scale), wo)
+        return arith.addf(acc, arith.mulf(a, weight))
+
+    column = (lambda d: [d.p, d.k, d.n % (width // 2)]) if bits == 4 else (lambda d: [d.p, d.k, d.n])
+    panel_helper(fn, xshape, layout, has_bias, _weights(layout, column), body,
+                 QGEMM_PANEL_SYM if layout.symmetric else QGEMM_PANEL)
 
 
 def f32_bits(value: float) -> str:
-    """The f32 nearest ``value`` as 8 hex digits: how MLIR spells an exact float constant."""
+    """The f32 nearest ``value`` as 8 hex digits (helper names of static activation scales)."""
     return f"{int(np.float32(value).view(np.uint32)):08X}"
 
 
-def quantize_rows(xshape: list[int], group: int, act_scale: float) -> list[str]:
-    """Helper lines: %xq (int8), %xs (scale per row) and %xsum (int32 group sums of %xq) from %x."""
-    *lead, k = xshape
+def quantize_rows(x: ir.Value, group: int, act_scale: float) -> list[Indexed]:
+    """From x [..., K]: xq (int8), its scale per row and the int32 group sums of xq, as the
+    contraction's inputs indexed (lead, k), (lead) and (lead, k floordiv group)."""
+    *lead, k = ir.RankedTensorType(x.type).shape
     r = len(lead)
-    dims = ", ".join(f"d{i}" for i in range(r))
-    par = ", ".join(['"parallel"'] * r)
-    comma = ", " if r else ""
-    row_t, q_t = tensor_type(lead), tensor_type(xshape, "i8")
-    g_t, g3_t = tensor_type(lead + [k // group], "i32"), tensor_type(lead + [k // group, group], "i8")
-    lines = [f"  %e_s = tensor.empty() : {row_t}"]
+    f32, i8, i32 = ir.F32Type.get(), ir.IntegerType.get_signless(8), ir.IntegerType.get_signless(32)
+    dims = [ir.AffineDimExpr.get(i) for i in range(r + 1)]
+    full, rows = ir.AffineMap.get(r + 1, 0, dims), ir.AffineMap.get(r + 1, 0, dims[:r])
+    empty_rows = tensor.empty(lead, f32)
     if act_scale:
-        lines += [f"  %c_sx = arith.constant 0x{f32_bits(act_scale)} : f32",
-                  f"  %xs = linalg.fill ins(%c_sx : f32) outs(%e_s : {row_t}) -> {row_t}"]
+        scale = linalg.fill(f32_const(act_scale), outs=[empty_rows])
     else:
-        lines += ["  %zero_s = arith.constant 0.0 : f32",
-                  f"  %z_s = linalg.fill ins(%zero_s : f32) outs(%e_s : {row_t}) -> {row_t}",
-                  f"  %amax = linalg.generic {{indexing_maps = [affine_map<({dims}{comma}k) -> ({dims}{comma}k)>, "
-                  f"affine_map<({dims}{comma}k) -> ({dims})>], iterator_types = [{par}{comma}\"reduction\"]}} "
-                  f"ins(%x : {tensor_type(xshape)}) outs(%z_s : {row_t}) {{",
-                  "  ^bb0(%v: f32, %m: f32):",
-                  "    %av = math.absf %v : f32",
-                  "    %mx = arith.maximumf %m, %av : f32",
-                  "    linalg.yield %mx : f32",
-                  f"  }} -> {row_t}",
-                  f"  %xs = linalg.generic {{indexing_maps = [affine_map<({dims}) -> ({dims})>, "
-                  f"affine_map<({dims}) -> ({dims})>], iterator_types = [{par}]}} "
-                  f"ins(%amax : {row_t}) outs(%e_s : {row_t}) {{",
-                  "  ^bb0(%m: f32, %o: f32):",
-                  "    %c127 = arith.constant 127.0 : f32",
-                  "    %sx = arith.divf %m, %c127 : f32",
-                  "    linalg.yield %sx : f32",
-                  f"  }} -> {row_t}"]
-    lines += [f"  %e_q = tensor.empty() : {q_t}",
-              f"  %xq = linalg.generic {{indexing_maps = [affine_map<({dims}{comma}k) -> ({dims}{comma}k)>, "
-              f"affine_map<({dims}{comma}k) -> ({dims})>, affine_map<({dims}{comma}k) -> ({dims}{comma}k)>], "
-              f"iterator_types = [{par}{comma}\"parallel\"]}} ins(%x, %xs : {tensor_type(xshape)}, {row_t}) "
-              f"outs(%e_q : {q_t}) {{",
-              "  ^bb0(%v: f32, %sx: f32, %o: i8):",
-              "    %qzero = arith.constant 0.0 : f32",
-              "    %one = arith.constant 1.0 : f32",
-              "    %c127 = arith.constant 127.0 : f32",
-              "    %cm127 = arith.constant -127.0 : f32",
-              "    %pos = arith.cmpf ogt, %sx, %qzero : f32",
-              "    %inv0 = arith.divf %one, %sx : f32",
-              "    %inv = arith.select %pos, %inv0, %qzero : f32",
-              "    %t = arith.mulf %v, %inv : f32",
-              "    %rt = math.roundeven %t : f32",
-              "    %lo = arith.maximumf %rt, %cm127 : f32",
-              "    %hi = arith.minimumf %lo, %c127 : f32",
-              "    %q = arith.fptosi %hi : f32 to i8",
-              "    linalg.yield %q : i8",
-              f"  }} -> {q_t}",
-              f"  %xq3 = tensor.expand_shape %xq [{', '.join([f'[{i}]' for i in range(r)] + [f'[{r}, {r + 1}]'])}] "
-              f"output_shape [{', '.join(map(str, lead + [k // group, group]))}] : {q_t} into {g3_t}",
-              "  %zero_g = arith.constant 0 : i32",
-              f"  %e_g = tensor.empty() : {g_t}",
-              f"  %z_g = linalg.fill ins(%zero_g : i32) outs(%e_g : {g_t}) -> {g_t}",
-              f"  %xsum = linalg.generic {{indexing_maps = [affine_map<({dims}{comma}g, j) -> ({dims}{comma}g, j)>, "
-              f"affine_map<({dims}{comma}g, j) -> ({dims}{comma}g)>], "
-              f"iterator_types = [{par}{comma}\"parallel\", \"reduction\"]}} ins(%xq3 : {g3_t}) outs(%z_g : {g_t}) {{",
-              "  ^bb0(%v: i8, %gacc: i32):",
-              "    %e = arith.extsi %v : i8 to i32",
-              "    %s = arith.addi %gacc, %e : i32",
-              "    linalg.yield %s : i32",
-              f"  }} -> {g_t}"]
-    return lines
+        zeros = linalg.fill(f32_const(0.0), outs=[empty_rows])
+        amax = generic([x], [zeros], [full, rows], lambda a: arith.maximumf(a[1], math.absf(a[0])),
+                       kinds="p" * r + "r")
+        same = ir.AffineMap.get(r, 0, dims[:r])
+        scale = generic([amax], [empty_rows], [same, same], lambda a: arith.divf(a[0], f32_const(127.0)))
+
+    def quantized(a: list[ir.Value]) -> ir.Value:
+        v, sx = a[:2]
+        zero = f32_const(0.0)
+        inv = arith.select(arith.cmpf(arith.CmpFPredicate.OGT, sx, zero), arith.divf(f32_const(1.0), sx), zero)
+        rounded = math.roundeven(arith.mulf(v, inv))
+        return arith.fptosi(i8, arith.minimumf(arith.maximumf(rounded, f32_const(-127.0)), f32_const(127.0)))
+
+    xq = generic([x, scale], [tensor.empty(lead + [k], i8)], [full, rows, full], quantized)
+    i64 = ir.IntegerType.get_signless(64)
+    groups = [[i] for i in range(r)] + [[r, r + 1]]
+    xq3 = tensor.expand_shape(ir.RankedTensorType.get(lead + [k // group, group], i8), xq, ir.ArrayAttr.get(
+        [ir.ArrayAttr.get([ir.IntegerAttr.get(i64, i) for i in g]) for g in groups]), [], lead + [k // group, group])
+    gdims = [ir.AffineDimExpr.get(i) for i in range(r + 2)]
+    zeros = linalg.fill(arith.constant(i32, 0), outs=[tensor.empty(lead + [k // group], i32)])
+    xsum = generic([xq3], [zeros], [ir.AffineMap.get(r + 2, 0, gdims), ir.AffineMap.get(r + 2, 0, gdims[:-1])],
+                   lambda a: arith.addi(a[1], arith.extsi(i32, a[0])), kinds="p" * (r + 1) + "r")
+    return [(xq, lambda d: [*d.lead, d.k]), (scale, lambda d: list(d.lead)),
+            (xsum, lambda d: [*d.lead, floordiv(d.k, group)])]
 
 
-def qgemm_dot_body(bits: int, group: int, k_dim: int, symmetric: bool = False) -> list[str]:
-    """Block args %a (xq), %bsx (its scale), %bsum (its group sum), %w0 (byte), %w1 (scale), %w2 (offset), %c."""
-    lines = ["^bb0(%a: i8, %bsx: f32, %bsum: i32, %w0: i8, %w1: f32, %w2: f32, %c: f32):",
-             f"  %kk = linalg.index {k_dim} : index"]
-    if bits == 4:
-        lines += ["  %c8 = arith.constant 8 : index",
-                  "  %c4 = arith.constant 4 : index",
-                  "  %km = arith.remui %kk, %c8 : index",
-                  "  %hi = arith.cmpi uge, %km, %c4 : index",
-                  "  %four = arith.constant 4 : i8",
-                  "  %none = arith.constant 0 : i8",
-                  "  %shift = arith.select %hi, %four, %none : i8",
-                  "  %v = arith.shrui %w0, %shift : i8",
-                  "  %mask = arith.constant 15 : i8",
-                  "  %u = arith.andi %v, %mask : i8"]
-    offset, wo = _offset(symmetric, bits, True)
-    lines += offset + [f"  %ue = arith.extui {'%u' if bits == 4 else '%w0'} : i8 to i32",
-              "  %ae = arith.extsi %a : i8 to i32",
-              "  %pr = arith.muli %ae, %ue : i32",
-              "  %pf = arith.sitofp %pr : i32 to f32",
-              "  %t = arith.mulf %pf, %w1 : f32",
-              f"  %cgs = arith.constant {group} : index",
-              "  %c0 = arith.constant 0 : index",
-              "  %gm = arith.remui %kk, %cgs : index",
-              "  %first = arith.cmpi eq, %gm, %c0 : index",
-              "  %sf = arith.sitofp %bsum : i32 to f32",
-              f"  %corr = arith.mulf {wo}, %sf : f32",
-              "  %fzero = arith.constant 0.0 : f32",
-              "  %cr = arith.select %first, %corr, %fzero : f32",
-              "  %t2 = arith.addf %t, %cr : f32",
-              "  %t3 = arith.mulf %bsx, %t2 : f32",
-              "  %s = arith.addf %c, %t3 : f32",
-              "  linalg.yield %s : f32"]
-    return lines
+def qgemm_dot_helper(fn: str, xshape: list[int], layout: PanelLayout, act_scale: float, has_bias: bool) -> None:
+    """The helper of an int8-activation qgemm:
+    ``acc += sx * (ws * xq * u(w) + (k mod GS == 0 ? wo * xsum : 0))``."""
+    bits, group, per = layout.bits, layout.group, 32 // layout.bits
+    k_dim = len(xshape) + 1
+    f32, i32 = ir.F32Type.get(), ir.IntegerType.get_signless(32)
 
+    def body(args: list[ir.Value]) -> ir.Value:
+        a, sx, xsum, byte, scale, offset, acc = args
+        kk = linalg.IndexOp(k_dim).result
+        if bits == 4:
+            high = arith.cmpi(arith.CmpIPredicate.uge, arith.remui(kk, _index(8)), _index(4))
+            byte = _nibble(byte, high)
+        wo = _offset(layout, scale, offset)
+        unsigned = arith.extui(i32, byte)
+        product = arith.sitofp(f32, arith.muli(arith.extsi(i32, a), unsigned))
+        term = arith.mulf(product, scale)
+        first = arith.cmpi(arith.CmpIPredicate.eq, arith.remui(kk, _index(group)), _index(0))
+        correction = arith.select(first, arith.mulf(wo, arith.sitofp(f32, xsum)), f32_const(0.0))
+        return arith.addf(acc, arith.mulf(sx, arith.addf(term, correction)))
 
-def qgemm_dot_helper(fn: str, xshape: list[int], layout: PanelLayout, act_scale: float, has_bias: bool) -> str:
-    *lead, k = xshape
-    bits, group, groups, per = layout.bits, layout.group, layout.groups, 32 // layout.bits
-    dims = [f"d{i}" for i in range(len(lead))]
-    inputs = [("%xq", tensor_type(xshape, "i8"), ", ".join(dims + ["k"])),
-              ("%xs", tensor_type(lead), ", ".join(dims)),
-              ("%xsum", tensor_type(lead + [groups], "i32"), ", ".join(dims + [f"k floordiv {group}"]))]
-    weights = [(tensor_type(layout.weight_shape, "i8"), f"p, k floordiv {per}, n * 4 + k mod 4"),
-               (tensor_type(layout.scale_shape), f"p, k floordiv {group}, n"),
-               (tensor_type(layout.scale_shape), f"p, k floordiv {group}, n")]
-    return panel_helper(fn, xshape, layout, has_bias, weights,
-                        qgemm_dot_body(bits, group, len(lead) + 2, layout.symmetric),
-                        QGEMM_DOT_PANEL_SYM if layout.symmetric else QGEMM_DOT_PANEL, quantize_rows(xshape, group, act_scale),
-                        inputs)
+    column = lambda d: [d.p, floordiv(d.k, per), d.n * 4 + d.k % 4]  # noqa: E731
+    panel_helper(fn, xshape, layout, has_bias, _weights(layout, column), body,
+                 QGEMM_DOT_PANEL_SYM if layout.symmetric else QGEMM_DOT_PANEL,
+                 lambda x: quantize_rows(x, group, act_scale))
 
 
 class LowerQGemm(ModulePass):
@@ -234,22 +186,22 @@ class LowerQGemm(ModulePass):
             raise QCError(f"panel-width must be a positive even number, got {width}")
         body = module.regions[0].blocks[0]
         helpers: set[str] = set()
-        for op in walk_ops(module, "qc.qgemm"):
-            x = op.operands[0]
+        for op in ops_of(module, QGemmOp):
+            x = op.input
             xt = ir.RankedTensorType(x.type)
             if not isinstance(xt.element_type, ir.F32Type):
                 raise QCError(f"qc.qgemm is lowered for f32 activations only, got {xt.element_type}", op.location)
-            bits = ir.IntegerAttr(op.attributes["bits"]).value
-            dot = ir.IntegerAttr(op.attributes["act_bits"]).value == 8
-            act_scale = ir.FloatAttr(op.attributes["act_scale"]).value
+            bits = op.bits.value
+            dot = op.act_bits.value == 8
+            act_scale = op.act_scale.value
             k = xt.shape[-1]
-            group = ir.IntegerAttr(op.attributes["group_size"]).value or k
+            group = op.group_size.value or k
             if dot and k % (32 // bits):
                 raise QCError(f"int8 activations need K a multiple of {32 // bits}, got {k}", op.location)
-            ops_names = [weight_name(op.operands[i], f"qc.qgemm's {what}", op.location)
-                         for i, what in ((1, "packed weight"), (2, "scale"), (3, "zero point"))]
-            n = ir.RankedTensorType(op.operands[1].type).shape[0]
-            has_bias = len(op.operands) == 5
+            ops_names = [weight_name(v, f"qc.qgemm's {what}", op.location)
+                         for v, what in ((op.packed, "packed weight"), (op.scale, "scale"), (op.zero_point, "zero point"))]
+            n = ir.RankedTensorType(op.packed.type).shape[0]
+            has_bias = op.bias is not None
             shape = "x".join(map(str, xt.shape))
             bias = "_bias" if has_bias else ""
             act = (f"_a8s{f32_bits(act_scale)}" if act_scale else "_a8") if dot else ""
@@ -258,9 +210,11 @@ class LowerQGemm(ModulePass):
             layout = PanelLayout(n, k, width, bits, group, dot, symmetric)
             fn = f"qc_qgemm_{shape}_{n}_w{bits}g{group}{act}_{'d' if dot else 'p'}{width}{bias}{'_sym' if symmetric else ''}"
             if fn not in helpers:
-                text = (qgemm_dot_helper(fn, list(xt.shape), layout, act_scale, has_bias) if dot
-                        else qgemm_helper(fn, list(xt.shape), layout, has_bias))
-                append_parsed(body, text, module.context)
+                with ir.InsertionPoint(body), op.location:
+                    if dot:
+                        qgemm_dot_helper(fn, list(xt.shape), layout, act_scale, has_bias)
+                    else:
+                        qgemm_helper(fn, list(xt.shape), layout, has_bias)
                 helpers.add(fn)
             tag = f"{'d' if dot else 'p'}{width}"
             # symmetric kernels compute the offset from the scale: the scale panels stand in for it
@@ -278,9 +232,9 @@ class LowerQGemm(ModulePass):
                       for (shape, elt), name in zip(types[:2], names)]
                 ws.append(ws[1] if symmetric else WeightOp(ir.RankedTensorType.get(*types[2]),
                                                            ir.FlatSymbolRefAttr.get(names[2])).result)
-                args = [x] + ws + ([op.operands[4]] if has_bias else [])
-                call = func.CallOp([op.results[0].type], ir.FlatSymbolRefAttr.get(fn), args)
-            op.results[0].replace_all_uses_with(call.results[0])
+                args = [x] + ws + ([op.bias] if has_bias else [])
+                call = func.CallOp([op.result.type], ir.FlatSymbolRefAttr.get(fn), args)
+            op.result.replace_all_uses_with(call.results[0])
             old = [wop for wop, _ in ops_names]
             op.erase()
             for wop in old:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from torch_mlir import ir
 
 from ..core.quant.packing import PanelLayout
-from ..dialects.qc import LayoutAttr
+from ..dialects.qc import LayoutAttr, LinearOp, WeightOp
 
 LAYOUT_ATTR = "qc.layout"  # on a contraction over packed weights: their PanelLayout
 
@@ -128,14 +128,14 @@ def erase_dead_ops(root: ir.Operation) -> None:
 def stored_weight(value: ir.Value) -> tuple[ir.Operation, str] | None:
     """The qc.weight producing ``value`` and its store name (None if another op produces it)."""
     op = producer(value)
-    if op is None or op.name != "qc.weight":
+    if op is None or not isinstance(op.opview, WeightOp):
         return None
-    return op, ir.FlatSymbolRefAttr(op.attributes["name"]).value
+    return op, op.opview.name.value
 
 
 def linear_weight_name(linear: ir.Operation) -> str | None:
     """Store name of a qc.linear's weight (None unless it is a qc.weight)."""
-    found = stored_weight(linear.operands[1])
+    found = stored_weight(linear.opview.weight)
     return found[1] if found else None
 
 
@@ -167,10 +167,11 @@ def embedding_table(op: ir.Operation) -> tuple[ir.Operation, ir.Operation, str] 
     if len(extracts) != 1:
         return None
     extract = extracts[0]
-    found = stored_weight(extract.operands[0])
-    if found is None or ir.RankedTensorType(extract.operands[0].type).rank != 2:
+    table = extract.opview.tensor
+    found = stored_weight(table)
+    if found is None or ir.RankedTensorType(table.type).rank != 2:
         return None
-    column = producer(extract.operands[2])
+    column = producer(extract.opview.indices[1])
     if column is None or column.name != "linalg.index":
         return None
     loops = len(iterator_types(op))
@@ -184,7 +185,7 @@ def scheme_targets(root: ir.Operation) -> list[ir.Operation]:
     found = []
 
     def visit(op):
-        if (op.name == "qc.linear" and layer_name(op) is not None) or embedding_table(op) is not None:
+        if (isinstance(op.opview, LinearOp) and layer_name(op) is not None) or embedding_table(op) is not None:
             found.append(op)
         return ir.WalkResult.ADVANCE
 
@@ -198,7 +199,7 @@ GATHER_SUFFIX = ".gather"
 def target_name(op: ir.Operation) -> str:
     """The layer name of a scheme target: a linear's ``layer_name``; a gather's table entry, with
     ``.gather`` appended where a linear of the same function has that name (a tied LM head)."""
-    if op.name == "qc.linear":
+    if isinstance(op.opview, LinearOp):
         return layer_name(op)
     if LAYER_ATTR in op.attributes:  # named when its scheme was set: a quantized tied head no longer matches
         return ir.StringAttr(op.attributes[LAYER_ATTR]).value
@@ -206,7 +207,7 @@ def target_name(op: ir.Operation) -> str:
     tied = []
 
     def visit(inner):
-        if inner.name == "qc.linear" and layer_name(inner) == table:
+        if isinstance(inner.opview, LinearOp) and layer_name(inner) == table:
             tied.append(inner)
             return ir.WalkResult.INTERRUPT
         return ir.WalkResult.ADVANCE
@@ -223,7 +224,7 @@ def set_scheme(op: ir.Operation, name: str, attr: ir.Attribute) -> None:
 
 def target_weight(op: ir.Operation) -> str | None:
     """Store name of a scheme target's f32 weight: a linear's weight, a gather's table."""
-    if op.name == "qc.linear":
+    if isinstance(op.opview, LinearOp):
         return linear_weight_name(op)
     return embedding_table(op)[2]
 

@@ -28,7 +28,7 @@ from torch_mlir.dialects import arith, tensor
 from ..core.quant import Scheme, quantize_rtn
 from ..core.quant.sensitivity import fake_quantize
 from ..core.quant.packing import INT4_BLOCK, pack_rows
-from ..dialects.qc import WeightOp
+from ..dialects.qc import LinearOp, WeightOp
 from .assign_schemes import check_fits
 from .base import ModulePass, PassState
 from .matchers import embedding_table, scheme_targets, target_name
@@ -61,7 +61,7 @@ class QuantizeEmbeddings(ModulePass):
 
     def run(self, module: ir.Operation, state: PassState) -> None:
         for op in scheme_targets(module):
-            if op.name == "qc.linear":
+            if isinstance(op.opview, LinearOp):
                 continue
             scheme = scheme_of(op)
             if scheme is None or not scheme.quantized:
@@ -74,7 +74,7 @@ class QuantizeEmbeddings(ModulePass):
         layer = target_name(op)
         table = state.store[name]
         v, d = table.shape
-        row, col = extract.operands[1], extract.operands[2]
+        row, col = extract.opview.indices
         entries: dict[str, np.ndarray] = {}
         if scheme.half:
             entries["f16"] = table.astype(np.float16)

@@ -32,8 +32,8 @@ from torch_mlir import ir
 from ..core.errors import QCError
 from ..core.quant import Scheme, dequantize, parse_scheme, quantize_awq, quantize_gptq, quantize_rtn
 from ..core.quant.awq import output_error
-from ..dialects.qc import DequantizeOp, SchemeAttr, WeightOp
-from .base import ModulePass, Option, PassState, one_of, parse_bool, walk_ops
+from ..dialects.qc import DequantizeOp, LinearOp, SchemeAttr, WeightOp
+from .base import ModulePass, Option, PassState, one_of, ops_of, parse_bool
 from .channel_scale import scale_channels
 from .matchers import layer_name, stored_weight
 
@@ -51,7 +51,7 @@ def scheme_of(op: ir.Operation) -> Scheme | None:
 
 
 def scheme_attr(scheme: Scheme) -> ir.Attribute:
-    return ir.Attribute.parse(f'#qc.scheme<"{scheme.kind}", "{"sym" if scheme.symmetric else "asym"}">')
+    return SchemeAttr.get(ir.StringAttr.get(scheme.kind), ir.StringAttr.get("sym" if scheme.symmetric else "asym"))
 
 
 class QuantizeWeights(ModulePass):
@@ -68,7 +68,7 @@ class QuantizeWeights(ModulePass):
 
     def run(self, module: ir.Operation, state: PassState) -> None:
         default = parse_scheme(self.options["scheme"]) if self.options["scheme"] else None
-        for op in walk_ops(module, "qc.linear"):
+        for op in ops_of(module, LinearOp):
             try:
                 scheme = scheme_of(op) or default
             except QCError as err:
@@ -96,7 +96,7 @@ class QuantizeWeights(ModulePass):
             wop.erase()
 
     def _quantize(self, op: ir.Operation, scheme: Scheme, state: PassState) -> None:
-        found, layer = stored_weight(op.operands[1]), layer_name(op)
+        found, layer = stored_weight(op.opview.weight), layer_name(op)
         if found is None:
             raise QCError("qc.linear's weight must be a qc.weight to be quantized", op.location)
         wop, name = found
@@ -155,7 +155,7 @@ class QuantizeWeights(ModulePass):
             s = WeightOp(ir.RankedTensorType.get(list(scale.shape), f32), ir.FlatSymbolRefAttr.get(names["scale"]))
             z = WeightOp(ir.RankedTensorType.get(list(zero.shape), i8), ir.FlatSymbolRefAttr.get(names["zero"]))
             i64 = ir.IntegerType.get_signless(64)
-            deq = DequantizeOp(op.operands[1].type, q.result, s.result, z.result, ir.IntegerAttr.get(i64, qw.bits),
+            deq = DequantizeOp(op.opview.weight.type, q.result, s.result, z.result, ir.IntegerAttr.get(i64, qw.bits),
                                ir.IntegerAttr.get(i64, 0), ir.IntegerAttr.get(i64, qw.group_size))
         op.operands[1] = deq.result
         op.attributes["qc.scheme"] = scheme_attr(scheme)
@@ -168,4 +168,4 @@ class QuantizeWeights(ModulePass):
             factors = state.store.unique_name(f"{layer}.awq")
             state.store[factors] = (1.0 / awq_scale).astype(np.float32)
             state.report[layer]["bytes"] += state.store[factors].nbytes
-            op.operands[0] = scale_channels(op.operands[0], factors, op)
+            op.operands[0] = scale_channels(op.opview.input, factors, op)

@@ -30,7 +30,7 @@ def _peel_weight(value: ir.Value, batch: bool) -> tuple[ir.Operation, bool] | No
         op = producer(value)
         if op is None:
             return None
-        if op.name == "qc.weight":
+        if isinstance(op.opview, WeightOp):
             ok = ir.RankedTensorType(op.result.type).rank == 2 and broadcast == batch
             return (op, transposed) if ok else None
         if op.name == "linalg.transpose":

@@ -35,8 +35,9 @@ from ..core.quant import Scheme, all_schemes, fits, parse_scheme
 from ..core.quant.latency import LatencyTable, scheme_key, shape_key
 from ..core.quant.select import Candidate, Layer, Problem, solve
 from ..core.quant.sensitivity import METRICS, proxy_error, table_error
+from ..dialects.qc import LinearOp, WeightOp
 from .assign_schemes import parse_pairs, reduction_size
-from .base import ModulePass, Option, PassState, one_of, walk_ops
+from .base import ModulePass, Option, PassState, one_of, ops_of
 from .matchers import embedding_table, scheme_targets, set_scheme, stored_weight, target_name, target_weight
 from .quantize_weights import ACTIVATIONS, scheme_attr
 
@@ -53,12 +54,12 @@ def candidate_schemes(text: str) -> list[Scheme]:
 
 def layer_rows(op: ir.Operation) -> int:
     """Rows of a linear's input (the M of its GEMM)."""
-    return math.prod(ir.RankedTensorType(op.operands[0].type).shape[:-1])
+    return math.prod(ir.RankedTensorType(op.opview.input.type).shape[:-1])
 
 
 def linear_shape(op: ir.Operation) -> str:
-    n, k = ir.RankedTensorType(op.operands[1].type).shape
-    return shape_key(layer_rows(op), k, n, len(op.operands) == 3)
+    n, k = ir.RankedTensorType(op.opview.weight.type).shape
+    return shape_key(layer_rows(op), k, n, op.opview.bias is not None)
 
 
 def measured_key(metric: str, scheme: Scheme) -> str:
@@ -129,7 +130,7 @@ class SelectPrecision(ModulePass):
             return "proxy"
         have = all(measured_key(self.options["metric"], s) in state.stats.sensitivity.get(target_name(op), {})
                    for op in targets for s in schemes
-                   if s.quantized and fits(s, reduction_size(op), op.name != "qc.linear") is None)
+                   if s.quantized and fits(s, reduction_size(op), not isinstance(op.opview, LinearOp)) is None)
         if wanted == "measured" and not have:
             raise QCError("sensitivity=measured: the statistics lack measured sensitivities for some layers "
                           "(qc-compile --scheme auto measures them; or use sensitivity=proxy)")
@@ -137,12 +138,12 @@ class SelectPrecision(ModulePass):
 
     def _layer(self, op: ir.Operation, name: str, schemes: list[Scheme], pinned: bool, kind: str,
                table: LatencyTable | None, state: PassState) -> Layer:
-        gather = op.name != "qc.linear"
+        gather = not isinstance(op.opview, LinearOp)
         k = reduction_size(op)
         if gather:
-            n = ir.RankedTensorType(embedding_table(op)[0].operands[0].type).shape[0]
+            n = ir.RankedTensorType(embedding_table(op)[0].opview.tensor.type).shape[0]
         else:
-            n, _ = ir.RankedTensorType(op.operands[1].type).shape
+            n, _ = ir.RankedTensorType(op.opview.weight.type).shape
         candidates = []
         for scheme in schemes:
             why = fits(scheme, k, gather)
@@ -168,10 +169,10 @@ class SelectPrecision(ModulePass):
             return 0.0
         if kind == "measured":
             return state.stats.sensitivity[name][measured_key(self.options["metric"], scheme)]
-        if op.name != "qc.linear":
+        if not isinstance(op.opview, LinearOp):
             return table_error(state.store[embedding_table(op)[2]], scheme)
         stats = state.stats.get(name)
-        found = stored_weight(op.operands[1])
+        found = stored_weight(op.opview.weight)
         if stats is None or stats.hessian is None or found is None:
             raise QCError(f"the sensitivity proxy needs calibration statistics with the input Hessian for "
                           f"layer '{name}' (compile with calibration data)", op.location)
@@ -181,13 +182,13 @@ class SelectPrecision(ModulePass):
     def _fixed_bytes(module: ir.Operation, targets: list[ir.Operation], state: PassState) -> int:
         """Bytes of every stored weight no layer choice changes (biases, norms, ...)."""
         layer_weights = {target_weight(op) for op in targets}
-        others = {ir.FlatSymbolRefAttr(w.attributes["name"]).value for w in walk_ops(module, "qc.weight")}
+        others = {w.name.value for w in ops_of(module, WeightOp)}
         return sum(state.store[n].nbytes for n in others - layer_weights if n in state.store)
 
     @staticmethod
     def _groups(targets: list[ir.Operation]) -> list[list[str]]:
         by_input: dict[ir.Value, list[str]] = {}
         for op in targets:
-            if op.name == "qc.linear":
-                by_input.setdefault(op.operands[0], []).append(target_name(op))
+            if isinstance(op.opview, LinearOp):
+                by_input.setdefault(op.opview.input, []).append(target_name(op))
         return [g for g in by_input.values() if len(g) > 1]

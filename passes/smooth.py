@@ -34,7 +34,8 @@ from torch_mlir.dialects import arith
 
 from ..core.errors import QCError
 from ..core.quant import dequantize, parse_scheme, quantize_rtn
-from .base import ModulePass, Option, PassState, parse_bool, walk_ops
+from ..dialects.qc import LinearOp
+from .base import ModulePass, Option, PassState, ops_of, parse_bool
 from .channel_scale import scale_channels
 from .matchers import LAYER_ATTR, body_ops, indexing_maps, layer_name, producer, stored_weight
 from .quantize_weights import scheme_of
@@ -82,14 +83,14 @@ class Smooth(ModulePass):
 
     def run(self, module: ir.Operation, state: PassState) -> None:
         groups: dict[ir.Value, list[ir.Operation]] = {}
-        for op in walk_ops(module, "qc.linear"):
+        for op in ops_of(module, LinearOp):
             try:
                 scheme = scheme_of(op)
             except QCError as err:
                 raise QCError(str(err), op.location) from None
             if scheme is not None and scheme.activation_bits != 8:
                 continue
-            groups.setdefault(op.operands[0], []).append(op)
+            groups.setdefault(op.input, []).append(op)
         for x, linears in groups.items():
             self._smooth(x, linears, state)
 
@@ -99,7 +100,7 @@ class Smooth(ModulePass):
         if stats is None:
             raise QCError(f"qc-smooth needs calibration statistics for layer '{names[0]}' "
                           "(compile with calibration data)", linears[0].location)
-        found = [stored_weight(op.operands[1]) for op in linears]
+        found = [stored_weight(op.opview.weight) for op in linears]
         if any(f is None for f in found):
             return self._note(names, state, "not smoothed: a weight is not a stored constant")
         weights = [state.store[name] for _, name in found]
@@ -143,7 +144,7 @@ class Smooth(ModulePass):
                 if ir.RankedTensorType(op.operands[0].type).shape[-1] != ir.RankedTensorType(value.type).shape[-1]:
                     return "a reshape in front of it mixes channels"
                 value = op.operands[0]
-            elif op.name == "qc.linear":
+            elif isinstance(op.opview, LinearOp):
                 chain.append(op)
                 break
             elif op.name == "linalg.generic" and (step := self._affine_step(op)) is not None:
@@ -156,8 +157,9 @@ class Smooth(ModulePass):
             if len(list(value.uses)) != 1:
                 return "an intermediate value of its producer feeds other ops"
         for op in chain:
-            if op.name == "qc.linear":
-                if stored_weight(op.operands[1]) is None or (len(op.operands) == 3 and constant_vector(op.operands[2], state) is None):
+            if isinstance(op.opview, LinearOp):
+                linear = op.opview
+                if stored_weight(linear.weight) is None or (linear.bias is not None and constant_vector(linear.bias, state) is None):
                     return "its producer linear's weight or bias is not a constant"
             elif constant_vector(op.operands[1], state) is None:
                 return "a norm scale or bias is not a constant"
@@ -185,9 +187,9 @@ class Smooth(ModulePass):
 
     def _divide(self, op: ir.Operation, s: np.ndarray, state: PassState) -> None:
         """Divides the per-channel vector of a norm step, or the rows (and bias) of a linear, by ``s``."""
-        if op.name == "qc.linear":
-            replace_weight(op, (state.store[stored_weight(op.operands[1])[1]] / s[:, None]).astype(np.float32), state)
-        vector = 2 if op.name == "qc.linear" else 1
+        if isinstance(op.opview, LinearOp):
+            replace_weight(op, (state.store[stored_weight(op.opview.weight)[1]] / s[:, None]).astype(np.float32), state)
+        vector = 2 if isinstance(op.opview, LinearOp) else 1
         if len(op.operands) > vector:
             divided = constant_vector(op.operands[vector], state) / s
             t = ir.RankedTensorType(op.operands[vector].type)
@@ -198,7 +200,7 @@ class Smooth(ModulePass):
 
 def replace_weight(linear: ir.Operation, array: np.ndarray, state: PassState) -> None:
     """Points ``linear`` at a new store entry holding ``array``; its layer name stays."""
-    wop, name = stored_weight(linear.operands[1])
+    wop, name = stored_weight(linear.opview.weight)
     linear.attributes[LAYER_ATTR] = ir.StringAttr.get(layer_name(linear))
     new = state.store.unique_name(f"{name}.smoothed")
     state.store[new] = array

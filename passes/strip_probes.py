@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from torch_mlir import ir
 
-from .base import ModulePass, PassState, walk_ops
+from ..dialects.qc import ObserveOp
+from .base import ModulePass, PassState, ops_of
 
 
 class StripProbes(ModulePass):
@@ -21,6 +22,6 @@ class StripProbes(ModulePass):
     SUMMARY = "Remove qc.observe probes (their result is their input)"
 
     def run(self, module: ir.Operation, state: PassState) -> None:
-        for op in walk_ops(module, "qc.observe"):
-            op.results[0].replace_all_uses_with(op.operands[0])
+        for op in ops_of(module, ObserveOp):
+            op.result.replace_all_uses_with(op.input)
             op.erase()

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from torch_mlir import ir
 
+from ..dialects.qc import WeightOp
 from ..core.errors import QCError
-from .base import ModulePass, PassState, set_function_type, walk_ops
+from .base import ModulePass, PassState, ops_of, set_function_type, walk_ops
 
 
 class WeightsToArgs(ModulePass):
@@ -26,7 +27,7 @@ class WeightsToArgs(ModulePass):
         main = mains[0]
         entry = main.regions[0].blocks[0]
         args: dict[str, ir.Value] = {}
-        for op in walk_ops(main, "qc.weight"):
+        for op in ops_of(main, WeightOp):
             name = ir.FlatSymbolRefAttr(op.attributes["name"]).value
             if name not in args:
                 args[name] = entry.add_argument(op.results[0].type, op.location)
@@ -34,7 +35,7 @@ class WeightsToArgs(ModulePass):
                 raise QCError(f"weight '@{name}' is used with two different types")
             op.results[0].replace_all_uses_with(args[name])
             op.erase()
-        for op in walk_ops(module, "qc.weight"):
+        for op in ops_of(module, WeightOp):
             raise QCError("qc.weight outside @main; inline helpers first", op.location)
         ftype = ir.FunctionType(ir.TypeAttr(main.attributes["function_type"]).value)
         new_inputs = list(ftype.inputs) + [v.type for v in args.values()]

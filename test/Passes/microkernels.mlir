@@ -276,3 +276,78 @@ func.func @fill_seen(%x: memref<5x4xf32>, %y: memref<4x32xf32>, %z: memref<5x32x
   linalg.matmul ins(%x, %y : memref<5x4xf32>, memref<4x32xf32>) outs(%z2 : memref<5x32xf32>)
   return
 }
+
+// -----
+
+// im2col columns (a 3x3 conv, stride 1, on a padded 1x6x6x4 input seen as [1, 6, 24]) are read in place:
+// the copy into the column buffer and the buffer are erased; each row block starts at its pixel's
+// offset in the source and the k loop runs over (kh, kw x c) = (3, 12) with strides (24, 1).
+// CHECK-LABEL: func.func @columns_in_place
+// CHECK-NOT: memref.alloc() {{.*}} : memref<1x4x4x3x12xf32>
+// CHECK: call @qc_par_0(%arg0, %arg1, %arg2) : (memref<1x6x24xf32>, memref<1x36x32xf32>, memref<16x1x32xf32>) -> ()
+// CHECK-NOT: linalg.generic
+// CHECK: func.func @qc_mk_0(%{{.*}}: memref<1x6x24xf32>,
+// CHECK: %[[S:.*]] = memref.collapse_shape %{{.*}} {{\[\[}}0, 1, 2]] : memref<1x6x24xf32> into memref<144xf32>
+// CHECK: arith.divui %{{.*}}, %c4
+// CHECK: arith.muli %{{.*}}, %c24
+// CHECK: scf.for %{{.*}} = %c0 to %c3 step %c1 iter_args(
+// CHECK: scf.for %{{.*}} = %c0 to %c12 step %c1 iter_args(
+// CHECK: memref.load %[[S]][%{{.*}}] : memref<144xf32>
+// CHECK: vector.fma
+#col_src = affine_map<(d0, d1, d2, d3, d4) -> (d0, d1 + d3, d2 * 4 + d4)>
+#col_dst = affine_map<(d0, d1, d2, d3, d4) -> (d0, d1, d2, d3, d4)>
+#px = affine_map<(d0, p, n, k) -> (d0, k)>
+#pw = affine_map<(d0, p, n, k) -> (p, k, n)>
+#pc = affine_map<(d0, p, n, k) -> (d0, p, n)>
+func.func @columns_in_place(%x: memref<1x6x24xf32>, %w: memref<1x36x32xf32>, %c: memref<16x1x32xf32>) {
+  %col = memref.alloc() {alignment = 64 : i64} : memref<1x4x4x3x12xf32>
+  linalg.generic {indexing_maps = [#col_src, #col_dst], iterator_types = ["parallel", "parallel", "parallel", "parallel", "parallel"]}
+      ins(%x : memref<1x6x24xf32>) outs(%col : memref<1x4x4x3x12xf32>) {
+  ^bb0(%in: f32, %out: f32):
+    linalg.yield %in : f32
+  }
+  %a = memref.collapse_shape %col [[0, 1, 2], [3, 4]] : memref<1x4x4x3x12xf32> into memref<16x36xf32>
+  linalg.generic {indexing_maps = [#px, #pw, #pc], iterator_types = ["parallel", "parallel", "parallel", "reduction"], library_call = "qc_panel_matmul"}
+      ins(%a, %w : memref<16x36xf32>, memref<1x36x32xf32>) outs(%c : memref<16x1x32xf32>) {
+  ^bb0(%i: f32, %j: f32, %o: f32):
+    %m = arith.mulf %i, %j : f32
+    %s = arith.addf %o, %m : f32
+    linalg.yield %s : f32
+  }
+  memref.dealloc %col : memref<1x4x4x3x12xf32>
+  return
+}
+
+// -----
+
+// The source is written between the copy and the contraction: the columns stay.
+// CHECK-LABEL: func.func @columns_source_written
+// CHECK: memref.alloc() {{.*}} : memref<1x4x4x3x12xf32>
+// CHECK: linalg.generic
+// CHECK: linalg.fill
+// CHECK: call @qc_par_0(%{{.*}}, %arg1, %arg2) : (memref<16x36xf32>, memref<1x36x32xf32>, memref<16x1x32xf32>) -> ()
+#col_src2 = affine_map<(d0, d1, d2, d3, d4) -> (d0, d1 + d3, d2 * 4 + d4)>
+#col_dst2 = affine_map<(d0, d1, d2, d3, d4) -> (d0, d1, d2, d3, d4)>
+#px2 = affine_map<(d0, p, n, k) -> (d0, k)>
+#pw2 = affine_map<(d0, p, n, k) -> (p, k, n)>
+#pc2 = affine_map<(d0, p, n, k) -> (d0, p, n)>
+func.func @columns_source_written(%x: memref<1x6x24xf32>, %w: memref<1x36x32xf32>, %c: memref<16x1x32xf32>) {
+  %col = memref.alloc() {alignment = 64 : i64} : memref<1x4x4x3x12xf32>
+  linalg.generic {indexing_maps = [#col_src2, #col_dst2], iterator_types = ["parallel", "parallel", "parallel", "parallel", "parallel"]}
+      ins(%x : memref<1x6x24xf32>) outs(%col : memref<1x4x4x3x12xf32>) {
+  ^bb0(%in: f32, %out: f32):
+    linalg.yield %in : f32
+  }
+  %zero = arith.constant 0.0 : f32
+  linalg.fill ins(%zero : f32) outs(%x : memref<1x6x24xf32>)
+  %a = memref.collapse_shape %col [[0, 1, 2], [3, 4]] : memref<1x4x4x3x12xf32> into memref<16x36xf32>
+  linalg.generic {indexing_maps = [#px2, #pw2, #pc2], iterator_types = ["parallel", "parallel", "parallel", "reduction"], library_call = "qc_panel_matmul"}
+      ins(%a, %w : memref<16x36xf32>, memref<1x36x32xf32>) outs(%c : memref<16x1x32xf32>) {
+  ^bb0(%i: f32, %j: f32, %o: f32):
+    %m = arith.mulf %i, %j : f32
+    %s = arith.addf %o, %m : f32
+    linalg.yield %s : f32
+  }
+  memref.dealloc %col : memref<1x4x4x3x12xf32>
+  return
+}

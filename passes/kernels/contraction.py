@@ -1,0 +1,80 @@
+"""What a kernel computes: one contraction, as qc-microkernels matched it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from torch_mlir import ir
+
+from .builder import KernelBuilder
+
+# How far ahead of the weight stream the decode kernels prefetch.  Measured on this project's
+# 2-core Xeon (one LLaMA-7B layer, cold): 3 KiB beat 1 KiB by 4-5 % for the f32-activation kernels
+# and 2 % for int4 dot products; no prefetch was 2x slower, and 4 or 8 KiB slowed int8 by 15-40 %.
+PREFETCH_BYTES = 3072
+
+
+@dataclass(frozen=True)
+class Window:
+    """A read in place from a source buffer S instead of from a column buffer (implicit im2col):
+    on S flattened, ``A[m, k] = S[offset + sum_i row_strides[i] * digit_i(m) + sum_j k_strides[j] * digit_j(k)]``,
+    the digits of m and k in the mixed radices ``row_sizes`` and ``k_sizes`` (outermost first)."""
+
+    elements: int  # of S
+    offset: int
+    row_sizes: tuple[int, ...]
+    row_strides: tuple[int, ...]
+    k_sizes: tuple[int, ...]
+    k_strides: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Contraction:
+    """C[b, m, n] += A[b, m, k] * B(b, k, n), B either packed panels or row-major."""
+
+    packed: bool
+    types: tuple[ir.MemRefType, ...]  # of the operands as the op sees them: A, B (or W, S, O), C
+    batch: int
+    m: int
+    n: int
+    k: int
+    nr: int  # columns per panel
+    quant: tuple[int, int] | None = None  # (bits, group size) of a qgemm panel contraction
+    dot: bool = False  # int8 activations: an integer dot-product contraction
+    b_elt: str = "f32"  # f16: packed panels stored as half, widened to f32 as they are loaded
+    sym_offset: int | None = None  # symmetric weights: the offset is -sym_offset * scale, computed, not read
+    zero_c: bool = False  # C was only zero-filled (the fill is erased): the kernel writes C without reading it
+    window: Window | None = None  # A read in place from the buffer its columns were copied from
+
+    @property
+    def panels(self) -> int:
+        return -(-self.n // self.nr)
+
+    @property
+    def masked(self) -> bool:
+        """The last column panel is partial: B and C are accessed through a lane mask."""
+        return self.n % self.nr != 0
+
+    @property
+    def tasks(self) -> int:
+        return self.batch * self.panels
+
+
+# A row block: (number of rows, the index of its first row) -> builds its part of the kernel.
+RowBlock = Callable[[int, ir.Value], None]
+
+
+def row_blocks(b: KernelBuilder, m: int, rows: int, block: RowBlock, first: int = 0) -> None:
+    """Rows [first, m): full blocks of ``rows`` rows in a loop, then the remainder."""
+    main = m - (m - first) % rows
+    if main > first:
+        with b.loop(first, main, rows) as i:
+            block(rows, i.iv)
+    if m > main:
+        block(m - main, b.index(main))
+
+
+def row_indices(b: KernelBuilder, base: ir.Value, count: int) -> list[ir.Value]:
+    """``base + j`` for the block's rows j < count."""
+    return [base] + [b.add(base, j) for j in range(1, count)]

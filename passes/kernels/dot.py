@@ -1,0 +1,179 @@
+"""The integer dot-product kernel family: int8 activations against int4 / int8 dot panels.
+
+Per group, rows x 2 int32 accumulators gather ``dot4(u, xq)`` over 4-byte cells: one load of the
+panel per cell (int4: one load per 8 k, the low and high nibbles masked out), one broadcast of 4
+activation bytes per row, one ``vpdpbusd`` (VNNI) or ``vpmaddubsw`` + ``vpmaddwd`` (AVX2,
+AVX-512BW) per row and half-panel.  At the group's end they are converted and folded into f32
+accumulators with the scale and the offset times the activations' group sum; the row scale and C
+(bias) are applied once at the end.
+
+The vpmaddubsw flavours take int8 weights as ``|q| x sign(x, q)`` (llama.cpp's AVX2 int8 dot),
+which sums ``q x`` instead of ``u x = (q + 128) x``; adding ``128 x`` the group sum back gives the
+VNNI path's integer exactly, so every flavour shares one epilogue.
+
+    scf.for %p = %t0 to %t1 {                            // tasks: column panels
+      [AMX: rows [0, 32 floor(M / 32)) in tiles, amx.py]
+      %f = scf.for %g = 0 to G {                         // groups
+        %i = scf.for %cell in group g { i += dot4(W[p, cell], xq[row, 4 cell..]) }
+        f += sitofp(i) * S[p, g] + xsum[row, g] * O[p, g]
+      }
+      C[row, p] += f * sx[row]
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from torch_mlir import ir
+from torch_mlir.dialects import arith, vector
+
+from .builder import KernelBuilder, f32, i, vec
+from . import amx as amx_tiles
+from .contraction import PREFETCH_BYTES, Contraction, row_blocks, row_indices
+from .epilogue import DotTypes, fold_group, group_offset, store_row
+
+FLAVOURS = ("amx", "vnni", "avx512bw", "avx2", "generic")
+# f32 lanes each vector flavour's intrinsics exist for (the others fall back to generic); an
+# AVX-512BW machine has AVX2's forms for 8 lanes
+_LANES = {"vnni": (8, 16), "avx512bw": (8, 16), "avx2": (8,)}
+_MADDUBS = {8: ("llvm.x86.avx2.pmadd.ub.sw", "llvm.x86.avx2.pmadd.wd"),
+            16: ("llvm.x86.avx512.pmaddubs.w.512", "llvm.x86.avx512.pmaddw.d.512")}
+
+
+def flavour(requested: str, c: Contraction) -> str:
+    """The flavour a dot contraction's vector kernel uses: AMX machines have VNNI for what the
+    tiles do not take; a flavour without intrinsics for the panel's lanes falls back to generic."""
+    chosen = "vnni" if requested == "amx" else requested
+    return chosen if c.nr // 2 in _LANES.get(chosen, ()) else "generic"
+
+
+def dot4(b: KernelBuilder, kind: str, t: DotTypes, acc: ir.Value, u: ir.Value, x: ir.Value) -> ir.Value:
+    """``acc + dot4(u, x)`` per i32 lane: unsigned bytes of ``u`` times signed bytes of ``x``.
+
+    avx2 / avx512bw: ``vpmaddubsw`` then ``vpmaddwd`` by ones, exact only while each pair
+    ``u0 x0 + u1 x1`` fits int16: the caller passes int4's u < 16 as they are and int8 weights
+    as ``|q|`` against ``sign(x, q)`` (at most 128 x 127 x 2 = 32512)."""
+    lanes = t.f.shape[0]
+    if kind == "vnni":
+        return b.intrinsic(f"llvm.x86.avx512.vpdpbusd.{32 * lanes}", t.i, acc, u, x)
+    if kind == "generic":  # widen to i32, multiply, add each lane's 4 products
+        wide = vec(4 * lanes, i(32))
+        prod = arith.muli(arith.extui(wide, u), arith.extsi(wide, x))
+        for j in range(4):
+            acc = arith.addi(acc, vector.shuffle(prod, prod, [4 * n + j for n in range(lanes)]))
+        return acc
+    pairs, quads = _MADDUBS[lanes]
+    summed = b.intrinsic(quads, t.i, b.intrinsic(pairs, t.w, u, x), b.splat(t.w, 1))
+    return arith.addi(acc, summed)
+
+
+class SignedWeights(NamedTuple):
+    """One int8 dot-panel vector as the vpmaddubsw flavours take it."""
+
+    abs: ir.Value  # |q| (unsigned; exact for q = -128 too)
+    q: ir.Value    # the signed weights
+    neg: ir.Value  # q < 0, per byte
+
+
+def signed_weights(b: KernelBuilder, t: DotTypes, u: ir.Value) -> SignedWeights:
+    """``SignedWeights`` of dot-panel bytes ``u = q + 128``."""
+    zero = b.splat(t.b, 0)
+    q = arith.xori(u, b.splat(t.b, -128))
+    neg = arith.cmpi(arith.CmpIPredicate.slt, q, zero)
+    return SignedWeights(arith.select(neg, arith.subi(zero, q), q), q, neg)
+
+
+def sign(b: KernelBuilder, t: DotTypes, x: ir.Value, w: SignedWeights) -> ir.Value:
+    """``sign(x, q)``: x negated where q < 0 (and, with AVX2's psignb, zeroed where q = 0, which
+    |q| = 0 makes irrelevant).  AVX-512 has no psignb: a compare and a blend."""
+    if t.f.shape[0] == 8:
+        return b.intrinsic("llvm.x86.avx2.psign.b", t.b, x, w.q)
+    return arith.select(w.neg, arith.subi(b.splat(t.b, 0), x), x)
+
+
+def build(name: str, c: Contraction, rows: int, kind: str, amx: bool = False) -> None:
+    """``@name(XQ, SX, XSUM, W, S, O, C, t0, t1)``: tasks [t0, t1) are column panels; with ``amx``
+    the rows of whole 32-row blocks go through AMX tiles (amx.py), the rest through ``kind``."""
+    bits, group = c.quant
+    lanes = c.nr // 2
+    per = 32 // bits  # k per 4-byte cell
+    groups = c.k // group
+    t = DotTypes.of(lanes)
+    b = KernelBuilder(name, [*c.types, ir.IndexType.get(), ir.IndexType.get()])
+    xq, sx, xsum, w, s, o, out, t0, t1 = b.args
+    xq, sx = b.view(xq, [c.m, c.k]), b.view(sx, [c.m])
+    xsum, out = b.view(xsum, [c.m, groups]), b.view(out, [c.m, c.panels, c.nr])
+    maddubs = kind in ("avx2", "avx512bw")
+    row_bytes = c.nr * 4
+    prefetch_cells = max(1, PREFETCH_BYTES // row_bytes)
+
+    def block(p: ir.Value, count: int, base: ir.Value) -> None:
+        halves = (0, 1)
+        parts = (0, 1) if bits == 4 and count <= 2 else (0,)  # int4, few rows: low / high nibbles apart
+        rws = row_indices(b, base, count)
+        fas = [(j, h) for j in range(count) for h in halves]
+        ias = [(j, h, q) for j in range(count) for h in halves for q in parts]
+        with b.loop(0, groups, carried=[b.splat(t.f, 0.0)] * len(fas)) as gl:
+            cb = b.mul(gl.iv, group // per)
+            with b.loop(cb, b.add(cb, group // per), carried=[b.splat(t.i, 0)] * len(ias)) as cl:
+                for line in range(0, row_bytes, 64):
+                    b.prefetch(w, [p, b.add(cl.iv, prefetch_cells), line])
+                units = {}  # (h, nibble) -> the unsigned byte operand of the dot product
+                signed = {}  # h -> int8 weights as the vpmaddubsw flavours take them
+                for h in halves:
+                    cell = b.load(t.b, w, [p, cl.iv, 4 * lanes * h])
+                    if bits == 8 and maddubs:
+                        signed[h] = signed_weights(b, t, cell)
+                        units[(h, 0)] = signed[h].abs
+                    elif bits == 8:
+                        units[(h, 0)] = cell
+                    else:
+                        nibble = b.splat(t.b, 15)
+                        units[(h, 0)] = arith.andi(cell, nibble)
+                        units[(h, 1)] = arith.andi(arith.shrui(cell, b.splat(t.b, 4)), nibble)
+                k = b.mul(cl.iv, per)
+                ks = [k, b.add(k, 4)] if bits == 4 else [k]
+                current = dict(zip(ias, cl.args))
+                for j, r in enumerate(rws):
+                    for nib, kk in enumerate(ks):
+                        four = vector.bitcast(vec(1, i(32)), b.load(vec(4, i(8)), xq, [r, kk]))
+                        word = vector.extract(four, [], [0])
+                        x = vector.bitcast(t.b, b.bcast(t.i, word))
+                        for h in halves:
+                            q = nib if len(parts) == 2 else 0
+                            operand = sign(b, t, x, signed[h]) if h in signed else x
+                            current[(j, h, q)] = dot4(b, kind, t, current[(j, h, q)], units[(h, nib)], operand)
+                cl.carry([current[key] for key in ias])
+            isums = dict(zip(ias, cl.results))
+            scales, offsets = [], []
+            for h in halves:
+                scales.append(b.load(t.f, s, [p, gl.iv, lanes * h]))
+                offsets.append(group_offset(b, c, t, scales[h], o, [p, gl.iv, lanes * h]))
+            folded = []
+            facc = dict(zip(fas, gl.args))
+            for j, r in enumerate(rws):
+                y = b.scalar(xsum, [r, gl.iv])
+                ysum = b.bcast(t.f, arith.sitofp(f32(), y))
+                if maddubs and bits == 8:  # sum q x + 128 sum x = sum u x
+                    shifted = b.bcast(t.i, arith.shli(y, b.int(32, 7)))
+                for h in halves:
+                    total = isums[(j, h, 0)]
+                    if len(parts) == 2:
+                        total = arith.addi(total, isums[(j, h, 1)])
+                    if maddubs and bits == 8:
+                        total = arith.addi(total, shifted)
+                    folded.append(fold_group(b, t, total, scales[h], ysum, offsets[h], facc[(j, h)]))
+            gl.carry(folded)
+        results = dict(zip(fas, gl.results))
+        for j, r in enumerate(rws):
+            row_scale = b.bcast(t.f, b.scalar(sx, [r]))
+            for h in halves:
+                store_row(b, c, t, out, results[(j, h)], row_scale, [r, p, lanes * h])
+
+    first = c.m - c.m % amx_tiles.ROWS if amx else 0
+    tiles = amx_tiles.Tiles.prepare(b, c, xq, w, first) if amx else None
+    with b.loop(t0, t1) as task:
+        if tiles is not None:
+            tiles.panel(task.iv, sx, xsum, s, o, out)
+        row_blocks(b, c.m, rows, lambda count, base: block(task.iv, count, base), first)
+    b.finish()

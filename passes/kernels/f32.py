@@ -1,0 +1,103 @@
+"""The f32 kernel family: register-tiled FMA over column panels.
+
+For each task (a batch and a column panel of NR = 2 x vector-width floats) and each block of
+``rows`` rows it keeps rows x NR accumulators in registers; per k it loads one panel vector of B
+(f16 panels are widened as they are loaded), broadcasts one element of A per row and issues
+``vector.fma``.  The accumulators start from C (bias or zero) or, when C was only zero-filled,
+from zero.  A partial last panel reads and writes B and C through a lane mask.
+
+    scf.for %t = %t0 to %t1 {                       // tasks: (batch, panel)
+      scf.for %i = 0 to M step rows {               // row blocks, then the remainder
+        %acc = scf.for %k = 0 to K iter_args(C[i.., panel]) {
+          %b = vector.load B[panel, k]  ;  acc_j = fma(broadcast(A[i + j, k]), %b, acc_j)
+        }
+        vector.store %acc, C[i.., panel]
+"""
+
+from __future__ import annotations
+
+import math
+
+from torch_mlir import ir
+from torch_mlir.dialects import arith, vector
+
+from .builder import KernelBuilder, f32, vec
+from .contraction import Contraction, Window, row_blocks, row_indices
+
+
+def build(name: str, c: Contraction, rows: int) -> None:
+    """``@name(A, B, C, t0, t1)``: tasks [t0, t1) of (batch, panel) pairs."""
+    b = KernelBuilder(name, [*c.types, ir.IndexType.get(), ir.IndexType.get()])
+    a, w, out, t0, t1 = b.args
+    window = c.window
+    if c.packed:  # views A[M, K] (a window: its source flattened), C[M, P, NR]
+        a = b.view(a, [window.elements] if window else [c.m, c.k])
+        out = b.view(out, [c.m, c.panels, c.nr])
+    batched = not c.packed and c.types[0].rank == 3
+    vt = vec(c.nr, f32())
+    with b.loop(t0, t1) as task:
+        bi = arith.divui(task.iv, b.index(c.panels))
+        p = arith.remui(task.iv, b.index(c.panels))
+        n0 = b.mul(p, c.nr)
+        mask = vector.create_mask(vec(c.nr, ir.IntegerType.get_signless(1)),
+                                  [arith.subi(b.index(c.n), n0)]) if c.masked else None
+        lead = [bi] if batched else []
+
+        def b_at(k):
+            return [p, k, 0] if c.packed else [*lead, k, n0]
+
+        def c_at(row):
+            return [row, p, 0] if c.packed else [*lead, row, n0]
+
+        def block(count: int, base: ir.Value) -> None:
+            rws = row_indices(b, base, count)
+            start = ([b.splat(vt, 0.0)] * count if c.zero_c
+                     else [b.load(vt, out, c_at(r), mask) for r in rws])
+            def step(k: ir.Value, a_at, accs: list[ir.Value]) -> list[ir.Value]:
+                if c.b_elt == "f16":
+                    panel = arith.extf(vt, b.load(vec(c.nr, ir.F16Type.get()), w, b_at(k), mask))
+                else:
+                    panel = b.load(vt, w, b_at(k), mask)
+                return [b.fma(b.bcast(vt, b.scalar(a, a_at(j))), panel, acc) for j, acc in enumerate(accs)]
+
+            if window:
+                results = _window_loops(b, window, [_row_base(b, window, r) for r in rws], start, step)
+            else:
+                with b.loop(0, c.k, carried=start) as kl:
+                    kl.carry(step(kl.iv, lambda j: [*lead, rws[j], kl.iv], kl.args))
+                results = kl.results
+            for r, acc in zip(rws, results):
+                b.store(acc, out, c_at(r), mask)
+
+        row_blocks(b, c.m, rows, block)
+    b.finish()
+
+
+def _row_base(b: KernelBuilder, w: Window, row: ir.Value) -> ir.Value:
+    """Where row ``row`` of a window starts in its flattened source."""
+    base, rest = b.index(w.offset), row
+    for i in reversed(range(len(w.row_sizes))):
+        digit = arith.remui(rest, b.index(w.row_sizes[i])) if i else rest
+        if i:
+            rest = arith.divui(rest, b.index(w.row_sizes[i]))
+        if w.row_strides[i]:
+            base = b.add(base, b.mul(digit, w.row_strides[i]))
+    return base
+
+
+def _window_loops(b: KernelBuilder, w: Window, bases: list[ir.Value], start: list[ir.Value], step) -> list[ir.Value]:
+    """The k loop of a window as one loop per k digit: ``step(k, a_at, accs)`` at the innermost,
+    with k the packed weight's row and ``a_at(j)`` row j's element of the source."""
+
+    def level(i: int, k: ir.Value, offset: ir.Value, accs: list[ir.Value]) -> list[ir.Value]:
+        inner = math.prod(w.k_sizes[i + 1:])
+        with b.loop(0, w.k_sizes[i], carried=accs) as loop:
+            k_i = b.add(k, b.mul(loop.iv, inner))
+            offset_i = b.add(offset, b.mul(loop.iv, w.k_strides[i]))
+            if i + 1 < len(w.k_sizes):
+                loop.carry(level(i + 1, k_i, offset_i, loop.args))
+            else:
+                loop.carry(step(k_i, lambda j: [b.add(bases[j], offset_i)], loop.args))
+        return loop.results
+
+    return level(0, b.index(0), b.index(0), start)
