@@ -40,7 +40,7 @@ from torch_mlir.dialects import func
 
 from .base import ModulePass, Option, PassState, one_of, parse_bool, walk_ops
 from .kernels import amx, dot, f32, weight_only
-from .kernels.contraction import Contraction, Window
+from .kernels.contraction import Contraction, Window, row_split
 from .lower_linear import PANEL_MATMUL
 from ..core.quant.packing import unsigned_offset
 from .lower_qgemm import QGEMM_DOT_PANEL, QGEMM_DOT_PANEL_SYM, QGEMM_PANEL, QGEMM_PANEL_SYM
@@ -174,33 +174,39 @@ class Columns(NamedTuple):
 
     source: ir.Value
     window: Window
-    dead: list[ir.Operation]  # the column copy, its buffer and views, erased with the contraction
+    copy: ir.Operation | None  # the column copy, when no other op reads what it wrote (it is erased)
+    buffer: ir.Value  # the column buffer (erased once no op but views and deallocs use it)
+
+
+def _aliasing(root: ir.Value):
+    return lambda v: isinstance(v.type, ir.MemRefType) and view_source(v, MEMREF_VIEWS) == root
+
+
+def _touches(op: ir.Operation, root: ir.Value) -> bool:
+    return op.name not in MEMREF_VIEWS and uses_value(op, _aliasing(root))
 
 
 def columns_window(op: ir.Operation) -> Columns | None:
-    """When the panel contraction ``op`` reads A = collapse(col) [M, K] and col's only writer is an
-    earlier copy ``col[i...] = S[linear(i...)]`` from an identity-layout S that nothing touches in
-    between (qc-conv-to-matmul's im2col, bufferized), the window that reads S in place."""
-    a = op.operands[0]
-    collapse = a.owner
-    if isinstance(collapse, ir.Block) or collapse.name != "memref.collapse_shape" or len(list(a.uses)) != 1:
+    """When the panel contraction ``op`` reads A = collapse(col) [M, K] and the last op before it to
+    touch col is a copy ``col[i...] = S[linear(i...)]`` from an identity-layout S that nothing
+    touches in between (qc-conv-to-matmul's im2col, bufferized; convs of one shape may share col),
+    the window that reads S in place."""
+    collapse = op.operands[0].owner
+    if isinstance(collapse, ir.Block) or collapse.name != "memref.collapse_shape":
         return None
     col = collapse.operands[0]
-    alloc = col.owner
-    if isinstance(alloc, ir.Block) or alloc.name != "memref.alloc":
+    if isinstance(col.owner, ir.Block) or col.owner.name != "memref.alloc":
         return None
     groups = [[ir.IntegerAttr(d).value for d in g] for g in ir.ArrayAttr(collapse.attributes["reassociation"])]
-    users = [u.owner.operation for u in col.uses]
-    copies = [u for u in users if is_copy_generic(u) and u.operands[1] == col]
-    deallocs = [u for u in users if u.name == "memref.dealloc"]
-    if len(groups) != 2 or len(copies) != 1 or len(users) != 2 + len(deallocs):
+    ops = [o.operation for o in op.block.operations]
+    at = ops.index(op)
+    copy = next((o for o in reversed(ops[:at]) if _touches(o, col)), None)
+    if len(groups) != 2 or copy is None or not is_copy_generic(copy) or copy.operands[1] != col:
         return None
-    copy = copies[0]
     source = copy.operands[0]
     st = _kernel_memref(source, True, identity=True)
     maps = indexing_maps(copy)
-    if st is None or copy.block != op.block or not copy.is_before_in_block(op) or maps[1] != ir.AffineMap.get_identity(
-            maps[1].n_dims):
+    if st is None or maps[1] != ir.AffineMap.get_identity(maps[1].n_dims):
         return None
     dims = maps[0].n_dims
     strides = [math.prod(st.shape[i + 1:]) for i in range(st.rank)]
@@ -212,22 +218,37 @@ def columns_window(op: ir.Operation) -> Columns | None:
         flat = [f + c * stride for f, c in zip(flat, found[0])]
         offset += found[1] * stride
     root = view_source(source, MEMREF_VIEWS)
-    between, touched = False, False
-    for other in op.block.operations:
-        other = other.operation
-        if other == op:
-            break
-        if between:
-            touched = touched or uses_value(other, lambda v: isinstance(v.type, ir.MemRefType)
-                                            and view_source(v, MEMREF_VIEWS) == root)
-        between = between or other == copy
-    if touched:
+    if any(_touches(o, root) for o in ops[ops.index(copy) + 1:at]):
         return None
+    # the copy dies with op unless a later op reads col before the next write or dealloc
+    later = next((o for o in ops[at + 1:] if _touches(o, col)), None)
+    dead = later is None or later.name == "memref.dealloc" or (is_copy_generic(later) and later.operands[1] == col)
     shape = ir.MemRefType(col.type).shape
     rows, ks = groups
     window = Window(math.prod(st.shape), offset, tuple(shape[i] for i in rows), tuple(flat[i] for i in rows),
                     tuple(shape[i] for i in ks), tuple(flat[i] for i in ks))
-    return Columns(source, window, [copy, collapse, *deallocs, alloc])
+    return Columns(source, window, copy if dead else None, col)
+
+
+def _erase_unused_buffer(buffer: ir.Value) -> None:
+    """Erase ``buffer`` (a memref.alloc) and its views and deallocs when nothing else uses it."""
+    found = []
+
+    def collect(value: ir.Value) -> bool:
+        for use in value.uses:
+            user = use.owner.operation
+            if user.name in MEMREF_VIEWS:
+                if not collect(user.results[0]):
+                    return False
+            elif user.name != "memref.dealloc":
+                return False
+            found.append(user)
+        return True
+
+    if collect(buffer):
+        for user in reversed(found):
+            user.erase()
+        buffer.owner.erase()
 
 
 class Microkernels(ModulePass):
@@ -247,6 +268,7 @@ class Microkernels(ModulePass):
         qrows = max(1, rows * 2 // 3)  # quantized tiles also hold scale, offset and weight vectors
         body = module.regions[0].blocks[0]
         kernels: dict[Contraction, str] = {}
+        buffers: list[ir.Value] = []  # column buffers a window replaced
         candidates = [op for name in ("linalg.generic", "linalg.matmul", "linalg.batch_matmul")
                       for op in walk_ops(module, name)]
         dot_kind = self.options["int8-dot"]
@@ -267,18 +289,27 @@ class Microkernels(ModulePass):
                 index = len(kernels)
                 kernels[c] = f"qc_par_{index}"
                 use_amx = c.dot and dot_kind == "amx" and amx.fits(c)
+                tile = max(1, rows // 2) if c.dot else qrows if c.quant else rows
+                spec = c
+                if not use_amx:  # (the AMX part of a kernel covers every row of its panel)
+                    chunks, chunk_rows = row_split(c.tasks, c.m, tile)
+                    spec = replace(c, chunks=chunks, chunk_rows=chunk_rows)
                 with ir.InsertionPoint(body), op.location:
                     if c.dot:
-                        dot.build(f"qc_mk_{index}", c, max(1, rows // 2), dot.flavour(dot_kind, c), use_amx)
+                        dot.build(f"qc_mk_{index}", spec, tile, dot.flavour(dot_kind, c), use_amx)
                     elif c.quant:
-                        weight_only.build(f"qc_mk_{index}", c, qrows)
+                        weight_only.build(f"qc_mk_{index}", spec, tile)
                     else:
-                        f32.build(f"qc_mk_{index}", c, rows)
-                    declare(f"qc_par_{index}", f"qc_mk_{index}", list(c.types), c.tasks, use_amx)
+                        f32.build(f"qc_mk_{index}", spec, tile)
+                    declare(f"qc_par_{index}", f"qc_mk_{index}", list(c.types), spec.tasks, use_amx)
             with ir.InsertionPoint(op), op.location:
                 func.CallOp([], ir.FlatSymbolRefAttr.get(kernels[c]), operands)
             op.erase()
             if fill is not None:
                 fill.erase()
-            for dead in columns.dead if columns else ():
-                dead.erase()
+            if columns is not None:
+                if columns.copy is not None:
+                    columns.copy.erase()
+                buffers.append(columns.buffer)
+        for buffer in dict.fromkeys(buffers):
+            _erase_unused_buffer(buffer)

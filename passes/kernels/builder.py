@@ -99,12 +99,30 @@ class KernelBuilder:
     # --- index arithmetic (ints become constants) ------------------------------------------------
 
     def add(self, a: Index, b: Index) -> ir.Value:
+        if isinstance(a, int) and a == 0:
+            return self.index(b)
+        if isinstance(b, int) and b == 0:
+            return self.index(a)
         return arith.addi(self.index(a), self.index(b))
 
     def mul(self, a: Index, b: Index) -> ir.Value:
+        if isinstance(b, int) and b == 1:
+            return self.index(a)
         return arith.muli(self.index(a), self.index(b))
 
-    # --- loops ------------------------------------------------------------------------------------
+    def min(self, a: Index, b: Index) -> ir.Value:
+        return arith.minui(self.index(a), self.index(b))
+
+    # --- control flow -----------------------------------------------------------------------------
+
+    @contextmanager
+    def when(self, condition: ir.Value) -> Iterator[None]:
+        """``scf.if`` without results: the body runs where ``condition`` holds."""
+        op = scf.IfOp(condition)
+        with ir.InsertionPoint(op.then_block):
+            yield
+            scf.YieldOp([])
+
 
     @contextmanager
     def loop(self, lo: Index, hi: Index, step: Index = 1, carried: Sequence[ir.Value] = ()) -> Iterator[Loop]:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from torch_mlir import ir
+from torch_mlir.dialects import arith
 
 from .builder import KernelBuilder
 
@@ -46,6 +47,8 @@ class Contraction:
     sym_offset: int | None = None  # symmetric weights: the offset is -sym_offset * scale, computed, not read
     zero_c: bool = False  # C was only zero-filled (the fill is erased): the kernel writes C without reading it
     window: Window | None = None  # A read in place from the buffer its columns were copied from
+    chunks: int = 1  # row ranges per panel: tasks are (panel task, row range) pairs
+    chunk_rows: int = 0  # rows per range (a multiple of the kernel's row block), when chunks > 1
 
     @property
     def panels(self) -> int:
@@ -58,16 +61,50 @@ class Contraction:
 
     @property
     def tasks(self) -> int:
-        return self.batch * self.panels
+        return self.batch * self.panels * self.chunks
 
 
 # A row block: (number of rows, the index of its first row) -> builds its part of the kernel.
 RowBlock = Callable[[int, ir.Value], None]
 
 
-def row_blocks(b: KernelBuilder, m: int, rows: int, block: RowBlock, first: int = 0) -> None:
-    """Rows [first, m): full blocks of ``rows`` rows in a loop, then the remainder."""
+# Panel tasks below which the rows are split too: the thread pool cuts tasks into one contiguous
+# range per thread, so a conv with one or two 32-filter panels otherwise runs on one or two threads.
+MIN_TASKS = 8
+
+
+def row_split(tasks: int, m: int, rows: int, first: int = 0) -> tuple[int, int]:
+    """(ranges, rows per range) for rows [first, m) of ``tasks`` panel tasks: enough ranges for
+    MIN_TASKS tasks, each at least four row blocks; (1, 0) when no split is needed."""
+    blocks = (m - first) // rows
+    wanted = min(-(-MIN_TASKS // tasks), blocks // 4)
+    if tasks >= MIN_TASKS or wanted < 2:
+        return 1, 0
+    per = -(-blocks // wanted) * rows
+    return -(-blocks * rows // per), per  # the rows past the last whole block join the last range
+
+
+def split_task(b: KernelBuilder, c: Contraction, t: ir.Value) -> tuple[ir.Value, ir.Value | None]:
+    """(panel task, row range) of task ``t``."""
+    if c.chunks == 1:
+        return t, None
+    return arith.divui(t, b.index(c.chunks)), arith.remui(t, b.index(c.chunks))
+
+
+def row_blocks(b: KernelBuilder, c: Contraction, rows: int, block: RowBlock, first: int = 0,
+               chunk: ir.Value | None = None) -> None:
+    """Rows [first, m) (or range ``chunk`` of them): full blocks of ``rows`` rows in a loop, then
+    the remainder (in the last range)."""
+    m = c.m
     main = m - (m - first) % rows
+    if chunk is not None:
+        lo = b.add(first, b.mul(chunk, c.chunk_rows))
+        with b.loop(lo, b.min(b.add(lo, c.chunk_rows), main), rows) as i:
+            block(rows, i.iv)
+        if m > main:
+            with b.when(arith.cmpi(arith.CmpIPredicate.eq, chunk, b.index(c.chunks - 1))):
+                block(m - main, b.index(main))
+        return
     if main > first:
         with b.loop(first, main, rows) as i:
             block(rows, i.iv)

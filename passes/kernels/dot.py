@@ -29,7 +29,7 @@ from torch_mlir.dialects import arith, vector
 
 from .builder import KernelBuilder, f32, i, vec
 from . import amx as amx_tiles
-from .contraction import PREFETCH_BYTES, Contraction, row_blocks, row_indices
+from .contraction import PREFETCH_BYTES, Contraction, row_blocks, row_indices, split_task
 from .epilogue import DotTypes, fold_group, group_offset, store_row
 
 FLAVOURS = ("amx", "vnni", "avx512bw", "avx2", "generic")
@@ -173,7 +173,8 @@ def build(name: str, c: Contraction, rows: int, kind: str, amx: bool = False) ->
     first = c.m - c.m % amx_tiles.ROWS if amx else 0
     tiles = amx_tiles.Tiles.prepare(b, c, xq, w, first) if amx else None
     with b.loop(t0, t1) as task:
+        p, chunk = split_task(b, c, task.iv)
         if tiles is not None:
-            tiles.panel(task.iv, sx, xsum, s, o, out)
-        row_blocks(b, c.m, rows, lambda count, base: block(task.iv, count, base), first)
+            tiles.panel(p, sx, xsum, s, o, out)
+        row_blocks(b, c, rows, lambda count, base: block(p, count, base), first, chunk)
     b.finish()

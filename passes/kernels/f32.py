@@ -22,7 +22,7 @@ from torch_mlir import ir
 from torch_mlir.dialects import arith, vector
 
 from .builder import KernelBuilder, f32, vec
-from .contraction import Contraction, Window, row_blocks, row_indices
+from .contraction import Contraction, Window, row_blocks, row_indices, split_task
 
 
 def build(name: str, c: Contraction, rows: int) -> None:
@@ -36,8 +36,9 @@ def build(name: str, c: Contraction, rows: int) -> None:
     batched = not c.packed and c.types[0].rank == 3
     vt = vec(c.nr, f32())
     with b.loop(t0, t1) as task:
-        bi = arith.divui(task.iv, b.index(c.panels))
-        p = arith.remui(task.iv, b.index(c.panels))
+        t, chunk = split_task(b, c, task.iv)
+        bi = arith.divui(t, b.index(c.panels))
+        p = arith.remui(t, b.index(c.panels))
         n0 = b.mul(p, c.nr)
         mask = vector.create_mask(vec(c.nr, ir.IntegerType.get_signless(1)),
                                   [arith.subi(b.index(c.n), n0)]) if c.masked else None
@@ -69,7 +70,7 @@ def build(name: str, c: Contraction, rows: int) -> None:
             for r, acc in zip(rws, results):
                 b.store(acc, out, c_at(r), mask)
 
-        row_blocks(b, c.m, rows, block)
+        row_blocks(b, c, rows, block, chunk=chunk)
     b.finish()
 
 

@@ -22,7 +22,7 @@ from torch_mlir import ir
 from torch_mlir.dialects import arith, vector
 
 from .builder import KernelBuilder, f32, i, vec
-from .contraction import PREFETCH_BYTES, Contraction, row_blocks, row_indices
+from .contraction import PREFETCH_BYTES, Contraction, row_blocks, row_indices, split_task
 
 _REASSOC = arith.FastMathFlags.reassoc
 
@@ -107,5 +107,6 @@ def build(name: str, c: Contraction, rows: int) -> None:
                     b.store(y, out, [r, p, col])
 
     with b.loop(t0, t1) as task:
-        row_blocks(b, c.m, rows, lambda count, base: block(task.iv, count, base))
+        p, chunk = split_task(b, c, task.iv)
+        row_blocks(b, c, rows, lambda count, base: block(p, count, base), chunk=chunk)
     b.finish()

@@ -351,3 +351,33 @@ func.func @columns_source_written(%x: memref<1x6x24xf32>, %w: memref<1x36x32xf32
   memref.dealloc %col : memref<1x4x4x3x12xf32>
   return
 }
+
+// -----
+
+// One 32-column panel and 66 rows: the rows are split into 4 ranges of 16 (tasks = panel x range),
+// so the thread pool has work for more than one thread; the last range also takes the 2-row tail.
+// CHECK-LABEL: func.func @row_ranges
+// CHECK: func.func @qc_mk_0(
+// CHECK: scf.for %[[T:.*]] = %{{.*}} to %{{.*}} step %c1 {
+// CHECK: %[[CH:.*]] = arith.remui %[[T]], %c4 : index
+// CHECK: %[[LO:.*]] = arith.muli %[[CH]], %c16 : index
+// CHECK: %[[END:.*]] = arith.addi %[[LO]], %c16 : index
+// CHECK: %[[HI:.*]] = arith.minui %[[END]], %c64 : index
+// CHECK: scf.for %{{.*}} = %[[LO]] to %[[HI]] step %c4 {
+// CHECK: %[[LAST:.*]] = arith.cmpi eq, %[[CH]], %c3 : index
+// CHECK: scf.if %[[LAST]] {
+// CHECK: scf.for {{.*}} -> (vector<32xf32>, vector<32xf32>) {
+// CHECK: func.func private @qc_par_0({{.*}}) attributes {llvm.emit_c_interface, qc.kernel = "qc_mk_0", qc.tasks = 4 : i64}
+#rx = affine_map<(d0, p, n, k) -> (d0, k)>
+#rw = affine_map<(d0, p, n, k) -> (p, k, n)>
+#rc = affine_map<(d0, p, n, k) -> (d0, p, n)>
+func.func @row_ranges(%a: memref<66x8xf32>, %w: memref<1x8x32xf32>, %c: memref<66x1x32xf32>) {
+  linalg.generic {indexing_maps = [#rx, #rw, #rc], iterator_types = ["parallel", "parallel", "parallel", "reduction"], library_call = "qc_panel_matmul"}
+      ins(%a, %w : memref<66x8xf32>, memref<1x8x32xf32>) outs(%c : memref<66x1x32xf32>) {
+  ^bb0(%i: f32, %j: f32, %o: f32):
+    %m = arith.mulf %i, %j : f32
+    %s = arith.addf %o, %m : f32
+    linalg.yield %s : f32
+  }
+  return
+}
