@@ -164,7 +164,8 @@ class Probe:
             name = target_name(op)
             weight = target_weight(op)
             if isinstance(op.opview, LinearOp):
-                inputs[f"{weight}.p{width}"] = WEIGHT_INPUT + name
+                packed = PanelLayout.of_floats(*state.store[weight].shape, width)
+                inputs[f"{weight}.p{packed.width}"] = WEIGHT_INPUT + name
                 self.layers[name] = ("linear", weight)
                 if switches:
                     act_inputs.append(TensorSpec(ACT_INPUT + name, (), "float32"))
@@ -184,7 +185,7 @@ class Probe:
     def weight_input(self, layer: str, w: np.ndarray) -> dict[str, np.ndarray]:
         """The feed that gives ``layer`` the f32 weight ``w`` (packed as the kernel reads it)."""
         kind, _ = self.layers[layer]
-        return {WEIGHT_INPUT + layer: aligned(PanelLayout(*w.shape, self.width).weights(w) if kind == "linear" else w)}
+        return {WEIGHT_INPUT + layer: aligned(PanelLayout.of_floats(*w.shape, self.width).weights(w) if kind == "linear" else w)}
 
     def run(self, sample: dict[str, np.ndarray], weights: dict[str, np.ndarray] | None = None) -> list[np.ndarray]:
         out = self.model.run({**sample, **self.base, **(weights or {})})

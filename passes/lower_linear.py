@@ -161,14 +161,14 @@ class LowerLinear(ModulePass):
             n, k = wt.shape
             has_bias = op.bias is not None
             half = isinstance(wt.element_type, ir.F16Type)
-            fn = f"qc_linear_{'x'.join(map(str, xt.shape))}_{n}_p{width}{'_bias' if has_bias else ''}" + (
+            layout = PanelLayout.of_floats(n, k, width, 16 if half else 32)
+            fn = f"qc_linear_{'x'.join(map(str, xt.shape))}_{n}_p{layout.width}{'_bias' if has_bias else ''}" + (
                 "_f16" if half else "")
-            layout = PanelLayout(n, k, width, 16 if half else 32)
             if fn not in helpers:
                 with ir.InsertionPoint(body), op.location:
                     linear_helper(fn, list(xt.shape), layout, has_bias, wt.element_type)
                 helpers.add(fn)
-            packed = f"{name}.p{width}"
+            packed = f"{name}.p{layout.width}"
             if name in state.store and packed not in state.store:
                 state.store[packed] = layout.weights(state.store[name])
             with ir.InsertionPoint(op), op.location:

@@ -59,6 +59,16 @@ def unsigned_offset(bits: int, dot: bool) -> int:
     return 8 if bits == 4 else 128 if dot else 0
 
 
+def float_panel_width(n: int, width: int) -> int:
+    """The panel width of an f32 / f16 weight with ``n`` output channels: the target's ``width``,
+    halved (down to 8) while ``n`` fits in half of it, so that a 4-filter conv head does not
+    multiply 28 zero columns of every 32 (the float kernels take any width; the integer ones
+    keep the target's)."""
+    while width > 8 and n <= width // 2:
+        width //= 2
+    return width
+
+
 @dataclass(frozen=True)
 class PanelLayout:
     """How the kernels store one [n, k] weight: its output channels cut into ``panels`` of ``width``
@@ -75,6 +85,11 @@ class PanelLayout:
     group: int = 0
     dot: bool = False
     symmetric: bool = True
+
+    @staticmethod
+    def of_floats(n: int, k: int, width: int, bits: int = 32) -> PanelLayout:
+        """The layout of an f32 (or f16: ``bits`` 16) weight, in panels of ``float_panel_width``."""
+        return PanelLayout(n, k, float_panel_width(n, width), bits)
 
     @property
     def panels(self) -> int:

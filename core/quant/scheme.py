@@ -65,8 +65,9 @@ class Scheme:
 
     def layout(self, n: int, k: int, panel_width: int) -> PanelLayout:
         """How a linear's [n, k] weight under this scheme is stored in the kernels' panels."""
-        bits = 16 if self.half else self.weight_bits if self.quantized else 32
-        return PanelLayout(n, k, panel_width, bits, self.group_size or k, self.activation_bits == 8, self.symmetric)
+        if self.half or not self.quantized:
+            return PanelLayout.of_floats(n, k, panel_width, 16 if self.half else 32)
+        return PanelLayout(n, k, panel_width, self.weight_bits, self.group_size or k, self.activation_bits == 8, self.symmetric)
 
 
 def all_schemes() -> list[Scheme]:

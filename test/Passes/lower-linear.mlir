@@ -68,3 +68,16 @@ func.func @half_weight(%x: tensor<3x8xf32>) -> tensor<3x32xf32> {
   %y = "qc.linear"(%x, %w) {operandSegmentSizes = array<i32: 1, 1, 0>} : (tensor<3x8xf32>, tensor<32x8xf16>) -> tensor<3x32xf32>
   return %y : tensor<3x32xf32>
 }
+
+// -----
+
+// Few outputs (a 4-filter conv head): the panel narrows to 8 columns instead of 16 zero-padded ones.
+// CHECK-LABEL: func.func @narrow
+// CHECK: "qc.weight"() {name = @w.p8} : () -> tensor<1x8x8xf32>
+// CHECK: qc.layout = #qc.layout<4 : i64, 8 : i64, 8 : i64, 32 : i64
+// CHECK: tensor.extract_slice %{{.*}}[0, 0] [5, 4] [1, 1]
+func.func @narrow(%x: tensor<5x8xf32>) -> tensor<5x4xf32> {
+  %w = "qc.weight"() {name = @w} : () -> tensor<4x8xf32>
+  %y = "qc.linear"(%x, %w) {operandSegmentSizes = array<i32: 1, 1, 0>} : (tensor<5x8xf32>, tensor<4x8xf32>) -> tensor<5x4xf32>
+  return %y : tensor<5x4xf32>
+}

@@ -11,7 +11,7 @@ from qc.compiler.codegen import Target, host_cpu
 from qc.core.errors import QCError
 from qc.core.quant import dequantize, parse_scheme, quantize_awq, quantize_gptq, quantize_rtn
 from qc.core.quant.awq import output_error
-from qc.core.quant.packing import PanelLayout, pack_rows, unpack_rows
+from qc.core.quant.packing import PanelLayout, float_panel_width, pack_rows, unpack_rows
 
 
 @pytest.fixture(scope="module")
@@ -57,6 +57,9 @@ def test_packing_layouts():
     assert s.shape == o.shape == (1, 2, 8) and o[0, 0, 0] == -(1 + 8) * 0.5 and s[0, 0, 7] == o[0, 0, 7] == 0
     assert layout.nbytes == 64 * 8 // 2 + 2 * 2 * 8 * 4 and layout.weight_shape == list(panels.shape)
     assert PanelLayout(5, 64, 8, bits=4, group=32).scales(s[0, :, :5].T, np.zeros((5, 2), np.int8))[1] is None
+    # float panels narrow for few outputs (the integer ones keep the target's width)
+    assert [float_panel_width(n, 32) for n in (1, 4, 8, 9, 16, 17, 64)] == [8, 8, 8, 16, 16, 32, 32]
+    assert parse_scheme("f32").layout(4, 64, 32).width == 8 and parse_scheme("w8a16").layout(4, 64, 32).width == 32
 
 
 @pytest.mark.parametrize("name", ["w4a16-g32", "w4a16-g64-asym", "w8a16"])
