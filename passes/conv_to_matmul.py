@@ -229,11 +229,77 @@ def rewrite(op: ir.Operation, state: PassState) -> ir.Value:
     return _channels_first(mm, None if bias is not None else init)
 
 
+def _zero_upsampled(x: ir.Value) -> tuple[ir.Value, list[int], list[int]] | None:
+    """(source, offsets, strides) of the spatial dims when ``x`` is a 2-D source inserted with
+    strides into a zero-filled tensor: how the importer turns a ConvTranspose into a conv."""
+    op = producer(x)
+    if op is None or op.name != "tensor.insert_slice" or len(op.operands) != 2:
+        return None
+    dest = producer(op.operands[1])
+    if dest is None or dest.name != "linalg.fill" or not is_zero_constant(dest.operands[0]):
+        return None
+    offsets, strides = (list(ir.DenseI64ArrayAttr(op.attributes[k])) for k in ("static_offsets", "static_strides"))
+    if offsets[:2] != [0, 0] or strides[:2] != [1, 1] or max(strides) == 1 or min(offsets + strides) < 0:
+        return None
+    return op.operands[0], offsets[2:], strides[2:]
+
+
+def rewrite_transposed(op: ir.Operation) -> ir.Value | None:
+    """A stride-1 2-D conv over a zero-upsampled input (a ConvTranspose with stride s) as s x s
+    phase convolutions on the source, built before ``op``: output rows ``s q + a`` only meet the
+    filter taps ``kh = r, r + s, ...`` with ``r = (offset - a) mod s``, so each phase is a conv of
+    the (zero-padded) source with that slice of the filter, written into every s-th output.  None
+    when ``op`` is not such a conv."""
+    x, w, init = op.operands[:3]
+    strides, dilations = _conv_attrs(op)
+    found = _zero_upsampled(x)
+    if found is None or strides != [1, 1] or dilations != [1, 1]:
+        return None
+    src, offsets, steps = found
+    n, c, *size = ir.RankedTensorType(src.type).shape
+    f, _, *ks = ir.RankedTensorType(w.type).shape
+    outs = ir.RankedTensorType(init.type).shape[2:]
+    f32 = ir.F32Type.get()
+    y = init
+    for phase in (tuple(int(v) for v in p) for p in np.ndindex(*steps)):
+        taps = [(offsets[i] - phase[i]) % steps[i] for i in range(2)]  # the first tap of each dim
+        counts = [len(range(taps[i], ks[i], steps[i])) for i in range(2)]
+        rows = [len(range(phase[i], outs[i], steps[i])) for i in range(2)]
+        if 0 in rows:
+            continue
+        part_t = ir.RankedTensorType.get([n, f, *rows], f32)
+        part = tensor.extract_slice(part_t, y, [], [], [], [0, 0, *phase], [n, f, *rows], [1, 1, *steps])
+        if 0 not in counts:  # (a phase no tap reaches keeps the init: the bias)
+            # output q of the phase reads source rows q + first + i for its taps i
+            first = [(phase[i] + taps[i] - offsets[i]) // steps[i] for i in range(2)]
+            low = [max(0, -first[i]) for i in range(2)]
+            high = [max(0, rows[i] + first[i] + counts[i] - 1 - size[i]) for i in range(2)]
+            padded_shape = [n, c, *(size[i] + low[i] + high[i] for i in range(2))]
+            pad = tensor.PadOp(ir.RankedTensorType.get(padded_shape, f32), src, [], [], [0, 0, *low], [0, 0, *high])
+            with ir.InsertionPoint(pad.region.blocks.append(*[ir.IndexType.get()] * 4)):
+                tensor.YieldOp(arith.ConstantOp(f32, ir.FloatAttr.get(f32, 0.0)).result)
+            start = [max(0, first[i]) for i in range(2)]
+            window = [rows[i] + counts[i] - 1 for i in range(2)]
+            xs = tensor.extract_slice(ir.RankedTensorType.get([n, c, *window], f32), pad.result, [], [], [],
+                                      [0, 0, *start], [n, c, *window], [1, 1, 1, 1])
+            ws = tensor.extract_slice(ir.RankedTensorType.get([f, c, *counts], f32), w, [], [], [],
+                                      [0, 0, *taps], [f, c, *counts], [1, 1, *steps])
+            part = linalg.conv_2d_nchw_fchw(xs, ws, outs=[part], strides=[1, 1], dilations=[1, 1])
+        y = tensor.insert_slice(part, y, [], [], [], [0, 0, *phase], [n, f, *rows], [1, 1, *steps])
+    return y
+
+
 class ConvToMatmul(ModulePass):
     NAME = "qc-conv-to-matmul"
     SUMMARY = "Rewrite f32 NC(D)HW 1-/2-/3-D convolutions as im2col + matmul (qc-raise makes them qc.linear)"
 
     def run(self, module: ir.Operation, state: PassState) -> None:
+        for op in walk_ops(module, "linalg.conv_2d_nchw_fchw"):  # ConvTranspose: phases, no zeros
+            with ir.InsertionPoint(op), op.location:
+                y = rewrite_transposed(op)
+            if y is not None:
+                op.results[0].replace_all_uses_with(y)
+                op.erase()
         for name in (*CONVS, DEPTHWISE):
             for op in walk_ops(module, name):
                 types = [ir.RankedTensorType(v.type) for v in op.operands[:3]]

@@ -83,3 +83,25 @@ func.func @depthwise(%x: tensor<2x3x11x11xf32>, %b: tensor<3xf32>) -> tensor<2x3
       ins(%x, %w : tensor<2x3x11x11xf32>, tensor<3x3x3xf32>) outs(%init : tensor<2x3x5x5xf32>) -> tensor<2x3x5x5xf32>
   return %y : tensor<2x3x5x5xf32>
 }
+
+// -----
+
+// A ConvTranspose (2x2, stride 2) as the importer gives it: a conv over the input inserted with
+// stride 2 into zeros. It becomes 4 phase convs on the input itself, each with one tap of the
+// filter (a 1x1 conv: a matmul over the 8 channels), written into every other output pixel; the
+// zero-upsampled tensor is gone.
+// CHECK-LABEL: func.func @conv_transpose
+// RAISE-LABEL: func.func @conv_transpose
+// CHECK-NOT: tensor<1x8x11x11xf32>
+// CHECK-COUNT-4: linalg.matmul
+// CHECK-NOT: linalg.conv_2d
+// CHECK: tensor.insert_slice %{{.*}} into %{{.*}}[0, 0, 1, 1] [1, 4, 5, 5] [1, 1, 2, 2] : tensor<1x4x5x5xf32> into tensor<1x4x10x10xf32>
+func.func @conv_transpose(%x: tensor<1x8x5x5xf32>, %w: tensor<4x8x2x2xf32>, %b: tensor<1x4x10x10xf32>) -> tensor<1x4x10x10xf32> {
+  %zero = arith.constant 0.0 : f32
+  %e = tensor.empty() : tensor<1x8x11x11xf32>
+  %z = linalg.fill ins(%zero : f32) outs(%e : tensor<1x8x11x11xf32>) -> tensor<1x8x11x11xf32>
+  %up = tensor.insert_slice %x into %z[0, 0, 1, 1] [1, 8, 5, 5] [1, 1, 2, 2] : tensor<1x8x5x5xf32> into tensor<1x8x11x11xf32>
+  %y = linalg.conv_2d_nchw_fchw {dilations = dense<1> : vector<2xi64>, strides = dense<1> : vector<2xi64>}
+      ins(%up, %w : tensor<1x8x11x11xf32>, tensor<4x8x2x2xf32>) outs(%b : tensor<1x4x10x10xf32>) -> tensor<1x4x10x10xf32>
+  return %y : tensor<1x4x10x10xf32>
+}
