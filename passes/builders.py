@@ -14,6 +14,12 @@ def iterators(kinds: str) -> ir.ArrayAttr:
     return ir.ArrayAttr.get([ir.Attribute.parse(f"#linalg.iterator_type<{names[k]}>") for k in kinds])
 
 
+def reassociation(groups: list[list[int]]) -> ir.ArrayAttr:
+    """The ``reassociation`` of a collapse/expand shape: ``[[0, 1], [2]]`` as an array of i64 arrays."""
+    i64 = ir.IntegerType.get_signless(64)
+    return ir.ArrayAttr.get([ir.ArrayAttr.get([ir.IntegerAttr.get(i64, i) for i in g]) for g in groups])
+
+
 def generic(inputs: list[ir.Value], outputs: list[ir.Value], maps: list[ir.AffineMap],
             body: Callable[[list[ir.Value]], ir.Value], kinds: str | None = None) -> ir.Value | None:
     """``linalg.generic`` at the insertion point, all-parallel unless ``kinds`` says otherwise;

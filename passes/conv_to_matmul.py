@@ -33,7 +33,7 @@ from torch_mlir.dialects import arith, linalg, tensor
 
 from ..dialects.qc import WeightOp
 from .base import ModulePass, PassState, walk_ops
-from .builders import generic
+from .builders import generic, reassociation
 from .matchers import erase_dead_ops, is_zero_constant, producer
 
 CONVS = ("linalg.conv_1d_ncw_fcw", "linalg.conv_2d_nchw_fchw", "linalg.conv_3d_ncdhw_fcdhw")
@@ -87,12 +87,7 @@ def _channels_last_filter(w: ir.Value, channel: int, state: PassState, flat: boo
     moved = linalg.transpose(w, outs=[tensor.EmptyOp(last, f32).result], permutation=perm)
     if not flat:
         return moved
-    return tensor.CollapseShapeOp(result, moved, _reassociation([[0], list(range(1, len(shape)))])).result
-
-
-def _reassociation(groups: list[list[int]]) -> ir.ArrayAttr:
-    i64 = ir.IntegerType.get_signless(64)
-    return ir.ArrayAttr.get([ir.ArrayAttr.get([ir.IntegerAttr.get(i64, i) for i in g]) for g in groups])
+    return tensor.CollapseShapeOp(result, moved, reassociation([[0], list(range(1, len(shape)))])).result
 
 
 def _zero_pad(x: ir.Value) -> tuple[ir.Value, list[int]] | None:
@@ -201,7 +196,7 @@ def rewrite(op: ir.Operation, state: PassState) -> ir.Value:
     if merge:
         xt_shape = list(ir.RankedTensorType(xt.type).shape)
         xt = tensor.CollapseShapeOp(tt([*xt_shape[:-2], xt_shape[-2] * c]), xt,
-                                    _reassociation([*[[i] for i in range(d)], [d, d + 1]])).result
+                                    reassociation([*[[i] for i in range(d)], [d, d + 1]])).result
         rank = 1 + d + d  # (n, o..., k[:-1]..., j)
         window = _window(rank, d, strides, dilations)[:-1]
         x_map = ir.AffineMap.get(rank, 0, [dim(0), *window, dim(d) * c + dim(rank - 1)])
@@ -212,7 +207,7 @@ def rewrite(op: ir.Operation, state: PassState) -> ir.Value:
         col_shape = [n, *outs, *ks, c]
     col = _generic(tt(col_shape), [xt], [x_map, ir.AffineMap.get_identity(rank)], lambda a: a[0])
     col = tensor.CollapseShapeOp(tt([n * pixels, ckk]), col,
-                                 _reassociation([list(range(d + 1)), list(range(d + 1, rank))])).result
+                                 reassociation([list(range(d + 1)), list(range(d + 1, rank))])).result
 
     wt = linalg.transpose(_channels_last_filter(w, 1, state, flat=True), outs=[tensor.EmptyOp([ckk, f], f32).result], permutation=[1, 0])
     mm = linalg.matmul(col, wt, outs=[_zeros([n * pixels, f])], indexing_maps=[
@@ -224,7 +219,7 @@ def rewrite(op: ir.Operation, state: PassState) -> ir.Value:
     if bias is not None:
         mm = _generic(tt([n * pixels, f]), [mm, bias], [identity2, ir.AffineMap.get(2, 0, [dim(1)]), identity2],
                       lambda a: arith.AddFOp(a[0], a[1]).result)
-    mm = tensor.ExpandShapeOp(tt([n, *outs, f]), mm, _reassociation([list(range(d + 1)), [d + 1]]), [],
+    mm = tensor.ExpandShapeOp(tt([n, *outs, f]), mm, reassociation([list(range(d + 1)), [d + 1]]), [],
                               ir.DenseI64ArrayAttr.get([n, *outs, f])).result
     return _channels_first(mm, None if bias is not None else init)
 

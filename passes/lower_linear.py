@@ -27,7 +27,7 @@ from ..core.errors import QCError
 from ..core.quant.packing import PanelLayout
 from ..dialects.qc import LinearOp, WeightOp
 from .base import ModulePass, Option, PassState, ops_of
-from .builders import generic
+from .builders import generic, reassociation
 from .matchers import LAYOUT_ATTR, layout_attr, stored_weight
 
 PANEL_MATMUL = "qc_panel_matmul"
@@ -94,9 +94,7 @@ def panel_helper(fn: str, xshape: list[int], layout: PanelLayout, has_bias: bool
                 with ir.InsertionPoint(pad.region.blocks.append(ir.IndexType.get())):
                     tensor.YieldOp(f32_const(0.0))
                 bias = pad.result
-            i64 = ir.IntegerType.get_signless(64)
-            pairs = ir.ArrayAttr.get([ir.ArrayAttr.get([ir.IntegerAttr.get(i64, 0), ir.IntegerAttr.get(i64, 1)])])
-            b2 = tensor.expand_shape(vec([panels, width]), bias, pairs, [], [panels, width])
+            b2 = tensor.expand_shape(vec([panels, width]), bias, reassociation([[0, 1]]), [], [panels, width])
             out_dims = [*d.lead, d.p, d.n]
             loops = lambda exprs: ir.AffineMap.get(r + 2, 0, exprs)  # noqa: E731
             acc = generic([b2], [empty], [loops([d.p, d.n]), loops(out_dims)], lambda a: a[0])
@@ -109,10 +107,7 @@ def panel_helper(fn: str, xshape: list[int], layout: PanelLayout, has_bias: bool
         contraction = mm.owner
         contraction.attributes["library_call"] = ir.StringAttr.get(library_call)
         contraction.attributes[LAYOUT_ATTR] = layout_attr(layout)
-        i64 = ir.IntegerType.get_signless(64)
-        groups = [[i] for i in range(r)] + [[r, r + 1]]
-        flat = tensor.collapse_shape(flat_t, mm, ir.ArrayAttr.get(
-            [ir.ArrayAttr.get([ir.IntegerAttr.get(i64, i) for i in g]) for g in groups]))
+        flat = tensor.collapse_shape(flat_t, mm, reassociation([[i] for i in range(r)] + [[r, r + 1]]))
         if panels * width != n:
             flat = tensor.extract_slice(y_t, flat, [], [], [], [0] * (r + 1), lead + [n], [1] * (r + 1))
         func.ReturnOp([flat])

@@ -44,7 +44,7 @@ from ..core.errors import QCError
 from ..core.quant.packing import PanelLayout, unpack_rows, unsigned_offset
 from ..dialects.qc import QGemmOp, WeightOp
 from .base import ModulePass, Option, PassState, ops_of
-from .builders import generic
+from .builders import generic, reassociation
 from .lower_linear import Indexed, f32_const, floordiv, panel_helper, weight_name
 
 QGEMM_PANEL = "qc_qgemm_panel"
@@ -136,10 +136,8 @@ def quantize_rows(x: ir.Value, group: int, act_scale: float) -> list[Indexed]:
         return arith.fptosi(i8, arith.minimumf(arith.maximumf(rounded, f32_const(-127.0)), f32_const(127.0)))
 
     xq = generic([x, scale], [tensor.empty(lead + [k], i8)], [full, rows, full], quantized)
-    i64 = ir.IntegerType.get_signless(64)
-    groups = [[i] for i in range(r)] + [[r, r + 1]]
-    xq3 = tensor.expand_shape(ir.RankedTensorType.get(lead + [k // group, group], i8), xq, ir.ArrayAttr.get(
-        [ir.ArrayAttr.get([ir.IntegerAttr.get(i64, i) for i in g]) for g in groups]), [], lead + [k // group, group])
+    xq3 = tensor.expand_shape(ir.RankedTensorType.get(lead + [k // group, group], i8), xq,
+                              reassociation([[i] for i in range(r)] + [[r, r + 1]]), [], lead + [k // group, group])
     gdims = [ir.AffineDimExpr.get(i) for i in range(r + 2)]
     zeros = linalg.fill(arith.constant(i32, 0), outs=[tensor.empty(lead + [k // group], i32)])
     xsum = generic([xq3], [zeros], [ir.AffineMap.get(r + 2, 0, gdims), ir.AffineMap.get(r + 2, 0, gdims[:-1])],

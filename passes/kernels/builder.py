@@ -20,6 +20,8 @@ import numpy as np
 from torch_mlir import ir
 from torch_mlir.dialects import arith, func, llvm, memref, scf, vector
 
+from ..builders import reassociation
+
 Index = int | ir.Value
 
 
@@ -163,16 +165,13 @@ class KernelBuilder:
         t = ir.MemRefType.get(list(shape), src.element_type)
         rank, target = src.rank, len(shape)
 
-        def groups(lists):
-            return ir.ArrayAttr.get([ir.ArrayAttr.get([ir.IntegerAttr.get(i(64), d) for d in g]) for g in lists])
-
         if rank > target:
             lead = rank - target + 1
-            return memref.collapse_shape(t, ref, groups([list(range(lead))] + [[d] for d in range(lead, rank)]))
+            return memref.collapse_shape(t, ref, reassociation([list(range(lead))] + [[d] for d in range(lead, rank)]))
         if rank < target:
             extra = target - rank
             lists = [list(range(extra + 1))] + [[extra + d] for d in range(1, rank)] if rank else []
-            return memref.expand_shape(t, ref, groups(lists), [], list(shape))
+            return memref.expand_shape(t, ref, reassociation(lists), [], list(shape))
         return memref.cast(t, ref)
 
     # --- vectors ----------------------------------------------------------------------------------
