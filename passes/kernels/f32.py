@@ -4,7 +4,10 @@ For each task (a batch and a column panel of NR = 2 x vector-width floats) and e
 ``rows`` rows it keeps rows x NR accumulators in registers; per k it loads one panel vector of B
 (f16 panels are widened as they are loaded), broadcasts one element of A per row and issues
 ``vector.fma``.  The accumulators start from C (bias or zero) or, when C was only zero-filled,
-from zero.  A partial last panel reads and writes B and C through a lane mask.
+from zero.  A partial last panel reads and writes B and C through a lane mask.  With a ``Window``
+(im2col columns read in place) A is the conv's channels-last input: each row block computes its
+pixels' offsets once and the k loop is one loop per k digit.  With row ranges (``chunks``) a task
+is a (panel, range) pair.
 
     scf.for %t = %t0 to %t1 {                       // tasks: (batch, panel)
       scf.for %i = 0 to M step rows {               // row blocks, then the remainder
@@ -54,6 +57,7 @@ def build(name: str, c: Contraction, rows: int) -> None:
             rws = row_indices(b, base, count)
             start = ([b.splat(vt, 0.0)] * count if c.zero_c
                      else [b.load(vt, out, c_at(r), mask) for r in rws])
+
             def step(k: ir.Value, a_at, accs: list[ir.Value]) -> list[ir.Value]:
                 if c.b_elt == "f16":
                     panel = arith.extf(vt, b.load(vec(c.nr, ir.F16Type.get()), w, b_at(k), mask))
