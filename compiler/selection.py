@@ -31,7 +31,7 @@ from ..dialects.qc import LinearOp, WeightOp
 from ..passes import AssignSchemes, SelectPrecision
 from ..passes.assign_schemes import reduction_size
 from ..passes.base import PassState, set_function_type
-from ..passes.builders import generic
+from ..passes.builders import f32_const, generic
 from ..passes.matchers import scheme_targets, target_name, target_weight
 from ..passes.select_precision import candidate_schemes, layer_rows, linear_shape, measured_key
 from ..runtime import build as rtbuild
@@ -207,7 +207,7 @@ def fake_quantize_input(linear: ir.Operation, main: ir.Operation) -> None:
     full = ir.AffineMap.get(rank, 0, dims)
     rows = ir.AffineMap.get(rank, 0, dims[:-1])
     scalar = ir.AffineMap.get(rank, 0, [])
-    c = lambda value: arith.ConstantOp(f32, ir.FloatAttr.get(f32, value)).result  # noqa: E731
+    c = f32_const
 
     def quantized(a):
         xv, rmax, vv = a[:3]

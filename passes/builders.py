@@ -5,13 +5,27 @@ from __future__ import annotations
 from typing import Callable
 
 from torch_mlir import ir
-from torch_mlir.dialects import linalg
+from torch_mlir.dialects import arith, linalg, tensor
 
 
 def iterators(kinds: str) -> ir.ArrayAttr:
     """``"ppr"`` -> [parallel, parallel, reduction]."""
     names = {"p": "parallel", "r": "reduction"}
     return ir.ArrayAttr.get([ir.Attribute.parse(f"#linalg.iterator_type<{names[k]}>") for k in kinds])
+
+
+def f32_const(value: float) -> ir.Value:
+    return arith.constant(ir.F32Type.get(), ir.FloatAttr.get(ir.F32Type.get(), value))
+
+
+def zero_pad(src: ir.Value, low: list[int], high: list[int]) -> ir.Value:
+    """``tensor.pad`` of f32 ``src`` with zeros: ``low`` / ``high`` elements before / after each dim."""
+    t = ir.RankedTensorType(src.type)
+    shape = [d + lo + hi for d, lo, hi in zip(t.shape, low, high)]
+    pad = tensor.PadOp(ir.RankedTensorType.get(shape, t.element_type), src, [], [], low, high)
+    with ir.InsertionPoint(pad.region.blocks.append(*[ir.IndexType.get()] * t.rank)):
+        tensor.YieldOp(f32_const(0.0))
+    return pad.result
 
 
 def reassociation(groups: list[list[int]]) -> ir.ArrayAttr:

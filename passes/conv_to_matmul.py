@@ -33,7 +33,7 @@ from torch_mlir.dialects import arith, linalg, tensor
 
 from ..dialects.qc import WeightOp
 from .base import ModulePass, PassState, walk_ops
-from .builders import generic, reassociation
+from .builders import f32_const, generic, reassociation, zero_pad
 from .matchers import erase_dead_ops, is_zero_constant, producer
 
 CONVS = ("linalg.conv_1d_ncw_fcw", "linalg.conv_2d_nchw_fchw", "linalg.conv_3d_ncdhw_fcdhw")
@@ -49,7 +49,7 @@ def _generic(result: ir.RankedTensorType, inputs: list[ir.Value], maps: list[ir.
 
 def _zeros(shape: list[int]) -> ir.Value:
     f32 = ir.F32Type.get()
-    return linalg.fill(arith.ConstantOp(f32, ir.FloatAttr.get(f32, 0.0)).result,
+    return linalg.fill(f32_const(0.0),
                        outs=[tensor.EmptyOp(shape, f32).result])
 
 
@@ -269,13 +269,10 @@ def rewrite_transposed(op: ir.Operation) -> ir.Value | None:
             first = [(phase[i] + taps[i] - offsets[i]) // steps[i] for i in range(2)]
             low = [max(0, -first[i]) for i in range(2)]
             high = [max(0, rows[i] + first[i] + counts[i] - 1 - size[i]) for i in range(2)]
-            padded_shape = [n, c, *(size[i] + low[i] + high[i] for i in range(2))]
-            pad = tensor.PadOp(ir.RankedTensorType.get(padded_shape, f32), src, [], [], [0, 0, *low], [0, 0, *high])
-            with ir.InsertionPoint(pad.region.blocks.append(*[ir.IndexType.get()] * 4)):
-                tensor.YieldOp(arith.ConstantOp(f32, ir.FloatAttr.get(f32, 0.0)).result)
+            padded = zero_pad(src, [0, 0, *low], [0, 0, *high])
             start = [max(0, first[i]) for i in range(2)]
             window = [rows[i] + counts[i] - 1 for i in range(2)]
-            xs = tensor.extract_slice(ir.RankedTensorType.get([n, c, *window], f32), pad.result, [], [], [],
+            xs = tensor.extract_slice(ir.RankedTensorType.get([n, c, *window], f32), padded, [], [], [],
                                       [0, 0, *start], [n, c, *window], [1, 1, 1, 1])
             ws = tensor.extract_slice(ir.RankedTensorType.get([f, c, *counts], f32), w, [], [], [],
                                       [0, 0, *taps], [f, c, *counts], [1, 1, *steps])

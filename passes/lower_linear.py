@@ -27,7 +27,7 @@ from ..core.errors import QCError
 from ..core.quant.packing import PanelLayout
 from ..dialects.qc import LinearOp, WeightOp
 from .base import ModulePass, Option, PassState, ops_of
-from .builders import generic, reassociation
+from .builders import f32_const, generic, reassociation, zero_pad
 from .matchers import LAYOUT_ATTR, layout_attr, stored_weight
 
 PANEL_MATMUL = "qc_panel_matmul"
@@ -53,10 +53,6 @@ class PanelDims:
 
 def floordiv(e: ir.AffineExpr, c: int) -> ir.AffineExpr:
     return ir.AffineExpr.get_floor_div(e, ir.AffineConstantExpr.get(c))
-
-
-def f32_const(value: float) -> ir.Value:
-    return arith.constant(ir.F32Type.get(), ir.FloatAttr.get(ir.F32Type.get(), value))
 
 
 # A contraction operand: its value and its indexing over the panel dims.
@@ -90,10 +86,7 @@ def panel_helper(fn: str, xshape: list[int], layout: PanelLayout, has_bias: bool
         if has_bias:
             bias = ws.pop()
             if panels * width != n:
-                pad = tensor.PadOp(vec([panels * width]), bias, [], [], [0], [panels * width - n])
-                with ir.InsertionPoint(pad.region.blocks.append(ir.IndexType.get())):
-                    tensor.YieldOp(f32_const(0.0))
-                bias = pad.result
+                bias = zero_pad(bias, [0], [panels * width - n])
             b2 = tensor.expand_shape(vec([panels, width]), bias, reassociation([[0, 1]]), [], [panels, width])
             out_dims = [*d.lead, d.p, d.n]
             loops = lambda exprs: ir.AffineMap.get(r + 2, 0, exprs)  # noqa: E731

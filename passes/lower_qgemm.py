@@ -44,8 +44,8 @@ from ..core.errors import QCError
 from ..core.quant.packing import PanelLayout, unpack_rows, unsigned_offset
 from ..dialects.qc import QGemmOp, WeightOp
 from .base import ModulePass, Option, PassState, ops_of
-from .builders import generic, reassociation
-from .lower_linear import Indexed, f32_const, floordiv, panel_helper, weight_name
+from .builders import f32_const, generic, reassociation
+from .lower_linear import Indexed, floordiv, panel_helper, weight_name
 
 QGEMM_PANEL = "qc_qgemm_panel"
 QGEMM_PANEL_SYM = "qc_qgemm_panel_sym"  # the same, all zero points 0: the kernel derives wo from ws

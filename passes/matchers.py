@@ -93,6 +93,11 @@ def uses_value(op: ir.Operation, wanted, skip: tuple[str, ...] = ()) -> bool:
     return hit
 
 
+def aliases(root: ir.Value):
+    """A predicate: whether a value is a memref view of ``root`` (``root`` itself included)."""
+    return lambda v: isinstance(v.type, ir.MemRefType) and view_source(v, MEMREF_VIEWS) == root
+
+
 def preceding_zero_fill(op: ir.Operation, buffer: ir.Value) -> ir.Operation | None:
     """The ``linalg.fill`` of 0.0 into ``buffer`` earlier in ``op``'s block, if no op in between
     (nested ones included) touches any view of the same memref: ``op`` is then the first to see
@@ -105,14 +110,13 @@ def preceding_zero_fill(op: ir.Operation, buffer: ir.Value) -> ir.Operation | No
     fill = next(f for f in fills if not any(f.is_before_in_block(g) for g in fills))  # the last one
     if not is_zero_constant(fill.operands[0]):
         return None
-    root = view_source(buffer, MEMREF_VIEWS)
-    aliases = lambda v: isinstance(v.type, ir.MemRefType) and view_source(v, MEMREF_VIEWS) == root  # noqa: E731
+    same = aliases(view_source(buffer, MEMREF_VIEWS))
     between = False
     for other in block.operations:
         other = other.operation
         if other == op:
             return fill
-        if between and uses_value(other, aliases):
+        if between and uses_value(other, same):
             return None
         between = between or other == fill
     return None

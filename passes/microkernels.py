@@ -44,7 +44,7 @@ from .kernels.contraction import Contraction, Window, row_split
 from .lower_linear import PANEL_MATMUL
 from ..core.quant.packing import unsigned_offset
 from .lower_qgemm import QGEMM_DOT_PANEL, QGEMM_DOT_PANEL_SYM, QGEMM_PANEL, QGEMM_PANEL_SYM
-from .matchers import (MEMREF_VIEWS, identity_layout, indexing_maps, is_copy_generic, layout_of, preceding_zero_fill,
+from .matchers import (MEMREF_VIEWS, aliases, identity_layout, indexing_maps, is_copy_generic, layout_of, preceding_zero_fill,
                        uses_value, view_source)
 from .trampoline import declare
 
@@ -178,12 +178,8 @@ class Columns(NamedTuple):
     buffer: ir.Value  # the column buffer (erased once no op but views and deallocs use it)
 
 
-def _aliasing(root: ir.Value):
-    return lambda v: isinstance(v.type, ir.MemRefType) and view_source(v, MEMREF_VIEWS) == root
-
-
 def _touches(op: ir.Operation, root: ir.Value) -> bool:
-    return op.name not in MEMREF_VIEWS and uses_value(op, _aliasing(root))
+    return op.name not in MEMREF_VIEWS and uses_value(op, aliases(root))
 
 
 def columns_window(op: ir.Operation) -> Columns | None:

@@ -125,6 +125,7 @@ class KernelBuilder:
             yield
             scf.YieldOp([])
 
+    # --- loops ------------------------------------------------------------------------------------
 
     @contextmanager
     def loop(self, lo: Index, hi: Index, step: Index = 1, carried: Sequence[ir.Value] = ()) -> Iterator[Loop]:
@@ -164,7 +165,6 @@ class KernelBuilder:
         src = ir.MemRefType(ref.type)
         t = ir.MemRefType.get(list(shape), src.element_type)
         rank, target = src.rank, len(shape)
-
         if rank > target:
             lead = rank - target + 1
             return memref.collapse_shape(t, ref, reassociation([list(range(lead))] + [[d] for d in range(lead, rank)]))

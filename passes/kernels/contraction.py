@@ -73,10 +73,10 @@ RowBlock = Callable[[int, ir.Value], None]
 MIN_TASKS = 8
 
 
-def row_split(tasks: int, m: int, rows: int, first: int = 0) -> tuple[int, int]:
-    """(ranges, rows per range) for rows [first, m) of ``tasks`` panel tasks: enough ranges for
+def row_split(tasks: int, m: int, rows: int) -> tuple[int, int]:
+    """(ranges, rows per range) for the m rows of ``tasks`` panel tasks: enough ranges for
     MIN_TASKS tasks, each at least four row blocks; (1, 0) when no split is needed."""
-    blocks = (m - first) // rows
+    blocks = m // rows
     wanted = min(-(-MIN_TASKS // tasks), blocks // 4)
     if tasks >= MIN_TASKS or wanted < 2:
         return 1, 0
