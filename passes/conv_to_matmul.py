@@ -281,22 +281,26 @@ def rewrite_transposed(op: ir.Operation) -> ir.Value | None:
     return y
 
 
+def _static_f32(op: ir.Operation) -> bool:
+    """The convolution's input, filter and output are f32 tensors of static shape."""
+    types = [v.type for v in op.operands[:3]]
+    return all(isinstance(t, ir.RankedTensorType) and isinstance(t.element_type, ir.F32Type) and t.has_static_shape
+               for t in types)
+
+
 class ConvToMatmul(ModulePass):
     NAME = "qc-conv-to-matmul"
     SUMMARY = "Rewrite f32 NC(D)HW 1-/2-/3-D convolutions as im2col + matmul (qc-raise makes them qc.linear)"
 
     def run(self, module: ir.Operation, state: PassState) -> None:
-        for op in walk_ops(module, "linalg.conv_2d_nchw_fchw"):  # ConvTranspose: phases, no zeros
+        for op in filter(_static_f32, walk_ops(module, "linalg.conv_2d_nchw_fchw")):  # ConvTranspose: phases
             with ir.InsertionPoint(op), op.location:
                 y = rewrite_transposed(op)
             if y is not None:
                 op.results[0].replace_all_uses_with(y)
                 op.erase()
         for name in (*CONVS, DEPTHWISE):
-            for op in walk_ops(module, name):
-                types = [ir.RankedTensorType(v.type) for v in op.operands[:3]]
-                if not all(isinstance(t.element_type, ir.F32Type) and t.has_static_shape for t in types):
-                    continue
+            for op in filter(_static_f32, walk_ops(module, name)):
                 with ir.InsertionPoint(op), op.location:
                     y = rewrite_depthwise(op, state) if name == DEPTHWISE else rewrite(op, state)
                 op.results[0].replace_all_uses_with(y)
