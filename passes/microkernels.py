@@ -56,9 +56,10 @@ _BATCH_MATMUL_MAPS = ["affine_map<(d0, d1, d2, d3) -> (d0, d1, d3)>", "affine_ma
 
 def _kernel_memref(value: ir.Value, inner_unit_stride: bool, identity: bool = False,
                    elt: type = ir.F32Type) -> ir.MemRefType | None:
-    """The memref type of ``value`` if its element type is ``elt`` and its layout suits the kernel, else None."""
+    """The memref type of ``value`` if its element type is ``elt``, its shape static (kernels are
+    generated per shape) and its layout suits the kernel, else None."""
     t = value.type
-    if not isinstance(t, ir.MemRefType) or not isinstance(t.element_type, elt):
+    if not isinstance(t, ir.MemRefType) or not isinstance(t.element_type, elt) or not t.has_static_shape:
         return None
     layout = t.layout
     if isinstance(layout, ir.AffineMapAttr):

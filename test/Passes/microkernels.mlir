@@ -381,3 +381,55 @@ func.func @row_ranges(%a: memref<66x8xf32>, %w: memref<1x8x32xf32>, %c: memref<6
   }
   return
 }
+
+// -----
+
+// Kernels are generated per static shape: a panel matmul with dynamic rows stays with linalg
+// (it was given a kernel with a negative row count).
+// CHECK-LABEL: func.func @dynamic_rows
+// CHECK: linalg.generic
+// CHECK-NOT: call @qc_par
+#dx = affine_map<(d0, p, n, k) -> (d0, k)>
+#dw = affine_map<(d0, p, n, k) -> (p, k, n)>
+#dc = affine_map<(d0, p, n, k) -> (d0, p, n)>
+func.func @dynamic_rows(%a: memref<?x8xf32>, %w: memref<1x8x32xf32>, %c: memref<?x1x32xf32>) {
+  linalg.generic {indexing_maps = [#dx, #dw, #dc], iterator_types = ["parallel", "parallel", "parallel", "reduction"], library_call = "qc_panel_matmul"}
+      ins(%a, %w : memref<?x8xf32>, memref<1x8x32xf32>) outs(%c : memref<?x1x32xf32>) {
+  ^bb0(%i: f32, %j: f32, %o: f32):
+    %m = arith.mulf %i, %j : f32
+    %s = arith.addf %o, %m : f32
+    linalg.yield %s : f32
+  }
+  return
+}
+
+// -----
+
+// Columns copied from a source of dynamic shape are not read in place (the window needs its
+// strides); the kernel reads the column buffer.
+// CHECK-LABEL: func.func @columns_dynamic_source
+// CHECK: memref.alloc() {{.*}} : memref<1x4x4x3x12xf32>
+// CHECK: call @qc_par_0(%{{.*}}, %arg1, %arg2) : (memref<16x36xf32>, memref<1x36x32xf32>, memref<16x1x32xf32>) -> ()
+#dcol_src = affine_map<(d0, d1, d2, d3, d4) -> (d0, d1 + d3, d2 * 4 + d4)>
+#dcol_dst = affine_map<(d0, d1, d2, d3, d4) -> (d0, d1, d2, d3, d4)>
+#dpx = affine_map<(d0, p, n, k) -> (d0, k)>
+#dpw = affine_map<(d0, p, n, k) -> (p, k, n)>
+#dpc = affine_map<(d0, p, n, k) -> (d0, p, n)>
+func.func @columns_dynamic_source(%x: memref<?x6x24xf32>, %w: memref<1x36x32xf32>, %c: memref<16x1x32xf32>) {
+  %col = memref.alloc() {alignment = 64 : i64} : memref<1x4x4x3x12xf32>
+  linalg.generic {indexing_maps = [#dcol_src, #dcol_dst], iterator_types = ["parallel", "parallel", "parallel", "parallel", "parallel"]}
+      ins(%x : memref<?x6x24xf32>) outs(%col : memref<1x4x4x3x12xf32>) {
+  ^bb0(%in: f32, %out: f32):
+    linalg.yield %in : f32
+  }
+  %a = memref.collapse_shape %col [[0, 1, 2], [3, 4]] : memref<1x4x4x3x12xf32> into memref<16x36xf32>
+  linalg.generic {indexing_maps = [#dpx, #dpw, #dpc], iterator_types = ["parallel", "parallel", "parallel", "reduction"], library_call = "qc_panel_matmul"}
+      ins(%a, %w : memref<16x36xf32>, memref<1x36x32xf32>) outs(%c : memref<16x1x32xf32>) {
+  ^bb0(%i: f32, %j: f32, %o: f32):
+    %m = arith.mulf %i, %j : f32
+    %s = arith.addf %o, %m : f32
+    linalg.yield %s : f32
+  }
+  memref.dealloc %col : memref<1x4x4x3x12xf32>
+  return
+}
