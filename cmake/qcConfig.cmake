@@ -17,7 +17,8 @@ else()
   get_filename_component(_qc_package_dir "${CMAKE_CURRENT_LIST_DIR}/.." ABSOLUTE)
 endif()
 if(_qc_package_dir AND NOT TARGET qc::runtime)
-  add_library(qc_runtime STATIC "${_qc_package_dir}/runtime/qc_runtime.c" "${_qc_package_dir}/runtime/qc_api.c")
+  add_library(qc_runtime STATIC "${_qc_package_dir}/runtime/qc_runtime.c" "${_qc_package_dir}/runtime/qc_api.c"
+              "${_qc_package_dir}/runtime/qc_generate.c")
   target_include_directories(qc_runtime PUBLIC "${_qc_package_dir}/runtime/include"
                                         PRIVATE "${_qc_package_dir}/runtime")
   set_target_properties(qc_runtime PROPERTIES C_STANDARD 11 POSITION_INDEPENDENT_CODE ON)

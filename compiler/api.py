@@ -26,6 +26,7 @@ from ..core.quant import parse_scheme
 from ..dialects.qc import LinearOp
 from ..core.quant.sensitivity import METRICS
 from .report import notes, summary, write_report
+from .decoder import Decoder, import_decoder
 from .frontend_onnx import import_onnx, spec_of
 from ..core.signature import Signature, TensorSpec
 
@@ -44,6 +45,7 @@ class CompileResult:
     timings: dict[str, float] = field(default_factory=dict)
     selection: dict = field(default_factory=dict)  # qc-select-precision's problem and solution (scheme auto)
     warnings: list[str] = field(default_factory=list)  # what was asked for and did not fully happen
+    entries: dict[str, Signature] = field(default_factory=dict)  # entry points besides main (a decoder's decode)
 
 
 def import_model(model, ctx: ir.Context, shapes=None, example_inputs=None, input_names=None):
@@ -151,6 +153,9 @@ class CompileOptions:
     pareto: str | Path | None = None  # .md / .json: sweep the budget, write the front (+ .png)
     report: str | Path | None = None
     progress: bool = False
+    # decoders (a llama2.c .bin, or a Decoder): generation with a KV cache
+    max_context: int | None = None  # positions the KV cache holds (default: the checkpoint's length)
+    prefill_chunk: int = 16  # tokens one prefill step takes
 
     @property
     def auto(self) -> bool:
@@ -218,7 +223,17 @@ def compile(model, output: str | Path, options: CompileOptions | None = None, **
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     ctx = make_context()
-    module, sig = import_model(model, ctx, o.shapes, o.example_inputs, o.input_names)
+    entries = {}
+    if isinstance(model, (str, Path)) and str(model).endswith(".bin"):
+        model = Decoder.from_llama2c(model, o.max_context, o.prefill_chunk)
+    elif o.max_context is not None and not isinstance(model, Decoder):
+        raise QCError("--max-context compiles a decoder for generation: give a llama2.c checkpoint (.bin) or a "
+                      "qc.Decoder (ONNX decoders with past_key_values are not supported yet)")
+    if isinstance(model, Decoder):
+        _check_decoder_options(o)
+        module, sig, entries = import_decoder(model, ctx)
+    else:
+        module, sig = import_model(model, ctx, o.shapes, o.example_inputs, o.input_names)
     state = PassState()
     if o.weights is not None:
         state.store = WeightStore.load(o.weights)
@@ -272,7 +287,7 @@ def compile(model, output: str | Path, options: CompileOptions | None = None, **
         state.store.save(weights, weights_read(module))
         result = CompileResult(output, sig, [output, weights], timings)
     else:
-        result = build(module, sig, state, target, output, o.emit, timings, name=o.name)
+        result = build(module, sig, state, target, output, o.emit, timings, name=o.name, entries=entries)
     result.selection = state.selection
     result.warnings += notes(state.report) + state.selection.get("warnings", [])
     if o.report is not None:
@@ -284,6 +299,18 @@ def compile(model, output: str | Path, options: CompileOptions | None = None, **
         result.files += write_report(o.report, data)
     result.files += files
     return result
+
+
+def _check_decoder_options(o: CompileOptions) -> None:
+    """What a decoder cannot be compiled with yet, said before any work."""
+    unsupported = [flag for flag, given in (("calibration", o.calibration is not None or o.stats is not None),
+                                            ("smooth", o.smooth is not None), ("scheme auto", o.auto),
+                                            ("method " + o.method, o.method != "rtn"),
+                                            ("emit " + o.emit, o.emit not in ("so", "static", "llvm", "obj")))
+                   if given]
+    if unsupported:
+        raise QCError(f"a decoder compiles with uniform schemes or overrides (RTN) to so, static, obj or llvm; "
+                      f"not yet with {', '.join(unsupported)}")
 
 
 def _check_samples(samples: list, sig: Signature, named: bool) -> None:
@@ -346,60 +373,67 @@ def model_name(output: Path) -> str:
 
 def build(module: ir.Module, sig: Signature, state: PassState, target: codegen.Target, output: Path, emit: str,
           timings: dict[str, float], weight_inputs: dict[str, str] | None = None,
-          name: str | None = None) -> CompileResult:
+          name: str | None = None, entries: dict[str, Signature] | None = None) -> CompileResult:
     """Lower an imported (maybe quantized) module to ``emit`` at ``output``.  ``weight_inputs``: weight
     store entries (as lowered) that the compiled model takes as inputs of those names, after its own.
-    ``name``: the model's C name (default: from ``output``)."""
+    ``name``: the model's C name (default: from ``output``).  ``entries``: the signatures of the
+    module's entry functions besides @main (a decoder's ``decode``), which share its weight file."""
     weight_inputs = weight_inputs or {}
+    entries = entries or {}
     name = name or model_name(output)
     t1 = time.perf_counter()
     lowered = codegen.lower_to_llvm_dialect(module, state, target)
-    weight_names = lowered.weight_args
     llvm_ir = codegen.to_llvm_ir(module)
     timings["lower"] = time.perf_counter() - t1
     if emit == "llvm":
         output.write_text(llvm_ir)
-        return CompileResult(output, sig, [output], timings)
+        return CompileResult(output, sig, [output], timings, entries=entries)
     t2 = time.perf_counter()
     obj = codegen.emit_object(llvm_ir, target)
     timings["llvm"] = time.perf_counter() - t2
     if emit == "obj":
         output.write_bytes(obj)
-        return CompileResult(output, sig, [output], timings)
+        return CompileResult(output, sig, [output], timings, entries=entries)
 
     t3 = time.perf_counter()
-    weights = [TensorSpec(n, tuple(state.store[n].shape), str(state.store[n].dtype)) for n in weight_names]
-    extra = tuple(TensorSpec(weight_inputs[t.name], t.shape, t.dtype) for t in weights if t.name in weight_inputs)
-    inputs_at = {t.name: len(sig.inputs) + i for i, t in enumerate(t for t in weights if t.name in weight_inputs)}
-    sig = Signature(sig.inputs + extra, sig.outputs)
+    glued = []
+    for e in lowered.entries:
+        weights = [TensorSpec(n, tuple(state.store[n].shape), str(state.store[n].dtype)) for n in e.weight_args]
+        if e.name == "main":
+            extra = tuple(TensorSpec(weight_inputs[t.name], t.shape, t.dtype) for t in weights if t.name in weight_inputs)
+            inputs_at = {t.name: len(sig.inputs) + i for i, t in enumerate(t for t in weights if t.name in weight_inputs)}
+            sig = Signature(sig.inputs + extra, sig.outputs)
+        glued.append(artifacts.GlueEntry(e.name, e.symbol, sig if e.name == "main" else entries[e.name], weights))
     files = [output]
     with tempfile.TemporaryDirectory(prefix="qc-") as tmp:
         tmp = Path(tmp)
         # A static model carries its weights in the archive; the others read them beside the binary.
         blob = tmp / "weights.qcw" if emit == "static" else output.with_suffix(".qcw")
-        offsets = state.store.write_blob(blob, [n for n in weight_names if n not in weight_inputs])
+        stored = dict.fromkeys(n for e in lowered.entries for n in e.weight_args if n not in weight_inputs)
+        offsets = state.store.write_blob(blob, list(stored))
         (tmp / "model.o").write_bytes(obj)
-        (tmp / "glue.c").write_text(artifacts.glue(sig, name, weights, offsets, blob.stat().st_size, blob.name,
+        (tmp / "glue.c").write_text(artifacts.glue(glued, name, offsets, blob.stat().st_size, blob.name,
                                                    lowered.kernels, inputs_at, lowered.checks,
                                                    embed=blob.name if emit == "static" else None, entry=emit == "so"))
         rtbuild.compile_c(tmp / "glue.c", tmp / "glue.o")
         objects = [tmp / "model.o", tmp / "glue.o"]
+        defs = [artifacts.def_function(name, e.name) for e in glued]
         if emit == "static":
-            rtbuild.archive(objects, output, keep=[f"{name}_model"])
+            rtbuild.archive(objects, output, keep=defs)
         elif emit == "so":
             rtbuild.link([*objects, rtbuild.runtime_object()], output, shared=True,
-                         exports=["qc_model_entry", f"{name}_model"])
+                         exports=[artifacts.entry_export(e.name) for e in glued] + defs)
         else:
             (tmp / "main.c").write_text(artifacts.exe_main(sig, name))
             rtbuild.compile_c(tmp / "main.c", tmp / "main.o")
-            rtbuild.link([*objects, tmp / "main.o", rtbuild.runtime_object(), rtbuild.runtime_object(rtbuild.API)],
+            rtbuild.link([*objects, tmp / "main.o", *map(rtbuild.runtime_object, (rtbuild.SUPPORT, rtbuild.API, rtbuild.GENERATE))],
                          output, shared=False)
         if emit != "static":
             files.append(blob)
     header = output.with_name(f"{name}.h")
-    header.write_text(artifacts.header(sig, name))
+    header.write_text(artifacts.header(name, [(e.name, e.sig) for e in glued]))
     timings["link"] = time.perf_counter() - t3
-    return CompileResult(output, sig, files + [header], timings)
+    return CompileResult(output, sig, files + [header], timings, entries=entries)
 
 
 def calibrate(module: ir.Module, sig: Signature, state: PassState, samples, target: codegen.Target,

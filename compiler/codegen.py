@@ -21,7 +21,7 @@ from torch_mlir.dialects.llvm import translate_module_to_llvmir
 from ..passes import (ChecksToErrors, ExpandMath, FuseDequantGemm, IsolateContractions, LowerLinear, LowerQGemm,
                       Microkernels, Parallelize, ReassociateReductions, WeightsToArgs)
 from ..passes.checks_to_errors import CHECKS_ATTR
-from ..passes.base import PassState
+from ..passes.base import PassState, entry_funcs
 from ..passes.trampoline import trampolines
 from ..passes.pipeline import build
 from ..core.errors import QCError
@@ -51,7 +51,7 @@ TO_LLVM = ("builtin.module(func.func(convert-linalg-to-loops), "
            "convert-vector-to-scf, convert-scf-to-cf, "
            "expand-strided-metadata, lower-affine, finalize-memref-to-llvm{use-generic-functions}, convert-vector-to-llvm, "
            "convert-math-to-llvm, convert-math-to-libm, convert-arith-to-llvm, convert-index-to-llvm, "
-           "convert-func-to-llvm, convert-cf-to-llvm, convert-ub-to-llvm, reconcile-unrealized-casts, qc-noalias-args)")
+           "convert-func-to-llvm, convert-cf-to-llvm, convert-ub-to-llvm, reconcile-unrealized-casts, qc-noalias-args, qc-serial-loops)")
 
 
 ENTRY = "qc_main"
@@ -177,27 +177,41 @@ def run(module: ir.Module, pipeline: str | list, state: PassState, what: str) ->
             handler.detach()
 
 
+class Entry(NamedTuple):
+    name: str  # the function's name in the module: main, or a decoder's decode
+    symbol: str  # its C name (``_mlir_ciface_<symbol>``)
+    weight_args: list[str]  # its weight arguments, by store entry
+
+
 class Lowered(NamedTuple):
-    weight_args: list[str]  # @main's weight arguments, by store entry
+    entries: list[Entry]  # @main first
     kernels: list  # the kernel trampolines the C glue defines (trampoline.Trampoline)
     checks: list[str]  # the run-time checks' messages, by id (qc-checks-to-errors)
+
+
+def entry_symbol(name: str) -> str:
+    """The C name of entry function ``name``: @main's ``qc_main`` would clash with an executable's main."""
+    return ENTRY if name == "main" else f"{ENTRY}_{name}"
 
 
 def lower_to_llvm_dialect(module: ir.Module, state: PassState, target: Target) -> Lowered:
     """Runs the codegen pipelines in place; returns what the C glue needs to know of the result."""
     run(module, pre_bufferize(target.panel_width), state, "lowering qc ops")
-    main = main_func(module)
-    weight_args = [ir.StringAttr(a).value for a in main.attributes["qc.weight_args"]]
+    entries = []
     with module.context:
-        main.attributes["llvm.emit_c_interface"] = ir.UnitAttr.get()
-        main.attributes["sym_name"] = ir.StringAttr.get(ENTRY)  # "main" would clash with an executable's
+        for fn in entry_funcs(module.operation):
+            name = ir.StringAttr(fn.attributes["sym_name"]).value
+            entries.append(Entry(name, entry_symbol(name),
+                                 [ir.StringAttr(a).value for a in fn.attributes["qc.weight_args"]]))
+            fn.attributes["llvm.emit_c_interface"] = ir.UnitAttr.get()
+            fn.attributes["sym_name"] = ir.StringAttr.get(entry_symbol(name))
     run(module, BUFFERIZE, state, "bufferization")
     run(module, kernel_passes(target), state, "kernel generation")
     kernels = trampolines(module)
     run(module, TO_LLVM, state, "lowering to LLVM")
     attrs = module.operation.attributes
     checks = [ir.StringAttr(m).value for m in ir.ArrayAttr(attrs[CHECKS_ATTR])] if CHECKS_ATTR in attrs else []
-    return Lowered(weight_args, kernels, checks)
+    return Lowered(entries, kernels, checks)
 
 
 def copy_module(module: ir.Module) -> ir.Module:

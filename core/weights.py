@@ -75,21 +75,48 @@ class WeightStore:
 
     # -- runtime blob -----------------------------------------------------------
     def write_blob(self, path: str | Path, order: list[str]) -> dict[str, int]:
-        """Write ``order``'s arrays into one aligned blob; returns name -> byte offset.
+        """Write ``order``'s arrays into one aligned blob; returns name -> byte offset.  Entries with
+        equal contents are stored once (a decoder's entry points quantize each layer's weight once
+        per entry; a tied embedding and classifier may be one array).
 
         Layout: magic, u64 header length, JSON header, then the arrays, each
         starting on a ``BLOB_ALIGN`` boundary.
         """
+        same = self._same_contents(order)
         offsets, cursor = {}, 0
         for name in order:
+            if name in same:
+                continue
             offsets[name] = cursor
             cursor += -(-self._arrays[name].nbytes // BLOB_ALIGN) * BLOB_ALIGN
+        offsets.update({n: offsets[first] for n, first in same.items()})
         header = json.dumps({n: [offsets[n], list(self._arrays[n].shape), str(self._arrays[n].dtype)] for n in order}).encode()
         data_start = -(-(len(BLOB_MAGIC) + 8 + len(header)) // BLOB_ALIGN) * BLOB_ALIGN
         with open(path, "wb") as f:
             f.write(BLOB_MAGIC + np.uint64(data_start).tobytes() + header)
             for name in order:
-                f.seek(data_start + offsets[name])
-                f.write(self._arrays[name].tobytes())
+                if name not in same:
+                    f.seek(data_start + offsets[name])
+                    f.write(self._arrays[name].tobytes())
             f.truncate(data_start + cursor)
         return {n: data_start + o for n, o in offsets.items()}
+
+    def _same_contents(self, order: list[str]) -> dict[str, str]:
+        """name -> the first entry of ``order`` with the same dtype, shape and bytes (only arrays of
+        one dtype and shape are hashed)."""
+        import hashlib
+
+        by_kind: dict[tuple, list[str]] = {}
+        for name in order:
+            a = self._arrays[name]
+            by_kind.setdefault((a.dtype.str, a.shape), []).append(name)
+        same = {}
+        for names in by_kind.values():
+            first: dict[bytes, str] = {}
+            for name in names if len(names) > 1 else ():
+                digest = hashlib.blake2b(memoryview(self._arrays[name]).cast("B"), digest_size=20).digest()
+                if digest in first and np.array_equal(self._arrays[first[digest]], self._arrays[name]):
+                    same[name] = first[digest]
+                else:
+                    first[digest] = name
+        return same

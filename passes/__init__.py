@@ -19,6 +19,7 @@ from .parallelize import Parallelize
 from .elide_copies import ElideCopies
 from .strided_copies import StridedCopies
 from .noalias_args import NoaliasArgs
+from .serial_loops import SerialLoops
 from .strip_probes import StripProbes
 from .assign_schemes import AssignSchemes
 from .select_precision import SelectPrecision
@@ -29,7 +30,7 @@ REGISTRY: dict[str, type[ModulePass]] = {
     p.NAME: p for p in (OutlineWeights, RaiseLinear, IsolateContractions, LowerLinear, WeightsToArgs, Microkernels,
                         ExpandMath, ConvToMatmul, Instrument, QuantizeWeights, FuseDequantGemm, LowerQGemm,
                         Smooth, ReassociateReductions, Parallelize, ElideCopies, StridedCopies, NoaliasArgs,
-                        StripProbes, AssignSchemes, SelectPrecision, QuantizeEmbeddings, ChecksToErrors)
+                        SerialLoops, StripProbes, AssignSchemes, SelectPrecision, QuantizeEmbeddings, ChecksToErrors)
 }
 
 __all__ = ["ModulePass", "Option", "PassState", "REGISTRY"]

@@ -103,6 +103,15 @@ def ops_of(root: ir.Operation, cls: type[ir.OpView]) -> list:
     return [op.opview for op in walk_ops(root, cls.OPERATION_NAME)]
 
 
+def entry_funcs(module: ir.Operation) -> list[ir.Operation]:
+    """The functions the runtime calls: ``@main`` first, then the other public ones with bodies
+    (a decoder's ``@decode``), in module order; none without ``@main``."""
+    funcs = [op.operation for op in module.regions[0].blocks[0].operations if op.operation.name == "func.func"]
+    public = [f for f in funcs if "sym_visibility" not in f.attributes and len(f.regions[0].blocks)]
+    mains = [f for f in public if ir.StringAttr(f.attributes["sym_name"]).value == "main"]
+    return mains + [f for f in public if f not in mains] if mains else []
+
+
 def set_function_type(fn: ir.Operation, inputs: list[ir.Type], results: list[ir.Type]) -> None:
     """Give ``fn`` a new signature; argument/result attributes (such as ``qc.name``) are kept and
     new trailing arguments/results get none, as the func verifier wants one entry per value."""

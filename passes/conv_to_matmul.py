@@ -66,6 +66,15 @@ def _bias(init: ir.Value, f: int) -> ir.Value | None:
     return b
 
 
+def _read_elsewhere(weight: ir.Operation) -> bool:
+    """Whether another ``qc.weight`` op of the module reads ``weight``'s entry."""
+    root = weight
+    while root.parent is not None:
+        root = root.parent
+    name = weight.opview.name.value
+    return any(op != weight and op.opview.name.value == name for op in walk_ops(root, WeightOp.OPERATION_NAME))
+
+
 def _channels_last_filter(w: ir.Value, channel: int, state: PassState, flat: bool = False) -> ir.Value:
     """The filter with its input-channel axis ``channel`` moved last (like the columns and the
     channels-last input), with ``flat`` as [F, K... x C]: a qc.weight used only here is rearranged
@@ -79,7 +88,10 @@ def _channels_last_filter(w: ir.Value, channel: int, state: PassState, flat: boo
     if isinstance(op and op.opview, WeightOp) and len(list(w.uses)) == 1:
         name = op.opview.name.value
         if name in state.store:  # IR-only runs (no store) just retype
-            state.store[name] = np.ascontiguousarray(np.transpose(state.store[name], perm)).reshape(result.shape)
+            moved = np.ascontiguousarray(np.transpose(state.store[name], perm)).reshape(result.shape)
+            if _read_elsewhere(op):  # another entry function's conv reads it as it is
+                name = state.store.unique_name(f"{name}.cl")
+            state.store[name] = moved
         return WeightOp(result, ir.FlatSymbolRefAttr.get(name)).result
     if op is not None and op.name == "arith.constant" and isinstance(op.attributes["value"], ir.DenseElementsAttr):
         value = np.ascontiguousarray(np.transpose(np.array(op.attributes["value"]), perm)).reshape(result.shape)

@@ -16,6 +16,7 @@ HERE = Path(__file__).resolve().parent
 INCLUDE = HERE / "include"
 SUPPORT = HERE / "qc_runtime.c"  # what generated code calls: the pool, weights, buffers
 API = HERE / "qc_api.c"          # the public C API (include/qc/runtime.h)
+GENERATE = HERE / "qc_generate.c"  # its generation part: decoders, sampling, the generate loop
 HEADERS = [HERE / "qc_support.h", INCLUDE / "qc" / "runtime.h"]
 CFLAGS = ["-O2", "-fPIC", "-pthread", "-std=c11", "-Wall"]
 
@@ -41,18 +42,36 @@ def runtime_object(source: Path = SUPPORT) -> Path:
     return obj
 
 
+def api_library() -> Path:
+    """The public C API as a shared library (cached), for Python callers of what only the API does:
+    ``runtime.decoder`` drives generation through it."""
+    objects = [runtime_object(s) for s in (SUPPORT, API, GENERATE)]
+    flags = ["-shared", "-Wl,-z,nodelete", "-pthread", "-lm", "-ldl"]  # nodelete: see link()
+    digest = hashlib.sha256(" ".join([o.name for o in objects] + flags).encode()).hexdigest()[:16]
+    lib = cache_dir() / f"libqc-{digest}.so"
+    if not lib.exists():
+        tmp = lib.with_suffix(f".{os.getpid()}.tmp.so")
+        _check([cc(), "-o", str(tmp), *map(str, objects), *flags], "linking failed")
+        tmp.replace(lib)
+    return lib
+
+
 def compile_c(source: Path, obj: Path, extra: list[str] | None = None) -> None:
     cmd = [cc(), *CFLAGS, f"-I{HERE}", f"-I{INCLUDE}", "-c", source.name, "-o", str(obj.resolve()), *(extra or [])]
     _check(cmd, "C compiler failed", cwd=source.parent)
 
 
 def link(objects: list[Path], output: Path, shared: bool, exports: list[str] = ()) -> None:
-    """An executable, or a shared library exporting only ``exports`` (its runtime copy stays private)."""
+    """An executable, or a shared library exporting only ``exports`` (its runtime copy stays private).
+    A shared model is never unloaded (``-z nodelete``): its thread pool's workers run its code, and
+    a closed then reopened library would start a second pool while the first one's workers wait
+    on the condition variable the new one maps at the same address (a C program's qc_model_free
+    then qc_model_open hung so)."""
     flags = []
     if shared:
         script = output.with_name(output.name + ".exports")
         script.write_text("{ global: %s; local: *; };\n" % "; ".join(exports))
-        flags = ["-shared", f"-Wl,-soname,{output.name}", f"-Wl,--version-script={script}"]
+        flags = ["-shared", f"-Wl,-soname,{output.name}", f"-Wl,--version-script={script}", "-Wl,-z,nodelete"]
     try:
         _check([cc(), *flags, "-o", str(output), *map(str, objects), "-pthread", "-lm", "-ldl"], "linking failed")
     finally:

@@ -52,7 +52,8 @@ class Model:
     """A shared model library (``qc-compile --emit so``) and its weights, through the model's
     ``qc_model_def``: what ``qc_model_open`` does in C, with nothing but ctypes and numpy."""
 
-    def __init__(self, path: str | Path, weights: str | Path | None = None, threads: int | None = None):
+    def __init__(self, path: str | Path, weights: str | Path | None = None, threads: int | None = None,
+                 entry: str = "main"):
         path = Path(path).resolve()
         if not path.exists():
             raise QCError(f"{path}: no such file")
@@ -64,8 +65,11 @@ class Model:
             if hasattr(self._lib, "qc_model_signature"):
                 raise QCError(f"'{path}' was compiled by an older qc (before the model ABI): compile it again")
             raise QCError(f"'{path}' is not a model qc compiled: it has no qc_model_entry")
-        self._lib.qc_model_entry.restype = ctypes.POINTER(_ModelDef)
-        self._def = self._lib.qc_model_entry().contents
+        symbol = "qc_model_entry" if entry == "main" else f"qc_model_entry_{entry}"
+        if not hasattr(self._lib, symbol):
+            raise QCError(f"model '{path}' has no entry point '{entry}'")
+        getattr(self._lib, symbol).restype = ctypes.POINTER(_ModelDef)
+        self._def = getattr(self._lib, symbol)().contents
         if self._def.abi != MODEL_ABI:
             raise QCError(f"'{path}' was compiled for model ABI {self._def.abi}; this runtime reads ABI {MODEL_ABI}: "
                           "compile it again")
@@ -147,5 +151,6 @@ class Model:
             self._handle = None
 
 
-def load(path: str | Path, weights: str | Path | None = None, threads: int | None = None) -> Model:
-    return Model(path, weights, threads)
+def load(path: str | Path, weights: str | Path | None = None, threads: int | None = None, entry: str = "main") -> Model:
+    """A compiled model; ``entry``: another entry point of its library (a decoder's ``decode``)."""
+    return Model(path, weights, threads, entry)

@@ -60,15 +60,26 @@ qc_status qc_model_load(const qc_model_def *def, const char *weights_path, qc_mo
 }
 
 qc_status qc_model_open(const char *library_path, const char *weights_path, qc_model **model) {
+  return qc_model_open_entry(library_path, NULL, weights_path, model);
+}
+
+qc_status qc_model_open_entry(const char *library_path, const char *entry_name, const char *weights_path,
+                              qc_model **model) {
   if (!model) return FAIL(QC_ERROR_INVALID_ARGUMENT, "qc_model_open: model is NULL");
   *model = NULL;
   if (!library_path) return FAIL(QC_ERROR_INVALID_ARGUMENT, "qc_model_open: library_path is NULL");
+  int main_entry = !entry_name || !strcmp(entry_name, "main");
+  char symbol[256];
+  snprintf(symbol, sizeof symbol, main_entry ? "%s" : "%s_%s", QC_MODEL_ENTRY, entry_name);
   void *lib = dlopen(library_path, RTLD_NOW | RTLD_LOCAL);
   if (!lib) return FAIL(QC_ERROR_IO, "cannot load model library: %s", dlerror());
-  const qc_model_def *(*entry)(void) = (const qc_model_def *(*)(void))dlsym(lib, QC_MODEL_ENTRY);
+  const qc_model_def *(*entry)(void) = (const qc_model_def *(*)(void))dlsym(lib, symbol);
   if (!entry) {
-    int older = dlsym(lib, "qc_model_signature") != NULL;
+    int older = dlsym(lib, "qc_model_signature") != NULL, model_lib = dlsym(lib, QC_MODEL_ENTRY) != NULL;
     dlclose(lib);
+    if (model_lib)
+      return FAIL(QC_ERROR_INVALID_MODEL, "model '%s' has no entry point '%s'%s", library_path, entry_name,
+                  strcmp(entry_name, "decode") ? "" : " (it is not a decoder: compile one with qc-compile --max-context)");
     return FAIL(QC_ERROR_INVALID_MODEL,
                 older ? "'%s' was compiled by an older qc (before the model ABI): compile it again"
                       : "'%s' is not a model qc compiled: it has no " QC_MODEL_ENTRY, library_path);

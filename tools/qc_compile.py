@@ -35,7 +35,7 @@ def parse_pins(items: list[str] | None) -> dict[str, str]:
 
 def main(argv: list[str] | None = None) -> int:
     p = ArgumentParser(prog="qc-compile", description="Compile a model with qc.")
-    p.add_argument("model", help="model.onnx or model.mlir (with func.func @main)")
+    p.add_argument("model", help="model.onnx, model.mlir (with func.func @main) or a llama2.c checkpoint .bin")
     p.add_argument("-o", dest="output", required=True, help="output path")
     p.add_argument("--emit", default="so", choices=EMITS,
                    help="what to produce (default: so); static: an archive holding the weights too")
@@ -78,6 +78,11 @@ def main(argv: list[str] | None = None) -> int:
     a.add_argument("--metric", default="cosine", choices=METRICS,
                    help="output error of measured sensitivities: cosine, kl (logits) or mse (default: cosine)")
     a.add_argument("--pareto", metavar="FRONT.md|.json", help="sweep the bit budget; write the front and a .png")
+    g = p.add_argument_group("decoders (a llama2.c checkpoint .bin): prefill and decode entries over a KV cache")
+    g.add_argument("--max-context", type=int, metavar="N",
+                   help="positions the KV cache holds (default: the checkpoint's training length)")
+    g.add_argument("--prefill-chunk", type=int, default=16, metavar="T",
+                   help="prompt tokens one prefill step takes (default: 16)")
     args = p.parse_args(argv)
     try:
         options = CompileOptions(
@@ -89,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
             activations=args.activations, act_order=args.act_order, damp=args.damp, budget_bits=args.budget_bits,
             budget_mb=args.budget_mb, budget_latency_ms=args.budget_latency_ms, pins=parse_pins(args.pin),
             candidates=args.candidates.split(",") if args.candidates else None, sensitivity=args.sensitivity,
-            metric=args.metric, pareto=args.pareto)
+            metric=args.metric, pareto=args.pareto, max_context=args.max_context, prefill_chunk=args.prefill_chunk)
         result = compile(args.model, args.output, options)
     except QCError as err:
         print(f"qc-compile: error: {err}", file=sys.stderr)

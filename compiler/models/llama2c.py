@@ -48,8 +48,10 @@ def read_llama2c(path: str | Path) -> tuple[LlamaConfig, dict[str, np.ndarray]]:
     return cfg, out
 
 
-def build_torch_llama(cfg: LlamaConfig, w: dict[str, np.ndarray]):
-    """A full-sequence (prefill) causal LLaMA returning logits [batch, seq, vocab]."""
+def _blocks(cfg: LlamaConfig, w: dict[str, np.ndarray], context: int):
+    """The parts both forms share, named as the full model names them: the token table, the
+    blocks (norms and linears), the final norm, the classifier and RoPE tables for ``context``
+    positions."""
     import torch
     from torch import nn
 
@@ -75,20 +77,17 @@ def build_torch_llama(cfg: LlamaConfig, w: dict[str, np.ndarray]):
             self.wq, self.wk, self.wv, self.wo = (linear(w[k][i]) for k in ("wq", "wk", "wv", "wo"))
             self.w1, self.w2, self.w3 = (linear(w[k][i]) for k in ("w1", "w2", "w3"))
 
-        def forward(self, x, cos, sin, mask):
+        def qkv(self, x, cos, sin):
+            """Queries [b, s, heads, hs] and keys, values [b, s, kv heads, hs], RoPE applied."""
             b, s, _ = x.shape
-            hs, nh, nkv = cfg.head_size, cfg.n_heads, cfg.n_kv_heads
             h = self.attn_norm(x)
-            q = self.wq(h).view(b, s, nh, hs)
-            k = self.wk(h).view(b, s, nkv, hs)
-            v = self.wv(h).view(b, s, nkv, hs)
-            q, k = rope(q, cos, sin), rope(k, cos, sin)
-            k = k.repeat_interleave(nh // nkv, dim=2)
-            v = v.repeat_interleave(nh // nkv, dim=2)
-            q, k, v = (z.transpose(1, 2) for z in (q, k, v))
-            att = (q @ k.transpose(-1, -2)) / (hs ** 0.5) + mask
-            out = (att.softmax(-1) @ v).transpose(1, 2).reshape(b, s, cfg.dim)
-            x = x + self.wo(out)
+            q = self.wq(h).view(b, s, cfg.n_heads, cfg.head_size)
+            k = self.wk(h).view(b, s, cfg.n_kv_heads, cfg.head_size)
+            return rope(q, cos, sin), rope(k, cos, sin), self.wv(h).view(b, s, cfg.n_kv_heads, cfg.head_size)
+
+        def finish(self, x, attended):
+            """The residual of attention's output [b, s, dim], then the feed-forward block."""
+            x = x + self.wo(attended)
             h = self.ffn_norm(x)
             return x + self.w2(nn.functional.silu(self.w1(h)) * self.w3(h))
 
@@ -96,7 +95,7 @@ def build_torch_llama(cfg: LlamaConfig, w: dict[str, np.ndarray]):
         x0, x1 = x[..., 0::2], x[..., 1::2]
         return torch.stack((x0 * cos - x1 * sin, x0 * sin + x1 * cos), dim=-1).flatten(-2)
 
-    class Llama(nn.Module):
+    class Parts(nn.Module):
         def __init__(self):
             super().__init__()
             self.tok = nn.Parameter(t(w["tok"]))
@@ -104,17 +103,70 @@ def build_torch_llama(cfg: LlamaConfig, w: dict[str, np.ndarray]):
             self.norm = RMSNorm(w["rms_final"])
             self.classifier = nn.Parameter(t(w["classifier"]))
             inv = 1.0 / (10000.0 ** (np.arange(0, cfg.head_size, 2, dtype=np.float64) / cfg.head_size))
-            ang = np.outer(np.arange(cfg.seq_len), inv)
-            self.register_buffer("cos", t(np.cos(ang).astype(np.float32))[:, None, :])
-            self.register_buffer("sin", t(np.sin(ang).astype(np.float32))[:, None, :])
+            ang = np.outer(np.arange(context), inv)
+            self.register_buffer("cos", t(np.cos(ang).astype(np.float32)))
+            self.register_buffer("sin", t(np.sin(ang).astype(np.float32)))
 
+    return Parts
+
+
+def build_torch_llama(cfg: LlamaConfig, w: dict[str, np.ndarray]):
+    """A full-sequence (prefill) causal LLaMA returning logits [batch, seq, vocab]."""
+    import torch
+
+    class Llama(_blocks(cfg, w, cfg.seq_len)):
         def forward(self, tokens):
             s = tokens.shape[1]
             x = self.tok[tokens]
             mask = torch.full((s, s), float("-inf")).triu(1)
-            cos, sin = self.cos[:s], self.sin[:s]
+            cos, sin = self.cos[:s, None, :], self.sin[:s, None, :]
             for block in self.blocks:
-                x = block(x, cos, sin, mask)
+                q, k, v = block.qkv(x, cos, sin)
+                k = k.repeat_interleave(cfg.n_heads // cfg.n_kv_heads, dim=2)
+                v = v.repeat_interleave(cfg.n_heads // cfg.n_kv_heads, dim=2)
+                q, k, v = (z.transpose(1, 2) for z in (q, k, v))
+                att = (q @ k.transpose(-1, -2)) / (cfg.head_size ** 0.5) + mask
+                x = block.finish(x, (att.softmax(-1) @ v).transpose(1, 2).reshape(x.shape))
             return self.norm(x) @ self.classifier.T
 
     return Llama().eval()
+
+
+def build_torch_llama_step(cfg: LlamaConfig, w: dict[str, np.ndarray], context: int):
+    """One step of generation over a KV cache of ``context`` positions:
+    ``(tokens [1, T] int64, pos [1] int64, k_cache, v_cache [layers, kv heads, context, hs])
+    -> (logits [1, T, vocab], k_new, v_new [layers, kv heads, T, hs])``.
+
+    Token ``i`` sits at position ``pos + i``: it attends to the cache's first ``pos`` entries and to
+    tokens ``0..i`` of this step; the caller writes ``k_new``/``v_new`` into the cache at ``pos``.
+    Cache entries at ``pos`` and after are masked, so they may hold anything finite.  Queries are
+    grouped by KV head ([kv heads, group x T, hs]), so the cache is read as it lies, never copied."""
+    import torch
+
+    nkv, group, hs = cfg.n_kv_heads, cfg.n_heads // cfg.n_kv_heads, cfg.head_size
+
+    class LlamaStep(_blocks(cfg, w, context)):
+        def forward(self, tokens, pos, k_cache, v_cache):
+            s = tokens.shape[1]
+            x = self.tok[tokens]
+            positions = (pos + torch.arange(s)).clamp(max=context - 1)  # a chunk's padding may run past the end
+            cos, sin = self.cos[positions][:, None, :], self.sin[positions][:, None, :]
+            cached = (torch.arange(context) < pos)[None, None, :]  # [1, 1, context]
+            causal = torch.ones(s, s, dtype=torch.bool).tril().repeat(group, 1)[None]  # [1, group x T, T]
+            ks, vs = [], []
+            for i, block in enumerate(self.blocks):
+                q, k, v = block.qkv(x, cos, sin)
+                q = q[0].view(s, nkv, group, hs).permute(1, 2, 0, 3).reshape(nkv, group * s, hs)
+                k, v = k[0].transpose(0, 1), v[0].transpose(0, 1)  # [kv heads, T, hs]
+                ks.append(k)
+                vs.append(v)
+                scale = 1.0 / hs ** 0.5
+                old = torch.where(cached, (q @ k_cache[i].transpose(-1, -2)) * scale, float("-inf"))
+                new = torch.where(causal, (q @ k.transpose(-1, -2)) * scale, float("-inf"))
+                p = torch.cat((old, new), -1).softmax(-1)
+                out = p[..., :context] @ v_cache[i] + p[..., context:] @ v
+                out = out.view(nkv, group, s, hs).permute(2, 0, 1, 3).reshape(1, s, cfg.dim)
+                x = block.finish(x, out)
+            return self.norm(x) @ self.classifier.T, torch.stack(ks), torch.stack(vs)
+
+    return LlamaStep().eval()

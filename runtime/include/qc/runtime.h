@@ -56,6 +56,10 @@ const char *qc_status_name(qc_status status);
 /* A shared model library (qc-compile --emit so).  weights_path NULL: the .qcw beside the library.
    The library stays loaded while the handle lives. */
 qc_status qc_model_open(const char *library_path, const char *weights_path, qc_model **model);
+/* Another entry point of a shared model library (a decoder's "decode"; NULL or "main": as
+   qc_model_open).  Handles of one library share its weights in memory. */
+qc_status qc_model_open_entry(const char *library_path, const char *entry, const char *weights_path,
+                              qc_model **model);
 /* A model linked into this program (its <name>_model()).  weights_path NULL: the weights embedded
    in the program (static models), or the .qcw beside the library that holds the model. */
 qc_status qc_model_load(const qc_model_def *def, const char *weights_path, qc_model **model);
@@ -87,6 +91,67 @@ int qc_max_threads(void);
 
 /* inputs[i] / outputs[i]: a contiguous buffer of qc_tensor_bytes(input i / output i) bytes. */
 qc_status qc_model_run(qc_model *model, const void *const *inputs, void *const *outputs);
+
+/* ---- generation: decoder models (qc-compile --max-context: entries "main" = prefill and "decode") ----
+
+       qc_decoder *d;
+       if (qc_decoder_open("stories.so", NULL, &d) != QC_OK) { fprintf(stderr, "%s\n", qc_last_error()); ... }
+       qc_sampling greedy = {0};                              // or {.temperature = 0.8f, .top_k = 40, .seed = 1}
+       qc_generate_stats stats;
+       qc_generate(d, prompt, n_prompt, 200, &greedy, NULL, 0, print_token, NULL, NULL, &stats);
+       qc_decoder_free(d);
+
+   A decoder owns a KV cache of qc_decoder_context() positions: a prompt runs through the prefill
+   entry in chunks (the last one padded), each further token through the decode entry, and each
+   step's keys and values are written into the cache at its position.  One decoder is one
+   sequence: use it from one thread at a time. */
+typedef struct qc_decoder qc_decoder;
+
+typedef struct qc_sampling {
+  float temperature; /* <= 0: greedy (the most likely token; the lowest id among equals) */
+  int top_k;         /* keep the k most likely tokens; 0: all */
+  float top_p;       /* then the fewest most likely tokens whose probabilities reach top_p; 0 or >= 1: all */
+  uint64_t seed;     /* of the sampler's random numbers: one seed, one sequence */
+} qc_sampling;
+
+typedef enum qc_stop_reason {
+  QC_STOP_LENGTH = 0,   /* max_new_tokens generated */
+  QC_STOP_TOKEN = 1,    /* a stop token was generated (it is the last token given) */
+  QC_STOP_CALLBACK = 2, /* the callback returned nonzero */
+  QC_STOP_CONTEXT = 3,  /* the KV cache is full */
+} qc_stop_reason;
+
+typedef struct qc_generate_stats {
+  int64_t prompt_tokens, new_tokens;
+  double prefill_seconds; /* the prompt through the model, to the first new token's logits */
+  double decode_seconds;  /* the new tokens after the first: new_tokens - 1 decode steps */
+  qc_stop_reason stopped;
+} qc_generate_stats;
+
+/* Called with each new token as it is chosen; nonzero stops the generation after it. */
+typedef int (*qc_token_callback)(void *user, int64_t token);
+
+qc_status qc_decoder_open(const char *library_path, const char *weights_path, qc_decoder **decoder);
+/* Decoder models linked into this program: <name>_model() and <name>_decode_model(). */
+qc_status qc_decoder_load(const qc_model_def *prefill, const qc_model_def *decode, const char *weights_path,
+                          qc_decoder **decoder);
+void qc_decoder_free(qc_decoder *decoder);
+int64_t qc_decoder_context(const qc_decoder *decoder);  /* positions the cache holds (-1: NULL) */
+int64_t qc_decoder_vocab(const qc_decoder *decoder);
+int64_t qc_decoder_position(const qc_decoder *decoder); /* tokens in the cache: the next one's position */
+qc_status qc_decoder_set_num_threads(qc_decoder *decoder, int threads);
+/* Forgets the cache: the next token fed is at position 0. */
+void qc_decoder_reset(qc_decoder *decoder);
+/* Appends n >= 1 tokens at the current position; logits (vocab floats, or NULL) gets the last one's. */
+qc_status qc_decoder_feed(qc_decoder *decoder, const int64_t *tokens, int64_t n, float *logits);
+/* The next token by sampling's rule (logits is overwritten); *rng is the sampler's state, advanced
+   (start it at sampling->seed). */
+int64_t qc_sample(float *logits, int64_t vocab, const qc_sampling *sampling, uint64_t *rng);
+/* reset, feed the prompt, then up to max_new_tokens new tokens, each given to callback (NULL: none)
+   and stored in tokens_out (NULL, or room for max_new_tokens); a token of stop[0..n_stop) ends it. */
+qc_status qc_generate(qc_decoder *decoder, const int64_t *prompt, int64_t n_prompt, int64_t max_new_tokens,
+                      const qc_sampling *sampling, const int64_t *stop, int n_stop, qc_token_callback callback,
+                      void *user, int64_t *tokens_out, qc_generate_stats *stats);
 
 /* ---- what a compiled model exports (the runtime reads it; callers use the functions above) ---- */
 

@@ -1,0 +1,105 @@
+"""Decoder-only language models compiled for generation: two entry points over one weight file.
+
+A ``Decoder`` is a step module, ``(tokens [1, T], pos [1], k_cache, v_cache) -> (logits [1, T, vocab],
+k_new, v_new)`` with caches ``[layers, kv heads, context, head size]`` (``llama2c.build_torch_llama_step``
+is one).  It is imported twice, with T = the prefill chunk and T = 1, and the second import's
+function joins the first's module as ``@decode``:
+
+    func.func @main(%tokens: tensor<1x16xi64>, %pos: tensor<1xi64>, %k_cache: ..., %v_cache: ...)
+    func.func @decode(%tokens: tensor<1x1xi64>, %pos: tensor<1xi64>, %k_cache: ..., %v_cache: ...)
+
+Both functions read the same parameters, which qc-outline-weights keeps as one store entry, and
+the weight file holds each array once.  The runtime (``qc_decoder_*`` in qc/runtime.h) owns the
+KV cache: it feeds a prompt through @main in chunks, each later token through @decode, and
+writes each step's ``k_new`` / ``v_new`` into the cache at ``pos``.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+from torch_mlir import ir
+
+from ..core.errors import QCError
+from ..core.signature import Signature, TensorSpec
+
+INPUTS = ("tokens", "pos", "k_cache", "v_cache")
+OUTPUTS = ("logits", "k_new", "v_new")
+DECODE = "decode"
+
+
+@dataclass(frozen=True)
+class Decoder:
+    """A decoder to compile (``qc.compile(Decoder(...), "model.so")``): its step module and shapes."""
+
+    step: object  # torch.nn.Module, forward(tokens, pos, k_cache, v_cache) -> (logits, k_new, v_new)
+    layers: int
+    kv_heads: int
+    head_size: int
+    vocab: int
+    context: int  # positions the KV cache holds (--max-context)
+    prefill_chunk: int = 16  # tokens one prefill call takes (a prompt runs in chunks of it, the last padded)
+
+    def __post_init__(self):
+        if not 1 <= self.prefill_chunk <= self.context:
+            raise QCError(f"the prefill chunk must be 1 ..= the context ({self.context}), got {self.prefill_chunk}")
+
+    @classmethod
+    def from_llama2c(cls, path: str | Path, context: int | None = None, prefill_chunk: int = 16) -> "Decoder":
+        """A llama2.c checkpoint; ``context`` defaults to the length it was trained for."""
+        from .models.llama2c import build_torch_llama_step, read_llama2c
+
+        try:
+            cfg, weights = read_llama2c(path)
+        except (OSError, ValueError, struct.error) as err:
+            raise QCError(f"cannot read llama2.c checkpoint '{path}': {err}") from None
+        context = context or cfg.seq_len
+        if context < 1:
+            raise QCError(f"--max-context must be at least 1, got {context}")
+        return cls(build_torch_llama_step(cfg, weights, context), cfg.n_layers, cfg.n_kv_heads, cfg.head_size,
+                   cfg.vocab_size, context, min(prefill_chunk, context))
+
+    def example(self, tokens: int) -> tuple:
+        """Example inputs of a step of ``tokens`` tokens."""
+        import torch
+
+        cache = torch.zeros(self.layers, self.kv_heads, self.context, self.head_size)
+        return torch.zeros(1, tokens, dtype=torch.int64), torch.zeros(1, dtype=torch.int64), cache, cache.clone()
+
+
+def import_decoder(decoder: Decoder, ctx: ir.Context) -> tuple[ir.Module, Signature, dict[str, Signature]]:
+    """(a module with @main = the prefill step and @decode = the one-token step, @main's signature,
+    {"decode": @decode's signature})."""
+    from .frontend_torch import import_torch
+
+    module, prefill = import_torch(decoder.step, decoder.example(decoder.prefill_chunk), ctx, list(INPUTS))
+    second, decode = import_torch(decoder.step, decoder.example(1), ctx, list(INPUTS))
+    with ctx:
+        for op in second.body.operations:
+            op = op.operation
+            if op.name != "func.func" or ir.StringAttr(op.attributes["sym_name"]).value != "main":
+                raise QCError(f"the decode step imported with a top-level {op.name} besides @main; "
+                              "qc can merge only single-function steps")
+            clone = op.clone(ir.InsertionPoint(module.body))
+            clone.attributes["sym_name"] = ir.StringAttr.get(DECODE)
+    named = [_named(sig, decoder) for sig in (prefill, decode)]
+    return module, named[0], {DECODE: named[1]}
+
+
+def _named(sig: Signature, decoder: Decoder) -> Signature:
+    """The step's outputs named, and checked against the shapes the runtime will assume."""
+    if len(sig.outputs) != len(OUTPUTS):
+        raise QCError(f"a decoder step returns {len(OUTPUTS)} tensors ({', '.join(OUTPUTS)}), this one "
+                      f"{len(sig.outputs)}")
+    outputs = tuple(TensorSpec(n, t.shape, t.dtype) for n, t in zip(OUTPUTS, sig.outputs))
+    tokens = sig.inputs[0].shape[1]
+    want = {"logits": (1, tokens, decoder.vocab),
+            "k_new": (decoder.layers, decoder.kv_heads, tokens, decoder.head_size)}
+    want["v_new"] = want["k_new"]
+    for t in outputs:
+        if t.shape != want[t.name] or t.dtype != "float32":
+            raise QCError(f"decoder step output '{t.name}' is {t.describe()}, expected "
+                          f"float32[{'x'.join(map(str, want[t.name]))}]")
+    return Signature(sig.inputs, outputs)

@@ -1,0 +1,216 @@
+"""Generation with compiled decoders: stories260K's prefill and decode entries over a KV cache,
+against the PyTorch full-sequence model; the C generate loop; sampling; what users get wrong."""
+
+import ctypes
+
+import numpy as np
+import pytest
+import torch
+
+import qc
+from qc.compiler.decoder import Decoder
+from qc.runtime import load_decoder
+from qc.runtime.decoder import _Sampling, _lib
+
+from conftest import EXAMPLE, run, shared_model
+
+CONTEXT = 256
+CHUNK = 16
+PROMPT = [1, 200, 45, 300, 17, 99, 410, 23, 8, 377, 61, 5, 250, 133, 90, 12, 400, 7, 64]  # 19: a chunk and a padded one
+
+
+@pytest.fixture(scope="module")
+def compiled(workdir):
+    """The FP32 (through qc-compile) and the w4a16-g32 (through qc.compile) decoder of stories260K:
+    {scheme: library}."""
+    f32 = workdir / "stories-f32.so"
+    proc = run("qc-compile", shared_model("stories260K.bin"), "--max-context", str(CONTEXT), "--prefill-chunk",
+               str(CHUNK), "-o", f32)
+    assert proc.returncode == 0, proc.stderr
+    int4 = workdir / "stories-w4a16-g32.so"
+    qc.compile(Decoder.from_llama2c(shared_model("stories260K.bin"), CONTEXT, CHUNK), int4, scheme="w4a16-g32")
+    return {"f32": f32, "w4a16-g32": int4}
+
+
+def torch_greedy(model, prompt, n):
+    """n greedy tokens of the full-sequence PyTorch model, recomputing the whole sequence per token."""
+    seq = list(prompt)
+    with torch.no_grad():
+        for _ in range(n):
+            seq.append(int(model(torch.tensor([seq]))[0, -1].argmax()))
+    return seq[len(prompt):]
+
+
+def torch_logits(model, tokens):
+    with torch.no_grad():
+        return model(torch.tensor([tokens]))[0].numpy()
+
+
+def test_fp32_greedy_200_tokens_equal_pytorch(compiled, stories):
+    """Prefill (a full chunk, then a padded one) and 200 decode steps give PyTorch's tokens, each one."""
+    _, model = stories
+    decoder = load_decoder(compiled["f32"])
+    assert (decoder.context, decoder.vocab) == (CONTEXT, 512)
+    tokens = list(decoder.generate(PROMPT, 200))
+    assert tokens == torch_greedy(model, PROMPT, 200)
+    stats = decoder.stats
+    assert (stats.prompt_tokens, stats.new_tokens, stats.stopped) == (len(PROMPT), 200, "length")
+    assert stats.prefill_tokens_per_s > 0 and stats.decode_tokens_per_s > 0
+
+
+def test_fp32_logits_match_pytorch_through_both_entries(compiled, stories):
+    """The logits at every position, fed through prefill chunks or one decode step at a time, match
+    the full-sequence model within 1e-4 of their range."""
+    _, model = stories
+    rng = np.random.default_rng(0)
+    tokens = [1] + rng.integers(0, 512, 99).tolist()
+    ref = torch_logits(model, tokens)
+    decoder = load_decoder(compiled["f32"])
+    stepped = np.stack([decoder.feed([t]) for t in tokens])
+    decoder.reset()
+    pieces = [(0, 1), (1, 2), (2, 3), (3, 93), (93, 100)]  # decode steps; 5 chunks + a padded one; a padded one
+    chunked = np.stack([decoder.feed(tokens[a:b]) for a, b in pieces])
+    scale = np.abs(ref).max()
+    assert np.abs(stepped - ref).max() <= 1e-4 * scale
+    assert np.abs(chunked - ref[[b - 1 for _, b in pieces]]).max() <= 1e-4 * scale
+    assert decoder.position == 100
+
+
+def test_c_generate_loop_equals_python_and_streams(compiled):
+    """qc_generate (C) streams the tokens the Python iterator yields, greedy and sampled, and stops at a
+    stop token or when the callback says so."""
+    api = _lib()
+    handle = ctypes.c_void_p()
+    assert api.qc_decoder_open(str(compiled["f32"]).encode(), None, ctypes.byref(handle)) == 0
+    prompt = (ctypes.c_int64 * len(PROMPT))(*PROMPT)
+    callback_type = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_int64)
+
+    class Stats(ctypes.Structure):
+        _fields_ = [("prompt_tokens", ctypes.c_int64), ("new_tokens", ctypes.c_int64),
+                    ("prefill_seconds", ctypes.c_double), ("decode_seconds", ctypes.c_double), ("stopped", ctypes.c_int)]
+
+    def c_generate(n, sampling, stop=(), until=None):
+        streamed = []
+
+        def on_token(_, token):
+            streamed.append(token)
+            return int(until is not None and len(streamed) == until)
+
+        out, stats = (ctypes.c_int64 * n)(), Stats()
+        stops = (ctypes.c_int64 * max(len(stop), 1))(*stop)
+        fn = api.qc_generate
+        fn.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_int64), ctypes.c_int64, ctypes.c_int64,
+                       ctypes.POINTER(_Sampling), ctypes.POINTER(ctypes.c_int64), ctypes.c_int, callback_type,
+                       ctypes.c_void_p, ctypes.POINTER(ctypes.c_int64), ctypes.POINTER(Stats)]
+        assert fn(handle, prompt, len(PROMPT), n, ctypes.byref(sampling), stops, len(stop), callback_type(on_token),
+                  None, out, ctypes.byref(stats)) == 0
+        assert list(out)[:stats.new_tokens] == streamed
+        return streamed, stats
+
+    decoder = load_decoder(compiled["f32"])
+    greedy, stats = c_generate(40, _Sampling(0, 0, 1, 0))
+    assert greedy == list(decoder.generate(PROMPT, 40)) and (stats.new_tokens, stats.stopped) == (40, 0)
+    sampled, _ = c_generate(40, _Sampling(0.9, 40, 0.95, 7))
+    assert sampled == list(decoder.generate(PROMPT, 40, temperature=0.9, top_k=40, top_p=0.95, seed=7))
+    assert sampled != greedy
+    stop = greedy[10]
+    cut, stats = c_generate(40, _Sampling(0, 0, 1, 0), stop=[stop])
+    assert cut == greedy[:greedy.index(stop) + 1] and stats.stopped == 1
+    early, stats = c_generate(40, _Sampling(0, 0, 1, 0), until=5)
+    assert early == greedy[:5] and stats.stopped == 2
+    api.qc_decoder_free(handle)
+
+
+def test_sampling_is_seeded_and_top_k_1_is_greedy(compiled):
+    decoder = load_decoder(compiled["f32"])
+    greedy = list(decoder.generate(PROMPT, 30))
+    assert list(decoder.generate(PROMPT, 30, temperature=1.5, top_k=1, seed=3)) == greedy
+    a = list(decoder.generate(PROMPT, 30, temperature=1.0, seed=1))
+    assert a == list(decoder.generate(PROMPT, 30, temperature=1.0, seed=1))
+    assert a != list(decoder.generate(PROMPT, 30, temperature=1.0, seed=2))
+    stop = greedy[3]
+    assert list(decoder.generate(PROMPT, 30, stop=[stop])) == greedy[:greedy.index(stop) + 1]
+    assert decoder.stats.stopped == "token"
+
+
+def test_weights_stored_once_for_both_entries(compiled):
+    """Both entry points read one weight file holding each parameter once (f32 stories260K: 1.04 MB
+    of parameters with the tied classifier; not twice that)."""
+    blob = compiled["f32"].with_suffix(".qcw").stat().st_size
+    params = (shared_model("stories260K.bin").stat().st_size - 28) // 4 * 4
+    assert blob < 1.2 * params
+    prefill = qc.runtime.load(compiled["f32"])
+    decode = qc.runtime.load(compiled["f32"], entry="decode")
+    assert prefill.signature.inputs[0].shape == (1, CHUNK) and decode.signature.inputs[0].shape == (1, 1)
+    assert [t.name for t in decode.signature.outputs] == ["logits", "k_new", "v_new"]
+
+
+def test_int4_g32_over_2000_positions(compiled, stories):
+    """w4a16-g32 (every linear and the embedding table), teacher-forced on 8 sequences the FP32 decoder
+    sampled (250 tokens each, 2,000 positions): the logits of both entries equal PyTorch's with the same
+    rounded weights (1e-4 of their range); top-1 agreement and mean KL(FP32 || int4) to PyTorch FP32
+    are printed (docs/results.md)."""
+    from qc.compiler.models.llama2c import build_torch_llama, read_llama2c
+    from qc.core.quant import parse_scheme
+    from qc.core.quant.sensitivity import fake_quantize
+
+    cfg, _ = stories
+    scheme = parse_scheme("w4a16-g32")
+    _, weights = read_llama2c(shared_model("stories260K.bin"))
+    def rounded_as_qc(w):  # qc leaves a layer whose K is no multiple of the group in f32 (w2: K=172)
+        return fake_quantize(w, scheme) if w.shape[1] % scheme.group_size == 0 else w
+
+    rounded = {k: np.stack([rounded_as_qc(m) for m in v]) if k in ("wq", "wk", "wv", "wo", "w1", "w2", "w3")
+               else rounded_as_qc(v) if k in ("tok", "classifier") else v for k, v in weights.items()}
+    fp32_model, int4_model = stories[1], build_torch_llama(cfg, rounded)
+    fp32, int4 = load_decoder(compiled["f32"]), load_decoder(compiled["w4a16-g32"])
+    agree, kl, worst = [], [], 0.0
+    for seed in range(8):
+        seq = [1] + list(fp32.generate([1], 249, temperature=1.0, seed=seed))
+        ref, same_weights = torch_logits(fp32_model, seq), torch_logits(int4_model, seq)
+        int4.reset()
+        got = np.stack([int4.feed([t]) for t in seq])
+        int4.reset()
+        chunked = int4.feed(seq)  # the prefill entry: 15 chunks and a padded one
+        scale = np.abs(same_weights).max()
+        worst = max(worst, np.abs(got - same_weights).max() / scale, np.abs(chunked - same_weights[-1]).max() / scale)
+        p = torch.log_softmax(torch.from_numpy(ref), -1)
+        q = torch.log_softmax(torch.from_numpy(got), -1)
+        kl.append(float((p.exp() * (p - q)).sum(-1).mean()))
+        agree.append(float((ref.argmax(-1) == got.argmax(-1)).mean()))
+    print(f"stories260K w4a16-g32 vs FP32 over 2000 positions: top-1 agreement {np.mean(agree):.3f}, "
+          f"KL {np.mean(kl):.4f}; vs PyTorch with the rounded weights: max |diff| {worst:.1e} of the range")
+    assert worst <= 1e-4
+
+
+def test_user_errors_are_said(compiled, workdir):
+    decoder = load_decoder(compiled["f32"])
+    with pytest.raises(qc.QCError, match=r"token 512 \(at index 1\) is outside the vocabulary \[0, 512\)"):
+        decoder.feed([1, 512])
+    with pytest.raises(qc.QCError, match="prompt is empty"):
+        list(decoder.generate([], 5))
+    decoder.reset()
+    decoder.feed(np.ones(CONTEXT - 1, np.int64))
+    with pytest.raises(qc.QCError, match=r"context is full: 2 tokens at position 255, and the model holds 256 "
+                                         r"positions \(compile it with a larger --max-context\)"):
+        decoder.feed([1, 2])
+    assert list(decoder.generate([1] * (CONTEXT - 3), 10))[-1] >= 0 and decoder.stats.stopped == "context"
+    assert decoder.stats.new_tokens == 4  # the prompt's 253 positions, then 3 more fed and a fourth chosen
+    mlp = workdir / "gen-mlp.so"
+    qc.compile(EXAMPLE, mlp)
+    with pytest.raises(qc.QCError, match="has no entry point 'decode' .it is not a decoder: compile one with "
+                                         "qc-compile --max-context."):
+        load_decoder(mlp)
+    proc = run("qc-run", mlp, "--generate", "--prompt", "1,2")
+    assert proc.returncode == 1 and "is not a decoder" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_cli_generates_and_rejects_a_non_decoder(workdir, compiled):
+    """qc-run --generate streams the greedy tokens (the library qc-compile made of the .bin);
+    --max-context on an ONNX model is refused."""
+    proc = run("qc-run", compiled["f32"], "--generate", "--prompt", ",".join(map(str, PROMPT)), "--max-new-tokens", "20")
+    assert proc.returncode == 0, proc.stderr
+    assert [int(t) for t in proc.stdout.split()] == list(load_decoder(compiled["f32"]).generate(PROMPT, 20))
+    assert "tokens/s" in proc.stderr
+    proc = run("qc-compile", EXAMPLE, "--max-context", "64", "-o", workdir / "x.so")
+    assert proc.returncode == 1 and "--max-context compiles a decoder" in proc.stderr
