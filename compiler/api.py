@@ -229,12 +229,15 @@ def compile(model, output: str | Path, options: CompileOptions | None = None, **
     elif o.max_context is not None and not isinstance(model, Decoder):
         raise QCError("--max-context compiles a decoder for generation: give a llama2.c checkpoint (.bin) or a "
                       "qc.Decoder (ONNX decoders with past_key_values are not supported yet)")
+    params = {}
     if isinstance(model, Decoder):
         _check_decoder_options(o)
-        module, sig, entries = import_decoder(model, ctx)
+        module, sig, entries, params = import_decoder(model, ctx)
     else:
         module, sig = import_model(model, ctx, o.shapes, o.example_inputs, o.input_names)
     state = PassState()
+    for name, array in params.items():
+        state.store[name] = array
     if o.weights is not None:
         state.store = WeightStore.load(o.weights)
     _check_weights_given(model, module, state.store)

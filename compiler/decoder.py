@@ -69,13 +69,16 @@ class Decoder:
         return torch.zeros(1, tokens, dtype=torch.int64), torch.zeros(1, dtype=torch.int64), cache, cache.clone()
 
 
-def import_decoder(decoder: Decoder, ctx: ir.Context) -> tuple[ir.Module, Signature, dict[str, Signature]]:
+def import_decoder(decoder: Decoder, ctx: ir.Context) -> tuple[ir.Module, Signature, dict[str, Signature], dict]:
     """(a module with @main = the prefill step and @decode = the one-token step, @main's signature,
-    {"decode": @decode's signature})."""
-    from .frontend_torch import import_torch
+    {"decode": @decode's signature}, {weight store entry: array}).
 
-    module, prefill = import_torch(decoder.step, decoder.example(decoder.prefill_chunk), ctx, list(INPUTS))
-    second, decode = import_torch(decoder.step, decoder.example(1), ctx, list(INPUTS))
+    The step is exported with its parameters as arguments (``torch.func.functional_call``), which
+    become ``qc.weight`` ops of the parameters' names: no parameter is copied into the IR, both
+    functions read the same entries, and the arrays are the module's own (no copy either)."""
+    params = {name: p.detach() for name, p in decoder.step.named_parameters() if p.numel() > 1}
+    module, prefill = _import_step(decoder, decoder.prefill_chunk, params, ctx)
+    second, decode = _import_step(decoder, 1, params, ctx)
     with ctx:
         for op in second.body.operations:
             op = op.operation
@@ -85,7 +88,40 @@ def import_decoder(decoder: Decoder, ctx: ir.Context) -> tuple[ir.Module, Signat
             clone = op.clone(ir.InsertionPoint(module.body))
             clone.attributes["sym_name"] = ir.StringAttr.get(DECODE)
     named = [_named(sig, decoder) for sig in (prefill, decode)]
-    return module, named[0], {DECODE: named[1]}
+    return module, named[0], {DECODE: named[1]}, {n: p.numpy() for n, p in params.items()}
+
+
+def _import_step(decoder: Decoder, tokens: int, params: dict, ctx: ir.Context) -> tuple[ir.Module, Signature]:
+    """The step for ``tokens`` tokens with ``params`` read through ``qc.weight`` ops."""
+    import torch
+
+    from ..dialects.qc import WeightOp
+    from ..passes.base import set_function_type
+    from .frontend_torch import import_torch
+
+    class Step(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.__dict__["step"] = decoder.step  # not a submodule: its parameters are arguments
+
+        def forward(self, tokens, pos, k_cache, v_cache, *weights):
+            return torch.func.functional_call(self.step, dict(zip(params, weights)), (tokens, pos, k_cache, v_cache),
+                                              strict=False)
+
+    module, sig = import_torch(Step(), decoder.example(tokens) + tuple(params.values()), ctx,
+                               list(INPUTS) + list(params))
+    with ctx:
+        main = next(op.operation for op in module.body.operations if op.operation.name == "func.func")
+        entry = main.regions[0].blocks[0]
+        with ir.InsertionPoint.at_block_begin(entry):
+            for name, arg in zip(params, list(entry.arguments)[len(INPUTS):]):
+                with arg.location:
+                    arg.replace_all_uses_with(WeightOp(arg.type, ir.FlatSymbolRefAttr.get(name)).result)
+        for _ in params:
+            entry.erase_argument(len(INPUTS))
+        ftype = ir.FunctionType(ir.TypeAttr(main.attributes["function_type"]).value)
+        set_function_type(main, list(ftype.inputs)[:len(INPUTS)], list(ftype.results))
+    return module, Signature(sig.inputs[:len(INPUTS)], sig.outputs)
 
 
 def _named(sig: Signature, decoder: Decoder) -> Signature:

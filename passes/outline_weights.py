@@ -4,9 +4,7 @@
 becomes
     %c = "qc.weight"() {name = @w3} : () -> tensor<384x384xf32>
 and the array is stored under ``w3``.  Splats and constants with fewer than
-``min-elements`` elements stay inline, so small IR stays self-contained.  Entry functions that
-hold the same parameter (a decoder's prefill and decode steps, imported apart) share one entry:
-a constant equal to one of that name outlined from another function reuses it.
+``min-elements`` elements stay inline, so small IR stays self-contained.
 """
 
 import re
@@ -25,12 +23,6 @@ def _name_stem(op: ir.Operation) -> str:
     return stem if stem[:1].isalpha() else "w" + stem
 
 
-def _function_of(op: ir.Operation) -> ir.Operation:
-    while op.name != "func.func":
-        op = op.parent
-    return op
-
-
 class OutlineWeights(ModulePass):
     NAME = "qc-outline-weights"
     SUMMARY = "Move large dense constants into the weight store (qc.weight)"
@@ -38,7 +30,6 @@ class OutlineWeights(ModulePass):
 
     def run(self, module: ir.Operation, state: PassState) -> None:
         threshold = self.options["min-elements"]
-        outlined: dict[str, ir.Operation] = {}  # entry -> the function it was outlined from
         for op in walk_ops(module, "arith.constant"):
             value = op.attributes["value"]
             ttype = value.type
@@ -46,14 +37,9 @@ class OutlineWeights(ModulePass):
                 continue  # splats are cheap inline; resource blobs carry no data to move
             if ttype.rank == 0 or np.prod(ttype.shape) < threshold:
                 continue
-            array = np.array(value).reshape(ttype.shape)
-            stem, fn = _name_stem(op), _function_of(op)
-            if stem in outlined and outlined[stem] != fn and np.array_equal(state.store[stem], array):
-                name = stem
-            else:
-                name = state.store.unique_name(stem)
-                state.store[name] = array
-                outlined[name] = fn
+            array = np.array(value)
+            name = state.store.unique_name(_name_stem(op))
+            state.store[name] = array.reshape(ttype.shape)
             with ir.InsertionPoint(op), op.location:
                 new = WeightOp(ttype, ir.FlatSymbolRefAttr.get(name))
             op.result.replace_all_uses_with(new.result)

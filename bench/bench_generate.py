@@ -1,0 +1,249 @@
+"""Token generation: qc's compiled decoder against llama.cpp on the same random LLaMA weights.
+
+    pip install -e .[bench]        # gguf, and llama-cpp-python built from its source distribution
+    python bench/bench_generate.py [--layers 22] [--schemes w4a16-g64,w8a16] [--context 1024] [--prompt 128]
+                                   [--new 32] [--threads 2] [--results docs/results.md]
+
+The model has TinyLlama-1.1B's shape (dim 2048, 32 heads, 4 KV heads, FFN 5632, vocab 32000; ``--layers``
+of them, 22 by default) with random weights (normal, std 0.02, seeded).  qc compiles it from the PyTorch
+step module (``qc.Decoder``) with each scheme; llama.cpp reads it from a GGUF written with the ``gguf``
+package and quantized by llama.cpp's own quantizer to Q4_0 and Q8_0.  Each engine, the same threads:
+prefill of a ``--prompt``-token prompt (tokens/s), then ``--new`` decode steps at context about
+``--prompt`` and about ``--context`` (tokens/s, the cache filled by a long prompt first).  Every engine's
+logits of the prompt's last token are compared with the PyTorch FP32 model (max |diff| / max |ref| and
+cosine) and printed beside its speed; nothing aborts on a peer's error.  Also printed: each engine's
+weight bytes, qc's compile time and peak memory (a child process), the host.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import host, publish, table  # noqa: E402
+
+DIM, HIDDEN, HEADS, KV_HEADS, VOCAB = 2048, 5632, 32, 4, 32000
+
+
+def weights(layers: int, seed: int = 0) -> dict[str, np.ndarray]:
+    """llama2c-named random weights of the TinyLlama shape (``read_llama2c``'s dict)."""
+    rng = np.random.default_rng(seed)
+    kv = DIM * KV_HEADS // HEADS
+
+    def normal(*shape, std=0.02):
+        return (rng.standard_normal(shape, dtype=np.float32) * std).astype(np.float32)
+
+    return {"tok": normal(VOCAB, DIM), "rms_att": 1 + normal(layers, DIM, std=0.1), "wq": normal(layers, DIM, DIM),
+            "wk": normal(layers, kv, DIM), "wv": normal(layers, kv, DIM), "wo": normal(layers, DIM, DIM),
+            "rms_ffn": 1 + normal(layers, DIM, std=0.1), "w1": normal(layers, HIDDEN, DIM),
+            "w2": normal(layers, DIM, HIDDEN), "w3": normal(layers, HIDDEN, DIM),
+            "rms_final": 1 + normal(DIM, std=0.1), "classifier": normal(VOCAB, DIM)}
+
+
+def config(layers: int, context: int):
+    from qc.compiler.models.llama2c import LlamaConfig
+
+    return LlamaConfig(DIM, HIDDEN, layers, HEADS, KV_HEADS, VOCAB, context)
+
+
+def write_gguf(path: Path, cfg, w: dict[str, np.ndarray]) -> None:
+    """The model as an F32 GGUF of architecture llama (rope as llama2.c: adjacent pairs, theta 10000)."""
+    import gguf
+
+    g = gguf.GGUFWriter(str(path), "llama")
+    g.add_context_length(cfg.seq_len)
+    g.add_embedding_length(cfg.dim)
+    g.add_block_count(cfg.n_layers)
+    g.add_feed_forward_length(cfg.hidden_dim)
+    g.add_head_count(cfg.n_heads)
+    g.add_head_count_kv(cfg.n_kv_heads)
+    g.add_rope_dimension_count(cfg.head_size)
+    g.add_rope_freq_base(10000.0)
+    g.add_layer_norm_rms_eps(1e-5)
+    g.add_file_type(gguf.LlamaFileType.ALL_F32)
+    # A vocabulary only so that llama.cpp loads: the benchmark feeds token ids.
+    tokens = ["<unk>", "<s>", "</s>"] + [f"<0x{b:02X}>" for b in range(256)]
+    tokens += [f"t{i}" for i in range(cfg.vocab_size - len(tokens))]
+    types = [2, 3, 3] + [6] * 256 + [1] * (cfg.vocab_size - 259)
+    g.add_tokenizer_model("llama")
+    g.add_token_list(tokens)
+    g.add_token_scores([0.0] * cfg.vocab_size)
+    g.add_token_types(types)
+    g.add_bos_token_id(1)
+    g.add_eos_token_id(2)
+    g.add_unk_token_id(0)
+    g.add_tensor("token_embd.weight", w["tok"])
+    names = {"rms_att": "attn_norm", "wq": "attn_q", "wk": "attn_k", "wv": "attn_v", "wo": "attn_output",
+             "rms_ffn": "ffn_norm", "w1": "ffn_gate", "w2": "ffn_down", "w3": "ffn_up"}
+    for i in range(cfg.n_layers):
+        for ours, theirs in names.items():
+            g.add_tensor(f"blk.{i}.{theirs}.weight", np.ascontiguousarray(w[ours][i]))
+    g.add_tensor("output_norm.weight", w["rms_final"])
+    g.add_tensor("output.weight", w["classifier"])
+    g.write_header_to_file()
+    g.write_kv_data_to_file()
+    g.write_tensors_to_file()
+    g.close()
+
+
+def quantize_gguf(src: Path, dst: Path, kind: str) -> None:
+    import llama_cpp
+
+    params = llama_cpp.llama_model_quantize_default_params()
+    params.ftype = {"Q4_0": llama_cpp.LLAMA_FTYPE_MOSTLY_Q4_0, "Q8_0": llama_cpp.LLAMA_FTYPE_MOSTLY_Q8_0}[kind]
+    params.nthread = 2
+    if llama_cpp.llama_model_quantize(str(src).encode(), str(dst).encode(), ctypes.byref(params)) != 0:
+        raise RuntimeError(f"llama.cpp could not quantize {src} to {kind}")
+
+
+def compile_in_child(layers: int, context: int, chunk: int, scheme: str, out: Path) -> tuple[float, float]:
+    """Compiles in a fresh process: (seconds, peak RSS in GB of that process)."""
+    code = (f"import sys, time; sys.path.insert(0, {str(Path(__file__).resolve().parent)!r}); "
+            "import bench_generate as b, qc; from qc.compiler.models.llama2c import build_torch_llama_step; "
+            f"cfg = b.config({layers}, {context}); w = b.weights({layers}); t = time.perf_counter(); "
+            f"d = qc.Decoder(build_torch_llama_step(cfg, w, {context}), cfg.n_layers, cfg.n_kv_heads, cfg.head_size, "
+            f"cfg.vocab_size, {context}, {chunk}); del w; "
+            f"qc.compile(d, {str(out)!r}, scheme={None if scheme == 'f32' else scheme!r}); "
+            "print(time.perf_counter() - t)")
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    if proc.returncode:
+        raise RuntimeError(f"qc could not compile the model ({scheme}):\n{proc.stderr[-3000:]}")
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return float(proc.stdout.strip().splitlines()[-1]), max(peak, before) / 1e6
+
+
+def errors(logits: np.ndarray, ref: np.ndarray) -> str:
+    rel = float(np.abs(logits - ref).max() / np.abs(ref).max())
+    cos = float(logits @ ref / (np.linalg.norm(logits) * np.linalg.norm(ref)))
+    return f"{rel:.1e} / {cos:.5f}"
+
+
+class QcEngine:
+    def __init__(self, path: Path, threads: int):
+        from qc.runtime import load_decoder
+
+        self.decoder = load_decoder(path, threads=threads)
+
+    def prefill(self, tokens) -> np.ndarray:
+        self.decoder.reset()
+        return self.decoder.feed(tokens)
+
+    def step(self, token) -> np.ndarray:
+        return self.decoder.feed([token])
+
+
+class LlamaCppEngine:
+    def __init__(self, path: Path, threads: int, context: int, batch: int):
+        import llama_cpp
+
+        self.llm = llama_cpp.Llama(model_path=str(path), n_ctx=context + 64, n_threads=threads,
+                                   n_threads_batch=threads, n_batch=batch, verbose=False)
+
+    def prefill(self, tokens) -> np.ndarray:
+        self.llm.reset()
+        self.llm.eval(list(tokens))
+        return np.array(self.llm.scores[self.llm.n_tokens - 1], np.float32)
+
+    def step(self, token) -> np.ndarray:
+        self.llm.eval([int(token)])
+        return np.array(self.llm.scores[self.llm.n_tokens - 1], np.float32)
+
+
+def measure(engine, prompt: list[int], long_prompt: list[int], new: int) -> dict:
+    """Prefill tokens/s of ``prompt`` (best of 3), decode tokens/s after it and after ``long_prompt``."""
+    out = {}
+    best = float("inf")
+    for _ in range(3):
+        t0 = time.perf_counter()
+        logits = engine.prefill(prompt)
+        best = min(best, time.perf_counter() - t0)
+    out["prefill"], out["logits"] = len(prompt) / best, logits
+    for key, start in (("decode_short", prompt), ("decode_long", long_prompt)):
+        logits = engine.prefill(start)
+        token = int(logits.argmax())
+        t0 = time.perf_counter()
+        for _ in range(new):
+            token = int(engine.step(token).argmax())
+        out[key] = new / (time.perf_counter() - t0)
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--layers", type=int, default=22)
+    p.add_argument("--schemes", default="w4a16-g64,w8a16", help="qc schemes (w4a16-g64: 4.5 bits, as Q4_0)")
+    p.add_argument("--llama-cpp", default="Q4_0,Q8_0")
+    p.add_argument("--context", type=int, default=1024)
+    p.add_argument("--prompt", type=int, default=128)
+    p.add_argument("--chunk", type=int, default=32, help="qc's prefill chunk")
+    p.add_argument("--new", type=int, default=32)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--results")
+    args = p.parse_args()
+    import torch
+
+    from qc.compiler.models.llama2c import build_torch_llama
+
+    cfg = config(args.layers, args.context + 64)
+    w = weights(args.layers)
+    rng = np.random.default_rng(1)
+    prompt = [1] + rng.integers(3, VOCAB, args.prompt - 1).tolist()
+    long_prompt = [1] + rng.integers(3, VOCAB, args.context - args.new - 1).tolist()
+    with torch.no_grad():
+        ref = build_torch_llama(cfg, w)(torch.tensor([prompt]))[0, -1].numpy()
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="qc-gen-") as tmp:
+        tmp = Path(tmp)
+        engines = []
+        for scheme in args.schemes.split(","):
+            lib = tmp / f"qc-{scheme}.so"
+            seconds, peak = compile_in_child(args.layers, args.context, args.chunk, scheme, lib)
+            print(f"qc {scheme}: compiled in {seconds:.1f} s, peak RSS {peak:.2f} GB", flush=True)
+            engines.append((f"qc {scheme}", lib.with_suffix(".qcw").stat().st_size,
+                            lambda lib=lib: QcEngine(lib, args.threads), f"compile {seconds:.0f} s, {peak:.1f} GB"))
+        f32 = tmp / "model-f32.gguf"
+        write_gguf(f32, cfg, w)
+        del w
+        for kind in args.llama_cpp.split(","):
+            path = tmp / f"model-{kind}.gguf"
+            quantize_gguf(f32, path, kind)
+            engines.append((f"llama.cpp {kind}", path.stat().st_size,
+                            lambda path=path: LlamaCppEngine(path, args.threads, args.context, args.prompt), ""))
+        f32.unlink()
+        results = {}
+        for name, nbytes, make, note in engines:
+            engine = make()
+            results[name] = measure(engine, prompt, long_prompt, args.new)
+            del engine
+            r = results[name]
+            rows.append((name, f"{nbytes / 2**20:.0f}", f"{r['prefill']:.1f}", f"{r['decode_short']:.2f}",
+                         f"{r['decode_long']:.2f}", errors(r["logits"], ref), note))
+            print(rows[-1], flush=True)
+    text = (f"Generation, TinyLlama-1.1B shape ({args.layers} layers, random weights), {args.threads} threads; "
+            f"prefill of {args.prompt} tokens, {args.new} decode steps after {args.prompt} and after "
+            f"{len(long_prompt)} tokens; host {host()}\n\n"
+            + table(rows, ("engine", "weights MiB", "prefill tok/s", f"decode tok/s @{args.prompt}",
+                           f"decode tok/s @{len(long_prompt)}", "logits vs FP32 (max rel. / cosine)", "")))
+    names = list(results)
+    ratios = []
+    for ours in (n for n in names if n.startswith("qc")):
+        for theirs in (n for n in names if n.startswith("llama.cpp")):
+            a, b = results[ours], results[theirs]
+            ratios.append((f"{ours} / {theirs}", f"{a['prefill'] / b['prefill']:.2f}x",
+                           f"{a['decode_short'] / b['decode_short']:.2f}x", f"{a['decode_long'] / b['decode_long']:.2f}x"))
+    text += "\n\n" + table(ratios, ("tokens/s ratio", "prefill", f"decode @{args.prompt}", f"decode @{len(long_prompt)}"))
+    publish(text, args.results)
+
+
+if __name__ == "__main__":
+    main()
