@@ -25,8 +25,7 @@ import numpy as np
 from torch_mlir import ir
 from torch_mlir.dialects import arith, tensor
 
-from ..core.quant import Scheme, quantize_rtn
-from ..core.quant.sensitivity import fake_quantize
+from ..core.quant import Scheme, dequantize, quantize_rtn
 from ..core.quant.packing import INT4_BLOCK, pack_rows
 from ..dialects.qc import LinearOp, WeightOp
 from .assign_schemes import check_fits
@@ -60,6 +59,7 @@ class QuantizeEmbeddings(ModulePass):
     SUMMARY = "Quantize embedding tables (int8/int4 per row or group, f16) and dequantize rows in the gather"
 
     def run(self, module: ir.Operation, state: PassState) -> None:
+        self._done: dict[tuple[str, str], dict[str, str]] = {}  # (table, scheme) -> entries: quantized once
         for op in scheme_targets(module):
             if isinstance(op.opview, LinearOp):
                 continue
@@ -73,22 +73,14 @@ class QuantizeEmbeddings(ModulePass):
         extract, wop, name = embedding_table(op)
         layer = target_name(op)
         table = state.store[name]
-        v, d = table.shape
         row, col = extract.opview.indices
-        entries: dict[str, np.ndarray] = {}
-        if scheme.half:
-            entries["f16"] = table.astype(np.float16)
-        else:
-            qw = quantize_rtn(table, scheme)
-            entries["q"] = pack_rows(qw.q, qw.bits)
-            entries["scale"] = qw.scale
-            if not scheme.symmetric:
-                entries["zero"] = qw.zero_point
+        stored = self._done.get((name, scheme.name))
+        if stored is None:
+            stored = self._done[name, scheme.name] = self._store(table, layer, name, scheme, state)
         weights = {}
         with ir.InsertionPoint(wop), wop.location:
-            for suffix, array in entries.items():
-                entry = state.store.unique_name(f"{name}.{suffix}")
-                state.store[entry] = array
+            for suffix, entry in stored.items():
+                array = state.store[entry]
                 elt = {np.dtype(np.float16): ir.F16Type.get(), np.dtype(np.float32): ir.F32Type.get(),
                        np.dtype(np.int8): ir.IntegerType.get_signless(8)}[array.dtype]
                 weights[suffix] = WeightOp(ir.RankedTensorType.get(list(array.shape), elt),
@@ -120,9 +112,27 @@ class QuantizeEmbeddings(ModulePass):
         extract.erase()
         if not list(wop.results[0].uses):
             wop.erase()
-        nbytes = sum(a.nbytes for a in entries.values())
-        deq = fake_quantize(table, scheme)
+
+    @staticmethod
+    def _store(table: np.ndarray, layer: str, name: str, scheme: Scheme, state: PassState) -> dict[str, str]:
+        """Quantizes ``table`` into new store entries (suffix -> entry) and reports it."""
+        entries: dict[str, np.ndarray] = {}
+        if scheme.half:
+            entries["f16"] = table.astype(np.float16)
+            deq = entries["f16"].astype(np.float32)
+        else:
+            qw = quantize_rtn(table, scheme)
+            entries["q"] = pack_rows(qw.q, qw.bits)
+            entries["scale"] = qw.scale
+            if not scheme.symmetric:
+                entries["zero"] = qw.zero_point
+            deq = dequantize(qw)
+        stored = {}
+        for suffix, array in entries.items():
+            stored[suffix] = state.store.unique_name(f"{name}.{suffix}")
+            state.store[stored[suffix]] = array
         state.report.setdefault(layer, {}).update(
-            scheme=scheme.name, method="rtn" if scheme.weight_bits != 16 else "cast", shape=[v, d],
-            bytes_f32=int(table.nbytes), bytes=int(nbytes), activations="gather",
+            scheme=scheme.name, method="rtn" if scheme.weight_bits != 16 else "cast", shape=list(table.shape),
+            bytes_f32=int(table.nbytes), bytes=int(sum(a.nbytes for a in entries.values())), activations="gather",
             weight_rel_error=float(np.linalg.norm(table - deq) / max(np.linalg.norm(table), 1e-30)))
+        return stored

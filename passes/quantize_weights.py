@@ -68,6 +68,9 @@ class QuantizeWeights(ModulePass):
 
     def run(self, module: ir.Operation, state: PassState) -> None:
         default = parse_scheme(self.options["scheme"]) if self.options["scheme"] else None
+        # (weight entry, scheme) -> what quantizing it stored: the linears of a decoder's two entry
+        # functions read one weight and take it quantized once.
+        self._done: dict[tuple[str, str], dict] = {}
         for op in ops_of(module, LinearOp):
             try:
                 scheme = scheme_of(op) or default
@@ -104,6 +107,9 @@ class QuantizeWeights(ModulePass):
         n, k = w.shape
         if scheme.half:
             self._to_half(op, wop, layer, w, scheme, state)
+            return
+        if (name, scheme.name) in self._done:
+            self._rewrite(op, wop, scheme, **self._done[name, scheme.name])
             return
         if scheme.group_size and k % scheme.group_size:
             state.report.setdefault(layer, {}).update(
@@ -145,27 +151,38 @@ class QuantizeWeights(ModulePass):
         per_channel = scheme.group_size == 0
         scale, zero = (qw.scale[:, 0], qw.zero_point[:, 0]) if per_channel else (qw.scale, qw.zero_point)
         stems = {"q": qw.q, "scale": scale, "zero": zero}
-        names = {}
+        done = {"names": {}, "bits": qw.bits, "group_size": qw.group_size, "act_scale": None, "factors": None}
         for suffix, array in stems.items():
-            names[suffix] = state.store.unique_name(f"{layer}.{suffix}")
-            state.store[names[suffix]] = array
+            done["names"][suffix] = state.store.unique_name(f"{layer}.{suffix}")
+            state.store[done["names"][suffix]] = array
+        if static:
+            absmax = stats.absmax / (awq_scale if awq_scale is not None else 1.0)
+            done["act_scale"] = max(float(absmax.max()), 1e-30) / 127.0
+        if awq_scale is not None:
+            done["factors"] = state.store.unique_name(f"{layer}.awq")
+            state.store[done["factors"]] = (1.0 / awq_scale).astype(np.float32)
+            state.report[layer]["bytes"] += state.store[done["factors"]].nbytes
+        self._done[name, scheme.name] = done
+        self._rewrite(op, wop, scheme, **done)
+
+    def _rewrite(self, op: ir.Operation, wop: ir.Operation, scheme: Scheme, names: dict[str, str], bits: int,
+                 group_size: int, act_scale: float | None, factors: str | None) -> None:
+        """The linear reads the stored quantized weight: ``qc.dequantize`` of the entries ``names``."""
+        n, k = ir.RankedTensorType(op.opview.weight.type).shape
+        grouped = [n, k // group_size] if group_size else [n]
         with ir.InsertionPoint(op), op.location:
             i8, f32 = ir.IntegerType.get_signless(8), ir.F32Type.get()
             q = WeightOp(ir.RankedTensorType.get([n, k], i8), ir.FlatSymbolRefAttr.get(names["q"]))
-            s = WeightOp(ir.RankedTensorType.get(list(scale.shape), f32), ir.FlatSymbolRefAttr.get(names["scale"]))
-            z = WeightOp(ir.RankedTensorType.get(list(zero.shape), i8), ir.FlatSymbolRefAttr.get(names["zero"]))
+            s = WeightOp(ir.RankedTensorType.get(grouped, f32), ir.FlatSymbolRefAttr.get(names["scale"]))
+            z = WeightOp(ir.RankedTensorType.get(grouped, i8), ir.FlatSymbolRefAttr.get(names["zero"]))
             i64 = ir.IntegerType.get_signless(64)
-            deq = DequantizeOp(op.opview.weight.type, q.result, s.result, z.result, ir.IntegerAttr.get(i64, qw.bits),
-                               ir.IntegerAttr.get(i64, 0), ir.IntegerAttr.get(i64, qw.group_size))
+            deq = DequantizeOp(op.opview.weight.type, q.result, s.result, z.result, ir.IntegerAttr.get(i64, bits),
+                               ir.IntegerAttr.get(i64, 0), ir.IntegerAttr.get(i64, group_size))
         op.operands[1] = deq.result
         op.attributes["qc.scheme"] = scheme_attr(scheme)
         if not list(wop.results[0].uses):
             wop.erase()
-        if static:
-            absmax = stats.absmax / (awq_scale if awq_scale is not None else 1.0)
-            op.attributes[ACT_SCALE_ATTR] = ir.FloatAttr.get_f32(max(float(absmax.max()), 1e-30) / 127.0)
-        if awq_scale is not None:
-            factors = state.store.unique_name(f"{layer}.awq")
-            state.store[factors] = (1.0 / awq_scale).astype(np.float32)
-            state.report[layer]["bytes"] += state.store[factors].nbytes
+        if act_scale is not None:
+            op.attributes[ACT_SCALE_ATTR] = ir.FloatAttr.get_f32(act_scale)
+        if factors is not None:
             op.operands[0] = scale_channels(op.opview.input, factors, op)
