@@ -61,6 +61,19 @@ class Decoder:
         return cls(build_torch_llama_step(cfg, weights, context), cfg.n_layers, cfg.n_kv_heads, cfg.head_size,
                    cfg.vocab_size, context, min(prefill_chunk, context))
 
+    @classmethod
+    def from_hf(cls, model, context: int, prefill_chunk: int = 16) -> "Decoder":
+        """A Hugging Face LlamaForCausalLM, MistralForCausalLM or Qwen2ForCausalLM (weights as it holds them)."""
+        from .models.llama2c import build_torch_llama_step, from_hf
+
+        cfg, weights = from_hf(model)
+        window = getattr(model.config, "sliding_window", None)
+        if window is not None and getattr(model.config, "use_sliding_window", True) and window < context:
+            raise QCError(f"{type(model).__name__} attends to a sliding window of {window} positions; qc's decoder "
+                          f"attends to all {context} (give a context of at most {window})")
+        return cls(build_torch_llama_step(cfg, weights, context), cfg.n_layers, cfg.n_kv_heads, cfg.head_size,
+                   cfg.vocab_size, context, min(prefill_chunk, context))
+
     def example(self, tokens: int) -> tuple:
         """Example inputs of a step of ``tokens`` tokens."""
         import torch

@@ -1,4 +1,6 @@
-"""llama2.c checkpoints (legacy format) as a PyTorch LLaMA: RMSNorm, RoPE, GQA, SwiGLU."""
+"""LLaMA-family decoders as PyTorch modules: RMSNorm, RoPE on adjacent pairs, GQA, SwiGLU (optional q/k/v
+biases, Qwen2's).  Weights come from llama2.c checkpoints (legacy format) or Hugging Face models (``from_hf``),
+in llama2.c's names."""
 
 from __future__ import annotations
 
@@ -18,6 +20,8 @@ class LlamaConfig:
     n_kv_heads: int
     vocab_size: int
     seq_len: int
+    rope_theta: float = 10000.0
+    norm_eps: float = 1e-5
 
     @property
     def head_size(self) -> int:
@@ -63,18 +67,23 @@ def _blocks(cfg: LlamaConfig, w: dict[str, np.ndarray], context: int):
             self.weight = nn.Parameter(t(weight))
 
         def forward(self, x):
-            return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + 1e-5) * self.weight
+            return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + cfg.norm_eps) * self.weight
 
-    def linear(weight):
-        layer = nn.Linear(weight.shape[1], weight.shape[0], bias=False)
+    def linear(weight, bias=None):
+        layer = nn.Linear(weight.shape[1], weight.shape[0], bias=bias is not None)
         layer.weight = nn.Parameter(t(weight))
+        if bias is not None:
+            layer.bias = nn.Parameter(t(bias))
         return layer
 
     class Block(nn.Module):
         def __init__(self, i):
             super().__init__()
             self.attn_norm, self.ffn_norm = RMSNorm(w["rms_att"][i]), RMSNorm(w["rms_ffn"][i])
-            self.wq, self.wk, self.wv, self.wo = (linear(w[k][i]) for k in ("wq", "wk", "wv", "wo"))
+            # Qwen2 has biases on q, k and v ("bq", "bk", "bv" [layers, out])
+            self.wq, self.wk, self.wv = (linear(w[k][i], w[b][i] if b in w else None)
+                                         for k, b in (("wq", "bq"), ("wk", "bk"), ("wv", "bv")))
+            self.wo = linear(w["wo"][i])
             self.w1, self.w2, self.w3 = (linear(w[k][i]) for k in ("w1", "w2", "w3"))
 
         def qkv(self, x, cos, sin):
@@ -102,7 +111,7 @@ def _blocks(cfg: LlamaConfig, w: dict[str, np.ndarray], context: int):
             self.blocks = nn.ModuleList(Block(i) for i in range(cfg.n_layers))
             self.norm = RMSNorm(w["rms_final"])
             self.classifier = nn.Parameter(t(w["classifier"]))
-            inv = 1.0 / (10000.0 ** (np.arange(0, cfg.head_size, 2, dtype=np.float64) / cfg.head_size))
+            inv = 1.0 / (cfg.rope_theta ** (np.arange(0, cfg.head_size, 2, dtype=np.float64) / cfg.head_size))
             ang = np.outer(np.arange(context), inv)
             self.register_buffer("cos", t(np.cos(ang).astype(np.float32)))
             self.register_buffer("sin", t(np.sin(ang).astype(np.float32)))
@@ -170,3 +179,51 @@ def build_torch_llama_step(cfg: LlamaConfig, w: dict[str, np.ndarray], context: 
             return self.norm(x) @ self.classifier.T, torch.stack(ks), torch.stack(vs)
 
     return LlamaStep().eval()
+
+
+def from_hf(model) -> tuple[LlamaConfig, dict[str, np.ndarray]]:
+    """A Hugging Face ``LlamaForCausalLM``, ``MistralForCausalLM`` or ``Qwen2ForCausalLM`` as (config,
+    llama2.c-named weights).  HF rotates the two halves of each head (``rotate_half``); the rows of q and k
+    (and their biases) are reordered so that pairs sit side by side, as these modules rotate them: the
+    same attention scores, since q and k are permuted alike."""
+    from ...core.errors import QCError
+
+    c = model.config
+    kind = type(model).__name__
+    if kind not in ("LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM"):
+        raise QCError(f"a Hugging Face {kind} is not a decoder qc knows: LlamaForCausalLM, MistralForCausalLM, "
+                      "Qwen2ForCausalLM")
+    rope = getattr(c, "rope_parameters", None) or {"rope_type": "default", "rope_theta": getattr(c, "rope_theta", 1e4)}
+    heads, kv_heads = c.num_attention_heads, c.num_key_value_heads
+    head = c.hidden_size // heads
+    unsupported = [what for what, bad in (
+        (f"rope_type {rope.get('rope_type')}", rope.get("rope_type", "default") != "default"),
+        (f"head_dim {getattr(c, 'head_dim', head)} != hidden_size / heads", (getattr(c, "head_dim", None) or head) != head),
+        (f"hidden_act {c.hidden_act}", c.hidden_act != "silu"),
+        ("attention_bias (on o_proj)", getattr(c, "attention_bias", False)),
+        ("mlp_bias", getattr(c, "mlp_bias", False))) if bad]
+    if unsupported:
+        raise QCError(f"{kind}: qc's decoder does not support {', '.join(unsupported)}")
+    sd = {k: v.detach().float().numpy() for k, v in model.state_dict().items()}
+    layers = [f"model.layers.{i}." for i in range(c.num_hidden_layers)]
+
+    def pairs_adjacent(w: np.ndarray, n_heads: int) -> np.ndarray:  # [n_heads * head, ...]: halves -> pairs
+        return w.reshape(n_heads, 2, head // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
+
+    def stack(key: str, fix=None) -> np.ndarray:
+        return np.stack([fix(sd[p + key]) if fix else sd[p + key] for p in layers])
+
+    w = {"tok": sd["model.embed_tokens.weight"], "rms_att": stack("input_layernorm.weight"),
+         "wq": stack("self_attn.q_proj.weight", lambda a: pairs_adjacent(a, heads)),
+         "wk": stack("self_attn.k_proj.weight", lambda a: pairs_adjacent(a, kv_heads)),
+         "wv": stack("self_attn.v_proj.weight"), "wo": stack("self_attn.o_proj.weight"),
+         "rms_ffn": stack("post_attention_layernorm.weight"), "w1": stack("mlp.gate_proj.weight"),
+         "w2": stack("mlp.down_proj.weight"), "w3": stack("mlp.up_proj.weight"), "rms_final": sd["model.norm.weight"],
+         "classifier": sd.get("lm_head.weight", sd["model.embed_tokens.weight"])}
+    if layers[0] + "self_attn.q_proj.bias" in sd:
+        w["bq"] = stack("self_attn.q_proj.bias", lambda a: pairs_adjacent(a, heads))
+        w["bk"] = stack("self_attn.k_proj.bias", lambda a: pairs_adjacent(a, kv_heads))
+        w["bv"] = stack("self_attn.v_proj.bias")
+    cfg = LlamaConfig(c.hidden_size, c.intermediate_size, c.num_hidden_layers, heads, kv_heads, c.vocab_size,
+                      c.max_position_embeddings, float(rope["rope_theta"]), float(c.rms_norm_eps))
+    return cfg, w

@@ -214,3 +214,39 @@ def test_cli_generates_and_rejects_a_non_decoder(workdir, compiled):
     assert "tokens/s" in proc.stderr
     proc = run("qc-compile", EXAMPLE, "--max-context", "64", "-o", workdir / "x.so")
     assert proc.returncode == 1 and "--max-context compiles a decoder" in proc.stderr
+
+
+@pytest.mark.parametrize("family", ["llama", "qwen2"])
+def test_hugging_face_decoders_match_transformers(family, workdir):
+    """A Hugging Face LlamaForCausalLM and a Qwen2ForCausalLM (q/k/v biases, tied embeddings, rope theta
+    1e6) with random weights: qc's greedy tokens are transformers' generate() tokens, and the logits at
+    every position match its forward within 1e-5 of their range."""
+    from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
+
+    torch.manual_seed(0)
+    shape = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+                 num_key_value_heads=2, vocab_size=256, max_position_embeddings=128)
+    if family == "llama":
+        model = LlamaForCausalLM(LlamaConfig(**shape)).eval()
+    else:
+        model = Qwen2ForCausalLM(Qwen2Config(**shape, tie_word_embeddings=True, rope_theta=1e6)).eval()
+        with torch.no_grad():
+            for layer in model.model.layers:
+                for proj in (layer.self_attn.q_proj, layer.self_attn.k_proj, layer.self_attn.v_proj):
+                    proj.bias.normal_(0, 0.5)
+    lib = workdir / f"hf-{family}.so"
+    qc.compile(Decoder.from_hf(model, context=64, prefill_chunk=8), lib)
+    decoder = load_decoder(lib)
+    prompt = [1, 5, 77, 200, 3, 9, 14, 100, 31, 2, 40]
+    tokens = list(decoder.generate(prompt, 40))
+    with torch.no_grad():
+        expected = model.generate(torch.tensor([prompt]), max_new_tokens=40, min_new_tokens=40, do_sample=False)
+        ref = model(torch.tensor([prompt + tokens])).logits[0].numpy()
+    assert tokens == expected[0, len(prompt):].tolist()
+    decoder.reset()
+    stepped = np.stack([decoder.feed([t]) for t in prompt + tokens])
+    assert np.abs(stepped - ref).max() <= 1e-5 * np.abs(ref).max()
+    with pytest.raises(qc.QCError, match="sliding window of 16 positions"):
+        from transformers import MistralConfig, MistralForCausalLM
+
+        Decoder.from_hf(MistralForCausalLM(MistralConfig(**shape, sliding_window=16)), context=64)
