@@ -1,7 +1,7 @@
 """Token generation: qc's compiled decoder against llama.cpp on the same random LLaMA weights.
 
     pip install -e .[bench]        # gguf, and llama-cpp-python built from its source distribution
-    python bench/bench_generate.py [--layers 22] [--schemes w4a16-g64,w8a16] [--context 1024] [--prompt 128]
+    python bench/bench_generate.py [--layers 22] [--schemes w4a8-g64,w8a8] [--context 1024] [--prompt 128]
                                    [--new 32] [--threads 2] [--results docs/results.md]
 
 The model has TinyLlama-1.1B's shape (dim 2048, 32 heads, 4 KV heads, FFN 5632, vocab 32000; ``--layers``
@@ -149,14 +149,20 @@ class LlamaCppEngine:
         self.llm = llama_cpp.Llama(model_path=str(path), n_ctx=context + 64, n_threads=threads,
                                    n_threads_batch=threads, n_batch=batch, verbose=False)
 
+    def logits(self) -> np.ndarray:
+        """The last token's logits (llama-cpp-python keeps none itself unless every token's are asked for)."""
+        import llama_cpp
+
+        return np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(self.llm._ctx.ctx, -1), shape=(VOCAB,)).copy()
+
     def prefill(self, tokens) -> np.ndarray:
         self.llm.reset()
         self.llm.eval(list(tokens))
-        return np.array(self.llm.scores[self.llm.n_tokens - 1], np.float32)
+        return self.logits()
 
     def step(self, token) -> np.ndarray:
         self.llm.eval([int(token)])
-        return np.array(self.llm.scores[self.llm.n_tokens - 1], np.float32)
+        return self.logits()
 
 
 def measure(engine, prompt: list[int], long_prompt: list[int], new: int) -> dict:
@@ -181,11 +187,11 @@ def measure(engine, prompt: list[int], long_prompt: list[int], new: int) -> dict
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--layers", type=int, default=22)
-    p.add_argument("--schemes", default="w4a16-g64,w8a16", help="qc schemes (w4a16-g64: 4.5 bits, as Q4_0)")
+    p.add_argument("--schemes", default="w4a8-g64,w8a8", help="qc schemes (w4a8-g64: 4.5 bits a weight, as Q4_0)")
     p.add_argument("--llama-cpp", default="Q4_0,Q8_0")
     p.add_argument("--context", type=int, default=1024)
     p.add_argument("--prompt", type=int, default=128)
-    p.add_argument("--chunk", type=int, default=32, help="qc's prefill chunk")
+    p.add_argument("--chunk", type=int, default=64, help="qc's prefill chunk")
     p.add_argument("--new", type=int, default=32)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--results")
