@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
+from math import prod
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +44,14 @@ def read_llama2c(path: str | Path) -> tuple[LlamaConfig, dict[str, np.ndarray]]:
               ("wv", (L, kv, d)), ("wo", (L, d, d)), ("rms_ffn", (L, d)), ("w1", (L, h, d)), ("w2", (L, d, h)),
               ("w3", (L, h, d)), ("rms_final", (d,)),
               ("freq_real", (cfg.seq_len, cfg.head_size // 2)), ("freq_imag", (cfg.seq_len, cfg.head_size // 2))]
+    header = tuple(struct.unpack("<7i", raw[:28]))
+    if min(cfg.dim, cfg.hidden_dim, cfg.n_layers, cfg.n_heads, cfg.n_kv_heads, cfg.vocab_size, cfg.seq_len) < 1 \
+            or cfg.dim % cfg.n_heads or cfg.n_heads % cfg.n_kv_heads:
+        raise ValueError(f"not a llama2.c checkpoint: its header {header} (dim, hidden, layers, heads, kv heads, "
+                         "vocab, seq len) is no model's")
+    expected = sum(prod(shape) for _, shape in shapes) + (0 if shared else cfg.vocab_size * d)
+    if data.size != expected:
+        raise ValueError(f"its header {header} asks for {expected} floats, the file holds {data.size}")
     out, pos = {}, 0
     for name, shape in shapes:
         n = int(np.prod(shape))
