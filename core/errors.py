@@ -41,3 +41,20 @@ def load_numpy(path, what: str):
         why = "it is not a NumPy .npy/.npz file (text, pickled objects or something else)" if "pickle" in str(err) \
             else f"it is damaged ({type(err).__name__}: {err})"
         raise QCError(f"{what}: cannot read '{path}': {why}") from None
+
+
+def internal_error(err: BaseException) -> str:
+    """The message for an exception that is not a QCError: a bug in qc, said as one, with the qc
+    source line it came from; ``QC_TRACEBACK=1`` also prints Python's traceback (stderr)."""
+    import os
+    import sys
+    import traceback
+
+    if os.environ.get("QC_TRACEBACK") == "1":
+        traceback.print_exception(err, file=sys.stderr)
+    frames = traceback.extract_tb(err.__traceback__)
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    ours = [f for f in frames if os.path.abspath(f.filename).startswith(here + os.sep)]
+    where = f" at {os.path.relpath(ours[-1].filename, here)}:{ours[-1].lineno}" if ours else ""
+    return (f"internal error: {type(err).__name__}: {err}{where} (a bug in qc; please report it with this input; "
+            "QC_TRACEBACK=1 prints the traceback)")

@@ -8,7 +8,7 @@ from typing import Any, Callable, ClassVar
 from torch_mlir import ir
 
 from ..core.calibration import Statistics
-from ..core.errors import QCError
+from ..core.errors import QCError, internal_error
 from ..core.quant.latency import LatencyTable
 from ..core.weights import WeightStore
 
@@ -79,6 +79,9 @@ class ModulePass:
                 self.run(op, state)
             except QCError as err:
                 (err.location or op.location).emit_error(f"{self.NAME}: {err}")
+                pass_.signal_pass_failure()
+            except Exception as err:  # a bug in the pass: a diagnostic, not a traceback through the pass manager
+                op.location.emit_error(f"{self.NAME}: {internal_error(err)}")
                 pass_.signal_pass_failure()
 
         run.__name__ = self.NAME

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
+
+from ..core.errors import internal_error
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -12,3 +15,22 @@ class ArgumentParser(argparse.ArgumentParser):
     def error(self, message: str):
         self.print_usage(sys.stderr)
         self.exit(1, f"{self.prog}: error: {message}\n")
+
+
+def entry_point(prog: str):
+    """A tool's ``main``: an exception that is not a user error is said as an internal error
+    (exit 1), Ctrl-C as an interruption (exit 130), never a traceback."""
+
+    def wrap(main):
+        @functools.wraps(main)
+        def guarded(argv: list[str] | None = None) -> int:
+            try:
+                return main(argv)
+            except KeyboardInterrupt:
+                print(f"{prog}: interrupted", file=sys.stderr)
+                return 130
+            except Exception as err:
+                print(f"{prog}: {internal_error(err)}", file=sys.stderr)
+                return 1
+        return guarded
+    return wrap

@@ -12,7 +12,7 @@ from ..passes.quantize_weights import ACTIVATIONS, METHODS
 from ..passes.smooth import parse_alpha
 from ..core.errors import QCError
 from ..core.signature import parse_shape_overrides
-from .cli import ArgumentParser
+from .cli import ArgumentParser, entry_point
 
 
 def smooth_alpha(text: str) -> float | str:
@@ -33,6 +33,7 @@ def parse_pins(items: list[str] | None) -> dict[str, str]:
     return pins
 
 
+@entry_point("qc-compile")
 def main(argv: list[str] | None = None) -> int:
     p = ArgumentParser(prog="qc-compile", description="Compile a model with qc.")
     p.add_argument("model", help="model.onnx, model.mlir (with func.func @main) or a llama2.c checkpoint .bin")

@@ -5,11 +5,12 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from .cli import ArgumentParser
+from .cli import ArgumentParser, entry_point
 
 PACKAGE = Path(__file__).resolve().parents[1]
 
 
+@entry_point("qc-config")
 def main(argv: list[str] | None = None) -> int:
     import qc
 

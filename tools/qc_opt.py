@@ -11,7 +11,7 @@ from ..core.errors import QCError
 from ..compiler.opt import DEFAULT_SPLIT_MARKER, OptOptions, read_input, run_opt
 from ..passes import REGISTRY
 from ..passes.base import parse_bool
-from .cli import ArgumentParser
+from .cli import ArgumentParser, entry_point
 
 
 def _list_passes() -> str:
@@ -118,6 +118,7 @@ def _parser() -> ArgumentParser:
     return p
 
 
+@entry_point("qc-opt")
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     try:

@@ -10,7 +10,7 @@ import numpy as np
 
 from ..core.errors import QCError, load_numpy, make_folder
 from ..runtime import load, load_decoder
-from .cli import ArgumentParser
+from .cli import ArgumentParser, entry_point
 
 
 def token_ids(text: str) -> list[int]:
@@ -35,6 +35,7 @@ def generate(args) -> int:
     return 0
 
 
+@entry_point("qc-run")
 def main(argv: list[str] | None = None) -> int:
     p = ArgumentParser(prog="qc-run", description="Run a model compiled by qc-compile.")
     p.add_argument("model", help="model.so")

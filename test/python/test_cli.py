@@ -304,3 +304,28 @@ def test_qc_opt_output_file_and_weights_roundtrip(workdir):
 def test_qc_opt_unknown_pass(workdir):
     proc = run("qc-opt", REPO / "test" / "Dialect" / "qc" / "ops.mlir", "--no-such-pass")
     assert proc.returncode == 1 and "Unknown command line argument '--no-such-pass'" in proc.stderr
+
+
+def test_a_bug_in_a_pass_is_an_internal_error_not_a_traceback(workdir, monkeypatch, capsys):
+    """An exception that is not a user error, inside a pass or elsewhere in a tool, is said as an
+    internal error of qc (exit 1) with the pass's name; the output file is not written."""
+    from qc.passes import REGISTRY
+    from qc.tools import qc_compile, qc_opt
+
+    def broken(self, module, state):
+        raise ZeroDivisionError("injected")
+
+    monkeypatch.setattr(REGISTRY["qc-raise"], "run", broken)
+    out = workdir / "never.mlir"
+    assert qc_opt.main([str(REPO / "test" / "Passes" / "raise.mlir"), "--qc-raise", "-o", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "error: qc-raise: internal error: ZeroDivisionError: injected" in err and "a bug in qc" in err
+    assert "Traceback" not in err and not out.exists()
+
+    def crash(*args, **kwargs):
+        raise KeyError("injected")
+
+    monkeypatch.setattr(qc_compile, "compile", crash)
+    assert qc_compile.main([str(EXAMPLE), "-o", str(workdir / "never.so")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("qc-compile: internal error: KeyError: 'injected'") and "Traceback" not in err
