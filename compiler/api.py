@@ -309,10 +309,10 @@ def _check_decoder_options(o: CompileOptions) -> None:
     unsupported = [flag for flag, given in (("calibration", o.calibration is not None or o.stats is not None),
                                             ("smooth", o.smooth is not None), ("scheme auto", o.auto),
                                             ("method " + o.method, o.method != "rtn"),
-                                            ("emit " + o.emit, o.emit not in ("so", "static", "llvm", "obj")))
+                                            ("emit " + o.emit, o.emit == "mlir"))
                    if given]
     if unsupported:
-        raise QCError(f"a decoder compiles with uniform schemes or overrides (RTN) to so, static, obj or llvm; "
+        raise QCError(f"a decoder compiles with uniform schemes or overrides (RTN), to any --emit but mlir; "
                       f"not yet with {', '.join(unsupported)}")
 
 
@@ -427,7 +427,8 @@ def build(module: ir.Module, sig: Signature, state: PassState, target: codegen.T
             rtbuild.link([*objects, rtbuild.runtime_object()], output, shared=True,
                          exports=[artifacts.entry_export(e.name) for e in glued] + defs)
         else:
-            (tmp / "main.c").write_text(artifacts.exe_main(sig, name))
+            (tmp / "main.c").write_text(artifacts.exe_generate_main(name) if "decode" in entries
+                                        else artifacts.exe_main(sig, name))
             rtbuild.compile_c(tmp / "main.c", tmp / "main.o")
             rtbuild.link([*objects, tmp / "main.o", *map(rtbuild.runtime_object, (rtbuild.SUPPORT, rtbuild.API, rtbuild.GENERATE))],
                          output, shared=False)

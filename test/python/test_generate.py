@@ -2,6 +2,7 @@
 against the PyTorch full-sequence model; the C generate loop; sampling; what users get wrong."""
 
 import ctypes
+import subprocess
 
 import numpy as np
 import pytest
@@ -214,6 +215,34 @@ def test_cli_generates_and_rejects_a_non_decoder(workdir, compiled):
     assert "tokens/s" in proc.stderr
     proc = run("qc-compile", EXAMPLE, "--max-context", "64", "-o", workdir / "x.so")
     assert proc.returncode == 1 and "--max-context compiles a decoder" in proc.stderr
+
+
+def test_executable_generates_as_qc_run_does(workdir, compiled):
+    """qc-compile --emit exe of a decoder: a program with qc-run --generate's command line, the same
+    tokens greedy and sampled, and its mistakes said with exit 1."""
+    exe = workdir / "stories-gen"
+    proc = run("qc-compile", shared_model("stories260K.bin"), "--max-context", str(CONTEXT), "--prefill-chunk",
+               str(CHUNK), "--emit", "exe", "-o", exe)
+    assert proc.returncode == 0, proc.stderr
+    prompt = ",".join(map(str, PROMPT))
+    decoder = load_decoder(compiled["f32"])
+    for flags, kwargs in (([], {}), (["--temperature", "0.9", "--top-k", "40", "--seed", "7"],
+                                     dict(temperature=0.9, top_k=40, seed=7))):
+        proc = subprocess.run([exe, "--prompt", prompt, "--max-new-tokens", "30", "--threads", "1", *flags],
+                              capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr
+        assert [int(t) for t in proc.stdout.split()] == list(decoder.generate(PROMPT, 30, **kwargs))
+        assert "new tokens" in proc.stderr and "(stopped: length)" in proc.stderr
+    stop = list(decoder.generate(PROMPT, 30))[4]
+    proc = subprocess.run([exe, "--prompt", prompt, "--stop", str(stop)], capture_output=True, text=True)
+    assert proc.returncode == 0 and proc.stdout.split()[-1] == str(stop) and "(stopped: token)" in proc.stderr
+    for args, message in ((["--prompt", "1,x"], "--prompt expects token ids like 1,42,7, got '1,x'"),
+                          (["--prompt", "1,600"], "outside the vocabulary"),
+                          (["--max-new-tokens", "5"], "--prompt is required"),
+                          (["--prompt", "1", "--bogus", "2"], "unknown argument '--bogus'"),
+                          (["--prompt", "1", "--weights", str(workdir / "none.qcw")], "none.qcw")):
+        proc = subprocess.run([exe, *args], capture_output=True, text=True)
+        assert proc.returncode == 1 and message in proc.stderr, (args, proc.stderr)
 
 
 @pytest.mark.parametrize("family", ["llama", "qwen2"])
