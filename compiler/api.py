@@ -386,16 +386,19 @@ def build(module: ir.Module, sig: Signature, state: PassState, target: codegen.T
     name = name or model_name(output)
     t1 = time.perf_counter()
     lowered = codegen.lower_to_llvm_dialect(module, state, target)
-    llvm_ir = codegen.to_llvm_ir(module)
-    timings["lower"] = time.perf_counter() - t1
     if emit == "llvm":
-        output.write_text(llvm_ir)
+        output.write_text(codegen.to_llvm_ir(module))
+        timings["lower"] = time.perf_counter() - t1
         return CompileResult(output, sig, [output], timings, entries=entries)
+    # An object file is one unit; otherwise each entry is one, compiled side by side.
+    units = [module] if emit == "obj" else codegen.split_by_entry(module, lowered.entries)
+    llvm_irs = [codegen.to_llvm_ir(unit) for unit in units]
+    timings["lower"] = time.perf_counter() - t1
     t2 = time.perf_counter()
-    obj = codegen.emit_object(llvm_ir, target)
+    objs = codegen.emit_objects(llvm_irs, target)
     timings["llvm"] = time.perf_counter() - t2
     if emit == "obj":
-        output.write_bytes(obj)
+        output.write_bytes(objs[0])
         return CompileResult(output, sig, [output], timings, entries=entries)
 
     t3 = time.perf_counter()
@@ -414,12 +417,14 @@ def build(module: ir.Module, sig: Signature, state: PassState, target: codegen.T
         blob = tmp / "weights.qcw" if emit == "static" else output.with_suffix(".qcw")
         stored = dict.fromkeys(n for e in lowered.entries for n in e.weight_args if n not in weight_inputs)
         offsets = state.store.write_blob(blob, list(stored))
-        (tmp / "model.o").write_bytes(obj)
+        models = [tmp / f"model{i}.o" for i in range(len(objs))]
+        for path, obj in zip(models, objs):
+            path.write_bytes(obj)
         (tmp / "glue.c").write_text(artifacts.glue(glued, name, offsets, blob.stat().st_size, blob.name,
                                                    lowered.kernels, inputs_at, lowered.checks,
                                                    embed=blob.name if emit == "static" else None, entry=emit == "so"))
         rtbuild.compile_c(tmp / "glue.c", tmp / "glue.o")
-        objects = [tmp / "model.o", tmp / "glue.o"]
+        objects = [*models, tmp / "glue.o"]
         defs = [artifacts.def_function(name, e.name) for e in glued]
         if emit == "static":
             rtbuild.archive(objects, output, keep=defs)

@@ -276,6 +276,74 @@ def host_cpu() -> tuple[str, str]:
     return llvm.get_host_cpu_name(), llvm.get_host_cpu_features().flatten()
 
 
+def split_by_entry(module: ir.Module, entries: list[Entry]) -> list[ir.Module]:
+    """An LLVM-dialect ``module`` as one module per entry, to compile side by side: the first keeps
+    everything but the other entries' functions; each other one defines only its entry's functions
+    (and the private ones they reach) and declares what they call of the first's (the kernels)."""
+    if len(entries) < 2:
+        return [module]
+
+    def funcs(m: ir.Module) -> dict[str, ir.Operation]:
+        return {ir.StringAttr(op.operation.attributes["sym_name"]).value: op.operation
+                for op in m.body.operations if op.operation.name == "llvm.func"}
+
+    def own(name: str) -> set[str]:  # an entry's function and its C-interface wrapper
+        return {name, f"_mlir_ciface_{name}"}
+
+    def referenced(op: ir.Operation) -> set[str]:
+        names = set()
+
+        def visit(inner: ir.Operation) -> ir.WalkResult:
+            for key in ("callee", "global_name"):
+                if key in inner.attributes:
+                    names.add(ir.FlatSymbolRefAttr(inner.attributes[key]).value)
+            return ir.WalkResult.ADVANCE
+
+        op.walk(visit)
+        return names
+
+    def is_private(op: ir.Operation) -> bool:
+        return "linkage" in op.attributes and str(op.attributes["linkage"]) in ("#llvm.linkage<private>",
+                                                                                 "#llvm.linkage<internal>")
+
+    units = [module]
+    with module.context:
+        for entry in entries[1:]:
+            unit = copy_module(module)
+            defined = funcs(unit)
+            keep, todo = set(), list(own(entry.symbol))
+            while todo:  # the entry's functions and the private functions they reach
+                name = todo.pop()
+                if name in keep or name not in defined:
+                    continue
+                keep.add(name)
+                todo += [n for n in referenced(defined[name]) if n in defined and is_private(defined[n])]
+            for name, op in defined.items():
+                if name in keep or not len(op.regions[0].blocks):
+                    continue
+                if not is_private(op):  # the first unit defines it
+                    attrs = {a.name: a.attr for a in (op.attributes[i] for i in range(len(op.attributes)))}
+                    with ir.InsertionPoint(op), op.location:
+                        ir.Operation.create("llvm.func", attributes=attrs, regions=1)
+                op.erase()
+            units.append(unit)
+        for entry in entries[1:]:
+            for name, op in funcs(module).items():
+                if name in own(entry.symbol):
+                    op.erase()
+    return units
+
+
+def emit_objects(llvm_irs: list[str], target: Target) -> list[bytes]:
+    """``emit_object`` of each unit, side by side (LLVM runs without the GIL)."""
+    if len(llvm_irs) == 1:
+        return [emit_object(llvm_irs[0], target)]
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(len(llvm_irs)) as pool:
+        return list(pool.map(lambda text: emit_object(text, target), llvm_irs))
+
+
 def emit_object(llvm_ir: str, target: Target) -> bytes:
     """O3-optimise ``llvm_ir`` for ``target`` and emit a PIC object."""
     import llvmlite.binding as llvm
@@ -283,7 +351,7 @@ def emit_object(llvm_ir: str, target: Target) -> bytes:
     llvm.initialize_native_target()
     llvm.initialize_native_asmprinter()
     try:
-        mod = llvm.parse_assembly(llvm_ir)
+        mod = llvm.parse_assembly(llvm_ir, context=llvm.create_context())
         mod.verify()
     except RuntimeError as err:  # a bug of qc's, not the user's: said as such, with LLVM's words
         raise QCError(f"internal error: LLVM rejected the generated IR (a qc bug; please report it): {err}") from None

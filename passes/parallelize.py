@@ -226,7 +226,8 @@ class _Outlined:
         """``op`` -> a call of the trampoline running its kernel over ``tasks`` slices of ``dim``."""
         name = f"qc_pk_{len(self.kernels)}"
         fn = _kernel(op, self.body, name, args, positions, consts, buffers, dim)
-        key = str(fn).replace(f"@{name}(", "@(", 1)
+        # printed on its own: a nested op printed in the module's scope numbers the whole module first
+        key = fn.operation.get_asm(use_local_scope=True, assume_verified=True).replace(f"@{name}(", "@(", 1)
         if key in self.kernels:
             fn.erase()
         else:

@@ -25,25 +25,45 @@ def _groups(k: int, group_size: int) -> int:
 
 
 def quant_params(w: np.ndarray, bits: int, symmetric: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Scale and zero point for each row of ``w`` ([R, C] -> [R], [R]), float64 math."""
-    w = w.astype(np.float64)
+    """Scale and zero point for each row of ``w`` ([R, C] -> [R], [R]), float64 math (on the rows'
+    extremes, which are exact in ``w``'s own type)."""
     lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
     if symmetric:
-        scale = np.abs(w).max(axis=1) / hi
+        scale = np.abs(w).max(axis=1).astype(np.float64) / hi
         zero = np.zeros(len(w))
     else:
-        wmin, wmax = np.minimum(w.min(axis=1), 0.0), np.maximum(w.max(axis=1), 0.0)
+        wmin = np.minimum(w.min(axis=1).astype(np.float64), 0.0)
+        wmax = np.maximum(w.max(axis=1).astype(np.float64), 0.0)
         scale = (wmax - wmin) / (hi - lo)
         zero = np.clip(np.round(lo - wmin / np.where(scale > 0, scale, 1.0)), lo, hi)
     scale = np.where(scale > 0, scale, 1.0).astype(np.float32)
     return scale, zero.astype(np.int8)
 
 
+_CHUNK = 1 << 22  # elements per slab of a float32 quantization: temporaries stay in cache-sized pieces
+
+
 def quantize_with(w: np.ndarray, scale: np.ndarray, zero: np.ndarray, bits: int) -> np.ndarray:
-    """q = clamp(round(w / scale) + zero) with ``scale``/``zero`` broadcast over the last axis."""
+    """q = clamp(round(w / scale) + zero) with ``scale``/``zero`` broadcast over the last axis; the
+    quotient rounded as float64 math rounds it."""
     lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
-    q = np.round(w.astype(np.float64) / scale.astype(np.float64)) + zero.astype(np.float64)
-    return np.clip(q, lo, hi).astype(np.int8)
+    if w.dtype != np.float32 or scale.dtype != np.float32 or w.ndim != 2 or np.ndim(scale) != 2 or np.ndim(zero) != 2:
+        q = np.round(w.astype(np.float64) / scale.astype(np.float64)) + zero.astype(np.float64)
+        return np.clip(q, lo, hi).astype(np.int8)
+    out = np.empty(w.shape, np.int8)
+    rows = max(1, _CHUNK // max(1, w.shape[1]))
+    for r0 in range(0, len(w), rows):
+        ws, ss = w[r0:r0 + rows], scale[r0:r0 + rows]
+        r = ws / ss  # float32 division is correctly rounded, so it rounds to the float64 quotient's integer
+        q = np.rint(r)  # unless a half-integer lies within its rounding error: redo those in float64
+        near = np.abs(np.abs(r - q) - 0.5) <= np.spacing(np.abs(r))
+        if near.any():
+            i, j = np.nonzero(near)
+            q[i, j] = np.round(ws[i, j].astype(np.float64) / ss[i, j % ss.shape[1]].astype(np.float64))
+        q += zero[r0:r0 + rows]
+        np.clip(q, lo, hi, out=q)
+        out[r0:r0 + rows] = q
+    return out
 
 
 def quantize_rtn(w: np.ndarray, scheme: Scheme) -> QuantizedWeight:
