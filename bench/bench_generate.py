@@ -7,19 +7,20 @@
 The model has TinyLlama-1.1B's shape (dim 2048, 32 heads, 4 KV heads, FFN 5632, vocab 32000; ``--layers``
 of them, 22 by default) with random weights (normal, std 0.02, seeded).  qc compiles it from the PyTorch
 step module (``qc.Decoder``) with each scheme; llama.cpp reads it from a GGUF written with the ``gguf``
-package and quantized by llama.cpp's own quantizer to Q4_0 and Q8_0.  Each engine, the same threads:
+package and quantized by llama.cpp's own quantizer to Q4_0 and Q8_0.  Each engine, the same threads, all
+loaded at once and measured in ``--rounds`` interleaved rounds (each figure its best round):
 prefill of a ``--prompt``-token prompt (tokens/s), then ``--new`` decode steps at context about
 ``--prompt`` and about ``--context`` (tokens/s, the cache filled by a long prompt first).  Every engine's
 logits of the prompt's last token are compared with the PyTorch FP32 model (max |diff| / max |ref| and
 cosine) and printed beside its speed; nothing aborts on a peer's error.  Also printed: each engine's
-weight bytes, qc's compile time and peak memory (a child process), the host.
+weight bytes, qc's compile time and peak memory (a child process), the peak RSS that loading qc's
+decoder and generating add to a fresh process against its weight file + KV cache, the host.
 """
 
 from __future__ import annotations
 
 import argparse
 import ctypes
-import resource
 import subprocess
 import sys
 import tempfile
@@ -113,13 +114,28 @@ def compile_in_child(layers: int, context: int, chunk: int, scheme: str, out: Pa
             f"d = qc.Decoder(build_torch_llama_step(cfg, w, {context}), cfg.n_layers, cfg.n_kv_heads, cfg.head_size, "
             f"cfg.vocab_size, {context}, {chunk}); del w; "
             f"qc.compile(d, {str(out)!r}, scheme={None if scheme == 'f32' else scheme!r}); "
-            "print(time.perf_counter() - t)")
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+            "print(time.perf_counter() - t, next(int(l.split()[1]) for l in open('/proc/self/status') "
+            "if l.startswith('VmHWM')))")  # VmHWM, not ru_maxrss: that one keeps the forking parent's peak
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     if proc.returncode:
         raise RuntimeError(f"qc could not compile the model ({scheme}):\n{proc.stderr[-3000:]}")
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return float(proc.stdout.strip().splitlines()[-1]), max(peak, before) / 1e6
+    seconds, peak_kib = proc.stdout.split()[-2:]
+    return float(seconds), int(peak_kib) * 1024 / 1e9
+
+
+def generate_rss_in_child(lib: Path, prompt: list[int], new: int, threads: int) -> float:
+    """Peak RSS (MiB) that loading ``lib`` and generating adds to a fresh process (its RSS before the
+    load, the interpreter and qc.runtime, is subtracted)."""
+    code = ("import resource; from qc.runtime import load_decoder; "
+            "base = int(open('/proc/self/statm').read().split()[1]) * resource.getpagesize(); "
+            f"d = load_decoder({str(lib)!r}, threads={threads}); "
+            f"list(d.generate({prompt!r}, {new})); "
+            # VmHWM, not ru_maxrss: that one keeps the forking parent's peak across exec
+            "print(next(int(l.split()[1]) for l in open('/proc/self/status') if l.startswith('VmHWM')) * 1024 - base)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    if proc.returncode:
+        raise RuntimeError(f"qc could not generate with {lib}:\n{proc.stderr[-3000:]}")
+    return int(proc.stdout.split()[-1]) / 2**20
 
 
 def errors(logits: np.ndarray, ref: np.ndarray) -> str:
@@ -165,23 +181,18 @@ class LlamaCppEngine:
         return self.logits()
 
 
-def measure(engine, prompt: list[int], long_prompt: list[int], new: int) -> dict:
-    """Prefill tokens/s of ``prompt`` (best of 3), decode tokens/s after it and after ``long_prompt``."""
-    out = {}
-    best = float("inf")
-    for _ in range(3):
-        t0 = time.perf_counter()
-        logits = engine.prefill(prompt)
-        best = min(best, time.perf_counter() - t0)
-    out["prefill"], out["logits"] = len(prompt) / best, logits
+def measure(engine, prompt: list[int], long_prompt: list[int], new: int, out: dict) -> None:
+    """One round: prefill tokens/s of ``prompt``, decode tokens/s after it and after ``long_prompt``;
+    each kept in ``out`` if it is the best of the rounds so far (the least disturbed)."""
+    t0 = time.perf_counter()
+    out["logits"] = engine.prefill(prompt)
+    out["prefill"] = max(out.get("prefill", 0.0), len(prompt) / (time.perf_counter() - t0))
     for key, start in (("decode_short", prompt), ("decode_long", long_prompt)):
-        logits = engine.prefill(start)
-        token = int(logits.argmax())
+        token = int(engine.prefill(start).argmax())
         t0 = time.perf_counter()
         for _ in range(new):
             token = int(engine.step(token).argmax())
-        out[key] = new / (time.perf_counter() - t0)
-    return out
+        out[key] = max(out.get(key, 0.0), new / (time.perf_counter() - t0))
 
 
 def main() -> None:
@@ -194,6 +205,7 @@ def main() -> None:
     p.add_argument("--chunk", type=int, default=64, help="qc's prefill chunk")
     p.add_argument("--new", type=int, default=32)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--rounds", type=int, default=3, help="rounds over all engines; each figure is its best round")
     p.add_argument("--results")
     args = p.parse_args()
     import torch
@@ -214,9 +226,16 @@ def main() -> None:
         for scheme in args.schemes.split(","):
             lib = tmp / f"qc-{scheme}.so"
             seconds, peak = compile_in_child(args.layers, args.context, args.chunk, scheme, lib)
-            print(f"qc {scheme}: compiled in {seconds:.1f} s, peak RSS {peak:.2f} GB", flush=True)
+            weights_mib = lib.with_suffix(".qcw").stat().st_size / 2**20
+            kv_mib = 2 * args.layers * KV_HEADS * args.context * (DIM // HEADS) * 4 / 2**20
+            rss = generate_rss_in_child(lib, prompt, args.new, args.threads)
+            print(f"qc {scheme}: compiled in {seconds:.1f} s, peak RSS {peak:.2f} GB; generating adds {rss:.0f} MiB "
+                  f"peak RSS = {rss / (weights_mib + kv_mib):.3f}x (weights {weights_mib:.0f} + KV cache {kv_mib:.0f} MiB)",
+                  flush=True)
             engines.append((f"qc {scheme}", lib.with_suffix(".qcw").stat().st_size,
-                            lambda lib=lib: QcEngine(lib, args.threads), f"compile {seconds:.0f} s, {peak:.1f} GB"))
+                            lambda lib=lib: QcEngine(lib, args.threads),
+                            f"compile {seconds:.0f} s, {peak:.1f} GB; generating {rss:.0f} MiB RSS = "
+                            f"{rss / (weights_mib + kv_mib):.2f}x weights + KV"))
         f32 = tmp / "model-f32.gguf"
         write_gguf(f32, cfg, w)
         del w
@@ -226,18 +245,20 @@ def main() -> None:
             engines.append((f"llama.cpp {kind}", path.stat().st_size,
                             lambda path=path: LlamaCppEngine(path, args.threads, args.context, args.prompt), ""))
         f32.unlink()
-        results = {}
-        for name, nbytes, make, note in engines:
-            engine = make()
-            results[name] = measure(engine, prompt, long_prompt, args.new)
-            del engine
+        loaded = [make() for _, _, make, _ in engines]  # all at once: the rounds interleave the engines
+        results = {name: {} for name, *_ in engines}
+        for round in range(args.rounds):
+            for (name, *_), engine in zip(engines, loaded):
+                measure(engine, prompt, long_prompt, args.new, results[name])
+            print(f"round {round + 1}/{args.rounds}: " + ", ".join(
+                f"{n} {r['decode_short']:.1f}/{r['decode_long']:.1f}" for n, r in results.items()), flush=True)
+        for name, nbytes, _, note in engines:
             r = results[name]
             rows.append((name, f"{nbytes / 2**20:.0f}", f"{r['prefill']:.1f}", f"{r['decode_short']:.2f}",
                          f"{r['decode_long']:.2f}", errors(r["logits"], ref), note))
-            print(rows[-1], flush=True)
     text = (f"Generation, TinyLlama-1.1B shape ({args.layers} layers, random weights), {args.threads} threads; "
             f"prefill of {args.prompt} tokens, {args.new} decode steps after {args.prompt} and after "
-            f"{len(long_prompt)} tokens; host {host()}\n\n"
+            f"{len(long_prompt)} tokens; best of {args.rounds} rounds, engines interleaved; host {host()}\n\n"
             + table(rows, ("engine", "weights MiB", "prefill tok/s", f"decode tok/s @{args.prompt}",
                            f"decode tok/s @{len(long_prompt)}", "logits vs FP32 (max rel. / cosine)", "")))
     names = list(results)
