@@ -38,7 +38,7 @@ def pre_bufferize(panel: int) -> list:
 BUFFERIZE = ("builtin.module(one-shot-bufferize{bufferize-function-boundaries "
              "function-boundary-type-conversion=identity-layout-map allow-return-allocs-from-loops}, "
              "buffer-results-to-out-params{hoist-static-allocs modify-public-functions}, "
-             "canonicalize, buffer-deallocation-pipeline, qc-elide-copies, qc-strided-copies, canonicalize)")
+             "canonicalize, buffer-deallocation-pipeline, qc-elide-copies, qc-strided-copies, canonicalize, qc-early-deallocs)")
 
 def kernel_passes(target: "Target") -> list:
     """After bufferization: matmuls to vector micro-kernels and large elementwise ops and reductions

@@ -17,6 +17,7 @@ from .smooth import Smooth
 from .reassociate_reductions import ReassociateReductions
 from .parallelize import Parallelize
 from .elide_copies import ElideCopies
+from .early_deallocs import EarlyDeallocs
 from .strided_copies import StridedCopies
 from .noalias_args import NoaliasArgs
 from .serial_loops import SerialLoops
@@ -29,8 +30,9 @@ from .checks_to_errors import ChecksToErrors
 REGISTRY: dict[str, type[ModulePass]] = {
     p.NAME: p for p in (OutlineWeights, RaiseLinear, IsolateContractions, LowerLinear, WeightsToArgs, Microkernels,
                         ExpandMath, ConvToMatmul, Instrument, QuantizeWeights, FuseDequantGemm, LowerQGemm,
-                        Smooth, ReassociateReductions, Parallelize, ElideCopies, StridedCopies, NoaliasArgs,
-                        SerialLoops, StripProbes, AssignSchemes, SelectPrecision, QuantizeEmbeddings, ChecksToErrors)
+                        Smooth, ReassociateReductions, Parallelize, ElideCopies, EarlyDeallocs, StridedCopies,
+                        NoaliasArgs, SerialLoops, StripProbes, AssignSchemes, SelectPrecision, QuantizeEmbeddings,
+                        ChecksToErrors)
 }
 
 __all__ = ["ModulePass", "Option", "PassState", "REGISTRY"]

@@ -33,7 +33,7 @@ from torch_mlir import ir
 from torch_mlir.dialects import linalg, memref
 
 from .base import ModulePass, PassState, walk_ops
-from .matchers import identity_layout, uses_value, view_source
+from .matchers import identity_layout, top_level_in, uses_value, view_source
 
 _RESHAPES = ("memref.collapse_shape", "memref.expand_shape")
 
@@ -53,14 +53,6 @@ def _users(value: ir.Value) -> list[ir.Operation]:
         if op.name in _RESHAPES:
             found += _users(op.results[0])
     return found
-
-
-def _top_level(op: ir.Operation, block: ir.Block) -> ir.Operation:
-    """The op of ``block`` that contains ``op``."""
-    owner = block.owner.operation
-    while op.parent is not None and op.parent.operation != owner:
-        op = op.parent.operation
-    return op
 
 
 class ElideCopies(ModulePass):
@@ -89,7 +81,7 @@ class ElideCopies(ModulePass):
                     and math.prod(atype.shape) == math.prod(dtype.shape)):
                 continue
             order = {op.operation: i for i, op in enumerate(block.operations)}  # erasing ops invalidates a kept map
-            after = [u for u in _users(alloc.results[0]) if order[_top_level(u, block)] > order[copy]]
+            after = [u for u in _users(alloc.results[0]) if order[top_level_in(u, block)] > order[copy]]
             if any(u.name != "memref.dealloc" and u.name not in _RESHAPES for u in after):
                 continue
             with ir.InsertionPoint(alloc), alloc.location:

@@ -50,6 +50,14 @@ def view_source(value: ir.Value, kinds: tuple[str, ...]) -> ir.Value:
     return value
 
 
+def top_level_in(op: ir.Operation, block: ir.Block) -> ir.Operation:
+    """The op of ``block`` that is or contains ``op``."""
+    owner = block.owner.operation
+    while op.parent is not None and op.parent.operation != owner:
+        op = op.parent.operation
+    return op
+
+
 def body_ops(op: ir.Operation) -> list[ir.Operation]:
     return [o.operation for o in op.regions[0].blocks[0].operations]
 
