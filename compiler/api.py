@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -290,7 +291,8 @@ def compile(model, output: str | Path, options: CompileOptions | None = None, **
         state.store.save(weights, weights_read(module))
         result = CompileResult(output, sig, [output, weights], timings)
     else:
-        result = build(module, sig, state, target, output, o.emit, timings, name=o.name, entries=entries)
+        result = build(module, sig, state, target, output, o.emit, timings, name=o.name, entries=entries,
+                       own_store=True)
     result.selection = state.selection
     result.warnings += notes(state.report) + state.selection.get("warnings", [])
     if o.report is not None:
@@ -376,22 +378,28 @@ def model_name(output: Path) -> str:
 
 def build(module: ir.Module, sig: Signature, state: PassState, target: codegen.Target, output: Path, emit: str,
           timings: dict[str, float], weight_inputs: dict[str, str] | None = None,
-          name: str | None = None, entries: dict[str, Signature] | None = None) -> CompileResult:
+          name: str | None = None, entries: dict[str, Signature] | None = None,
+          own_store: bool = False) -> CompileResult:
     """Lower an imported (maybe quantized) module to ``emit`` at ``output``.  ``weight_inputs``: weight
     store entries (as lowered) that the compiled model takes as inputs of those names, after its own.
     ``name``: the model's C name (default: from ``output``).  ``entries``: the signatures of the
-    module's entry functions besides @main (a decoder's ``decode``), which share its weight file."""
+    module's entry functions besides @main (a decoder's ``decode``), which share its weight file.
+    ``own_store``: nothing reads ``state.store`` after this build, so the entries that the lowered
+    code no longer reads (a quantized weight's unpacked forms) are dropped before LLVM runs."""
     weight_inputs = weight_inputs or {}
     entries = entries or {}
     name = name or model_name(output)
     t1 = time.perf_counter()
     lowered = codegen.lower_to_llvm_dialect(module, state, target)
+    if own_store:
+        state.store.retain({n for e in lowered.entries for n in e.weight_args})
     if emit == "llvm":
         output.write_text(codegen.to_llvm_ir(module))
         timings["lower"] = time.perf_counter() - t1
         return CompileResult(output, sig, [output], timings, entries=entries)
-    # An object file is one unit; otherwise each entry is one, compiled side by side.
-    units = [module] if emit == "obj" else codegen.split_by_entry(module, lowered.entries)
+    # An object file is one unit; otherwise the functions are split into units compiled side by side
+    # (at most 4: each is a copy of the module until it is translated).
+    units = [module] if emit == "obj" else codegen.split_units(module, min(os.cpu_count() or 1, 4))
     llvm_irs = [codegen.to_llvm_ir(unit) for unit in units]
     timings["lower"] = time.perf_counter() - t1
     t2 = time.perf_counter()

@@ -276,19 +276,37 @@ def host_cpu() -> tuple[str, str]:
     return llvm.get_host_cpu_name(), llvm.get_host_cpu_features().flatten()
 
 
-def split_by_entry(module: ir.Module, entries: list[Entry]) -> list[ir.Module]:
-    """An LLVM-dialect ``module`` as one module per entry, to compile side by side: the first keeps
-    everything but the other entries' functions; each other one defines only its entry's functions
-    (and the private ones they reach) and declares what they call of the first's (the kernels)."""
-    if len(entries) < 2:
-        return [module]
+SPLIT_OPS = 20_000  # below this many LLVM-dialect ops a worker's start costs more than it saves
+
+
+def split_units(module: ir.Module, count: int) -> list[ir.Module]:
+    """An LLVM-dialect ``module`` as up to ``count`` modules for LLVM to compile side by side.
+
+    Its public functions (entries with their C-interface wrappers, kernels) are dealt out by size,
+    the largest first, each to the unit with the fewest ops so far; a unit defines its share and
+    the private functions they reach, and declares the other units' functions it calls.  A module
+    of fewer than ``SPLIT_OPS`` ops stays one unit."""
 
     def funcs(m: ir.Module) -> dict[str, ir.Operation]:
         return {ir.StringAttr(op.operation.attributes["sym_name"]).value: op.operation
                 for op in m.body.operations if op.operation.name == "llvm.func"}
 
-    def own(name: str) -> set[str]:  # an entry's function and its C-interface wrapper
-        return {name, f"_mlir_ciface_{name}"}
+    def is_private(op: ir.Operation) -> bool:
+        return "linkage" in op.attributes and str(op.attributes["linkage"]) in ("#llvm.linkage<private>",
+                                                                                 "#llvm.linkage<internal>")
+
+    def size(op: ir.Operation) -> int:  # LLVM-dialect functions are flat: ops of their blocks
+        return sum(len(block.operations) for block in op.regions[0].blocks)
+
+    defined = {n: op for n, op in funcs(module).items() if len(op.regions[0].blocks)}
+    groups: dict[str, list[str]] = {}  # an entry's C-interface wrapper goes with it
+    for name, op in defined.items():
+        if not is_private(op):
+            groups.setdefault(name.removeprefix("_mlir_ciface_"), []).append(name)
+    sizes = {g: sum(size(defined[n]) for n in names) for g, names in groups.items()}
+    count = min(count, len(groups))
+    if count < 2 or sum(size(op) for op in defined.values()) < SPLIT_OPS:
+        return [module]
 
     def referenced(op: ir.Operation) -> set[str]:
         names = set()
@@ -302,68 +320,74 @@ def split_by_entry(module: ir.Module, entries: list[Entry]) -> list[ir.Module]:
         op.walk(visit)
         return names
 
-    def is_private(op: ir.Operation) -> bool:
-        return "linkage" in op.attributes and str(op.attributes["linkage"]) in ("#llvm.linkage<private>",
-                                                                                 "#llvm.linkage<internal>")
-
-    units = [module]
+    shares: list[list[str]] = [[] for _ in range(count)]
+    load = [0] * count
+    for g in sorted(groups, key=lambda g: -sizes[g]):
+        i = load.index(min(load))
+        shares[i] += groups[g]
+        load[i] += sizes[g]
+    calls = {name: referenced(op) for name, op in defined.items()}
+    private = {name for name, op in defined.items() if is_private(op)}
+    units = [module] + [copy_module(module) for _ in shares[1:]]
     with module.context:
-        for entry in entries[1:]:
-            unit = copy_module(module)
-            defined = funcs(unit)
-            keep, todo = set(), list(own(entry.symbol))
-            while todo:  # the entry's functions and the private functions they reach
+        for unit, share in zip(units, shares):
+            keep, todo = set(), list(share)
+            while todo:  # its functions and the private functions they reach
                 name = todo.pop()
+                if name not in keep:
+                    keep.add(name)
+                    todo += [n for n in calls[name] if n in private]
+            for name, op in funcs(unit).items():
                 if name in keep or name not in defined:
                     continue
-                keep.add(name)
-                todo += [n for n in referenced(defined[name]) if n in defined and is_private(defined[n])]
-            for name, op in defined.items():
-                if name in keep or not len(op.regions[0].blocks):
-                    continue
-                if not is_private(op):  # the first unit defines it
+                if name not in private:  # another unit defines it
                     attrs = {a.name: a.attr for a in (op.attributes[i] for i in range(len(op.attributes)))}
                     with ir.InsertionPoint(op), op.location:
                         ir.Operation.create("llvm.func", attributes=attrs, regions=1)
                 op.erase()
-            units.append(unit)
-        for entry in entries[1:]:
-            for name, op in funcs(module).items():
-                if name in own(entry.symbol):
-                    op.erase()
     return units
 
 
 def emit_objects(llvm_irs: list[str], target: Target) -> list[bytes]:
-    """``emit_object`` of each unit, side by side (LLVM runs without the GIL)."""
+    """``emit_object`` of each unit, side by side: the first here, the others in worker processes
+    (llvmlite lets one thread at a time into LLVM)."""
+    import subprocess
+    import sys
+
+    from . import llvm_object
+
     if len(llvm_irs) == 1:
         return [emit_object(llvm_irs[0], target)]
-    from concurrent.futures import ThreadPoolExecutor
-
-    with ThreadPoolExecutor(len(llvm_irs)) as pool:
-        return list(pool.map(lambda text: emit_object(text, target), llvm_irs))
+    with tempfile.TemporaryDirectory(prefix="qc-llvm-") as tmp:
+        workers = []
+        for i, text in enumerate(llvm_irs[1:], 1):
+            src, dst = os.path.join(tmp, f"unit{i}.ll"), os.path.join(tmp, f"unit{i}.o")
+            with open(src, "w") as f:
+                f.write(text)
+            workers.append((dst, subprocess.Popen([sys.executable, llvm_object.__file__, src, dst, target.cpu,
+                                                   target.features], stderr=subprocess.PIPE, text=True)))
+        try:
+            objs = [emit_object(llvm_irs[0], target)]
+            for dst, proc in workers:
+                err = proc.communicate()[1]
+                if proc.returncode:
+                    raise QCError(f"internal error: LLVM failed on a unit of the generated IR (a qc bug; please "
+                                  f"report it): {err.strip()}")
+                with open(dst, "rb") as f:
+                    objs.append(f.read())
+        finally:
+            for _, proc in workers:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
+    return objs
 
 
 def emit_object(llvm_ir: str, target: Target) -> bytes:
     """O3-optimise ``llvm_ir`` for ``target`` and emit a PIC object."""
-    import llvmlite.binding as llvm
+    from .llvm_object import emit
 
-    llvm.initialize_native_target()
-    llvm.initialize_native_asmprinter()
     try:
-        mod = llvm.parse_assembly(llvm_ir, context=llvm.create_context())
-        mod.verify()
+        return emit(llvm_ir, target.cpu, target.features)
     except RuntimeError as err:  # a bug of qc's, not the user's: said as such, with LLVM's words
         raise QCError(f"internal error: LLVM rejected the generated IR (a qc bug; please report it): {err}") from None
-    # The kernels' vectors are as wide as the registers: keep LLVM from splitting 512-bit ones.
-    features = ",".join(f for f in (target.features, "-prefer-256-bit") if f)
-    tm = llvm.Target.from_default_triple().create_target_machine(
-        cpu=target.cpu, features=features, opt=3, reloc="pic", codemodel="default")
-    mod.triple = tm.triple
-    mod.data_layout = str(tm.target_data)
-    pto = llvm.create_pipeline_tuning_options(speed_level=3)
-    pto.loop_vectorization = True
-    pto.slp_vectorization = True
-    pb = llvm.create_pass_builder(tm, pto)
-    pb.getModulePassManager().run(mod, pb)
-    return tm.emit_object(mod)

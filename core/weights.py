@@ -42,6 +42,10 @@ class WeightStore:
         """A store with the same entries (the arrays shared): what a pipeline adds to it stays there."""
         return WeightStore(self._arrays)
 
+    def retain(self, names) -> None:
+        """Drop every entry but ``names`` (the arrays are freed unless something else holds them)."""
+        self._arrays = {n: a for n, a in self._arrays.items() if n in names}
+
     def names(self) -> list[str]:
         return list(self._arrays)
 
