@@ -1,7 +1,7 @@
 """Precision selection: qc's ILP against uniform schemes, a greedy allocation by the same
 sensitivities and NNCF ``compress_weights``, each at the same total weight bytes, on one ONNX model.
 
-    python bench/bench_select.py [--model minilm|stories] [--sentences 200] [--calib 32] [--mb 21]
+    python bench/bench_select.py [--model minilm|stories] [--sentences 200] [--calib 32] [--mb 21] [--latency-only]
                                  [--results docs/results.md]
 
 MiniLM is exported with its sentence embedding (mean pooling, L2 norm) as output: the accuracy is
@@ -9,8 +9,10 @@ the mean cosine of each engine's embedding to ONNX Runtime FP32 over ``--sentenc
 sentences, calibration ``--calib`` other sentences (seed 1).  stories260K: mean KL of the
 next-token distributions over 2,048 positions sampled from the FP32 model.  qc and NNCF's
 data-aware mode get the same calibration set.  Weight bytes: every stored weight (qc: the report's total, scales included;
-NNCF: the initializers of the model it writes).  Then a latency budget: the compiled model's
-measured time against the budget and the selection's prediction.  Needs ``pip install -e .[bench]``.
+NNCF: the initializers of the model it writes); NNCF's layers whose K its group does not divide take
+its ADJUST fallback.  Then latency budgets (60/80/90 % of qc FP32): each compiled model timed in
+rounds alternating with the f32 one, against the budget and the prediction, in ms and as fractions
+of f32 (drift-free).  Needs ``pip install -e .[bench]``.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 UNIFORM = ("f16", "w8a16", "w8a8", "w4a16-g128", "w4a16-g64", "w4a16-g32", "w4a16-g128-asym", "w4a8-g128",
            "w4a8-g32")
 NNCF_CONFIGS = (("INT4_SYM", 128), ("INT4_ASYM", 128), ("INT4_SYM", 64), ("INT4_ASYM", 64))
+LATENCY_ROUNDS = 5  # alternating timings of a latency-budgeted model and the f32 one
 
 
 def onnx_bytes(path: Path) -> int:
@@ -120,6 +123,8 @@ def main() -> int:
     ap.add_argument("--sentences", type=int, default=200)
     ap.add_argument("--calib", type=int, default=32)
     ap.add_argument("--mb", type=float, default=21.0, help="MiniLM's headline weight budget (MB, 10^6 bytes)")
+    ap.add_argument("--latency-only", action="store_true",
+                    help="only the latency budgets (proxy sensitivities from --calib samples), not the byte budgets")
     ap.add_argument("--results", help="append the tables to this markdown file")
     args = ap.parse_args()
 
@@ -154,79 +159,99 @@ def main() -> int:
         print(rows[-1], flush=True)
         return res
 
-    # one compile measures the sensitivities; the others reuse them from the statistics file
-    stats_path = work / "stats.npz"
-    fp32_bytes = onnx_bytes(w.onnx_path)
-    first_mb = args.mb if args.model == "minilm" else 0.3 * fp32_bytes / 1e6
-    head_label = f"qc ILP at {first_mb:.4g} MB"
-    head = qc_row(head_label, scheme="auto", budget_mb=first_mb, calibration=w.calib, save_stats=stats_path,
-                  progress=True)
-    stats = Statistics.load(stats_path)
-    problem: Problem = head.selection["problem"]
-    fixed = results[head_label][0] - head.selection["solution"].bytes
+    sensitivities = {"calibration": w.calib, "sensitivity": "proxy"}  # --latency-only
+    text = f"Latency budgets, {w.desc}; host {host()}; proxy sensitivities."
+    if not args.latency_only:
+        # one compile measures the sensitivities; the others reuse them from the statistics file
+        stats_path = work / "stats.npz"
+        fp32_bytes = onnx_bytes(w.onnx_path)
+        first_mb = args.mb if args.model == "minilm" else 0.3 * fp32_bytes / 1e6
+        head_label = f"qc ILP at {first_mb:.4g} MB"
+        head = qc_row(head_label, scheme="auto", budget_mb=first_mb, calibration=w.calib, save_stats=stats_path,
+                      progress=True)
+        stats = Statistics.load(stats_path)
+        problem: Problem = head.selection["problem"]
+        fixed = results[head_label][0] - head.selection["solution"].bytes
 
-    def ilp_and_greedy(nbytes: int, tag: str) -> None:
-        qc_row(f"qc ILP at {tag}", scheme="auto", budget_mb=nbytes / 1e6, stats=stats)
-        g = greedy(Problem(problem.layers, nbytes - fixed))
-        qc_row(f"greedy at {tag}", overrides={re.escape(n): c.scheme for n, c in g.choice.items()}, stats=stats)
+        def ilp_and_greedy(nbytes: int, tag: str) -> None:
+            qc_row(f"qc ILP at {tag}", scheme="auto", budget_mb=nbytes / 1e6, stats=stats)
+            g = greedy(Problem(problem.layers, nbytes - fixed))
+            qc_row(f"greedy at {tag}", overrides={re.escape(n): c.scheme for n, c in g.choice.items()}, stats=stats)
 
-    for scheme in UNIFORM:
-        qc_row(f"uniform {scheme}", scheme=scheme, **({"calibration": w.calib} if "a8" in scheme else {}))
-        if scheme.startswith("w4"):
-            ilp_and_greedy(results[f"uniform {scheme}"][0], f"uniform {scheme}'s bytes")
+        for scheme in UNIFORM:
+            qc_row(f"uniform {scheme}", scheme=scheme, **({"calibration": w.calib} if "a8" in scheme else {}))
+            if scheme.startswith("w4"):
+                ilp_and_greedy(results[f"uniform {scheme}"][0], f"uniform {scheme}'s bytes")
 
-    import nncf
-    import onnx
+        import nncf
+        import onnx
+        from nncf.quantization.advanced_parameters import AdvancedCompressionParameters, GroupSizeFallbackMode
 
-    dataset = nncf.Dataset(w.calib)
-    for mode, group in NNCF_CONFIGS:
-        for ratio in (0.6, 0.8, 1.0):
-            label = f"NNCF {mode} g{group} ratio {ratio:g}"
-            out = work / f"nncf_{mode}_{group}_{ratio}.onnx"
-            t0 = time.perf_counter()
-            try:
-                compressed = nncf.compress_weights(onnx.load(str(w.onnx_path)),
-                                                   mode=getattr(nncf.CompressWeightsMode, mode), ratio=ratio,
-                                                   group_size=group, dataset=dataset)
-                onnx.save(compressed, str(out))
-                sess = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
-                score = w.score([sess.run(None, f)[0] for f in w.evals])
-            except Exception as err:  # a peer's failure is a row, not the end of the benchmark
-                rows.append((label, "-", f"failed: {type(err).__name__}: {str(err)[:80]}", ""))
-                continue
-            nbytes = onnx_bytes(out)
-            results[label] = (nbytes, score)
-            rows.append((label, f"{nbytes / 1e6:.4f}", f"{score:.5f}", f"{time.perf_counter() - t0:.0f} s"))
-            print(rows[-1], flush=True)
-            if ratio == 0.8:
-                ilp_and_greedy(nbytes, f"{label}'s bytes")
+        dataset = nncf.Dataset(w.calib)
+        for mode, group in NNCF_CONFIGS:
+            for ratio in (0.6, 0.8, 1.0):
+                label = f"NNCF {mode} g{group} ratio {ratio:g}"
+                out = work / f"nncf_{mode}_{group}_{ratio}.onnx"
+                t0 = time.perf_counter()
+                try:
+                    # ADJUST: a layer whose K the group does not divide (stories260K's w2, K = 172) takes
+                    # the largest group that does, or NNCF's int8 backup, instead of failing the model
+                    compressed = nncf.compress_weights(
+                        onnx.load(str(w.onnx_path)), mode=getattr(nncf.CompressWeightsMode, mode), ratio=ratio,
+                        group_size=group, dataset=dataset, advanced_parameters=AdvancedCompressionParameters(
+                            group_size_fallback_mode=GroupSizeFallbackMode.ADJUST))
+                    onnx.save(compressed, str(out))
+                    sess = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+                    score = w.score([sess.run(None, f)[0] for f in w.evals])
+                except Exception as err:  # a peer's failure is a row, not the end of the benchmark
+                    rows.append((label, "-", f"failed: {type(err).__name__}: {str(err)[:80]}", ""))
+                    continue
+                nbytes = onnx_bytes(out)
+                results[label] = (nbytes, score)
+                rows.append((label, f"{nbytes / 1e6:.4f}", f"{score:.5f}", f"{time.perf_counter() - t0:.0f} s"))
+                print(rows[-1], flush=True)
+                if ratio == 0.8:
+                    ilp_and_greedy(nbytes, f"{label}'s bytes")
 
-    text = (f"Precision selection, {w.desc}; host {host()}; FP32 weights {fp32_bytes / 1e6:.4f} MB; qc's "
-            f"sensitivities: measured ({w.metric}); {better} is better.\n\n"
-            + table(rows, ("engine", "weights MB", f"mean {'cosine' if w.metric == 'cosine' else 'KL'}", "compile")))
+        text = (f"Precision selection, {w.desc}; host {host()}; FP32 weights {fp32_bytes / 1e6:.4f} MB; qc's "
+                f"sensitivities: measured ({w.metric}); {better} is better.\n\n"
+                + table(rows, ("engine", "weights MB", f"mean {'cosine' if w.metric == 'cosine' else 'KL'}",
+                               "compile")))
+        sensitivities = {"stats": stats}
 
-    # a latency budget: 80 % of the FP32 model's time
-    fp = qc.compile(w.onnx_path, work / "f32.so")
+    # latency budgets: fractions of the FP32 model's time.  This VM's speed drifts 20-30 % between
+    # minutes, so each selected model is timed in rounds alternating with the f32 one (best of each):
+    # the prediction is judged in ms and, drift-free, as a fraction of f32 against the measured fraction
     from qc.compiler.selection import model_ms
 
-    f32_ms = model_ms(qc.runtime.load(fp.output), w.evals[0])
+    fp = qc.runtime.load(qc.compile(w.onnx_path, work / "f32.so").output)
+    f32_ms = min(model_ms(fp, w.evals[0]) for _ in range(LATENCY_ROUNDS))
     for fraction in (0.6, 0.8, 0.9):
         budget = fraction * f32_ms
         try:
-            qc.compile(w.onnx_path, work / f"lat{fraction}.so", scheme="auto", budget_latency_ms=budget, stats=stats,
-                       metric=w.metric, report=work / f"lat{fraction}.json")
+            qc.compile(w.onnx_path, work / f"lat{fraction}.so", scheme="auto", budget_latency_ms=budget,
+                       metric=w.metric, report=work / f"lat{fraction}.json", **sensitivities)
         except qc.QCError as err:
             text += f"\n\nLatency budget {budget:.2f} ms ({fraction:.0%} of qc FP32's {f32_ms:.2f} ms): {err}"
             continue
         sel = json.loads((work / f"lat{fraction}.json").read_text())["selection"]
-        measured = model_ms(qc.runtime.load(work / f"lat{fraction}.so"), w.evals[0])
+        model = qc.runtime.load(work / f"lat{fraction}.so")
+        best = [float("inf")] * 2
+        for _ in range(LATENCY_ROUNDS):
+            best = [min(b, model_ms(m, w.evals[0])) for b, m in zip(best, (model, fp))]
+        measured, f32_now = best
+        predicted = sel["predicted_ms"]
+        frac_pred, frac_meas = predicted / sel["f32_measured_ms"], measured / f32_now
         checks = "; ".join(f"build {i + 1} predicted {c['predicted_ms']:.2f}, measured {c['measured_ms']:.2f} ms"
                            for i, c in enumerate(sel.get("latency_checks", [])))
         text += (f"\n\nLatency budget {budget:.2f} ms ({fraction:.0%} of qc FP32's {f32_ms:.2f} ms): predicted "
-                 f"{sel['predicted_ms']:.2f} ms, measured {measured:.2f} ms on an evaluation input "
-                 f"({100 * abs(sel['predicted_ms'] - measured) / measured:.1f} % apart), "
-                 f"{'within' if measured <= budget else 'OVER'} the budget; {sel['bits_per_weight']:.2f} bits "
-                 f"per weight; the selection's latency checks: {checks}.")
+                 f"{predicted:.2f} ms, measured {measured:.2f} ms on an evaluation input "
+                 f"({100 * (predicted - measured) / measured:+.1f} %), {'within' if measured <= budget else 'OVER'} "
+                 f"the budget; as fractions of f32 (f32 measured {sel['f32_measured_ms']:.2f} ms while selecting, "
+                 f"{f32_now:.2f} ms side by side with the model): predicted {frac_pred:.1%}, measured "
+                 f"{frac_meas:.1%} ({100 * (frac_pred - frac_meas) / frac_meas:+.1f} %); "
+                 f"{sel['bits_per_weight']:.2f} bits per weight; the selection's latency checks: {checks}.")
+        del model
 
     # solver scale: 500 layers x 12 candidates with byte and latency budgets, random costs
     from qc.core.quant.select import Candidate, Layer, solve

@@ -195,6 +195,7 @@ def test_pins_latency_budget_and_pareto(emb, workdir, monkeypatch):
     assert report["layers"]["fc3"]["scheme"] == "f32"
     sel = report["selection"]
     assert sel["predicted_ms"] <= 1000 and sel["measured_ms"] > 0 and sel["bits_per_weight"] <= 12
+    assert sel["f32_measured_ms"] > 0  # the f32 model's time, beside which a benchmark judges the prediction
     assert all(report["layers"][n]["latency_ms"] > 0 for n in ("fc1", "fc2", "fc3"))
     tables = list((workdir / "latency-cache").glob("latency-*.json"))
     assert len(tables) == 1
@@ -267,6 +268,15 @@ def test_latency_budget_is_checked_on_the_built_model(emb, workdir, monkeypatch)
     assert result.warnings == ["the selected model measured 5000.000 ms, over budget-latency-ms=1000 (predicted "
                                "4.000 ms), after 1 build; in the model its kernels ran 1.00x their time alone, and "
                                "no faster selection remains"]
+
+    # the f32 probe timed in one of the VM's slow bursts (10x) makes the budget look infeasible (the rest alone
+    # 39 ms): it is timed again before the budget is called infeasible
+    timings = [40.0]
+    monkeypatch.setattr(selection, "model_ms", lambda model, feeds: timings.pop() if timings else 4.0)
+    monkeypatch.setattr(selection, "selected_ms", lambda module, sig, state, *rest: predicted(state))
+    result = qc.compile(path, workdir / "burst.so", budget_latency_ms=3.5, **options)
+    assert result.selection["other_ms"] == pytest.approx(1.0) and result.selection["f32_ms"] == 4.0
+    assert result.selection["checks"][-1]["measured_ms"] <= 3.5 and not result.warnings
 
 
 @pytest.mark.parametrize("args, message", [
