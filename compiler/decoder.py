@@ -1,8 +1,9 @@
 """Decoder-only language models compiled for generation: two entry points over one weight file.
 
 A ``Decoder`` is a step module, ``(tokens [1, T], pos [1], k_cache, v_cache) -> (logits [1, T, vocab],
-k_new, v_new)`` with caches ``[layers, kv heads, context, head size]`` (``llama2c.build_torch_llama_step``
-is one).  It is imported twice, with T = the prefill chunk and T = 1, and the second import's
+k_new, v_new)`` with a key cache ``[layers, kv heads, head size, context]`` (keys transposed, as the
+scores' product reads them) and a value cache ``[layers, kv heads, context, head size]``
+(``llama2c.build_torch_llama_step`` is one).  It is imported twice, with T = the prefill chunk and T = 1, and the second import's
 function joins the first's module as ``@decode``:
 
     func.func @main(%tokens: tensor<1x16xi64>, %pos: tensor<1xi64>, %k_cache: ..., %v_cache: ...)
@@ -78,8 +79,9 @@ class Decoder:
         """Example inputs of a step of ``tokens`` tokens."""
         import torch
 
-        cache = torch.zeros(self.layers, self.kv_heads, self.context, self.head_size)
-        return torch.zeros(1, tokens, dtype=torch.int64), torch.zeros(1, dtype=torch.int64), cache, cache.clone()
+        keys = torch.zeros(self.layers, self.kv_heads, self.head_size, self.context)
+        values = torch.zeros(self.layers, self.kv_heads, self.context, self.head_size)
+        return torch.zeros(1, tokens, dtype=torch.int64), torch.zeros(1, dtype=torch.int64), keys, values
 
 
 def import_decoder(decoder: Decoder, ctx: ir.Context) -> tuple[ir.Module, Signature, dict[str, Signature], dict]:
@@ -145,8 +147,8 @@ def _named(sig: Signature, decoder: Decoder) -> Signature:
     outputs = tuple(TensorSpec(n, t.shape, t.dtype) for n, t in zip(OUTPUTS, sig.outputs))
     tokens = sig.inputs[0].shape[1]
     want = {"logits": (1, tokens, decoder.vocab),
-            "k_new": (decoder.layers, decoder.kv_heads, tokens, decoder.head_size)}
-    want["v_new"] = want["k_new"]
+            "k_new": (decoder.layers, decoder.kv_heads, decoder.head_size, tokens),
+            "v_new": (decoder.layers, decoder.kv_heads, tokens, decoder.head_size)}
     for t in outputs:
         if t.shape != want[t.name] or t.dtype != "float32":
             raise QCError(f"decoder step output '{t.name}' is {t.describe()}, expected "

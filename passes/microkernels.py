@@ -19,7 +19,13 @@ becomes
     func.func @qc_mk_0(%a, %w, %c, %t0: index, %t1: index) { scf.for %t = %t0 to %t1 { ... vector.fma ... } }
     func.func private @qc_par_0(...) attributes {qc.kernel = "qc_mk_0", qc.tasks = P}
 
-Contractions of one type share a kernel.  The int8 dot flavour (``int8-dot``) follows the target;
+Contractions of one type share a kernel; a strided view's static offset is cast to a dynamic one
+first, so that views at different offsets (each layer's slice of a stacked KV cache) share it too:
+
+    %v = memref.cast %k : memref<4x64x1024xf32, strided<[65536, 1024, 1], offset: 262144>>
+                       to memref<4x64x1024xf32, strided<[65536, 1024, 1], offset: ?>>
+
+The int8 dot flavour (``int8-dot``) follows the target;
 a flavour without intrinsics for the panel's lanes falls back to generic.  A panel contraction
 needs identity layouts (its leading dims are flattened); for the others A may have any strides,
 B and C a unit inner stride.  Contractions that do not fit are left to the generic loop lowering.
@@ -36,7 +42,7 @@ from dataclasses import replace
 from typing import NamedTuple
 
 from torch_mlir import ir
-from torch_mlir.dialects import func
+from torch_mlir.dialects import func, memref
 
 from .base import ModulePass, Option, PassState, one_of, parse_bool, walk_ops
 from .kernels import amx, dot, f32, weight_only
@@ -248,6 +254,24 @@ def _erase_unused_buffer(buffer: ir.Value) -> None:
         buffer.owner.erase()
 
 
+def _offset_free(c: Contraction, operands: list[ir.Value]) -> tuple[Contraction, list[ir.Value]]:
+    """``c`` and its operands with every strided view's offset made dynamic (``memref.cast``): views of
+    one shape at different offsets, such as each layer's slice of a stacked KV cache, then share one
+    kernel, which reads the offset from the view's descriptor."""
+    types, cast = [], []
+    for t, value in zip(c.types, operands):
+        if isinstance(t.layout, ir.StridedLayoutAttr):
+            layout = ir.StridedLayoutAttr(t.layout)
+            dynamic = ir.ShapedType.get_dynamic_stride_or_offset()
+            if layout.offset != dynamic:
+                t = ir.MemRefType.get(t.shape, t.element_type, ir.StridedLayoutAttr.get(dynamic, layout.strides),
+                                      t.memory_space)
+                value = memref.CastOp(t, value).result
+        types.append(t)
+        cast.append(value)
+    return replace(c, types=tuple(types)), cast
+
+
 class Microkernels(ModulePass):
     NAME = "qc-microkernels"
     SUMMARY = "Replace bufferized f32 matmuls by vector micro-kernels split over the runtime's thread pool"
@@ -282,6 +306,8 @@ class Microkernels(ModulePass):
             if columns is not None:
                 c = replace(c, types=(ir.MemRefType(columns.source.type), *c.types[1:]), window=columns.window)
                 operands[0] = columns.source
+            with ir.InsertionPoint(op), op.location:
+                c, operands = _offset_free(c, operands)
             if c not in kernels:
                 index = len(kernels)
                 kernels[c] = f"qc_par_{index}"

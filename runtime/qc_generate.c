@@ -1,9 +1,10 @@
 /* qc runtime: generation with decoder models (qc/runtime.h, "generation"), over the public model API.
 
    A decoder model has two entries compiled from one step graph: prefill takes T tokens, decode one;
-   both take (tokens [1, T] int64, pos [1] int64, k_cache, v_cache [layers, kv heads, context, head])
-   and give (logits [1, T, vocab], k_new, v_new [layers, kv heads, T, head]).  This file owns the cache
-   and writes each step's new rows into it at pos. */
+   both take (tokens [1, T] int64, pos [1] int64, k_cache [layers, kv heads, head, context],
+   v_cache [layers, kv heads, context, head]) and give (logits [1, T, vocab], k_new [layers, kv heads,
+   head, T], v_new [layers, kv heads, T, head]): keys are kept transposed, so that the model's scores
+   read them as they lie.  This file owns the cache and writes each step's new entries into it at pos. */
 #define _GNU_SOURCE
 #include "qc/runtime.h"
 
@@ -66,19 +67,23 @@ static int same_shape(const qc_tensor_info *t, const int64_t *shape, int rank) {
 
 /* The shapes both steps must agree on, read from the prefill step's cache input. */
 static qc_status check_shapes(qc_decoder *d, const step *s, const char *role) {
-  int64_t cache[4] = {d->layers, d->kv_heads, d->context, d->head}, rows[4] = {d->layers, d->kv_heads, s->tokens, d->head};
+  int64_t keys[4] = {d->layers, d->kv_heads, d->head, d->context}, values[4] = {d->layers, d->kv_heads, d->context, d->head};
+  int64_t new_keys[4] = {d->layers, d->kv_heads, d->head, s->tokens};
+  int64_t new_values[4] = {d->layers, d->kv_heads, s->tokens, d->head};
   int64_t logits[3] = {1, s->tokens, d->vocab};
   const qc_model *m = s->model;
-  const char *bad = !same_shape(qc_model_input(m, s->in[K_CACHE]), cache, 4)   ? "k_cache"
-                    : !same_shape(qc_model_input(m, s->in[V_CACHE]), cache, 4) ? "v_cache"
-                    : !same_shape(qc_model_output(m, s->out[K_NEW]), rows, 4)  ? "k_new"
-                    : !same_shape(qc_model_output(m, s->out[V_NEW]), rows, 4)  ? "v_new"
+  const char *bad = !same_shape(qc_model_input(m, s->in[K_CACHE]), keys, 4)          ? "k_cache"
+                    : !same_shape(qc_model_input(m, s->in[V_CACHE]), values, 4)      ? "v_cache"
+                    : !same_shape(qc_model_output(m, s->out[K_NEW]), new_keys, 4)    ? "k_new"
+                    : !same_shape(qc_model_output(m, s->out[V_NEW]), new_values, 4)  ? "v_new"
                     : !same_shape(qc_model_output(m, s->out[LOGITS]), logits, 3) ? "logits"
                                                                                  : NULL;
   if (bad)
     return FAIL(QC_ERROR_INVALID_MODEL, "decoder '%s' (%s): '%s' does not have the shape of a %lld-layer, %lld-head, "
-                "%lld-position float32 cache step", qc_model_name(m), role, bad, (long long)d->layers,
-                (long long)d->kv_heads, (long long)d->context);
+                "%lld-position float32 cache step (k_cache [layers, kv heads, head, context], v_cache [layers, kv heads, "
+                "context, head], k_new [layers, kv heads, head, T], v_new [layers, kv heads, T, head]; one compiled by an "
+                "older qc must be compiled again)", qc_model_name(m), role, bad,
+                (long long)d->layers, (long long)d->kv_heads, (long long)d->context);
   const qc_tensor_info *pos = qc_model_input(m, s->in[POS]);
   if (pos->rank != 1 || pos->shape[0] != 1 || pos->dtype != QC_INT64)
     return FAIL(QC_ERROR_INVALID_MODEL, "decoder '%s' (%s): input 'pos' must be int64[1]", qc_model_name(m), role);
@@ -89,10 +94,10 @@ static qc_status setup(qc_decoder *d) {
   qc_status st = bind(&d->prefill, d->prefill.model, "prefill");
   if (st == QC_OK) st = bind(&d->decode, d->decode.model, "decode");
   if (st != QC_OK) return st;
-  const qc_tensor_info *cache = qc_model_input(d->prefill.model, d->prefill.in[K_CACHE]);
+  const qc_tensor_info *cache = qc_model_input(d->prefill.model, d->prefill.in[V_CACHE]);
   const qc_tensor_info *logits = qc_model_output(d->prefill.model, d->prefill.out[LOGITS]);
   if (cache->rank != 4 || logits->rank != 3)
-    return FAIL(QC_ERROR_INVALID_MODEL, "decoder '%s': k_cache must be [layers, kv heads, context, head] and logits "
+    return FAIL(QC_ERROR_INVALID_MODEL, "decoder '%s': v_cache must be [layers, kv heads, context, head] and logits "
                 "[1, T, vocab]", qc_model_name(d->prefill.model));
   d->layers = cache->shape[0], d->kv_heads = cache->shape[1], d->context = cache->shape[2], d->head = cache->shape[3];
   d->vocab = logits->shape[2];
@@ -178,11 +183,12 @@ static qc_status run_step(qc_decoder *d, step *s, const int64_t *tokens, int64_t
   for (int i = 0; i < 3; i++) outputs[s->out[i]] = s->outputs[i];
   qc_status st = qc_model_run(s->model, inputs, outputs);
   if (st != QC_OK) return st;
-  size_t row = (size_t)d->head * sizeof(float);
   for (int64_t lh = 0; lh < d->layers * d->kv_heads; lh++) {
     size_t at = (size_t)(lh * d->context + d->pos) * (size_t)d->head, from = (size_t)(lh * s->tokens) * (size_t)d->head;
-    memcpy(d->k_cache + at, s->outputs[K_NEW] + from, (size_t)n * row);
-    memcpy(d->v_cache + at, s->outputs[V_NEW] + from, (size_t)n * row);
+    memcpy(d->v_cache + at, s->outputs[V_NEW] + from, (size_t)n * (size_t)d->head * sizeof(float));
+    for (int64_t i = 0; i < d->head; i++)  /* keys [head, context]: one run of n per dimension */
+      memcpy(d->k_cache + (size_t)((lh * d->head + i) * d->context + d->pos),
+             s->outputs[K_NEW] + (size_t)((lh * d->head + i) * s->tokens), (size_t)n * sizeof(float));
   }
   if (logits) memcpy(logits, s->outputs[LOGITS] + (size_t)(n - 1) * (size_t)d->vocab, (size_t)d->vocab * sizeof(float));
   d->pos += n;

@@ -152,13 +152,16 @@ def build_torch_llama(cfg: LlamaConfig, w: dict[str, np.ndarray]):
 
 def build_torch_llama_step(cfg: LlamaConfig, w: dict[str, np.ndarray], context: int):
     """One step of generation over a KV cache of ``context`` positions:
-    ``(tokens [1, T] int64, pos [1] int64, k_cache, v_cache [layers, kv heads, context, hs])
-    -> (logits [1, T, vocab], k_new, v_new [layers, kv heads, T, hs])``.
+    ``(tokens [1, T] int64, pos [1] int64, k_cache [layers, kv heads, hs, context],
+    v_cache [layers, kv heads, context, hs]) -> (logits [1, T, vocab], k_new [layers, kv heads, hs, T],
+    v_new [layers, kv heads, T, hs])``.
 
     Token ``i`` sits at position ``pos + i``: it attends to the cache's first ``pos`` entries and to
     tokens ``0..i`` of this step; the caller writes ``k_new``/``v_new`` into the cache at ``pos``.
     Cache entries at ``pos`` and after are masked, so they may hold anything finite.  Queries are
-    grouped by KV head ([kv heads, group x T, hs]), so the cache is read as it lies, never copied."""
+    grouped by KV head ([kv heads, group x T, hs]) and keys are kept transposed, so both products
+    (``q @ k_cache``, ``p @ v_cache``) read the cache as it lies: a [context, hs] key cache would be
+    transposed, a copy of every layer's keys, at every step."""
     import torch
 
     nkv, group, hs = cfg.n_kv_heads, cfg.n_heads // cfg.n_kv_heads, cfg.head_size
@@ -175,12 +178,12 @@ def build_torch_llama_step(cfg: LlamaConfig, w: dict[str, np.ndarray], context: 
             for i, block in enumerate(self.blocks):
                 q, k, v = block.qkv(x, cos, sin)
                 q = q[0].view(s, nkv, group, hs).permute(1, 2, 0, 3).reshape(nkv, group * s, hs)
-                k, v = k[0].transpose(0, 1), v[0].transpose(0, 1)  # [kv heads, T, hs]
+                k, v = k[0].permute(1, 2, 0), v[0].transpose(0, 1)  # [kv heads, hs, T], [kv heads, T, hs]
                 ks.append(k)
                 vs.append(v)
                 scale = 1.0 / hs ** 0.5
-                old = torch.where(cached, (q @ k_cache[i].transpose(-1, -2)) * scale, float("-inf"))
-                new = torch.where(causal, (q @ k.transpose(-1, -2)) * scale, float("-inf"))
+                old = torch.where(cached, (q @ k_cache[i]) * scale, float("-inf"))
+                new = torch.where(causal, (q @ k) * scale, float("-inf"))
                 p = torch.cat((old, new), -1).softmax(-1)
                 out = p[..., :context] @ v_cache[i] + p[..., context:] @ v
                 out = out.view(nkv, group, s, hs).permute(2, 0, 1, 3).reshape(1, s, cfg.dim)

@@ -74,11 +74,15 @@ func.func @batch(%q: memref<3x5x4xf32>, %k: memref<3x4x16xf32>, %s: memref<3x5x1
 // -----
 
 // Kernels are shared by matmuls of one type.  A may have any strides (it is read
-// element by element); C with a non-unit inner stride stays with linalg.
+// element by element); views that differ only in their offset share one kernel, which
+// reads the offset at run time; C with a non-unit inner stride stays with linalg.
 // CHECK-LABEL: func.func @shared_and_left
 // CHECK: call @qc_par_0(%arg0, %arg1, %arg2)
 // CHECK: call @qc_par_0(%arg0, %arg1, %arg3)
-// CHECK: call @qc_par_1(%{{.*}}, %arg1, %arg4) : (memref<2x4xf32, strided<[4, 1], offset: 4>>, memref<4x32xf32>, memref<2x32xf32>)
+// CHECK: %[[AT1:.*]] = memref.cast %{{.*}} : memref<2x4xf32, strided<[4, 1], offset: 4>> to memref<2x4xf32, strided<[4, 1], offset: ?>>
+// CHECK: call @qc_par_1(%[[AT1]], %arg1, %arg4) : (memref<2x4xf32, strided<[4, 1], offset: ?>>, memref<4x32xf32>, memref<2x32xf32>)
+// CHECK: %[[AT3:.*]] = memref.cast %{{.*}} : memref<2x4xf32, strided<[4, 1], offset: 12>> to memref<2x4xf32, strided<[4, 1], offset: ?>>
+// CHECK: call @qc_par_1(%[[AT3]], %arg1, %arg4)
 // CHECK: linalg.matmul ins(%arg0, %{{.*}} : memref<5x4xf32>, memref<4x16xf32, strided<[32, 1]>>) outs(%{{.*}} : memref<5x16xf32, strided<[64, 2]>>)
 // CHECK-COUNT-2: func.func @qc_mk
 // CHECK-NOT: func.func @qc_mk
@@ -88,6 +92,8 @@ func.func @shared_and_left(%x: memref<5x4xf32>, %y: memref<4x32xf32>, %z: memref
   linalg.matmul ins(%x, %y : memref<5x4xf32>, memref<4x32xf32>) outs(%z2 : memref<5x32xf32>)
   %sub = memref.subview %x[1, 0] [2, 4] [1, 1] : memref<5x4xf32> to memref<2x4xf32, strided<[4, 1], offset: 4>>
   linalg.matmul ins(%sub, %y : memref<2x4xf32, strided<[4, 1], offset: 4>>, memref<4x32xf32>) outs(%o : memref<2x32xf32>)
+  %sub3 = memref.subview %x[3, 0] [2, 4] [1, 1] : memref<5x4xf32> to memref<2x4xf32, strided<[4, 1], offset: 12>>
+  linalg.matmul ins(%sub3, %y : memref<2x4xf32, strided<[4, 1], offset: 12>>, memref<4x32xf32>) outs(%o : memref<2x32xf32>)
   %ys = memref.subview %y[0, 0] [4, 16] [1, 1] : memref<4x32xf32> to memref<4x16xf32, strided<[32, 1]>>
   %every2 = memref.subview %wide[0, 0] [5, 16] [1, 2] : memref<5x64xf32> to memref<5x16xf32, strided<[64, 2]>>
   linalg.matmul ins(%x, %ys : memref<5x4xf32>, memref<4x16xf32, strided<[32, 1]>>) outs(%every2 : memref<5x16xf32, strided<[64, 2]>>)

@@ -79,14 +79,28 @@ func.func @views_of_one_buffer(%x: memref<8x512xf32>) {
 
 // -----
 
-// Stays serial: too little work.
+// Too little work for the pool: serial, but outlined all the same, the kernel called directly over
+// all its tasks (no trampoline); two ops of one kind, as in two layers, share it.
 // CHECK-LABEL: func.func @serial
-// CHECK-NOT: call
+// CHECK-DAG: %[[C0:.*]] = arith.constant 0 : index
+// CHECK-DAG: %[[C4:.*]] = arith.constant 4 : index
+// CHECK: call @qc_pk_0(%arg0, %[[C0]], %[[C4]]) : (memref<4x64xf32>, index, index) -> ()
+// CHECK: call @qc_pk_0(%arg1, %{{.*}}, %{{.*}}) : (memref<4x64xf32>, index, index) -> ()
+// CHECK-NOT: linalg.generic
+// CHECK: func.func @qc_pk_0
+// CHECK: scf.for
 // CHECK: linalg.generic
-// CHECK-NOT: qc_pk
-func.func @serial(%small: memref<4x64xf32>) {
+// CHECK-NOT: func.func @qc_pk_1
+// CHECK-NOT: qc_ppar
+func.func @serial(%small: memref<4x64xf32>, %other: memref<4x64xf32>) {
   linalg.generic {indexing_maps = [affine_map<(d0, d1) -> (d0, d1)>], iterator_types = ["parallel", "parallel"]}
       outs(%small : memref<4x64xf32>) {
+  ^bb0(%out: f32):
+    %0 = arith.addf %out, %out : f32
+    linalg.yield %0 : f32
+  }
+  linalg.generic {indexing_maps = [affine_map<(d0, d1) -> (d0, d1)>], iterator_types = ["parallel", "parallel"]}
+      outs(%other : memref<4x64xf32>) {
   ^bb0(%out: f32):
     %0 = arith.addf %out, %out : f32
     linalg.yield %0 : f32
