@@ -7,7 +7,9 @@
 The model has TinyLlama-1.1B's shape (dim 2048, 32 heads, 4 KV heads, FFN 5632, vocab 32000; ``--layers``
 of them, 22 by default) with random weights (normal, std 0.02, seeded).  qc compiles it from the PyTorch
 step module (``qc.Decoder``) with each scheme; llama.cpp reads it from a GGUF written with the ``gguf``
-package and quantized by llama.cpp's own quantizer to Q4_0 and Q8_0.  Each engine, the same threads, all
+package and quantized by llama.cpp's own quantizer to Q4_0 and Q8_0; ONNX Runtime GenAI (``--ort-genai BLOCK``) from
+a Hugging Face checkpoint of the same weights, built offline by its own model builder (int4 MatMulNBits with int8
+activations; its embedding table stays f32).  Each engine, the same threads, all
 loaded at once and measured in ``--rounds`` interleaved rounds (each figure its best round):
 prefill of a ``--prompt``-token prompt (tokens/s), then ``--new`` decode steps at context about
 ``--prompt`` and about ``--context`` (tokens/s, the cache filled by a long prompt first).  Every engine's
@@ -21,6 +23,8 @@ from __future__ import annotations
 
 import argparse
 import ctypes
+import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -106,6 +110,60 @@ def quantize_gguf(src: Path, dst: Path, kind: str) -> None:
         raise RuntimeError(f"llama.cpp could not quantize {src} to {kind}")
 
 
+def write_hf(path: Path, cfg, w: dict[str, np.ndarray]) -> None:
+    """The model as a Hugging Face LlamaForCausalLM checkpoint (+ a word-level tokenizer, which ORT GenAI's
+    builder insists on).  HF rotates the two halves of each head, these weights adjacent pairs: the rows of wq
+    and wk are reordered per head (``llama2c.from_hf`` undoes it), which leaves every attention score as it was."""
+    import torch
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    hs = cfg.dim // cfg.n_heads
+
+    def halves(a: np.ndarray, heads: int) -> np.ndarray:  # [heads * hs, K]: pairs -> halves
+        return a.reshape(heads, hs // 2, 2, -1).swapaxes(1, 2).reshape(a.shape)
+
+    hf = LlamaForCausalLM(LlamaConfig(
+        vocab_size=cfg.vocab_size, hidden_size=cfg.dim, intermediate_size=cfg.hidden_dim,
+        num_hidden_layers=cfg.n_layers, num_attention_heads=cfg.n_heads, num_key_value_heads=cfg.n_kv_heads,
+        max_position_embeddings=cfg.seq_len, rms_norm_eps=1e-5, rope_theta=10000.0, tie_word_embeddings=False,
+        bos_token_id=1, eos_token_id=2))
+    state = {"model.embed_tokens.weight": w["tok"], "model.norm.weight": w["rms_final"], "lm_head.weight": w["classifier"]}
+    for i in range(cfg.n_layers):
+        p = f"model.layers.{i}."
+        state |= {p + "input_layernorm.weight": w["rms_att"][i], p + "post_attention_layernorm.weight": w["rms_ffn"][i],
+                  p + "self_attn.q_proj.weight": halves(w["wq"][i], cfg.n_heads),
+                  p + "self_attn.k_proj.weight": halves(w["wk"][i], cfg.n_kv_heads),
+                  p + "self_attn.v_proj.weight": w["wv"][i], p + "self_attn.o_proj.weight": w["wo"][i],
+                  p + "mlp.gate_proj.weight": w["w1"][i], p + "mlp.down_proj.weight": w["w2"][i],
+                  p + "mlp.up_proj.weight": w["w3"][i]}
+    hf.load_state_dict({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in state.items()}, strict=True)
+    hf.save_pretrained(path)
+    del hf, state
+    vocab = {"<unk>": 0, "<s>": 1, "</s>": 2} | {f"t{i}": i for i in range(3, cfg.vocab_size)}
+    tokenizer = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
+    PreTrainedTokenizerFast(tokenizer_object=tokenizer, unk_token="<unk>", bos_token="<s>",
+                            eos_token="</s>").save_pretrained(path)
+
+
+def build_ort_genai(hf: Path, out: Path, block: int, threads: int) -> None:
+    """ORT GenAI's model builder, offline: int4 MatMulNBits of ``block``-wide blocks with int8 activations
+    (accuracy level 4), for its CPU provider, ``threads`` intra-op threads."""
+    import json
+
+    proc = subprocess.run([sys.executable, "-m", "onnxruntime_genai.models.builder", "-m", str(hf), "-i", str(hf),
+                           "-o", str(out), "-p", "int4", "-e", "cpu", "-c", str(out.parent / "ort-genai-cache"),
+                           "--extra_options", "int4_accuracy_level=4", f"int4_block_size={block}"],
+                          capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    if proc.returncode:
+        raise RuntimeError(f"ORT GenAI's builder failed:\n{proc.stderr[-3000:]}")
+    config_path = out / "genai_config.json"
+    config = json.loads(config_path.read_text())
+    config["model"]["decoder"]["session_options"]["intra_op_num_threads"] = threads
+    config_path.write_text(json.dumps(config, indent=1))
+
+
 def compile_in_child(layers: int, context: int, chunk: int, scheme: str, out: Path) -> tuple[float, float]:
     """Compiles in a fresh process: (seconds, peak RSS in GB of that process)."""
     code = (f"import sys, time; sys.path.insert(0, {str(Path(__file__).resolve().parent)!r}); "
@@ -181,6 +239,26 @@ class LlamaCppEngine:
         return self.logits()
 
 
+class OrtGenAIEngine:
+    def __init__(self, path: Path, context: int):
+        import onnxruntime_genai as og
+
+        self.og, self.model, self.context = og, og.Model(str(path)), context + 64
+
+    def prefill(self, tokens) -> np.ndarray:
+        params = self.og.GeneratorParams(self.model)
+        params.set_search_options(max_length=self.context, do_sample=False)
+        self.generator = self.og.Generator(self.model, params)
+        return self.step_many(tokens)
+
+    def step_many(self, tokens) -> np.ndarray:
+        self.generator.append_tokens(list(map(int, tokens)))
+        return np.asarray(self.generator.get_output("logits"))[0, -1].copy()
+
+    def step(self, token) -> np.ndarray:
+        return self.step_many([token])
+
+
 def measure(engine, prompt: list[int], long_prompt: list[int], new: int, out: dict) -> None:
     """One round: prefill tokens/s of ``prompt``, decode tokens/s after it and after ``long_prompt``;
     each kept in ``out`` if it is the best of the rounds so far (the least disturbed)."""
@@ -205,6 +283,8 @@ def main() -> None:
     p.add_argument("--chunk", type=int, default=64, help="qc's prefill chunk")
     p.add_argument("--new", type=int, default=32)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--ort-genai", type=int, default=64, metavar="BLOCK",
+                   help="ORT GenAI int4 block size (64: 4.5 bits a weight, as qc w4a8-g64); 0: leave it out")
     p.add_argument("--rounds", type=int, default=3, help="rounds over all engines; each figure is its best round")
     p.add_argument("--results")
     args = p.parse_args()
@@ -238,13 +318,26 @@ def main() -> None:
                             f"{rss / (weights_mib + kv_mib):.2f}x weights + KV"))
         f32 = tmp / "model-f32.gguf"
         write_gguf(f32, cfg, w)
-        del w
         for kind in args.llama_cpp.split(","):
             path = tmp / f"model-{kind}.gguf"
             quantize_gguf(f32, path, kind)
             engines.append((f"llama.cpp {kind}", path.stat().st_size,
                             lambda path=path: LlamaCppEngine(path, args.threads, args.context, args.prompt), ""))
         f32.unlink()
+        if args.ort_genai:
+            try:
+                import onnxruntime_genai  # noqa: F401
+            except ImportError as err:
+                print(f"ORT GenAI left out: {err} (pip install -e .[bench])", flush=True)
+            else:
+                hf, out = tmp / "hf", tmp / "ort-genai"
+                write_hf(hf, cfg, w)
+                build_ort_genai(hf, out, args.ort_genai, args.threads)
+                shutil.rmtree(hf)
+                name = f"ORT GenAI int4 block {args.ort_genai}, int8 act."
+                engines.append((name, (out / "model.onnx.data").stat().st_size,
+                                lambda out=out: OrtGenAIEngine(out, args.context), "embedding table f32"))
+        del w
         loaded = [make() for _, _, make, _ in engines]  # all at once: the rounds interleave the engines
         results = {name: {} for name, *_ in engines}
         for round in range(args.rounds):
@@ -264,7 +357,7 @@ def main() -> None:
     names = list(results)
     ratios = []
     for ours in (n for n in names if n.startswith("qc")):
-        for theirs in (n for n in names if n.startswith("llama.cpp")):
+        for theirs in (n for n in names if not n.startswith("qc")):
             a, b = results[ours], results[theirs]
             ratios.append((f"{ours} / {theirs}", f"{a['prefill'] / b['prefill']:.2f}x",
                            f"{a['decode_short'] / b['decode_short']:.2f}x", f"{a['decode_long'] / b['decode_long']:.2f}x"))
