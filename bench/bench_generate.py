@@ -118,11 +118,9 @@ def write_hf(path: Path, cfg, w: dict[str, np.ndarray]) -> None:
     from tokenizers import Tokenizer, models, pre_tokenizers
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
-    hs = cfg.dim // cfg.n_heads
+    from qc.compiler.models.llama2c import HF_LAYER_NAMES, rotary_rows
 
-    def halves(a: np.ndarray, heads: int) -> np.ndarray:  # [heads * hs, K]: pairs -> halves
-        return a.reshape(heads, hs // 2, 2, -1).swapaxes(1, 2).reshape(a.shape)
-
+    heads = {"wq": cfg.n_heads, "wk": cfg.n_kv_heads}
     hf = LlamaForCausalLM(LlamaConfig(
         vocab_size=cfg.vocab_size, hidden_size=cfg.dim, intermediate_size=cfg.hidden_dim,
         num_hidden_layers=cfg.n_layers, num_attention_heads=cfg.n_heads, num_key_value_heads=cfg.n_kv_heads,
@@ -130,13 +128,8 @@ def write_hf(path: Path, cfg, w: dict[str, np.ndarray]) -> None:
         bos_token_id=1, eos_token_id=2))
     state = {"model.embed_tokens.weight": w["tok"], "model.norm.weight": w["rms_final"], "lm_head.weight": w["classifier"]}
     for i in range(cfg.n_layers):
-        p = f"model.layers.{i}."
-        state |= {p + "input_layernorm.weight": w["rms_att"][i], p + "post_attention_layernorm.weight": w["rms_ffn"][i],
-                  p + "self_attn.q_proj.weight": halves(w["wq"][i], cfg.n_heads),
-                  p + "self_attn.k_proj.weight": halves(w["wk"][i], cfg.n_kv_heads),
-                  p + "self_attn.v_proj.weight": w["wv"][i], p + "self_attn.o_proj.weight": w["wo"][i],
-                  p + "mlp.gate_proj.weight": w["w1"][i], p + "mlp.down_proj.weight": w["w2"][i],
-                  p + "mlp.up_proj.weight": w["w3"][i]}
+        state |= {f"model.layers.{i}.{theirs}": rotary_rows(w[ours][i], heads[ours], False) if ours in heads
+                  else w[ours][i] for ours, theirs in HF_LAYER_NAMES.items()}
     hf.load_state_dict({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in state.items()}, strict=True)
     hf.save_pretrained(path)
     del hf, state

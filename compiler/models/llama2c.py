@@ -193,6 +193,21 @@ def build_torch_llama_step(cfg: LlamaConfig, w: dict[str, np.ndarray], context: 
     return LlamaStep().eval()
 
 
+# Each llama2.c-named layer weight as the Hugging Face LLaMA parameter it is (after "model.layers.{i}.").
+HF_LAYER_NAMES = {"rms_att": "input_layernorm.weight", "wq": "self_attn.q_proj.weight", "wk": "self_attn.k_proj.weight",
+                  "wv": "self_attn.v_proj.weight", "wo": "self_attn.o_proj.weight",
+                  "rms_ffn": "post_attention_layernorm.weight", "w1": "mlp.gate_proj.weight",
+                  "w2": "mlp.down_proj.weight", "w3": "mlp.up_proj.weight"}
+
+
+def rotary_rows(w: np.ndarray, n_heads: int, to_pairs: bool) -> np.ndarray:
+    """The rows of a q or k projection [n_heads * head, ...] reordered per head: HF rotates the two halves
+    of a head, these modules adjacent pairs; ``to_pairs`` goes from HF's order to theirs, else back."""
+    head = w.shape[0] // n_heads
+    order = (2, head // 2) if to_pairs else (head // 2, 2)
+    return w.reshape(n_heads, *order, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
+
+
 def from_hf(model) -> tuple[LlamaConfig, dict[str, np.ndarray]]:
     """A Hugging Face ``LlamaForCausalLM``, ``MistralForCausalLM`` or ``Qwen2ForCausalLM`` as (config,
     llama2.c-named weights).  HF rotates the two halves of each head (``rotate_half``); the rows of q and k
@@ -219,23 +234,17 @@ def from_hf(model) -> tuple[LlamaConfig, dict[str, np.ndarray]]:
     sd = {k: v.detach().float().numpy() for k, v in model.state_dict().items()}
     layers = [f"model.layers.{i}." for i in range(c.num_hidden_layers)]
 
-    def pairs_adjacent(w: np.ndarray, n_heads: int) -> np.ndarray:  # [n_heads * head, ...]: halves -> pairs
-        return w.reshape(n_heads, 2, head // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
+    rotated = {"wq": heads, "wk": kv_heads, "bq": heads, "bk": kv_heads}
 
-    def stack(key: str, fix=None) -> np.ndarray:
-        return np.stack([fix(sd[p + key]) if fix else sd[p + key] for p in layers])
+    def stack(ours: str, key: str) -> np.ndarray:
+        return np.stack([rotary_rows(sd[p + key], rotated[ours], True) if ours in rotated else sd[p + key]
+                         for p in layers])
 
-    w = {"tok": sd["model.embed_tokens.weight"], "rms_att": stack("input_layernorm.weight"),
-         "wq": stack("self_attn.q_proj.weight", lambda a: pairs_adjacent(a, heads)),
-         "wk": stack("self_attn.k_proj.weight", lambda a: pairs_adjacent(a, kv_heads)),
-         "wv": stack("self_attn.v_proj.weight"), "wo": stack("self_attn.o_proj.weight"),
-         "rms_ffn": stack("post_attention_layernorm.weight"), "w1": stack("mlp.gate_proj.weight"),
-         "w2": stack("mlp.down_proj.weight"), "w3": stack("mlp.up_proj.weight"), "rms_final": sd["model.norm.weight"],
-         "classifier": sd.get("lm_head.weight", sd["model.embed_tokens.weight"])}
+    w = {ours: stack(ours, theirs) for ours, theirs in HF_LAYER_NAMES.items()}
+    w |= {"tok": sd["model.embed_tokens.weight"], "rms_final": sd["model.norm.weight"],
+          "classifier": sd.get("lm_head.weight", sd["model.embed_tokens.weight"])}
     if layers[0] + "self_attn.q_proj.bias" in sd:
-        w["bq"] = stack("self_attn.q_proj.bias", lambda a: pairs_adjacent(a, heads))
-        w["bk"] = stack("self_attn.k_proj.bias", lambda a: pairs_adjacent(a, kv_heads))
-        w["bv"] = stack("self_attn.v_proj.bias")
+        w |= {b: stack(b, f"self_attn.{b[1]}_proj.bias") for b in ("bq", "bk", "bv")}
     cfg = LlamaConfig(c.hidden_size, c.intermediate_size, c.num_hidden_layers, heads, kv_heads, c.vocab_size,
                       c.max_position_embeddings, float(rope["rope_theta"]), float(c.rms_norm_eps))
     return cfg, w
