@@ -253,8 +253,11 @@ def compile(model, output: str | Path, options: CompileOptions | None = None, **
     if o.stats is not None:
         state.stats = o.stats
     if o.calibration is not None:
-        samples = (load_calibration_npz(o.calibration, [s.name for s in sig.inputs])
-                   if isinstance(o.calibration, (str, Path)) else list(o.calibration))
+        names = ["tokens"] if isinstance(model, Decoder) else [s.name for s in sig.inputs]
+        samples = (load_calibration_npz(o.calibration, names) if isinstance(o.calibration, (str, Path))
+                   else list(o.calibration))
+        if isinstance(model, Decoder):  # prompts, run through the prefill step as the runtime runs them
+            samples = model.calibration_samples(samples)
         _check_samples(samples, sig, named=o.input_names is not None or not o.example_inputs)
         if o.stats is None:
             t1 = time.perf_counter()
@@ -307,15 +310,13 @@ def compile(model, output: str | Path, options: CompileOptions | None = None, **
 
 
 def _check_decoder_options(o: CompileOptions) -> None:
-    """What a decoder cannot be compiled with yet, said before any work."""
-    unsupported = [flag for flag, given in (("calibration", o.calibration is not None or o.stats is not None),
-                                            ("smooth", o.smooth is not None), ("scheme auto", o.auto),
-                                            ("method " + o.method, o.method != "rtn"),
-                                            ("emit " + o.emit, o.emit == "mlir"))
-                   if given]
-    if unsupported:
-        raise QCError(f"a decoder compiles with uniform schemes or overrides (RTN), to any --emit but mlir; "
-                      f"not yet with {', '.join(unsupported)}")
+    """What a decoder cannot be compiled with, said before any work."""
+    if o.budget_latency_ms is not None:
+        raise QCError("a decoder's latency budget would be its decode step's, which qc-select-precision does not time "
+                      "yet: give budget-bits or budget-mb")
+    if o.emit == "mlir":
+        others = ", ".join(e for e in EMITS if e != "mlir")
+        raise QCError(f"a decoder compiles to native code (--emit {others}), not yet to --emit mlir")
 
 
 def _check_samples(samples: list, sig: Signature, named: bool) -> None:
@@ -458,7 +459,7 @@ def calibrate(module: ir.Module, sig: Signature, state: PassState, samples, targ
     """Statistics of every linear input: build an instrumented copy of ``module`` and run it on ``samples``."""
     from ..runtime.loader import load
 
-    instrumented = codegen.copy_module(module)
+    instrumented = codegen.copy_module(module, main_only=True)
     codegen.run(instrumented, [Instrument(export=True)], state, "instrumentation")
     main = codegen.main_func(instrumented)
     ftype = ir.FunctionType(ir.TypeAttr(main.attributes["function_type"]).value)

@@ -214,12 +214,17 @@ def lower_to_llvm_dialect(module: ir.Module, state: PassState, target: Target) -
     return Lowered(entries, kernels, checks)
 
 
-def copy_module(module: ir.Module) -> ir.Module:
-    """A deep copy of ``module`` (its top-level ops cloned into a new module)."""
+def copy_module(module: ir.Module, main_only: bool = False) -> ir.Module:
+    """A deep copy of ``module`` (its top-level ops cloned into a new module); ``main_only`` leaves out
+    the other entry points (a decoder's @decode), for the builds that run @main alone."""
     with module.context, module.operation.location:
         copy = ir.Module.create()
         for op in module.body.operations:
-            op.operation.clone(ir.InsertionPoint(copy.body))
+            op = op.operation
+            if main_only and op.name == "func.func" and ir.StringAttr(op.attributes["sym_name"]).value != "main" \
+                    and "sym_visibility" not in op.attributes:
+                continue
+            op.clone(ir.InsertionPoint(copy.body))
     return copy
 
 

@@ -21,6 +21,8 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from torch_mlir import ir
 
 from ..core.errors import QCError
@@ -74,6 +76,34 @@ class Decoder:
                           f"attends to all {context} (give a context of at most {window})")
         return cls(build_torch_llama_step(cfg, weights, context), cfg.n_layers, cfg.n_kv_heads, cfg.head_size,
                    cfg.vocab_size, context, min(prefill_chunk, context))
+
+    def calibration_samples(self, prompts) -> list[dict]:
+        """Inputs of the prefill step for calibration: each prompt (token ids) in chunks, as the runtime
+        feeds it, each chunk with the KV cache its earlier chunks left (from the PyTorch step).  The last
+        chunk of a prompt is padded with token 0, as the runtime pads it."""
+        import torch
+
+        samples = []
+        for i, prompt in enumerate(prompts):
+            ids = np.asarray(prompt["tokens"] if isinstance(prompt, dict) else prompt).reshape(-1)
+            if ids.size == 0 or not np.issubdtype(ids.dtype, np.integer) or ids.min() < 0 or ids.max() >= self.vocab:
+                raise QCError(f"calibration prompt {i} must be token ids in [0, {self.vocab}), got {ids.dtype} "
+                              f"{ids[:8].tolist()}{'...' if ids.size > 8 else ''}")
+            if ids.size > self.context:
+                raise QCError(f"calibration prompt {i} has {ids.size} tokens; the context holds {self.context}")
+            _, _, keys, values = self.example(self.prefill_chunk)
+            for pos in range(0, ids.size, self.prefill_chunk):
+                chunk = np.zeros((1, self.prefill_chunk), np.int64)
+                n = min(self.prefill_chunk, ids.size - pos)
+                chunk[0, :n] = ids[pos:pos + n]
+                sample = {"tokens": chunk, "pos": np.array([pos], np.int64), "k_cache": keys.numpy().copy(),
+                          "v_cache": values.numpy().copy()}
+                samples.append(sample)
+                with torch.no_grad():
+                    _, k_new, v_new = self.step(torch.from_numpy(chunk), torch.tensor([pos]), keys, values)
+                keys[..., pos:pos + n] = k_new[..., :n]
+                values[:, :, pos:pos + n] = v_new[:, :, :n]
+        return samples
 
     def example(self, tokens: int) -> tuple:
         """Example inputs of a step of ``tokens`` tokens."""

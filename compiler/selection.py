@@ -156,7 +156,7 @@ class Probe:
         from ..runtime.loader import load
         from .api import build
 
-        copy = codegen.copy_module(module)
+        copy = codegen.copy_module(module, main_only=True)
         width = target.panel_width
         self.layers: dict[str, tuple[str, str]] = {}  # layer -> (kind, store name of its f32 weight)
         inputs, act_inputs = {}, []
@@ -336,7 +336,7 @@ def selected_ms(module: ir.Module, sig: Signature, state: PassState, feeds: dict
     from ..runtime.loader import load
     from .api import build, quantization_passes
 
-    copy = codegen.copy_module(module)
+    copy = codegen.copy_module(module, main_only=True)
     aside = PassState(store=state.store.copy(), stats=state.stats, latency=state.latency)
     codegen.run(copy, quantization_passes(o, target), aside, "latency check")
     with tempfile.TemporaryDirectory(prefix="qc-check-") as tmp:

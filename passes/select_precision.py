@@ -20,7 +20,8 @@ Every named ``qc.linear`` and embedding gather is a layer; its candidates are th
 ``compiler.quant.select.solve`` (HiGHS) minimises the summed error under any combination of
 ``budget-bits`` (average bits per weight of the layers, scales included), ``budget-mb`` (all stored
 weights, 10^6 bytes) and ``budget-latency-ms`` (the layers plus ``other-ms``, the rest of the
-model).  ``pins`` (``REGEX=SCHEME;...``) fix layers; ``couple=input`` makes the layers that read
+model).  Ops of one layer name (a decoder's two entry points read each weight through its own op)
+are one layer, one decision.  ``pins`` (``REGEX=SCHEME;...``) fix layers; ``couple=input`` makes the layers that read
 one input take one scheme.  An infeasible budget is an error naming the smallest feasible one.
 """
 
@@ -95,8 +96,12 @@ class SelectPrecision(ModulePass):
                           "qc-opt takes latency-table=FILE)")
         schemes = candidate_schemes(o["candidates"])
         pins = parse_pairs(o["pins"])
-        targets = scheme_targets(module)
-        names = [target_name(op) for op in targets]
+        # One decision per layer name: a decoder's two entry points read each weight through two ops.
+        by_name: dict[str, list[ir.Operation]] = {}
+        for op in scheme_targets(module):
+            by_name.setdefault(target_name(op), []).append(op)
+        targets = [ops[0] for ops in by_name.values()]
+        names = list(by_name)
         for pattern, _ in pins:
             if not any(pattern.fullmatch(n) for n in names):
                 raise QCError(f"pin '{pattern.pattern}' matches no layer; layers: {', '.join(names)}")
@@ -117,8 +122,9 @@ class SelectPrecision(ModulePass):
                           o["budget-latency-ms"] - o["other-ms"] if o["budget-latency-ms"] else None, groups,
                           fixed, o["other-ms"])
         solution = solve(problem)
-        for op, name in zip(targets, names):
-            set_scheme(op, name, scheme_attr(parse_scheme(solution.choice[name].scheme)))
+        for name, ops in by_name.items():
+            for op in ops:
+                set_scheme(op, name, scheme_attr(parse_scheme(solution.choice[name].scheme)))
         state.selection.update(problem=problem, solution=solution, sensitivity=kind, metric=o["metric"],
                                other_ms=o["other-ms"], latency_measured=table is not None)
 

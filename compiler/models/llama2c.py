@@ -61,10 +61,9 @@ def read_llama2c(path: str | Path) -> tuple[LlamaConfig, dict[str, np.ndarray]]:
     return cfg, out
 
 
-def _blocks(cfg: LlamaConfig, w: dict[str, np.ndarray], context: int):
+def _blocks(cfg: LlamaConfig, w: dict[str, np.ndarray]):
     """The parts both forms share, named as the full model names them: the token table, the
-    blocks (norms and linears), the final norm, the classifier and RoPE tables for ``context``
-    positions."""
+    blocks (norms and linears), the final norm, the classifier and RoPE's frequencies."""
     import torch
     from torch import nn
 
@@ -121,9 +120,13 @@ def _blocks(cfg: LlamaConfig, w: dict[str, np.ndarray], context: int):
             self.norm = RMSNorm(w["rms_final"])
             self.classifier = nn.Parameter(t(w["classifier"]))
             inv = 1.0 / (cfg.rope_theta ** (np.arange(0, cfg.head_size, 2, dtype=np.float64) / cfg.head_size))
-            ang = np.outer(np.arange(context), inv)
-            self.register_buffer("cos", t(np.cos(ang).astype(np.float32)))
-            self.register_buffer("sin", t(np.sin(ang).astype(np.float32)))
+            self.register_buffer("inv_freq", t(inv.astype(np.float32)))
+
+        def rope_angles(self, positions):
+            """(cos, sin) [T, 1, head / 2] of the positions [T], computed as Hugging Face computes them (f32):
+            a table of every position would be an embedding-like gather that schemes would quantize."""
+            angles = (positions.to(torch.float32)[:, None] * self.inv_freq[None, :])[:, None, :]
+            return angles.cos(), angles.sin()
 
     return Parts
 
@@ -132,12 +135,12 @@ def build_torch_llama(cfg: LlamaConfig, w: dict[str, np.ndarray]):
     """A full-sequence (prefill) causal LLaMA returning logits [batch, seq, vocab]."""
     import torch
 
-    class Llama(_blocks(cfg, w, cfg.seq_len)):
+    class Llama(_blocks(cfg, w)):
         def forward(self, tokens):
             s = tokens.shape[1]
             x = self.tok[tokens]
             mask = torch.full((s, s), float("-inf")).triu(1)
-            cos, sin = self.cos[:s, None, :], self.sin[:s, None, :]
+            cos, sin = self.rope_angles(torch.arange(s))
             for block in self.blocks:
                 q, k, v = block.qkv(x, cos, sin)
                 k = k.repeat_interleave(cfg.n_heads // cfg.n_kv_heads, dim=2)
@@ -166,12 +169,11 @@ def build_torch_llama_step(cfg: LlamaConfig, w: dict[str, np.ndarray], context: 
 
     nkv, group, hs = cfg.n_kv_heads, cfg.n_heads // cfg.n_kv_heads, cfg.head_size
 
-    class LlamaStep(_blocks(cfg, w, context)):
+    class LlamaStep(_blocks(cfg, w)):
         def forward(self, tokens, pos, k_cache, v_cache):
             s = tokens.shape[1]
             x = self.tok[tokens]
-            positions = (pos + torch.arange(s)).clamp(max=context - 1)  # a chunk's padding may run past the end
-            cos, sin = self.cos[positions][:, None, :], self.sin[positions][:, None, :]
+            cos, sin = self.rope_angles(pos + torch.arange(s))
             cached = (torch.arange(context) < pos)[None, None, :]  # [1, 1, context]
             causal = torch.ones(s, s, dtype=torch.bool).tril().repeat(group, 1)[None]  # [1, group x T, T]
             ks, vs = [], []

@@ -279,3 +279,58 @@ def test_hugging_face_decoders_match_transformers(family, workdir):
         from transformers import MistralConfig, MistralForCausalLM
 
         Decoder.from_hf(MistralForCausalLM(MistralConfig(**shape, sliding_window=16)), context=64)
+
+
+def _kl_to(ref_model, decoder, sequences) -> float:
+    """Mean KL(PyTorch FP32 || decoder) over the positions of ``sequences``, fed one token at a time."""
+    kl = []
+    for seq in sequences:
+        decoder.reset()
+        p = torch.log_softmax(torch.from_numpy(torch_logits(ref_model, seq)), -1)
+        q = torch.log_softmax(torch.from_numpy(np.stack([decoder.feed([t]) for t in seq])), -1)
+        kl.append(float((p.exp() * (p - q)).sum(-1).mean()))
+    return float(np.mean(kl))
+
+
+def test_calibrated_decoders_gptq_and_selection(compiled, stories, workdir):
+    """Calibration prompts run through the prefill step as the runtime feeds them: GPTQ at w4a16-g32 beats
+    RTN's KL to FP32; scheme auto at 7 bits per weight (measured KL sensitivities) chooses once per layer for
+    both entries (their logits agree) and beats uniform int4 by far; qc-compile takes the prompts as a .npz
+    with SmoothQuant + w8a8."""
+    _, model = stories
+    fp32 = load_decoder(compiled["f32"])
+    prompts = [[1] + list(fp32.generate([1], 47, temperature=1.0, seed=100 + i)) for i in range(6)]
+    held_out = [[1] + list(fp32.generate([1], 99, temperature=1.0, seed=i)) for i in range(3)]
+    decoder = Decoder.from_llama2c(shared_model("stories260K.bin"), CONTEXT, CHUNK)
+    assert len(decoder.calibration_samples(prompts)) == 6 * 3  # 48 tokens: three chunks each
+    gptq, auto = workdir / "stories-gptq.so", workdir / "stories-auto.so"
+    qc.compile(decoder, gptq, scheme="w4a16-g32", method="gptq", calibration=prompts)
+    result = qc.compile(decoder, auto, scheme="auto", budget_bits=7, metric="kl", calibration=prompts,
+                        report=workdir / "stories-auto.json")
+    kl = {name: _kl_to(model, load_decoder(lib), held_out)
+          for name, lib in (("rtn", compiled["w4a16-g32"]), ("gptq", gptq), ("auto", auto))}
+    print(f"stories260K decoders, mean KL to FP32 over 300 positions: {kl}")
+    assert kl["gptq"] < kl["rtn"] and kl["auto"] < 0.5 * kl["rtn"]
+    import json
+
+    chosen = json.loads((workdir / "stories-auto.json").read_text())["selection"]
+    assert chosen["bits_per_weight"] <= 7.0 and len(set(result.selection["solution"].choice)) == 37
+    selected = load_decoder(auto)
+    stepped = np.stack([selected.feed([t]) for t in held_out[0][:32]])
+    selected.reset()
+    chunked = np.stack([selected.feed(held_out[0][i:i + CHUNK]) for i in (0, CHUNK)])
+    assert np.abs(stepped[CHUNK - 1::CHUNK] - chunked).max() <= 1e-5 * np.abs(stepped).max()
+
+    calib = workdir / "stories-calib.npz"
+    np.savez(calib, tokens=np.array(prompts))
+    smoothed = workdir / "stories-sq.so"
+    proc = run("qc-compile", shared_model("stories260K.bin"), "--max-context", str(CONTEXT), "--calib", calib,
+               "--smooth", "0.5", "--scheme", "w8a8", "-o", smoothed)
+    assert proc.returncode == 0, proc.stderr
+    assert _kl_to(model, load_decoder(smoothed), held_out) < 0.2 * kl["rtn"]
+    np.savez(calib, tokens=np.array([[1, 2, 600]]))
+    proc = run("qc-compile", shared_model("stories260K.bin"), "--max-context", str(CONTEXT), "--calib", calib,
+               "--scheme", "w8a8", "--smooth", "0.5", "-o", smoothed)
+    assert proc.returncode == 1 and "calibration prompt 0 must be token ids in [0, 512)" in proc.stderr
+    with pytest.raises(qc.QCError, match="latency budget would be its decode step's"):
+        qc.compile(decoder, auto, scheme="auto", budget_latency_ms=5, calibration=prompts)
