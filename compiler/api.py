@@ -157,6 +157,7 @@ class CompileOptions:
     # decoders (a llama2.c .bin, or a Decoder): generation with a KV cache
     max_context: int | None = None  # positions the KV cache holds (default: the checkpoint's length)
     prefill_chunk: int = 16  # tokens one prefill step takes
+    kv_cache: str = "float32"  # the KV cache's element type: float32 | float16
 
     @property
     def auto(self) -> bool:
@@ -226,10 +227,17 @@ def compile(model, output: str | Path, options: CompileOptions | None = None, **
     ctx = make_context()
     entries = {}
     if isinstance(model, (str, Path)) and str(model).endswith(".bin"):
-        model = Decoder.from_llama2c(model, o.max_context, o.prefill_chunk)
-    elif o.max_context is not None and not isinstance(model, Decoder):
-        raise QCError("--max-context compiles a decoder for generation: give a llama2.c checkpoint (.bin) or a "
-                      "qc.Decoder (ONNX decoders with past_key_values are not supported yet)")
+        model = Decoder.from_llama2c(model, o.max_context, o.prefill_chunk, o.kv_cache)
+    elif o.max_context is not None and not isinstance(model, Decoder) and not hasattr(model, "forward") \
+            and not str(model).endswith(".mlir"):  # what import_model would take for ONNX
+        model = Decoder.from_onnx(model, o.max_context, o.prefill_chunk, o.kv_cache)
+    elif (o.max_context is not None or o.kv_cache != "float32") and not isinstance(model, Decoder):
+        flag = "--max-context" if o.max_context is not None else "--kv-cache"
+        raise QCError(f"{flag} compiles a decoder for generation: give a llama2.c checkpoint (.bin), an ONNX "
+                      "decoder with past_key_values (with --max-context) or a qc.Decoder")
+    elif isinstance(model, Decoder) and o.kv_cache not in ("float32", model.kv_cache):
+        raise QCError(f"kv_cache={o.kv_cache} differs from the Decoder's own ({model.kv_cache}): give it to "
+                      "Decoder.from_llama2c / from_hf")
     params = {}
     if isinstance(model, Decoder):
         _check_decoder_options(o)

@@ -18,7 +18,7 @@ import numpy as np
 from torch_mlir import ir
 from torch_mlir.dialects.llvm import translate_module_to_llvmir
 
-from ..passes import (ChecksToErrors, ExpandMath, FuseDequantGemm, IsolateContractions, LowerLinear, LowerQGemm,
+from ..passes import (ChecksToErrors, ExpandMath, FoldWidening, FuseDequantGemm, IsolateContractions, LowerLinear, LowerQGemm,
                       Microkernels, Parallelize, ReassociateReductions, WeightsToArgs)
 from ..passes.checks_to_errors import CHECKS_ATTR
 from ..passes.base import PassState, entry_funcs
@@ -27,9 +27,9 @@ from ..passes.pipeline import build
 from ..core.errors import QCError
 
 def pre_bufferize(panel: int) -> list:
-    """Before bufferization: elementwise fusion (contractions kept out of it behind calls),
-    qc ops to linalg, run-time checks to errors, weights to arguments."""
-    return [FuseDequantGemm(), IsolateContractions(), "func.func(linalg-fuse-elementwise-ops)",
+    """Before bufferization: f16 widenings folded into contractions, elementwise fusion (contractions
+    kept out of it behind calls), qc ops to linalg, run-time checks to errors, weights to arguments."""
+    return [FuseDequantGemm(), FoldWidening(), IsolateContractions(), "func.func(linalg-fuse-elementwise-ops)",
             LowerLinear(panel_width=panel), LowerQGemm(panel_width=panel), "inline", "symbol-dce", ChecksToErrors(),
             WeightsToArgs(), "canonicalize", "cse"]
 

@@ -31,26 +31,32 @@ from ..core.signature import Signature, TensorSpec
 INPUTS = ("tokens", "pos", "k_cache", "v_cache")
 OUTPUTS = ("logits", "k_new", "v_new")
 DECODE = "decode"
+KV_CACHE_TYPES = ("float32", "float16")
 
 
 @dataclass(frozen=True)
 class Decoder:
     """A decoder to compile (``qc.compile(Decoder(...), "model.so")``): its step module and shapes."""
 
-    step: object  # torch.nn.Module, forward(tokens, pos, k_cache, v_cache) -> (logits, k_new, v_new)
+    step: object  # torch.nn.Module, forward(tokens, pos, k_cache, v_cache) -> (logits, k_new, v_new); or an
+    # onnx.ModelProto with past_key_values (from_onnx), wrapped into that interface by onnx_decoder.step_graph
     layers: int
     kv_heads: int
     head_size: int
     vocab: int
     context: int  # positions the KV cache holds (--max-context)
     prefill_chunk: int = 16  # tokens one prefill call takes (a prompt runs in chunks of it, the last padded)
+    kv_cache: str = "float32"  # the cache's element type: float32 | float16 (the step module's; see from_llama2c)
 
     def __post_init__(self):
         if not 1 <= self.prefill_chunk <= self.context:
             raise QCError(f"the prefill chunk must be 1 ..= the context ({self.context}), got {self.prefill_chunk}")
+        if self.kv_cache not in KV_CACHE_TYPES:
+            raise QCError(f"the KV cache type must be one of {', '.join(KV_CACHE_TYPES)}, got '{self.kv_cache}'")
 
     @classmethod
-    def from_llama2c(cls, path: str | Path, context: int | None = None, prefill_chunk: int = 16) -> "Decoder":
+    def from_llama2c(cls, path: str | Path, context: int | None = None, prefill_chunk: int = 16,
+                     kv_cache: str = "float32") -> "Decoder":
         """A llama2.c checkpoint; ``context`` defaults to the length it was trained for."""
         from .models.llama2c import build_torch_llama_step, read_llama2c
 
@@ -61,11 +67,11 @@ class Decoder:
         context = context or cfg.seq_len
         if context < 1:
             raise QCError(f"--max-context must be at least 1, got {context}")
-        return cls(build_torch_llama_step(cfg, weights, context), cfg.n_layers, cfg.n_kv_heads, cfg.head_size,
-                   cfg.vocab_size, context, min(prefill_chunk, context))
+        return cls(build_torch_llama_step(cfg, weights, context, kv_cache), cfg.n_layers, cfg.n_kv_heads,
+                   cfg.head_size, cfg.vocab_size, context, min(prefill_chunk, context), kv_cache)
 
     @classmethod
-    def from_hf(cls, model, context: int, prefill_chunk: int = 16) -> "Decoder":
+    def from_hf(cls, model, context: int, prefill_chunk: int = 16, kv_cache: str = "float32") -> "Decoder":
         """A Hugging Face LlamaForCausalLM, MistralForCausalLM or Qwen2ForCausalLM (weights as it holds them)."""
         from .models.llama2c import build_torch_llama_step, from_hf
 
@@ -74,8 +80,24 @@ class Decoder:
         if window is not None and getattr(model.config, "use_sliding_window", True) and window < context:
             raise QCError(f"{type(model).__name__} attends to a sliding window of {window} positions; qc's decoder "
                           f"attends to all {context} (give a context of at most {window})")
-        return cls(build_torch_llama_step(cfg, weights, context), cfg.n_layers, cfg.n_kv_heads, cfg.head_size,
-                   cfg.vocab_size, context, min(prefill_chunk, context))
+        return cls(build_torch_llama_step(cfg, weights, context, kv_cache), cfg.n_layers, cfg.n_kv_heads,
+                   cfg.head_size, cfg.vocab_size, context, min(prefill_chunk, context), kv_cache)
+
+    @classmethod
+    def from_onnx(cls, model, context: int, prefill_chunk: int = 16, kv_cache: str = "float32") -> "Decoder":
+        """An ONNX decoder exported with past_key_values (``onnx_decoder``): a path or a ModelProto."""
+        from .frontend_onnx import load_onnx
+        from .onnx_decoder import decoder_shape
+
+        if context is None or context < 1:
+            raise QCError(f"an ONNX decoder needs --max-context (positions the KV cache holds), got {context}")
+        if kv_cache != "float32":
+            raise QCError(f"an ONNX decoder keeps its KV cache in the type it was exported with (float32), not "
+                          f"{kv_cache}")
+        proto = load_onnx(model)
+        shape = decoder_shape(proto)
+        return cls(proto, shape.layers, shape.kv_heads, shape.head_size, shape.vocab, context,
+                   min(prefill_chunk, context))
 
     def calibration_samples(self, prompts) -> list[dict]:
         """Inputs of the prefill step for calibration: each prompt (token ids) in chunks, as the runtime
@@ -83,6 +105,9 @@ class Decoder:
         chunk of a prompt is padded with token 0, as the runtime pads it."""
         import torch
 
+        if not isinstance(self.step, torch.nn.Module):
+            raise QCError("calibrating an ONNX decoder is not supported yet (its calibration runs the PyTorch step): "
+                          "compile it with uniform schemes or overrides (RTN)")
         samples = []
         for i, prompt in enumerate(prompts):
             ids = np.asarray(prompt["tokens"] if isinstance(prompt, dict) else prompt).reshape(-1)
@@ -109,8 +134,9 @@ class Decoder:
         """Example inputs of a step of ``tokens`` tokens."""
         import torch
 
-        keys = torch.zeros(self.layers, self.kv_heads, self.head_size, self.context)
-        values = torch.zeros(self.layers, self.kv_heads, self.context, self.head_size)
+        dtype = getattr(torch, self.kv_cache)
+        keys = torch.zeros(self.layers, self.kv_heads, self.head_size, self.context, dtype=dtype)
+        values = torch.zeros(self.layers, self.kv_heads, self.context, self.head_size, dtype=dtype)
         return torch.zeros(1, tokens, dtype=torch.int64), torch.zeros(1, dtype=torch.int64), keys, values
 
 
@@ -121,9 +147,19 @@ def import_decoder(decoder: Decoder, ctx: ir.Context) -> tuple[ir.Module, Signat
     The step is exported with its parameters as arguments (``torch.func.functional_call``), which
     become ``qc.weight`` ops of the parameters' names: no parameter is copied into the IR, both
     functions read the same entries, and the arrays are the module's own (no copy either)."""
-    params = {name: p.detach() for name, p in decoder.step.named_parameters() if p.numel() > 1}
-    module, prefill = _import_step(decoder, decoder.prefill_chunk, params, ctx)
-    second, decode = _import_step(decoder, 1, params, ctx)
+    import onnx
+
+    if isinstance(decoder.step, onnx.ModelProto):  # its initializers become constants, shared by qc-outline-weights
+        from .frontend_onnx import import_onnx
+        from .onnx_decoder import step_graph
+
+        params = {}
+        module, prefill = import_onnx(step_graph(decoder.step, decoder.prefill_chunk, decoder.context), ctx)
+        second, decode = import_onnx(step_graph(decoder.step, 1, decoder.context), ctx)
+    else:
+        params = {name: p.detach() for name, p in decoder.step.named_parameters() if p.numel() > 1}
+        module, prefill = _import_step(decoder, decoder.prefill_chunk, params, ctx)
+        second, decode = _import_step(decoder, 1, params, ctx)
     with ctx:
         for op in second.body.operations:
             op = op.operation
@@ -180,7 +216,8 @@ def _named(sig: Signature, decoder: Decoder) -> Signature:
             "k_new": (decoder.layers, decoder.kv_heads, decoder.head_size, tokens),
             "v_new": (decoder.layers, decoder.kv_heads, tokens, decoder.head_size)}
     for t in outputs:
-        if t.shape != want[t.name] or t.dtype != "float32":
+        dtype = "float32" if t.name == "logits" else decoder.kv_cache
+        if t.shape != want[t.name] or t.dtype != dtype:
             raise QCError(f"decoder step output '{t.name}' is {t.describe()}, expected "
-                          f"float32[{'x'.join(map(str, want[t.name]))}]")
+                          f"{dtype}[{'x'.join(map(str, want[t.name]))}]")
     return Signature(sig.inputs, outputs)

@@ -6,6 +6,7 @@ from .raise_linear import RaiseLinear
 from .conv_to_matmul import ConvToMatmul
 from .expand_math import ExpandMath
 from .isolate_contractions import IsolateContractions
+from .fold_widening import FoldWidening
 from .lower_linear import LowerLinear
 from .microkernels import Microkernels
 from .weights_to_args import WeightsToArgs
@@ -32,7 +33,7 @@ REGISTRY: dict[str, type[ModulePass]] = {
                         ExpandMath, ConvToMatmul, Instrument, QuantizeWeights, FuseDequantGemm, LowerQGemm,
                         Smooth, ReassociateReductions, Parallelize, ElideCopies, EarlyDeallocs, StridedCopies,
                         NoaliasArgs, SerialLoops, StripProbes, AssignSchemes, SelectPrecision, QuantizeEmbeddings,
-                        ChecksToErrors)
+                        ChecksToErrors, FoldWidening)
 }
 
 __all__ = ["ModulePass", "Option", "PassState", "REGISTRY"]

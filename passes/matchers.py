@@ -24,6 +24,23 @@ def indexing_maps(op: ir.Operation) -> list[ir.AffineMap]:
     return [ir.AffineMapAttr(a).value for a in op.attributes["indexing_maps"]]
 
 
+# The indexing maps of linalg.matmul and linalg.batch_matmul when they are not transposed or broadcast.
+_CONTRACTION_MAPS = {
+    "linalg.matmul": ["affine_map<(d0, d1, d2) -> (d0, d2)>", "affine_map<(d0, d1, d2) -> (d2, d1)>",
+                      "affine_map<(d0, d1, d2) -> (d0, d1)>"],
+    "linalg.batch_matmul": ["affine_map<(d0, d1, d2, d3) -> (d0, d1, d3)>",
+                            "affine_map<(d0, d1, d2, d3) -> (d0, d3, d2)>",
+                            "affine_map<(d0, d1, d2, d3) -> (d0, d1, d2)>"],
+}
+
+
+def default_maps(op: ir.Operation) -> bool:
+    """A linalg.matmul / batch_matmul with its default indexing maps (none given, or the defaults given)."""
+    if "indexing_maps" not in op.attributes:
+        return True
+    return [str(ir.AffineMapAttr.get(m)) for m in indexing_maps(op)] == _CONTRACTION_MAPS[op.name]
+
+
 def iterator_types(op: ir.Operation) -> list[str]:
     """``["parallel", "reduction", ...]`` of a linalg.generic."""
     return [str(a).split("<")[-1].rstrip(">") for a in ir.ArrayAttr(op.attributes["iterator_types"])]

@@ -5,7 +5,7 @@ Runs after bufferization.  Matches, on memrefs,
     linalg.generic {library_call = "qc_panel_matmul"}   (qc-lower-linear: f32 or f16 panels [P, K, NR])
     linalg.generic {library_call = "qc_qgemm_panel*"}   (qc-lower-qgemm: int4 / int8 panels, f32 activations)
     linalg.generic {library_call = "qc_qgemm_dot*"}     (qc-lower-qgemm: int8 activations, dot panels)
-    linalg.matmul        C[m, n] += A[m, k] * B[k, n]
+    linalg.matmul        C[m, n] += A[m, k] * B[k, n]         (B f32 or f16)
     linalg.batch_matmul  C[b, m, n] += A[b, m, k] * B[b, k, n]
 
 each described as a ``Contraction`` (a quantized panel's packing read from its ``qc.layout``), and
@@ -50,15 +50,9 @@ from .kernels.contraction import Contraction, Window, row_split
 from .lower_linear import PANEL_MATMUL
 from ..core.quant.packing import unsigned_offset
 from .lower_qgemm import QGEMM_DOT_PANEL, QGEMM_DOT_PANEL_SYM, QGEMM_PANEL, QGEMM_PANEL_SYM
-from .matchers import (MEMREF_VIEWS, aliases, identity_layout, indexing_maps, is_copy_generic, layout_of, preceding_zero_fill,
-                       uses_value, view_source)
+from .matchers import (MEMREF_VIEWS, aliases, default_maps, identity_layout, indexing_maps, is_copy_generic, layout_of,
+                       preceding_zero_fill, uses_value, view_source)
 from .trampoline import declare
-
-_MATMUL_MAPS = ["affine_map<(d0, d1, d2) -> (d0, d2)>", "affine_map<(d0, d1, d2) -> (d2, d1)>",
-                "affine_map<(d0, d1, d2) -> (d0, d1)>"]
-_BATCH_MATMUL_MAPS = ["affine_map<(d0, d1, d2, d3) -> (d0, d1, d3)>", "affine_map<(d0, d1, d2, d3) -> (d0, d3, d2)>",
-                      "affine_map<(d0, d1, d2, d3) -> (d0, d1, d2)>"]
-
 
 def _kernel_memref(value: ir.Value, inner_unit_stride: bool, identity: bool = False,
                    elt: type = ir.F32Type) -> ir.MemRefType | None:
@@ -73,12 +67,6 @@ def _kernel_memref(value: ir.Value, inner_unit_stride: bool, identity: bool = Fa
     if identity or not isinstance(layout, ir.StridedLayoutAttr):
         return None
     return t if not inner_unit_stride or layout.strides[-1] == 1 else None
-
-
-def _default_maps(op: ir.Operation, expected: list[str]) -> bool:
-    if "indexing_maps" not in op.attributes:
-        return True
-    return [str(ir.AffineMapAttr.get(m)) for m in indexing_maps(op)] == expected
 
 
 def _library_call(op: ir.Operation) -> str | None:
@@ -139,18 +127,19 @@ def match(op: ir.Operation, lanes: int) -> Contraction | None:
         panels, k, nr = tb.shape
         m = math.prod(ta.shape[:-1])
         return Contraction(True, (ta, tb, tc), 1, m, panels * nr, k, nr, b_elt=str(tb.element_type))
-    ta, tb, tc = _kernel_memref(a, False), _kernel_memref(b, True), _kernel_memref(c, True)
+    ta, tc = _kernel_memref(a, False), _kernel_memref(c, True)
+    tb = _kernel_memref(b, True) or _kernel_memref(b, True, elt=ir.F16Type)  # f16: qc-fold-widening's
     if not (ta and tb and tc):
         return None
     types = (ta, tb, tc)
-    if op.name == "linalg.matmul" and _default_maps(op, _MATMUL_MAPS):
+    if op.name == "linalg.matmul" and default_maps(op):
         batch, (m, k), n = 1, ta.shape, tb.shape[1]
-    elif op.name == "linalg.batch_matmul" and _default_maps(op, _BATCH_MATMUL_MAPS):
+    elif op.name == "linalg.batch_matmul" and default_maps(op):
         (batch, m, k), n = ta.shape, tb.shape[2]
     else:
         return None
     nr = next((w for w in (2 * lanes, lanes) if n % w == 0), lanes if n < 2 * lanes else 2 * lanes)
-    return Contraction(False, types, batch, m, n, k, nr)
+    return Contraction(False, types, batch, m, n, k, nr, b_elt=str(tb.element_type))
 
 
 def _linear(expr: ir.AffineExpr, dims: int) -> tuple[list[int], int] | None:

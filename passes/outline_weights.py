@@ -3,7 +3,8 @@
     %c = arith.constant dense<...> : tensor<384x384xf32>
 becomes
     %c = "qc.weight"() {name = @w3} : () -> tensor<384x384xf32>
-and the array is stored under ``w3``.  Splats and constants with fewer than
+and the array is stored under ``w3``; equal constants (attributes are uniqued) share one entry, as
+a decoder's two entries imported from one ONNX graph do.  Splats and constants with fewer than
 ``min-elements`` elements stay inline, so small IR stays self-contained.
 """
 
@@ -30,6 +31,7 @@ class OutlineWeights(ModulePass):
 
     def run(self, module: ir.Operation, state: PassState) -> None:
         threshold = self.options["min-elements"]
+        outlined: dict[ir.Attribute, str] = {}  # attributes are uniqued: equal data, one attribute
         for op in walk_ops(module, "arith.constant"):
             value = op.attributes["value"]
             ttype = value.type
@@ -37,9 +39,11 @@ class OutlineWeights(ModulePass):
                 continue  # splats are cheap inline; resource blobs carry no data to move
             if ttype.rank == 0 or np.prod(ttype.shape) < threshold:
                 continue
-            array = np.array(value)
-            name = state.store.unique_name(_name_stem(op))
-            state.store[name] = array.reshape(ttype.shape)
+            if value in outlined:  # one array in two functions (a decoder's entries): one entry
+                name = outlined[value]
+            else:
+                name = outlined[value] = state.store.unique_name(_name_stem(op))
+                state.store[name] = np.array(value).reshape(ttype.shape)
             with ir.InsertionPoint(op), op.location:
                 new = WeightOp(ttype, ir.FlatSymbolRefAttr.get(name))
             op.result.replace_all_uses_with(new.result)

@@ -4,7 +4,8 @@
    both take (tokens [1, T] int64, pos [1] int64, k_cache [layers, kv heads, head, context],
    v_cache [layers, kv heads, context, head]) and give (logits [1, T, vocab], k_new [layers, kv heads,
    head, T], v_new [layers, kv heads, T, head]): keys are kept transposed, so that the model's scores
-   read them as they lie.  This file owns the cache and writes each step's new entries into it at pos. */
+   read them as they lie.  The cache and the new entries are float32 or float16, as the model was
+   compiled (--kv-cache).  This file owns the cache and writes each step's new entries into it at pos. */
 #define _GNU_SOURCE
 #include "qc/runtime.h"
 
@@ -28,13 +29,15 @@ typedef struct {
   int64_t tokens; /* T */
   int in[4], out[3]; /* the model's index of each tensor */
   int64_t *token_buf;
-  float *outputs[3];
+  void *outputs[3]; /* logits float32, k_new and v_new of the cache's type */
 } step;
 
 struct qc_decoder {
   step prefill, decode;
   int64_t layers, kv_heads, context, head, vocab, pos;
-  float *k_cache, *v_cache;
+  qc_dtype cache_type;
+  size_t elt; /* bytes per cache element */
+  char *k_cache, *v_cache;
 };
 
 static qc_status bind(step *s, qc_model *model, const char *role) {
@@ -58,8 +61,8 @@ static qc_status bind(step *s, qc_model *model, const char *role) {
   return QC_OK;
 }
 
-static int same_shape(const qc_tensor_info *t, const int64_t *shape, int rank) {
-  if (t->rank != rank || t->dtype != QC_FLOAT32) return 0;
+static int same_shape(const qc_tensor_info *t, const int64_t *shape, int rank, qc_dtype dtype) {
+  if (t->rank != rank || t->dtype != dtype) return 0;
   for (int i = 0; i < rank; i++)
     if (t->shape[i] != shape[i]) return 0;
   return 1;
@@ -72,18 +75,19 @@ static qc_status check_shapes(qc_decoder *d, const step *s, const char *role) {
   int64_t new_values[4] = {d->layers, d->kv_heads, s->tokens, d->head};
   int64_t logits[3] = {1, s->tokens, d->vocab};
   const qc_model *m = s->model;
-  const char *bad = !same_shape(qc_model_input(m, s->in[K_CACHE]), keys, 4)          ? "k_cache"
-                    : !same_shape(qc_model_input(m, s->in[V_CACHE]), values, 4)      ? "v_cache"
-                    : !same_shape(qc_model_output(m, s->out[K_NEW]), new_keys, 4)    ? "k_new"
-                    : !same_shape(qc_model_output(m, s->out[V_NEW]), new_values, 4)  ? "v_new"
-                    : !same_shape(qc_model_output(m, s->out[LOGITS]), logits, 3) ? "logits"
-                                                                                 : NULL;
+  qc_dtype c = d->cache_type;
+  const char *bad = !same_shape(qc_model_input(m, s->in[K_CACHE]), keys, 4, c)              ? "k_cache"
+                    : !same_shape(qc_model_input(m, s->in[V_CACHE]), values, 4, c)          ? "v_cache"
+                    : !same_shape(qc_model_output(m, s->out[K_NEW]), new_keys, 4, c)        ? "k_new"
+                    : !same_shape(qc_model_output(m, s->out[V_NEW]), new_values, 4, c)      ? "v_new"
+                    : !same_shape(qc_model_output(m, s->out[LOGITS]), logits, 3, QC_FLOAT32) ? "logits"
+                                                                                             : NULL;
   if (bad)
     return FAIL(QC_ERROR_INVALID_MODEL, "decoder '%s' (%s): '%s' does not have the shape of a %lld-layer, %lld-head, "
-                "%lld-position float32 cache step (k_cache [layers, kv heads, head, context], v_cache [layers, kv heads, "
-                "context, head], k_new [layers, kv heads, head, T], v_new [layers, kv heads, T, head]; one compiled by an "
-                "older qc must be compiled again)", qc_model_name(m), role, bad,
-                (long long)d->layers, (long long)d->kv_heads, (long long)d->context);
+                "%lld-position %s cache step (k_cache [layers, kv heads, head, context], v_cache [layers, kv heads, "
+                "context, head], k_new [layers, kv heads, head, T], v_new [layers, kv heads, T, head], logits float32 "
+                "[1, T, vocab]; one compiled by an older qc must be compiled again)", qc_model_name(m), role, bad,
+                (long long)d->layers, (long long)d->kv_heads, (long long)d->context, qc_dtype_name(c));
   const qc_tensor_info *pos = qc_model_input(m, s->in[POS]);
   if (pos->rank != 1 || pos->shape[0] != 1 || pos->dtype != QC_INT64)
     return FAIL(QC_ERROR_INVALID_MODEL, "decoder '%s' (%s): input 'pos' must be int64[1]", qc_model_name(m), role);
@@ -100,14 +104,18 @@ static qc_status setup(qc_decoder *d) {
     return FAIL(QC_ERROR_INVALID_MODEL, "decoder '%s': v_cache must be [layers, kv heads, context, head] and logits "
                 "[1, T, vocab]", qc_model_name(d->prefill.model));
   d->layers = cache->shape[0], d->kv_heads = cache->shape[1], d->context = cache->shape[2], d->head = cache->shape[3];
+  d->cache_type = cache->dtype, d->elt = qc_dtype_size(cache->dtype);
+  if (cache->dtype != QC_FLOAT32 && cache->dtype != QC_FLOAT16)
+    return FAIL(QC_ERROR_INVALID_MODEL, "decoder '%s': its KV cache is %s; qc's runtime keeps float32 or float16",
+                qc_model_name(d->prefill.model), qc_dtype_name(cache->dtype));
   d->vocab = logits->shape[2];
   if (d->decode.tokens != 1)
     return FAIL(QC_ERROR_INVALID_MODEL, "decoder '%s': its decode entry takes %lld tokens, not 1",
                 qc_model_name(d->decode.model), (long long)d->decode.tokens);
   if ((st = check_shapes(d, &d->prefill, "prefill")) != QC_OK || (st = check_shapes(d, &d->decode, "decode")) != QC_OK)
     return st;
-  d->k_cache = calloc((size_t)qc_tensor_elements(cache), sizeof(float));
-  d->v_cache = calloc((size_t)qc_tensor_elements(cache), sizeof(float));
+  d->k_cache = calloc((size_t)qc_tensor_elements(cache), d->elt);
+  d->v_cache = calloc((size_t)qc_tensor_elements(cache), d->elt);
   if (!d->k_cache || !d->v_cache) return FAIL(QC_ERROR_IO, "out of memory for a KV cache of %zu bytes",
                                               2 * qc_tensor_bytes(cache));
   return QC_OK;
@@ -183,14 +191,18 @@ static qc_status run_step(qc_decoder *d, step *s, const int64_t *tokens, int64_t
   for (int i = 0; i < 3; i++) outputs[s->out[i]] = s->outputs[i];
   qc_status st = qc_model_run(s->model, inputs, outputs);
   if (st != QC_OK) return st;
+  const size_t e = d->elt;
+  const char *k_new = s->outputs[K_NEW], *v_new = s->outputs[V_NEW];
   for (int64_t lh = 0; lh < d->layers * d->kv_heads; lh++) {
     size_t at = (size_t)(lh * d->context + d->pos) * (size_t)d->head, from = (size_t)(lh * s->tokens) * (size_t)d->head;
-    memcpy(d->v_cache + at, s->outputs[V_NEW] + from, (size_t)n * (size_t)d->head * sizeof(float));
+    memcpy(d->v_cache + at * e, v_new + from * e, (size_t)n * (size_t)d->head * e);
     for (int64_t i = 0; i < d->head; i++)  /* keys [head, context]: one run of n per dimension */
-      memcpy(d->k_cache + (size_t)((lh * d->head + i) * d->context + d->pos),
-             s->outputs[K_NEW] + (size_t)((lh * d->head + i) * s->tokens), (size_t)n * sizeof(float));
+      memcpy(d->k_cache + (size_t)((lh * d->head + i) * d->context + d->pos) * e,
+             k_new + (size_t)((lh * d->head + i) * s->tokens) * e, (size_t)n * e);
   }
-  if (logits) memcpy(logits, s->outputs[LOGITS] + (size_t)(n - 1) * (size_t)d->vocab, (size_t)d->vocab * sizeof(float));
+  if (logits)
+    memcpy(logits, (const float *)s->outputs[LOGITS] + (size_t)(n - 1) * (size_t)d->vocab,
+           (size_t)d->vocab * sizeof(float));
   d->pos += n;
   return QC_OK;
 }

@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from ..compiler.api import EMITS, CompileOptions, compile, read_overrides
+from ..compiler.decoder import KV_CACHE_TYPES
 from ..core.calibration import Statistics
 from ..core.quant.sensitivity import METRICS
 from ..passes.quantize_weights import ACTIVATIONS, METHODS
@@ -84,6 +85,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="positions the KV cache holds (default: the checkpoint's training length)")
     g.add_argument("--prefill-chunk", type=int, default=16, metavar="T",
                    help="prompt tokens one prefill step takes (default: 16)")
+    g.add_argument("--kv-cache", choices=KV_CACHE_TYPES, default="float32",
+                   help="the KV cache's element type (float16: half the cache's memory)")
     args = p.parse_args(argv)
     try:
         options = CompileOptions(
@@ -95,7 +98,8 @@ def main(argv: list[str] | None = None) -> int:
             activations=args.activations, act_order=args.act_order, damp=args.damp, budget_bits=args.budget_bits,
             budget_mb=args.budget_mb, budget_latency_ms=args.budget_latency_ms, pins=parse_pins(args.pin),
             candidates=args.candidates.split(",") if args.candidates else None, sensitivity=args.sensitivity,
-            metric=args.metric, pareto=args.pareto, max_context=args.max_context, prefill_chunk=args.prefill_chunk)
+            metric=args.metric, pareto=args.pareto, max_context=args.max_context, prefill_chunk=args.prefill_chunk,
+            kv_cache=args.kv_cache)
         result = compile(args.model, args.output, options)
     except QCError as err:
         print(f"qc-compile: error: {err}", file=sys.stderr)

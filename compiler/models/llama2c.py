@@ -153,7 +153,7 @@ def build_torch_llama(cfg: LlamaConfig, w: dict[str, np.ndarray]):
     return Llama().eval()
 
 
-def build_torch_llama_step(cfg: LlamaConfig, w: dict[str, np.ndarray], context: int):
+def build_torch_llama_step(cfg: LlamaConfig, w: dict[str, np.ndarray], context: int, cache_dtype: str = "float32"):
     """One step of generation over a KV cache of ``context`` positions:
     ``(tokens [1, T] int64, pos [1] int64, k_cache [layers, kv heads, hs, context],
     v_cache [layers, kv heads, context, hs]) -> (logits [1, T, vocab], k_new [layers, kv heads, hs, T],
@@ -164,8 +164,12 @@ def build_torch_llama_step(cfg: LlamaConfig, w: dict[str, np.ndarray], context: 
     Cache entries at ``pos`` and after are masked, so they may hold anything finite.  Queries are
     grouped by KV head ([kv heads, group x T, hs]) and keys are kept transposed, so both products
     (``q @ k_cache``, ``p @ v_cache``) read the cache as it lies: a [context, hs] key cache would be
-    transposed, a copy of every layer's keys, at every step."""
+    transposed, a copy of every layer's keys, at every step.  With ``cache_dtype`` float16 the caches and
+    ``k_new`` / ``v_new`` are half: the products widen the cache as they read it, and this step's own keys and
+    values are rounded to half before use, as a later step will read them."""
     import torch
+
+    half = cache_dtype == "float16"
 
     nkv, group, hs = cfg.n_kv_heads, cfg.n_heads // cfg.n_kv_heads, cfg.head_size
 
@@ -181,13 +185,16 @@ def build_torch_llama_step(cfg: LlamaConfig, w: dict[str, np.ndarray], context: 
                 q, k, v = block.qkv(x, cos, sin)
                 q = q[0].view(s, nkv, group, hs).permute(1, 2, 0, 3).reshape(nkv, group * s, hs)
                 k, v = k[0].permute(1, 2, 0), v[0].transpose(0, 1)  # [kv heads, hs, T], [kv heads, T, hs]
+                if half:
+                    k, v = k.half(), v.half()
                 ks.append(k)
                 vs.append(v)
+                k, v, k_old, v_old = (z.float() for z in (k, v, k_cache[i], v_cache[i]))
                 scale = 1.0 / hs ** 0.5
-                old = torch.where(cached, (q @ k_cache[i]) * scale, float("-inf"))
+                old = torch.where(cached, (q @ k_old) * scale, float("-inf"))
                 new = torch.where(causal, (q @ k) * scale, float("-inf"))
                 p = torch.cat((old, new), -1).softmax(-1)
-                out = p[..., :context] @ v_cache[i] + p[..., context:] @ v
+                out = p[..., :context] @ v_old + p[..., context:] @ v
                 out = out.view(nkv, group, s, hs).permute(2, 0, 1, 3).reshape(1, s, cfg.dim)
                 x = block.finish(x, out)
             return self.norm(x) @ self.classifier.T, torch.stack(ks), torch.stack(vs)

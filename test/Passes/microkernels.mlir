@@ -73,6 +73,22 @@ func.func @batch(%q: memref<3x5x4xf32>, %k: memref<3x4x16xf32>, %s: memref<3x5x1
 
 // -----
 
+// An f16 B (an f16 KV cache, after qc-fold-widening): loaded as half, widened in registers.
+// CHECK-LABEL: func.func @batch_half_b
+// CHECK: %[[K:.*]] = memref.cast %arg1
+// CHECK: call @qc_par_0(%arg0, %[[K]], %arg2)
+// CHECK-NOT: linalg.batch_matmul
+// CHECK: func.func @qc_mk_0
+// CHECK: %[[H:.*]] = vector.load %{{.*}} : memref<3x4x16xf16, strided<[128, 16, 1], offset: ?>>, vector<16xf16>
+// CHECK: %[[B:.*]] = arith.extf %[[H]] : vector<16xf16> to vector<16xf32>
+// CHECK: vector.fma %{{.*}}, %[[B]]
+func.func @batch_half_b(%q: memref<3x5x4xf32>, %k: memref<3x4x16xf16, strided<[128, 16, 1]>>, %s: memref<3x5x16xf32>) {
+  linalg.batch_matmul ins(%q, %k : memref<3x5x4xf32>, memref<3x4x16xf16, strided<[128, 16, 1]>>) outs(%s : memref<3x5x16xf32>)
+  return
+}
+
+// -----
+
 // Kernels are shared by matmuls of one type.  A may have any strides (it is read
 // element by element); views that differ only in their offset share one kernel, which
 // reads the offset at run time; C with a non-unit inner stride stays with linalg.

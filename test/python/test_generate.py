@@ -214,7 +214,7 @@ def test_cli_generates_and_rejects_a_non_decoder(workdir, compiled):
     assert [int(t) for t in proc.stdout.split()] == list(load_decoder(compiled["f32"]).generate(PROMPT, 20))
     assert "tokens/s" in proc.stderr
     proc = run("qc-compile", EXAMPLE, "--max-context", "64", "-o", workdir / "x.so")
-    assert proc.returncode == 1 and "--max-context compiles a decoder" in proc.stderr
+    assert proc.returncode == 1 and "not an ONNX decoder with past_key_values: it lacks input_ids" in proc.stderr
 
 
 def test_executable_generates_as_qc_run_does(workdir, compiled):
@@ -334,3 +334,137 @@ def test_calibrated_decoders_gptq_and_selection(compiled, stories, workdir):
     assert proc.returncode == 1 and "calibration prompt 0 must be token ids in [0, 512)" in proc.stderr
     with pytest.raises(qc.QCError, match="latency budget would be its decode step's"):
         qc.compile(decoder, auto, scheme="auto", budget_latency_ms=5, calibration=prompts)
+
+
+def test_float16_kv_cache(compiled, workdir):
+    """qc-compile --kv-cache float16: the cache is half (its entries' type in both entries' signatures), the
+    products read it without an f32 copy (qc-fold-widening), and the logits of both entries match the PyTorch
+    step with the same half cache within 5e-3 of their range (a key or value whose f32 sum lands on the other
+    side of a half rounding boundary moves by a half ulp, 2^-11, and later positions read it), 2e-4 on average;
+    top-1 agrees with the f32 cache at >= 95 % of teacher-forced positions."""
+    lib = workdir / "stories-kv16.so"
+    proc = run("qc-compile", shared_model("stories260K.bin"), "--max-context", str(CONTEXT), "--prefill-chunk",
+               str(CHUNK), "--kv-cache", "float16", "-o", lib)
+    assert proc.returncode == 0, proc.stderr
+    for entry in ("main", "decode"):
+        sig = qc.runtime.load(lib, entry=entry).signature
+        assert {t.name: t.dtype for t in sig.inputs + sig.outputs if t.name != "logits"} == \
+            {"tokens": "int64", "pos": "int64", "k_cache": "float16", "v_cache": "float16", "k_new": "float16",
+             "v_new": "float16"}
+    reference = Decoder.from_llama2c(shared_model("stories260K.bin"), CONTEXT, CHUNK, kv_cache="float16")
+    fp32 = load_decoder(compiled["f32"])
+    seq = [1] + list(fp32.generate([1], 119, temperature=1.0, seed=5))
+    _, _, keys, values = reference.example(1)
+    expected = []
+    with torch.no_grad():
+        for i, t in enumerate(seq):
+            logits, k_new, v_new = reference.step(torch.tensor([[t]]), torch.tensor([i]), keys, values)
+            keys[..., i:i + 1], values[:, :, i:i + 1] = k_new, v_new
+            expected.append(logits[0, -1].numpy())
+    expected = np.stack(expected)
+    half = load_decoder(lib)
+    stepped = np.stack([half.feed([t]) for t in seq])
+    half.reset()
+    chunked = np.stack([half.feed(seq[i:i + CHUNK]) for i in range(0, len(seq), CHUNK)])
+    scale = np.abs(expected).max()
+    assert np.abs(stepped - expected).max() <= 5e-3 * scale and np.abs(stepped - expected).mean() <= 2e-4 * scale
+    assert np.abs(chunked - expected[[min(i + CHUNK, len(seq)) - 1 for i in range(0, len(seq), CHUNK)]]).max() \
+        <= 5e-3 * scale
+    fp32.reset()
+    full = np.stack([fp32.feed([t]) for t in seq])
+    assert (full.argmax(-1) == stepped.argmax(-1)).mean() >= 0.95
+    proc = run("qc-compile", EXAMPLE, "--kv-cache", "float16", "-o", workdir / "x.so")
+    assert proc.returncode == 1 and "--kv-cache compiles a decoder" in proc.stderr
+
+
+def export_with_past(model, path, layers: int) -> None:
+    """``model`` (a transformers decoder) exported to ONNX as optimum exports one: input_ids,
+    attention_mask, position_ids and past_key_values.N.key/value in, logits and present.N.key/value out,
+    sequence and past lengths dynamic."""
+    from transformers.cache_utils import DynamicCache
+
+    class WithPast(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.model = model
+
+        def forward(self, input_ids, attention_mask, position_ids, *past):
+            cache = DynamicCache()
+            for i in range(layers):
+                cache.update(past[2 * i], past[2 * i + 1], i)
+            out = self.model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
+                             past_key_values=cache, use_cache=True)
+            return (out.logits, *[t for layer in out.past_key_values.layers for t in (layer.keys, layer.values)])
+
+    c = model.config
+    past = [torch.randn(1, c.num_key_value_heads, 3, c.hidden_size // c.num_attention_heads) for _ in range(2 * layers)]
+    names = [f"past_key_values.{i}.{kv}" for i in range(layers) for kv in ("key", "value")]
+    presents = [f"present.{i}.{kv}" for i in range(layers) for kv in ("key", "value")]
+    dynamic = {"input_ids": {1: "seq"}, "attention_mask": {1: "total"}, "position_ids": {1: "seq"}}
+    dynamic |= {n: {2: "past"} for n in names} | {n: {2: "total"} for n in presents}
+    torch.onnx.export(WithPast().eval(), (torch.tensor([[5, 7]]), torch.ones(1, 5, dtype=torch.int64),
+                                          torch.tensor([[3, 4]]), *past), str(path),
+                      input_names=["input_ids", "attention_mask", "position_ids", *names],
+                      output_names=["logits", *presents], dynamic_axes=dynamic, dynamo=False, opset_version=17)
+
+
+def ort_greedy(path, prompt, n: int, layers: int, kv_heads: int, head: int) -> list[int]:
+    """n greedy tokens of an ONNX decoder with past_key_values run by ONNX Runtime, its cache growing."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    past = {f"past_key_values.{i}.{kv}": np.zeros((1, kv_heads, 0, head), np.float32)
+            for i in range(layers) for kv in ("key", "value")}
+    ids, out = list(prompt), []
+    for _ in range(n):
+        total = len(out) + len(prompt)
+        fed = ids if not out else ids[-1:]
+        results = session.run(None, {"input_ids": np.array([fed]), "attention_mask": np.ones((1, total), np.int64),
+                                     "position_ids": np.arange(total - len(fed), total)[None], **past})
+        past = {name.replace("present", "past_key_values"): value for name, value in
+                zip([o.name for o in session.get_outputs()][1:], results[1:])}
+        out.append(int(results[0][0, -1].argmax()))
+        ids.append(out[-1])
+    return out
+
+
+def test_onnx_decoder_with_past_key_values(workdir):
+    """A Hugging Face LlamaForCausalLM exported to ONNX with past_key_values (the optimum interface):
+    qc-compile --max-context gives a decoder whose greedy tokens are ONNX Runtime's on the same file and
+    transformers' generate(), whose logits match transformers' forward within 1e-5 of their range, whose
+    weight file holds each initializer once for both entries, and which quantizes (w8a16: the logits of
+    both entries agree); an ONNX model without past_key_values is refused by what it lacks."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    config = LlamaConfig(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+                         num_key_value_heads=2, vocab_size=256, max_position_embeddings=128)
+    config._attn_implementation = "eager"  # the export traces the attention as plain ops
+    model = LlamaForCausalLM(config).eval()
+    path = workdir / "llama-past.onnx"
+    export_with_past(model, path, 2)
+    lib = workdir / "llama-past.so"
+    proc = run("qc-compile", path, "--max-context", "64", "--prefill-chunk", "8", "-o", lib)
+    assert proc.returncode == 0, proc.stderr
+    prompt = [1, 5, 77, 200, 3, 9, 14, 100, 31, 2, 40]
+    decoder = load_decoder(lib)
+    tokens = list(decoder.generate(prompt, 30))
+    with torch.no_grad():
+        expected = model.generate(torch.tensor([prompt]), max_new_tokens=30, min_new_tokens=30, do_sample=False)
+        ref = model(torch.tensor([prompt + tokens])).logits[0].numpy()
+    assert tokens == ort_greedy(path, prompt, 30, 2, 2, 16) == expected[0, len(prompt):].tolist()
+    decoder.reset()
+    stepped = np.stack([decoder.feed([t]) for t in prompt + tokens])
+    assert np.abs(stepped - ref).max() <= 1e-5 * np.abs(ref).max()
+    params = sum(p.numel() for p in model.parameters()) * 4
+    assert lib.with_suffix(".qcw").stat().st_size < 1.1 * params
+
+    int8 = workdir / "llama-past-w8.so"
+    qc.compile(path, int8, max_context=64, prefill_chunk=8, scheme="w8a16")
+    quantized = load_decoder(int8)
+    stepped = np.stack([quantized.feed([t]) for t in prompt[:8]])
+    quantized.reset()
+    assert np.abs(quantized.feed(prompt[:8]) - stepped[-1]).max() <= 1e-5 * np.abs(stepped).max()
+    assert np.abs(stepped - ref[:8]).max() <= 0.05 * np.abs(ref).max()
+    with pytest.raises(qc.QCError, match="calibrating an ONNX decoder is not supported yet"):
+        qc.compile(path, int8, max_context=64, scheme="w8a8", smooth=0.5, calibration=[[1, 2, 3]])
