@@ -30,8 +30,9 @@ from ..core.signature import Signature, TensorSpec
 
 INPUTS = ("tokens", "pos", "k_cache", "v_cache")
 OUTPUTS = ("logits", "k_new", "v_new")
+SCALES = (("k_scale", "v_scale"), ("k_new_scale", "v_new_scale"))  # an int8 cache's: inputs, outputs
 DECODE = "decode"
-KV_CACHE_TYPES = ("float32", "float16")
+KV_CACHE_TYPES = ("float32", "float16", "int8")
 
 
 @dataclass(frozen=True)
@@ -116,28 +117,39 @@ class Decoder:
                               f"{ids[:8].tolist()}{'...' if ids.size > 8 else ''}")
             if ids.size > self.context:
                 raise QCError(f"calibration prompt {i} has {ids.size} tokens; the context holds {self.context}")
-            _, _, keys, values = self.example(self.prefill_chunk)
+            caches = list(self.example(self.prefill_chunk)[2:])  # k, v (and an int8 cache's k, v scales)
             for pos in range(0, ids.size, self.prefill_chunk):
                 chunk = np.zeros((1, self.prefill_chunk), np.int64)
                 n = min(self.prefill_chunk, ids.size - pos)
                 chunk[0, :n] = ids[pos:pos + n]
-                sample = {"tokens": chunk, "pos": np.array([pos], np.int64), "k_cache": keys.numpy().copy(),
-                          "v_cache": values.numpy().copy()}
-                samples.append(sample)
+                samples.append({"tokens": chunk, "pos": np.array([pos], np.int64),
+                                **{name: c.numpy().copy() for name, c in zip(self.inputs[2:], caches)}})
                 with torch.no_grad():
-                    _, k_new, v_new = self.step(torch.from_numpy(chunk), torch.tensor([pos]), keys, values)
-                keys[..., pos:pos + n] = k_new[..., :n]
-                values[:, :, pos:pos + n] = v_new[:, :, :n]
+                    new = self.step(torch.from_numpy(chunk), torch.tensor([pos]), *caches)[1:]
+                for j, (cache, entries) in enumerate(zip(caches, new)):
+                    if j == 1:  # values [.., context, head]
+                        cache[:, :, pos:pos + n] = entries[:, :, :n]
+                    else:  # keys [.., head, context] and the scales [.., context]: positions last
+                        cache[..., pos:pos + n] = entries[..., :n]
         return samples
 
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        return INPUTS + (SCALES[0] if self.kv_cache == "int8" else ())
+
+    @property
+    def outputs(self) -> tuple[str, ...]:
+        return OUTPUTS + (SCALES[1] if self.kv_cache == "int8" else ())
+
     def example(self, tokens: int) -> tuple:
-        """Example inputs of a step of ``tokens`` tokens."""
+        """Example inputs of a step of ``tokens`` tokens (``inputs``)."""
         import torch
 
         dtype = getattr(torch, self.kv_cache)
         keys = torch.zeros(self.layers, self.kv_heads, self.head_size, self.context, dtype=dtype)
         values = torch.zeros(self.layers, self.kv_heads, self.context, self.head_size, dtype=dtype)
-        return torch.zeros(1, tokens, dtype=torch.int64), torch.zeros(1, dtype=torch.int64), keys, values
+        scales = tuple(torch.ones(self.layers, self.kv_heads, self.context) for _ in range(2 * (self.kv_cache == "int8")))
+        return torch.zeros(1, tokens, dtype=torch.int64), torch.zeros(1, dtype=torch.int64), keys, values, *scales
 
 
 def import_decoder(decoder: Decoder, ctx: ir.Context) -> tuple[ir.Module, Signature, dict[str, Signature], dict]:
@@ -185,38 +197,42 @@ def _import_step(decoder: Decoder, tokens: int, params: dict, ctx: ir.Context) -
             super().__init__()
             self.__dict__["step"] = decoder.step  # not a submodule: its parameters are arguments
 
-        def forward(self, tokens, pos, k_cache, v_cache, *weights):
-            return torch.func.functional_call(self.step, dict(zip(params, weights)), (tokens, pos, k_cache, v_cache),
-                                              strict=False)
+        def forward(self, *args):
+            inputs, weights = args[:len(names)], args[len(names):]
+            return torch.func.functional_call(self.step, dict(zip(params, weights)), inputs, strict=False)
 
+    names = decoder.inputs
     module, sig = import_torch(Step(), decoder.example(tokens) + tuple(params.values()), ctx,
-                               list(INPUTS) + list(params))
+                               list(names) + list(params))
     with ctx:
         main = next(op.operation for op in module.body.operations if op.operation.name == "func.func")
         entry = main.regions[0].blocks[0]
         with ir.InsertionPoint.at_block_begin(entry):
-            for name, arg in zip(params, list(entry.arguments)[len(INPUTS):]):
+            for name, arg in zip(params, list(entry.arguments)[len(names):]):
                 with arg.location:
                     arg.replace_all_uses_with(WeightOp(arg.type, ir.FlatSymbolRefAttr.get(name)).result)
         for _ in params:
-            entry.erase_argument(len(INPUTS))
+            entry.erase_argument(len(names))
         ftype = ir.FunctionType(ir.TypeAttr(main.attributes["function_type"]).value)
-        set_function_type(main, list(ftype.inputs)[:len(INPUTS)], list(ftype.results))
-    return module, Signature(sig.inputs[:len(INPUTS)], sig.outputs)
+        set_function_type(main, list(ftype.inputs)[:len(names)], list(ftype.results))
+    return module, Signature(sig.inputs[:len(names)], sig.outputs)
 
 
 def _named(sig: Signature, decoder: Decoder) -> Signature:
     """The step's outputs named, and checked against the shapes the runtime will assume."""
-    if len(sig.outputs) != len(OUTPUTS):
-        raise QCError(f"a decoder step returns {len(OUTPUTS)} tensors ({', '.join(OUTPUTS)}), this one "
+    names = decoder.outputs
+    if len(sig.outputs) != len(names):
+        raise QCError(f"a decoder step returns {len(names)} tensors ({', '.join(names)}), this one "
                       f"{len(sig.outputs)}")
-    outputs = tuple(TensorSpec(n, t.shape, t.dtype) for n, t in zip(OUTPUTS, sig.outputs))
+    outputs = tuple(TensorSpec(n, t.shape, t.dtype) for n, t in zip(names, sig.outputs))
     tokens = sig.inputs[0].shape[1]
+    scales = (decoder.layers, decoder.kv_heads, tokens)
     want = {"logits": (1, tokens, decoder.vocab),
             "k_new": (decoder.layers, decoder.kv_heads, decoder.head_size, tokens),
-            "v_new": (decoder.layers, decoder.kv_heads, tokens, decoder.head_size)}
+            "v_new": (decoder.layers, decoder.kv_heads, tokens, decoder.head_size),
+            "k_new_scale": scales, "v_new_scale": scales}
     for t in outputs:
-        dtype = "float32" if t.name == "logits" else decoder.kv_cache
+        dtype = decoder.kv_cache if t.name in ("k_new", "v_new") else "float32"
         if t.shape != want[t.name] or t.dtype != dtype:
             raise QCError(f"decoder step output '{t.name}' is {t.describe()}, expected "
                           f"{dtype}[{'x'.join(map(str, want[t.name]))}]")

@@ -1,4 +1,4 @@
-"""qc-fold-widening: a contraction reads a widened (f16 -> f32) operand as it is stored.
+"""qc-fold-widening: a contraction reads a widened (f16 or i8 -> f32) operand as it is stored.
 
     %w = linalg.generic {parallel, identity maps} ins(%k : tensor<4x64x256xf16>) outs(%e : tensor<4x64x256xf32>) {
       ^bb0(%x: f16, %y: f32): %z = arith.extf %x : f16 to f32   linalg.yield %z }
@@ -8,8 +8,8 @@ becomes
 
 (also through a ``tensor.collapse_shape`` between the widening and the contraction, rebuilt on the f16 tensor).
 
-A named contraction widens its operands to the result's element type itself.  The f16 KV cache of a
-decoder (``--kv-cache float16``) is the case: without the fold every step writes an f32 copy of every
+A named contraction widens its operands to the result's element type itself (``extf``, or ``sitofp``
+for signed int8 codes).  The f16 or int8 KV cache of a decoder (``--kv-cache float16|int8``) is the case: without the fold every step writes an f32 copy of every
 layer's cache slice and the product reads that; with it the micro-kernel loads the half values and
 widens them in registers (qc-microkernels' f16 B).  Only B (the operand the kernels stream) is folded,
 and only a widening that nothing else reads is removed.
@@ -26,7 +26,7 @@ from .matchers import body_ops, default_maps, producer
 
 
 def widened_source(value: ir.Value) -> ir.Value | None:
-    """The f16 tensor ``value`` is the elementwise f32 widening of, else None."""
+    """The f16 (or i8) tensor ``value`` is the elementwise f32 widening (extf, or sitofp) of, else None."""
     op = producer(value)
     if op is None or op.name != "linalg.generic" or len(op.operands) != 2 or len(op.results) != 1:
         return None
@@ -36,12 +36,15 @@ def widened_source(value: ir.Value) -> ir.Value | None:
     if any(m != ir.AffineMap.get_identity(m.n_dims) for m in maps):
         return None
     source = op.operands[0]
-    if not (isinstance(source.type, ir.RankedTensorType) and isinstance(source.type.element_type, ir.F16Type)
-            and isinstance(ir.RankedTensorType(value.type).element_type, ir.F32Type)):
+    if not (isinstance(source.type, ir.RankedTensorType) and isinstance(ir.RankedTensorType(value.type).element_type,
+                                                                        ir.F32Type)):
         return None
+    elt = source.type.element_type
+    cast = "arith.extf" if isinstance(elt, ir.F16Type) else \
+        "arith.sitofp" if isinstance(elt, ir.IntegerType) and ir.IntegerType(elt).width == 8 else None
     body = body_ops(op)
     block = op.regions[0].blocks[0]
-    if len(body) != 2 or body[0].name != "arith.extf" or body[0].operands[0] != block.arguments[0] \
+    if cast is None or len(body) != 2 or body[0].name != cast or body[0].operands[0] != block.arguments[0] \
             or body[1].operands[0] != body[0].results[0]:
         return None
     return source
@@ -63,7 +66,8 @@ class FoldWidening(ModulePass):
                 with ir.InsertionPoint(op), op.location:
                     if collapse is not None:  # the layer's slice of a stacked cache, its leading 1 collapsed
                         shape = ir.RankedTensorType(b.type).shape
-                        source = tensor.CollapseShapeOp(ir.RankedTensorType.get(shape, ir.F16Type.get()), source,
+                        elt = ir.RankedTensorType(source.type).element_type
+                        source = tensor.CollapseShapeOp(ir.RankedTensorType.get(shape, elt), source,
                                                         collapse.attributes["reassociation"]).result
                     # rebuilt, not given a new operand: the op's region takes its operands' element types
                     folded = build(op.operands[0], source, outs=[op.operands[2]])

@@ -5,7 +5,7 @@ Runs after bufferization.  Matches, on memrefs,
     linalg.generic {library_call = "qc_panel_matmul"}   (qc-lower-linear: f32 or f16 panels [P, K, NR])
     linalg.generic {library_call = "qc_qgemm_panel*"}   (qc-lower-qgemm: int4 / int8 panels, f32 activations)
     linalg.generic {library_call = "qc_qgemm_dot*"}     (qc-lower-qgemm: int8 activations, dot panels)
-    linalg.matmul        C[m, n] += A[m, k] * B[k, n]         (B f32 or f16)
+    linalg.matmul        C[m, n] += A[m, k] * B[k, n]         (B f32, f16, or i8 codes)
     linalg.batch_matmul  C[b, m, n] += A[b, m, k] * B[b, k, n]
 
 each described as a ``Contraction`` (a quantized panel's packing read from its ``qc.layout``), and
@@ -69,6 +69,11 @@ def _kernel_memref(value: ir.Value, inner_unit_stride: bool, identity: bool = Fa
     return t if not inner_unit_stride or layout.strides[-1] == 1 else None
 
 
+def _int8_memref(value: ir.Value) -> ir.MemRefType | None:
+    t = _kernel_memref(value, True, elt=ir.IntegerType)
+    return t if t is not None and ir.IntegerType(t.element_type).width == 8 else None
+
+
 def _library_call(op: ir.Operation) -> str | None:
     return ir.StringAttr(op.attributes["library_call"]).value if "library_call" in op.attributes else None
 
@@ -128,7 +133,8 @@ def match(op: ir.Operation, lanes: int) -> Contraction | None:
         m = math.prod(ta.shape[:-1])
         return Contraction(True, (ta, tb, tc), 1, m, panels * nr, k, nr, b_elt=str(tb.element_type))
     ta, tc = _kernel_memref(a, False), _kernel_memref(c, True)
-    tb = _kernel_memref(b, True) or _kernel_memref(b, True, elt=ir.F16Type)  # f16: qc-fold-widening's
+    # f16 or i8 (codes): qc-fold-widening's
+    tb = _kernel_memref(b, True) or _kernel_memref(b, True, elt=ir.F16Type) or _int8_memref(b)
     if not (ta and tb and tc):
         return None
     types = (ta, tb, tc)

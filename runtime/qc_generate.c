@@ -4,8 +4,10 @@
    both take (tokens [1, T] int64, pos [1] int64, k_cache [layers, kv heads, head, context],
    v_cache [layers, kv heads, context, head]) and give (logits [1, T, vocab], k_new [layers, kv heads,
    head, T], v_new [layers, kv heads, T, head]): keys are kept transposed, so that the model's scores
-   read them as they lie.  The cache and the new entries are float32 or float16, as the model was
-   compiled (--kv-cache).  This file owns the cache and writes each step's new entries into it at pos. */
+   read them as they lie.  The cache and the new entries are float32, float16 or int8, as the model
+   was compiled (--kv-cache); an int8 cache comes with f32 scales, one per layer, head and position:
+   inputs k_scale, v_scale [layers, kv heads, context], outputs k_new_scale, v_new_scale [layers,
+   kv heads, T].  This file owns the cache and writes each step's new entries into it at pos. */
 #define _GNU_SOURCE
 #include "qc/runtime.h"
 
@@ -19,17 +21,18 @@
 
 #define FAIL(status, ...) (qc_set_error(__VA_ARGS__), (status))
 
-enum { TOKENS, POS, K_CACHE, V_CACHE };
-enum { LOGITS, K_NEW, V_NEW };
-static const char *const INPUT_NAMES[] = {"tokens", "pos", "k_cache", "v_cache"};
-static const char *const OUTPUT_NAMES[] = {"logits", "k_new", "v_new"};
+enum { TOKENS, POS, K_CACHE, V_CACHE, K_SCALE, V_SCALE, N_IN };
+enum { LOGITS, K_NEW, V_NEW, K_NEW_SCALE, V_NEW_SCALE, N_OUT };
+static const char *const INPUT_NAMES[] = {"tokens", "pos", "k_cache", "v_cache", "k_scale", "v_scale"};
+static const char *const OUTPUT_NAMES[] = {"logits", "k_new", "v_new", "k_new_scale", "v_new_scale"};
 
 typedef struct {
   qc_model *model;
   int64_t tokens; /* T */
-  int in[4], out[3]; /* the model's index of each tensor */
+  int scaled;        /* an int8 cache: the scale inputs and outputs too */
+  int in[N_IN], out[N_OUT]; /* the model's index of each tensor */
   int64_t *token_buf;
-  void *outputs[3]; /* logits float32, k_new and v_new of the cache's type */
+  void *outputs[N_OUT]; /* logits float32, k_new and v_new of the cache's type, scales float32 */
 } step;
 
 struct qc_decoder {
@@ -38,15 +41,18 @@ struct qc_decoder {
   qc_dtype cache_type;
   size_t elt; /* bytes per cache element */
   char *k_cache, *v_cache;
+  float *k_scale, *v_scale; /* an int8 cache's, [layers, kv heads, context] */
 };
 
 static qc_status bind(step *s, qc_model *model, const char *role) {
   s->model = model;
-  for (int i = 0; i < 4; i++)
+  s->scaled = qc_model_num_inputs(model) > K_SCALE && qc_model_input_index(model, INPUT_NAMES[K_SCALE]) >= 0;
+  int inputs = s->scaled ? N_IN : K_SCALE, outputs = s->scaled ? N_OUT : K_NEW_SCALE;
+  for (int i = 0; i < inputs; i++)
     if ((s->in[i] = qc_model_input_index(model, INPUT_NAMES[i])) < 0)
       return FAIL(QC_ERROR_INVALID_MODEL, "model '%s' (%s) is not a decoder step: %s", qc_model_name(model), role,
                   qc_last_error());
-  for (int i = 0; i < 3; i++)
+  for (int i = 0; i < outputs; i++)
     if ((s->out[i] = qc_model_output_index(model, OUTPUT_NAMES[i])) < 0)
       return FAIL(QC_ERROR_INVALID_MODEL, "model '%s' (%s) is not a decoder step: %s", qc_model_name(model), role,
                   qc_last_error());
@@ -56,8 +62,9 @@ static qc_status bind(step *s, qc_model *model, const char *role) {
                 role);
   s->tokens = tokens->shape[1];
   s->token_buf = calloc((size_t)s->tokens, sizeof *s->token_buf);
-  for (int i = 0; i < 3; i++) s->outputs[i] = malloc(qc_tensor_bytes(qc_model_output(model, s->out[i])));
-  if (!s->token_buf || !s->outputs[0] || !s->outputs[1] || !s->outputs[2]) return FAIL(QC_ERROR_IO, "out of memory");
+  for (int i = 0; i < outputs; i++)
+    if (!(s->outputs[i] = malloc(qc_tensor_bytes(qc_model_output(model, s->out[i]))))) return FAIL(QC_ERROR_IO, "out of memory");
+  if (!s->token_buf) return FAIL(QC_ERROR_IO, "out of memory");
   return QC_OK;
 }
 
@@ -82,11 +89,20 @@ static qc_status check_shapes(qc_decoder *d, const step *s, const char *role) {
                     : !same_shape(qc_model_output(m, s->out[V_NEW]), new_values, 4, c)      ? "v_new"
                     : !same_shape(qc_model_output(m, s->out[LOGITS]), logits, 3, QC_FLOAT32) ? "logits"
                                                                                              : NULL;
+  int64_t scales[3] = {d->layers, d->kv_heads, d->context}, new_scales[3] = {d->layers, d->kv_heads, s->tokens};
+  if (!bad && (c == QC_INT8) != s->scaled) bad = s->scaled ? "k_scale" : "k_cache";
+  if (!bad && s->scaled)
+    bad = !same_shape(qc_model_input(m, s->in[K_SCALE]), scales, 3, QC_FLOAT32)               ? "k_scale"
+          : !same_shape(qc_model_input(m, s->in[V_SCALE]), scales, 3, QC_FLOAT32)             ? "v_scale"
+          : !same_shape(qc_model_output(m, s->out[K_NEW_SCALE]), new_scales, 3, QC_FLOAT32) ? "k_new_scale"
+          : !same_shape(qc_model_output(m, s->out[V_NEW_SCALE]), new_scales, 3, QC_FLOAT32) ? "v_new_scale"
+                                                                                              : NULL;
   if (bad)
     return FAIL(QC_ERROR_INVALID_MODEL, "decoder '%s' (%s): '%s' does not have the shape of a %lld-layer, %lld-head, "
                 "%lld-position %s cache step (k_cache [layers, kv heads, head, context], v_cache [layers, kv heads, "
                 "context, head], k_new [layers, kv heads, head, T], v_new [layers, kv heads, T, head], logits float32 "
-                "[1, T, vocab]; one compiled by an older qc must be compiled again)", qc_model_name(m), role, bad,
+                "[1, T, vocab]; an int8 cache with float32 k_scale, v_scale [layers, kv heads, context] and "
+                "k_new_scale, v_new_scale [layers, kv heads, T]; one compiled by an older qc must be compiled again)", qc_model_name(m), role, bad,
                 (long long)d->layers, (long long)d->kv_heads, (long long)d->context, qc_dtype_name(c));
   const qc_tensor_info *pos = qc_model_input(m, s->in[POS]);
   if (pos->rank != 1 || pos->shape[0] != 1 || pos->dtype != QC_INT64)
@@ -105,8 +121,8 @@ static qc_status setup(qc_decoder *d) {
                 "[1, T, vocab]", qc_model_name(d->prefill.model));
   d->layers = cache->shape[0], d->kv_heads = cache->shape[1], d->context = cache->shape[2], d->head = cache->shape[3];
   d->cache_type = cache->dtype, d->elt = qc_dtype_size(cache->dtype);
-  if (cache->dtype != QC_FLOAT32 && cache->dtype != QC_FLOAT16)
-    return FAIL(QC_ERROR_INVALID_MODEL, "decoder '%s': its KV cache is %s; qc's runtime keeps float32 or float16",
+  if (cache->dtype != QC_FLOAT32 && cache->dtype != QC_FLOAT16 && cache->dtype != QC_INT8)
+    return FAIL(QC_ERROR_INVALID_MODEL, "decoder '%s': its KV cache is %s; qc's runtime keeps float32, float16 or int8",
                 qc_model_name(d->prefill.model), qc_dtype_name(cache->dtype));
   d->vocab = logits->shape[2];
   if (d->decode.tokens != 1)
@@ -118,6 +134,11 @@ static qc_status setup(qc_decoder *d) {
   d->v_cache = calloc((size_t)qc_tensor_elements(cache), d->elt);
   if (!d->k_cache || !d->v_cache) return FAIL(QC_ERROR_IO, "out of memory for a KV cache of %zu bytes",
                                               2 * qc_tensor_bytes(cache));
+  if (d->prefill.scaled) {
+    size_t positions = (size_t)(d->layers * d->kv_heads * d->context);
+    d->k_scale = calloc(positions, sizeof(float)), d->v_scale = calloc(positions, sizeof(float));
+    if (!d->k_scale || !d->v_scale) return FAIL(QC_ERROR_IO, "out of memory for the KV cache's scales");
+  }
   return QC_OK;
 }
 
@@ -158,10 +179,12 @@ void qc_decoder_free(qc_decoder *d) {
   for (int i = 0; i < 2; i++) {
     qc_model_free(steps[i]->model);
     free(steps[i]->token_buf);
-    for (int j = 0; j < 3; j++) free(steps[i]->outputs[j]);
+    for (int j = 0; j < N_OUT; j++) free(steps[i]->outputs[j]);
   }
   free(d->k_cache);
   free(d->v_cache);
+  free(d->k_scale);
+  free(d->v_scale);
   free(d);
 }
 
@@ -184,11 +207,12 @@ static qc_status run_step(qc_decoder *d, step *s, const int64_t *tokens, int64_t
   memset(s->token_buf, 0, (size_t)s->tokens * sizeof *s->token_buf);
   memcpy(s->token_buf, tokens, (size_t)n * sizeof *tokens);
   int64_t pos = d->pos;
-  const void *inputs[4];
-  void *outputs[3];
+  const void *inputs[N_IN];
+  void *outputs[N_OUT];
   inputs[s->in[TOKENS]] = s->token_buf, inputs[s->in[POS]] = &pos;
   inputs[s->in[K_CACHE]] = d->k_cache, inputs[s->in[V_CACHE]] = d->v_cache;
-  for (int i = 0; i < 3; i++) outputs[s->out[i]] = s->outputs[i];
+  if (s->scaled) inputs[s->in[K_SCALE]] = d->k_scale, inputs[s->in[V_SCALE]] = d->v_scale;
+  for (int i = 0; i < (s->scaled ? N_OUT : K_NEW_SCALE); i++) outputs[s->out[i]] = s->outputs[i];
   qc_status st = qc_model_run(s->model, inputs, outputs);
   if (st != QC_OK) return st;
   const size_t e = d->elt;
@@ -199,6 +223,12 @@ static qc_status run_step(qc_decoder *d, step *s, const int64_t *tokens, int64_t
     for (int64_t i = 0; i < d->head; i++)  /* keys [head, context]: one run of n per dimension */
       memcpy(d->k_cache + (size_t)((lh * d->head + i) * d->context + d->pos) * e,
              k_new + (size_t)((lh * d->head + i) * s->tokens) * e, (size_t)n * e);
+    if (s->scaled) { /* one scale per position: runs of n */
+      memcpy(d->k_scale + lh * d->context + d->pos, (const float *)s->outputs[K_NEW_SCALE] + lh * s->tokens,
+             (size_t)n * sizeof(float));
+      memcpy(d->v_scale + lh * d->context + d->pos, (const float *)s->outputs[V_NEW_SCALE] + lh * s->tokens,
+             (size_t)n * sizeof(float));
+    }
   }
   if (logits)
     memcpy(logits, (const float *)s->outputs[LOGITS] + (size_t)(n - 1) * (size_t)d->vocab,

@@ -166,38 +166,60 @@ def build_torch_llama_step(cfg: LlamaConfig, w: dict[str, np.ndarray], context: 
     (``q @ k_cache``, ``p @ v_cache``) read the cache as it lies: a [context, hs] key cache would be
     transposed, a copy of every layer's keys, at every step.  With ``cache_dtype`` float16 the caches and
     ``k_new`` / ``v_new`` are half: the products widen the cache as they read it, and this step's own keys and
-    values are rounded to half before use, as a later step will read them."""
+    values are rounded to half before use, as a later step will read them.  With ``int8`` they are int8 codes
+    with one f32 scale per head and position (``k_scale``, ``v_scale`` [layers, kv heads, context] in,
+    ``k_new_scale``, ``v_new_scale`` [layers, kv heads, T] out): the scores scale their key columns, the
+    probabilities their value rows, so both products read the codes as they lie."""
     import torch
 
-    half = cache_dtype == "float16"
+    half, int8 = cache_dtype == "float16", cache_dtype == "int8"
+
+    def quantized(x, dim):
+        """int8 codes of ``x`` and their scales, one per vector along ``dim`` (a head's keys or values of one
+        position): max|x| / 127, so that codes stay in [-127, 127]."""
+        scale = x.abs().amax(dim, keepdim=True).clamp(min=1e-30) / 127
+        return torch.round(x / scale).clamp(-127, 127).to(torch.int8), scale.squeeze(dim)
 
     nkv, group, hs = cfg.n_kv_heads, cfg.n_heads // cfg.n_kv_heads, cfg.head_size
 
     class LlamaStep(_blocks(cfg, w)):
-        def forward(self, tokens, pos, k_cache, v_cache):
+        def forward(self, tokens, pos, k_cache, v_cache, k_scale=None, v_scale=None):
             s = tokens.shape[1]
             x = self.tok[tokens]
             cos, sin = self.rope_angles(pos + torch.arange(s))
             cached = (torch.arange(context) < pos)[None, None, :]  # [1, 1, context]
             causal = torch.ones(s, s, dtype=torch.bool).tril().repeat(group, 1)[None]  # [1, group x T, T]
-            ks, vs = [], []
+            ks, vs, kss, vss = [], [], [], []
             for i, block in enumerate(self.blocks):
                 q, k, v = block.qkv(x, cos, sin)
                 q = q[0].view(s, nkv, group, hs).permute(1, 2, 0, 3).reshape(nkv, group * s, hs)
                 k, v = k[0].permute(1, 2, 0), v[0].transpose(0, 1)  # [kv heads, hs, T], [kv heads, T, hs]
                 if half:
                     k, v = k.half(), v.half()
+                if int8:  # [kv heads, hs, T] codes, [kv heads, T] scales; the products scale their columns / rows
+                    (k, k_s), (v, v_s) = quantized(k, 1), quantized(v, 2)
+                    kss.append(k_s)
+                    vss.append(v_s)
                 ks.append(k)
                 vs.append(v)
                 k, v, k_old, v_old = (z.float() for z in (k, v, k_cache[i], v_cache[i]))
                 scale = 1.0 / hs ** 0.5
-                old = torch.where(cached, (q @ k_old) * scale, float("-inf"))
-                new = torch.where(causal, (q @ k) * scale, float("-inf"))
+                scores_old, scores_new = (q @ k_old) * scale, (q @ k) * scale
+                if int8:
+                    scores_old, scores_new = scores_old * k_scale[i][:, None, :], scores_new * k_s[:, None, :]
+                old = torch.where(cached, scores_old, float("-inf"))
+                new = torch.where(causal, scores_new, float("-inf"))
                 p = torch.cat((old, new), -1).softmax(-1)
-                out = p[..., :context] @ v_old + p[..., context:] @ v
+                p_old, p_new = p[..., :context], p[..., context:]
+                if int8:
+                    p_old, p_new = p_old * v_scale[i][:, None, :], p_new * v_s[:, None, :]
+                out = p_old @ v_old + p_new @ v
                 out = out.view(nkv, group, s, hs).permute(2, 0, 1, 3).reshape(1, s, cfg.dim)
                 x = block.finish(x, out)
-            return self.norm(x) @ self.classifier.T, torch.stack(ks), torch.stack(vs)
+            logits = self.norm(x) @ self.classifier.T
+            if int8:
+                return logits, torch.stack(ks), torch.stack(vs), torch.stack(kss), torch.stack(vss)
+            return logits, torch.stack(ks), torch.stack(vs)
 
     return LlamaStep().eval()
 

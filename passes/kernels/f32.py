@@ -2,7 +2,7 @@
 
 For each task (a batch and a column panel of NR = 2 x vector-width floats) and each block of
 ``rows`` rows it keeps rows x NR accumulators in registers; per k it loads one panel vector of B
-(f16 panels are widened as they are loaded), broadcasts one element of A per row and issues
+(f16 panels and f16 or int8 row-major B are widened as they are loaded), broadcasts one element of A per row and issues
 ``vector.fma``.  The accumulators start from C (bias or zero) or, when C was only zero-filled,
 from zero.  A partial last panel reads and writes B and C through a lane mask.  With a ``Window``
 (im2col columns read in place) A is the conv's channels-last input: each row block computes its
@@ -61,6 +61,8 @@ def build(name: str, c: Contraction, rows: int) -> None:
             def step(k: ir.Value, a_at, accs: list[ir.Value]) -> list[ir.Value]:
                 if c.b_elt == "f16":
                     panel = arith.extf(vt, b.load(vec(c.nr, ir.F16Type.get()), w, b_at(k), mask))
+                elif c.b_elt == "i8":  # int8 codes (an int8 KV cache): their scales are applied outside
+                    panel = arith.sitofp(vt, b.load(vec(c.nr, ir.IntegerType.get_signless(8)), w, b_at(k), mask))
                 else:
                     panel = b.load(vt, w, b_at(k), mask)
                 return [b.fma(b.bcast(vt, b.scalar(a, a_at(j))), panel, acc) for j, acc in enumerate(accs)]

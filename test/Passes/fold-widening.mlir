@@ -78,3 +78,22 @@ func.func @transposing_widening_declined(%a: tensor<8x64xf32>, %b: tensor<32x64x
   %s = linalg.matmul ins(%a, %w : tensor<8x64xf32>, tensor<64x32xf32>) outs(%acc : tensor<8x32xf32>) -> tensor<8x32xf32>
   return %s : tensor<8x32xf32>
 }
+
+// -----
+
+// int8 codes (an int8 KV cache) widened by sitofp: the product reads the codes.
+// CHECK-LABEL: func.func @int8_codes
+// CHECK-NOT: arith.sitofp
+// CHECK: linalg.batch_matmul ins(%arg0, %arg1 : tensor<4x8x256xf32>, tensor<4x256x16xi8>)
+#id4 = affine_map<(d0, d1, d2) -> (d0, d1, d2)>
+func.func @int8_codes(%p: tensor<4x8x256xf32>, %v: tensor<4x256x16xi8>, %acc: tensor<4x8x16xf32>) -> tensor<4x8x16xf32> {
+  %e = tensor.empty() : tensor<4x256x16xf32>
+  %w = linalg.generic {indexing_maps = [#id4, #id4], iterator_types = ["parallel", "parallel", "parallel"]}
+      ins(%v : tensor<4x256x16xi8>) outs(%e : tensor<4x256x16xf32>) {
+  ^bb0(%x: i8, %y: f32):
+    %z = arith.sitofp %x : i8 to f32
+    linalg.yield %z : f32
+  } -> tensor<4x256x16xf32>
+  %s = linalg.batch_matmul ins(%p, %w : tensor<4x8x256xf32>, tensor<4x256x16xf32>) outs(%acc : tensor<4x8x16xf32>) -> tensor<4x8x16xf32>
+  return %s : tensor<4x8x16xf32>
+}

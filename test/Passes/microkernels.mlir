@@ -89,6 +89,19 @@ func.func @batch_half_b(%q: memref<3x5x4xf32>, %k: memref<3x4x16xf16, strided<[1
 
 // -----
 
+// int8 codes as B (an int8 KV cache): loaded as bytes, sitofp in registers.
+// CHECK-LABEL: func.func @batch_int8_b
+// CHECK: func.func @qc_mk_0
+// CHECK: %[[H:.*]] = vector.load %{{.*}} : memref<3x4x16xi8>, vector<16xi8>
+// CHECK: %[[B:.*]] = arith.sitofp %[[H]] : vector<16xi8> to vector<16xf32>
+// CHECK: vector.fma %{{.*}}, %[[B]]
+func.func @batch_int8_b(%q: memref<3x5x4xf32>, %k: memref<3x4x16xi8>, %s: memref<3x5x16xf32>) {
+  linalg.batch_matmul ins(%q, %k : memref<3x5x4xf32>, memref<3x4x16xi8>) outs(%s : memref<3x5x16xf32>)
+  return
+}
+
+// -----
+
 // Kernels are shared by matmuls of one type.  A may have any strides (it is read
 // element by element); views that differ only in their offset share one kernel, which
 // reads the offset at run time; C with a non-unit inner stride stays with linalg.
