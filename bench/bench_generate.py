@@ -35,6 +35,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import host, publish, table  # noqa: E402
+from qc.compiler.decoder import KV_CACHE_TYPES  # noqa: E402
 
 DIM, HIDDEN, HEADS, KV_HEADS, VOCAB = 2048, 5632, 32, 4, 32000
 
@@ -157,13 +158,14 @@ def build_ort_genai(hf: Path, out: Path, block: int, threads: int) -> None:
     config_path.write_text(json.dumps(config, indent=1))
 
 
-def compile_in_child(layers: int, context: int, chunk: int, scheme: str, out: Path) -> tuple[float, float]:
+def compile_in_child(layers: int, context: int, chunk: int, scheme: str, out: Path,
+                     kv_cache: str = "float32") -> tuple[float, float]:
     """Compiles in a fresh process: (seconds, peak RSS in GB of that process)."""
     code = (f"import sys, time; sys.path.insert(0, {str(Path(__file__).resolve().parent)!r}); "
             "import bench_generate as b, qc; from qc.compiler.models.llama2c import build_torch_llama_step; "
             f"cfg = b.config({layers}, {context}); w = b.weights({layers}); t = time.perf_counter(); "
-            f"d = qc.Decoder(build_torch_llama_step(cfg, w, {context}), cfg.n_layers, cfg.n_kv_heads, cfg.head_size, "
-            f"cfg.vocab_size, {context}, {chunk}); del w; "
+            f"d = qc.Decoder(build_torch_llama_step(cfg, w, {context}, {kv_cache!r}), cfg.n_layers, cfg.n_kv_heads, "
+            f"cfg.head_size, cfg.vocab_size, {context}, {chunk}, {kv_cache!r}); del w; "
             f"qc.compile(d, {str(out)!r}, scheme={None if scheme == 'f32' else scheme!r}); "
             "print(time.perf_counter() - t, next(int(l.split()[1]) for l in open('/proc/self/status') "
             "if l.startswith('VmHWM')))")  # VmHWM, not ru_maxrss: that one keeps the forking parent's peak
@@ -274,6 +276,7 @@ def main() -> None:
     p.add_argument("--context", type=int, default=1024)
     p.add_argument("--prompt", type=int, default=128)
     p.add_argument("--chunk", type=int, default=64, help="qc's prefill chunk")
+    p.add_argument("--kv-cache", choices=KV_CACHE_TYPES, default="float32", help="qc's KV cache type")
     p.add_argument("--new", type=int, default=32)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--ort-genai", type=int, default=64, metavar="BLOCK",
@@ -298,14 +301,16 @@ def main() -> None:
         engines = []
         for scheme in args.schemes.split(","):
             lib = tmp / f"qc-{scheme}.so"
-            seconds, peak = compile_in_child(args.layers, args.context, args.chunk, scheme, lib)
+            seconds, peak = compile_in_child(args.layers, args.context, args.chunk, scheme, lib, args.kv_cache)
             weights_mib = lib.with_suffix(".qcw").stat().st_size / 2**20
-            kv_mib = 2 * args.layers * KV_HEADS * args.context * (DIM // HEADS) * 4 / 2**20
+            entry = {"float32": 4, "float16": 2, "int8": 1 + 4 / (DIM // HEADS)}[args.kv_cache]  # int8: + scales
+            kv_mib = 2 * args.layers * KV_HEADS * args.context * (DIM // HEADS) * entry / 2**20
             rss = generate_rss_in_child(lib, prompt, args.new, args.threads)
             print(f"qc {scheme}: compiled in {seconds:.1f} s, peak RSS {peak:.2f} GB; generating adds {rss:.0f} MiB "
                   f"peak RSS = {rss / (weights_mib + kv_mib):.3f}x (weights {weights_mib:.0f} + KV cache {kv_mib:.0f} MiB)",
                   flush=True)
-            engines.append((f"qc {scheme}", lib.with_suffix(".qcw").stat().st_size,
+            label = f"qc {scheme}" + ("" if args.kv_cache == "float32" else f", {args.kv_cache} KV")
+            engines.append((label, lib.with_suffix(".qcw").stat().st_size,
                             lambda lib=lib: QcEngine(lib, args.threads),
                             f"compile {seconds:.0f} s, {peak:.1f} GB; generating {rss:.0f} MiB RSS = "
                             f"{rss / (weights_mib + kv_mib):.2f}x weights + KV"))
