@@ -102,13 +102,10 @@ class Decoder:
 
     def calibration_samples(self, prompts) -> list[dict]:
         """Inputs of the prefill step for calibration: each prompt (token ids) in chunks, as the runtime
-        feeds it, each chunk with the KV cache its earlier chunks left (from the PyTorch step).  The last
-        chunk of a prompt is padded with token 0, as the runtime pads it."""
-        import torch
-
-        if not isinstance(self.step, torch.nn.Module):
-            raise QCError("calibrating an ONNX decoder is not supported yet (its calibration runs the PyTorch step): "
-                          "compile it with uniform schemes or overrides (RTN)")
+        feeds it, each chunk with the KV cache its earlier chunks left (from the PyTorch step, or an ONNX
+        decoder's step graph run by ONNX Runtime).  The last chunk of a prompt is padded with token 0, as
+        the runtime pads it."""
+        run = self._reference_step()
         samples = []
         for i, prompt in enumerate(prompts):
             ids = np.asarray(prompt["tokens"] if isinstance(prompt, dict) else prompt).reshape(-1)
@@ -117,21 +114,36 @@ class Decoder:
                               f"{ids[:8].tolist()}{'...' if ids.size > 8 else ''}")
             if ids.size > self.context:
                 raise QCError(f"calibration prompt {i} has {ids.size} tokens; the context holds {self.context}")
-            caches = list(self.example(self.prefill_chunk)[2:])  # k, v (and an int8 cache's k, v scales)
+            caches = [c.numpy() for c in self.example(self.prefill_chunk)[2:]]  # k, v (and an int8 cache's scales)
             for pos in range(0, ids.size, self.prefill_chunk):
                 chunk = np.zeros((1, self.prefill_chunk), np.int64)
                 n = min(self.prefill_chunk, ids.size - pos)
                 chunk[0, :n] = ids[pos:pos + n]
                 samples.append({"tokens": chunk, "pos": np.array([pos], np.int64),
-                                **{name: c.numpy().copy() for name, c in zip(self.inputs[2:], caches)}})
-                with torch.no_grad():
-                    new = self.step(torch.from_numpy(chunk), torch.tensor([pos]), *caches)[1:]
-                for j, (cache, entries) in enumerate(zip(caches, new)):
+                                **{name: c.copy() for name, c in zip(self.inputs[2:], caches)}})
+                for j, (cache, entries) in enumerate(zip(caches, run(samples[-1]))):
                     if j == 1:  # values [.., context, head]
                         cache[:, :, pos:pos + n] = entries[:, :, :n]
                     else:  # keys [.., head, context] and the scales [.., context]: positions last
                         cache[..., pos:pos + n] = entries[..., :n]
         return samples
+
+    def _reference_step(self):
+        """The prefill step outside qc: {input name: array} -> its new cache entries (k_new, v_new, ...)."""
+        import torch
+
+        if isinstance(self.step, torch.nn.Module):
+            def run(feeds: dict) -> list[np.ndarray]:
+                with torch.no_grad():
+                    return [t.numpy() for t in self.step(*(torch.from_numpy(feeds[n]) for n in self.inputs))[1:]]
+            return run
+        import onnxruntime as ort
+
+        from .onnx_decoder import step_graph
+
+        session = ort.InferenceSession(step_graph(self.step, self.prefill_chunk, self.context).SerializeToString(),
+                                       providers=["CPUExecutionProvider"])
+        return lambda feeds: session.run(list(self.outputs[1:]), feeds)
 
     @property
     def inputs(self) -> tuple[str, ...]:
