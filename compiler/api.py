@@ -157,7 +157,7 @@ class CompileOptions:
     # decoders (a llama2.c .bin, or a Decoder): generation with a KV cache
     max_context: int | None = None  # positions the KV cache holds (default: the checkpoint's length)
     prefill_chunk: int = 16  # tokens one prefill step takes
-    kv_cache: str = "float32"  # the KV cache's element type: float32 | float16
+    kv_cache: str = "float32"  # the KV cache's element type: float32 | float16 | int8
 
     @property
     def auto(self) -> bool:
@@ -320,8 +320,8 @@ def compile(model, output: str | Path, options: CompileOptions | None = None, **
 def _check_decoder_options(o: CompileOptions) -> None:
     """What a decoder cannot be compiled with, said before any work."""
     if o.budget_latency_ms is not None:
-        raise QCError("a decoder's latency budget would be its decode step's, which qc-select-precision does not time "
-                      "yet: give budget-bits or budget-mb")
+        raise QCError("a decoder's latency budget would be its decode step's, which qc-select-precision does not "
+                      "time yet: give budget-bits or budget-mb")
     if o.emit == "mlir":
         others = ", ".join(e for e in EMITS if e != "mlir")
         raise QCError(f"a decoder compiles to native code (--emit {others}), not yet to --emit mlir")

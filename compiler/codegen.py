@@ -18,8 +18,8 @@ import numpy as np
 from torch_mlir import ir
 from torch_mlir.dialects.llvm import translate_module_to_llvmir
 
-from ..passes import (ChecksToErrors, ExpandMath, FoldWidening, FuseDequantGemm, IsolateContractions, LowerLinear, LowerQGemm,
-                      Microkernels, Parallelize, ReassociateReductions, WeightsToArgs)
+from ..passes import (ChecksToErrors, ExpandMath, FoldWidening, FuseDequantGemm, IsolateContractions, LowerLinear,
+                      LowerQGemm, Microkernels, Parallelize, ReassociateReductions, WeightsToArgs)
 from ..passes.checks_to_errors import CHECKS_ATTR
 from ..passes.base import PassState, entry_funcs
 from ..passes.trampoline import trampolines

@@ -3,8 +3,10 @@
 A ``Decoder`` is a step module, ``(tokens [1, T], pos [1], k_cache, v_cache) -> (logits [1, T, vocab],
 k_new, v_new)`` with a key cache ``[layers, kv heads, head size, context]`` (keys transposed, as the
 scores' product reads them) and a value cache ``[layers, kv heads, context, head size]``
-(``llama2c.build_torch_llama_step`` is one).  It is imported twice, with T = the prefill chunk and T = 1, and the second import's
-function joins the first's module as ``@decode``:
+(``llama2c.build_torch_llama_step`` is one; an int8 cache adds its scales, ``Decoder.inputs`` /
+``outputs``; an ONNX decoder with past_key_values is wrapped into this interface, ``onnx_decoder``).
+It is imported twice, with T = the prefill chunk and T = 1, and the second import's function joins
+the first's module as ``@decode``:
 
     func.func @main(%tokens: tensor<1x16xi64>, %pos: tensor<1xi64>, %k_cache: ..., %v_cache: ...)
     func.func @decode(%tokens: tensor<1x1xi64>, %pos: tensor<1xi64>, %k_cache: ..., %v_cache: ...)
@@ -47,7 +49,7 @@ class Decoder:
     vocab: int
     context: int  # positions the KV cache holds (--max-context)
     prefill_chunk: int = 16  # tokens one prefill call takes (a prompt runs in chunks of it, the last padded)
-    kv_cache: str = "float32"  # the cache's element type: float32 | float16 (the step module's; see from_llama2c)
+    kv_cache: str = "float32"  # the cache's element type, KV_CACHE_TYPES (the step module's; see from_llama2c)
 
     def __post_init__(self):
         if not 1 <= self.prefill_chunk <= self.context:
@@ -160,8 +162,10 @@ class Decoder:
         dtype = getattr(torch, self.kv_cache)
         keys = torch.zeros(self.layers, self.kv_heads, self.head_size, self.context, dtype=dtype)
         values = torch.zeros(self.layers, self.kv_heads, self.context, self.head_size, dtype=dtype)
-        scales = tuple(torch.ones(self.layers, self.kv_heads, self.context) for _ in range(2 * (self.kv_cache == "int8")))
-        return torch.zeros(1, tokens, dtype=torch.int64), torch.zeros(1, dtype=torch.int64), keys, values, *scales
+        step = (torch.zeros(1, tokens, dtype=torch.int64), torch.zeros(1, dtype=torch.int64), keys, values)
+        if self.kv_cache == "int8":  # the k and v scales, one per layer, head and position
+            step += tuple(torch.ones(self.layers, self.kv_heads, self.context) for _ in SCALES[0])
+        return step
 
 
 def import_decoder(decoder: Decoder, ctx: ir.Context) -> tuple[ir.Module, Signature, dict[str, Signature], dict]:

@@ -90,26 +90,32 @@ def step_graph(model: onnx.ModelProto, tokens: int, context: int) -> onnx.ModelP
         nodes.append(helper.make_node(op, ins, [out], name=out, **attrs))
         return out
 
+    def cast_to(value: str, name: str) -> str:
+        """The model's input ``name`` = ``value`` (int64) in the type the model declares for it."""
+        to = inputs[name].type.tensor_type.elem_type
+        return node("Identity", [value], name) if to == TensorProto.INT64 else node("Cast", [value], name, to=to)
+
     axis0 = const("axis0", np.array([0], np.int64))
     node("Identity", ["tokens"], "input_ids")
     if "position_ids" in inputs:  # the chunk's padding past the last position is clamped to it (its output is dropped)
         at = node("Min", [node("Add", ["pos", const("arange_t", np.arange(T, dtype=np.int64))], "qc.positions"),
                           const("last", np.array([context - 1], np.int64))], "qc.positions_clamped")
-        _cast_to(nodes, node("Unsqueeze", [at, axis0], "qc.position_ids"), "position_ids", inputs["position_ids"])
+        cast_to(node("Unsqueeze", [at, axis0], "qc.position_ids"), "position_ids")
     if "attention_mask" in inputs:
         cached = node("Cast", [node("Less", [const("arange_ctx", np.arange(context, dtype=np.int64)), "pos"],
                                     "qc.cached")], "qc.cached_i64", to=TensorProto.INT64)
         mask = node("Concat", [cached, const("ones_t", np.ones(T, np.int64))], "qc.mask", axis=0)
-        _cast_to(nodes, node("Unsqueeze", [mask, axis0], "qc.attention_mask"), "attention_mask",
-                 inputs["attention_mask"])
-    k_new, v_new = [], []
+        cast_to(node("Unsqueeze", [mask, axis0], "qc.attention_mask"), "attention_mask")
     for i in range(L):
         layer = const(f"layer{i}", np.array(i, np.int64))
         keys = node("Gather", ["k_cache", layer], f"qc.k{i}", axis=0)  # [H, D, context]
         node("Unsqueeze", [node("Transpose", [keys], f"qc.k{i}.t", perm=[0, 2, 1]), axis0], f"past_key_values.{i}.key")
         node("Unsqueeze", [node("Gather", ["v_cache", layer], f"qc.v{i}", axis=0), axis0], f"past_key_values.{i}.value")
-        start, end, axis2 = (const(f"{n}{i}", np.array([v], np.int64)) for n, v in
-                             (("start", context), ("end", context + T), ("axis2_", 2)))
+    feeding = len(nodes)  # the nodes so far compute the model's inputs; the ones after read its outputs
+    start, end, axis2 = (const(n, np.array([v], np.int64)) for n, v in
+                         (("start", context), ("end", context + T), ("axis2", 2)))
+    k_new, v_new = [], []
+    for i in range(L):
         k_tail = node("Slice", [f"present.{i}.key", start, end, axis2], f"qc.k_new{i}")  # [1, H, T, D]
         k_new.append(node("Transpose", [k_tail], f"qc.k_new{i}.t", perm=[0, 1, 3, 2]))
         v_new.append(node("Slice", [f"present.{i}.value", start, end, axis2], f"qc.v_new{i}"))
@@ -124,23 +130,9 @@ def step_graph(model: onnx.ModelProto, tokens: int, context: int) -> onnx.ModelP
                    helper.make_tensor_value_info("k_new", f32, [L, H, D, T]),
                    helper.make_tensor_value_info("v_new", f32, [L, H, T, D])]
     initializers = {t.name for t in graph.initializer}
-    before = [n for n in nodes if _feeds_model(n)]  # topological order: what the model reads, it, what reads it
-    after = [n for n in nodes if not _feeds_model(n)]
-    wrapped = helper.make_graph(
-        before + list(graph.node) + after, graph.name or "decoder", new_inputs + [i for i in graph.input if i.name in initializers], new_outputs,
-        list(graph.initializer) + consts)
+    wrapped = helper.make_graph(nodes[:feeding] + list(graph.node) + nodes[feeding:], graph.name or "decoder",
+                                new_inputs + [i for i in graph.input if i.name in initializers], new_outputs,
+                                list(graph.initializer) + consts)
     step = helper.make_model(wrapped, opset_imports=list(model.opset_import), ir_version=model.ir_version)
     step.functions.extend(model.functions)
     return step
-
-
-def _feeds_model(n: onnx.NodeProto) -> bool:
-    """Whether a wrapper node computes one of the model's inputs (it goes before the model's nodes)."""
-    return not n.output[0].startswith(("qc.k_new", "qc.v_new")) and n.output[0] not in ("k_new", "v_new")
-
-
-def _cast_to(nodes: list, value: str, name: str, declared: onnx.ValueInfoProto) -> None:
-    """``name`` = ``value`` (int64) as the model declares that input's type."""
-    to = declared.type.tensor_type.elem_type
-    nodes.append(helper.make_node("Identity" if to == TensorProto.INT64 else "Cast", [value], [name], name=name,
-                                  **({} if to == TensorProto.INT64 else {"to": to})))

@@ -6,12 +6,14 @@
 becomes
     %s = linalg.batch_matmul ins(%q, %k : tensor<4x8x64xf32>, tensor<4x64x256xf16>) outs(%acc)
 
-(also through a ``tensor.collapse_shape`` between the widening and the contraction, rebuilt on the f16 tensor).
+(also through a ``tensor.collapse_shape`` between the widening and the contraction, rebuilt on the
+narrow tensor).
 
 A named contraction widens its operands to the result's element type itself (``extf``, or ``sitofp``
-for signed int8 codes).  The f16 or int8 KV cache of a decoder (``--kv-cache float16|int8``) is the case: without the fold every step writes an f32 copy of every
-layer's cache slice and the product reads that; with it the micro-kernel loads the half values and
-widens them in registers (qc-microkernels' f16 B).  Only B (the operand the kernels stream) is folded,
+for signed int8 codes).  The f16 or int8 KV cache of a decoder (``--kv-cache float16|int8``) is the
+case: without the fold every step writes an f32 copy of every layer's cache slice and the product
+reads that; with it the micro-kernel loads the narrow values and widens them in registers
+(qc-microkernels' f16 / i8 B).  Only B (the operand the kernels stream) is folded,
 and only a widening that nothing else reads is removed.
 """
 
@@ -22,7 +24,7 @@ from torch_mlir.dialects import linalg, tensor
 
 from .base import ModulePass, PassState, walk_ops
 from .isolate_contractions import CONTRACTIONS
-from .matchers import body_ops, default_maps, producer
+from .matchers import body_ops, default_maps, indexing_maps, iterator_types, producer
 
 
 def widened_source(value: ir.Value) -> ir.Value | None:
@@ -30,10 +32,8 @@ def widened_source(value: ir.Value) -> ir.Value | None:
     op = producer(value)
     if op is None or op.name != "linalg.generic" or len(op.operands) != 2 or len(op.results) != 1:
         return None
-    if any(str(it) != "#linalg.iterator_type<parallel>" for it in ir.ArrayAttr(op.attributes["iterator_types"])):
-        return None
-    maps = [ir.AffineMapAttr(m).value for m in ir.ArrayAttr(op.attributes["indexing_maps"])]
-    if any(m != ir.AffineMap.get_identity(m.n_dims) for m in maps):
+    if any(it != "parallel" for it in iterator_types(op)) or \
+            any(m != ir.AffineMap.get_identity(m.n_dims) for m in indexing_maps(op)):
         return None
     source = op.operands[0]
     if not (isinstance(source.type, ir.RankedTensorType) and isinstance(ir.RankedTensorType(value.type).element_type,
@@ -52,13 +52,15 @@ def widened_source(value: ir.Value) -> ir.Value | None:
 
 class FoldWidening(ModulePass):
     NAME = "qc-fold-widening"
-    SUMMARY = "Let linalg.matmul / batch_matmul read an f16 B operand directly instead of its f32 widening"
+    SUMMARY = "Let linalg.matmul / batch_matmul read an f16 or i8 B operand directly instead of its f32 widening"
 
     def run(self, module: ir.Operation, state: PassState) -> None:
         for name, build in ((CONTRACTIONS[0], linalg.matmul), (CONTRACTIONS[1], linalg.batch_matmul)):
             for op in walk_ops(module, name):
                 b = op.operands[1]
-                collapse = producer(b) if producer(b) is not None and producer(b).name == "tensor.collapse_shape" else None
+                collapse = producer(b)
+                if collapse is not None and collapse.name != "tensor.collapse_shape":
+                    collapse = None
                 widened = collapse.operands[0] if collapse is not None else b
                 source = widened_source(widened)
                 if source is None or not default_maps(op):  # a transposed form: left as it is

@@ -21,8 +21,8 @@ Every named ``qc.linear`` and embedding gather is a layer; its candidates are th
 ``budget-bits`` (average bits per weight of the layers, scales included), ``budget-mb`` (all stored
 weights, 10^6 bytes) and ``budget-latency-ms`` (the layers plus ``other-ms``, the rest of the
 model).  Ops of one layer name (a decoder's two entry points read each weight through its own op)
-are one layer, one decision.  ``pins`` (``REGEX=SCHEME;...``) fix layers; ``couple=input`` makes the layers that read
-one input take one scheme.  An infeasible budget is an error naming the smallest feasible one.
+are one layer, one decision.  ``pins`` (``REGEX=SCHEME;...``) fix layers; ``couple=input`` makes the
+layers that read one input take one scheme.  An infeasible budget is an error naming the smallest feasible one.
 """
 
 from __future__ import annotations

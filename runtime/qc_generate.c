@@ -30,6 +30,7 @@ typedef struct {
   qc_model *model;
   int64_t tokens; /* T */
   int scaled;        /* an int8 cache: the scale inputs and outputs too */
+  int n_in, n_out;   /* N_IN, N_OUT when scaled, else the first four and three */
   int in[N_IN], out[N_OUT]; /* the model's index of each tensor */
   int64_t *token_buf;
   void *outputs[N_OUT]; /* logits float32, k_new and v_new of the cache's type, scales float32 */
@@ -47,12 +48,12 @@ struct qc_decoder {
 static qc_status bind(step *s, qc_model *model, const char *role) {
   s->model = model;
   s->scaled = qc_model_num_inputs(model) > K_SCALE && qc_model_input_index(model, INPUT_NAMES[K_SCALE]) >= 0;
-  int inputs = s->scaled ? N_IN : K_SCALE, outputs = s->scaled ? N_OUT : K_NEW_SCALE;
-  for (int i = 0; i < inputs; i++)
+  s->n_in = s->scaled ? N_IN : K_SCALE, s->n_out = s->scaled ? N_OUT : K_NEW_SCALE;
+  for (int i = 0; i < s->n_in; i++)
     if ((s->in[i] = qc_model_input_index(model, INPUT_NAMES[i])) < 0)
       return FAIL(QC_ERROR_INVALID_MODEL, "model '%s' (%s) is not a decoder step: %s", qc_model_name(model), role,
                   qc_last_error());
-  for (int i = 0; i < outputs; i++)
+  for (int i = 0; i < s->n_out; i++)
     if ((s->out[i] = qc_model_output_index(model, OUTPUT_NAMES[i])) < 0)
       return FAIL(QC_ERROR_INVALID_MODEL, "model '%s' (%s) is not a decoder step: %s", qc_model_name(model), role,
                   qc_last_error());
@@ -62,8 +63,9 @@ static qc_status bind(step *s, qc_model *model, const char *role) {
                 role);
   s->tokens = tokens->shape[1];
   s->token_buf = calloc((size_t)s->tokens, sizeof *s->token_buf);
-  for (int i = 0; i < outputs; i++)
-    if (!(s->outputs[i] = malloc(qc_tensor_bytes(qc_model_output(model, s->out[i]))))) return FAIL(QC_ERROR_IO, "out of memory");
+  for (int i = 0; i < s->n_out; i++)
+    if (!(s->outputs[i] = malloc(qc_tensor_bytes(qc_model_output(model, s->out[i])))))
+      return FAIL(QC_ERROR_IO, "out of memory");
   if (!s->token_buf) return FAIL(QC_ERROR_IO, "out of memory");
   return QC_OK;
 }
@@ -102,8 +104,9 @@ static qc_status check_shapes(qc_decoder *d, const step *s, const char *role) {
                 "%lld-position %s cache step (k_cache [layers, kv heads, head, context], v_cache [layers, kv heads, "
                 "context, head], k_new [layers, kv heads, head, T], v_new [layers, kv heads, T, head], logits float32 "
                 "[1, T, vocab]; an int8 cache with float32 k_scale, v_scale [layers, kv heads, context] and "
-                "k_new_scale, v_new_scale [layers, kv heads, T]; one compiled by an older qc must be compiled again)", qc_model_name(m), role, bad,
-                (long long)d->layers, (long long)d->kv_heads, (long long)d->context, qc_dtype_name(c));
+                "k_new_scale, v_new_scale [layers, kv heads, T]; one compiled by an older qc must be compiled again)",
+                qc_model_name(m), role, bad, (long long)d->layers, (long long)d->kv_heads, (long long)d->context,
+                qc_dtype_name(c));
   const qc_tensor_info *pos = qc_model_input(m, s->in[POS]);
   if (pos->rank != 1 || pos->shape[0] != 1 || pos->dtype != QC_INT64)
     return FAIL(QC_ERROR_INVALID_MODEL, "decoder '%s' (%s): input 'pos' must be int64[1]", qc_model_name(m), role);
@@ -212,7 +215,7 @@ static qc_status run_step(qc_decoder *d, step *s, const int64_t *tokens, int64_t
   inputs[s->in[TOKENS]] = s->token_buf, inputs[s->in[POS]] = &pos;
   inputs[s->in[K_CACHE]] = d->k_cache, inputs[s->in[V_CACHE]] = d->v_cache;
   if (s->scaled) inputs[s->in[K_SCALE]] = d->k_scale, inputs[s->in[V_SCALE]] = d->v_scale;
-  for (int i = 0; i < (s->scaled ? N_OUT : K_NEW_SCALE); i++) outputs[s->out[i]] = s->outputs[i];
+  for (int i = 0; i < s->n_out; i++) outputs[s->out[i]] = s->outputs[i];
   qc_status st = qc_model_run(s->model, inputs, outputs);
   if (st != QC_OK) return st;
   const size_t e = d->elt;

@@ -80,13 +80,15 @@ def main(argv: list[str] | None = None) -> int:
     a.add_argument("--metric", default="cosine", choices=METRICS,
                    help="output error of measured sensitivities: cosine, kl (logits) or mse (default: cosine)")
     a.add_argument("--pareto", metavar="FRONT.md|.json", help="sweep the bit budget; write the front and a .png")
-    g = p.add_argument_group("decoders (a llama2.c checkpoint .bin): prefill and decode entries over a KV cache")
+    g = p.add_argument_group("decoders (a llama2.c checkpoint .bin, or an ONNX decoder with past_key_values): "
+                             "prefill and decode entries over a KV cache")
     g.add_argument("--max-context", type=int, metavar="N",
-                   help="positions the KV cache holds (default: the checkpoint's training length)")
+                   help="positions the KV cache holds (a .bin's default: its training length; required for ONNX)")
     g.add_argument("--prefill-chunk", type=int, default=16, metavar="T",
                    help="prompt tokens one prefill step takes (default: 16)")
     g.add_argument("--kv-cache", choices=KV_CACHE_TYPES, default="float32",
-                   help="the KV cache's element type (float16: half the cache's memory)")
+                   help="the KV cache's element type (float16: half the cache's memory; int8: a quarter, plus a "
+                        "scale per head and position)")
     args = p.parse_args(argv)
     try:
         options = CompileOptions(
