@@ -45,6 +45,33 @@ def test_block_matches_torch_for_each_vector_width(block, cpu, lanes, workdir):
     assert np.abs(got - ref).max() < 1e-5
 
 
+@pytest.mark.parametrize("cpu", [None, "haswell", "x86-64"])
+@pytest.mark.parametrize("dtype", [torch.float16, torch.int8])
+def test_narrow_b_operands_for_each_vector_width(dtype, cpu, workdir):
+    """A batch_matmul and a matmul whose B is an f16 or int8 input widened in the graph (as a decoder's f16 /
+    int8 KV cache is): qc-fold-widening hands the narrow B to the kernel, which widens it as it loads it.
+    Full-range codes (-128..127) and f16 values up to 60000, N = 37 (a masked last panel), against numpy in
+    float64."""
+
+    class Narrow(nn.Module):
+        def forward(self, a, b, x, w):
+            return a @ b.float(), x @ w.float()
+
+    rng = np.random.default_rng(1)
+    a, x = (torch.from_numpy(rng.standard_normal(s).astype(np.float32)) for s in ((3, 5, 19), (7, 19)))
+    if dtype == torch.int8:
+        b, w = (torch.from_numpy(rng.integers(-128, 128, s).astype(np.int8)) for s in ((3, 19, 37), (19, 37)))
+    else:
+        b, w = (torch.from_numpy((rng.standard_normal(s) * 2e4).clip(-6e4, 6e4).astype(np.float16))
+                for s in ((3, 19, 37), (19, 37)))
+    out = workdir / f"narrow_{dtype}_{cpu}.so"
+    qc.compile(Narrow(), out, example_inputs=(a, b, x, w), input_names=["a", "b", "x", "w"], target_cpu=cpu)
+    got = qc.runtime.load(out).run({"a": a.numpy(), "b": b.numpy(), "x": x.numpy(), "w": w.numpy()})
+    for name, (lhs, rhs) in (("output0", (a, b)), ("output1", (x, w))):
+        ref = lhs.double().numpy() @ rhs.double().numpy()
+        assert np.abs(got[name] - ref).max() <= 1e-5 * np.abs(ref).max(), (name, cpu)
+
+
 def test_linears_and_attention_use_kernels(block, workdir):
     model, x = block
     # The LLVM IR defines the kernels that replaced the matmuls: 3 linear shapes + 2 attention matmuls.
