@@ -178,6 +178,7 @@ class Columns(NamedTuple):
     window: Window
     copy: ir.Operation | None  # the column copy, when no other op reads what it wrote (it is erased)
     buffer: ir.Value  # the column buffer (erased once no op but views and deallocs use it)
+    deallocs: list  # frees of the source between the copy and the contraction: they move after it
 
 
 def _touches(op: ir.Operation, root: ir.Value) -> bool:
@@ -187,8 +188,8 @@ def _touches(op: ir.Operation, root: ir.Value) -> bool:
 def columns_window(op: ir.Operation) -> Columns | None:
     """When the panel contraction ``op`` reads A = collapse(col) [M, K] and the last op before it to
     touch col is a copy ``col[i...] = S[linear(i...)]`` from an identity-layout S that nothing
-    touches in between (qc-conv-to-matmul's im2col, bufferized; convs of one shape may share col),
-    the window that reads S in place."""
+    touches in between but its free (qc-conv-to-matmul's im2col, bufferized; convs of one shape may
+    share col), the window that reads S in place."""
     collapse = op.operands[0].owner
     if isinstance(collapse, ir.Block) or collapse.name != "memref.collapse_shape":
         return None
@@ -216,7 +217,9 @@ def columns_window(op: ir.Operation) -> Columns | None:
         flat = [f + c * stride for f, c in zip(flat, found[0])]
         offset += found[1] * stride
     root = view_source(source, MEMREF_VIEWS)
-    if any(_touches(o, root) for o in ops[ops.index(copy) + 1:at]):
+    between = [o for o in ops[ops.index(copy) + 1:at] if _touches(o, root)]
+    # qc-early-deallocs frees the source right after the copy, its last reader until now
+    if any(o.name != "memref.dealloc" for o in between):
         return None
     # the copy dies with op unless a later op reads col before the next write or dealloc
     later = next((o for o in ops[at + 1:] if _touches(o, col)), None)
@@ -225,7 +228,7 @@ def columns_window(op: ir.Operation) -> Columns | None:
     rows, ks = groups
     window = Window(math.prod(st.shape), offset, tuple(shape[i] for i in rows), tuple(flat[i] for i in rows),
                     tuple(shape[i] for i in ks), tuple(flat[i] for i in ks))
-    return Columns(source, window, copy if dead else None, col)
+    return Columns(source, window, copy if dead else None, col, between)
 
 
 def _erase_unused_buffer(buffer: ir.Value) -> None:
@@ -321,11 +324,13 @@ class Microkernels(ModulePass):
                         f32.build(f"qc_mk_{index}", spec, tile)
                     declare(f"qc_par_{index}", f"qc_mk_{index}", list(c.types), spec.tasks, use_amx)
             with ir.InsertionPoint(op), op.location:
-                func.CallOp([], ir.FlatSymbolRefAttr.get(kernels[c]), operands)
+                call = func.CallOp([], ir.FlatSymbolRefAttr.get(kernels[c]), operands)
             op.erase()
             if fill is not None:
                 fill.erase()
             if columns is not None:
+                for dealloc in columns.deallocs:
+                    dealloc.move_after(call)
                 if columns.copy is not None:
                     columns.copy.erase()
                 buffers.append(columns.buffer)

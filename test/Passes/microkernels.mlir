@@ -355,6 +355,43 @@ func.func @columns_in_place(%x: memref<1x6x24xf32>, %w: memref<1x36x32xf32>, %c:
 
 // -----
 
+// The source is freed right after the copy (qc-early-deallocs frees a buffer after its last use):
+// the columns are still read in place, and the free moves after the kernel call.
+// CHECK-LABEL: func.func @columns_source_freed
+// CHECK-NOT: memref.alloc() {{.*}} : memref<1x4x4x3x12xf32>
+// CHECK: %[[X:.*]] = memref.alloc() {{.*}} : memref<1x6x24xf32>
+// CHECK: call @qc_par_0(%[[X]], %arg0, %arg1) : (memref<1x6x24xf32>, memref<1x36x32xf32>, memref<16x1x32xf32>) -> ()
+// CHECK-NEXT: memref.dealloc %[[X]] : memref<1x6x24xf32>
+#col_src3 = affine_map<(d0, d1, d2, d3, d4) -> (d0, d1 + d3, d2 * 4 + d4)>
+#col_dst3 = affine_map<(d0, d1, d2, d3, d4) -> (d0, d1, d2, d3, d4)>
+#px3 = affine_map<(d0, p, n, k) -> (d0, k)>
+#pw3 = affine_map<(d0, p, n, k) -> (p, k, n)>
+#pc3 = affine_map<(d0, p, n, k) -> (d0, p, n)>
+func.func @columns_source_freed(%w: memref<1x36x32xf32>, %c: memref<16x1x32xf32>) {
+  %x = memref.alloc() {alignment = 64 : i64} : memref<1x6x24xf32>
+  %one = arith.constant 1.0 : f32
+  linalg.fill ins(%one : f32) outs(%x : memref<1x6x24xf32>)
+  %col = memref.alloc() {alignment = 64 : i64} : memref<1x4x4x3x12xf32>
+  linalg.generic {indexing_maps = [#col_src3, #col_dst3], iterator_types = ["parallel", "parallel", "parallel", "parallel", "parallel"]}
+      ins(%x : memref<1x6x24xf32>) outs(%col : memref<1x4x4x3x12xf32>) {
+  ^bb0(%in: f32, %out: f32):
+    linalg.yield %in : f32
+  }
+  memref.dealloc %x : memref<1x6x24xf32>
+  %a = memref.collapse_shape %col [[0, 1, 2], [3, 4]] : memref<1x4x4x3x12xf32> into memref<16x36xf32>
+  linalg.generic {indexing_maps = [#px3, #pw3, #pc3], iterator_types = ["parallel", "parallel", "parallel", "reduction"], library_call = "qc_panel_matmul"}
+      ins(%a, %w : memref<16x36xf32>, memref<1x36x32xf32>) outs(%c : memref<16x1x32xf32>) {
+  ^bb0(%i: f32, %j: f32, %o: f32):
+    %m = arith.mulf %i, %j : f32
+    %s = arith.addf %o, %m : f32
+    linalg.yield %s : f32
+  }
+  memref.dealloc %col : memref<1x4x4x3x12xf32>
+  return
+}
+
+// -----
+
 // The source is written between the copy and the contraction: the columns stay.
 // CHECK-LABEL: func.func @columns_source_written
 // CHECK: memref.alloc() {{.*}} : memref<1x4x4x3x12xf32>
