@@ -19,7 +19,8 @@ from torch_mlir import ir
 from torch_mlir.dialects.llvm import translate_module_to_llvmir
 
 from ..passes import (ChecksToErrors, ExpandMath, FoldWidening, FuseDequantGemm, IsolateContractions, LowerLinear,
-                      LowerQGemm, Microkernels, Parallelize, ReassociateReductions, WeightsToArgs)
+                      LowerQGemm, Microkernels, Parallelize, ReassociateReductions, WeightsToArgs,
+                      FuseIntoTransposes)
 from ..passes.checks_to_errors import CHECKS_ATTR
 from ..passes.base import PassState, entry_funcs
 from ..passes.trampoline import trampolines
@@ -28,8 +29,10 @@ from ..core.errors import QCError
 
 def pre_bufferize(panel: int) -> list:
     """Before bufferization: f16 widenings folded into contractions, elementwise fusion (contractions
-    kept out of it behind calls), qc ops to linalg, run-time checks to errors, weights to arguments."""
+    kept out of it behind calls; a second round after the layout changes get their own copies of the
+    ops they read), qc ops to linalg, run-time checks to errors, weights to arguments."""
     return [FuseDequantGemm(), FoldWidening(), IsolateContractions(), "func.func(linalg-fuse-elementwise-ops)",
+            FuseIntoTransposes(), "func.func(linalg-fuse-elementwise-ops)",
             LowerLinear(panel_width=panel), LowerQGemm(panel_width=panel), "inline", "symbol-dce", ChecksToErrors(),
             WeightsToArgs(), "canonicalize", "cse"]
 

@@ -7,6 +7,7 @@ from .conv_to_matmul import ConvToMatmul
 from .expand_math import ExpandMath
 from .isolate_contractions import IsolateContractions
 from .fold_widening import FoldWidening
+from .fuse_into_transposes import FuseIntoTransposes
 from .lower_linear import LowerLinear
 from .microkernels import Microkernels
 from .weights_to_args import WeightsToArgs
@@ -33,7 +34,7 @@ REGISTRY: dict[str, type[ModulePass]] = {
                         ExpandMath, ConvToMatmul, Instrument, QuantizeWeights, FuseDequantGemm, LowerQGemm,
                         Smooth, ReassociateReductions, Parallelize, ElideCopies, EarlyDeallocs, StridedCopies,
                         NoaliasArgs, SerialLoops, StripProbes, AssignSchemes, SelectPrecision, QuantizeEmbeddings,
-                        ChecksToErrors, FoldWidening)
+                        ChecksToErrors, FoldWidening, FuseIntoTransposes)
 }
 
 __all__ = ["ModulePass", "Option", "PassState", "REGISTRY"]

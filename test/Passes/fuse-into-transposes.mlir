@@ -1,0 +1,92 @@
+// RUN: qc-opt %s --split-input-file --pass-pipeline='builtin.module(qc-fuse-into-transposes)' | FileCheck %s
+// RUN: qc-opt %s --split-input-file --pass-pipeline='builtin.module(qc-fuse-into-transposes, func.func(linalg-fuse-elementwise-ops))' | FileCheck %s --check-prefix=FUSED
+
+// A relu read by an NCHW -> NHWC transpose and by another op: the transpose gets its own copy.
+// CHECK-LABEL: func.func @two_users
+// CHECK: %[[COPY:.*]] = linalg.generic {{.*}} ins(%arg0 : tensor<1x4x4x8xf32>)
+// CHECK: arith.maximumf
+// CHECK: %[[RELU:.*]] = linalg.generic {{.*}} ins(%arg0 : tensor<1x4x4x8xf32>)
+// CHECK: arith.maximumf
+// CHECK: %[[T:.*]] = linalg.generic {{.*}} ins(%[[COPY]] : tensor<1x8x4x4xf32>)
+// CHECK: return %[[T]], %[[RELU]]
+// Fused: the transpose computes the relu from the NHWC input straight (identity maps), in one pass.
+// FUSED-LABEL: func.func @two_users
+// FUSED: %[[RELU:.*]] = linalg.generic {{.*}} ins(%arg0 : tensor<1x4x4x8xf32>) outs(%{{.*}} : tensor<1x8x4x4xf32>)
+// FUSED: %[[T:.*]] = linalg.generic {indexing_maps = [#[[ID:map[0-9]*]], #[[ID]]], {{.*}} ins(%arg0 : tensor<1x4x4x8xf32>) outs(%{{.*}} : tensor<1x4x4x8xf32>)
+// FUSED-NEXT: ^bb0
+// FUSED-NEXT: arith.maximumf
+// FUSED: return %[[T]], %[[RELU]]
+#nhwc_to_nchw = affine_map<(n, c, h, w) -> (n, h, w, c)>
+#nchw_to_nhwc = affine_map<(n, h, w, c) -> (n, c, h, w)>
+#id = affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>
+func.func @two_users(%conv: tensor<1x4x4x8xf32>) -> (tensor<1x4x4x8xf32>, tensor<1x8x4x4xf32>) {
+  %zero = arith.constant 0.0 : f32
+  %e = tensor.empty() : tensor<1x8x4x4xf32>
+  %relu = linalg.generic {indexing_maps = [#nhwc_to_nchw, #id], iterator_types = ["parallel", "parallel", "parallel", "parallel"]}
+      ins(%conv : tensor<1x4x4x8xf32>) outs(%e : tensor<1x8x4x4xf32>) {
+  ^bb0(%in: f32, %out: f32):
+    %m = arith.maximumf %in, %zero : f32
+    linalg.yield %m : f32
+  } -> tensor<1x8x4x4xf32>
+  %e2 = tensor.empty() : tensor<1x4x4x8xf32>
+  %t = linalg.generic {indexing_maps = [#nchw_to_nhwc, #id], iterator_types = ["parallel", "parallel", "parallel", "parallel"]}
+      ins(%relu : tensor<1x8x4x4xf32>) outs(%e2 : tensor<1x4x4x8xf32>) {
+  ^bb0(%in: f32, %out: f32):
+    linalg.yield %in : f32
+  } -> tensor<1x4x4x8xf32>
+  return %t, %relu : tensor<1x4x4x8xf32>, tensor<1x8x4x4xf32>
+}
+
+// -----
+
+// One user: nothing to copy (linalg-fuse-elementwise-ops fuses it as it is).
+// CHECK-LABEL: func.func @one_user
+// CHECK-COUNT-2: linalg.generic
+// CHECK-NOT: linalg.generic
+#nhwc_to_nchw1 = affine_map<(n, c, h, w) -> (n, h, w, c)>
+#nchw_to_nhwc1 = affine_map<(n, h, w, c) -> (n, c, h, w)>
+#id1 = affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>
+func.func @one_user(%conv: tensor<1x4x4x8xf32>) -> tensor<1x4x4x8xf32> {
+  %zero = arith.constant 0.0 : f32
+  %e = tensor.empty() : tensor<1x8x4x4xf32>
+  %relu = linalg.generic {indexing_maps = [#nhwc_to_nchw1, #id1], iterator_types = ["parallel", "parallel", "parallel", "parallel"]}
+      ins(%conv : tensor<1x4x4x8xf32>) outs(%e : tensor<1x8x4x4xf32>) {
+  ^bb0(%in: f32, %out: f32):
+    %m = arith.maximumf %in, %zero : f32
+    linalg.yield %m : f32
+  } -> tensor<1x8x4x4xf32>
+  %e2 = tensor.empty() : tensor<1x4x4x8xf32>
+  %t = linalg.generic {indexing_maps = [#nchw_to_nhwc1, #id1], iterator_types = ["parallel", "parallel", "parallel", "parallel"]}
+      ins(%relu : tensor<1x8x4x4xf32>) outs(%e2 : tensor<1x4x4x8xf32>) {
+  ^bb0(%in: f32, %out: f32):
+    linalg.yield %in : f32
+  } -> tensor<1x4x4x8xf32>
+  return %t : tensor<1x4x4x8xf32>
+}
+
+// -----
+
+// A reduction is not copied: it is not elementwise, the fusion would not take it.
+// CHECK-LABEL: func.func @reduction_producer
+// CHECK-COUNT-2: linalg.generic
+// CHECK-NOT: linalg.generic
+#in3 = affine_map<(d0, d1) -> (d0, d1)>
+#sum3 = affine_map<(d0, d1) -> (d0)>
+#t3 = affine_map<(d0, d1) -> (d1, d0)>
+#id3 = affine_map<(d0, d1) -> (d0, d1)>
+func.func @reduction_producer(%x: tensor<4x8x2xf32>, %acc: tensor<4x8xf32>) -> (tensor<8x4xf32>, tensor<4x8xf32>) {
+  %r = linalg.generic {indexing_maps = [affine_map<(a, b, k) -> (a, b, k)>, affine_map<(a, b, k) -> (a, b)>],
+                       iterator_types = ["parallel", "parallel", "reduction"]}
+      ins(%x : tensor<4x8x2xf32>) outs(%acc : tensor<4x8xf32>) {
+  ^bb0(%in: f32, %out: f32):
+    %s = arith.addf %in, %out : f32
+    linalg.yield %s : f32
+  } -> tensor<4x8xf32>
+  %e = tensor.empty() : tensor<8x4xf32>
+  %t = linalg.generic {indexing_maps = [#t3, #id3], iterator_types = ["parallel", "parallel"]}
+      ins(%r : tensor<4x8xf32>) outs(%e : tensor<8x4xf32>) {
+  ^bb0(%in: f32, %out: f32):
+    linalg.yield %in : f32
+  } -> tensor<8x4xf32>
+  return %t, %r : tensor<8x4xf32>, tensor<4x8xf32>
+}
