@@ -18,6 +18,18 @@ becomes
     ... %a ...
 and linalg-fuse-elementwise-ops then folds %a2 into %t (one pass, contiguous reads and writes).
 
+A transpose of a ``tensor.concat`` (a UNet's skip concat before its next conv) is first split
+into one transpose per part, each written into its slice of the result, so that each part's
+producer gets fused the same way:
+
+    %c = tensor.concat dim(1) %a, %b : (tensor<1x32x8x8xf32>, tensor<1x32x8x8xf32>) -> tensor<1x64x8x8xf32>
+    %t = linalg.generic {maps [(n,h,w,c) -> (n,c,h,w), id]} ins(%c) outs(%o : tensor<1x8x8x64xf32>)
+becomes
+    %ta = linalg.generic {same maps} ins(%a) outs(extract_slice %o [0,0,0,0] [1,8,8,32])
+    %o1 = tensor.insert_slice %ta into %o [0,0,0,0] [1,8,8,32]
+    %tb = linalg.generic {same maps} ins(%b) outs(extract_slice %o1 [0,0,0,32] [1,8,8,32])
+    %t = tensor.insert_slice %tb into %o1 [0,0,0,32] [1,8,8,32]
+
 Only a producer the fusion will take is copied: all-parallel, one result with the identity output
 map, inputs read through projected permutations (elementwise or broadcast), and a short body; the
 consumer is a pure permutation copy.  Run it after one fusion round (so each producer is already the
@@ -27,8 +39,10 @@ whole elementwise chain) and before another.
 from __future__ import annotations
 
 from torch_mlir import ir
+from torch_mlir.dialects import tensor
 
 from .base import ModulePass, PassState, walk_ops
+from .builders import generic
 from .matchers import body_ops, indexing_maps, is_copy_generic, iterator_types, num_outputs, producer
 
 _MAX_BODY = 12  # ops in the copied body: past that, recomputing it may cost more than the pass it saves
@@ -49,14 +63,49 @@ def _fusable_producer(op: ir.Operation | None) -> bool:
         and all(m.is_projected_permutation for m in maps[:-1]) and len(body_ops(op)) <= _MAX_BODY
 
 
+def _split_over_concat(op: ir.Operation) -> list[ir.Operation]:
+    """The permutation copy ``op`` of a static ``tensor.concat`` as one copy per part, each into its
+    slice of ``op``'s output; the new copies, or [] when ``op`` does not read a concat."""
+    concat = producer(op.operands[0])
+    if concat is None or concat.name != "tensor.concat" or \
+            not all(ir.RankedTensorType(v.type).has_static_shape for v in (*concat.operands, op.operands[1])):
+        return []
+    dim = ir.IntegerAttr(concat.attributes["dim"]).value
+    maps = indexing_maps(op)
+    out_dim = ir.AffineDimExpr(maps[0].results[dim]).position  # the output dim that walks the concat's
+    out = op.operands[1]
+    shape, elt = list(ir.RankedTensorType(out.type).shape), ir.RankedTensorType(out.type).element_type
+    copies, acc, offset = [], out, 0
+    with ir.InsertionPoint(op), op.location:
+        for part in concat.operands:
+            sizes = list(shape)
+            sizes[out_dim] = ir.RankedTensorType(part.type).shape[dim]
+            offsets = [0] * len(shape)
+            offsets[out_dim] = offset
+            ones = [1] * len(shape)
+            dest = tensor.extract_slice(ir.RankedTensorType.get(sizes, elt), acc, [], [], [], offsets, sizes, ones)
+            moved = generic([part], [dest], maps, lambda args: args[0])
+            copies.append(producer(moved))
+            acc = tensor.insert_slice(moved, acc, [], [], [], offsets, sizes, ones)
+            offset += sizes[out_dim]
+    op.results[0].replace_all_uses_with(acc)
+    op.erase()
+    if not list(concat.results[0].uses):
+        concat.erase()
+    return copies
+
+
 class FuseIntoTransposes(ModulePass):
     NAME = "qc-fuse-into-transposes"
-    SUMMARY = "Give each permutation copy its own copy of the elementwise op it reads, for elementwise fusion"
+    SUMMARY = ("Give each permutation copy its own copy of the elementwise op it reads (split over a concat's "
+               "parts), for elementwise fusion")
 
     def run(self, module: ir.Operation, state: PassState) -> None:
+        copies = []
         for op in walk_ops(module, "linalg.generic"):
-            if not _permutation_copy(op):
-                continue
+            if _permutation_copy(op):
+                copies.extend(_split_over_concat(op) or [op])
+        for op in copies:
             source = producer(op.operands[0])
             if not _fusable_producer(source) or len(list(source.results[0].uses)) < 2:
                 continue  # a single user is fused as it is

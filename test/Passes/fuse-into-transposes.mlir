@@ -90,3 +90,40 @@ func.func @reduction_producer(%x: tensor<4x8x2xf32>, %acc: tensor<4x8xf32>) -> (
   } -> tensor<8x4xf32>
   return %t, %r : tensor<8x4xf32>, tensor<4x8xf32>
 }
+
+// -----
+
+// A transpose of a channel concat becomes one transpose per part, each into its channel slice of
+// the NHWC result; the relu part also read elsewhere gets its own copy.
+// CHECK-LABEL: func.func @concat
+// CHECK-NOT: tensor.concat
+// CHECK: %[[COPY:.*]] = linalg.generic {{.*}} ins(%arg1 : tensor<1x4x4x8xf32>)
+// CHECK: arith.maximumf
+// CHECK: %[[S0:.*]] = tensor.extract_slice %[[O:.*]][0, 0, 0, 0] [1, 4, 4, 2] [1, 1, 1, 1] : tensor<1x4x4x10xf32> to tensor<1x4x4x2xf32>
+// CHECK: %[[T0:.*]] = linalg.generic {{.*}} ins(%arg0 : tensor<1x2x4x4xf32>) outs(%[[S0]] : tensor<1x4x4x2xf32>)
+// CHECK: %[[I0:.*]] = tensor.insert_slice %[[T0]] into %[[O]][0, 0, 0, 0] [1, 4, 4, 2] [1, 1, 1, 1]
+// CHECK: %[[S1:.*]] = tensor.extract_slice %[[I0]][0, 0, 0, 2] [1, 4, 4, 8] [1, 1, 1, 1] : tensor<1x4x4x10xf32> to tensor<1x4x4x8xf32>
+// CHECK: %[[T1:.*]] = linalg.generic {{.*}} ins(%[[COPY]] : tensor<1x8x4x4xf32>) outs(%[[S1]] : tensor<1x4x4x8xf32>)
+// CHECK: %[[I1:.*]] = tensor.insert_slice %[[T1]] into %[[I0]][0, 0, 0, 2] [1, 4, 4, 8] [1, 1, 1, 1]
+// CHECK: return %[[I1]], %{{.*}}
+#nhwc_to_nchw4 = affine_map<(n, c, h, w) -> (n, h, w, c)>
+#nchw_to_nhwc4 = affine_map<(n, h, w, c) -> (n, c, h, w)>
+#id4 = affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>
+func.func @concat(%a: tensor<1x2x4x4xf32>, %conv: tensor<1x4x4x8xf32>) -> (tensor<1x4x4x10xf32>, tensor<1x8x4x4xf32>) {
+  %zero = arith.constant 0.0 : f32
+  %e = tensor.empty() : tensor<1x8x4x4xf32>
+  %relu = linalg.generic {indexing_maps = [#nhwc_to_nchw4, #id4], iterator_types = ["parallel", "parallel", "parallel", "parallel"]}
+      ins(%conv : tensor<1x4x4x8xf32>) outs(%e : tensor<1x8x4x4xf32>) {
+  ^bb0(%in: f32, %out: f32):
+    %m = arith.maximumf %in, %zero : f32
+    linalg.yield %m : f32
+  } -> tensor<1x8x4x4xf32>
+  %c = tensor.concat dim(1) %a, %relu : (tensor<1x2x4x4xf32>, tensor<1x8x4x4xf32>) -> tensor<1x10x4x4xf32>
+  %o = tensor.empty() : tensor<1x4x4x10xf32>
+  %t = linalg.generic {indexing_maps = [#nchw_to_nhwc4, #id4], iterator_types = ["parallel", "parallel", "parallel", "parallel"]}
+      ins(%c : tensor<1x10x4x4xf32>) outs(%o : tensor<1x4x4x10xf32>) {
+  ^bb0(%in: f32, %out: f32):
+    linalg.yield %in : f32
+  } -> tensor<1x4x4x10xf32>
+  return %t, %relu : tensor<1x4x4x10xf32>, tensor<1x8x4x4xf32>
+}
