@@ -313,13 +313,21 @@ def test_calibrated_decoders_gptq_and_selection(compiled, stories, workdir):
     assert kl["gptq"] < kl["rtn"] and kl["auto"] < 0.5 * kl["rtn"]
     import json
 
-    chosen = json.loads((workdir / "stories-auto.json").read_text())["selection"]
+    report = json.loads((workdir / "stories-auto.json").read_text())
+    chosen = report["selection"]
     assert chosen["bits_per_weight"] <= 7.0 and len(set(result.selection["solution"].choice)) == 37
     selected = load_decoder(auto)
     stepped = np.stack([selected.feed([t]) for t in held_out[0][:32]])
     selected.reset()
     chunked = np.stack([selected.feed(held_out[0][i:i + CHUNK]) for i in (0, CHUNK)])
-    assert np.abs(stepped[CHUNK - 1::CHUNK] - chunked).max() <= 1e-5 * np.abs(stepped).max()
+    # f32 sums in the two entries differ in their last bits (other row counts, other attention lengths); a
+    # layer with dynamic int8 activations can round one of them to the neighbouring step (an AVX2 host picks
+    # such layers: 4.3e-4 measured), while a layer quantized differently in the two entries moves them by
+    # its quantization error
+    dynamic = any(layer.get("activations") == "dynamic" for layer in report["layers"].values())
+    tolerance = 2e-3 if dynamic else 1e-5
+    assert np.abs(stepped[CHUNK - 1::CHUNK] - chunked).max() <= tolerance * np.abs(stepped).max()
+    assert (stepped[CHUNK - 1::CHUNK].argmax(-1) == chunked.argmax(-1)).all()
 
     calib = workdir / "stories-calib.npz"
     np.savez(calib, tokens=np.array(prompts))
