@@ -10,7 +10,7 @@ from pathlib import Path
 
 from torch_mlir import ir
 
-from ..passes import (AssignSchemes, ConvToMatmul, FuseDequantGemm, Instrument, OutlineWeights, QuantizeEmbeddings, QuantizeWeights,
+from ..passes import (AssignSchemes, ConvToMatmul, FuseDequantGemm, PoolChannelsLast, Instrument, OutlineWeights, QuantizeEmbeddings, QuantizeWeights,
                       RaiseLinear, Smooth, StripProbes)
 from ..passes.base import PassState, walk_ops
 from ..passes.matchers import scheme_targets, target_name, target_weight
@@ -31,7 +31,7 @@ from .decoder import Decoder, import_decoder
 from .frontend_onnx import import_onnx, spec_of
 from ..core.signature import Signature, TensorSpec
 
-IMPORT_PIPELINE = [StripProbes(), "func.func(convert-elementwise-to-linalg)", OutlineWeights(), ConvToMatmul(),
+IMPORT_PIPELINE = [StripProbes(), "func.func(convert-elementwise-to-linalg)", OutlineWeights(), ConvToMatmul(), PoolChannelsLast(),
                    RaiseLinear(),
                    "canonicalize", "cse"]
 EMITS = ("so", "static", "exe", "obj", "mlir", "llvm")  # static: an archive with the weights embedded

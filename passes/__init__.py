@@ -4,6 +4,7 @@ from .base import ModulePass, Option, PassState
 from .outline_weights import OutlineWeights
 from .raise_linear import RaiseLinear
 from .conv_to_matmul import ConvToMatmul
+from .pool_channels_last import PoolChannelsLast
 from .expand_math import ExpandMath
 from .isolate_contractions import IsolateContractions
 from .fold_widening import FoldWidening
@@ -34,7 +35,7 @@ REGISTRY: dict[str, type[ModulePass]] = {
                         ExpandMath, ConvToMatmul, Instrument, QuantizeWeights, FuseDequantGemm, LowerQGemm,
                         Smooth, ReassociateReductions, Parallelize, ElideCopies, EarlyDeallocs, StridedCopies,
                         NoaliasArgs, SerialLoops, StripProbes, AssignSchemes, SelectPrecision, QuantizeEmbeddings,
-                        ChecksToErrors, FoldWidening, FuseIntoTransposes)
+                        ChecksToErrors, FoldWidening, FuseIntoTransposes, PoolChannelsLast)
 }
 
 __all__ = ["ModulePass", "Option", "PassState", "REGISTRY"]

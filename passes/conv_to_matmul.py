@@ -33,24 +33,12 @@ from torch_mlir.dialects import arith, linalg, tensor
 
 from ..dialects.qc import WeightOp
 from .base import ModulePass, PassState, walk_ops
-from .builders import f32_const, generic, reassociation, zero_pad
+from .builders import reassociation, zero_pad
+from .channels_last import channels_first, channels_last, filled, generic_into, window_attrs, window_exprs
 from .matchers import erase_dead_ops, is_zero_constant, producer
 
 CONVS = ("linalg.conv_1d_ncw_fcw", "linalg.conv_2d_nchw_fchw", "linalg.conv_3d_ncdhw_fcdhw")
 DEPTHWISE = "linalg.depthwise_conv_2d_nchw_chw"
-
-
-def _generic(result: ir.RankedTensorType, inputs: list[ir.Value], maps: list[ir.AffineMap], body,
-             kinds: str | None = None, init: ir.Value | None = None) -> ir.Value:
-    """``builders.generic`` into ``init``, a fresh tensor of type ``result`` by default."""
-    init = init if init is not None else tensor.EmptyOp(list(result.shape), result.element_type).result
-    return generic(inputs, [init], maps, body, kinds)
-
-
-def _zeros(shape: list[int]) -> ir.Value:
-    f32 = ir.F32Type.get()
-    return linalg.fill(f32_const(0.0),
-                       outs=[tensor.EmptyOp(shape, f32).result])
 
 
 def _bias(init: ir.Value, f: int) -> ir.Value | None:
@@ -102,96 +90,38 @@ def _channels_last_filter(w: ir.Value, channel: int, state: PassState, flat: boo
     return tensor.CollapseShapeOp(result, moved, reassociation([[0], list(range(1, len(shape)))])).result
 
 
-def _zero_pad(x: ir.Value) -> tuple[ir.Value, list[int]] | None:
-    """(source, low pads) when ``x`` is a static ``tensor.pad`` with 0.0."""
-    op = producer(x)
-    if op is None or op.name != "tensor.pad":
-        return None
-    low, high = (list(ir.DenseI64ArrayAttr(op.attributes[k])) for k in ("static_low", "static_high"))
-    yielded = op.regions[0].blocks[0].operations[0]
-    if len(op.operands) != 1 or min(low + high) < 0 or not is_zero_constant(yielded.operands[0]):
-        return None
-    return op.operands[0], low
-
-
-def _channels_last(x: ir.Value) -> ir.Value:
-    """[N, C, S...] -> [N, S..., C] as an elementwise generic: fusion composes it with a producer that
-    moved channels first (the previous convolution's output), so the two transposes cancel into
-    one contiguous copy.  A zero padding of x is redone channels last, into the interior of a
-    zero-filled tensor."""
-    f32 = ir.F32Type.get()
-    rank = ir.RankedTensorType(x.type).rank
-    perm = [0, *range(2, rank), 1]
-    padded = _zero_pad(x)
-    src, low = padded or (x, [0] * rank)
-    shape, full = list(ir.RankedTensorType(src.type).shape), list(ir.RankedTensorType(x.type).shape)
-    dim = ir.AffineExpr.get_dim
-    maps = [ir.AffineMap.get(rank, 0, [dim(perm.index(i)) for i in range(rank)]), ir.AffineMap.get_identity(rank)]
-    if not padded:
-        return _generic(ir.RankedTensorType.get([full[p] for p in perm], f32), [x], maps, lambda a: a[0])
-    filled = _zeros([full[p] for p in perm])
-    offsets, sizes, ones = [low[p] for p in perm], [shape[p] for p in perm], [1] * rank
-    interior = tensor.extract_slice(ir.RankedTensorType.get(sizes, f32), filled, [], [], [], offsets, sizes, ones)
-    moved = _generic(ir.RankedTensorType.get(sizes, f32), [src], maps, lambda a: a[0], init=interior)
-    return tensor.insert_slice(moved, filled, [], [], [], offsets, sizes, ones)
-
-
-def _channels_first(y: ir.Value, extra: ir.Value | None = None) -> ir.Value:
-    """[N, S..., C] -> [N, C, S...] (+ ``extra`` in that layout): a generic, fused with what follows."""
-    shape = list(ir.RankedTensorType(y.type).shape)
-    rank = len(shape)
-    dim = ir.AffineExpr.get_dim
-    result = ir.RankedTensorType.get([shape[0], shape[-1], *shape[1:-1]], ir.F32Type.get())
-    source = ir.AffineMap.get(rank, 0, [dim(0), *[dim(2 + i) for i in range(rank - 2)], dim(1)])
-    identity = ir.AffineMap.get_identity(rank)
-    if extra is None:
-        return _generic(result, [y], [source, identity], lambda a: a[0])
-    return _generic(result, [y, extra], [source, identity, identity], lambda a: arith.AddFOp(a[0], a[1]).result)
-
-
-def _window(rank: int, d: int, strides: list[int], dilations: list[int]) -> list[ir.AffineExpr]:
-    """``o * s + k * dl`` per spatial dim, for loops (n, o..., k..., ...)."""
-    dim = ir.AffineExpr.get_dim
-    return [dim(1 + i) * s + dim(1 + d + i) * dl for i, (s, dl) in enumerate(zip(strides, dilations))]
-
-
-def _conv_attrs(op: ir.Operation) -> tuple[list[int], list[int]]:
-    return ([int(v) for v in ir.DenseIntElementsAttr(op.attributes["strides"])],
-            [int(v) for v in ir.DenseIntElementsAttr(op.attributes["dilations"])])
-
-
 def rewrite_depthwise(op: ir.Operation, state: PassState) -> ir.Value:
     """Depthwise ``op`` (2-D, NCHW) as a channels-last generic whose innermost loop runs over
     contiguous channels, built before it."""
     x, w, init = op.operands[:3]
     ys = list(ir.RankedTensorType(init.type).shape)
-    strides, dilations = _conv_attrs(op)
+    strides, dilations = window_attrs(op)
     d = len(strides)
     f32 = ir.F32Type.get()
     dim = ir.AffineExpr.get_dim
     rank = 2 + 2 * d  # loops (n, o..., k..., c)
     c = dim(rank - 1)
     out_map = ir.AffineMap.get(rank, 0, [dim(0), *map(dim, range(1, d + 1)), c])
-    x_map = ir.AffineMap.get(rank, 0, [dim(0), *_window(rank, d, strides, dilations), c])
+    x_map = ir.AffineMap.get(rank, 0, [dim(0), *window_exprs(rank, d, strides, dilations), c])
     w_map = ir.AffineMap.get(rank, 0, [*map(dim, range(1 + d, 1 + 2 * d)), c])
     result = ir.RankedTensorType.get([ys[0], *ys[2:], ys[1]], f32)
     bias = _bias(init, ys[1])
     if bias is not None:  # start from the bias, broadcast channels last
-        start = _generic(result, [bias], [ir.AffineMap.get(d + 2, 0, [dim(d + 1)]), ir.AffineMap.get_identity(d + 2)],
+        start = generic_into(result, [bias], [ir.AffineMap.get(d + 2, 0, [dim(d + 1)]), ir.AffineMap.get_identity(d + 2)],
                          lambda a: a[0])
     else:
-        start = _zeros(list(result.shape))
-    y = _generic(result, [_channels_last(x), _channels_last_filter(w, 0, state)], [x_map, w_map, out_map],
+        start = filled(list(result.shape))
+    y = generic_into(result, [channels_last(x), _channels_last_filter(w, 0, state)], [x_map, w_map, out_map],
                  lambda a: arith.AddFOp(a[2], arith.MulFOp(a[0], a[1]).result).result,
                  kinds="p" * (1 + d) + "r" * d + "p", init=start)
-    return _channels_first(y, None if bias is not None else init)
+    return channels_first(y, None if bias is not None else init)
 
 
 def rewrite(op: ir.Operation, state: PassState) -> ir.Value:
     """The im2col + matmul form of convolution ``op`` (1-, 2- or 3-D), built before it."""
     x, w, init = op.operands[:3]
     xs, ws, ys = (list(ir.RankedTensorType(v.type).shape) for v in (x, w, init))
-    strides, dilations = _conv_attrs(op)
+    strides, dilations = window_attrs(op)
     d = len(strides)
     (n, c), (f, ks), outs = xs[:2], (ws[0], ws[2:]), ys[2:]
     pixels, ckk = prod(outs), c * prod(ks)
@@ -203,37 +133,37 @@ def rewrite(op: ir.Operation, state: PassState) -> ir.Value:
     # With a unit stride and dilation on the last spatial dim, its KW runs are adjacent in xt: the
     # column reads one run of KW x C floats, xt viewed as [N, H..., W x C] (col[.., j] = xt[.., ow*C + j]).
     dim = ir.AffineExpr.get_dim
-    xt = _channels_last(x)
+    xt = channels_last(x)
     merge = strides[-1] == 1 and dilations[-1] == 1
     if merge:
         xt_shape = list(ir.RankedTensorType(xt.type).shape)
         xt = tensor.CollapseShapeOp(tt([*xt_shape[:-2], xt_shape[-2] * c]), xt,
                                     reassociation([*[[i] for i in range(d)], [d, d + 1]])).result
         rank = 1 + d + d  # (n, o..., k[:-1]..., j)
-        window = _window(rank, d, strides, dilations)[:-1]
+        window = window_exprs(rank, d, strides, dilations)[:-1]
         x_map = ir.AffineMap.get(rank, 0, [dim(0), *window, dim(d) * c + dim(rank - 1)])
         col_shape = [n, *outs, *ks[:-1], ks[-1] * c]
     else:
         rank = 2 + 2 * d  # (n, o..., k..., c)
-        x_map = ir.AffineMap.get(rank, 0, [dim(0), *_window(rank, d, strides, dilations), dim(rank - 1)])
+        x_map = ir.AffineMap.get(rank, 0, [dim(0), *window_exprs(rank, d, strides, dilations), dim(rank - 1)])
         col_shape = [n, *outs, *ks, c]
-    col = _generic(tt(col_shape), [xt], [x_map, ir.AffineMap.get_identity(rank)], lambda a: a[0])
+    col = generic_into(tt(col_shape), [xt], [x_map, ir.AffineMap.get_identity(rank)], lambda a: a[0])
     col = tensor.CollapseShapeOp(tt([n * pixels, ckk]), col,
                                  reassociation([list(range(d + 1)), list(range(d + 1, rank))])).result
 
     wt = linalg.transpose(_channels_last_filter(w, 1, state, flat=True), outs=[tensor.EmptyOp([ckk, f], f32).result], permutation=[1, 0])
-    mm = linalg.matmul(col, wt, outs=[_zeros([n * pixels, f])], indexing_maps=[
+    mm = linalg.matmul(col, wt, outs=[filled([n * pixels, f])], indexing_maps=[
         ir.AffineMap.get(3, 0, [dim(0), dim(2)]), ir.AffineMap.get(3, 0, [dim(2), dim(1)]),
         ir.AffineMap.get(3, 0, [dim(0), dim(1)])])
 
     identity2 = ir.AffineMap.get_identity(2)
     bias = _bias(init, f)
     if bias is not None:
-        mm = _generic(tt([n * pixels, f]), [mm, bias], [identity2, ir.AffineMap.get(2, 0, [dim(1)]), identity2],
+        mm = generic_into(tt([n * pixels, f]), [mm, bias], [identity2, ir.AffineMap.get(2, 0, [dim(1)]), identity2],
                       lambda a: arith.AddFOp(a[0], a[1]).result)
     mm = tensor.ExpandShapeOp(tt([n, *outs, f]), mm, reassociation([list(range(d + 1)), [d + 1]]), [],
                               ir.DenseI64ArrayAttr.get([n, *outs, f])).result
-    return _channels_first(mm, None if bias is not None else init)
+    return channels_first(mm, None if bias is not None else init)
 
 
 def _zero_upsampled(x: ir.Value) -> tuple[ir.Value, list[int], list[int]] | None:
@@ -258,7 +188,7 @@ def rewrite_transposed(op: ir.Operation) -> ir.Value | None:
     the (zero-padded) source with that slice of the filter, written into every s-th output.  None
     when ``op`` is not such a conv."""
     x, w, init = op.operands[:3]
-    strides, dilations = _conv_attrs(op)
+    strides, dilations = window_attrs(op)
     found = _zero_upsampled(x)
     if found is None or strides != [1, 1] or dilations != [1, 1]:
         return None

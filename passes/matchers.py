@@ -88,13 +88,17 @@ def is_copy_generic(op: ir.Operation) -> bool:
     return len(body) == 1 and body[0].name == "linalg.yield" and body[0].operands[0] == block.arguments[0]
 
 
+def constant_float(value: ir.Value) -> float | None:
+    """The value of a scalar float ``arith.constant``, else None."""
+    cst = producer(value)
+    if cst is None or cst.name != "arith.constant" or not isinstance(cst.attributes["value"], ir.FloatAttr):
+        return None
+    return ir.FloatAttr(cst.attributes["value"]).value
+
+
 def is_zero_constant(value: ir.Value) -> bool:
     """``value`` is an ``arith.constant`` float 0.0."""
-    cst = producer(value)
-    if cst is None or cst.name != "arith.constant":
-        return False
-    attr = cst.attributes["value"]
-    return isinstance(attr, ir.FloatAttr) and attr.value == 0.0
+    return constant_float(value) == 0.0
 
 
 def is_zero_fill(value: ir.Value) -> bool:

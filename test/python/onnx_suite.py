@@ -128,7 +128,13 @@ CASES = [
     Case("ConvTranspose", _x(1, 3, 4, 4), params={"w": f(3, 2, 3, 3)}, attrs={"strides": [2, 2]}),
     Case("MaxPool", _x(*X4), attrs={"kernel_shape": [2, 2], "strides": [2, 2]}),
     Case("MaxPool", _x(*X4), attrs={"kernel_shape": [3, 3], "pads": [1, 1, 1, 1]}, form="padded"),
+    Case("MaxPool", _x(1, 3, 9, 9), attrs={"kernel_shape": [3, 3], "strides": [2, 2], "dilations": [2, 1]},
+         since=10, form="dilated"),
+    Case("MaxPool", _x(1, 3, 10), attrs={"kernel_shape": [3], "strides": [2], "pads": [1, 1]}, form="1-d"),
     Case("AveragePool", _x(*X4), attrs={"kernel_shape": [3, 3], "strides": [2, 2]}),
+    Case("AveragePool", _x(*X4), attrs={"kernel_shape": [3, 3], "pads": [1, 1, 1, 1], "count_include_pad": 1},
+         form="padded, pads counted"),
+    Case("AveragePool", _x(*X4), attrs={"kernel_shape": [3, 3], "pads": [1, 1, 1, 1]}, form="padded"),
     Case("GlobalAveragePool", _x(*X4)),
     Case("GlobalMaxPool", _x(*X4)),
     # normalizations
