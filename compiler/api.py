@@ -24,6 +24,7 @@ from ..core.calibration import OBSERVE_PREFIX, Statistics, collect, load_calibra
 from ..core.errors import QCError, make_folder
 from ..core.weights import WeightStore
 from ..core.quant import parse_scheme
+from ..core import winograd
 from ..dialects.qc import LinearOp
 from ..core.quant.sensitivity import METRICS
 from .report import notes, summary, write_report
@@ -129,6 +130,7 @@ class CompileOptions:
     input_names: list[str] | None = None
     target_cpu: str | None = None
     target_features: str | None = None
+    winograd: int = 4  # largest Winograd tile (4 or 2) of f32 3x3 stride-1 convolutions; 0: all direct
     weights: str | Path | None = None  # the weight store of a .mlir model
     # quantization
     scheme: str | None = None  # a scheme for every layer, or "auto" (qc-select-precision)
@@ -167,6 +169,9 @@ class CompileOptions:
         """Reject what cannot mean anything before any work is done."""
         if self.emit not in EMITS:
             raise QCError(f"--emit must be one of {', '.join(EMITS)}, got '{self.emit}'")
+        if self.winograd not in (0, *winograd.TILES):
+            raise QCError(f"--winograd must be 0 (direct convolutions) or a tile of {', '.join(map(str, winograd.TILES))}, "
+                          f"got {self.winograd}")
         if self.name is not None and artifacts.c_identifier(self.name) != self.name:
             raise QCError(f"--name '{self.name}' is not a C identifier (letters, digits and '_', not first a digit)")
         if self.method not in METHODS:
@@ -251,7 +256,7 @@ def compile(model, output: str | Path, options: CompileOptions | None = None, **
         state.store = WeightStore.load(o.weights)
     _check_weights_given(model, module, state.store)
     codegen.run(module, IMPORT_PIPELINE, state, "import passes")
-    target = codegen.Target.of(o.target_cpu, o.target_features)
+    target = codegen.Target.of(o.target_cpu, o.target_features, o.winograd)
     if o.target_cpu or o.target_features:
         target.check()
     sizes = weight_sizes(module, state, target.panel_width)

@@ -20,19 +20,20 @@ from torch_mlir.dialects.llvm import translate_module_to_llvmir
 
 from ..passes import (ChecksToErrors, ExpandMath, FoldWidening, FuseDequantGemm, IsolateContractions, LowerLinear,
                       LowerQGemm, Microkernels, Parallelize, ReassociateReductions, WeightsToArgs,
-                      FuseIntoTransposes)
+                      FuseIntoTransposes, Winograd)
 from ..passes.checks_to_errors import CHECKS_ATTR
 from ..passes.base import PassState, entry_funcs
 from ..passes.trampoline import trampolines
 from ..passes.pipeline import build
 from ..core.errors import QCError
 
-def pre_bufferize(panel: int) -> list:
+def pre_bufferize(panel: int, winograd: int = 4) -> list:
     """Before bufferization: f16 widenings folded into contractions, elementwise fusion (contractions
     kept out of it behind calls; a second round after the layout changes get their own copies of the
-    ops they read), qc ops to linalg, run-time checks to errors, weights to arguments."""
+    ops they read), f32 3x3 convolutions to Winograd form, qc ops to linalg, run-time checks to errors,
+    weights to arguments."""
     return [FuseDequantGemm(), FoldWidening(), IsolateContractions(), "func.func(linalg-fuse-elementwise-ops)",
-            FuseIntoTransposes(), "func.func(linalg-fuse-elementwise-ops)",
+            FuseIntoTransposes(), "func.func(linalg-fuse-elementwise-ops)", *([Winograd(tile=winograd)] if winograd else []),
             LowerLinear(panel_width=panel), LowerQGemm(panel_width=panel), "inline", "symbol-dce", ChecksToErrors(),
             WeightsToArgs(), "canonicalize", "cse"]
 
@@ -75,18 +76,20 @@ _AMX_CPUS = ("sapphirerapids", "emeraldrapids", "graniterapids", "diamondrapids"
 
 @dataclass(frozen=True)
 class Target:
-    """The CPU code is generated for and the register tile its kernels use."""
+    """The CPU code is generated for, the register tile its kernels use, and the largest Winograd
+    tile of its f32 3x3 convolutions (0: direct)."""
 
     cpu: str
     features: str
+    winograd: int = 4
 
     @staticmethod
-    def of(cpu: str | None = None, features: str | None = None) -> "Target":
+    def of(cpu: str | None = None, features: str | None = None, winograd: int = 4) -> "Target":
         """``cpu``/``features`` as for llc; both None: this host."""
         if cpu is None:
             host_name, host_features = host_cpu()
-            return Target(host_name, features if features is not None else host_features)
-        return Target(cpu, features or "")
+            return Target(host_name, features if features is not None else host_features, winograd)
+        return Target(cpu, features or "", winograd)
 
     def check(self) -> None:
         """A QCError naming the CPU or features LLVM does not know (it would ignore them with a warning,
@@ -199,7 +202,7 @@ def entry_symbol(name: str) -> str:
 
 def lower_to_llvm_dialect(module: ir.Module, state: PassState, target: Target) -> Lowered:
     """Runs the codegen pipelines in place; returns what the C glue needs to know of the result."""
-    run(module, pre_bufferize(target.panel_width), state, "lowering qc ops")
+    run(module, pre_bufferize(target.panel_width, target.winograd), state, "lowering qc ops")
     entries = []
     with module.context:
         for fn in entry_funcs(module.operation):

@@ -55,8 +55,8 @@ def markdown(data: dict) -> str:
                          "their time alone")
         lines.append("")
     lines += ["| layer | scheme | method | activations | smoothing | shape | bytes f32 | bytes | weight rel. error "
-              "| output rel. error | sensitivity | kernel ms | note |",
-              "| --- | --- | --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
+              "| output rel. error | sensitivity | kernel ms | convolution | note |",
+              "| --- | --- | --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |"]
     for name, e in data["layers"].items():
         shape = "x".join(map(str, e.get("shape", [])))
         err = f"{e['weight_rel_error']:.3e}" if "weight_rel_error" in e else ""
@@ -65,7 +65,7 @@ def markdown(data: dict) -> str:
         ms = f"{e['latency_ms']:.4f}" if "latency_ms" in e else ""
         lines.append(f"| {name} | {e.get('scheme', '')} | {e.get('method', '')} | {e.get('activations', '')} | "
                      f"{e.get('smooth', '')} | {shape} | {e.get('bytes_f32', '')} | {e.get('bytes', '')} | {err} | "
-                     f"{out} | {sens} | {ms} | {e.get('note', '')} |")
+                     f"{out} | {sens} | {ms} | {e.get('conv', '')} | {e.get('note', '')} |")
     return "\n".join(lines) + "\n"
 
 

@@ -302,7 +302,7 @@ def select_precision(module: ir.Module, sig: Signature, state: PassState, sample
             total = model_ms(probe.model, feeds)
             f32 = sum(state.latency.get_ms(linear_shape(op), "f32") for op in ops if isinstance(op.opview, LinearOp))
         select = SelectPrecision(
-            panel_width=target.panel_width, budget_bits=o.budget_bits or 0.0, budget_mb=o.budget_mb or 0.0,
+            panel_width=target.panel_width, winograd=target.winograd, budget_bits=o.budget_bits or 0.0, budget_mb=o.budget_mb or 0.0,
             budget_latency_ms=o.budget_latency_ms or 0.0, other_ms=max(total - f32, 0.0),
             pins=";".join(f"{k}={v}" for k, v in o.pins.items()), candidates=",".join(o.candidates or []),
             sensitivity=o.sensitivity, metric=o.metric, activations=o.activations,

@@ -5,6 +5,7 @@ from .outline_weights import OutlineWeights
 from .raise_linear import RaiseLinear
 from .conv_to_matmul import ConvToMatmul
 from .pool_channels_last import PoolChannelsLast
+from .winograd import Winograd
 from .expand_math import ExpandMath
 from .isolate_contractions import IsolateContractions
 from .fold_widening import FoldWidening
@@ -35,7 +36,7 @@ REGISTRY: dict[str, type[ModulePass]] = {
                         ExpandMath, ConvToMatmul, Instrument, QuantizeWeights, FuseDequantGemm, LowerQGemm,
                         Smooth, ReassociateReductions, Parallelize, ElideCopies, EarlyDeallocs, StridedCopies,
                         NoaliasArgs, SerialLoops, StripProbes, AssignSchemes, SelectPrecision, QuantizeEmbeddings,
-                        ChecksToErrors, FoldWidening, FuseIntoTransposes, PoolChannelsLast)
+                        ChecksToErrors, FoldWidening, FuseIntoTransposes, PoolChannelsLast, Winograd)
 }
 
 __all__ = ["ModulePass", "Option", "PassState", "REGISTRY"]

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import math
+
 from torch_mlir import ir
 
 from ..core.quant.packing import PanelLayout
 from ..dialects.qc import LayoutAttr, LinearOp, WeightOp
+from .kernels.contraction import Window
 
 LAYOUT_ATTR = "qc.layout"  # on a contraction over packed weights: their PanelLayout
 
@@ -101,6 +104,51 @@ def is_zero_constant(value: ir.Value) -> bool:
     return constant_float(value) == 0.0
 
 
+def linear_terms(expr: ir.AffineExpr, dims: int) -> tuple[list[int], int] | None:
+    """(coefficient per dim, constant) of a sum of dims times constants, else None."""
+    expr = expr.maybe_downcast()
+    if isinstance(expr, ir.AffineDimExpr):
+        coeffs = [0] * dims
+        coeffs[expr.position] = 1
+        return coeffs, 0
+    if isinstance(expr, ir.AffineConstantExpr):
+        return [0] * dims, expr.value
+    if isinstance(expr, ir.AffineAddExpr):
+        lhs, rhs = linear_terms(expr.lhs, dims), linear_terms(expr.rhs, dims)
+        if lhs is None or rhs is None:
+            return None
+        return [x + y for x, y in zip(lhs[0], rhs[0])], lhs[1] + rhs[1]
+    if isinstance(expr, ir.AffineMulExpr):
+        for term, factor in ((expr.lhs, expr.rhs), (expr.rhs, expr.lhs)):
+            factor = factor.maybe_downcast()
+            if isinstance(factor, ir.AffineConstantExpr):
+                inner = linear_terms(term, dims)
+                return None if inner is None else ([x * factor.value for x in inner[0]], inner[1] * factor.value)
+    return None
+
+
+def copy_window(copy: ir.Operation, source_shape: list[int], col_shape: list[int],
+                groups: list[list[int]]) -> Window | None:
+    """The ``Window`` through which a copy ``col[i...] = S[linear(i...)]`` (an identity-layout S of
+    ``source_shape``; col of ``col_shape`` seen as [rows, k] by ``groups``) reads S flattened, or None
+    when its input map is not a sum of dims times constants or its output map not the identity."""
+    maps = indexing_maps(copy)
+    if len(groups) != 2 or maps[1] != ir.AffineMap.get_identity(maps[1].n_dims):
+        return None
+    dims = maps[0].n_dims
+    strides = [math.prod(source_shape[i + 1:]) for i in range(len(source_shape))]
+    flat, offset = [0] * dims, 0
+    for expr, stride in zip(maps[0].results, strides):
+        found = linear_terms(expr, dims)
+        if found is None:
+            return None
+        flat = [f + c * stride for f, c in zip(flat, found[0])]
+        offset += found[1] * stride
+    rows, ks = groups
+    return Window(math.prod(source_shape), offset, tuple(col_shape[i] for i in rows), tuple(flat[i] for i in rows),
+                  tuple(col_shape[i] for i in ks), tuple(flat[i] for i in ks))
+
+
 def is_zero_fill(value: ir.Value) -> bool:
     op = producer(value)
     return op is not None and op.name == "linalg.fill" and is_zero_constant(op.operands[0])
@@ -127,28 +175,34 @@ def aliases(root: ir.Value):
     return lambda v: isinstance(v.type, ir.MemRefType) and view_source(v, MEMREF_VIEWS) == root
 
 
-def preceding_zero_fill(op: ir.Operation, buffer: ir.Value) -> ir.Operation | None:
-    """The ``linalg.fill`` of 0.0 into ``buffer`` earlier in ``op``'s block, if no op in between
-    (nested ones included) touches any view of the same memref: ``op`` is then the first to see
-    the zeros."""
+def preceding_init(op: ir.Operation, buffer: ir.Value) -> ir.Operation | None:
+    """The last op earlier in ``op``'s block that writes ``buffer`` as its one output (a
+    ``linalg.fill``, or a generic such as a broadcast), if no op in between (nested ones included)
+    touches any view of the same memref: ``op`` is then the first to see what it wrote."""
     block = op.block
-    fills = [u.owner.operation for u in buffer.uses if u.owner.name == "linalg.fill"
-             and u.owner.operation.block == block and u.owner.operation.is_before_in_block(op)]
-    if not fills:
+    writers = [u.owner.operation for u in buffer.uses
+               if u.owner.name in ("linalg.fill", "linalg.generic") and u.owner.operation.block == block
+               and u.owner.operation.is_before_in_block(op) and num_outputs(u.owner.operation) == 1
+               and u.owner.operation.operands[-1] == buffer]
+    if not writers:
         return None
-    fill = next(f for f in fills if not any(f.is_before_in_block(g) for g in fills))  # the last one
-    if not is_zero_constant(fill.operands[0]):
-        return None
+    writer = next(w for w in writers if not any(w.is_before_in_block(g) for g in writers))  # the last one
     same = aliases(view_source(buffer, MEMREF_VIEWS))
     between = False
     for other in block.operations:
         other = other.operation
         if other == op:
-            return fill
+            return writer
         if between and uses_value(other, same):
             return None
-        between = between or other == fill
+        between = between or other == writer
     return None
+
+
+def preceding_zero_fill(op: ir.Operation, buffer: ir.Value) -> ir.Operation | None:
+    """The ``linalg.fill`` of 0.0 into ``buffer`` that ``op`` is the first to see, if any."""
+    init = preceding_init(op, buffer)
+    return init if init is not None and init.name == "linalg.fill" and is_zero_constant(init.operands[0]) else None
 
 
 def erase_dead_ops(root: ir.Operation) -> None:

@@ -45,14 +45,15 @@ from torch_mlir import ir
 from torch_mlir.dialects import func, memref
 
 from .base import ModulePass, Option, PassState, one_of, parse_bool, walk_ops
-from .kernels import amx, dot, f32, weight_only
+from .kernels import amx, dot, f32, weight_only, winograd
 from .kernels.contraction import Contraction, Window, row_split
 from .lower_linear import PANEL_MATMUL
 from ..core.quant.packing import unsigned_offset
 from .lower_qgemm import QGEMM_DOT_PANEL, QGEMM_DOT_PANEL_SYM, QGEMM_PANEL, QGEMM_PANEL_SYM
-from .matchers import (MEMREF_VIEWS, aliases, default_maps, identity_layout, indexing_maps, is_copy_generic, layout_of,
-                       preceding_zero_fill, uses_value, view_source)
+from .matchers import (MEMREF_VIEWS, aliases, copy_window, default_maps, identity_layout, indexing_maps, is_copy_generic, layout_of,
+                       preceding_init, preceding_zero_fill, uses_value, view_source)
 from .trampoline import declare
+from .winograd import INPUT_TRANSFORM, OUTPUT_TRANSFORM
 
 def _kernel_memref(value: ir.Value, inner_unit_stride: bool, identity: bool = False,
                    elt: type = ir.F32Type) -> ir.MemRefType | None:
@@ -148,29 +149,6 @@ def match(op: ir.Operation, lanes: int) -> Contraction | None:
     return Contraction(False, types, batch, m, n, k, nr, b_elt=str(tb.element_type))
 
 
-def _linear(expr: ir.AffineExpr, dims: int) -> tuple[list[int], int] | None:
-    """(coefficient per dim, constant) of a sum of dims times constants, else None."""
-    expr = expr.maybe_downcast()
-    if isinstance(expr, ir.AffineDimExpr):
-        coeffs = [0] * dims
-        coeffs[expr.position] = 1
-        return coeffs, 0
-    if isinstance(expr, ir.AffineConstantExpr):
-        return [0] * dims, expr.value
-    if isinstance(expr, ir.AffineAddExpr):
-        lhs, rhs = _linear(expr.lhs, dims), _linear(expr.rhs, dims)
-        if lhs is None or rhs is None:
-            return None
-        return [x + y for x, y in zip(lhs[0], rhs[0])], lhs[1] + rhs[1]
-    if isinstance(expr, ir.AffineMulExpr):
-        for term, factor in ((expr.lhs, expr.rhs), (expr.rhs, expr.lhs)):
-            factor = factor.maybe_downcast()
-            if isinstance(factor, ir.AffineConstantExpr):
-                inner = _linear(term, dims)
-                return None if inner is None else ([x * factor.value for x in inner[0]], inner[1] * factor.value)
-    return None
-
-
 class Columns(NamedTuple):
     """A panel contraction's A as a window on the buffer its columns were copied from."""
 
@@ -204,18 +182,11 @@ def columns_window(op: ir.Operation) -> Columns | None:
         return None
     source = copy.operands[0]
     st = _kernel_memref(source, True, identity=True)
-    maps = indexing_maps(copy)
-    if st is None or maps[1] != ir.AffineMap.get_identity(maps[1].n_dims):
+    if st is None:
         return None
-    dims = maps[0].n_dims
-    strides = [math.prod(st.shape[i + 1:]) for i in range(st.rank)]
-    flat, offset = [0] * dims, 0
-    for expr, stride in zip(maps[0].results, strides):
-        found = _linear(expr, dims)
-        if found is None:
-            return None
-        flat = [f + c * stride for f, c in zip(flat, found[0])]
-        offset += found[1] * stride
+    window = copy_window(copy, st.shape, ir.MemRefType(col.type).shape, groups)
+    if window is None:
+        return None
     root = view_source(source, MEMREF_VIEWS)
     between = [o for o in ops[ops.index(copy) + 1:at] if _touches(o, root)]
     # qc-early-deallocs frees the source right after the copy, its last reader until now
@@ -224,10 +195,6 @@ def columns_window(op: ir.Operation) -> Columns | None:
     # the copy dies with op unless a later op reads col before the next write or dealloc
     later = next((o for o in ops[at + 1:] if _touches(o, col)), None)
     dead = later is None or later.name == "memref.dealloc" or (is_copy_generic(later) and later.operands[1] == col)
-    shape = ir.MemRefType(col.type).shape
-    rows, ks = groups
-    window = Window(math.prod(st.shape), offset, tuple(shape[i] for i in rows), tuple(flat[i] for i in rows),
-                    tuple(shape[i] for i in ks), tuple(flat[i] for i in ks))
     return Columns(source, window, copy if dead else None, col, between)
 
 
@@ -270,6 +237,61 @@ def _offset_free(c: Contraction, operands: list[ir.Value]) -> tuple[Contraction,
     return replace(c, types=tuple(types)), cast
 
 
+def _is_bias_broadcast(op: ir.Operation, out: ir.MemRefType) -> bool:
+    """``op`` copies a vector [F] along the last dim of ``out`` into all of it."""
+    if op.name != "linalg.generic" or len(op.operands) != 2 or not is_copy_generic(op):
+        return False
+    source = _kernel_memref(op.operands[0], True, identity=True)
+    maps = indexing_maps(op)
+    last = ir.AffineMap.get(out.rank, 0, [ir.AffineExpr.get_dim(out.rank - 1)])
+    return source is not None and list(source.shape) == [out.shape[-1]] and maps[0] == last \
+        and maps[1] == ir.AffineMap.get_identity(out.rank)
+
+
+def winograd_transform(op: ir.Operation, lanes: int, kernels: dict, body: ir.Block) -> bool:
+    """Replaces a qc-winograd transform generic by a call of its kernel; False if ``op`` is none."""
+    call = _library_call(op)
+    if call not in (INPUT_TRANSFORM, OUTPUT_TRANSFORM):
+        return False
+    data, out = op.operands[0], op.operands[-1]
+    td, to = _kernel_memref(data, True, identity=True), _kernel_memref(out, True, identity=True)
+    if td is None or to is None:
+        return False
+    init = preceding_init(op, out)
+    operands, erase = [data, out], []
+    if call == INPUT_TRANSFORM:  # V is written whole
+        start = None
+        if init is not None and init.name == "linalg.fill":
+            erase.append(init)
+    elif init is not None and preceding_zero_fill(op, out) is not None:
+        start = "zero"
+        erase.append(init)
+    elif init is not None and _is_bias_broadcast(init, to):
+        start = "bias"
+        operands.append(init.operands[0])
+        erase.append(init)
+    else:
+        start = "out"
+    types = [v.type for v in operands]
+    key = (call, tuple(str(t) for t in types), start)
+    if key not in kernels:
+        index = len(kernels)
+        kernels[key] = f"qc_wpar_{index}"
+        tasks = to.shape[2] * to.shape[3] if call == INPUT_TRANSFORM else to.shape[0] * to.shape[1]  # (n, tile row)
+        with ir.InsertionPoint(body), op.location:
+            if call == INPUT_TRANSFORM:
+                winograd.build_input(f"qc_wk_{index}", td, to, lanes)
+            else:
+                winograd.build_output(f"qc_wk_{index}", td, to, lanes, start, types[2] if start == "bias" else None)
+            declare(f"qc_wpar_{index}", f"qc_wk_{index}", types, tasks)
+    with ir.InsertionPoint(op), op.location:
+        func.CallOp([], ir.FlatSymbolRefAttr.get(kernels[key]), operands)
+    op.erase()
+    for dead in erase:
+        dead.erase()
+    return True
+
+
 class Microkernels(ModulePass):
     NAME = "qc-microkernels"
     SUMMARY = "Replace bufferized f32 matmuls by vector micro-kernels split over the runtime's thread pool"
@@ -291,7 +313,10 @@ class Microkernels(ModulePass):
         candidates = [op for name in ("linalg.generic", "linalg.matmul", "linalg.batch_matmul")
                       for op in walk_ops(module, name)]
         dot_kind = self.options["int8-dot"]
+        transforms: dict = {}
         for op in candidates:
+            if winograd_transform(op, lanes, transforms, body):
+                continue
             c = match(op, lanes)
             if c is None:
                 continue

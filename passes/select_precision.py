@@ -10,7 +10,8 @@ Every named ``qc.linear`` and embedding gather is a layer; its candidates are th
 ``candidates`` option it can take (``compiler.quant.fits``).  For each (layer, candidate):
 
 - bytes: exactly what the weight file stores (``Scheme.weight_bytes``): a table's rows, a linear's
-  kernel panels of ``panel-width`` columns (qc-compile gives the target's);
+  kernel panels of ``panel-width`` columns (qc-compile gives the target's), an f32 3x3 convolution's
+  Winograd-transformed filter where qc-winograd (up to tile ``winograd``) will take it;
 - error: the sensitivity; ``measured`` (the model's output error with only that layer quantized,
   which qc-compile measures and caches in the statistics, ``Statistics.sensitivity``) where every
   layer has it, else the Hessian-weighted ``proxy`` computed here from the calibration statistics;
@@ -41,6 +42,7 @@ from .assign_schemes import parse_pairs, reduction_size
 from .base import ModulePass, Option, PassState, one_of, ops_of
 from .matchers import embedding_table, scheme_targets, set_scheme, stored_weight, target_name, target_weight
 from .quantize_weights import ACTIVATIONS, scheme_attr
+from .winograd import stored_bytes
 
 SENSITIVITIES = ("auto", "measured", "proxy")
 COUPLINGS = ("none", "input")
@@ -84,6 +86,8 @@ class SelectPrecision(ModulePass):
         "latency-table": Option(str, "", "a latency table (.json) to read instead of the driver's"),
         "panel-width": Option(int, 0, "columns per kernel panel of the target: linears' bytes as stored in its "
                               "panels (0: rows as they are)"),
+        "winograd": Option(int, 0, "largest Winograd tile of the target's f32 3x3 convolutions (qc-winograd): "
+                           "their f32 bytes as it stores the transformed filter (0: as they are)"),
         "quantized-latency-scale": Option(float, 1.0, "times the table's latency of every scheme but f32: how much "
                                           "slower (> 1) those kernels ran in the model than alone"),
     }
@@ -166,8 +170,10 @@ class SelectPrecision(ModulePass):
                 if scheme.name != "f32":
                     latency *= self.options["quantized-latency-scale"]
             width = 0 if gather else self.options["panel-width"]
-            candidates.append(Candidate(scheme.name, scheme.weight_bytes(n, k, width),
-                                        self._error(op, name, scheme, kind, state), latency))
+            nbytes = scheme.weight_bytes(n, k, width)
+            if not scheme.quantized and scheme.name == "f32" and not gather:
+                nbytes = stored_bytes(op.opview, state, self.options["winograd"]) or nbytes
+            candidates.append(Candidate(scheme.name, nbytes, self._error(op, name, scheme, kind, state), latency))
         return Layer(name, n * k, candidates)
 
     def _error(self, op: ir.Operation, name: str, scheme: Scheme, kind: str, state: PassState) -> float:

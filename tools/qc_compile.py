@@ -47,6 +47,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--target-cpu", help="LLVM CPU name (default: this host), e.g. haswell, znver3")
     p.add_argument("--target-features", help="LLVM feature string, e.g. +avx2,+fma (default: the CPU's)")
     p.add_argument("--weights", help="weight store (.safetensors) of a .mlir model's qc.weight ops")
+    p.add_argument("--winograd", type=int, default=4, choices=(0, 2, 4), metavar="{4,2,0}",
+                   help="f32 3x3 stride-1 convolutions as Winograd F(m x m, 3x3): the largest tile m each may take "
+                        "(4: 4x fewer multiplications, 2: 2.25x, with errors closer to the direct form's; 0: all "
+                        "direct; default 4)")
     q = p.add_argument_group("quantization")
     q.add_argument("--scheme", help="scheme of every layer: f32, f16, w8a16, w8a8, w4a16-g32|g64|g128, "
                                     "w4a8-g32|g64|g128 (-asym), or auto (chosen per layer under the budgets)")
@@ -93,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         options = CompileOptions(
             emit=args.emit, name=args.name, shapes=parse_shape_overrides(args.shape), target_cpu=args.target_cpu,
-            target_features=args.target_features, weights=args.weights, scheme=args.scheme,
+            target_features=args.target_features, winograd=args.winograd, weights=args.weights, scheme=args.scheme,
             overrides=read_overrides(args.scheme_overrides), method=args.method, calibration=args.calib,
             stats=Statistics.load(args.stats) if args.stats else None, save_stats=args.save_stats,
             report=args.report, progress=True, smooth=args.smooth, smooth_fallback=args.smooth_fallback,

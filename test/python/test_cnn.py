@@ -91,3 +91,38 @@ def test_conv_transpose_phases_match_ort(workdir):
     for name, ref in zip(names, _ort(path).run(None, {"x": x.numpy()})):
         assert got[name].shape == ref.shape, name
         assert np.abs(got[name] - ref).max() <= 1e-5 * np.abs(ref).max(), name
+
+
+@pytest.mark.parametrize("winograd,cpu,tolerance", [(4, None, 5e-5), (2, None, 1e-5), (0, None, 1e-5),
+                                                    (4, "haswell", 5e-5), (2, "x86-64", 1e-5)])
+def test_winograd_convs_match_ort(winograd, cpu, tolerance, workdir):
+    """f32 3x3 stride-1 convolutions as Winograd F(4x4, 3x3) / F(2x2, 3x3) (qc-winograd) or direct
+    (--winograd 0), at each vector width this host runs (16, 8 and 4 lanes): a batch of 2, odd 13x13
+    images (the last tiles hang over and are cut), channel counts that leave a masked vector (24,
+    40), with and without bias, a dilated conv that stays direct; inputs of magnitude up to ~100.
+    The report names each conv's algorithm and stores the transformed filter's bytes."""
+    import torch
+
+    torch.manual_seed(1)
+    model = torch.nn.Sequential(torch.nn.Conv2d(24, 40, 3, padding=1), torch.nn.ReLU(),
+                                torch.nn.Conv2d(40, 32, 3, padding=1, bias=False),
+                                torch.nn.Conv2d(32, 16, 3, padding=2, dilation=2)).eval()
+    path = workdir / "winograd.onnx"
+    if not path.exists():
+        torch.onnx.export(model, (torch.randn(2, 24, 13, 13),), str(path), input_names=["x"], output_names=["y"],
+                          dynamo=False, opset_version=17)
+    out = workdir / f"winograd_{winograd}_{cpu}.so"
+    report = out.with_suffix(".json")
+    qc.compile(path, out, winograd=winograd, target_cpu=cpu, report=report)
+    x = (30 * np.random.default_rng(winograd).standard_normal((2, 24, 13, 13))).astype(np.float32)
+    got = qc.runtime.load(out).run({"x": x})["y"]
+    ref = _ort(path).run(None, {"x": x})[0]
+    assert np.abs(got - ref).max() <= tolerance * np.abs(ref).max()
+    layers = json.loads(report.read_text())["layers"]
+    convs = {name: layer["conv"] for name, layer in layers.items() if "conv" in layer}
+    if winograd:  # (the dilated conv is not a 3x3 stride-1 window: nothing to say of it)
+        assert sorted(convs.values()) == [f"winograd F({winograd}x{winograd}, 3x3)"] * 2
+        stored = sorted(layers[name]["bytes"] for name in convs)  # the filters as transformed: a^2 x C x F floats
+        assert stored == sorted(4 * (winograd + 2) ** 2 * c * f for c, f in ((24, 40), (40, 32)))
+    else:
+        assert not convs
