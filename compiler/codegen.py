@@ -20,7 +20,7 @@ from torch_mlir.dialects.llvm import translate_module_to_llvmir
 
 from ..passes import (ChecksToErrors, ExpandMath, FoldWidening, FuseDequantGemm, IsolateContractions, LowerLinear,
                       LowerQGemm, Microkernels, Parallelize, ReassociateReductions, WeightsToArgs,
-                      FuseIntoTransposes, Winograd)
+                      FuseIntoTransposes, Winograd, CollapseElementwise)
 from ..passes.checks_to_errors import CHECKS_ATTR
 from ..passes.base import PassState, entry_funcs
 from ..passes.trampoline import trampolines
@@ -39,7 +39,7 @@ def pre_bufferize(panel: int, winograd: int = 4) -> list:
 
 
 # Loops that yield a new tensor each iteration (LSTM/GRU/RNN steps) may return allocations.
-BUFFERIZE = ("builtin.module(one-shot-bufferize{bufferize-function-boundaries "
+BUFFERIZE = ("builtin.module(eliminate-empty-tensors, one-shot-bufferize{bufferize-function-boundaries "
              "function-boundary-type-conversion=identity-layout-map allow-return-allocs-from-loops}, "
              "buffer-results-to-out-params{hoist-static-allocs modify-public-functions}, "
              "canonicalize, buffer-deallocation-pipeline, qc-elide-copies, qc-strided-copies, canonicalize, qc-early-deallocs)")
@@ -48,7 +48,7 @@ def kernel_passes(target: "Target") -> list:
     """After bufferization: matmuls to vector micro-kernels and large elementwise ops and reductions
     to split loops, both on the thread pool; libm calls to arithmetic."""
     return [Microkernels(vector_width=target.vector_width, rows=target.rows, int8_dot=target.int8_dot), ExpandMath(),
-            ReassociateReductions(), Parallelize(), "canonicalize"]
+            ReassociateReductions(), Parallelize(), CollapseElementwise(), "canonicalize"]
 
 
 TO_LLVM = ("builtin.module(func.func(convert-linalg-to-loops), "

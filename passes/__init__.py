@@ -6,6 +6,7 @@ from .raise_linear import RaiseLinear
 from .conv_to_matmul import ConvToMatmul
 from .pool_channels_last import PoolChannelsLast
 from .winograd import Winograd
+from .collapse_elementwise import CollapseElementwise
 from .expand_math import ExpandMath
 from .isolate_contractions import IsolateContractions
 from .fold_widening import FoldWidening
@@ -36,7 +37,7 @@ REGISTRY: dict[str, type[ModulePass]] = {
                         ExpandMath, ConvToMatmul, Instrument, QuantizeWeights, FuseDequantGemm, LowerQGemm,
                         Smooth, ReassociateReductions, Parallelize, ElideCopies, EarlyDeallocs, StridedCopies,
                         NoaliasArgs, SerialLoops, StripProbes, AssignSchemes, SelectPrecision, QuantizeEmbeddings,
-                        ChecksToErrors, FoldWidening, FuseIntoTransposes, PoolChannelsLast, Winograd)
+                        ChecksToErrors, FoldWidening, FuseIntoTransposes, PoolChannelsLast, Winograd, CollapseElementwise)
 }
 
 __all__ = ["ModulePass", "Option", "PassState", "REGISTRY"]

@@ -52,11 +52,32 @@ def channels_last(x: ir.Value) -> ir.Value:
     maps = [ir.AffineMap.get(rank, 0, [dim(perm.index(i)) for i in range(rank)]), ir.AffineMap.get_identity(rank)]
     if not padded:
         return generic_into(ir.RankedTensorType.get([full[p] for p in perm], f32), [x], maps, lambda a: a[0])
-    outer = filled([full[p] for p in perm], value)
+    outer = padding([full[p] for p in perm], [low[p] for p in perm], [shape[p] for p in perm], value)
     offsets, sizes, ones = [low[p] for p in perm], [shape[p] for p in perm], [1] * rank
     interior = tensor.extract_slice(ir.RankedTensorType.get(sizes, f32), outer, [], [], [], offsets, sizes, ones)
     moved = generic_into(ir.RankedTensorType.get(sizes, f32), [src], maps, lambda a: a[0], init=interior)
     return tensor.insert_slice(moved, outer, [], [], [], offsets, sizes, ones)
+
+
+def padding(shape: list[int], low: list[int], interior: list[int], value: float) -> ir.Value:
+    """A tensor of ``shape`` whose elements outside the box at ``low`` of size ``interior`` are
+    ``value`` (the box is left to be written): one fill per side of each padded dim, so the padding of
+    a large image is not a pass over all of it.  Each side spans the dims before it whole and the
+    dims after it inside the box, so no element is filled twice."""
+    f32 = ir.F32Type.get()
+    out = tensor.EmptyOp(shape, f32).result
+    for d in range(len(shape)):
+        high = shape[d] - low[d] - interior[d]
+        for start, size in ((0, low[d]), (low[d] + interior[d], high)):
+            if not size:
+                continue
+            offsets = [0] * d + [start] + low[d + 1:]
+            sizes = shape[:d] + [size] + interior[d + 1:]
+            side = tensor.extract_slice(ir.RankedTensorType.get(sizes, f32), out, [], [], [], offsets, sizes,
+                                        [1] * len(shape))
+            side = linalg.fill(f32_const(value), outs=[side])
+            out = tensor.insert_slice(side, out, [], [], [], offsets, sizes, [1] * len(shape))
+    return out
 
 
 def channels_first(y: ir.Value, extra: ir.Value | None = None) -> ir.Value:

@@ -18,6 +18,17 @@ becomes
     ... %a ...
 and linalg-fuse-elementwise-ops then folds %a2 into %t (one pass, contiguous reads and writes).
 
+The other way round, a layout move itself (the NHWC -> NCHW move of a conv's output with its
+activation) read by several generics (a squeeze-excite block's pooling and its product) is copied
+for each of them, so that fusion folds it into each and no NCHW tensor is written between them:
+
+    %m = linalg.generic {maps [(n,c,h,w) -> (n,h,w,c), id]} ins(%conv_nhwc) { relu }
+    %s = linalg.generic ... ins(%m) ...          (a reduction over the pixels)
+    %p = linalg.generic ... ins(%m, %w) ...      (moved back to NHWC)
+becomes
+    %m1 = linalg.generic ... ins(%conv_nhwc) { relu }    read by %s
+    %m2 = linalg.generic ... ins(%conv_nhwc) { relu }    read by %p
+
 A transpose of a ``tensor.concat`` (a UNet's skip concat before its next conv) is first split
 into one transpose per part, each written into its slice of the result, so that each part's
 producer gets fused the same way:
@@ -95,12 +106,36 @@ def _split_over_concat(op: ir.Operation) -> list[ir.Operation]:
     return copies
 
 
+def _layout_move(op: ir.Operation) -> bool:
+    """An elementwise op that also moves its data to another layout: a fusable producer reading an
+    input through a permutation other than the identity (a conv's NHWC -> NCHW move and its activation)."""
+    return _fusable_producer(op) and any(m.is_permutation and m != ir.AffineMap.get_identity(m.n_dims)
+                                         for m in indexing_maps(op)[:-1])
+
+
+def _clone_per_user(op: ir.Operation) -> None:
+    """Each ``linalg.generic`` user of ``op``'s result reads its own copy of ``op`` (one of them the
+    original when all users are generics), so that elementwise fusion folds the move into each."""
+    users = list(dict.fromkeys(use.owner.operation for use in op.results[0].uses))
+    generics = [u for u in users if u.name == "linalg.generic"]
+    if len(users) < 2 or not generics:
+        return
+    for user in generics[1:] if len(generics) == len(users) else generics:
+        clone = op.clone(ir.InsertionPoint(op))
+        for i, operand in enumerate(user.operands):
+            if operand == op.results[0]:
+                user.operands[i] = clone.results[0]
+
+
 class FuseIntoTransposes(ModulePass):
     NAME = "qc-fuse-into-transposes"
     SUMMARY = ("Give each permutation copy its own copy of the elementwise op it reads (split over a concat's "
-               "parts), for elementwise fusion")
+               "parts), and each reader of a layout move its own copy of the move, for elementwise fusion")
 
     def run(self, module: ir.Operation, state: PassState) -> None:
+        for op in walk_ops(module, "linalg.generic"):
+            if _layout_move(op):
+                _clone_per_user(op)
         copies = []
         for op in walk_ops(module, "linalg.generic"):
             if _permutation_copy(op):

@@ -7,11 +7,14 @@ Runs after bufferization.  Matches, on memrefs,
     linalg.generic {library_call = "qc_qgemm_dot*"}     (qc-lower-qgemm: int8 activations, dot panels)
     linalg.matmul        C[m, n] += A[m, k] * B[k, n]         (B f32, f16, or i8 codes)
     linalg.batch_matmul  C[b, m, n] += A[b, m, k] * B[b, k, n]
+    linalg.generic {library_call = "qc_winograd_input" | "qc_winograd_output"}   (qc-winograd's transforms)
+    linalg.generic       out[n, oh, ow, c] += x[n, oh * s + kh * d, ow * s + kw * d, c] * w[kh, kw, c]  (depthwise)
 
 each described as a ``Contraction`` (a quantized panel's packing read from its ``qc.layout``), and
 replaces each by ``func.call @qc_par_N(operands)``: a trampoline (``trampoline.py``, defined by the
 generated C glue) that splits the tasks (batch x column panels) over ``qc_parallel_for`` and calls
-the kernel ``@qc_mk_N(operands, first_task, end_task)`` that a kernel family of ``kernels/`` builds:
+the kernel ``@qc_mk_N(operands, first_task, end_task)`` that a kernel family of ``kernels/`` builds
+(``@qc_wk_N`` behind ``@qc_wpar_N`` for the transforms and depthwise convolutions, tasks over output rows):
 
     linalg.generic {library_call = "qc_panel_matmul"} ins(%a, %w) outs(%c)
 becomes
@@ -45,12 +48,13 @@ from torch_mlir import ir
 from torch_mlir.dialects import func, memref
 
 from .base import ModulePass, Option, PassState, one_of, parse_bool, walk_ops
-from .kernels import amx, dot, f32, weight_only, winograd
+from .kernels import amx, depthwise, dot, f32, weight_only, winograd
 from .kernels.contraction import Contraction, Window, row_split
 from .lower_linear import PANEL_MATMUL
 from ..core.quant.packing import unsigned_offset
 from .lower_qgemm import QGEMM_DOT_PANEL, QGEMM_DOT_PANEL_SYM, QGEMM_PANEL, QGEMM_PANEL_SYM
-from .matchers import (MEMREF_VIEWS, aliases, copy_window, default_maps, identity_layout, indexing_maps, is_copy_generic, layout_of,
+from .matchers import (MEMREF_VIEWS, aliases, body_ops, copy_window, default_maps, identity_layout, indexing_maps,
+                       is_copy_generic, iterator_types, layout_of, linear_terms,
                        preceding_init, preceding_zero_fill, uses_value, view_source)
 from .trampoline import declare
 from .winograd import INPUT_TRANSFORM, OUTPUT_TRANSFORM
@@ -248,6 +252,35 @@ def _is_bias_broadcast(op: ir.Operation, out: ir.MemRefType) -> bool:
         and maps[1] == ir.AffineMap.get_identity(out.rank)
 
 
+def match_depthwise(op: ir.Operation) -> depthwise.Depthwise | None:
+    """qc-conv-to-matmul's channels-last depthwise generic: loops (n, oh, ow, kh, kw, c), maps
+    x (n, oh * sh + kh * dh, ow * sw + kw * dw, c), w (kh, kw, c), out (n, oh, ow, c), body out + x * w."""
+    if op.name != "linalg.generic" or len(op.operands) != 3 or "library_call" in op.attributes or \
+            iterator_types(op) != ["parallel", "parallel", "parallel", "reduction", "reduction", "parallel"]:
+        return None
+    types = [_kernel_memref(v, True, identity=True) for v in op.operands]
+    if None in types or [t.rank for t in types] != [4, 3, 4]:
+        return None
+    d = ir.AffineExpr.get_dim
+    xm, wm, om = indexing_maps(op)
+    if wm != ir.AffineMap.get(6, 0, [d(3), d(4), d(5)]) or om != ir.AffineMap.get(6, 0, [d(0), d(1), d(2), d(5)]):
+        return None
+    terms = [linear_terms(e, 6) for e in xm.results]
+    if None in terms or any(constant for _, constant in terms):
+        return None
+    (n, row, col, c) = (coeffs for coeffs, _ in terms)
+    if n != [1, 0, 0, 0, 0, 0] or c != [0, 0, 0, 0, 0, 1] or row[0] or row[2] or row[4] or row[5] or col[0] \
+            or col[1] or col[3] or col[5]:
+        return None
+    block = op.regions[0].blocks[0]
+    body = body_ops(op)
+    if len(body) != 3 or [o.name for o in body] != ["arith.mulf", "arith.addf", "linalg.yield"] or \
+            set(body[0].operands) != {block.arguments[0], block.arguments[1]} or \
+            set(body[1].operands) != {block.arguments[2], body[0].results[0]} or body[2].operands[0] != body[1].results[0]:
+        return None
+    return depthwise.Depthwise(*types, (row[1], col[2]), (row[3], col[4]))
+
+
 def winograd_transform(op: ir.Operation, lanes: int, kernels: dict, body: ir.Block) -> bool:
     """Replaces a qc-winograd transform generic by a call of its kernel; False if ``op`` is none."""
     call = _library_call(op)
@@ -316,6 +349,18 @@ class Microkernels(ModulePass):
         transforms: dict = {}
         for op in candidates:
             if winograd_transform(op, lanes, transforms, body):
+                continue
+            conv = match_depthwise(op)
+            if conv is not None:
+                if conv not in transforms:
+                    index = len(transforms)
+                    transforms[conv] = f"qc_wpar_{index}"
+                    with ir.InsertionPoint(body), op.location:
+                        depthwise.build(f"qc_wk_{index}", conv, lanes)
+                        declare(f"qc_wpar_{index}", f"qc_wk_{index}", [conv.x, conv.w, conv.out], conv.tasks)
+                with ir.InsertionPoint(op), op.location:
+                    func.CallOp([], ir.FlatSymbolRefAttr.get(transforms[conv]), list(op.operands))
+                op.erase()
                 continue
             c = match(op, lanes)
             if c is None:

@@ -137,6 +137,16 @@ class KernelBuilder:
             yield loop
             scf.YieldOp(loop._next if loop._next is not None else [])
 
+    def vector_blocks(self, count: int, lanes: int, body) -> None:
+        """``body(start, mask)`` for each vector of ``lanes`` of ``count`` contiguous elements: the full
+        vectors in a loop, then the rest under a lane mask."""
+        full = count - count % lanes
+        if full:
+            with self.loop(0, full, lanes) as v:
+                body(v.iv, None)
+        if count % lanes:
+            body(self.index(full), vector.create_mask(vec(lanes, i(1)), [self.index(count % lanes)]))
+
     # --- memory -----------------------------------------------------------------------------------
 
     def load(self, t: ir.VectorType, ref: ir.Value, idx: Sequence[Index], mask: ir.Value | None = None) -> ir.Value:

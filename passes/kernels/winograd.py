@@ -39,17 +39,6 @@ def _combine(b: KernelBuilder, t: ir.VectorType, coeffs: np.ndarray, values: Seq
     return acc
 
 
-def _channel_blocks(b: KernelBuilder, channels: int, lanes: int, body) -> None:
-    """``body(c0, mask)`` for each vector of ``lanes`` channels: full ones in a loop, then a masked rest."""
-    full = channels - channels % lanes
-    if full:
-        with b.loop(0, full, lanes) as c:
-            body(c.iv, None)
-    if channels % lanes:
-        mask = vector.create_mask(vec(lanes, ir.IntegerType.get_signless(1)), [b.index(channels % lanes)])
-        body(b.index(full), mask)
-
-
 def build_input(name: str, source: ir.MemRefType, out: ir.MemRefType, lanes: int) -> None:
     """``@name(S [N, H, W, C], V [a, a, N, TH, TW, C], t0, t1)``: tasks are (n, tile row) pairs."""
     a, _, _, th, tw, channels = out.shape
@@ -71,7 +60,7 @@ def build_input(name: str, source: ir.MemRefType, out: ir.MemRefType, lanes: int
                     for y in range(a):
                         b.store(_combine(b, vt, bt[x], [e[p][y] for p in range(a)]), v, [x, y, n, i, tile.iv, c0], mask)
 
-            _channel_blocks(b, channels, lanes, block)
+            b.vector_blocks(channels, lanes, block)
     b.finish()
 
 
@@ -106,5 +95,5 @@ def build_output(name: str, products: ir.MemRefType, out: ir.MemRefType, lanes: 
                             value = arith.addf(base, value)
                         b.store(value, y, at_y, mask)
 
-            _channel_blocks(b, channels, lanes, block)
+            b.vector_blocks(channels, lanes, block)
     b.finish()

@@ -27,10 +27,12 @@ func.func @conv(%x: tensor<2x3x11x11xf32>, %w: tensor<5x3x2x2xf32>, %init: tenso
 
 // A stored filter with a broadcast bias: the store entry is rearranged to [F, KH*KW*C] (no transpose
 // in the IR), the bias is added over the filters, and qc-raise makes the matmul a qc.linear with it.
-// The zero padding is redone channels last: the transpose writes the interior of a zero-filled tensor.
+// The zero padding is redone channels last: zeros on the border (four fills), the transpose writes
+// the interior.
 // CHECK-DAG: #[[WROW:.*]] = affine_map<(d0, d1, d2, d3, d4) -> (d0, d1 + d3, d2 * 2 + d4)>
 // CHECK-LABEL: func.func @stored
-// CHECK: %[[F:.*]] = linalg.fill {{.*}} -> tensor<1x6x6x2xf32>
+// CHECK-COUNT-4: linalg.fill
+// CHECK: %[[F:.*]] = tensor.insert_slice %{{.*}} into %{{.*}}[0, 0, 5, 0] [1, 6, 1, 2] [1, 1, 1, 1] : tensor<1x6x1x2xf32> into tensor<1x6x6x2xf32>
 // CHECK: %[[IN:.*]] = tensor.extract_slice %[[F]][0, 1, 1, 0] [1, 4, 4, 2] [1, 1, 1, 1]
 // CHECK: %[[T:.*]] = linalg.generic {{.*}} ins(%arg0 : tensor<1x2x4x4xf32>) outs(%[[IN]] : tensor<1x4x4x2xf32>)
 // CHECK: %[[P:.*]] = tensor.insert_slice %[[T]] into %[[F]][0, 1, 1, 0]

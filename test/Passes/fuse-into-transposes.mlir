@@ -127,3 +127,50 @@ func.func @concat(%a: tensor<1x2x4x4xf32>, %conv: tensor<1x4x4x8xf32>) -> (tenso
   } -> tensor<1x4x4x10xf32>
   return %t, %relu : tensor<1x4x4x10xf32>, tensor<1x8x4x4xf32>
 }
+
+// -----
+
+// A layout move (a conv's NHWC output moved to NCHW with its relu) read by two generics, as a
+// squeeze-excite block reads it (a sum over the pixels, and the product with the channel weights,
+// moved back to NHWC): each gets its own copy of the move, so that fusion folds one into each and
+// neither reads an NCHW tensor.
+// CHECK-LABEL: func.func @shared_move
+// CHECK-COUNT-2: linalg.generic {{.*}} ins(%arg0 : tensor<1x4x4x8xf32>) outs(%{{.*}} : tensor<1x8x4x4xf32>)
+// FUSED-LABEL: func.func @shared_move
+// FUSED-NOT: tensor<1x8x4x4xf32>
+// FUSED: linalg.generic {{.*}} ins(%arg0 : tensor<1x4x4x8xf32>) outs(%{{.*}} : tensor<1x8xf32>)
+// FUSED: arith.maximumf
+// FUSED: linalg.generic {{.*}} ins(%arg0, %arg1 : tensor<1x4x4x8xf32>, tensor<1x8xf32>) outs(%{{.*}} : tensor<1x4x4x8xf32>)
+// FUSED: arith.maximumf
+// FUSED: arith.mulf
+#nhwc_to_nchw2 = affine_map<(n, c, h, w) -> (n, h, w, c)>
+#id4 = affine_map<(n, c, h, w) -> (n, c, h, w)>
+#sum_in = affine_map<(n, c, h, w) -> (n, c, h, w)>
+#sum_out = affine_map<(n, c, h, w) -> (n, c)>
+#back = affine_map<(n, h, w, c) -> (n, c, h, w)>
+#scale = affine_map<(n, h, w, c) -> (n, c)>
+#id4b = affine_map<(n, h, w, c) -> (n, h, w, c)>
+func.func @shared_move(%nhwc: tensor<1x4x4x8xf32>, %s: tensor<1x8xf32>, %zeros: tensor<1x8xf32>) -> (tensor<1x8xf32>, tensor<1x4x4x8xf32>) {
+  %zero = arith.constant 0.0 : f32
+  %e = tensor.empty() : tensor<1x8x4x4xf32>
+  %moved = linalg.generic {indexing_maps = [#nhwc_to_nchw2, #id4], iterator_types = ["parallel", "parallel", "parallel", "parallel"]}
+      ins(%nhwc : tensor<1x4x4x8xf32>) outs(%e : tensor<1x8x4x4xf32>) {
+  ^bb0(%in: f32, %out: f32):
+    %r = arith.maximumf %in, %zero : f32
+    linalg.yield %r : f32
+  } -> tensor<1x8x4x4xf32>
+  %sum = linalg.generic {indexing_maps = [#sum_in, #sum_out], iterator_types = ["parallel", "parallel", "reduction", "reduction"]}
+      ins(%moved : tensor<1x8x4x4xf32>) outs(%zeros : tensor<1x8xf32>) {
+  ^bb0(%in: f32, %out: f32):
+    %a = arith.addf %out, %in : f32
+    linalg.yield %a : f32
+  } -> tensor<1x8xf32>
+  %e2 = tensor.empty() : tensor<1x4x4x8xf32>
+  %scaled = linalg.generic {indexing_maps = [#back, #scale, #id4b], iterator_types = ["parallel", "parallel", "parallel", "parallel"]}
+      ins(%moved, %s : tensor<1x8x4x4xf32>, tensor<1x8xf32>) outs(%e2 : tensor<1x4x4x8xf32>) {
+  ^bb0(%in: f32, %w: f32, %out: f32):
+    %m = arith.mulf %in, %w : f32
+    linalg.yield %m : f32
+  } -> tensor<1x4x4x8xf32>
+  return %sum, %scaled : tensor<1x8xf32>, tensor<1x4x4x8xf32>
+}

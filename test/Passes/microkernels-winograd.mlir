@@ -73,3 +73,34 @@ func.func @output(%m: memref<6x6x1x2x2x32xf32>, %y: memref<1x2x4x2x4x32xf32>, %b
   return
 }
 memref.global "private" constant @at : memref<4x4x6x6xf32> = dense<0.0>
+
+// -----
+
+// qc-conv-to-matmul's channels-last depthwise conv (3x3, stride 2, 20 channels): a kernel over output
+// rows that keeps 4 pixels' accumulators in registers over the 9 taps (one filter vector per tap and
+// vector of channels), the 20 channels as one vector and 4 masked lanes, the 5 pixels of a row as a
+// block of 4 and one of 1.
+// CHECK-LABEL: func.func @depthwise
+// CHECK: call @qc_wpar_0(%arg0, %arg1, %arg2) : (memref<1x11x11x20xf32>, memref<3x3x20xf32>, memref<1x5x5x20xf32>) -> ()
+// CHECK: func.func @qc_wk_0(
+// CHECK: scf.for
+// CHECK: scf.for
+// CHECK-COUNT-4: vector.load %{{.*}} : memref<1x5x5x20xf32>, vector<16xf32>
+// CHECK: vector.load %{{.*}} : memref<3x3x20xf32>, vector<16xf32>
+// CHECK-COUNT-4: vector.fma
+// CHECK-COUNT-4: vector.store
+// CHECK: vector.maskedload
+// CHECK: func.func private @qc_wpar_0({{.*}}) attributes {llvm.emit_c_interface, qc.kernel = "qc_wk_0", qc.tasks = 5 : i64}
+func.func @depthwise(%x: memref<1x11x11x20xf32>, %w: memref<3x3x20xf32>, %y: memref<1x5x5x20xf32>) {
+  linalg.generic {indexing_maps = [affine_map<(n, oh, ow, kh, kw, c) -> (n, oh * 2 + kh, ow * 2 + kw, c)>,
+                                   affine_map<(n, oh, ow, kh, kw, c) -> (kh, kw, c)>,
+                                   affine_map<(n, oh, ow, kh, kw, c) -> (n, oh, ow, c)>],
+                  iterator_types = ["parallel", "parallel", "parallel", "reduction", "reduction", "parallel"]}
+      ins(%x, %w : memref<1x11x11x20xf32>, memref<3x3x20xf32>) outs(%y : memref<1x5x5x20xf32>) {
+  ^bb0(%in: f32, %f: f32, %out: f32):
+    %m = arith.mulf %in, %f : f32
+    %a = arith.addf %out, %m : f32
+    linalg.yield %a : f32
+  }
+  return
+}
