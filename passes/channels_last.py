@@ -9,7 +9,7 @@ contiguous copy.  A constant padding of the moved tensor is redone channels last
 from __future__ import annotations
 
 from torch_mlir import ir
-from torch_mlir.dialects import arith, linalg, tensor
+from torch_mlir.dialects import arith, bufferization, linalg, tensor
 
 from .builders import f32_const, generic
 from .matchers import constant_float, producer
@@ -65,7 +65,9 @@ def padding(shape: list[int], low: list[int], interior: list[int], value: float)
     a large image is not a pass over all of it.  Each side spans the dims before it whole and the
     dims after it inside the box, so no element is filled twice."""
     f32 = ir.F32Type.get()
-    out = tensor.EmptyOp(shape, f32).result
+    # an allocation, not a tensor.empty: CSE would make two paddings of one shape one tensor, and the
+    # second interior written into it a copy of the whole buffer
+    out = bufferization.alloc_tensor(ir.RankedTensorType.get(shape, f32), [])
     for d in range(len(shape)):
         high = shape[d] - low[d] - interior[d]
         for start, size in ((0, low[d]), (low[d] + interior[d], high)):
