@@ -197,15 +197,17 @@ def rewrite_transposed(op: ir.Operation) -> ir.Value | None:
     f, _, *ks = ir.RankedTensorType(w.type).shape
     outs = ir.RankedTensorType(init.type).shape[2:]
     f32 = ir.F32Type.get()
-    y = init
+    # the phases are gathered channels last (their convs' outputs are NHWC), so that no NCHW copy of
+    # the whole output is made between them and the next conv's NHWC input
+    y = channels_last(init)
     for phase in (tuple(int(v) for v in p) for p in np.ndindex(*steps)):
         taps = [(offsets[i] - phase[i]) % steps[i] for i in range(2)]  # the first tap of each dim
         counts = [len(range(taps[i], ks[i], steps[i])) for i in range(2)]
         rows = [len(range(phase[i], outs[i], steps[i])) for i in range(2)]
         if 0 in rows:
             continue
-        part_t = ir.RankedTensorType.get([n, f, *rows], f32)
-        part = tensor.extract_slice(part_t, y, [], [], [], [0, 0, *phase], [n, f, *rows], [1, 1, *steps])
+        part_t = ir.RankedTensorType.get([n, *rows, f], f32)
+        part = tensor.extract_slice(part_t, y, [], [], [], [0, *phase, 0], [n, *rows, f], [1, *steps, 1])
         if 0 not in counts:  # (a phase no tap reaches keeps the init: the bias)
             # output q of the phase reads source rows q + first + i for its taps i
             first = [(phase[i] + taps[i] - offsets[i]) // steps[i] for i in range(2)]
@@ -218,9 +220,10 @@ def rewrite_transposed(op: ir.Operation) -> ir.Value | None:
                                       [0, 0, *start], [n, c, *window], [1, 1, 1, 1])
             ws = tensor.extract_slice(ir.RankedTensorType.get([f, c, *counts], f32), w, [], [], [],
                                       [0, 0, *taps], [f, c, *counts], [1, 1, *steps])
-            part = linalg.conv_2d_nchw_fchw(xs, ws, outs=[part], strides=[1, 1], dilations=[1, 1])
-        y = tensor.insert_slice(part, y, [], [], [], [0, 0, *phase], [n, f, *rows], [1, 1, *steps])
-    return y
+            part = channels_last(linalg.conv_2d_nchw_fchw(xs, ws, outs=[channels_first(part)], strides=[1, 1],
+                                                          dilations=[1, 1]))
+        y = tensor.insert_slice(part, y, [], [], [], [0, *phase, 0], [n, *rows, f], [1, *steps, 1])
+    return channels_first(y)
 
 
 def _static_f32(op: ir.Operation) -> bool:

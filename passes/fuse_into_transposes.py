@@ -29,6 +29,16 @@ becomes
     %m1 = linalg.generic ... ins(%conv_nhwc) { relu }    read by %s
     %m2 = linalg.generic ... ins(%conv_nhwc) { relu }    read by %p
 
+A Resize (a generic that gathers by computed indices, over NCHW loops) reads the NHWC source of the
+layout move it gathers from directly, and when every reader moves its result back to NHWC it runs on
+loops (n, h, w, c) and writes NHWC (then moved to NCHW, which fusion folds into the readers):
+
+    %x = linalg.generic {maps [(n,c,h,w) -> (n,h,w,c), id]} ins(%y_nhwc)            // NHWC -> NCHW
+    %r = linalg.generic {maps [id]} outs(...) { tensor.extract %x[%n, %c, %h / 2, %w / 2] }
+becomes
+    %r = linalg.generic {maps [id]} outs(NHWC) { tensor.extract %y_nhwc[%n, %h / 2, %w / 2, %c] }   // loops (n, h, w, c)
+    (moved to NCHW, for the readers)
+
 A transpose of a ``tensor.concat`` (a UNet's skip concat before its next conv) is first split
 into one transpose per part, each written into its slice of the result, so that each part's
 producer gets fused the same way:
@@ -50,7 +60,7 @@ whole elementwise chain) and before another.
 from __future__ import annotations
 
 from torch_mlir import ir
-from torch_mlir.dialects import tensor
+from torch_mlir.dialects import linalg, tensor
 
 from .base import ModulePass, PassState, walk_ops
 from .builders import generic
@@ -127,12 +137,107 @@ def _clone_per_user(op: ir.Operation) -> None:
                 user.operands[i] = clone.results[0]
 
 
+def _pure_move(op: ir.Operation | None) -> bool:
+    """A generic that moves one input to another layout (all parallel, a permutation in, the identity
+    out) and maps each element on its own (a copy, or scalar ops on it: an average pool's division)."""
+    if op is None or op.name != "linalg.generic" or len(op.operands) != 2 or not _fusable_producer(op):
+        return False
+    maps = indexing_maps(op)
+    inner = body_ops(op)[:-1]
+    out = op.regions[0].blocks[0].arguments[1]
+    return maps[0].is_permutation and not any(o.name == "linalg.index" or o.regions or out in list(o.operands)
+                                              for o in inner)
+
+
+def _gather_through_moves(root: ir.Operation) -> None:
+    """A ``tensor.extract`` (a Resize's gather, inside its generic) from a pure layout move reads the
+    move's source at the permuted indices instead, and applies the move's scalar ops to what it read:
+    the NCHW copy that only a resize read is then dead, and the resize reads the NHWC data directly."""
+    for extract in walk_ops(root, "tensor.extract"):
+        move = producer(extract.operands[0])
+        if not _pure_move(move):
+            continue
+        source_map = indexing_maps(move)[0]  # output index (the loops) -> source index
+        indices = list(extract.operands[1:])
+        permuted = [indices[ir.AffineDimExpr(e).position] for e in source_map.results]
+        block = move.regions[0].blocks[0]
+        with ir.InsertionPoint(extract), extract.location:
+            values = {block.arguments[0]: tensor.extract(move.operands[0], permuted)}
+            *scalar_ops, done = body_ops(move)
+            for inner in scalar_ops:
+                clone = inner.clone()
+                for i, operand in enumerate(clone.operands):
+                    clone.operands[i] = values.get(operand, operand)
+                values[inner.results[0]] = clone.results[0]
+        extract.results[0].replace_all_uses_with(values[done.operands[0]])
+        extract.erase()
+
+
+_TO_LAST = [0, 2, 3, 1]  # NCHW loops (n, c, h, w) in channels-last order (n, h, w, c)
+
+
+def _gathers_channels_last(root: ir.Operation) -> None:
+    """A gather generic (a Resize: it reads a tensor by computed indices) over NCHW loops whose every
+    reader moves its result back to NHWC runs channels last: loops (n, h, w, c), so that the index
+    arithmetic is per pixel and the reads run along the channels, and an NHWC result that a move to
+    NCHW (folded into those readers by fusion) turns back."""
+    for op in walk_ops(root, "linalg.generic"):
+        maps = indexing_maps(op)
+        if len(op.results) != 1 or num_outputs(op) != 1 or maps[-1] != ir.AffineMap.get_identity(4) or \
+                any(it != "parallel" for it in iterator_types(op)) or \
+                not any(inner.name == "tensor.extract" for inner in body_ops(op)):
+            continue
+        readers = [use.owner.operation for use in op.results[0].uses]
+        back = ir.AffineMap.get(4, 0, [ir.AffineExpr.get_dim(d) for d in (0, 3, 1, 2)])  # (n, h, w, c) -> NCHW
+        if not readers or any(r.name != "linalg.generic" or not any(
+                v == op.results[0] and m == back for v, m in zip(r.operands, indexing_maps(r))) for r in readers):
+            continue
+        _interchange_to_last(op)
+
+
+def _interchange_to_last(op: ir.Operation) -> None:
+    """``op`` (NCHW loops, identity output) as ``channels_first(op')`` with op' on loops (n, h, w, c)."""
+    dim = ir.AffineExpr.get_dim
+    to_old = ir.AffineMap.get(4, 0, [dim(_TO_LAST.index(i)) for i in range(4)])  # new loops -> old loops
+    out_t = ir.RankedTensorType(op.results[0].type)
+    shape = [out_t.shape[i] for i in _TO_LAST]
+    maps = [ir.AffineMap.get(4, m.n_symbols, [e.compose(to_old) for e in m.results]) for m in indexing_maps(op)[:-1]]
+    maps.append(ir.AffineMap.get_identity(4))
+    inputs = list(op.operands[:-1])
+    old_block = op.regions[0].blocks[0]
+
+    def body(args: list[ir.Value]) -> ir.Value:
+        values = dict(zip(old_block.arguments, args))
+        *inner_ops, done = body_ops(op)
+        for inner in inner_ops:
+            if inner.name == "linalg.index":
+                new = linalg.IndexOp(_TO_LAST.index(ir.IntegerAttr(inner.attributes["dim"]).value)).result
+            else:
+                clone = inner.clone()
+                for i, operand in enumerate(clone.operands):
+                    clone.operands[i] = values.get(operand, operand)
+                new = clone.results[0]
+            values[inner.results[0]] = new
+        return values[done.operands[0]]
+
+    with ir.InsertionPoint(op), op.location:
+        nhwc = generic(inputs, [tensor.empty(shape, out_t.element_type)], maps, body)
+        nchw = generic([nhwc], [tensor.empty(out_t.shape, out_t.element_type)],
+                       [ir.AffineMap.get(4, 0, [dim(0), dim(2), dim(3), dim(1)]), ir.AffineMap.get_identity(4)],
+                       lambda a: a[0])
+    op.results[0].replace_all_uses_with(nchw)
+    op.erase()
+
+
 class FuseIntoTransposes(ModulePass):
     NAME = "qc-fuse-into-transposes"
     SUMMARY = ("Give each permutation copy its own copy of the elementwise op it reads (split over a concat's "
-               "parts), and each reader of a layout move its own copy of the move, for elementwise fusion")
+               "parts), each reader of a layout move its own copy of the move, and gathers channels-last reads "
+               "and loops, for elementwise fusion")
 
     def run(self, module: ir.Operation, state: PassState) -> None:
+        _gather_through_moves(module)
+        _gathers_channels_last(module)
         for op in walk_ops(module, "linalg.generic"):
             if _layout_move(op):
                 _clone_per_user(op)

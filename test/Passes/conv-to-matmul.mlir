@@ -97,7 +97,8 @@ func.func @depthwise(%x: tensor<2x3x11x11xf32>, %b: tensor<3xf32>) -> tensor<2x3
 // CHECK-NOT: tensor<1x8x11x11xf32>
 // CHECK-COUNT-4: linalg.matmul
 // CHECK-NOT: linalg.conv_2d
-// CHECK: tensor.insert_slice %{{.*}} into %{{.*}}[0, 0, 1, 1] [1, 4, 5, 5] [1, 1, 2, 2] : tensor<1x4x5x5xf32> into tensor<1x4x10x10xf32>
+// The phases are gathered channels last (each phase's NHWC output into every other pixel).
+// CHECK: tensor.insert_slice %{{.*}} into %{{.*}}[0, 1, 1, 0] [1, 5, 5, 4] [1, 2, 2, 1] : tensor<1x5x5x4xf32> into tensor<1x10x10x4xf32>
 func.func @conv_transpose(%x: tensor<1x8x5x5xf32>, %w: tensor<4x8x2x2xf32>, %b: tensor<1x4x10x10xf32>) -> tensor<1x4x10x10xf32> {
   %zero = arith.constant 0.0 : f32
   %e = tensor.empty() : tensor<1x8x11x11xf32>

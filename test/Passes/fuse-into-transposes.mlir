@@ -1,5 +1,6 @@
 // RUN: qc-opt %s --split-input-file --pass-pipeline='builtin.module(qc-fuse-into-transposes)' | FileCheck %s
 // RUN: qc-opt %s --split-input-file --pass-pipeline='builtin.module(qc-fuse-into-transposes, func.func(linalg-fuse-elementwise-ops))' | FileCheck %s --check-prefix=FUSED
+// RUN: qc-opt %s --split-input-file --pass-pipeline='builtin.module(qc-fuse-into-transposes, func.func(linalg-fuse-elementwise-ops), canonicalize, cse)' | FileCheck %s --check-prefix=CLEAN
 
 // A relu read by an NCHW -> NHWC transpose and by another op: the transpose gets its own copy.
 // CHECK-LABEL: func.func @two_users
@@ -173,4 +174,56 @@ func.func @shared_move(%nhwc: tensor<1x4x4x8xf32>, %s: tensor<1x8xf32>, %zeros: 
     linalg.yield %m : f32
   } -> tensor<1x4x4x8xf32>
   return %sum, %scaled : tensor<1x8xf32>, tensor<1x4x4x8xf32>
+}
+
+// -----
+
+// A nearest Resize as torch-mlir lowers it (a generic that gathers by computed indices) between two
+// layout moves: the gather reads the NCHW copy's NHWC source at permuted indices, the resize runs on
+// loops (n, h, w, c) and writes NHWC, and fusion folds the moves away: one NHWC gather is left.
+// CHECK-LABEL: func.func @resize
+// CHECK: linalg.index 3 : index
+// CHECK: tensor.extract %arg0[%{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}] : tensor<1x4x4x3xf32>
+// CHECK: -> tensor<1x8x8x3xf32>
+// CHECK: ins(%{{.*}} : tensor<1x8x8x3xf32>) outs(%{{.*}} : tensor<1x3x8x8xf32>)
+// CLEAN-LABEL: func.func @resize
+// CLEAN-NOT: tensor<1x3x
+// CLEAN: %[[H:.*]] = linalg.index 1 : index
+// CLEAN: %[[W:.*]] = linalg.index 2 : index
+// CLEAN: %[[C:.*]] = linalg.index 3 : index
+// CLEAN: %[[H2:.*]] = arith.divui %[[H]]
+// CLEAN: %[[W2:.*]] = arith.divui %[[W]]
+// CLEAN: tensor.extract %arg0[%{{.*}}, %[[H2]], %[[W2]], %[[C]]] : tensor<1x4x4x3xf32>
+// CLEAN: return %{{.*}} : tensor<1x8x8x3xf32>
+func.func @resize(%nhwc: tensor<1x4x4x3xf32>) -> tensor<1x8x8x3xf32> {
+  %c0 = arith.constant 0 : index
+  %c2 = arith.constant 2 : index
+  %e = tensor.empty() : tensor<1x3x4x4xf32>
+  %nchw = linalg.generic {indexing_maps = [affine_map<(n, c, h, w) -> (n, h, w, c)>, affine_map<(n, c, h, w) -> (n, c, h, w)>],
+                          iterator_types = ["parallel", "parallel", "parallel", "parallel"]}
+      ins(%nhwc : tensor<1x4x4x3xf32>) outs(%e : tensor<1x3x4x4xf32>) {
+  ^bb0(%in: f32, %out: f32):
+    linalg.yield %in : f32
+  } -> tensor<1x3x4x4xf32>
+  %e2 = tensor.empty() : tensor<1x3x8x8xf32>
+  %up = linalg.generic {indexing_maps = [affine_map<(n, c, h, w) -> (n, c, h, w)>],
+                        iterator_types = ["parallel", "parallel", "parallel", "parallel"]}
+      outs(%e2 : tensor<1x3x8x8xf32>) {
+  ^bb0(%out: f32):
+    %c = linalg.index 1 : index
+    %h = linalg.index 2 : index
+    %w = linalg.index 3 : index
+    %h2 = arith.divui %h, %c2 : index
+    %w2 = arith.divui %w, %c2 : index
+    %v = tensor.extract %nchw[%c0, %c, %h2, %w2] : tensor<1x3x4x4xf32>
+    linalg.yield %v : f32
+  } -> tensor<1x3x8x8xf32>
+  %e3 = tensor.empty() : tensor<1x8x8x3xf32>
+  %back = linalg.generic {indexing_maps = [affine_map<(n, h, w, c) -> (n, c, h, w)>, affine_map<(n, h, w, c) -> (n, h, w, c)>],
+                          iterator_types = ["parallel", "parallel", "parallel", "parallel"]}
+      ins(%up : tensor<1x3x8x8xf32>) outs(%e3 : tensor<1x8x8x3xf32>) {
+  ^bb0(%in: f32, %out: f32):
+    linalg.yield %in : f32
+  } -> tensor<1x8x8x3xf32>
+  return %back : tensor<1x8x8x3xf32>
 }
