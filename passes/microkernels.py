@@ -35,7 +35,10 @@ B and C a unit inner stride.  Contractions that do not fit are left to the gener
 
 When C's only earlier writer is a ``linalg.fill`` of zero (a linear without bias), the fill is
 erased and the kernel (f32, or int8-activation) writes C instead of adding to it: the output is
-not swept once more before the contraction.
+not swept once more before the contraction.  When it is the copy of a bias [P, NR] into every row
+(qc-lower-linear's and qc-lower-qgemm's accumulator start), the copy is erased too and the kernel
+takes the bias as an operand after C, starting each row from it (MiniLM's int8 FFN: its 6 MB output
+was written with the bias, then read back by the kernel).
 """
 
 from __future__ import annotations
@@ -252,6 +255,23 @@ def _is_bias_broadcast(op: ir.Operation, out: ir.MemRefType) -> bool:
         and maps[1] == ir.AffineMap.get_identity(out.rank)
 
 
+def _bias_broadcast(op: ir.Operation, c: Contraction) -> ir.Operation | None:
+    """The copy of a bias [P, NR] into every row of panel contraction ``op``'s C (qc-lower-qgemm's
+    accumulator), if ``op`` is the first to read it: the kernel can start from the bias instead."""
+    init = preceding_init(op, op.operands[-1])
+    if init is None or init.name != "linalg.generic" or len(init.operands) != 2 or not is_copy_generic(init):
+        return None
+    source, out = (_kernel_memref(v, True, identity=True) for v in init.operands)
+    if source is None or out is None or list(source.shape) != [c.panels, c.nr]:
+        return None
+    d = ir.AffineExpr.get_dim
+    maps = indexing_maps(init)
+    if maps[0] != ir.AffineMap.get(out.rank, 0, [d(out.rank - 2), d(out.rank - 1)]) or \
+            maps[1] != ir.AffineMap.get_identity(out.rank):
+        return None
+    return init
+
+
 def match_depthwise(op: ir.Operation) -> depthwise.Depthwise | None:
     """qc-conv-to-matmul's channels-last depthwise generic: loops (n, oh, ow, kh, kw, c), maps
     x (n, oh * sh + kh * dh, ow * sw + kw * dw, c), w (kh, kw, c), out (n, oh, ow, c), body out + x * w."""
@@ -367,9 +387,14 @@ class Microkernels(ModulePass):
                 continue
             # a zero fill just before the contraction is its accumulator's start: the kernel writes C instead
             fill = preceding_zero_fill(op, op.operands[-1]) if c.dot or not c.quant else None
+            operands = list(op.operands)
             if fill is not None:
                 c = replace(c, zero_c=True)
-            operands = list(op.operands)
+            elif c.dot or c.packed and not c.quant:
+                fill = _bias_broadcast(op, c)  # (erased, as a zero fill is)
+                if fill is not None:
+                    c = replace(c, bias=True, types=(*c.types, ir.MemRefType(fill.operands[0].type)))
+                    operands.append(fill.operands[0])
             columns = columns_window(op) if c.packed and not c.quant and self.options["implicit-columns"] else None
             if columns is not None:
                 c = replace(c, types=(ir.MemRefType(columns.source.type), *c.types[1:]), window=columns.window)

@@ -57,7 +57,8 @@ class Tiles:
     def _ptr(self, address: ir.Value) -> ir.Value:
         return llvm.inttoptr(llvm.PointerType.get(), arith.index_cast(i(64), address))
 
-    def panel(self, p: ir.Value, sx: ir.Value, xsum: ir.Value, s: ir.Value, o: ir.Value, out: ir.Value) -> None:
+    def panel(self, p: ir.Value, sx: ir.Value, xsum: ir.Value, s: ir.Value, o: ir.Value, out: ir.Value,
+              bias: ir.Value | None = None) -> None:
         """The AMX rows of panel ``p``."""
         b, c = self.b, self.c
         amx, t16, t64 = _amx_type(), b.int(16, 16), b.int(16, 64)
@@ -100,4 +101,4 @@ class Tiles:
                 for h in (0, 1):
                     acc = b.load(t.i, self.scratch, [rl.iv, lanes * h])
                     value = fold_group(b, t, acc, scales[h], ysum, offsets[h], b.splat(t.f, 0.0))
-                    store_row(b, c, t, out, value, row_scale, [row, p, lanes * h])
+                    store_row(b, c, t, out, value, row_scale, [row, p, lanes * h], bias)

@@ -46,6 +46,7 @@ class Contraction:
     b_elt: str = "f32"  # f16 or i8: B stored as half or int8 codes, widened to f32 as it is loaded
     sym_offset: int | None = None  # symmetric weights: the offset is -sym_offset * scale, computed, not read
     zero_c: bool = False  # C was only zero-filled (the fill is erased): the kernel writes C without reading it
+    bias: bool = False  # C was only a bias [P, NR] broadcast (erased): the kernel starts from that operand, after C
     window: Window | None = None  # A read in place from the buffer its columns were copied from
     chunks: int = 1  # row ranges per panel: tasks are (panel task, row range) pairs
     chunk_rows: int = 0  # rows per range (a multiple of the kernel's row block), when chunks > 1

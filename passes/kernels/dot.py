@@ -92,7 +92,7 @@ def sign(b: KernelBuilder, t: DotTypes, x: ir.Value, w: SignedWeights) -> ir.Val
 
 
 def build(name: str, c: Contraction, rows: int, kind: str, amx: bool = False) -> None:
-    """``@name(XQ, SX, XSUM, W, S, O, C, t0, t1)``: tasks [t0, t1) are column panels; with ``amx``
+    """``@name(XQ, SX, XSUM, W, S, O, C, [bias,] t0, t1)``: tasks [t0, t1) are column panels; with ``amx``
     the rows of whole 32-row blocks go through AMX tiles (amx.py), the rest through ``kind``."""
     bits, group = c.quant
     lanes = c.nr // 2
@@ -100,7 +100,8 @@ def build(name: str, c: Contraction, rows: int, kind: str, amx: bool = False) ->
     groups = c.k // group
     t = DotTypes.of(lanes)
     b = KernelBuilder(name, [*c.types, ir.IndexType.get(), ir.IndexType.get()])
-    xq, sx, xsum, w, s, o, out, t0, t1 = b.args
+    xq, sx, xsum, w, s, o, out, *extra, t0, t1 = b.args
+    bias = extra[0] if c.bias else None
     xq, sx = b.view(xq, [c.m, c.k]), b.view(sx, [c.m])
     xsum, out = b.view(xsum, [c.m, groups]), b.view(out, [c.m, c.panels, c.nr])
     maddubs = kind in ("avx2", "avx512bw")
@@ -168,13 +169,13 @@ def build(name: str, c: Contraction, rows: int, kind: str, amx: bool = False) ->
         for j, r in enumerate(rws):
             row_scale = b.bcast(t.f, b.scalar(sx, [r]))
             for h in halves:
-                store_row(b, c, t, out, results[(j, h)], row_scale, [r, p, lanes * h])
+                store_row(b, c, t, out, results[(j, h)], row_scale, [r, p, lanes * h], bias)
 
     first = c.m - c.m % amx_tiles.ROWS if amx else 0
     tiles = amx_tiles.Tiles.prepare(b, c, xq, w, first) if amx else None
     with b.loop(t0, t1) as task:
         p, chunk = split_task(b, c, task.iv)
         if tiles is not None:
-            tiles.panel(p, sx, xsum, s, o, out)
+            tiles.panel(p, sx, xsum, s, o, out, bias)
         row_blocks(b, c, rows, lambda count, base: block(p, count, base), first, chunk)
     b.finish()

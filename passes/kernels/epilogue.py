@@ -39,9 +39,13 @@ def group_offset(b: KernelBuilder, c: Contraction, t: DotTypes, scale: ir.Value,
     return b.load(t.f, o, idx)
 
 
-def store_row(b: KernelBuilder, c: Contraction, t: DotTypes, out: ir.Value, value, row_scale, idx) -> None:
-    """``C[idx..] += value * row_scale`` (C holds the bias), or ``=`` when C was zero-filled."""
+def store_row(b: KernelBuilder, c: Contraction, t: DotTypes, out: ir.Value, value, row_scale, idx,
+              bias: ir.Value | None = None) -> None:
+    """``C[idx..] += value * row_scale`` (C holds the bias), ``=`` when C was zero-filled, or
+    ``= value * row_scale + bias[p, col..]`` with the bias an operand (``idx`` = [row, p, col])."""
     if c.zero_c:
         b.store(arith.mulf(value, row_scale), out, idx)
+    elif c.bias:
+        b.store(b.fma(value, row_scale, b.load(t.f, bias, idx[1:])), out, idx)
     else:
         b.store(b.fma(value, row_scale, b.load(t.f, out, idx)), out, idx)

@@ -4,7 +4,7 @@ For each task (a batch and a column panel of NR = 2 x vector-width floats) and e
 ``rows`` rows it keeps rows x NR accumulators in registers; per k it loads one panel vector of B
 (f16 panels and f16 or int8 row-major B are widened as they are loaded), broadcasts one element of A per row and issues
 ``vector.fma``.  The accumulators start from C (bias or zero) or, when C was only zero-filled,
-from zero.  A partial last panel reads and writes B and C through a lane mask.  With a ``Window``
+from zero, or from the panel's bias vector where C only held a broadcast bias.  A partial last panel reads and writes B and C through a lane mask.  With a ``Window``
 (im2col columns read in place) A is the conv's channels-last input: each row block computes its
 pixels' offsets once and the k loop is one loop per k digit.  With row ranges (``chunks``) a task
 is a (panel, range) pair.
@@ -29,9 +29,9 @@ from .contraction import Contraction, Window, row_blocks, row_indices, split_tas
 
 
 def build(name: str, c: Contraction, rows: int) -> None:
-    """``@name(A, B, C, t0, t1)``: tasks [t0, t1) of (batch, panel) pairs."""
+    """``@name(A, B, C, [bias,] t0, t1)``: tasks [t0, t1) of (batch, panel) pairs."""
     b = KernelBuilder(name, [*c.types, ir.IndexType.get(), ir.IndexType.get()])
-    a, w, out, t0, t1 = b.args
+    a, w, out, *bias, t0, t1 = b.args
     window = c.window
     if c.packed:  # views A[M, K] (a window: its source flattened), C[M, P, NR]
         a = b.view(a, [window.elements] if window else [c.m, c.k])
@@ -55,8 +55,12 @@ def build(name: str, c: Contraction, rows: int) -> None:
 
         def block(count: int, base: ir.Value) -> None:
             rws = row_indices(b, base, count)
-            start = ([b.splat(vt, 0.0)] * count if c.zero_c
-                     else [b.load(vt, out, c_at(r), mask) for r in rws])
+            if c.bias:
+                start = [b.load(vt, bias[0], [p, 0], mask)] * count
+            elif c.zero_c:
+                start = [b.splat(vt, 0.0)] * count
+            else:
+                start = [b.load(vt, out, c_at(r), mask) for r in rws]
 
             def step(k: ir.Value, a_at, accs: list[ir.Value]) -> list[ir.Value]:
                 if c.b_elt == "f16":

@@ -343,3 +343,55 @@ func.func @zero_filled(%xq: memref<5x8xi8>, %sx: memref<5xf32>, %sum: memref<5x1
   }
   return
 }
+
+// -----
+
+// A dot contraction whose C only holds its bias, copied into every row (qc-lower-qgemm's
+// accumulator start): the copy is erased, the kernel takes the [P, NR] bias after C, and each row's
+// epilogue adds the bias vector instead of reading C.
+// VNNI-LABEL: func.func @int8_bias_start
+// VNNI-NOT: linalg.generic
+// VNNI: call @qc_par_0(%arg0, %arg1, %arg2, %arg3, %arg4, %arg5, %arg7, %arg6)
+// VNNI: func.func @qc_mk_0({{.*}}, %[[C:[^:]*]]: memref<5x1x32xf32>, %[[B:[^:]*]]: memref<1x32xf32>, %{{[^:]*}}: index, %{{[^:]*}}: index)
+// VNNI: %[[CV:.*]] = memref.cast %[[C]]
+// VNNI-NOT: vector.load %[[CV]]
+// VNNI: vector.load %[[B]]
+// VNNI: vector.store {{.*}}, %[[CV]]
+#xb = affine_map<(d0, p, n, k) -> (d0, k)>
+#rb = affine_map<(d0, p, n, k) -> (d0)>
+#gb = affine_map<(d0, p, n, k) -> (d0, k floordiv 8)>
+#wb = affine_map<(d0, p, n, k) -> (p, k floordiv 4, n * 4 + k mod 4)>
+#sb = affine_map<(d0, p, n, k) -> (p, k floordiv 8, n)>
+#cb = affine_map<(d0, p, n, k) -> (d0, p, n)>
+func.func @int8_bias_start(%xq: memref<5x8xi8>, %sx: memref<5xf32>, %sum: memref<5x1xi32>, %w: memref<1x2x128xi8>,
+                           %s: memref<1x1x32xf32>, %o: memref<1x1x32xf32>, %bias: memref<1x32xf32>, %c: memref<5x1x32xf32>) {
+  linalg.generic {indexing_maps = [affine_map<(m, p, n) -> (p, n)>, affine_map<(m, p, n) -> (m, p, n)>],
+                  iterator_types = ["parallel", "parallel", "parallel"]}
+      ins(%bias : memref<1x32xf32>) outs(%c : memref<5x1x32xf32>) {
+  ^bb0(%i: f32, %out: f32):
+    linalg.yield %i : f32
+  }
+  linalg.generic {indexing_maps = [#xb, #rb, #gb, #wb, #sb, #sb, #cb], iterator_types = ["parallel", "parallel", "parallel", "reduction"],
+                  library_call = "qc_qgemm_dot_panel", qc.layout = #qc.layout<32 : i64, 8 : i64, 32 : i64, 8 : i64, 8 : i64, 1 : i64, 0 : i64>}
+      ins(%xq, %sx, %sum, %w, %s, %o : memref<5x8xi8>, memref<5xf32>, memref<5x1xi32>, memref<1x2x128xi8>, memref<1x1x32xf32>, memref<1x1x32xf32>)
+      outs(%c : memref<5x1x32xf32>) {
+  ^bb0(%a: i8, %bsx: f32, %bsum: i32, %b: i8, %sc: f32, %of: f32, %acc: f32):
+    %kk = linalg.index 3 : index
+    %ue = arith.extui %b : i8 to i32
+    %ae = arith.extsi %a : i8 to i32
+    %pr = arith.muli %ae, %ue : i32
+    %pf = arith.sitofp %pr : i32 to f32
+    %t = arith.mulf %pf, %sc : f32
+    %c0 = arith.constant 0 : index
+    %first = arith.cmpi eq, %kk, %c0 : index
+    %sf = arith.sitofp %bsum : i32 to f32
+    %corr = arith.mulf %of, %sf : f32
+    %zero = arith.constant 0.0 : f32
+    %cr = arith.select %first, %corr, %zero : f32
+    %t2 = arith.addf %t, %cr : f32
+    %t3 = arith.mulf %bsx, %t2 : f32
+    %r = arith.addf %acc, %t3 : f32
+    linalg.yield %r : f32
+  }
+  return
+}

@@ -505,3 +505,34 @@ func.func @columns_dynamic_source(%x: memref<?x6x24xf32>, %w: memref<1x36x32xf32
   memref.dealloc %col : memref<1x4x4x3x12xf32>
   return
 }
+
+// -----
+
+// A panel matmul whose C only holds its bias, copied into every row (qc-lower-linear's accumulator
+// start): the copy is erased and the kernel takes the [P, NR] bias as an operand after C, each row
+// block starting from its panel's bias vector instead of reading C.
+// CHECK-LABEL: func.func @bias_start
+// CHECK-NOT: linalg.generic
+// CHECK: call @qc_par_0(%arg0, %arg1, %arg3, %arg2) : (memref<6x8xf32>, memref<1x8x32xf32>, memref<6x1x32xf32>, memref<1x32xf32>) -> ()
+// CHECK: func.func @qc_mk_0(%{{.*}}: memref<6x8xf32>, %{{.*}}: memref<1x8x32xf32>, %[[C:.*]]: memref<6x1x32xf32>, %[[B:.*]]: memref<1x32xf32>, %{{.*}}: index, %{{.*}}: index)
+// CHECK: %[[START:.*]] = vector.load %[[B]]
+// CHECK-NOT: vector.load %[[C]]
+// CHECK: scf.for {{.*}} iter_args(%{{.*}} = %[[START]], %{{.*}} = %[[START]]
+func.func @bias_start(%a: memref<6x8xf32>, %w: memref<1x8x32xf32>, %b: memref<1x32xf32>, %c: memref<6x1x32xf32>) {
+  linalg.generic {indexing_maps = [affine_map<(m, p, n) -> (p, n)>, affine_map<(m, p, n) -> (m, p, n)>],
+                  iterator_types = ["parallel", "parallel", "parallel"]}
+      ins(%b : memref<1x32xf32>) outs(%c : memref<6x1x32xf32>) {
+  ^bb0(%i: f32, %o: f32):
+    linalg.yield %i : f32
+  }
+  linalg.generic {indexing_maps = [affine_map<(m, p, n, k) -> (m, k)>, affine_map<(m, p, n, k) -> (p, k, n)>,
+                                   affine_map<(m, p, n, k) -> (m, p, n)>],
+                  iterator_types = ["parallel", "parallel", "parallel", "reduction"], library_call = "qc_panel_matmul"}
+      ins(%a, %w : memref<6x8xf32>, memref<1x8x32xf32>) outs(%c : memref<6x1x32xf32>) {
+  ^bb0(%i: f32, %j: f32, %o: f32):
+    %m = arith.mulf %i, %j : f32
+    %s = arith.addf %o, %m : f32
+    linalg.yield %s : f32
+  }
+  return
+}
