@@ -24,6 +24,8 @@ def _lib() -> ctypes.CDLL:
     dll.cold_run_median.restype = ctypes.c_double
     dll.cold_run_median.argtypes = [ctypes.c_void_p] * 4 + [ctypes.c_int, ctypes.c_size_t, ctypes.c_int]
     dll.flush_and_settle.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_double]
+    dll.cold_read_bandwidth.restype = ctypes.c_double
+    dll.cold_read_bandwidth.argtypes = [ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_size_t]
     return dll
 
 
@@ -54,6 +56,15 @@ def cold_run_median(model, inputs: dict, iters: int, threads: int, flush_bytes: 
     if seconds < 0:
         raise RuntimeError("cold_run_median: " + ("out of memory" if seconds == -1 else model.last_error()))
     return seconds
+
+
+def cold_read_bandwidth(nbytes: int, threads: int, iters: int, flush_bytes: int = 4 << 30) -> float:
+    """Bytes/s of the best read kernel streaming ``nbytes`` from memory, each read after a flush, as
+    ``cold_run_median`` times a model with ``nbytes`` of weights (see cold_read_bandwidth in bandwidth.c)."""
+    found = _lib().cold_read_bandwidth(nbytes, threads, iters, flush_bytes)
+    if found < 0:
+        raise RuntimeError("cold_read_bandwidth: out of memory")
+    return found
 
 
 def flush_and_settle(buffer, threads: int, seconds: float = 0.1) -> None:
