@@ -30,12 +30,13 @@ from ..core.quant.sensitivity import METRICS
 from .report import notes, summary, write_report
 from .decoder import Decoder, import_decoder
 from .frontend_onnx import import_onnx, spec_of
+from .gpu import GpuTarget
 from ..core.signature import Signature, TensorSpec
 
 IMPORT_PIPELINE = [StripProbes(), "func.func(convert-elementwise-to-linalg)", OutlineWeights(), ConvToMatmul(), PoolChannelsLast(),
                    RaiseLinear(),
                    "canonicalize", "cse"]
-EMITS = ("so", "static", "exe", "obj", "mlir", "llvm")  # static: an archive with the weights embedded
+EMITS = ("so", "static", "exe", "obj", "mlir", "llvm", "ptx")  # static: an archive with the weights embedded
 NAME_ATTR = "qc.name"  # an input/output name on @main's arguments and results in an emitted .mlir
 
 
@@ -131,6 +132,7 @@ class CompileOptions:
     target_cpu: str | None = None
     target_features: str | None = None
     winograd: int = 4  # largest Winograd tile (4 or 2) of f32 3x3 stride-1 convolutions; 0: all direct
+    target: str = "cpu"  # cpu, or cuda[:sm_XX]: every op a CUDA kernel (PTX), launched by the host code
     weights: str | Path | None = None  # the weight store of a .mlir model
     # quantization
     scheme: str | None = None  # a scheme for every layer, or "auto" (qc-select-precision)
@@ -172,6 +174,13 @@ class CompileOptions:
         if self.winograd not in (0, *winograd.TILES):
             raise QCError(f"--winograd must be 0 (direct convolutions) or a tile of {', '.join(map(str, winograd.TILES))}, "
                           f"got {self.winograd}")
+        if self.target != "cpu":
+            GpuTarget.parse(self.target)
+            if self.emit in ("static", "obj") or self.auto:
+                raise QCError(f"--target {self.target} compiles to --emit so, exe, ptx, llvm or mlir, not yet with "
+                              + ("--scheme auto" if self.auto else f"--emit {self.emit}"))
+        elif self.emit == "ptx":
+            raise QCError("--emit ptx is for GPU models: add --target cuda[:sm_80|sm_90]")
         if self.name is not None and artifacts.c_identifier(self.name) != self.name:
             raise QCError(f"--name '{self.name}' is not a C identifier (letters, digits and '_', not first a digit)")
         if self.method not in METHODS:
@@ -246,6 +255,8 @@ def compile(model, output: str | Path, options: CompileOptions | None = None, **
     params = {}
     if isinstance(model, Decoder):
         _check_decoder_options(o)
+        if o.target != "cpu":
+            raise QCError(f"a decoder compiles for the CPU, not yet for --target {o.target}")
         module, sig, entries, params = import_decoder(model, ctx)
     else:
         module, sig = import_model(model, ctx, o.shapes, o.example_inputs, o.input_names)
@@ -307,7 +318,8 @@ def compile(model, output: str | Path, options: CompileOptions | None = None, **
         state.store.save(weights, weights_read(module))
         result = CompileResult(output, sig, [output, weights], timings)
     else:
-        result = build(module, sig, state, target, output, o.emit, timings, name=o.name, entries=entries,
+        device = GpuTarget.parse(o.target) if o.target != "cpu" else None
+        result = build(module, sig, state, target, output, o.emit, timings, name=o.name, entries=entries, device=device,
                        own_store=True)
     result.selection = state.selection
     result.warnings += notes(state.report) + state.selection.get("warnings", [])
@@ -393,20 +405,25 @@ def model_name(output: Path) -> str:
 def build(module: ir.Module, sig: Signature, state: PassState, target: codegen.Target, output: Path, emit: str,
           timings: dict[str, float], weight_inputs: dict[str, str] | None = None,
           name: str | None = None, entries: dict[str, Signature] | None = None,
-          own_store: bool = False) -> CompileResult:
+          own_store: bool = False, device: GpuTarget | None = None) -> CompileResult:
     """Lower an imported (maybe quantized) module to ``emit`` at ``output``.  ``weight_inputs``: weight
     store entries (as lowered) that the compiled model takes as inputs of those names, after its own.
     ``name``: the model's C name (default: from ``output``).  ``entries``: the signatures of the
     module's entry functions besides @main (a decoder's ``decode``), which share its weight file.
     ``own_store``: nothing reads ``state.store`` after this build, so the entries that the lowered
-    code no longer reads (a quantized weight's unpacked forms) are dropped before LLVM runs."""
+    code no longer reads (a quantized weight's unpacked forms) are dropped before LLVM runs.
+    ``device``: every op runs as a CUDA kernel of that GPU, ``target`` being the host's CPU."""
     weight_inputs = weight_inputs or {}
     entries = entries or {}
     name = name or model_name(output)
     t1 = time.perf_counter()
-    lowered = codegen.lower_to_llvm_dialect(module, state, target)
+    lowered = codegen.lower_to_llvm_dialect(module, state, target, device)
     if own_store:
         state.store.retain({n for e in lowered.entries for n in e.weight_args})
+    if emit == "ptx":
+        output.write_text(lowered.ptx)
+        timings["lower"] = time.perf_counter() - t1
+        return CompileResult(output, sig, [output], timings, entries=entries)
     if emit == "llvm":
         output.write_text(codegen.to_llvm_ir(module))
         timings["lower"] = time.perf_counter() - t1
@@ -444,10 +461,13 @@ def build(module: ir.Module, sig: Signature, state: PassState, target: codegen.T
             path.write_bytes(obj)
         (tmp / "glue.c").write_text(artifacts.glue(glued, name, offsets, blob.stat().st_size, blob.name,
                                                    lowered.kernels, inputs_at, lowered.checks,
-                                                   embed=blob.name if emit == "static" else None, entry=emit == "so"))
+                                                   embed=blob.name if emit == "static" else None, entry=emit == "so",
+                                                   device=f"cuda:{device.chip}" if device else None))
         rtbuild.compile_c(tmp / "glue.c", tmp / "glue.o")
         objects = [*models, tmp / "glue.o"]
         defs = [artifacts.def_function(name, e.name) for e in glued]
+        if device:  # the mgpu* functions the host code calls, over the CUDA driver
+            objects.append(rtbuild.runtime_object(rtbuild.CUDA))
         if emit == "static":
             rtbuild.archive(objects, output, keep=defs)
         elif emit == "so":

@@ -14,6 +14,8 @@ import json
 import re
 from typing import NamedTuple
 
+import numpy as np
+
 from ..core.signature import Signature, TensorSpec
 from ..passes import trampoline
 
@@ -151,10 +153,14 @@ def entry_export(entry: str) -> str:
     return "qc_model_entry" if entry == "main" else f"qc_model_entry_{entry}"
 
 
-def _loader(blob_size: int, weights_file: str, amx: bool, embed: str | None) -> list[str]:
+def _loader(blob_size: int, weights_file: str, amx: bool, embed: str | None, io_slots: int = 0,
+            gpu: bool = False) -> list[str]:
     """``qc_load`` / ``qc_free``, shared by every entry: handles of one library that read one weight
-    file share its mapping (counted), so a decoder's two entry points hold its weights once."""
-    out = ["typedef struct { const uint8_t *blob; int threads; int shared; } qc_state;",
+    file share its mapping (counted), so a decoder's two entry points hold its weights once.  A GPU
+    model's handle also holds the weights uploaded to the device and its ``io_slots`` device buffers
+    of inputs and outputs (made at the first run)."""
+    device = f" uint8_t *gpu_blob; void *io[{max(io_slots, 1)}];" if gpu else ""
+    out = [f"typedef struct {{ const uint8_t *blob; int threads; int shared;{device} }} qc_state;",
            f"#define QC_BLOB_SIZE ((size_t){blob_size}u)",
            "static pthread_mutex_t qc_blob_lock = PTHREAD_MUTEX_INITIALIZER;",
            "static const uint8_t *qc_blob;",
@@ -167,11 +173,13 @@ def _loader(blob_size: int, weights_file: str, amx: bool, embed: str | None) -> 
                 f'        "qc_embedded_weights:\\n.incbin \\"{path}\\"\\n.previous");',
                 "extern const uint8_t qc_embedded_weights[];"]
     return out + [
+        "static void qc_free(void *state);",
         "static int qc_load(const char *weights_path, void **out) {",
         "  char buf[4096];",
         "  qc_state *m = calloc(1, sizeof *m);",
         "  if (!m) { qc_set_error(\"out of memory\"); return QC_ERROR_IO; }",
         *(["  if (qc_require_amx()) { free(m); return QC_ERROR_UNSUPPORTED; }"] if amx else []),
+        *(["  if (qc_cuda_init()) { free(m); return QC_ERROR_UNSUPPORTED; }"] if gpu else []),
         *(["  if (!weights_path) { m->blob = qc_embedded_weights; *out = m; return QC_OK; }"] if embed else []),
         "  if (!weights_path) {",
         "    Dl_info info;",
@@ -197,6 +205,8 @@ def _loader(blob_size: int, weights_file: str, amx: bool, embed: str | None) -> 
         "  }",
         "  qc_blob_refs += m->shared;",
         "  pthread_mutex_unlock(&qc_blob_lock);",
+        *(["  if (!(m->gpu_blob = qc_cuda_upload(m->blob, QC_BLOB_SIZE))) { qc_free(m); return QC_ERROR_IO; }"]
+          if gpu else []),
         "  *out = m;",
         "  return QC_OK;",
         "}",
@@ -208,42 +218,69 @@ def _loader(blob_size: int, weights_file: str, amx: bool, embed: str | None) -> 
         "  pthread_mutex_unlock(&qc_blob_lock);",
         *(["  if (m->blob != qc_embedded_weights)"] if embed else []),
         "  if (m->blob && (last || !m->shared)) qc_unmap_weights(m->blob, QC_BLOB_SIZE);",
+        *([f"  for (int i = 0; i < {io_slots}; ++i) qc_cuda_free(m->io[i]);", "  qc_cuda_free(m->gpu_blob);"]
+          if gpu else []),
         "  free(m);",
         "}",
         "static void qc_set_threads(void *state, int threads) { ((qc_state *)state)->threads = threads; }",
         "static const char *qc_error(void) { return qc_last_error(); }"]
 
 
+def _bytes(t) -> int:
+    return int(np.prod(t.shape, dtype=np.int64)) * np.dtype(t.dtype).itemsize
+
+
 def _runner(e: GlueEntry, name: str, offsets: dict[str, int], weight_inputs: dict[str, int], checks: bool,
-            entries: list[str], blob_size: int, weights_file: str | None) -> list[str]:
-    """Entry ``e``'s tensors, run function and ``qc_model_def`` (``QC_DEF_<entry>``)."""
+            entries: list[str], blob_size: int, weights_file: str | None, device: str | None = None,
+            slot: int = 0) -> list[str]:
+    """Entry ``e``'s tensors, run function and ``qc_model_def`` (``QC_DEF_<entry>``).  On a GPU
+    (``device``) its inputs and outputs go through the handle's device buffers ``io[slot...]``."""
     own = [t for i, t in enumerate(e.sig.inputs) if i not in weight_inputs.values()]
     params = [f"qc_memref_{len(t.shape)} *" for t in (*own, *e.weights, *e.sig.outputs)]
     signature = json.dumps({"name": name, "entry": e.name, "entries": entries, **e.sig.to_json(),
-                            "weights_file": weights_file, "weights_size": blob_size})
+                            "weights_file": weights_file, "weights_size": blob_size, "device": device or "cpu"})
     out = [f"extern void _mlir_ciface_{e.symbol}({', '.join(params) or 'void'});",
            f"static const char QC_SIGNATURE_{e.name}[] = {_c_string(signature)};",
            *_tensor_table(f"QC_INPUTS_{e.name}", e.sig.inputs), *_tensor_table(f"QC_OUTPUTS_{e.name}", e.sig.outputs),
            f"static int qc_run_{e.name}(void *state, const void *const *inputs, void *const *outputs) {{",
            "  qc_state *m = state;",
            "  if (!m) { qc_set_error(\"model not loaded\"); return -1; }"]
-    args = []
+    args, copy_out = [], []
+    slots = iter(range(slot, slot + len(e.sig.inputs) + len(e.sig.outputs)))
+
+    def buffer(t, host: str) -> str:
+        """Where the compiled code reads or writes tensor ``t`` of the caller's ``host`` pointer."""
+        if not device:
+            return host
+        k = next(slots)
+        out.append(f"  if (!m->io[{k}] && !(m->io[{k}] = qc_cuda_upload(NULL, {_bytes(t)}))) return -1;")
+        return f"m->io[{k}]"
+
     for i, t in enumerate(e.sig.inputs):
         if i in weight_inputs.values():
             continue
-        out.append(_desc(f"in{i}", f"inputs[{i}]", t.shape))
+        where = buffer(t, f"inputs[{i}]")
+        if device:
+            out.append(f"  memcpy({where}, inputs[{i}], {_bytes(t)});")
+        out.append(_desc(f"in{i}", where, t.shape))
         args.append(f"&in{i}")
+    blob = "m->gpu_blob" if device else "m->blob"
     for i, t in enumerate(e.weights):
-        where = f"inputs[{weight_inputs[t.name]}]" if t.name in weight_inputs else f"m->blob + {offsets[t.name]}"
+        where = f"inputs[{weight_inputs[t.name]}]" if t.name in weight_inputs else f"{blob} + {offsets[t.name]}"
         out.append(_desc(f"w{i}", where, t.shape))
         args.append(f"&w{i}")
     for i, t in enumerate(e.sig.outputs):
-        out.append(_desc(f"out{i}", f"outputs[{i}]", t.shape))
+        where = buffer(t, f"outputs[{i}]")
+        if device:
+            copy_out.append(f"  memcpy(outputs[{i}], {where}, {_bytes(t)});")
+        out.append(_desc(f"out{i}", where, t.shape))
         args.append(f"&out{i}")
     return out + [
         "  int limit = qc_thread_limit(m->threads);",
         *_checked(f"_mlir_ciface_{e.symbol}({', '.join(args)});", checks, name),
         "  qc_thread_limit(limit);",
+        *(["  if (qc_cuda_finish()) return -1;"] if device else []),
+        *copy_out,
         "  return 0;", "}",
         f"static const qc_model_def QC_DEF_{e.name} = {{QC_MODEL_ABI, {_c_string(name)}, QC_SIGNATURE_{e.name}, "
         f"{len(e.sig.inputs)}, {len(e.sig.outputs)}, QC_INPUTS_{e.name}, QC_OUTPUTS_{e.name}, qc_load, qc_run_{e.name}, "
@@ -253,13 +290,15 @@ def _runner(e: GlueEntry, name: str, offsets: dict[str, int], weight_inputs: dic
 
 def glue(entries: list[GlueEntry], name: str, offsets: dict[str, int], blob_size: int, weights_file: str,
          kernels: list = (), weight_inputs: dict[str, int] | None = None, checks: list[str] = (),
-         embed: str | None = None, entry: bool = True) -> str:
+         embed: str | None = None, entry: bool = True, device: str | None = None) -> str:
     """C source of the model's ``qc_model_def``s, one per entry (``main`` first); ``kernels``: the
     module's ``trampoline.Trampoline``s; ``weight_inputs``: main's weights read from the input of that
     index instead of the blob (precision selection's probe); ``checks``: the run-time checks'
     messages by id (qc-checks-to-errors), a failed one ends the run with its message as the error;
     ``embed``: the blob's path, assembled into the object instead of read from ``weights_file`` at
-    load; ``entry``: also export ``qc_model_entry`` (and ``qc_model_entry_<entry>``: a shared library)."""
+    load; ``entry``: also export ``qc_model_entry`` (and ``qc_model_entry_<entry>``: a shared library);
+    ``device``: ``cuda:<chip>`` for a GPU model (its weights uploaded at load, its inputs and outputs
+    copied through device buffers)."""
     weight_inputs = weight_inputs or {}
     ranks = sorted({len(t.shape) for e in entries for t in (*e.sig.inputs, *e.weights, *e.sig.outputs)}
                    | {r for k in kernels for r in k.ranks})
@@ -271,12 +310,15 @@ def glue(entries: list[GlueEntry], name: str, offsets: dict[str, int], blob_size
         out.append(f"typedef struct {{ void *alloc, *aligned; int64_t offset;{ss} }} qc_memref_{r};")
     for kernel in kernels:
         out += trampoline.c_source(kernel)
-    out += _loader(blob_size, weights_file, any(k.amx for k in kernels), embed)
+    io_slots = sum(len(e.sig.inputs) + len(e.sig.outputs) for e in entries) if device else 0
+    out += _loader(blob_size, weights_file, any(k.amx for k in kernels), embed, io_slots, device is not None)
     out += _check_handler(checks)
     names = [e.name for e in entries]
+    slot = 0
     for e in entries:
         out += _runner(e, name, offsets, weight_inputs if e.name == "main" else {}, bool(checks), names, blob_size,
-                       None if embed else weights_file)
+                       None if embed else weights_file, device, slot)
+        slot += len(e.sig.inputs) + len(e.sig.outputs)
         if entry:
             out.append(f"const qc_model_def *{entry_export(e.name)}(void) {{ return &QC_DEF_{e.name}; }}")
     return "\n".join(out) + "\n"

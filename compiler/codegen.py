@@ -193,6 +193,7 @@ class Lowered(NamedTuple):
     entries: list[Entry]  # @main first
     kernels: list  # the kernel trampolines the C glue defines (trampoline.Trampoline)
     checks: list[str]  # the run-time checks' messages, by id (qc-checks-to-errors)
+    ptx: str = ""  # a GPU model's kernels
 
 
 def entry_symbol(name: str) -> str:
@@ -200,9 +201,10 @@ def entry_symbol(name: str) -> str:
     return ENTRY if name == "main" else f"{ENTRY}_{name}"
 
 
-def lower_to_llvm_dialect(module: ir.Module, state: PassState, target: Target) -> Lowered:
-    """Runs the codegen pipelines in place; returns what the C glue needs to know of the result."""
-    run(module, pre_bufferize(target.panel_width, target.winograd), state, "lowering qc ops")
+def lower_to_llvm_dialect(module: ir.Module, state: PassState, target: Target, device=None) -> Lowered:
+    """Runs the codegen pipelines in place; returns what the C glue needs to know of the result.
+    ``device``: a ``gpu.GpuTarget`` whose kernels run every op, ``target`` then the host's CPU."""
+    run(module, pre_bufferize(target.panel_width, 0 if device else target.winograd), state, "lowering qc ops")
     entries = []
     with module.context:
         for fn in entry_funcs(module.operation):
@@ -212,11 +214,17 @@ def lower_to_llvm_dialect(module: ir.Module, state: PassState, target: Target) -
             fn.attributes["llvm.emit_c_interface"] = ir.UnitAttr.get()
             fn.attributes["sym_name"] = ir.StringAttr.get(entry_symbol(name))
     run(module, BUFFERIZE, state, "bufferization")
+    attrs = module.operation.attributes
+    checks = [ir.StringAttr(m).value for m in ir.ArrayAttr(attrs[CHECKS_ATTR])] if CHECKS_ATTR in attrs else []
+    if device is not None:
+        from . import gpu
+
+        ptx = gpu.lower_kernels(module, state, device)
+        run(module, gpu.HOST_TO_LLVM, state, "lowering the host code to LLVM")
+        return Lowered(entries, [], checks, ptx)
     run(module, kernel_passes(target), state, "kernel generation")
     kernels = trampolines(module)
     run(module, TO_LLVM, state, "lowering to LLVM")
-    attrs = module.operation.attributes
-    checks = [ir.StringAttr(m).value for m in ir.ArrayAttr(attrs[CHECKS_ATTR])] if CHECKS_ATTR in attrs else []
     return Lowered(entries, kernels, checks)
 
 

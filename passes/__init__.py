@@ -7,6 +7,8 @@ from .conv_to_matmul import ConvToMatmul
 from .pool_channels_last import PoolChannelsLast
 from .winograd import Winograd
 from .collapse_elementwise import CollapseElementwise
+from .gpu_map import GpuMap
+from .gpu_buffers import GpuBuffers
 from .expand_math import ExpandMath
 from .isolate_contractions import IsolateContractions
 from .fold_widening import FoldWidening
@@ -37,7 +39,7 @@ REGISTRY: dict[str, type[ModulePass]] = {
                         ExpandMath, ConvToMatmul, Instrument, QuantizeWeights, FuseDequantGemm, LowerQGemm,
                         Smooth, ReassociateReductions, Parallelize, ElideCopies, EarlyDeallocs, StridedCopies,
                         NoaliasArgs, SerialLoops, StripProbes, AssignSchemes, SelectPrecision, QuantizeEmbeddings,
-                        ChecksToErrors, FoldWidening, FuseIntoTransposes, PoolChannelsLast, Winograd, CollapseElementwise)
+                        ChecksToErrors, FoldWidening, FuseIntoTransposes, PoolChannelsLast, Winograd, CollapseElementwise, GpuMap, GpuBuffers)
 }
 
 __all__ = ["ModulePass", "Option", "PassState", "REGISTRY"]

@@ -99,6 +99,14 @@ def constant_float(value: ir.Value) -> float | None:
     return ir.FloatAttr(cst.attributes["value"]).value
 
 
+def constant_index(value: ir.Value) -> int | None:
+    """The value of an integer or index ``arith.constant``, else None."""
+    cst = producer(value)
+    if cst is None or cst.name != "arith.constant" or not isinstance(cst.attributes["value"], ir.IntegerAttr):
+        return None
+    return ir.IntegerAttr(cst.attributes["value"]).value
+
+
 def is_zero_constant(value: ir.Value) -> bool:
     """``value`` is an ``arith.constant`` float 0.0."""
     return constant_float(value) == 0.0

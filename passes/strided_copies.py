@@ -10,14 +10,15 @@ becomes
     linalg.generic {indexing_maps = [identity, identity], iterator_types = [parallel x 4]}
         ins(%a : ...) outs(%b : ...) { ^bb0(%in: f32, %out: f32): linalg.yield %in : f32 }
 
-Contiguous copies stay (they become one memcpy).
+Contiguous copies stay (they become one memcpy), unless ``contiguous`` (a GPU model: its buffers are
+the device's, so every copy must be a kernel).
 """
 
 from __future__ import annotations
 
 from torch_mlir import ir
 
-from .base import ModulePass, PassState, walk_ops
+from .base import ModulePass, Option, PassState, parse_bool, walk_ops
 from .builders import generic
 from .matchers import identity_layout
 
@@ -25,12 +26,13 @@ from .matchers import identity_layout
 class StridedCopies(ModulePass):
     NAME = "qc-strided-copies"
     SUMMARY = "Rewrite memref.copy with a non-contiguous side as a linalg.generic copy (vectorized, parallel loops)"
+    OPTIONS = {"contiguous": Option(parse_bool, False, "contiguous copies too (a GPU model's)")}
 
     def run(self, module: ir.Operation, state: PassState) -> None:
         for op in walk_ops(module, "memref.copy"):
             src, dst = op.operands
             types = [ir.MemRefType(v.type) for v in (src, dst)]
-            if all(identity_layout(t) for t in types) or types[0].rank == 0:
+            if types[0].rank == 0 or all(identity_layout(t) for t in types) and not self.options["contiguous"]:
                 continue
             identity = ir.AffineMap.get_identity(types[0].rank)
             with ir.InsertionPoint(op), op.location:

@@ -17,6 +17,7 @@ INCLUDE = HERE / "include"
 SUPPORT = HERE / "qc_runtime.c"  # what generated code calls: the pool, weights, buffers
 API = HERE / "qc_api.c"          # the public C API (include/qc/runtime.h)
 GENERATE = HERE / "qc_generate.c"  # its generation part: decoders, sampling, the generate loop
+CUDA = HERE / "qc_cuda.c"  # GPU models: the mgpu* functions of their host code, over the CUDA driver
 HEADERS = [HERE / "qc_support.h", INCLUDE / "qc" / "runtime.h"]
 CFLAGS = ["-O2", "-fPIC", "-pthread", "-std=c11", "-Wall"]
 

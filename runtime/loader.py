@@ -53,7 +53,7 @@ class Model:
     ``qc_model_def``: what ``qc_model_open`` does in C, with nothing but ctypes and numpy."""
 
     def __init__(self, path: str | Path, weights: str | Path | None = None, threads: int | None = None,
-                 entry: str = "main"):
+                 entry: str = "main", device: str | None = None):
         path = Path(path).resolve()
         if not path.exists():
             raise QCError(f"{path}: no such file")
@@ -74,7 +74,11 @@ class Model:
             raise QCError(f"'{path}' was compiled for model ABI {self._def.abi}; this runtime reads ABI {MODEL_ABI}: "
                           "compile it again")
         self.name = self._def.name.decode()
-        self.signature = Signature.from_json(json.loads(self._def.signature))
+        described = json.loads(self._def.signature)
+        self.signature = Signature.from_json(described)
+        self.device = described.get("device", "cpu")  # where its code runs: cpu, or cuda:<chip>
+        if device is not None and device.partition(":")[0] != self.device.partition(":")[0]:
+            raise QCError(f"model '{path}' was compiled for {self.device}, not for {device} (qc-compile --target)")
         # What run() checks and allocates, resolved once: a decode step calls it per token, often
         # with its code and data evicted by the step before (each Python operation then costs a miss).
         self._inputs = [(t, np.dtype(t.dtype)) for t in self.signature.inputs]
@@ -151,6 +155,9 @@ class Model:
             self._handle = None
 
 
-def load(path: str | Path, weights: str | Path | None = None, threads: int | None = None, entry: str = "main") -> Model:
-    """A compiled model; ``entry``: another entry point of its library (a decoder's ``decode``)."""
-    return Model(path, weights, threads, entry)
+def load(path: str | Path, weights: str | Path | None = None, threads: int | None = None, entry: str = "main",
+         device: str | None = None) -> Model:
+    """A compiled model; ``entry``: another entry point of its library (a decoder's ``decode``);
+    ``device``: ``cpu`` or ``cuda``, checked against what the model was compiled for (its own by default).
+    A GPU model's load uploads its weights (CUDA driver loaded on first use; an error if there is none)."""
+    return Model(path, weights, threads, entry, device)

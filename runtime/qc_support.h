@@ -36,6 +36,16 @@ void *_mlir_memref_to_llvm_alloc(uint64_t size);
 void *_mlir_memref_to_llvm_aligned_alloc(uint64_t alignment, uint64_t size);
 void _mlir_memref_to_llvm_free(void *ptr);
 
+/* GPU models (qc_cuda.c; the CUDA driver is loaded with dlopen on first use).  qc_cuda_init: 0, or -1
+   with the error set (no driver, no device).  qc_cuda_upload: managed memory holding a copy of `host`
+   (NULL: uninitialized), moved to the device; NULL on error.  qc_cuda_finish: waits for the device;
+   -1 with the run's first failure as the error. */
+int qc_cuda_init(void);
+void *qc_cuda_upload(const void *host, size_t bytes);
+void qc_cuda_free(void *p);
+int qc_cuda_finish(void);
+const char *qc_cuda_device_name(void);
+
 /* .npy: dtype is a numpy descr like "<f4"; shape has up to 8 dims. Caller frees *data. */
 int qc_npy_load(const char *path, char descr[8], int64_t shape[8], int *ndim, void **data, size_t *nbytes);
 int qc_npy_save(const char *path, const char *descr, const int64_t *shape, int ndim, const void *data, size_t nbytes);

@@ -44,6 +44,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--name", help="the model's C name: <name>_model(), <name>_run(), <name>.h "
                                   "(default: the output's file name)")
     p.add_argument("--shape", action="append", metavar="NAME=DxD", help="fix an input's shape, e.g. input_ids=1x128")
+    p.add_argument("--target", default="cpu", metavar="cpu|cuda[:sm_80|sm_90]",
+                   help="where the model runs: this CPU (default), or an NVIDIA GPU of that compute capability "
+                        "(every op a CUDA kernel; PTX compiled by the driver at first use; --emit ptx writes it)")
     p.add_argument("--target-cpu", help="LLVM CPU name (default: this host), e.g. haswell, znver3")
     p.add_argument("--target-features", help="LLVM feature string, e.g. +avx2,+fma (default: the CPU's)")
     p.add_argument("--weights", help="weight store (.safetensors) of a .mlir model's qc.weight ops")
@@ -97,7 +100,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         options = CompileOptions(
             emit=args.emit, name=args.name, shapes=parse_shape_overrides(args.shape), target_cpu=args.target_cpu,
-            target_features=args.target_features, winograd=args.winograd, weights=args.weights, scheme=args.scheme,
+            target_features=args.target_features, winograd=args.winograd, target=args.target, weights=args.weights,
+            scheme=args.scheme,
             overrides=read_overrides(args.scheme_overrides), method=args.method, calibration=args.calib,
             stats=Statistics.load(args.stats) if args.stats else None, save_stats=args.save_stats,
             report=args.report, progress=True, smooth=args.smooth, smooth_fallback=args.smooth_fallback,

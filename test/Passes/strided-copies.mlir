@@ -1,4 +1,5 @@
 // RUN: qc-opt %s --split-input-file --pass-pipeline='builtin.module(qc-strided-copies)' | FileCheck %s
+// RUN: qc-opt %s --split-input-file --pass-pipeline='builtin.module(qc-strided-copies{contiguous=true})' | FileCheck %s --check-prefix=GPU
 
 // A copy into the interior of a padded buffer (strided destination) becomes an elementwise
 // generic: loops that vectorize along the contiguous channels and that qc-parallelize can split.
@@ -18,6 +19,10 @@ func.func @into_padding(%x: memref<1x4x4x8xf32>, %padded: memref<1x6x6x8xf32>) {
 
 // Contiguous copies stay: they lower to one memcpy.
 // CHECK-LABEL: func.func @contiguous
+// A GPU model's copies run as kernels: contiguous ones become generics too.
+// GPU-LABEL: func.func @contiguous
+// GPU-NOT: memref.copy
+// GPU: linalg.generic
 // CHECK: memref.copy %arg0, %arg1
 func.func @contiguous(%a: memref<4x8xf32>, %b: memref<4x8xf32>) {
   memref.copy %a, %b : memref<4x8xf32> to memref<4x8xf32>

@@ -1,0 +1,75 @@
+/* A stand-in libcuda.so.1 for testing a GPU model's host side on a machine without a GPU: managed
+   memory is malloc, launches run nothing.  It checks what it can: every kernel asked for is an .entry
+   of the PTX it was given, every launch names a loaded kernel with a non-empty grid and block and
+   pointer-sized arguments; and it counts.  MOCK_CUDA_DEVICES=0 makes it a driver with no device.
+   At exit it prints "mock-cuda: <modules> modules, <launches> launches, <allocs> allocations, <errors>
+   errors" to stderr. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef int CUresult;
+enum { OK = 0, ERR_INVALID = 1, ERR_NO_DEVICE = 100, ERR_NOT_FOUND = 500 };
+
+static const char *ptx_text;
+static int modules, launches, allocs, errors;
+static int kernel_tag;  /* functions are &kernel_tag + offset of the name in the PTX */
+
+__attribute__((destructor)) static void report(void) {
+  fprintf(stderr, "mock-cuda: %d modules, %d launches, %d allocations, %d errors\n", modules, launches, allocs, errors);
+}
+
+static CUresult bad(void) { ++errors; return ERR_INVALID; }
+
+CUresult cuInit(unsigned flags) { (void)flags; return OK; }
+CUresult cuDeviceGetCount(int *n) {
+  const char *env = getenv("MOCK_CUDA_DEVICES");
+  *n = env ? atoi(env) : 1;
+  return OK;
+}
+CUresult cuDeviceGet(int *d, int i) { *d = i; return OK; }
+CUresult cuDeviceGetName(char *name, int len, int d) { snprintf(name, len, "mock GPU %d", d); return OK; }
+CUresult cuDevicePrimaryCtxRetain(void **ctx, int d) { (void)d; *ctx = &kernel_tag; return OK; }
+CUresult cuCtxSetCurrent(void *ctx) { (void)ctx; return OK; }
+CUresult cuStreamCreate(void **s, unsigned f) { (void)f; *s = &kernel_tag; return OK; }
+CUresult cuStreamSynchronize(void *s) { return s == &kernel_tag ? OK : bad(); }
+CUresult cuGetErrorString(CUresult r, const char **text) { *text = r == ERR_NOT_FOUND ? "not found" : "mock error"; return OK; }
+
+CUresult cuModuleLoadDataEx(void **module, const void *image, unsigned n, int *options, void **values) {
+  (void)n; (void)options; (void)values;
+  if (!image || !strstr(image, ".entry")) return bad();
+  ptx_text = image;
+  ++modules;
+  *module = (void *)image;
+  return OK;
+}
+CUresult cuModuleUnload(void *module) { (void)module; return OK; }
+
+CUresult cuModuleGetFunction(void **function, void *module, const char *name) {
+  char entry[512];
+  snprintf(entry, sizeof entry, ".entry %s(", name);
+  const char *at = module ? strstr(module, entry) : NULL;
+  if (!at) { ++errors; return ERR_NOT_FOUND; }
+  *function = (char *)&kernel_tag + (at - (const char *)module);
+  return OK;
+}
+
+CUresult cuLaunchKernel(void *f, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsigned bz,
+                        unsigned smem, void *stream, void **params, void **extra) {
+  (void)smem; (void)extra;
+  if (!f || !ptx_text || !gx || !gy || !gz || !bx || !by || !bz || bx * by * bz > 1024 || stream != &kernel_tag ||
+      !params || !params[0])
+    return bad();
+  ++launches;
+  return OK;
+}
+
+CUresult cuMemAllocManaged(unsigned long long *p, size_t bytes, unsigned flags) {
+  (void)flags;
+  void *block = calloc(1, bytes);
+  if (!block) return bad();
+  ++allocs;
+  *p = (unsigned long long)(size_t)block;
+  return OK;
+}
+CUresult cuMemFree_v2(unsigned long long p) { free((void *)(size_t)p); return OK; }
