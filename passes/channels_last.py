@@ -15,6 +15,12 @@ from .builders import f32_const, generic
 from .matchers import constant_float, producer
 
 
+def static_f32(values) -> bool:
+    """Every value is an f32 tensor of static shape (what the channels-last rewrites take)."""
+    return all(isinstance(v.type, ir.RankedTensorType) and isinstance(v.type.element_type, ir.F32Type)
+               and v.type.has_static_shape for v in values)
+
+
 def generic_into(result: ir.RankedTensorType, inputs: list[ir.Value], maps: list[ir.AffineMap], body,
                  kinds: str | None = None, init: ir.Value | None = None) -> ir.Value:
     """``builders.generic`` into ``init``, a fresh tensor of type ``result`` by default."""

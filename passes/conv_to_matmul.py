@@ -34,7 +34,7 @@ from torch_mlir.dialects import arith, linalg, tensor
 from ..dialects.qc import WeightOp
 from .base import ModulePass, PassState, walk_ops
 from .builders import reassociation, zero_pad
-from .channels_last import channels_first, channels_last, filled, generic_into, window_attrs, window_exprs
+from .channels_last import channels_first, channels_last, filled, generic_into, static_f32, window_attrs, window_exprs
 from .matchers import erase_dead_ops, is_zero_constant, producer
 
 CONVS = ("linalg.conv_1d_ncw_fcw", "linalg.conv_2d_nchw_fchw", "linalg.conv_3d_ncdhw_fcdhw")
@@ -228,9 +228,7 @@ def rewrite_transposed(op: ir.Operation) -> ir.Value | None:
 
 def _static_f32(op: ir.Operation) -> bool:
     """The convolution's input, filter and output are f32 tensors of static shape."""
-    types = [v.type for v in op.operands[:3]]
-    return all(isinstance(t, ir.RankedTensorType) and isinstance(t.element_type, ir.F32Type) and t.has_static_shape
-               for t in types)
+    return static_f32(op.operands[:3])
 
 
 class ConvToMatmul(ModulePass):

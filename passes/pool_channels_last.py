@@ -26,7 +26,7 @@ from torch_mlir import ir
 from torch_mlir.dialects import arith
 
 from .base import ModulePass, PassState, walk_ops
-from .channels_last import channels_first, channels_last, filled, generic_into, window_attrs, window_exprs
+from .channels_last import channels_first, channels_last, filled, generic_into, static_f32, window_attrs, window_exprs
 from .matchers import constant_float, erase_dead_ops, producer
 
 # named pooling op -> the reduction of its body, as ``(accumulator, element) -> value``
@@ -63,19 +63,13 @@ def rewrite(op: ir.Operation) -> ir.Value:
     return channels_first(y)
 
 
-def _static_f32(op: ir.Operation) -> bool:
-    types = [op.operands[0].type, op.operands[2].type]
-    return all(isinstance(t, ir.RankedTensorType) and isinstance(t.element_type, ir.F32Type) and t.has_static_shape
-               for t in types)
-
-
 class PoolChannelsLast(ModulePass):
     NAME = "qc-pool-channels-last"
     SUMMARY = "Rewrite f32 NCHW / NCW max and sum pooling as channels-last generics (vectorized over channels)"
 
     def run(self, module: ir.Operation, state: PassState) -> None:
         for name in POOLS:
-            for op in filter(_static_f32, walk_ops(module, name)):
+            for op in (o for o in walk_ops(module, name) if static_f32([o.operands[0], o.operands[2]])):
                 with ir.InsertionPoint(op), op.location:
                     y = rewrite(op)
                 op.results[0].replace_all_uses_with(y)
