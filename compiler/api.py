@@ -12,7 +12,8 @@ from torch_mlir import ir
 
 from ..passes import (AssignSchemes, ConvToMatmul, FuseDequantGemm, PoolChannelsLast, Instrument, OutlineWeights, QuantizeEmbeddings, QuantizeWeights,
                       RaiseLinear, Smooth, StripProbes)
-from ..passes.base import PassState, walk_ops
+from ..passes.base import PassState, ops_of, walk_ops
+from ..passes.winograd import stored_bytes
 from ..passes.matchers import scheme_targets, target_name, target_weight
 from ..passes.instrument import OBSERVED_ATTR
 from ..passes.quantize_weights import METHODS
@@ -267,7 +268,13 @@ def compile(model, output: str | Path, options: CompileOptions | None = None, **
         state.store = WeightStore.load(o.weights)
     _check_weights_given(model, module, state.store)
     codegen.run(module, IMPORT_PIPELINE, state, "import passes")
-    target = codegen.Target.of(o.target_cpu, o.target_features, o.winograd)
+    # A latency budget is met with each layer's kernel timed as a linear of its shape: a Winograd conv
+    # is not timed so, and would run faster than predicted; such a compile keeps its convs direct.
+    winograd = 0 if o.auto and o.budget_latency_ms is not None else o.winograd
+    with module.context:
+        direct_convs = winograd != o.winograd and any(
+            stored_bytes(op, state, o.winograd) for op in ops_of(module.operation, LinearOp))
+    target = codegen.Target.of(o.target_cpu, o.target_features, winograd)
     if o.target_cpu or o.target_features:
         target.check()
     sizes = weight_sizes(module, state, target.panel_width)
@@ -323,6 +330,9 @@ def compile(model, output: str | Path, options: CompileOptions | None = None, **
                        own_store=True)
     result.selection = state.selection
     result.warnings += notes(state.report) + state.selection.get("warnings", [])
+    if direct_convs:
+        result.warnings.append("f32 3x3 convolutions stay direct under a latency budget (their Winograd form is not "
+                               "timed by the selection); --winograd 0 says so")
     if o.report is not None:
         data = summary(state.report, *sizes)
         if state.selection:

@@ -27,9 +27,10 @@ def summary(layers: dict[str, dict], weight_bytes: int, fixed_bytes: int, layer_
     them no layer's scheme changes; ``layer_bytes``: each layer's f32 weight.  After: the fixed ones
     and every layer as stored (a tied table and head count once each)."""
     after = fixed_bytes + sum(layers.get(name, {}).get("bytes", f32) for name, f32 in layer_bytes.items())
-    for name, entry in layers.items():  # a layer left in f32 is stored as f32
-        if name in layer_bytes and "bytes" not in entry:
-            entry.update(bytes=layer_bytes[name], bytes_f32=entry.get("bytes_f32", layer_bytes[name]))
+    for name, entry in layers.items():  # a layer left in f32 is stored as f32 (a Winograd conv: transformed)
+        if name in layer_bytes:
+            entry.setdefault("bytes", layer_bytes[name])
+            entry.setdefault("bytes_f32", layer_bytes[name])
     return {"model_bytes_before": weight_bytes, "model_bytes_after": after, "layers": layers}
 
 

@@ -18,6 +18,8 @@ Stages, in order:
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import statistics as stats_
 import tempfile
 import time
@@ -177,7 +179,9 @@ class Probe:
                 self.layers[name] = ("gather", weight)
         sig = Signature(sig.inputs + tuple(act_inputs), sig.outputs)
         tmp.mkdir()
-        build(copy, sig, state, target, tmp / "probe.so", "so", {}, weight_inputs=inputs)
+        # each layer a linear whose packed weight is an input: its convolutions stay direct (a Winograd
+        # conv's filter is another array, and the layer kernels are timed as linears anyway)
+        build(copy, sig, state, replace(target, winograd=0), tmp / "probe.so", "so", {}, weight_inputs=inputs)
         self.model = load(tmp / "probe.so")
         self.width, self.sig = width, sig
         self.base = {v: aligned(state.store[k]) for k, v in inputs.items()}

@@ -126,3 +126,23 @@ def test_winograd_convs_match_ort(winograd, cpu, tolerance, workdir):
         assert stored == sorted(4 * (winograd + 2) ** 2 * c * f for c, f in ((24, 40), (40, 32)))
     else:
         assert not convs
+
+
+def test_latency_budget_keeps_convs_direct(workdir):
+    """Under a latency budget the selection times each layer as a linear of its shape, which a Winograd
+    conv is not: the compile keeps the convs direct and says so; a byte budget counts their transformed
+    filters (4 x 36/9 the f32 bytes at F(4x4)) and keeps Winograd."""
+    path = workdir / "winograd.onnx"
+    if not path.exists():
+        test_winograd_convs_match_ort(4, None, 5e-5, workdir)
+    calib = [{"x": np.random.default_rng(i).standard_normal((2, 24, 13, 13)).astype(np.float32)} for i in range(2)]
+    common = dict(scheme="auto", calibration=calib, sensitivity="proxy", candidates=["f32", "w8a16"])
+    timed = qc.compile(path, workdir / "budget_ms.so", budget_latency_ms=1e4, **common)
+    assert any("stay direct under a latency budget" in w for w in timed.warnings)
+    sized = qc.compile(path, workdir / "budget_mb.so", budget_mb=1.0, report=workdir / "budget_mb.json", **common)
+    assert not any("stay direct" in w for w in sized.warnings)
+    layers = json.loads((workdir / "budget_mb.json").read_text())["layers"]
+    filters = {36 * 4 * 24 * 40, 36 * 4 * 40 * 32}  # F(4x4): 6 x 6 floats per (input, output) channel pair
+    f32_convs = [e for e in layers.values() if e["scheme"] == "f32" and "conv" in e]
+    assert f32_convs and all(e["conv"].startswith("winograd") and e["bytes"] in filters for e in f32_convs)
+    assert sized.selection["solution"].bytes <= 1e6
