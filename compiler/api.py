@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from torch_mlir import ir
@@ -17,6 +17,7 @@ from ..passes.winograd import stored_bytes
 from ..passes.matchers import scheme_targets, target_name, target_weight
 from ..passes.instrument import OBSERVED_ATTR
 from ..passes.quantize_weights import METHODS
+from ..passes.select_precision import KV_CACHE, apply_choice
 from ..runtime import build as rtbuild
 from . import artifacts, codegen
 from .context import make_context
@@ -29,7 +30,7 @@ from ..core import winograd
 from ..dialects.qc import LinearOp
 from ..core.quant.sensitivity import METRICS
 from .report import notes, summary, write_report
-from .decoder import Decoder, import_decoder
+from .decoder import KV_CACHE_TYPES, Decoder, import_decoder
 from .frontend_onnx import import_onnx, spec_of
 from .gpu import GpuTarget
 from ..core.signature import Signature, TensorSpec
@@ -162,7 +163,7 @@ class CompileOptions:
     # decoders (a llama2.c .bin, or a Decoder): generation with a KV cache
     max_context: int | None = None  # positions the KV cache holds (default: the checkpoint's length)
     prefill_chunk: int = 16  # tokens one prefill step takes
-    kv_cache: str = "float32"  # the KV cache's element type: float32 | float16 | int8
+    kv_cache: str = "float32"  # the KV cache's element type: float32 | float16 | int8, or auto (chosen by the ILP)
 
     @property
     def auto(self) -> bool:
@@ -194,6 +195,11 @@ class CompileOptions:
         if self.damp is not None and not 0 <= self.damp < float("inf"):
             raise QCError(f"damp must be a non-negative fraction of the Hessian's mean diagonal, got {self.damp}")
         budgets = (self.budget_bits, self.budget_mb, self.budget_latency_ms)
+        if self.kv_cache == "auto" and not (self.auto and self.budget_mb is not None and self.budget_bits is None
+                                            and self.sensitivity == "measured"):
+            raise QCError("--kv-cache auto lets the precision selection choose the cache type with the layers: give "
+                          "--scheme auto with --budget-mb (weights and cache; not --budget-bits, which counts weights) "
+                          "and measured sensitivities")
         if not self.auto:
             given = [n for n, v in (("budget-bits", self.budget_bits), ("budget-mb", self.budget_mb),
                                     ("budget-latency-ms", self.budget_latency_ms), ("pin", self.pins or None),
@@ -241,18 +247,27 @@ def compile(model, output: str | Path, options: CompileOptions | None = None, **
     t0 = time.perf_counter()
     ctx = make_context()
     entries = {}
+    kv_auto = o.kv_cache == "auto"  # imported with a float32 cache, chosen by the selection
+    kv_cache = "float32" if kv_auto else o.kv_cache
     if isinstance(model, (str, Path)) and str(model).endswith(".bin"):
-        model = Decoder.from_llama2c(model, o.max_context, o.prefill_chunk, o.kv_cache)
+        model = Decoder.from_llama2c(model, o.max_context, o.prefill_chunk, kv_cache)
     elif o.max_context is not None and not isinstance(model, Decoder) and not hasattr(model, "forward") \
             and not str(model).endswith(".mlir"):  # what import_model would take for ONNX
-        model = Decoder.from_onnx(model, o.max_context, o.prefill_chunk, o.kv_cache)
+        model = Decoder.from_onnx(model, o.max_context, o.prefill_chunk, kv_cache)
     elif (o.max_context is not None or o.kv_cache != "float32") and not isinstance(model, Decoder):
         flag = "--max-context" if o.max_context is not None else "--kv-cache"
         raise QCError(f"{flag} compiles a decoder for generation: give a llama2.c checkpoint (.bin), an ONNX "
                       "decoder with past_key_values (with --max-context) or a qc.Decoder")
-    elif isinstance(model, Decoder) and o.kv_cache not in ("float32", model.kv_cache):
+    elif isinstance(model, Decoder) and kv_cache not in ("float32", model.kv_cache):
         raise QCError(f"kv_cache={o.kv_cache} differs from the Decoder's own ({model.kv_cache}): give it to "
                       "Decoder.from_llama2c / from_hf")
+    if kv_auto:
+        if model.rebuild is None:
+            raise QCError("--kv-cache auto needs a decoder whose step can be built with each cache type (a llama2.c "
+                          "checkpoint, Decoder.from_llama2c or from_hf); an ONNX decoder keeps its float32 cache")
+        if o.calibration is None:
+            raise QCError("--kv-cache auto measures each cache type's error on calibration prompts: give --calib")
+        model = model.with_kv_cache("float32")
     params = {}
     if isinstance(model, Decoder):
         _check_decoder_options(o)
@@ -280,7 +295,7 @@ def compile(model, output: str | Path, options: CompileOptions | None = None, **
     sizes = weight_sizes(module, state, target.panel_width)
     timings["import"] = time.perf_counter() - t0
 
-    samples = None
+    samples = prompts = None
     if o.stats is not None:
         state.stats = o.stats
     if o.calibration is not None:
@@ -288,7 +303,7 @@ def compile(model, output: str | Path, options: CompileOptions | None = None, **
         samples = (load_calibration_npz(o.calibration, names) if isinstance(o.calibration, (str, Path))
                    else list(o.calibration))
         if isinstance(model, Decoder):  # prompts, run through the prefill step as the runtime runs them
-            samples = model.calibration_samples(samples)
+            prompts, samples = samples, model.calibration_samples(samples)
         _check_samples(samples, sig, named=o.input_names is not None or not o.example_inputs)
         if o.stats is None:
             t1 = time.perf_counter()
@@ -304,10 +319,23 @@ def compile(model, output: str | Path, options: CompileOptions | None = None, **
         codegen.run(module, [Smooth(alpha=o.smooth, fallback=o.smooth_fallback)], state, "smoothing")
     files = []
     if o.auto:
-        from .selection import select_precision  # it builds and times models with build() below
+        from .selection import measure_kv_sensitivities, select_precision  # they build and time with build() below
 
         t1 = time.perf_counter()
-        files += select_precision(module, sig, state, samples, target, o)
+        cache = None
+        if kv_auto:
+            measure_kv_sensitivities(model, prompts, state, o.metric)
+            cache = {t: model.cache_bytes(t) for t in KV_CACHE_TYPES}
+        try:
+            files += select_precision(module, sig, state, samples, target, o, cache)
+        except QCError:
+            if o.save_stats is not None and state.stats:  # what was measured is kept for a compile with another budget
+                state.stats.save(o.save_stats)
+            raise
+        chosen = state.selection["solution"].choice.get(KV_CACHE)
+        if chosen is not None and chosen.scheme != model.kv_cache:
+            model = model.with_kv_cache(chosen.scheme)
+            module, sig, entries, samples = _reimport(model, ctx, state, o, prompts)
         timings["select"] = time.perf_counter() - t1
     if o.save_stats is not None:
         if not state.stats:
@@ -342,6 +370,20 @@ def compile(model, output: str | Path, options: CompileOptions | None = None, **
         result.files += write_report(o.report, data)
     result.files += files
     return result
+
+
+def _reimport(model: Decoder, ctx: ir.Context, state: PassState, o: CompileOptions, prompts):
+    """The decoder imported again (its cache type chosen), smoothed as before and given the selection's
+    schemes: (module, signature, entries, calibration samples for its cache type)."""
+    module, sig, entries, params = import_decoder(model, ctx)
+    for name, array in params.items():
+        state.store[name] = array
+    codegen.run(module, IMPORT_PIPELINE, state, "import passes")
+    if o.smooth is not None:
+        codegen.run(module, [Smooth(alpha=o.smooth, fallback=o.smooth_fallback)], state, "smoothing")
+    with module.context:
+        apply_choice(module.operation, {n: c.scheme for n, c in state.selection["solution"].choice.items()})
+    return module, sig, entries, model.calibration_samples(prompts)
 
 
 def _check_decoder_options(o: CompileOptions) -> None:
@@ -421,12 +463,15 @@ def build(module: ir.Module, sig: Signature, state: PassState, target: codegen.T
     ``name``: the model's C name (default: from ``output``).  ``entries``: the signatures of the
     module's entry functions besides @main (a decoder's ``decode``), which share its weight file.
     ``own_store``: nothing reads ``state.store`` after this build, so the entries that the lowered
-    code no longer reads (a quantized weight's unpacked forms) are dropped before LLVM runs.
+    code no longer reads (a quantized weight's unpacked forms) are dropped as the passes pack them, and
+    the rest before LLVM runs.
     ``device``: every op runs as a CUDA kernel of that GPU, ``target`` being the host's CPU."""
     weight_inputs = weight_inputs or {}
     entries = entries or {}
     name = name or model_name(output)
     t1 = time.perf_counter()
+    if own_store:
+        state = replace(state, own_store=True)
     lowered = codegen.lower_to_llvm_dialect(module, state, target, device)
     if own_store:
         state.store.retain({n for e in lowered.entries for n in e.weight_args})

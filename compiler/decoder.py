@@ -20,8 +20,9 @@ writes each step's ``k_new`` / ``v_new`` into the cache at ``pos``.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -50,6 +51,9 @@ class Decoder:
     context: int  # positions the KV cache holds (--max-context)
     prefill_chunk: int = 16  # tokens one prefill call takes (a prompt runs in chunks of it, the last padded)
     kv_cache: str = "float32"  # the cache's element type, KV_CACHE_TYPES (the step module's; see from_llama2c)
+    # kv_cache type -> the step module with that cache over the same parameters (from_llama2c, from_hf): what
+    # lets the precision selection choose the cache type (--kv-cache auto)
+    rebuild: Callable[[str], object] | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self):
         if not 1 <= self.prefill_chunk <= self.context:
@@ -70,8 +74,7 @@ class Decoder:
         context = context or cfg.seq_len
         if context < 1:
             raise QCError(f"--max-context must be at least 1, got {context}")
-        return cls(build_torch_llama_step(cfg, weights, context, kv_cache), cfg.n_layers, cfg.n_kv_heads,
-                   cfg.head_size, cfg.vocab_size, context, min(prefill_chunk, context), kv_cache)
+        return cls._llama(cfg, weights, context, prefill_chunk, kv_cache)
 
     @classmethod
     def from_hf(cls, model, context: int, prefill_chunk: int = 16, kv_cache: str = "float32") -> "Decoder":
@@ -83,8 +86,26 @@ class Decoder:
         if window is not None and getattr(model.config, "use_sliding_window", True) and window < context:
             raise QCError(f"{type(model).__name__} attends to a sliding window of {window} positions; qc's decoder "
                           f"attends to all {context} (give a context of at most {window})")
-        return cls(build_torch_llama_step(cfg, weights, context, kv_cache), cfg.n_layers, cfg.n_kv_heads,
-                   cfg.head_size, cfg.vocab_size, context, min(prefill_chunk, context), kv_cache)
+        return cls._llama(cfg, weights, context, prefill_chunk, kv_cache)
+
+    @classmethod
+    def _llama(cls, cfg, weights: dict, context: int, prefill_chunk: int, kv_cache: str) -> "Decoder":
+        from .models.llama2c import build_torch_llama_step
+
+        def rebuild(kind: str):
+            return build_torch_llama_step(cfg, weights, context, kind)
+
+        return cls(rebuild(kv_cache), cfg.n_layers, cfg.n_kv_heads, cfg.head_size, cfg.vocab_size, context,
+                   min(prefill_chunk, context), kv_cache, rebuild)
+
+    def with_kv_cache(self, kind: str) -> "Decoder":
+        """This decoder with its KV cache in ``kind`` (the same parameters)."""
+        if kind == self.kv_cache:
+            return self
+        if self.rebuild is None:
+            raise QCError(f"this decoder's step keeps its KV cache in {self.kv_cache}; a {kind} cache needs a decoder "
+                          "built by Decoder.from_llama2c or from_hf (or a step module made for it)")
+        return replace(self, step=self.rebuild(kind), kv_cache=kind)
 
     @classmethod
     def from_onnx(cls, model, context: int, prefill_chunk: int = 16, kv_cache: str = "float32") -> "Decoder":
@@ -101,6 +122,25 @@ class Decoder:
         shape = decoder_shape(proto)
         return cls(proto, shape.layers, shape.kv_heads, shape.head_size, shape.vocab, context,
                    min(prefill_chunk, context))
+
+    def cache_bytes(self, kind: str | None = None) -> int:
+        """Bytes of the KV cache in ``kind`` (default: its own type): keys and values, and an int8 cache's
+        scales (one f32 per layer, head and position for each)."""
+        kind = kind or self.kv_cache
+        vectors = 2 * self.layers * self.kv_heads * self.context
+        return vectors * self.head_size * np.dtype(kind).itemsize + (vectors * 4 if kind == "int8" else 0)
+
+    def step_outputs(self, prompts) -> list[list[np.ndarray]]:
+        """For each prefill chunk of ``prompts`` (as ``calibration_samples``), the step's logits and new keys
+        and values as float32 (an int8 cache's codes times their scales)."""
+        run = self._reference_step()
+        outputs = []
+        for sample in self.calibration_samples(prompts):
+            logits, keys, values, *scales = run(sample)
+            if scales:
+                keys, values = keys * scales[0][:, :, None, :], values * scales[1][..., None]
+            outputs.append([np.asarray(a, np.float32) for a in (logits, keys, values)])
+        return outputs
 
     def calibration_samples(self, prompts) -> list[dict]:
         """Inputs of the prefill step for calibration: each prompt (token ids) in chunks, as the runtime
@@ -123,7 +163,7 @@ class Decoder:
                 chunk[0, :n] = ids[pos:pos + n]
                 samples.append({"tokens": chunk, "pos": np.array([pos], np.int64),
                                 **{name: c.copy() for name, c in zip(self.inputs[2:], caches)}})
-                for j, (cache, entries) in enumerate(zip(caches, run(samples[-1]))):
+                for j, (cache, entries) in enumerate(zip(caches, run(samples[-1])[1:])):
                     if j == 1:  # values [.., context, head]
                         cache[:, :, pos:pos + n] = entries[:, :, :n]
                     else:  # keys [.., head, context] and the scales [.., context]: positions last
@@ -131,13 +171,13 @@ class Decoder:
         return samples
 
     def _reference_step(self):
-        """The prefill step outside qc: {input name: array} -> its new cache entries (k_new, v_new, ...)."""
+        """The prefill step outside qc: {input name: array} -> its outputs (logits, k_new, v_new, ...)."""
         import torch
 
         if isinstance(self.step, torch.nn.Module):
             def run(feeds: dict) -> list[np.ndarray]:
                 with torch.no_grad():
-                    return [t.numpy() for t in self.step(*(torch.from_numpy(feeds[n]) for n in self.inputs))[1:]]
+                    return [t.numpy() for t in self.step(*(torch.from_numpy(feeds[n]) for n in self.inputs))]
             return run
         import onnxruntime as ort
 
@@ -145,7 +185,7 @@ class Decoder:
 
         session = ort.InferenceSession(step_graph(self.step, self.prefill_chunk, self.context).SerializeToString(),
                                        providers=["CPUExecutionProvider"])
-        return lambda feeds: session.run(list(self.outputs[1:]), feeds)
+        return lambda feeds: session.run(list(self.outputs), feeds)
 
     @property
     def inputs(self) -> tuple[str, ...]:

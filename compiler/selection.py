@@ -8,7 +8,8 @@ Stages, in order:
    build measures each layer under each candidate: its weight is swapped for the fake-quantized
    one and the output error against the f32 outputs is the layer's measured sensitivity (cached in
    the statistics); its own time, less the layers' f32 kernels, is the rest of the model;
-3. ``qc-select-precision`` with the budgets, pins and these numbers;
+3. ``qc-select-precision`` with the budgets, pins and these numbers (with ``--kv-cache auto``, a decoder's
+   cache types too: their sensitivities measured through the PyTorch step, ``measure_kv_sensitivities``);
 4. with a latency budget, the check (``check_latency``): the selected model is built as the driver
    will build it and timed; while it runs over the budget, the non-f32 kernels' latencies are
    scaled by what they took in the model against their time alone, and the ILP solves again
@@ -35,7 +36,7 @@ from ..passes.assign_schemes import reduction_size
 from ..passes.base import PassState, set_function_type
 from ..passes.builders import f32_const, generic
 from ..passes.matchers import scheme_targets, target_name, target_weight
-from ..passes.select_precision import candidate_schemes, layer_rows, linear_shape, measured_key
+from ..passes.select_precision import KV_CACHE, candidate_schemes, layer_rows, linear_shape, measured_key
 from ..runtime import build as rtbuild
 from . import codegen
 from .context import make_context
@@ -272,6 +273,22 @@ def measure_sensitivities(probe: Probe, state: PassState, samples: list[dict], s
     bar.close()
 
 
+def measure_kv_sensitivities(decoder, prompts, state: PassState, metric: str, types=("float16", "int8")) -> None:
+    """``state.stats.sensitivity["kv_cache"][measured:<metric>:<type>]`` for each KV cache type not cached yet:
+    the mean error of the step's outputs (logits, new keys and values, as the layers' are measured) over the
+    first prefill chunks of ``prompts``, the PyTorch step with that cache against the one with a float32 cache,
+    each chunk fed the cache its own earlier chunks left."""
+    cached = state.stats.sensitivity.setdefault(KV_CACHE, {})
+    todo = [t for t in types if measured_key(metric, t) not in cached]
+    if not todo:
+        return
+    refs = decoder.with_kv_cache("float32").step_outputs(prompts)[:SENSITIVITY_SAMPLES]
+    for kind in todo:
+        outs = decoder.with_kv_cache(kind).step_outputs(prompts)[:SENSITIVITY_SAMPLES]
+        cached[measured_key(metric, kind)] = max(float(np.mean(
+            [np.mean([output_error(r, o, metric) for r, o in zip(ref, out)]) for ref, out in zip(refs, outs)])), 0.0)
+
+
 def static_scale(state: PassState, layer: str) -> float:
     """The per-tensor int8 scale qc-quantize-weights gives ``activations=static`` (calibration absmax / 127)."""
     stats = state.stats.get(layer)
@@ -281,8 +298,9 @@ def static_scale(state: PassState, layer: str) -> float:
 
 
 def select_precision(module: ir.Module, sig: Signature, state: PassState, samples: list[dict] | None,
-                     target: codegen.Target, o) -> list[Path]:
-    """Stages 1-4 (see the module docstring); writes ``qc.scheme`` on every layer of ``module``."""
+                     target: codegen.Target, o, kv_cache: dict[str, int] | None = None) -> list[Path]:
+    """Stages 1-4 (see the module docstring); writes ``qc.scheme`` on every layer of ``module``.  ``kv_cache``:
+    a decoder's cache types to choose from with their bytes (their sensitivities measured beforehand)."""
     schemes = candidate_schemes(",".join(o.candidates or []))
     ops = scheme_targets(module.operation)
     missing = o.sensitivity == "measured" and any(
@@ -310,7 +328,8 @@ def select_precision(module: ir.Module, sig: Signature, state: PassState, sample
             budget_latency_ms=o.budget_latency_ms or 0.0, other_ms=max(total - f32, 0.0),
             pins=";".join(f"{k}={v}" for k, v in o.pins.items()), candidates=",".join(o.candidates or []),
             sensitivity=o.sensitivity, metric=o.metric, activations=o.activations,
-            couple="input" if o.smooth is not None else "none")
+            couple="input" if o.smooth is not None else "none",
+            kv_cache=",".join(f"{t}={b}" for t, b in (kv_cache or {}).items()))
         try:
             codegen.run(module, [select], state, "precision selection")
         except QCError:
@@ -329,8 +348,11 @@ def select_precision(module: ir.Module, sig: Signature, state: PassState, sample
     for name, c in solution.choice.items():
         entry = state.report.setdefault(name, {})
         entry.update(sensitivity=c.error, **({"latency_ms": c.latency_ms} if state.selection["latency_measured"]
-                                             else {}))
+                                             and name != KV_CACHE else {}))
         entry.setdefault("scheme", c.scheme)
+        if name == KV_CACHE:
+            entry.update(bytes=c.bytes, bytes_f32=(kv_cache or {}).get("float32", c.bytes),
+                         note="the KV cache (memory at run time, not weights)")
     return write_pareto(o.pareto, state.selection) if o.pareto is not None else []
 
 

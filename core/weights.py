@@ -46,6 +46,10 @@ class WeightStore:
         """Drop every entry but ``names`` (the arrays are freed unless something else holds them)."""
         self._arrays = {n: a for n, a in self._arrays.items() if n in names}
 
+    def drop(self, name: str) -> None:
+        """Drop the entry ``name`` (its array is freed unless something else holds it)."""
+        del self._arrays[name]
+
     def names(self) -> list[str]:
         return list(self._arrays)
 

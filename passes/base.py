@@ -45,6 +45,9 @@ class PassState:
     report: dict[str, dict] = field(default_factory=dict)  # what passes did, by layer name
     latency: LatencyTable | None = None  # measured kernel latencies, for qc-select-precision
     selection: dict = field(default_factory=dict)  # what qc-select-precision chose and predicted
+    # Nothing reads the store after this pipeline but the module: an entry a pass replaces (a weight
+    # packed into panels) is dropped as soon as no qc.weight reads it, not at the end (a large model's peak).
+    own_store: bool = False
 
 
 class ModulePass:
@@ -104,6 +107,37 @@ def walk_ops(root: ir.Operation, name: str) -> list[ir.Operation]:
 def ops_of(root: ir.Operation, cls: type[ir.OpView]) -> list:
     """All ``cls`` ops under ``root`` as typed views (``op.weight``, ``op.bias``), collected before any rewrite."""
     return [op.opview for op in walk_ops(root, cls.OPERATION_NAME)]
+
+
+class WeightReaders:
+    """How many ``qc.weight`` ops read each store entry, counted once and kept as a pass erases them."""
+
+    def __init__(self, module: ir.Operation, state: PassState):
+        self.state = state
+        self.count: dict[str, int] = {}
+        for op in walk_ops(module, "qc.weight"):
+            name = ir.FlatSymbolRefAttr(op.attributes["name"]).value
+            self.count[name] = self.count.get(name, 0) + 1
+
+    @staticmethod
+    def grouped(ops: list, name_of: Callable[[Any], str | None]) -> list:
+        """``ops`` with the readers of one weight next to each other (groups in order of first reader): a
+        weight both of a decoder's entry functions read is replaced, and dropped, before the next one is
+        packed, not after every other weight of the first function."""
+        groups: dict = {}
+        for op in ops:
+            groups.setdefault(name_of(op) or id(op), []).append(op)
+        return [op for group in groups.values() for op in group]
+
+    def erase(self, op: ir.Operation, name: str) -> None:
+        """Erases the qc.weight ``op`` (of entry ``name``) if nothing uses it; with ``state.own_store``
+        drops the entry once no qc.weight reads it."""
+        if list(op.results[0].uses):
+            return
+        op.erase()
+        self.count[name] -= 1
+        if self.state.own_store and not self.count[name]:
+            self.state.store.drop(name)
 
 
 def entry_funcs(module: ir.Operation) -> list[ir.Operation]:

@@ -26,9 +26,9 @@ from torch_mlir.dialects import arith, func, linalg, tensor
 from ..core.errors import QCError
 from ..core.quant.packing import PanelLayout
 from ..dialects.qc import LinearOp, WeightOp
-from .base import ModulePass, Option, PassState, ops_of
+from .base import ModulePass, Option, PassState, WeightReaders, ops_of
 from .builders import f32_const, generic, reassociation, zero_pad
-from .matchers import LAYOUT_ATTR, layout_attr, stored_weight
+from .matchers import LAYOUT_ATTR, layout_attr, linear_weight_name, stored_weight
 
 PANEL_MATMUL = "qc_panel_matmul"
 
@@ -139,7 +139,8 @@ class LowerLinear(ModulePass):
             raise QCError(f"panel-width must be positive, got {width}")
         body = module.regions[0].blocks[0]
         helpers: set[str] = set()
-        for op in ops_of(module, LinearOp):
+        readers = WeightReaders(module, state)
+        for op in readers.grouped(ops_of(module, LinearOp), lambda op: linear_weight_name(op.operation)):
             x, w = op.input, op.weight
             wop, name = weight_name(w, "qc.linear's weight", op.location)
             xt, wt = ir.RankedTensorType(x.type), ir.RankedTensorType(w.type)
@@ -166,5 +167,4 @@ class LowerLinear(ModulePass):
                 call = func.CallOp([op.result.type], ir.FlatSymbolRefAttr.get(fn), args)
             op.result.replace_all_uses_with(call.results[0])
             op.erase()
-            if not list(wop.results[0].uses):
-                wop.erase()
+            readers.erase(wop, name)

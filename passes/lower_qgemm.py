@@ -43,9 +43,10 @@ from torch_mlir.dialects import arith, func, linalg, math, tensor
 from ..core.errors import QCError
 from ..core.quant.packing import PanelLayout, unpack_rows, unsigned_offset
 from ..dialects.qc import QGemmOp, WeightOp
-from .base import ModulePass, Option, PassState, ops_of
+from .base import ModulePass, Option, PassState, WeightReaders, ops_of
 from .builders import f32_const, generic, reassociation
 from .lower_linear import Indexed, floordiv, panel_helper, weight_name
+from .matchers import stored_weight
 
 QGEMM_PANEL = "qc_qgemm_panel"
 QGEMM_PANEL_SYM = "qc_qgemm_panel_sym"  # the same, all zero points 0: the kernel derives wo from ws
@@ -173,6 +174,11 @@ def qgemm_dot_helper(fn: str, xshape: list[int], layout: PanelLayout, act_scale:
                  lambda x: quantize_rows(x, group, act_scale))
 
 
+def packed_name(op: QGemmOp) -> str | None:
+    found = stored_weight(op.packed)
+    return found[1] if found else None
+
+
 class LowerQGemm(ModulePass):
     NAME = "qc-lower-qgemm"
     SUMMARY = "Lower qc.qgemm to a panel contraction on kernel-layout packed integers (linalg.generic)"
@@ -184,7 +190,8 @@ class LowerQGemm(ModulePass):
             raise QCError(f"panel-width must be a positive even number, got {width}")
         body = module.regions[0].blocks[0]
         helpers: set[str] = set()
-        for op in ops_of(module, QGemmOp):
+        readers = WeightReaders(module, state)
+        for op in readers.grouped(ops_of(module, QGemmOp), packed_name):
             x = op.input
             xt = ir.RankedTensorType(x.type)
             if not isinstance(xt.element_type, ir.F32Type):
@@ -233,8 +240,6 @@ class LowerQGemm(ModulePass):
                 args = [x] + ws + ([op.bias] if has_bias else [])
                 call = func.CallOp([op.result.type], ir.FlatSymbolRefAttr.get(fn), args)
             op.result.replace_all_uses_with(call.results[0])
-            old = [wop for wop, _ in ops_names]
             op.erase()
-            for wop in old:
-                if not list(wop.results[0].uses):
-                    wop.erase()
+            for wop, name in ops_names:
+                readers.erase(wop, name)

@@ -24,6 +24,11 @@ weights, 10^6 bytes) and ``budget-latency-ms`` (the layers plus ``other-ms``, th
 model).  Ops of one layer name (a decoder's two entry points read each weight through its own op)
 are one layer, one decision.  ``pins`` (``REGEX=SCHEME;...``) fix layers; ``couple=input`` makes the
 layers that read one input take one scheme.  An infeasible budget is an error naming the smallest feasible one.
+
+A decoder's KV cache can be chosen with the layers (``kv-cache=float32=B32,float16=B16,int8=B8``, its bytes
+per type): one more layer of no weights whose candidates are the cache types, with their measured
+sensitivities (statistics ``kv_cache``) and bytes counted by ``budget-mb``; the choice becomes the
+module's ``qc.kv_cache`` (the driver imports the step again with that cache when it is not the one imported).
 """
 
 from __future__ import annotations
@@ -65,8 +70,24 @@ def linear_shape(op: ir.Operation) -> str:
     return shape_key(layer_rows(op), k, n, op.opview.bias is not None)
 
 
-def measured_key(metric: str, scheme: Scheme) -> str:
-    return f"measured:{metric}:{scheme.name}"
+def measured_key(metric: str, scheme: Scheme | str) -> str:
+    """The statistics' key of a measured sensitivity: of a scheme, or of a KV cache type."""
+    return f"measured:{metric}:{scheme if isinstance(scheme, str) else scheme.name}"
+
+
+KV_CACHE = "kv_cache"  # the KV cache's "layer": its sensitivities in the statistics, its choice in the solution
+KV_CACHE_ATTR = "qc.kv_cache"  # the module's chosen KV cache type
+
+
+def parse_kv_cache(text: str) -> dict[str, int]:
+    """``"float32=4096,int8=1280"`` -> {type: bytes}."""
+    out = {}
+    for pair in filter(None, (p.strip() for p in text.split(","))):
+        kind, _, nbytes = pair.partition("=")
+        if kind not in ("float32", "float16", "int8") or not nbytes.isdigit():
+            raise QCError(f"kv-cache takes TYPE=BYTES pairs (float32, float16, int8), got '{pair}'")
+        out[kind] = int(nbytes)
+    return out
 
 
 class SelectPrecision(ModulePass):
@@ -90,6 +111,9 @@ class SelectPrecision(ModulePass):
                            "their f32 bytes as it stores the transformed filter (0: as they are)"),
         "quantized-latency-scale": Option(float, 1.0, "times the table's latency of every scheme but f32: how much "
                                           "slower (> 1) those kernels ran in the model than alone"),
+        "kv-cache": Option(str, "", "a decoder's KV cache types to choose from, TYPE=BYTES pairs (float32, float16, "
+                           "int8): the cache is one more layer, its error the type's measured sensitivity "
+                           "(statistics 'kv_cache'), its bytes counted by budget-mb (empty: not chosen)"),
     }
 
     def run(self, module: ir.Operation, state: PassState) -> None:
@@ -115,6 +139,9 @@ class SelectPrecision(ModulePass):
             pinned = next((s for p, s in pins if p.fullmatch(name)), None)
             layers.append(self._layer(op, name, [pinned] if pinned else schemes, pinned is not None, kind, table,
                                       state))
+        cache = parse_kv_cache(o["kv-cache"])
+        if cache:
+            layers.append(self._kv_layer(cache, kind, state))
         groups = self._groups(targets) if o["couple"] == "input" else []
         fixed = self._fixed_bytes(module, targets, state)
         limits = []
@@ -126,11 +153,27 @@ class SelectPrecision(ModulePass):
                           o["budget-latency-ms"] - o["other-ms"] if o["budget-latency-ms"] else None, groups,
                           fixed, o["other-ms"])
         solution = solve(problem)
-        for name, ops in by_name.items():
-            for op in ops:
-                set_scheme(op, name, scheme_attr(parse_scheme(solution.choice[name].scheme)))
+        apply_choice(module, {name: c.scheme for name, c in solution.choice.items()})
         state.selection.update(problem=problem, solution=solution, sensitivity=kind, metric=o["metric"],
                                other_ms=o["other-ms"], latency_measured=table is not None)
+
+    def _kv_layer(self, cache: dict[str, int], kind: str, state: PassState) -> Layer:
+        """The KV cache as a layer of no weights: a candidate per type, its measured error (f32: none)."""
+        if self.options["budget-bits"]:
+            raise QCError("kv-cache: the cache is memory, not weights; give budget-mb (weights and cache), not "
+                          "budget-bits")
+        if kind != "measured":
+            raise QCError("kv-cache: the cache types' errors are measured; the layers' must be too (sensitivity="
+                          "measured), a proxy is in other units")
+        measured = state.stats.sensitivity.get(KV_CACHE, {})
+        candidates = []
+        for cache_type, nbytes in cache.items():
+            key = measured_key(self.options["metric"], cache_type)
+            if cache_type != "float32" and key not in measured:
+                raise QCError(f"kv-cache: the statistics have no measured sensitivity of a {cache_type} cache "
+                              f"('{KV_CACHE}' {key}; qc-compile --kv-cache auto measures it)")
+            candidates.append(Candidate(cache_type, nbytes, measured.get(key, 0.0)))
+        return Layer(KV_CACHE, 0, candidates)
 
     def _sensitivity_kind(self, targets: list[ir.Operation], schemes: list[Scheme], state: PassState) -> str:
         """``measured`` when every (layer, quantized candidate it can take) has a measured value, else
@@ -204,3 +247,13 @@ class SelectPrecision(ModulePass):
             if isinstance(op.opview, LinearOp):
                 by_input.setdefault(op.opview.input, []).append(target_name(op))
         return [g for g in by_input.values() if len(g) > 1]
+
+
+def apply_choice(module: ir.Operation, choice: dict[str, str]) -> None:
+    """Writes each layer's chosen scheme (``choice``: layer name -> scheme) on its ops, and a chosen KV cache
+    type as the module's ``qc.kv_cache``."""
+    for op in scheme_targets(module):
+        name = target_name(op)
+        set_scheme(op, name, scheme_attr(parse_scheme(choice[name])))
+    if KV_CACHE in choice:
+        module.attributes[KV_CACHE_ATTR] = ir.StringAttr.get(choice[KV_CACHE])

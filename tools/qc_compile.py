@@ -93,9 +93,10 @@ def main(argv: list[str] | None = None) -> int:
                    help="positions the KV cache holds (a .bin's default: its training length; required for ONNX)")
     g.add_argument("--prefill-chunk", type=int, default=16, metavar="T",
                    help="prompt tokens one prefill step takes (default: 16)")
-    g.add_argument("--kv-cache", choices=KV_CACHE_TYPES, default="float32",
+    g.add_argument("--kv-cache", choices=(*KV_CACHE_TYPES, "auto"), default="float32",
                    help="the KV cache's element type (float16: half the cache's memory; int8: a quarter, plus a "
-                        "scale per head and position)")
+                        "scale per head and position; auto: chosen with the layers by --scheme auto under "
+                        "--budget-mb, which then counts the cache)")
     args = p.parse_args(argv)
     try:
         options = CompileOptions(

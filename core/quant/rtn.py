@@ -52,11 +52,16 @@ def quantize_with(w: np.ndarray, scale: np.ndarray, zero: np.ndarray, bits: int)
         return np.clip(q, lo, hi).astype(np.int8)
     out = np.empty(w.shape, np.int8)
     rows = max(1, _CHUNK // max(1, w.shape[1]))
+    # A quotient of magnitude 2^bits or more clips whichever way it rounds; below that its rounding
+    # error (half an ulp) is under ``tol``.
+    tol = np.float32(0.5 - 2.0 ** (bits - 23))
     for r0 in range(0, len(w), rows):
         ws, ss = w[r0:r0 + rows], scale[r0:r0 + rows]
         r = ws / ss  # float32 division is correctly rounded, so it rounds to the float64 quotient's integer
         q = np.rint(r)  # unless a half-integer lies within its rounding error: redo those in float64
-        near = np.abs(np.abs(r - q) - 0.5) <= np.spacing(np.abs(r))
+        near = r - q
+        np.abs(near, out=near)
+        near = near >= tol
         if near.any():
             i, j = np.nonzero(near)
             q[i, j] = np.round(ws[i, j].astype(np.float64) / ss[i, j % ss.shape[1]].astype(np.float64))
@@ -79,9 +84,14 @@ def quantize_rtn(w: np.ndarray, scheme: Scheme) -> QuantizedWeight:
 
 
 def dequantize(qw: QuantizedWeight) -> np.ndarray:
-    """The float32 weight the quantized one stands for."""
+    """The float32 weight the quantized one stands for: ``(q - zero_point) * scale`` in float32, in
+    slabs of rows (no weight-sized temporaries)."""
     n, k = qw.q.shape
     gs = qw.group_size or k
-    q = qw.q.reshape(n, k // gs, gs).astype(np.float32)
-    w = (q - qw.zero_point[:, :, None].astype(np.float32)) * qw.scale[:, :, None]
-    return w.reshape(n, k)
+    out = np.empty((n, k), np.float32)
+    rows = max(1, _CHUNK // max(1, k))
+    for r0 in range(0, n, rows):
+        o = out[r0:r0 + rows].reshape(-1, k // gs, gs)
+        np.subtract(qw.q[r0:r0 + rows].reshape(o.shape), qw.zero_point[r0:r0 + rows, :, None], out=o, dtype=np.float32)
+        o *= qw.scale[r0:r0 + rows, :, None]
+    return out

@@ -138,10 +138,14 @@ def _check_feasible(problem: Problem) -> None:
         least = smallest(problem, what) if limit is not None else 0
         if limit is not None and least > limit:
             if what == "bytes":
+                mb = round_up((least + problem.fixed_bytes) / 1e6)
+                if not all(layer.weights for layer in problem.layers):  # a KV cache: bytes that are not weights
+                    raise Infeasible(f"the memory budget cannot be met: the smallest feasible is budget-mb={mb}, "
+                                     "every layer and the KV cache at its smallest candidate")
                 weights = sum(layer.weights for layer in problem.layers)
                 raise Infeasible(f"the weight budget cannot be met: the smallest feasible is budget-bits="
-                                 f"{round_up(8 * least / weights)} (budget-mb={round_up((least + problem.fixed_bytes) / 1e6)}), "
-                                 "every layer at its smallest candidate")
+                                 f"{round_up(8 * least / weights)} (budget-mb={mb}), every layer at its smallest "
+                                 "candidate")
             raise Infeasible(f"the latency budget cannot be met: the smallest feasible is budget-latency-ms="
                              f"{round_up(least + problem.other_ms)} (the fastest kernels, {least:.3f} ms, and "
                              f"{problem.other_ms:.3f} ms for the rest)")

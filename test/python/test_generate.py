@@ -392,6 +392,60 @@ def test_low_precision_kv_cache(kind, agreement, compiled, workdir):
     assert proc.returncode == 1 and "--kv-cache compiles a decoder" in proc.stderr
 
 
+def test_kv_cache_chosen_with_the_layers(compiled, workdir):
+    """--kv-cache auto: the cache is one more layer of the ILP under --budget-mb (weights and cache), its
+    types' errors measured through the PyTorch step (and kept in the statistics, also when the budget is
+    refused); at the smallest feasible budget (which the refusal of a smaller one names) every layer takes
+    w8a16 and the cache int8 (with room for everything, all f32: select-precision-kv-cache.mlir), and the library,
+    imported again with that cache, matches the PyTorch step with an int8 cache and the w8a16-rounded
+    weights (the int8 cache's bounds of test_low_precision_kv_cache)."""
+    from qc.compiler.models.llama2c import build_torch_llama_step, read_llama2c
+    from qc.core.calibration import Statistics
+    from qc.core.quant import parse_scheme
+    from qc.core.quant.sensitivity import fake_quantize
+
+    fp32 = load_decoder(compiled["f32"])
+    prompts = [[1] + list(fp32.generate([1], 31, temperature=1.0, seed=200 + i)) for i in range(3)]
+    decoder = Decoder.from_llama2c(shared_model("stories260K.bin"), CONTEXT, CHUNK)
+    stats = workdir / "kv-stats.npz"
+    options = dict(scheme="auto", kv_cache="auto", candidates=["f32", "w8a16"], calibration=prompts)
+    with pytest.raises(qc.QCError, match="smallest feasible is budget-mb=[0-9.]+, every layer and the KV cache") as err:
+        qc.compile(decoder, workdir / "kv-none.so", budget_mb=0.01, save_stats=stats, **options)
+    least = float(str(err.value).split("budget-mb=")[1].split(",")[0])
+    # what was measured is saved although the budget was refused: the next compile measures nothing again
+    measured = Statistics.load(stats).sensitivity["kv_cache"]
+    assert 0 < measured["measured:cosine:float16"] < measured["measured:cosine:int8"]
+    auto = workdir / "stories-kv-auto.so"
+    result = qc.compile(decoder, auto, budget_mb=least, stats=Statistics.load(stats), **options)
+    choice = result.selection["solution"].choice
+    assert choice["kv_cache"].scheme == "int8" and {c.scheme for n, c in choice.items() if n != "kv_cache"} == {"w8a16"}
+    cache = next(layer for layer in result.selection["problem"].layers if layer.name == "kv_cache")
+    assert {c.scheme: c.bytes for c in cache.candidates} == {t: decoder.cache_bytes(t) for t in ("float32", "float16", "int8")}
+    sig = qc.runtime.load(auto, entry="decode").signature
+    assert {t.name: t.dtype for t in sig.inputs}["k_cache"] == "int8" and "k_scale" in {t.name for t in sig.inputs}
+
+    cfg, weights = read_llama2c(shared_model("stories260K.bin"))
+    w8 = parse_scheme("w8a16")
+    layers = ("wq", "wk", "wv", "wo", "w1", "w2", "w3")  # per layer; the tables are layers too, the norms not
+    rounded = {**weights, **{n: np.stack([fake_quantize(m, w8) for m in weights[n]]) for n in layers},
+               **{n: fake_quantize(weights[n], w8) for n in ("tok", "classifier")}}
+    step = build_torch_llama_step(cfg, rounded, CONTEXT, "int8")
+    caches = list(Decoder(step, cfg.n_layers, cfg.n_kv_heads, cfg.head_size, cfg.vocab_size, CONTEXT, CHUNK,
+                          "int8").example(1)[2:])
+    seq, expected = prompts[0], []
+    with torch.no_grad():
+        for i, t in enumerate(seq):
+            logits, *new = step(torch.tensor([[t]]), torch.tensor([i]), *caches)
+            for j, (c, entry) in enumerate(zip(caches, new)):
+                c[(slice(None), slice(None), slice(i, i + 1)) if j == 1 else (..., slice(i, i + 1))] = entry
+            expected.append(logits[0, -1].numpy())
+    expected, lib = np.stack(expected), load_decoder(auto)
+    got, scale = np.stack([lib.feed([t]) for t in seq]), np.abs(expected).max()
+    assert np.abs(got - expected).max() <= 5e-3 * scale and np.abs(got - expected).mean() <= 2e-4 * scale
+    with pytest.raises(qc.QCError, match="--kv-cache auto lets the precision selection choose"):
+        qc.compile(decoder, auto, scheme="auto", kv_cache="auto", budget_bits=6, calibration=prompts)
+
+
 def export_with_past(model, path, layers: int) -> None:
     """``model`` (a transformers decoder) exported to ONNX as optimum exports one: input_ids,
     attention_mask, position_ids and past_key_values.N.key/value in, logits and present.N.key/value out,

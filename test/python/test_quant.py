@@ -62,6 +62,57 @@ def test_packing_layouts():
     assert parse_scheme("f32").layout(4, 64, 32).width == 8 and parse_scheme("w8a16").layout(4, 64, 32).width == 32
 
 
+
+TWO_READERS = """
+func.func @{fn}(%x: tensor<{m}x64xf32>) -> tensor<{m}x40xf32> {{
+  %p = "qc.weight"() {{name = @{w}.q}} : () -> tensor<40x32xi8>
+  %s = "qc.weight"() {{name = @{w}.scale}} : () -> tensor<40x2xf32>
+  %z = "qc.weight"() {{name = @{w}.zero}} : () -> tensor<40x2xi8>
+  %y = "qc.qgemm"(%x, %p, %s, %z) {{bits = 4 : i64, group_size = 32 : i64, act_bits = 0 : i64, act_scale = 0.0 : f32,
+       operandSegmentSizes = array<i32: 1, 1, 1, 1, 0>}} : (tensor<{m}x64xf32>, tensor<40x32xi8>, tensor<40x2xf32>,
+       tensor<40x2xi8>) -> tensor<{m}x40xf32>
+  return %y : tensor<{m}x40xf32>
+}}"""
+
+
+@pytest.mark.parametrize("own", [False, True])
+def test_packing_drops_what_nothing_reads_when_the_compile_owns_the_store(own):
+    """A decoder's two entry functions read each weight: with ``own_store`` the unpacked entries go as soon
+    as both readers are packed (one weight at a time, not after every weight of the first function)."""
+    from torch_mlir import ir
+
+    from qc.compiler import codegen
+    from qc.compiler.context import make_context
+    from qc.core.weights import WeightStore
+    from qc.passes.base import PassState
+    from qc.passes.lower_qgemm import LowerQGemm
+
+    text = "".join(TWO_READERS.format(fn=f"{fn}_{w}", m=m, w=w) for fn, m in (("prefill", 8), ("decode", 1))
+                   for w in ("a", "b"))
+    rng = np.random.default_rng(0)
+    store = WeightStore({n: a for w in ("a", "b") for n, a in (
+        (f"{w}.q", pack_rows(rng.integers(-8, 8, (40, 64), dtype=np.int8), 4)),
+        (f"{w}.scale", np.ones((40, 2), np.float32)), (f"{w}.zero", np.ones((40, 2), np.int8)))})
+    sizes = []
+    store_set = WeightStore.__setitem__
+
+    def record(self, name, value):  # entries held each time a packed one is added
+        sizes.append(len(self))
+        store_set(self, name, value)
+
+    WeightStore.__setitem__ = record
+    try:
+        with make_context():
+            module = ir.Module.parse(text)
+            codegen.run(module, [LowerQGemm(panel_width=32)], PassState(store, own_store=own), "test")
+    finally:
+        WeightStore.__setitem__ = store_set
+    packed = {n for n in store.names() if n.endswith(".p32")}
+    assert len(packed) == 6  # weights, scales and offsets of a and b, shared by both functions
+    assert set(store.names()) - packed == (set() if own else {f"{w}.{s}" for w in "ab" for s in ("q", "scale", "zero")})
+    # a's three entries are gone before b is packed
+    assert sizes == ([6, 7, 8, 6, 7, 8] if own else [6, 7, 8, 9, 10, 11])
+
 @pytest.mark.parametrize("name", ["w4a16-g32", "w4a16-g64-asym", "w8a16"])
 def test_gptq_and_awq_beat_rtn_on_output_error(layer, name):
     w, x, h = layer

@@ -1,7 +1,8 @@
 """The weight store, calibration statistics and latency table that select-precision.mlir feeds qc-opt.
 
     python select_inputs.py OUT   -> OUT.safetensors, OUT.npz (Hessians, no measured sensitivities),
-                                     OUT.measured.npz (the same with measured ones), OUT.latency.json
+                                     OUT.measured.npz (the same with measured ones, and a KV
+                                     cache's), OUT.latency.json
 
 Layers (all K = 64): ``outlier`` (heavy-tailed weights: int4 hurts it most), ``plain`` (Gaussian),
 both reading one input, and the embedding table ``embed`` (32 x 64, Gaussian).  The measured
@@ -32,6 +33,8 @@ for scheme in all_schemes():
         bits = scheme.weight_bits if not scheme.half else 12
         for layer, weight in (("outlier", 1.0), ("plain", 10.0), ("embed", 0.1)):
             stats.sensitivity.setdefault(layer, {})[f"measured:cosine:{scheme.name}"] = weight * 2.0 ** -bits
+# a decoder's KV cache types (select-precision-kv-cache.mlir): half costs little, int8 ten times more
+stats.sensitivity["kv_cache"] = {"measured:cosine:float16": 1e-3, "measured:cosine:int8": 1e-2}
 stats.save(out + ".measured.npz")
 table = LatencyTable({"cpu": "test", "features": ""})
 for scheme in all_schemes():
