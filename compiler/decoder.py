@@ -19,6 +19,7 @@ writes each step's ``k_new`` / ``v_new`` into the cache at ``pos``.
 
 from __future__ import annotations
 
+import itertools
 import struct
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -29,13 +30,13 @@ import numpy as np
 from torch_mlir import ir
 
 from ..core.errors import QCError
+from ..core.quant.scheme import KV_CACHE_TYPES
 from ..core.signature import Signature, TensorSpec
 
 INPUTS = ("tokens", "pos", "k_cache", "v_cache")
 OUTPUTS = ("logits", "k_new", "v_new")
 SCALES = (("k_scale", "v_scale"), ("k_new_scale", "v_new_scale"))  # an int8 cache's: inputs, outputs
 DECODE = "decode"
-KV_CACHE_TYPES = ("float32", "float16", "int8")
 
 
 @dataclass(frozen=True)
@@ -130,13 +131,11 @@ class Decoder:
         vectors = 2 * self.layers * self.kv_heads * self.context
         return vectors * self.head_size * np.dtype(kind).itemsize + (vectors * 4 if kind == "int8" else 0)
 
-    def step_outputs(self, prompts) -> list[list[np.ndarray]]:
-        """For each prefill chunk of ``prompts`` (as ``calibration_samples``), the step's logits and new keys
-        and values as float32 (an int8 cache's codes times their scales)."""
-        run = self._reference_step()
+    def step_outputs(self, prompts, limit: int | None = None) -> list[list[np.ndarray]]:
+        """For the first ``limit`` (default: all) prefill chunks of ``prompts`` (as ``calibration_samples``),
+        the step's logits and new keys and values as float32 (an int8 cache's codes times their scales)."""
         outputs = []
-        for sample in self.calibration_samples(prompts):
-            logits, keys, values, *scales = run(sample)
+        for _, (logits, keys, values, *scales) in itertools.islice(self._chunks(prompts), limit):
             if scales:
                 keys, values = keys * scales[0][:, :, None, :], values * scales[1][..., None]
             outputs.append([np.asarray(a, np.float32) for a in (logits, keys, values)])
@@ -147,8 +146,12 @@ class Decoder:
         feeds it, each chunk with the KV cache its earlier chunks left (from the PyTorch step, or an ONNX
         decoder's step graph run by ONNX Runtime).  The last chunk of a prompt is padded with token 0, as
         the runtime pads it."""
+        return [sample for sample, _ in self._chunks(prompts)]
+
+    def _chunks(self, prompts):
+        """(the step's inputs, its outputs) for each prefill chunk of ``prompts``, in order; the step is
+        run on a chunk only when the next is asked for."""
         run = self._reference_step()
-        samples = []
         for i, prompt in enumerate(prompts):
             ids = np.asarray(prompt["tokens"] if isinstance(prompt, dict) else prompt).reshape(-1)
             if ids.size == 0 or not np.issubdtype(ids.dtype, np.integer) or ids.min() < 0 or ids.max() >= self.vocab:
@@ -161,14 +164,15 @@ class Decoder:
                 chunk = np.zeros((1, self.prefill_chunk), np.int64)
                 n = min(self.prefill_chunk, ids.size - pos)
                 chunk[0, :n] = ids[pos:pos + n]
-                samples.append({"tokens": chunk, "pos": np.array([pos], np.int64),
-                                **{name: c.copy() for name, c in zip(self.inputs[2:], caches)}})
-                for j, (cache, entries) in enumerate(zip(caches, run(samples[-1])[1:])):
+                sample = {"tokens": chunk, "pos": np.array([pos], np.int64),
+                          **{name: c.copy() for name, c in zip(self.inputs[2:], caches)}}
+                outputs = run(sample)
+                for j, (cache, entries) in enumerate(zip(caches, outputs[1:])):
                     if j == 1:  # values [.., context, head]
                         cache[:, :, pos:pos + n] = entries[:, :, :n]
                     else:  # keys [.., head, context] and the scales [.., context]: positions last
                         cache[..., pos:pos + n] = entries[..., :n]
-        return samples
+                yield sample, outputs
 
     def _reference_step(self):
         """The prefill step outside qc: {input name: array} -> its outputs (logits, k_new, v_new, ...)."""

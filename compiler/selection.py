@@ -282,9 +282,9 @@ def measure_kv_sensitivities(decoder, prompts, state: PassState, metric: str, ty
     todo = [t for t in types if measured_key(metric, t) not in cached]
     if not todo:
         return
-    refs = decoder.with_kv_cache("float32").step_outputs(prompts)[:SENSITIVITY_SAMPLES]
+    refs = decoder.with_kv_cache("float32").step_outputs(prompts, SENSITIVITY_SAMPLES)
     for kind in todo:
-        outs = decoder.with_kv_cache(kind).step_outputs(prompts)[:SENSITIVITY_SAMPLES]
+        outs = decoder.with_kv_cache(kind).step_outputs(prompts, SENSITIVITY_SAMPLES)
         cached[measured_key(metric, kind)] = max(float(np.mean(
             [np.mean([output_error(r, o, metric) for r, o in zip(ref, out)]) for ref, out in zip(refs, outs)])), 0.0)
 

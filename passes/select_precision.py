@@ -39,6 +39,7 @@ from torch_mlir import ir
 
 from ..core.errors import QCError
 from ..core.quant import Scheme, all_schemes, fits, parse_scheme
+from ..core.quant.scheme import KV_CACHE_TYPES
 from ..core.quant.latency import LatencyTable, scheme_key, shape_key
 from ..core.quant.select import Candidate, Layer, Problem, solve
 from ..core.quant.sensitivity import METRICS, proxy_error, table_error
@@ -84,8 +85,8 @@ def parse_kv_cache(text: str) -> dict[str, int]:
     out = {}
     for pair in filter(None, (p.strip() for p in text.split(","))):
         kind, _, nbytes = pair.partition("=")
-        if kind not in ("float32", "float16", "int8") or not nbytes.isdigit():
-            raise QCError(f"kv-cache takes TYPE=BYTES pairs (float32, float16, int8), got '{pair}'")
+        if kind not in KV_CACHE_TYPES or not nbytes.isdigit():
+            raise QCError(f"kv-cache takes TYPE=BYTES pairs ({', '.join(KV_CACHE_TYPES)}), got '{pair}'")
         out[kind] = int(nbytes)
     return out
 

@@ -13,6 +13,8 @@ SCHEMES = (
     "f32", "f16", "w8a8", "w8a16",
     "w4a16-g32", "w4a16-g64", "w4a16-g128", "w4a8-g32", "w4a8-g64", "w4a8-g128",
 )
+# A decoder's KV cache element types (--kv-cache), which qc-select-precision can choose between.
+KV_CACHE_TYPES = ("float32", "float16", "int8")
 
 
 @dataclass(frozen=True)
