@@ -40,6 +40,24 @@ def test_rtn_rounds_to_nearest_level_within_range(layer, name):
     assert np.all(np.abs(dequantize(qw) - w) <= step / 2 * (1 + 1e-5))  # nothing clipped, nearest level
 
 
+
+@pytest.mark.parametrize("bits", [4, 8])
+def test_rounding_next_to_half_integers_is_float64s(bits):
+    """quantize_with rounds each quotient as float64 math does, also where the float32 quotient lies within
+    its rounding error of a half-integer (values m + 0.5 scaled, nudged by 1e-7) and for quotients beyond the
+    range (which clip whichever way they round), with every zero point."""
+    from qc.core.quant.rtn import quantize_with
+
+    rng = np.random.default_rng(bits)
+    lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    s = (rng.random((64, 1)) * 0.01 + 1e-4).astype(np.float32)
+    m = rng.integers(-(2 ** bits) - 3, 2 ** bits + 3, (64, 512)) + 0.5
+    w = (m * s.astype(np.float64) * (1 + rng.standard_normal((64, 512)) * 1e-7)).astype(np.float32)
+    w[:, :8] = rng.standard_normal((64, 8)).astype(np.float32) * 1000
+    z = rng.integers(lo, hi + 1, (64, 1)).astype(np.int8)
+    ref = np.clip(np.round(w.astype(np.float64) / s.astype(np.float64)) + z, lo, hi).astype(np.int8)
+    assert np.array_equal(quantize_with(w, s, z, bits), ref)
+
 def test_packing_layouts():
     rng = np.random.default_rng(1)
     q = rng.integers(-8, 8, (5, 64), dtype=np.int8)
