@@ -62,13 +62,15 @@ Indexed = tuple[ir.Value, Callable[[PanelDims], Sequence[ir.AffineExpr]]]
 def panel_helper(fn: str, xshape: list[int], layout: PanelLayout, has_bias: bool,
                  weights: list[tuple[ir.Type, Callable[[PanelDims], Sequence[ir.AffineExpr]]]],
                  body: Callable[[list[ir.Value]], ir.Value], library_call: str,
-                 prelude: Callable[[ir.Value], list[Indexed]] | None = None) -> None:
+                 prelude: Callable[[ir.Value], list[Indexed]] | None = None,
+                 source: ir.RankedTensorType | None = None) -> None:
     """A private func ``@fn(x, weights..., [b])`` at the insertion point: ``y = x (.) weights + b``
     accumulated in [..., P, width] panels, then flattened (and the padding sliced off).
 
     ``weights``: (tensor type, indexing over the panel dims) per weight operand; ``body``: the
     contraction generic's body from its block arguments (one per input, then one per weight, then
-    the accumulator); ``prelude``: computes the inputs from x (default: x itself, indexed (lead, k)).
+    the accumulator); ``prelude``: computes the inputs from the first argument (default: x itself,
+    indexed (lead, k)), which is of type ``source`` when given (what x is gathered from), else x's.
     The contraction carries ``layout`` as ``qc.layout`` for the kernel pass."""
     *lead, k = xshape
     n, width, panels = layout.n, layout.width, layout.panels
@@ -76,7 +78,7 @@ def panel_helper(fn: str, xshape: list[int], layout: PanelLayout, has_bias: bool
     f32 = ir.F32Type.get()
     vec = lambda shape: ir.RankedTensorType.get(list(shape), f32)  # noqa: E731
     flat_t, y_t = vec(lead + [panels * width]), vec(lead + [n])
-    in_types = [vec(xshape)] + [t for t, _ in weights] + ([vec([n])] if has_bias else [])
+    in_types = [source or vec(xshape)] + [t for t, _ in weights] + ([vec([n])] if has_bias else [])
     helper = func.FuncOp(fn, (in_types, [y_t]), visibility="private")
     entry = helper.add_entry_block()
     d = PanelDims.of(r)

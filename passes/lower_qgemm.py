@@ -32,9 +32,25 @@ the form an unsigned x signed byte dot product (``vpdpbusd``) computes.  When ev
 is 0 (symmetric schemes) the contraction is ``qc_qgemm_dot_panel_sym``: the body and the
 micro-kernel compute ``wo = -(128 or 8) * ws`` instead of reading it (6 % fewer bytes streamed for
 int4 g128 decode), so no offsets are stored: the scale panels fill the offset operand.
+
+When x is qc-conv-to-matmul's im2col of an image, the helper takes the image and never writes the
+f32 columns (9x the image for a 3x3 conv, written once and read twice): each row's maximum pools
+the pixels' maxima over its window, and xq is quantized through the im2col's map:
+
+    %col = linalg.generic col[n, oh, ow, kh, j] = img[n, oh + kh, ow * C + j]      (f32)
+    %y = "qc.qgemm"(collapse(%col), ...) {act_bits = 8}
+becomes
+    m[n, h, w]       = max_c |img[n, h, w * C + c]|
+    amax[n, oh, ow]  = max_{kh, kw} m[n, oh + kh, ow + kw]
+    xq[n, oh, ow, kh, j] = clamp(roundeven(img[n, oh + kh, ow * C + j] / sx[n, oh, ow]))   (int8)
+
+the same bits as quantizing the copied rows.
 """
 
 from __future__ import annotations
+
+import zlib
+from typing import NamedTuple
 
 import numpy as np
 from torch_mlir import ir
@@ -46,7 +62,7 @@ from ..dialects.qc import QGemmOp, WeightOp
 from .base import ModulePass, Option, PassState, WeightReaders, ops_of
 from .builders import f32_const, generic, reassociation
 from .lower_linear import Indexed, floordiv, panel_helper, weight_name
-from .matchers import stored_weight
+from .matchers import indexing_maps, is_copy_generic, linear_terms, producer, stored_weight
 
 QGEMM_PANEL = "qc_qgemm_panel"
 QGEMM_PANEL_SYM = "qc_qgemm_panel_sym"  # the same, all zero points 0: the kernel derives wo from ws
@@ -111,22 +127,97 @@ def f32_bits(value: float) -> str:
     return f"{int(np.float32(value).view(np.uint32)):08X}"
 
 
-def quantize_rows(x: ir.Value, group: int, act_scale: float) -> list[Indexed]:
+class Gather(NamedTuple):
+    """x [M, K] as ``collapse(col)`` by ``groups`` (rows, k), ``col[i...] = source[map(i...)]`` of
+    ``shape``: qc-conv-to-matmul's im2col."""
+
+    map: ir.AffineMap
+    shape: list[int]
+    groups: list[list[int]]
+
+
+def im2col_of(x: ir.Value) -> tuple[ir.Value, Gather] | None:
+    """(source, gather) when x is the collapse of a copy generic whose innermost dim runs along its
+    source's last and nowhere else (a channels-last im2col; a transpose's strided reads would not
+    pay), else None."""
+    collapse = producer(x)
+    if collapse is None or collapse.name != "tensor.collapse_shape":
+        return None
+    copy = producer(collapse.operands[0])
+    if copy is None or not is_copy_generic(copy):
+        return None
+    src_map, out_map = indexing_maps(copy)
+    dims = src_map.n_dims
+    groups = [[ir.IntegerAttr(d).value for d in g] for g in ir.ArrayAttr(collapse.attributes["reassociation"])]
+    terms = [linear_terms(e, dims) for e in src_map.results]
+    if len(groups) != 2 or out_map != ir.AffineMap.get_identity(dims) or None in terms:
+        return None
+    if terms[-1][0][-1] != 1 or any(t[0][-1] for t in terms[:-1]):
+        return None
+    source = copy.operands[0]
+    return source, Gather(src_map, list(ir.RankedTensorType(collapse.operands[0].type).shape), groups)
+
+
+def window_absmax(source: ir.Value, gather: Gather, zeros: ir.Value) -> ir.Value:
+    """max |x| over each row of x = collapse(gather(source)) into ``zeros``, as the maxima of
+    source's pixels (runs of C along its last dim) pooled over each row's window: each element of
+    source is read once rather than once per window holding it.
+
+        m[..., p]  = max_c |source[..., p * C + c]|
+        amax[row]  = max over the window's (kh, kw) of m[..., map(row, kh, kw)]
+    """
+    shape, rows, n = gather.shape, len(gather.groups[0]), len(gather.shape)
+    *_, (last, offset) = [linear_terms(e, n) for e in gather.map.results]
+    src = list(ir.RankedTensorType(source.type).shape)
+    c = int(np.gcd.reduce([src[-1], shape[-1], offset, *last[:-1]]))
+    f32 = ir.F32Type.get()
+    r = len(src)
+    split = tensor.expand_shape(ir.RankedTensorType.get(src[:-1] + [src[-1] // c, c], f32), source,
+                                reassociation([[i] for i in range(r - 1)] + [[r - 1, r]]), [],
+                                src[:-1] + [src[-1] // c, c])
+    pixels = linalg.fill(f32_const(0.0), outs=[tensor.empty(src[:-1] + [src[-1] // c], f32)])
+    sdims = [ir.AffineDimExpr.get(i) for i in range(r + 1)]
+    m = generic([split], [pixels], [ir.AffineMap.get_identity(r + 1), ir.AffineMap.get(r + 1, 0, sdims[:-1])],
+                lambda a: arith.maximumf(a[1], math.absf(a[0])), kinds="p" * r + "r")
+    # the pooled domain is the gather's with its last dim counting pixels (kw) instead of floats
+    dims = [ir.AffineDimExpr.get(i) for i in range(n)]
+    pixel = ir.AffineConstantExpr.get(offset // c) + dims[-1]
+    for d, coeff in zip(dims[:-1], last[:-1]):
+        if coeff:
+            pixel = pixel + d * (coeff // c)
+    read = ir.AffineMap.get(n, 0, [*gather.map.results[:-1], pixel])
+    # the maps alone do not give the window dims' extents: an operand of their shape (never read)
+    # does, as in linalg's pooling ops
+    window = tensor.empty(shape[rows:-1] + [shape[-1] // c], f32)
+    return generic([m, window], [zeros], [read, ir.AffineMap.get(n, 0, dims[rows:]), ir.AffineMap.get(n, 0, dims[:rows])],
+                   lambda a: arith.maximumf(a[-1], a[0]), kinds="p" * rows + "r" * (n - rows))
+
+
+def quantize_rows(x: ir.Value, group: int, act_scale: float, gather: Gather | None = None) -> list[Indexed]:
     """From x [..., K]: xq (int8), its scale per row and the int32 group sums of xq, as the
-    contraction's inputs indexed (lead, k), (lead) and (lead, k floordiv group)."""
-    *lead, k = ir.RankedTensorType(x.type).shape
-    r = len(lead)
+    contraction's inputs indexed (lead, k), (lead) and (lead, k floordiv group).  With ``gather``,
+    ``x`` is what x [M, K] is gathered from: the row maxima and xq are read through the gather,
+    so the f32 columns are never written (each row's window is read from ``x`` in cache)."""
+    if gather is None:
+        shape = list(ir.RankedTensorType(x.type).shape)
+        rows = len(shape) - 1
+        read = ir.AffineMap.get_identity(len(shape))
+    else:
+        shape, rows, read = gather.shape, len(gather.groups[0]), gather.map
     f32, i8, i32 = ir.F32Type.get(), ir.IntegerType.get_signless(8), ir.IntegerType.get_signless(32)
-    dims = [ir.AffineDimExpr.get(i) for i in range(r + 1)]
-    full, rows = ir.AffineMap.get(r + 1, 0, dims), ir.AffineMap.get(r + 1, 0, dims[:r])
-    empty_rows = tensor.empty(lead, f32)
+    dims = [ir.AffineDimExpr.get(i) for i in range(len(shape))]
+    full, by_row = ir.AffineMap.get_identity(len(shape)), ir.AffineMap.get(len(shape), 0, dims[:rows])
+    empty_rows = tensor.empty(shape[:rows], f32)
     if act_scale:
         scale = linalg.fill(f32_const(act_scale), outs=[empty_rows])
     else:
         zeros = linalg.fill(f32_const(0.0), outs=[empty_rows])
-        amax = generic([x], [zeros], [full, rows], lambda a: arith.maximumf(a[1], math.absf(a[0])),
-                       kinds="p" * r + "r")
-        same = ir.AffineMap.get(r, 0, dims[:r])
+        if gather is None:
+            amax = generic([x], [zeros], [read, by_row], lambda a: arith.maximumf(a[1], math.absf(a[0])),
+                           kinds="p" * rows + "r")
+        else:
+            amax = window_absmax(x, gather, zeros)
+        same = ir.AffineMap.get_identity(rows)
         scale = generic([amax], [empty_rows], [same, same], lambda a: arith.divf(a[0], f32_const(127.0)))
 
     def quantized(a: list[ir.Value]) -> ir.Value:
@@ -136,7 +227,14 @@ def quantize_rows(x: ir.Value, group: int, act_scale: float) -> list[Indexed]:
         rounded = math.roundeven(arith.mulf(v, inv))
         return arith.fptosi(i8, arith.minimumf(arith.maximumf(rounded, f32_const(-127.0)), f32_const(127.0)))
 
-    xq = generic([x, scale], [tensor.empty(lead + [k], i8)], [full, rows, full], quantized)
+    xq = generic([x, scale], [tensor.empty(shape, i8)], [read, by_row, full], quantized)
+    if gather is not None:
+        lead, k = [int(np.prod([shape[i] for i in g])) for g in gather.groups]
+        xq = tensor.collapse_shape(ir.RankedTensorType.get([lead, k], i8), xq, reassociation(gather.groups))
+        scale = tensor.collapse_shape(ir.RankedTensorType.get([lead], f32), scale, reassociation([gather.groups[0]]))
+        shape = [lead, k]
+    *lead, k = shape
+    r = len(lead)
     xq3 = tensor.expand_shape(ir.RankedTensorType.get(lead + [k // group, group], i8), xq,
                               reassociation([[i] for i in range(r)] + [[r, r + 1]]), [], lead + [k // group, group])
     gdims = [ir.AffineDimExpr.get(i) for i in range(r + 2)]
@@ -147,9 +245,11 @@ def quantize_rows(x: ir.Value, group: int, act_scale: float) -> list[Indexed]:
             (xsum, lambda d: [*d.lead, floordiv(d.k, group)])]
 
 
-def qgemm_dot_helper(fn: str, xshape: list[int], layout: PanelLayout, act_scale: float, has_bias: bool) -> None:
+def qgemm_dot_helper(fn: str, xshape: list[int], layout: PanelLayout, act_scale: float, has_bias: bool,
+                     gather: tuple[ir.RankedTensorType, Gather] | None = None) -> None:
     """The helper of an int8-activation qgemm:
-    ``acc += sx * (ws * xq * u(w) + (k mod GS == 0 ? wo * xsum : 0))``."""
+    ``acc += sx * (ws * xq * u(w) + (k mod GS == 0 ? wo * xsum : 0))``; with ``gather`` (the
+    source's type and how x is gathered from it) it takes the source instead of x."""
     bits, group, per = layout.bits, layout.group, 32 // layout.bits
     k_dim = len(xshape) + 1
     f32, i32 = ir.F32Type.get(), ir.IntegerType.get_signless(32)
@@ -171,7 +271,7 @@ def qgemm_dot_helper(fn: str, xshape: list[int], layout: PanelLayout, act_scale:
     column = lambda d: [d.p, floordiv(d.k, per), d.n * 4 + d.k % 4]  # noqa: E731
     panel_helper(fn, xshape, layout, has_bias, _weights(layout, column), body,
                  QGEMM_DOT_PANEL_SYM if layout.symmetric else QGEMM_DOT_PANEL,
-                 lambda x: quantize_rows(x, group, act_scale))
+                 lambda x: quantize_rows(x, group, act_scale, gather and gather[1]), gather and gather[0])
 
 
 def packed_name(op: QGemmOp) -> str | None:
@@ -213,11 +313,18 @@ class LowerQGemm(ModulePass):
             (_, pname), (_, sname), (_, zname) = ops_names
             symmetric = zname in state.store and not np.any(state.store[zname])
             layout = PanelLayout(n, k, width, bits, group, dot, symmetric)
+            # int8 activations of an im2col are quantized from the im2col's source
+            gathered = im2col_of(x) if dot else None
+            source = x if gathered is None else gathered[0]
+            if gathered is not None:
+                st = ir.RankedTensorType(source.type)
+                shape += f"_from{'x'.join(map(str, st.shape))}_{zlib.crc32(str(gathered[1]).encode()):08x}"
             fn = f"qc_qgemm_{shape}_{n}_w{bits}g{group}{act}_{'d' if dot else 'p'}{width}{bias}{'_sym' if symmetric else ''}"
             if fn not in helpers:
                 with ir.InsertionPoint(body), op.location:
                     if dot:
-                        qgemm_dot_helper(fn, list(xt.shape), layout, act_scale, has_bias)
+                        qgemm_dot_helper(fn, list(xt.shape), layout, act_scale, has_bias,
+                                         gathered and (ir.RankedTensorType(source.type), gathered[1]))
                     else:
                         qgemm_helper(fn, list(xt.shape), layout, has_bias)
                 helpers.add(fn)
@@ -237,7 +344,7 @@ class LowerQGemm(ModulePass):
                       for (shape, elt), name in zip(types[:2], names)]
                 ws.append(ws[1] if symmetric else WeightOp(ir.RankedTensorType.get(*types[2]),
                                                            ir.FlatSymbolRefAttr.get(names[2])).result)
-                args = [x] + ws + ([op.bias] if has_bias else [])
+                args = [source] + ws + ([op.bias] if has_bias else [])
                 call = func.CallOp([op.result.type], ir.FlatSymbolRefAttr.get(fn), args)
             op.result.replace_all_uses_with(call.results[0])
             op.erase()

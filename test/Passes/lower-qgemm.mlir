@@ -87,3 +87,56 @@ func.func @int8_static(%x: tensor<2x8xf32>) -> tensor<2x32xf32> {
   %y = "qc.qgemm"(%x, %p, %s, %z) {bits = 8 : i64, group_size = 0 : i64, act_bits = 8 : i64, act_scale = 0.25 : f32, operandSegmentSizes = array<i32: 1, 1, 1, 1, 0>} : (tensor<2x8xf32>, tensor<32x8xi8>, tensor<32xf32>, tensor<32xi8>) -> tensor<2x32xf32>
   return %y : tensor<2x32xf32>
 }
+
+// -----
+
+// int8 activations of an im2col (qc-conv-to-matmul's, 3x3 stride 1 on a 4-channel image, the
+// window's KW pixels one run of 12 floats): the helper takes the image, not the columns.  The row
+// maxima are each pixel's maximum over its 4 channels pooled over the 3x3 window; the int8 columns
+// are quantized straight from the image through the im2col's map (the f32 columns are never written).
+// CHECK: #[[GATHER:map[0-9]*]] = affine_map<(d0, d1, d2, d3, d4) -> (d0, d1 + d3, d2 * 4 + d4)>
+// CHECK: #[[POOL:map[0-9]*]] = affine_map<(d0, d1, d2, d3, d4) -> (d0, d1 + d3, d2 + d4)>
+// CHECK-LABEL: func.func @im2col_a8
+// CHECK: call @[[FN:qc_qgemm_16x36_from1x6x24_[0-9a-f]+_8_w8g36_a8_d32]](%arg0,
+// CHECK: func.func private @[[FN]](%{{.*}}: tensor<1x6x24xf32>
+// CHECK: tensor.expand_shape %{{.*}} {{\[\[}}0], [1], [2, 3]] output_shape [1, 6, 6, 4]
+// CHECK: math.absf
+// CHECK: %[[WIN:.*]] = tensor.empty() : tensor<3x3xf32>
+// CHECK: linalg.generic {indexing_maps = [#[[POOL]], #{{.*}}, #{{.*}}], iterator_types = ["parallel", "parallel", "parallel", "reduction", "reduction"]} ins(%{{.*}}, %[[WIN]] : tensor<1x6x6xf32>, tensor<3x3xf32>)
+// CHECK: linalg.generic {indexing_maps = [#[[GATHER]], #{{.*}}, #{{.*}}], {{.*}} ins(%{{.*}}, %{{.*}} : tensor<1x6x24xf32>, tensor<1x4x4xf32>) outs(%{{.*}} : tensor<1x4x4x3x12xi8>)
+// CHECK: math.roundeven
+// CHECK: tensor.collapse_shape %{{.*}} {{\[\[}}0, 1, 2], [3, 4]] : tensor<1x4x4x3x12xi8> into tensor<16x36xi8>
+// CHECK: library_call = "qc_qgemm_dot_panel"
+func.func @im2col_a8(%img: tensor<1x6x24xf32>) -> tensor<16x8xf32> {
+  %e = tensor.empty() : tensor<1x4x4x3x12xf32>
+  %col = linalg.generic {indexing_maps = [affine_map<(n, oh, ow, kh, j) -> (n, oh + kh, ow * 4 + j)>, affine_map<(n, oh, ow, kh, j) -> (n, oh, ow, kh, j)>], iterator_types = ["parallel", "parallel", "parallel", "parallel", "parallel"]} ins(%img : tensor<1x6x24xf32>) outs(%e : tensor<1x4x4x3x12xf32>) {
+  ^bb0(%in: f32, %out: f32):
+    linalg.yield %in : f32
+  } -> tensor<1x4x4x3x12xf32>
+  %x = tensor.collapse_shape %col [[0, 1, 2], [3, 4]] : tensor<1x4x4x3x12xf32> into tensor<16x36xf32>
+  %p = "qc.weight"() {name = @c.q.packed} : () -> tensor<8x36xi8>
+  %s = "qc.weight"() {name = @c.scale} : () -> tensor<8xf32>
+  %z = "qc.weight"() {name = @c.zero} : () -> tensor<8xi8>
+  %y = "qc.qgemm"(%x, %p, %s, %z) {bits = 8 : i64, group_size = 0 : i64, act_bits = 8 : i64, act_scale = 0.0 : f32, operandSegmentSizes = array<i32: 1, 1, 1, 1, 0>} : (tensor<16x36xf32>, tensor<8x36xi8>, tensor<8xf32>, tensor<8xi8>) -> tensor<16x8xf32>
+  return %y : tensor<16x8xf32>
+}
+
+// -----
+
+// A copy whose innermost dim does not run along its source's last (a channels-last transpose)
+// is not read through: the helper quantizes the copied x as usual.
+// CHECK-LABEL: func.func @transpose_a8
+// CHECK: call @qc_qgemm_16x4_8_w8g4_a8_d32(%{{.*}},
+func.func @transpose_a8(%img: tensor<1x4x16xf32>) -> tensor<16x8xf32> {
+  %e = tensor.empty() : tensor<1x16x4xf32>
+  %t = linalg.generic {indexing_maps = [affine_map<(n, p, c) -> (n, c, p)>, affine_map<(n, p, c) -> (n, p, c)>], iterator_types = ["parallel", "parallel", "parallel"]} ins(%img : tensor<1x4x16xf32>) outs(%e : tensor<1x16x4xf32>) {
+  ^bb0(%in: f32, %out: f32):
+    linalg.yield %in : f32
+  } -> tensor<1x16x4xf32>
+  %x = tensor.collapse_shape %t [[0, 1], [2]] : tensor<1x16x4xf32> into tensor<16x4xf32>
+  %p = "qc.weight"() {name = @t.q.packed} : () -> tensor<8x4xi8>
+  %s = "qc.weight"() {name = @t.scale} : () -> tensor<8xf32>
+  %z = "qc.weight"() {name = @t.zero} : () -> tensor<8xi8>
+  %y = "qc.qgemm"(%x, %p, %s, %z) {bits = 8 : i64, group_size = 0 : i64, act_bits = 8 : i64, act_scale = 0.0 : f32, operandSegmentSizes = array<i32: 1, 1, 1, 1, 0>} : (tensor<16x4xf32>, tensor<8x4xi8>, tensor<8xf32>, tensor<8xi8>) -> tensor<16x8xf32>
+  return %y : tensor<16x8xf32>
+}

@@ -146,3 +146,48 @@ def test_latency_budget_keeps_convs_direct(workdir):
     f32_convs = [e for e in layers.values() if e["scheme"] == "f32" and "conv" in e]
     assert f32_convs and all(e["conv"].startswith("winograd") and e["bytes"] in filters for e in f32_convs)
     assert sized.selection["solution"].bytes <= 1e6
+
+
+def _im2col(x: np.ndarray, k: int, stride: int, pad: int, dilation: int) -> np.ndarray:
+    """[N, C, H, W] -> rows [N * OH * OW, C * K * K] (the filter's flattening order)."""
+    n, c, h, w = x.shape
+    xp = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+    oh, ow = ((s + 2 * pad - dilation * (k - 1) - 1) // stride + 1 for s in (h, w))
+    cols = np.stack([xp[:, :, i * dilation:i * dilation + stride * oh:stride, j * dilation:j * dilation + stride * ow:stride]
+                     for i in range(k) for j in range(k)], axis=2)  # [N, C, K*K, OH, OW]
+    return cols.reshape(n, c * k * k, oh * ow).transpose(0, 2, 1).reshape(n * oh * ow, c * k * k), (oh, ow)
+
+
+@pytest.mark.parametrize("cpu", [None, "haswell"])
+def test_quantized_conv_rows_match_numpy(cpu, workdir):
+    """w8a8 convolutions quantize each im2col row (one output pixel's window) with its own scale; qc
+    reads those rows from the image instead of copying f32 columns (each row's maximum pools its
+    pixels' maxima over the window), which must not change a bit of the arithmetic: 3x3 with unit
+    stride (the window's pixels one run per row), stride 2, dilation 2 and a 1x1 stride-2 conv, each
+    against numpy's per-row quantization of explicit columns times the RTN weights, exact integer
+    sums.  Inputs span 1e-3..1e2 across pixels, so the row scales differ by 1e5."""
+    import torch
+
+    from qc.core.quant import parse_scheme, quantize_rtn
+    from test_quant import quantize_activations
+
+    cases = [(16, 24, 3, 1, 1, 1), (16, 24, 3, 2, 1, 1), (16, 8, 3, 1, 2, 2), (16, 32, 1, 2, 0, 1)]
+    torch.manual_seed(3)
+    convs = [torch.nn.Conv2d(cin, cout, k, stride=s, padding=p, dilation=d).eval() for cin, cout, k, s, p, d in cases]
+    rng = np.random.default_rng(3)
+    x = (rng.standard_normal((1, 16, 11, 9)) * 10.0 ** rng.uniform(-3, 2, (1, 1, 11, 9))).astype(np.float32)
+    for i, (conv, (cin, cout, k, s, p, d)) in enumerate(zip(convs, cases)):
+        path = workdir / f"qconv{i}.onnx"
+        torch.onnx.export(conv, (torch.from_numpy(x),), str(path), input_names=["x"], output_names=["y"], dynamo=False,
+                          opset_version=17)
+        out = workdir / f"qconv{i}_{cpu}.so"
+        qc.compile(path, out, scheme="w8a8", target_cpu=cpu, report=out.with_suffix(".json"))
+        assert [layer["scheme"] for layer in json.loads(out.with_suffix(".json").read_text())["layers"].values()] == ["w8a8"]
+        got = qc.runtime.load(out).run({"x": x})["y"]
+        rows, (oh, ow) = _im2col(x, k, s, p, d)
+        qw = quantize_rtn(conv.weight.detach().numpy().reshape(cout, -1), parse_scheme("w8a8"))
+        w = (qw.q.astype(np.float64) - qw.zero_point.reshape(cout, 1)) * qw.scale.reshape(cout, 1)
+        exact = quantize_activations(rows) @ w.T + conv.bias.detach().numpy()
+        ref = exact.reshape(1, oh, ow, cout).transpose(0, 3, 1, 2)
+        assert got.shape == ref.shape, i
+        assert np.abs(got - ref).max() <= 2e-6 * np.abs(ref).max(), i
