@@ -18,7 +18,11 @@ starts at ``t * s`` and spans what the window reads), the op moves into a kernel
       }
     }
 
-and is replaced by ``func.call @qc_ppar_N(%a, %b, %c)``, a trampoline (qc-microkernels'
+When ``d`` is the innermost loop and every operand subscripts it last, contiguously (a global
+average pool over channels last: its other dims are reductions or 1), a task takes a block of 32
+to 64 indices instead of one, so that its inner loop is a vector loop rather than strided scalars.
+
+The op is replaced by ``func.call @qc_ppar_N(%a, %b, %c)``, a trampoline (qc-microkernels'
 mechanism, see passes/trampoline.py) that spreads the tasks over the pool.  Ops that outline to
 the same kernel (a model's repeated layers) share one ``@qc_pk_N`` and, splitting as many tasks,
 one trampoline.  The slices keep
@@ -104,10 +108,27 @@ class Slot(NamedTuple):
     size: int
 
 
-def split_dim(op: ir.Operation, min_tasks: int) -> tuple[int, list[Slot | None]] | None:
-    """(dim, per operand: where its slice lies, or None for the whole operand) of the loop to split,
-    or None.  Outputs must subscript dim as a whole; inputs may read a window ``dim * s + e`` of it
-    (im2col), their slice then spans what one task's window covers."""
+def _block(op: ir.Operation, dim: int, extent: int, min_tasks: int) -> int:
+    """Indices of ``dim`` per task: 1, or when ``dim`` is the innermost loop and every operand
+    subscripts it last and contiguously (a reduction over the outer dims, as a global average
+    pool over channels last), 32 to 64, so that the task's inner loop over them is vectorized
+    rather than a strided scalar one per index; fewer tasks then, at least two."""
+    if dim != len(iterator_types(op)) - 1:
+        return 1
+    for value, amap in zip(op.operands, indexing_maps(op)):
+        hits = [pos for pos, e in enumerate(amap.results) if _uses_dim(e, dim)]
+        if hits and (hits != [len(amap.results) - 1] or not isinstance(amap.results[-1], ir.AffineDimExpr)
+                     or ir.MemRefType(value.type).get_strides_and_offset()[0][-1] != 1):
+            return 1
+    # (blocks of 16 or fewer LLVM turns into gathers along the reduction: measured slower than one)
+    fits = [b for b in (64, 48, 32) if extent % b == 0 and extent // b >= 2]
+    return next((b for b in fits if extent // b >= min_tasks), fits[0] if fits else 1)
+
+
+def split_dim(op: ir.Operation, min_tasks: int) -> tuple[int, list[Slot | None], int] | None:
+    """(dim, per operand: where its slice lies, or None for the whole operand, indices of dim per
+    task) of the loop to split, or None.  Outputs must subscript dim as a whole; inputs may read a
+    window ``dim * s + e`` of it (im2col), their slice then spans what one task's window covers."""
     if any(not isinstance(v.type, ir.MemRefType) or not ir.MemRefType(v.type).has_static_shape for v in op.operands):
         return None
     iterators = iterator_types(op)
@@ -117,6 +138,7 @@ def split_dim(op: ir.Operation, min_tasks: int) -> tuple[int, list[Slot | None]]
     for dim, kind in enumerate(iterators):
         if kind != "parallel" or sizes.get(dim, 0) < min_tasks:
             continue
+        block = _block(op, dim, sizes[dim], min_tasks)
         positions: list[Slot | None] = []
         for i, (value, amap) in enumerate(zip(op.operands, maps)):
             hits = [pos for pos, e in enumerate(amap.results) if _uses_dim(e, dim)]
@@ -127,7 +149,7 @@ def split_dim(op: ir.Operation, min_tasks: int) -> tuple[int, list[Slot | None]]
                 continue
             expr = amap.results[hits[0]]
             if isinstance(expr, ir.AffineDimExpr):
-                positions.append(Slot(hits[0], 1, 1))
+                positions.append(Slot(hits[0], block, block))
                 continue
             stride = _window_stride(expr, dim)
             if stride is None or i >= first_output:
@@ -136,7 +158,7 @@ def split_dim(op: ir.Operation, min_tasks: int) -> tuple[int, list[Slot | None]]
             positions.append(Slot(hits[0], stride, extent - (sizes[dim] - 1) * stride))
         else:
             if None not in positions[first_output:]:  # each task writes its own slice
-                return dim, positions
+                return dim, positions, block
     return None
 
 
@@ -205,7 +227,7 @@ class Parallelize(ModulePass):
             captured = _captured(op)
             if plan is None or captured is None:
                 continue
-            dim, positions = plan
+            dim, positions, block = plan
             # An operand read and written in place is passed once, so that LLVM sees one pointer
             # (same-index reads and writes vectorize) rather than two that might overlap.
             args: list[ir.Value] = []
@@ -220,7 +242,7 @@ class Parallelize(ModulePass):
                 if any(b in args for b in captured.buffers):
                     continue  # the body loads from an operand's buffer: leave it whole, in place
                 outlined.replace(op, args + captured.buffers, arg_pos + [None] * len(captured.buffers),
-                                 captured.constants, captured.buffers, dim, _dim_sizes(op)[dim], pooled)
+                                 captured.constants, captured.buffers, dim, block, _dim_sizes(op)[dim] // block, pooled)
 
 
 def _as_generic(op: ir.Operation) -> None:
@@ -247,11 +269,12 @@ class _Outlined:
         self.trampolines: dict[tuple[str, int], str] = {}  # (kernel, tasks) -> trampoline
 
     def replace(self, op: ir.Operation, args: list[ir.Value], positions: list[Slot | None],
-                consts: list[ir.Operation], buffers: list[ir.Value], dim: int, tasks: int, pooled: bool) -> None:
+                consts: list[ir.Operation], buffers: list[ir.Value], dim: int, block: int, tasks: int,
+                pooled: bool) -> None:
         """``op`` -> a call of the trampoline running its kernel over ``tasks`` slices of ``dim``
-        (``pooled``), or of the kernel itself over all of them."""
+        (``block`` indices each; ``pooled``), or of the kernel itself over all of them."""
         name = f"qc_pk_{len(self.kernels)}"
-        fn = _kernel(op, self.body, name, args, positions, consts, buffers, dim)
+        fn = _kernel(op, self.body, name, args, positions, consts, buffers, dim, block)
         # printed on its own: a nested op printed in the module's scope numbers the whole module first
         key = fn.operation.get_asm(use_local_scope=True, assume_verified=True).replace(f"@{name}(", "@(", 1)
         if key in self.kernels:
@@ -276,7 +299,7 @@ class _Outlined:
 
 
 def _kernel(op: ir.Operation, body: ir.Block, kernel: str, args: list[ir.Value], positions: list[Slot | None],
-            consts: list[ir.Operation], buffers: list[ir.Value], dim: int) -> func.FuncOp:
+            consts: list[ir.Operation], buffers: list[ir.Value], dim: int, block: int) -> func.FuncOp:
     """``@kernel(args..., t0, t1)``: ``op`` on the slices of tasks [t0, t1), at the end of ``body``."""
     ctx = body.owner.context
     index = ir.IndexType.get(ctx)
@@ -295,6 +318,7 @@ def _kernel(op: ir.Operation, body: ir.Block, kernel: str, args: list[ir.Value],
                 t = loop.induction_variable
                 views = {v: p if pos is None else _slice(p, pos, t) for v, p, pos in zip(args, params, positions)}
                 local = {c: c.clone() for c in consts}
+                start = t if block == 1 else arith.muli(t, arith.constant(index, block))
                 clone = op.clone()
                 for i, value in enumerate(op.operands):
                     clone.operands[i] = views[value]
@@ -302,20 +326,21 @@ def _kernel(op: ir.Operation, body: ir.Block, kernel: str, args: list[ir.Value],
                     _rebind(clone, old.results[0], new.results[0])
                 for value, param in zip(buffers, params[len(args) - len(buffers):]):
                     _rebind(clone, value, param)
-                _offset_index(clone, dim, t)
+                _offset_index(clone, dim, start)
                 scf.YieldOp([])
             func.ReturnOp([])
     return fn
 
 
-def _offset_index(generic: ir.Operation, dim: int, task: ir.Value) -> None:
-    """In the sliced op, ``linalg.index dim`` counts from 0 within the task's slice: add the task."""
+def _offset_index(generic: ir.Operation, dim: int, start: ir.Value) -> None:
+    """In the sliced op, ``linalg.index dim`` counts from 0 within the task's slice: add the slice's
+    first index."""
     for inner in list(generic.regions[0].blocks[0].operations):
         if inner.name != "linalg.index" or ir.IntegerAttr(inner.attributes["dim"]).value != dim:
             continue
         users = [use.owner for use in inner.results[0].uses]
         with ir.InsertionPoint.after(inner), inner.location:
-            shifted = arith.addi(inner.results[0], task)
+            shifted = arith.addi(inner.results[0], start)
         for user in users:
             for i, value in enumerate(user.operands):
                 if value == inner.results[0]:

@@ -195,3 +195,51 @@ func.func @repeated_layers(%x: memref<64x256xf32>, %y: memref<64x256xf32>) {
   }
   return
 }
+
+// -----
+
+// A global average pool over channels last: the channels are the only parallel dim and the
+// innermost.  A task takes 48 of them (240 = 5 x 48), not one: its inner loop then runs along
+// contiguous floats; linalg.index of the channel dim counts from the block's first.
+// CHECK-LABEL: func.func @pool_channels
+// CHECK: call @qc_ppar_0(%arg0, %arg1)
+// CHECK: func.func @qc_pk_0
+// CHECK: scf.for %[[T:.*]] = %{{.*}} to %{{.*}} step
+// CHECK: %[[START:.*]] = arith.muli %[[T]], %c48
+// CHECK: memref.subview %{{.*}}[0, 0, %[[START]]] [14, 14, 48] [1, 1, 1] : memref<14x14x240xf32> to memref<14x14x48xf32, strided<[3360, 240, 1], offset: ?>>
+// CHECK: memref.subview %{{.*}}[0, %{{.*}}] [1, 48] [1, 1] : memref<1x240xf32> to memref<1x48xf32, strided<[240, 1], offset: ?>>
+// CHECK: %[[FIRST:.*]] = arith.muli %[[T]], %c48
+// CHECK: linalg.index 2
+// CHECK: arith.addi %{{.*}}, %[[FIRST]]
+// CHECK: qc.tasks = 5
+func.func @pool_channels(%x: memref<14x14x240xf32>, %y: memref<1x240xf32>) {
+  linalg.generic {indexing_maps = [affine_map<(h, w, c) -> (h, w, c)>, affine_map<(h, w, c) -> (0, c)>],
+                  iterator_types = ["reduction", "reduction", "parallel"]}
+      ins(%x : memref<14x14x240xf32>) outs(%y : memref<1x240xf32>) {
+  ^bb0(%in: f32, %out: f32):
+    %c = linalg.index 2 : index
+    %i = arith.index_cast %c : index to i32
+    %f = arith.sitofp %i : i32 to f32
+    %0 = arith.mulf %in, %f : f32
+    %1 = arith.addf %out, %0 : f32
+    linalg.yield %1 : f32
+  }
+  return
+}
+
+// -----
+
+// With fewer than 64 channels (no two blocks of 32 or more), one channel per task, as before.
+// CHECK-LABEL: func.func @pool_few_channels
+// CHECK: memref.subview %{{.*}}[0, 0, %{{.*}}] [56, 56, 1] [1, 1, 1]
+// CHECK: qc.tasks = 16
+func.func @pool_few_channels(%x: memref<56x56x16xf32>, %y: memref<1x16xf32>) {
+  linalg.generic {indexing_maps = [affine_map<(h, w, c) -> (h, w, c)>, affine_map<(h, w, c) -> (0, c)>],
+                  iterator_types = ["reduction", "reduction", "parallel"]}
+      ins(%x : memref<56x56x16xf32>) outs(%y : memref<1x16xf32>) {
+  ^bb0(%in: f32, %out: f32):
+    %0 = arith.addf %out, %in : f32
+    linalg.yield %0 : f32
+  }
+  return
+}
