@@ -34,6 +34,7 @@ from torch_mlir.dialects import arith
 
 from ..core.errors import QCError
 from ..core.quant import dequantize, parse_scheme, quantize_rtn
+from ..core.quant.awq import row_errors
 from ..dialects.qc import LinearOp
 from .base import ModulePass, Option, PassState, ops_of, parse_bool
 from .channel_scale import scale_channels
@@ -70,7 +71,7 @@ def w8a8_error(weights: list[np.ndarray], stats, s: np.ndarray) -> float:
     for w in weights:
         ws = w * s
         err = dequantize(quantize_rtn(ws, _W8)).astype(np.float64) - ws
-        total += float(np.einsum("nk,kl,nl->", err, h, err))
+        total += float(row_errors(err, h).sum())
         total += stats.rows * step ** 2 / 12.0 * float((ws.astype(np.float64) ** 2).sum())
     return total
 

@@ -20,10 +20,17 @@ ALPHAS = tuple(i / 20 for i in range(21))
 CLIP_RATIOS = tuple(1.0 - i / 20 for i in range(11))  # 1.0 down to 0.5
 
 
+def row_errors(d: np.ndarray, hessian: np.ndarray) -> np.ndarray:
+    """``d_n H d_n^T`` per row of a weight error ``d`` (float64): the squared output error it adds
+    over the inputs whose ``X^T X`` is ``H``.  ``d @ H`` goes through BLAS; a three-operand einsum
+    ran numpy's naive loop, 20x slower (0.25 s for a 1536 x 384 weight)."""
+    d = d.astype(np.float64)
+    return np.sum((d @ hessian) * d, axis=1)
+
+
 def output_error(w: np.ndarray, w_hat: np.ndarray, hessian: np.ndarray) -> float:
     """Summed squared output error over the inputs whose ``X^T X`` is ``hessian``."""
-    d = (w - w_hat).astype(np.float64)
-    return float(np.einsum("nk,kl,nl->", d, hessian, d))
+    return float(row_errors(w - w_hat, hessian).sum())
 
 
 def quantize_awq(w: np.ndarray, act_absmean: np.ndarray, hessian: np.ndarray, scheme: Scheme,
@@ -55,7 +62,7 @@ def clip_search(w: np.ndarray, hessian: np.ndarray, qw: QuantizedWeight, scheme:
             scale, zero = quant_params(block * ratio, scheme.weight_bits, scheme.symmetric)
             q = quantize_with(block, scale[:, None], zero[:, None], scheme.weight_bits)
             d = block - (q.astype(np.float64) - zero[:, None]) * scale[:, None]
-            err = np.einsum("ng,gh,nh->n", d, h, d)
+            err = row_errors(d, h)
             better = err < best_err
             best_err = np.where(better, err, best_err)
             qw.q[better, cols] = q[better]
