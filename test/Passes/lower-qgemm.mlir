@@ -140,3 +140,28 @@ func.func @transpose_a8(%img: tensor<1x4x16xf32>) -> tensor<16x8xf32> {
   %y = "qc.qgemm"(%x, %p, %s, %z) {bits = 8 : i64, group_size = 0 : i64, act_bits = 8 : i64, act_scale = 0.0 : f32, operandSegmentSizes = array<i32: 1, 1, 1, 1, 0>} : (tensor<16x4xf32>, tensor<8x4xi8>, tensor<8xf32>, tensor<8xi8>) -> tensor<16x8xf32>
   return %y : tensor<16x8xf32>
 }
+
+// -----
+
+// The same im2col with a static (calibrated) activation scale: no maxima at all; the int8 columns
+// are still quantized straight from the image.
+// CHECK-LABEL: func.func @im2col_a8_static
+// CHECK: call @{{qc_qgemm_16x36_from1x6x24_[0-9a-f]+_8_w8g36_a8s3E800000_d32}}(%arg0,
+// CHECK: func.func private
+// CHECK-NOT: math.absf
+// CHECK: arith.constant 2.500000e-01 : f32
+// CHECK: ins(%{{.*}}, %{{.*}} : tensor<1x6x24xf32>, tensor<1x4x4xf32>) outs(%{{.*}} : tensor<1x4x4x3x12xi8>)
+// CHECK: library_call = "qc_qgemm_dot_panel"
+func.func @im2col_a8_static(%img: tensor<1x6x24xf32>) -> tensor<16x8xf32> {
+  %e = tensor.empty() : tensor<1x4x4x3x12xf32>
+  %col = linalg.generic {indexing_maps = [affine_map<(n, oh, ow, kh, j) -> (n, oh + kh, ow * 4 + j)>, affine_map<(n, oh, ow, kh, j) -> (n, oh, ow, kh, j)>], iterator_types = ["parallel", "parallel", "parallel", "parallel", "parallel"]} ins(%img : tensor<1x6x24xf32>) outs(%e : tensor<1x4x4x3x12xf32>) {
+  ^bb0(%in: f32, %out: f32):
+    linalg.yield %in : f32
+  } -> tensor<1x4x4x3x12xf32>
+  %x = tensor.collapse_shape %col [[0, 1, 2], [3, 4]] : tensor<1x4x4x3x12xf32> into tensor<16x36xf32>
+  %p = "qc.weight"() {name = @c.q.packed} : () -> tensor<8x36xi8>
+  %s = "qc.weight"() {name = @c.scale} : () -> tensor<8xf32>
+  %z = "qc.weight"() {name = @c.zero} : () -> tensor<8xi8>
+  %y = "qc.qgemm"(%x, %p, %s, %z) {bits = 8 : i64, group_size = 0 : i64, act_bits = 8 : i64, act_scale = 0.25 : f32, operandSegmentSizes = array<i32: 1, 1, 1, 1, 0>} : (tensor<16x36xf32>, tensor<8x36xi8>, tensor<8xf32>, tensor<8xi8>) -> tensor<16x8xf32>
+  return %y : tensor<16x8xf32>
+}
