@@ -44,8 +44,9 @@ from ..core.errors import QCError
 from ..core.quant import Scheme, fits
 from ..core.quant.latency import LatencyTable, scheme_key
 from ..core.quant.packing import PanelLayout
+from ..core.quant.scheme import KV_CACHE_TYPES
 from ..core.quant.select import Problem, Solution, solve
-from ..core.quant.sensitivity import fake_quantize, output_error
+from ..core.quant.sensitivity import fake_quantize, outputs_error
 from ..core.signature import Signature, TensorSpec
 
 SENSITIVITY_SAMPLES = 16  # calibration samples each measured sensitivity averages over
@@ -267,13 +268,14 @@ def measure_sensitivities(probe: Probe, state: PassState, samples: list[dict], s
                                                np.float32)
         errors = []
         for sample, ref in zip(samples, refs):
-            errors.append(np.mean([output_error(r, o, metric) for r, o in zip(ref, probe.run(sample, feed))]))
+            errors.append(outputs_error(ref, probe.run(sample, feed), metric))
             bar.update()
         state.stats.sensitivity[layer][measured_key(metric, scheme)] = max(float(np.mean(errors)), 0.0)
     bar.close()
 
 
-def measure_kv_sensitivities(decoder, prompts, state: PassState, metric: str, types=("float16", "int8")) -> None:
+def measure_kv_sensitivities(decoder, prompts, state: PassState, metric: str,
+                             types=tuple(t for t in KV_CACHE_TYPES if t != "float32")) -> None:
     """``state.stats.sensitivity["kv_cache"][measured:<metric>:<type>]`` for each KV cache type not cached yet:
     the mean error of the step's outputs (logits, new keys and values, as the layers' are measured) over the
     first prefill chunks of ``prompts``, the PyTorch step with that cache against the one with a float32 cache,
@@ -285,8 +287,8 @@ def measure_kv_sensitivities(decoder, prompts, state: PassState, metric: str, ty
     refs = decoder.with_kv_cache("float32").step_outputs(prompts, SENSITIVITY_SAMPLES)
     for kind in todo:
         outs = decoder.with_kv_cache(kind).step_outputs(prompts, SENSITIVITY_SAMPLES)
-        cached[measured_key(metric, kind)] = max(float(np.mean(
-            [np.mean([output_error(r, o, metric) for r, o in zip(ref, out)]) for ref, out in zip(refs, outs)])), 0.0)
+        cached[measured_key(metric, kind)] = max(float(np.mean([outputs_error(r, o, metric) for r, o in zip(refs, outs)])),
+                                                 0.0)
 
 
 def static_scale(state: PassState, layer: str) -> float:

@@ -75,3 +75,8 @@ def output_error(reference: np.ndarray, output: np.ndarray, metric: str) -> floa
         lq -= np.log(np.exp(lq).sum(axis=1, keepdims=True))
         return float(np.mean(np.sum(np.exp(lp) * (lp - lq), axis=1)))
     return float(np.sum((out - ref) ** 2) / max(np.sum(ref * ref), 1e-30))
+
+
+def outputs_error(references, outputs, metric: str) -> float:
+    """One sample's error: the mean of ``output_error`` over its outputs."""
+    return float(np.mean([output_error(r, o, metric) for r, o in zip(references, outputs)]))
