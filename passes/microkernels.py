@@ -51,12 +51,12 @@ from torch_mlir import ir
 from torch_mlir.dialects import func, memref
 
 from .base import ModulePass, Option, PassState, one_of, parse_bool, walk_ops
-from .kernels import amx, depthwise, dot, f32, weight_only, winograd
+from .kernels import amx, depthwise, dot, elementwise, f32, weight_only, winograd
 from .kernels.contraction import Contraction, Window, row_split
 from .lower_linear import PANEL_MATMUL
 from ..core.quant.packing import unsigned_offset
 from .lower_qgemm import QGEMM_DOT_PANEL, QGEMM_DOT_PANEL_SYM, QGEMM_PANEL, QGEMM_PANEL_SYM
-from .matchers import (MEMREF_VIEWS, aliases, body_ops, copy_window, default_maps, identity_layout, indexing_maps,
+from .matchers import (MEMREF_VIEWS, aliases, body_ops, constant_float, copy_window, default_maps, identity_layout, indexing_maps,
                        is_copy_generic, iterator_types, layout_of, linear_terms,
                        preceding_init, preceding_zero_fill, uses_value, view_source)
 from .trampoline import declare
@@ -203,6 +203,111 @@ def columns_window(op: ir.Operation) -> Columns | None:
     later = next((o for o in ops[at + 1:] if _touches(o, col)), None)
     dead = later is None or later.name == "memref.dealloc" or (is_copy_generic(later) and later.operands[1] == col)
     return Columns(source, window, copy if dead else None, col, between)
+
+
+class Epilogue(NamedTuple):
+    """The elementwise op after a kernel that only applies ``fn`` to what the kernel wrote."""
+
+    fn: tuple  # elementwise.Function
+    consumer: ir.Operation  # reads the kernel's output (its only reader) and writes fn of it
+    in_place: bool  # the consumer writes where it reads: it is erased, else it becomes a copy
+
+
+def _dead_after(ops: list[ir.Operation], root: ir.Value) -> bool:
+    """Whether nothing in ``ops`` reads the memref ``root`` before it is freed or written whole
+    afresh (a fill, or a copy or broadcast into all of it, as when a buffer is reused)."""
+    size = math.prod(ir.MemRefType(root.type).shape)
+    for o in ops:
+        if not _touches(o, root):
+            continue
+        if o.name == "memref.dealloc":
+            return True
+        writes = o.name == "linalg.fill" or is_copy_generic(o) and not aliases(root)(o.operands[0])
+        return writes and math.prod(ir.MemRefType(o.operands[-1].type).shape) == size
+    return True
+
+
+def fused_epilogue(op: ir.Operation, out: ir.Value) -> Epilogue | None:
+    """When the first op after ``op`` to touch its output ``out`` is an elementwise generic (identity
+    maps) that applies a chain of arith ops to it, and is its only reader (writing it in place, all of
+    it, or elsewhere, ``out`` then dead): that chain, for the kernel to apply as it stores."""
+    root = view_source(out, MEMREF_VIEWS)
+    ops = [o.operation for o in op.block.operations]
+    later = [o for o in ops[ops.index(op) + 1:] if _touches(o, root)]
+    if not later or later[0].name != "linalg.generic" or len(later[0].operands) != 2:
+        return None
+    consumer = later[0]
+    src, dst = consumer.operands
+    if not aliases(root)(src) or set(iterator_types(consumer)) != {"parallel"} or \
+            any(m != ir.AffineMap.get_identity(m.n_dims) for m in indexing_maps(consumer)):
+        return None
+    fn = elementwise.capture(body_ops(consumer), consumer.regions[0].blocks[0].arguments[0], constant_float)
+    if fn is None:
+        return None
+    if aliases(root)(dst):  # in place: over all of out, else the rest of it would miss fn
+        whole = math.prod(ir.MemRefType(root.type).shape) == math.prod(ir.MemRefType(src.type).shape)
+        return Epilogue(fn, consumer, True) if src == dst and whole else None
+    local = not isinstance(root.owner, ir.Block) and root.owner.name == "memref.alloc"  # not a result
+    return Epilogue(fn, consumer, False) if local and _dead_after(later[1:], root) else None
+
+
+def _drop_function(consumer: ir.Operation) -> None:
+    """Make an elementwise generic yield its input: a copy (erased later when in place)."""
+    block = consumer.regions[0].blocks[0]
+    body = body_ops(consumer)
+    body[-1].operands[0] = block.arguments[0]
+    for dead in reversed(body[:-1]):
+        dead.erase()
+
+
+class Padding(NamedTuple):
+    """A depthwise convolution's input as the unpadded buffer its padded copy was made from."""
+
+    source: ir.Value
+    pads: tuple[int, int]  # the copy's (row, column) offset in the padded buffer
+    writes: list  # the zero fills of the padded buffer and the copy into it (erased)
+    buffer: ir.Value  # the padded buffer (erased with its views and deallocs)
+    deallocs: list  # frees of the source between the copy and the convolution: they move after it
+
+
+def _static_subview(value: ir.Value, of: ir.Value) -> tuple[list[int], list[int]] | None:
+    """(offsets, sizes) of ``value`` when it is a unit-stride ``memref.subview`` of ``of`` with static ones."""
+    view = value.owner
+    if isinstance(view, ir.Block) or view.name != "memref.subview" or view.operands[0] != of or len(view.operands) != 1:
+        return None
+    offsets, sizes, strides = (list(ir.DenseI64ArrayAttr(view.attributes[k]))
+                               for k in ("static_offsets", "static_sizes", "static_strides"))
+    return (offsets, sizes) if set(strides) == {1} else None
+
+
+def implicit_padding(op: ir.Operation) -> Padding | None:
+    """When the depthwise generic ``op`` reads x, a buffer written only by zero fills and then one copy
+    ``x[:, ph:ph + H, pw:pw + W, :] = S`` (a conv's padding, bufferized) and dead after ``op``, and
+    nothing touches S between the copy and ``op`` but its free: S and the pads, read in place."""
+    x = op.operands[0]
+    if isinstance(x.owner, ir.Block) or x.owner.name != "memref.alloc":
+        return None
+    ops = [o.operation for o in op.block.operations]
+    at = ops.index(op)
+    before = [o for o in ops[:at] if _touches(o, x)]
+    if not before or not _dead_after(ops[at + 1:], x):
+        return None
+    copy, fills = before[-1], before[:-1]
+    if not is_copy_generic(copy) or any(f.name != "linalg.fill" or constant_float(f.operands[0]) != 0.0
+                                        for f in fills):
+        return None
+    source, interior = copy.operands[0], _static_subview(copy.operands[1], x)
+    st = _kernel_memref(source, True)
+    if interior is None or st is None or st.rank != 4:
+        return None
+    (n0, ph, pw, c0), sizes = interior
+    if n0 or c0 or sizes != list(st.shape) or [sizes[0], sizes[3]] != [ir.MemRefType(x.type).shape[i] for i in (0, 3)]:
+        return None
+    root = view_source(source, MEMREF_VIEWS)
+    between = [o for o in ops[ops.index(copy) + 1:at] if _touches(o, root)]
+    if any(o.name != "memref.dealloc" for o in between):
+        return None
+    return Padding(source, (ph, pw), before, x, between)
 
 
 def _erase_unused_buffer(buffer: ir.Value) -> None:
@@ -355,7 +460,12 @@ class Microkernels(ModulePass):
                                   "avx512bw (vpmaddubsw + vpmaddwd at 8 / 16 lanes; int8 weights as |q| x sign(x, q)), "
                                   "generic (i32 multiplies)"),
                "implicit-columns": Option(parse_bool, True, "f32 panel kernels read im2col columns in place from the "
-                                          "buffer they were copied from (the copy is erased)")}
+                                          "buffer they were copied from (the copy is erased)"),
+               "fuse-epilogues": Option(parse_bool, True, "f32, int8-dot and depthwise kernels apply the elementwise "
+                                        "op that follows them (an activation) as they store their output"),
+               "implicit-padding": Option(parse_bool, True, "depthwise kernels read a zero-padded input in place from "
+                                          "the buffer it was copied from, the taps outside it skipped (the padded "
+                                          "copy and its fills are erased)")}
 
     def run(self, module: ir.Operation, state: PassState) -> None:
         lanes, rows = self.options["vector-width"], self.options["rows"]
@@ -366,21 +476,44 @@ class Microkernels(ModulePass):
         candidates = [op for name in ("linalg.generic", "linalg.matmul", "linalg.batch_matmul")
                       for op in walk_ops(module, name)]
         dot_kind = self.options["int8-dot"]
+        fuse = self.options["fuse-epilogues"]
+        identities: list[ir.Operation] = []  # in-place activations fused into the kernel before them
         transforms: dict = {}
         for op in candidates:
             if winograd_transform(op, lanes, transforms, body):
                 continue
             conv = match_depthwise(op)
             if conv is not None:
+                padding = implicit_padding(op) if self.options["implicit-padding"] else None
+                operands = list(op.operands)
+                if padding is not None:
+                    conv = conv._replace(x=ir.MemRefType(padding.source.type), pads=padding.pads)
+                    operands[0] = padding.source
+                init = preceding_init(op, op.operands[2])
+                if init is not None and _is_bias_broadcast(init, conv.out):
+                    conv = conv._replace(bias=ir.MemRefType(init.operands[0].type))
+                    operands.append(init.operands[0])
+                    init.erase()
+                epilogue = fused_epilogue(op, op.operands[2]) if fuse else None
+                if epilogue is not None:
+                    conv = conv._replace(epilogue=epilogue.fn)
+                    _drop_function(epilogue.consumer)
+                    (identities if epilogue.in_place else []).append(epilogue.consumer)
                 if conv not in transforms:
                     index = len(transforms)
                     transforms[conv] = f"qc_wpar_{index}"
                     with ir.InsertionPoint(body), op.location:
                         depthwise.build(f"qc_wk_{index}", conv, lanes)
-                        declare(f"qc_wpar_{index}", f"qc_wk_{index}", [conv.x, conv.w, conv.out], conv.tasks)
+                        declare(f"qc_wpar_{index}", f"qc_wk_{index}", [v.type for v in operands], conv.tasks)
                 with ir.InsertionPoint(op), op.location:
-                    func.CallOp([], ir.FlatSymbolRefAttr.get(transforms[conv]), list(op.operands))
+                    call = func.CallOp([], ir.FlatSymbolRefAttr.get(transforms[conv]), operands)
                 op.erase()
+                if padding is not None:
+                    for dealloc in padding.deallocs:
+                        dealloc.move_after(call)
+                    for write in padding.writes:
+                        write.erase()
+                    _erase_unused_buffer(padding.buffer)
                 continue
             c = match(op, lanes)
             if c is None:
@@ -399,6 +532,11 @@ class Microkernels(ModulePass):
             if columns is not None:
                 c = replace(c, types=(ir.MemRefType(columns.source.type), *c.types[1:]), window=columns.window)
                 operands[0] = columns.source
+            epilogue = fused_epilogue(op, op.operands[-1]) if fuse and (c.dot or not c.quant) else None
+            if epilogue is not None:
+                c = replace(c, epilogue=epilogue.fn)
+                _drop_function(epilogue.consumer)
+                (identities if epilogue.in_place else []).append(epilogue.consumer)
             with ir.InsertionPoint(op), op.location:
                 c, operands = _offset_free(c, operands)
             if c not in kernels:
@@ -431,3 +569,5 @@ class Microkernels(ModulePass):
                 buffers.append(columns.buffer)
         for buffer in dict.fromkeys(buffers):
             _erase_unused_buffer(buffer)
+        for consumer in identities:
+            consumer.erase()

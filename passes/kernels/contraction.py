@@ -50,6 +50,7 @@ class Contraction:
     window: Window | None = None  # A read in place from the buffer its columns were copied from
     chunks: int = 1  # row ranges per panel: tasks are (panel task, row range) pairs
     chunk_rows: int = 0  # rows per range (a multiple of the kernel's row block), when chunks > 1
+    epilogue: tuple = ()  # an elementwise.Function applied to C as it is stored (f32 and dot kernels)
 
     @property
     def panels(self) -> int:

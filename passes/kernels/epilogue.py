@@ -1,5 +1,5 @@
 """What the integer dot kernels (dot.py, amx.py) share: their vector types and the group and row
-epilogues, so that every flavour rounds alike."""
+epilogues (the row's with a fused activation), so that every flavour rounds alike."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import NamedTuple
 from torch_mlir import ir
 from torch_mlir.dialects import arith
 
+from . import elementwise
 from .builder import KernelBuilder, f32, i, vec
 from .contraction import Contraction
 
@@ -42,10 +43,12 @@ def group_offset(b: KernelBuilder, c: Contraction, t: DotTypes, scale: ir.Value,
 def store_row(b: KernelBuilder, c: Contraction, t: DotTypes, out: ir.Value, value, row_scale, idx,
               bias: ir.Value | None = None) -> None:
     """``C[idx..] += value * row_scale`` (C holds the bias), ``=`` when C was zero-filled, or
-    ``= value * row_scale + bias[p, col..]`` with the bias an operand (``idx`` = [row, p, col])."""
+    ``= value * row_scale + bias[p, col..]`` with the bias an operand (``idx`` = [row, p, col]);
+    the contraction's epilogue applied to the sum as it is stored."""
     if c.zero_c:
-        b.store(arith.mulf(value, row_scale), out, idx)
+        y = arith.mulf(value, row_scale)
     elif c.bias:
-        b.store(b.fma(value, row_scale, b.load(t.f, bias, idx[1:])), out, idx)
+        y = b.fma(value, row_scale, b.load(t.f, bias, idx[1:]))
     else:
-        b.store(b.fma(value, row_scale, b.load(t.f, out, idx)), out, idx)
+        y = b.fma(value, row_scale, b.load(t.f, out, idx))
+    b.store(elementwise.apply(b, c.epilogue, y), out, idx)

@@ -4,7 +4,8 @@ For each task (a batch and a column panel of NR = 2 x vector-width floats) and e
 ``rows`` rows it keeps rows x NR accumulators in registers; per k it loads one panel vector of B
 (f16 panels and f16 or int8 row-major B are widened as they are loaded), broadcasts one element of A per row and issues
 ``vector.fma``.  The accumulators start from C (bias or zero) or, when C was only zero-filled,
-from zero, or from the panel's bias vector where C only held a broadcast bias.  A partial last panel reads and writes B and C through a lane mask.  With a ``Window``
+from zero, or from the panel's bias vector where C only held a broadcast bias; C is stored through
+the contraction's epilogue (an activation fused into it).  A partial last panel reads and writes B and C through a lane mask.  With a ``Window``
 (im2col columns read in place) A is the conv's channels-last input: each row block computes its
 pixels' offsets once and the k loop is one loop per k digit.  With row ranges (``chunks``) a task
 is a (panel, range) pair.
@@ -24,6 +25,7 @@ import math
 from torch_mlir import ir
 from torch_mlir.dialects import arith, vector
 
+from . import elementwise
 from .builder import KernelBuilder, f32, vec
 from .contraction import Contraction, Window, row_blocks, row_indices, split_task
 
@@ -78,7 +80,7 @@ def build(name: str, c: Contraction, rows: int) -> None:
                     kl.carry(step(kl.iv, lambda j: [*lead, rws[j], kl.iv], kl.args))
                 results = kl.results
             for r, acc in zip(rws, results):
-                b.store(acc, out, c_at(r), mask)
+                b.store(elementwise.apply(b, c.epilogue, acc), out, c_at(r), mask)
 
         row_blocks(b, c, rows, block, chunk=chunk)
     b.finish()

@@ -104,3 +104,155 @@ func.func @depthwise(%x: memref<1x11x11x20xf32>, %w: memref<3x3x20xf32>, %y: mem
   }
   return
 }
+
+// -----
+
+// A depthwise conv (3x3, stride 1, pad 1) of a buffer that only zero fills of its border and a ReLU
+// into its interior wrote, started from a bias broadcast and followed by a ReLU in place: the ReLU
+// before moves into the copy's producer elsewhere (here: it stays, and the copy is not a plain
+// copy, so the padded buffer is kept), while the bias start and the ReLU after fold into the kernel.
+// CHECK-LABEL: func.func @depthwise_relu_copy
+// CHECK: linalg.fill
+// CHECK: linalg.generic
+// CHECK: arith.select
+// CHECK: call @qc_wpar_0(%{{.*}}, %arg1, %arg3, %arg2) : (memref<1x8x8x16xf32>, memref<3x3x16xf32>, memref<1x6x6x16xf32>, memref<16xf32>) -> ()
+// CHECK-NOT: linalg.generic
+// CHECK: func.func @qc_wk_0(
+// CHECK: vector.load %{{.*}} : memref<16xf32>, vector<16xf32>
+// CHECK: vector.fma
+// CHECK: arith.cmpf ugt, %{{.*}}, %{{.*}} : vector<16xf32>
+// CHECK: arith.select %{{.*}}, %{{.*}}, %{{.*}} : vector<16xi1>, vector<16xf32>
+// CHECK: vector.store
+func.func @depthwise_relu_copy(%s: memref<1x6x6x16xf32>, %w: memref<3x3x16xf32>, %b: memref<16xf32>, %y: memref<1x6x6x16xf32>) {
+  %z = arith.constant 0.0 : f32
+  %x = memref.alloc() : memref<1x8x8x16xf32>
+  linalg.fill ins(%z : f32) outs(%x : memref<1x8x8x16xf32>)
+  %in = memref.subview %x[0, 1, 1, 0] [1, 6, 6, 16] [1, 1, 1, 1] : memref<1x8x8x16xf32> to memref<1x6x6x16xf32, strided<[1024, 128, 16, 1], offset: 144>>
+  linalg.generic {indexing_maps = [affine_map<(a, b, c, d) -> (a, b, c, d)>, affine_map<(a, b, c, d) -> (a, b, c, d)>],
+                  iterator_types = ["parallel", "parallel", "parallel", "parallel"]}
+      ins(%s : memref<1x6x6x16xf32>) outs(%in : memref<1x6x6x16xf32, strided<[1024, 128, 16, 1], offset: 144>>) {
+  ^bb0(%v: f32, %o: f32):
+    %p = arith.cmpf ugt, %v, %z : f32
+    %r = arith.select %p, %v, %z : f32
+    linalg.yield %r : f32
+  }
+  linalg.generic {indexing_maps = [affine_map<(a, b, c, d) -> (d)>, affine_map<(a, b, c, d) -> (a, b, c, d)>],
+                  iterator_types = ["parallel", "parallel", "parallel", "parallel"]}
+      ins(%b : memref<16xf32>) outs(%y : memref<1x6x6x16xf32>) {
+  ^bb0(%v: f32, %o: f32):
+    linalg.yield %v : f32
+  }
+  linalg.generic {indexing_maps = [affine_map<(n, oh, ow, kh, kw, c) -> (n, oh + kh, ow + kw, c)>,
+                                   affine_map<(n, oh, ow, kh, kw, c) -> (kh, kw, c)>,
+                                   affine_map<(n, oh, ow, kh, kw, c) -> (n, oh, ow, c)>],
+                  iterator_types = ["parallel", "parallel", "parallel", "reduction", "reduction", "parallel"]}
+      ins(%x, %w : memref<1x8x8x16xf32>, memref<3x3x16xf32>) outs(%y : memref<1x6x6x16xf32>) {
+  ^bb0(%v: f32, %f: f32, %o: f32):
+    %m = arith.mulf %v, %f : f32
+    %a = arith.addf %o, %m : f32
+    linalg.yield %a : f32
+  }
+  memref.dealloc %x : memref<1x8x8x16xf32>
+  linalg.generic {indexing_maps = [affine_map<(a, b, c, d) -> (a, b, c, d)>, affine_map<(a, b, c, d) -> (a, b, c, d)>],
+                  iterator_types = ["parallel", "parallel", "parallel", "parallel"]}
+      ins(%y : memref<1x6x6x16xf32>) outs(%y : memref<1x6x6x16xf32>) {
+  ^bb0(%v: f32, %o: f32):
+    %p = arith.cmpf ugt, %v, %z : f32
+    %r = arith.select %p, %v, %z : f32
+    linalg.yield %r : f32
+  }
+  return
+}
+
+// -----
+
+// The same conv when a plain copy wrote the padded buffer's interior (a 5x5 window, stride 2, pads
+// of 2 on a 7x6 image): the fills, the copy and the buffer are erased and the kernel reads the
+// image in place.  Per task (an output row oh) the filter rows read are a loop from
+// max(ceil((2 - 2 oh) / 1), 0) to min(floor((6 + 2 - 2 oh) / 1) + 1, 5); of the 3 pixels of a row
+// the border ones are blocks of their own with the taps inside the image (ow = 0: kw >= 2, three;
+// ow = 2: kw <= 3, four), the interior one (ow = 1) has all five.
+// CHECK-LABEL: func.func @depthwise_pad
+// CHECK-NOT: memref.alloc
+// CHECK-NOT: linalg.fill
+// CHECK: call @qc_wpar_0(%arg0, %arg1, %arg2) : (memref<1x7x6x16xf32>, memref<5x5x16xf32>, memref<1x4x3x16xf32>) -> ()
+// CHECK-NOT: linalg.generic
+// CHECK: func.func @qc_wk_0(
+// CHECK: arith.ceildivsi
+// CHECK: arith.maxsi
+// CHECK: arith.floordivsi
+// CHECK: arith.minsi
+// CHECK-COUNT-3: vector.fma
+// CHECK-NOT: vector.fma
+// CHECK: vector.store
+// CHECK-COUNT-4: vector.fma
+// CHECK-NOT: vector.fma
+// CHECK: vector.store
+// CHECK-COUNT-5: vector.fma
+// CHECK-NOT: vector.fma
+// CHECK: vector.store
+func.func @depthwise_pad(%s: memref<1x7x6x16xf32>, %w: memref<5x5x16xf32>, %y: memref<1x4x3x16xf32>) {
+  %z = arith.constant 0.0 : f32
+  %x = memref.alloc() : memref<1x11x10x16xf32>
+  %top = memref.subview %x[0, 0, 0, 0] [1, 2, 10, 16] [1, 1, 1, 1] : memref<1x11x10x16xf32> to memref<1x2x10x16xf32, strided<[1760, 160, 16, 1]>>
+  linalg.fill ins(%z : f32) outs(%top : memref<1x2x10x16xf32, strided<[1760, 160, 16, 1]>>)
+  %bottom = memref.subview %x[0, 9, 0, 0] [1, 2, 10, 16] [1, 1, 1, 1] : memref<1x11x10x16xf32> to memref<1x2x10x16xf32, strided<[1760, 160, 16, 1], offset: 1440>>
+  linalg.fill ins(%z : f32) outs(%bottom : memref<1x2x10x16xf32, strided<[1760, 160, 16, 1], offset: 1440>>)
+  %left = memref.subview %x[0, 2, 0, 0] [1, 7, 2, 16] [1, 1, 1, 1] : memref<1x11x10x16xf32> to memref<1x7x2x16xf32, strided<[1760, 160, 16, 1], offset: 320>>
+  linalg.fill ins(%z : f32) outs(%left : memref<1x7x2x16xf32, strided<[1760, 160, 16, 1], offset: 320>>)
+  %right = memref.subview %x[0, 2, 8, 0] [1, 7, 2, 16] [1, 1, 1, 1] : memref<1x11x10x16xf32> to memref<1x7x2x16xf32, strided<[1760, 160, 16, 1], offset: 448>>
+  linalg.fill ins(%z : f32) outs(%right : memref<1x7x2x16xf32, strided<[1760, 160, 16, 1], offset: 448>>)
+  %in = memref.subview %x[0, 2, 2, 0] [1, 7, 6, 16] [1, 1, 1, 1] : memref<1x11x10x16xf32> to memref<1x7x6x16xf32, strided<[1760, 160, 16, 1], offset: 352>>
+  linalg.generic {indexing_maps = [affine_map<(a, b, c, d) -> (a, b, c, d)>, affine_map<(a, b, c, d) -> (a, b, c, d)>],
+                  iterator_types = ["parallel", "parallel", "parallel", "parallel"]}
+      ins(%s : memref<1x7x6x16xf32>) outs(%in : memref<1x7x6x16xf32, strided<[1760, 160, 16, 1], offset: 352>>) {
+  ^bb0(%v: f32, %o: f32):
+    linalg.yield %v : f32
+  }
+  linalg.generic {indexing_maps = [affine_map<(n, oh, ow, kh, kw, c) -> (n, oh * 2 + kh, ow * 2 + kw, c)>,
+                                   affine_map<(n, oh, ow, kh, kw, c) -> (kh, kw, c)>,
+                                   affine_map<(n, oh, ow, kh, kw, c) -> (n, oh, ow, c)>],
+                  iterator_types = ["parallel", "parallel", "parallel", "reduction", "reduction", "parallel"]}
+      ins(%x, %w : memref<1x11x10x16xf32>, memref<5x5x16xf32>) outs(%y : memref<1x4x3x16xf32>) {
+  ^bb0(%v: f32, %f: f32, %o: f32):
+    %m = arith.mulf %v, %f : f32
+    %a = arith.addf %o, %m : f32
+    linalg.yield %a : f32
+  }
+  memref.dealloc %x : memref<1x11x10x16xf32>
+  return
+}
+
+// -----
+
+// The padded buffer is read again after the conv: it is kept (and so are its fills and copy).
+// CHECK-LABEL: func.func @depthwise_pad_read_later
+// CHECK: memref.alloc
+// CHECK: linalg.generic
+// CHECK: call @qc_wpar_0(%{{.*}}, %arg1, %arg2) : (memref<1x5x5x16xf32>, memref<3x3x16xf32>, memref<1x3x3x16xf32>) -> ()
+// CHECK: memref.copy
+func.func @depthwise_pad_read_later(%s: memref<1x3x3x16xf32>, %w: memref<3x3x16xf32>, %y: memref<1x3x3x16xf32>, %keep: memref<1x5x5x16xf32>) {
+  %z = arith.constant 0.0 : f32
+  %x = memref.alloc() : memref<1x5x5x16xf32>
+  linalg.fill ins(%z : f32) outs(%x : memref<1x5x5x16xf32>)
+  %in = memref.subview %x[0, 1, 1, 0] [1, 3, 3, 16] [1, 1, 1, 1] : memref<1x5x5x16xf32> to memref<1x3x3x16xf32, strided<[400, 80, 16, 1], offset: 96>>
+  linalg.generic {indexing_maps = [affine_map<(a, b, c, d) -> (a, b, c, d)>, affine_map<(a, b, c, d) -> (a, b, c, d)>],
+                  iterator_types = ["parallel", "parallel", "parallel", "parallel"]}
+      ins(%s : memref<1x3x3x16xf32>) outs(%in : memref<1x3x3x16xf32, strided<[400, 80, 16, 1], offset: 96>>) {
+  ^bb0(%v: f32, %o: f32):
+    linalg.yield %v : f32
+  }
+  linalg.generic {indexing_maps = [affine_map<(n, oh, ow, kh, kw, c) -> (n, oh + kh, ow + kw, c)>,
+                                   affine_map<(n, oh, ow, kh, kw, c) -> (kh, kw, c)>,
+                                   affine_map<(n, oh, ow, kh, kw, c) -> (n, oh, ow, c)>],
+                  iterator_types = ["parallel", "parallel", "parallel", "reduction", "reduction", "parallel"]}
+      ins(%x, %w : memref<1x5x5x16xf32>, memref<3x3x16xf32>) outs(%y : memref<1x3x3x16xf32>) {
+  ^bb0(%v: f32, %f: f32, %o: f32):
+    %m = arith.mulf %v, %f : f32
+    %a = arith.addf %o, %m : f32
+    linalg.yield %a : f32
+  }
+  memref.copy %x, %keep : memref<1x5x5x16xf32> to memref<1x5x5x16xf32>
+  memref.dealloc %x : memref<1x5x5x16xf32>
+  return
+}

@@ -536,3 +536,160 @@ func.func @bias_start(%a: memref<6x8xf32>, %w: memref<1x8x32xf32>, %b: memref<1x
   }
   return
 }
+
+// -----
+
+// A hard-swish in place over all of a panel matmul's output: the kernel applies it to each
+// accumulator vector as it stores it (its arith chain on vector<32xf32>, the constants splat) and
+// the generic is erased.
+// CHECK-LABEL: func.func @epilogue_in_place
+// CHECK: call @qc_par_0(%arg0, %arg1, %arg2)
+// CHECK-NOT: linalg.generic
+// CHECK: func.func @qc_mk_0(
+// CHECK: vector.fma
+// CHECK: arith.addf %{{.*}}, %{{.*}} : vector<32xf32>
+// CHECK: arith.cmpf ugt, %{{.*}}, %{{.*}} : vector<32xf32>
+// CHECK: arith.select %{{.*}}, %{{.*}}, %{{.*}} : vector<32xi1>, vector<32xf32>
+// CHECK: arith.divf %{{.*}}, %{{.*}} : vector<32xf32>
+// CHECK: %[[Y:.*]] = arith.mulf %{{.*}}, %{{.*}} : vector<32xf32>
+// CHECK: vector.store %[[Y]]
+func.func @epilogue_in_place(%a: memref<4x8xf32>, %w: memref<1x8x32xf32>, %c: memref<4x1x32xf32>) {
+  %zero = arith.constant 0.0 : f32
+  %three = arith.constant 3.0 : f32
+  %six = arith.constant 6.0 : f32
+  linalg.generic {indexing_maps = [affine_map<(d0, p, n, k) -> (d0, k)>, affine_map<(d0, p, n, k) -> (p, k, n)>,
+                                   affine_map<(d0, p, n, k) -> (d0, p, n)>],
+                  iterator_types = ["parallel", "parallel", "parallel", "reduction"], library_call = "qc_panel_matmul"}
+      ins(%a, %w : memref<4x8xf32>, memref<1x8x32xf32>) outs(%c : memref<4x1x32xf32>) {
+  ^bb0(%i: f32, %j: f32, %o: f32):
+    %m = arith.mulf %i, %j : f32
+    %s = arith.addf %o, %m : f32
+    linalg.yield %s : f32
+  }
+  linalg.generic {indexing_maps = [affine_map<(d0, p, n) -> (d0, p, n)>, affine_map<(d0, p, n) -> (d0, p, n)>],
+                  iterator_types = ["parallel", "parallel", "parallel"]}
+      ins(%c : memref<4x1x32xf32>) outs(%c : memref<4x1x32xf32>) {
+  ^bb0(%v: f32, %o: f32):
+    %0 = arith.addf %v, %three : f32
+    %1 = arith.cmpf ugt, %0, %zero : f32
+    %2 = arith.select %1, %0, %zero : f32
+    %3 = arith.cmpf olt, %2, %six : f32
+    %4 = arith.select %3, %2, %six : f32
+    %5 = arith.divf %4, %six : f32
+    %6 = arith.mulf %5, %v : f32
+    linalg.yield %6 : f32
+  }
+  return
+}
+
+// -----
+
+// A ReLU from a local output (24 of its 32 channels, as a conv's padded panels) into another buffer,
+// the output then freed: the kernel applies the ReLU and the generic becomes a plain copy.
+// CHECK-LABEL: func.func @epilogue_copy
+// CHECK: call @qc_par_0(
+// CHECK: linalg.generic
+// CHECK-NEXT: ^bb0(%[[IN:.*]]: f32, %{{.*}}: f32):
+// CHECK-NEXT: linalg.yield %[[IN]] : f32
+// CHECK: func.func @qc_mk_0(
+// CHECK: arith.cmpf ugt, %{{.*}}, %{{.*}} : vector<32xf32>
+// CHECK: arith.select
+// CHECK: vector.store
+func.func @epilogue_copy(%a: memref<4x8xf32>, %w: memref<1x8x32xf32>, %y: memref<4x24xf32>) {
+  %zero = arith.constant 0.0 : f32
+  %c = memref.alloc() : memref<4x1x32xf32>
+  linalg.fill ins(%zero : f32) outs(%c : memref<4x1x32xf32>)
+  linalg.generic {indexing_maps = [affine_map<(d0, p, n, k) -> (d0, k)>, affine_map<(d0, p, n, k) -> (p, k, n)>,
+                                   affine_map<(d0, p, n, k) -> (d0, p, n)>],
+                  iterator_types = ["parallel", "parallel", "parallel", "reduction"], library_call = "qc_panel_matmul"}
+      ins(%a, %w : memref<4x8xf32>, memref<1x8x32xf32>) outs(%c : memref<4x1x32xf32>) {
+  ^bb0(%i: f32, %j: f32, %o: f32):
+    %m = arith.mulf %i, %j : f32
+    %s = arith.addf %o, %m : f32
+    linalg.yield %s : f32
+  }
+  %flat = memref.collapse_shape %c [[0], [1, 2]] : memref<4x1x32xf32> into memref<4x32xf32>
+  %used = memref.subview %flat[0, 0] [4, 24] [1, 1] : memref<4x32xf32> to memref<4x24xf32, strided<[32, 1]>>
+  linalg.generic {indexing_maps = [affine_map<(d0, d1) -> (d0, d1)>, affine_map<(d0, d1) -> (d0, d1)>],
+                  iterator_types = ["parallel", "parallel"]}
+      ins(%used : memref<4x24xf32, strided<[32, 1]>>) outs(%y : memref<4x24xf32>) {
+  ^bb0(%v: f32, %o: f32):
+    %p = arith.cmpf ugt, %v, %zero : f32
+    %r = arith.select %p, %v, %zero : f32
+    linalg.yield %r : f32
+  }
+  memref.dealloc %c : memref<4x1x32xf32>
+  return
+}
+
+// -----
+
+// Declined: the output is the function's (its caller reads it after the ReLU's copy); the output
+// is read by another op after the ReLU; the ReLU is in place over part of the output only.
+// CHECK-LABEL: func.func @epilogue_declined
+// CHECK-NOT: vector<32xi1>
+// CHECK-COUNT-3: arith.select %{{.*}}, %{{.*}}, %{{.*}} : f32
+// CHECK-NOT: vector<32xi1>
+func.func @epilogue_declined(%a: memref<4x8xf32>, %w: memref<1x8x32xf32>, %c: memref<4x1x32xf32>, %y: memref<4x1x32xf32>,
+                             %z: memref<4x1x32xf32>) {
+  %zero = arith.constant 0.0 : f32
+  linalg.generic {indexing_maps = [affine_map<(d0, p, n, k) -> (d0, k)>, affine_map<(d0, p, n, k) -> (p, k, n)>,
+                                   affine_map<(d0, p, n, k) -> (d0, p, n)>],
+                  iterator_types = ["parallel", "parallel", "parallel", "reduction"], library_call = "qc_panel_matmul"}
+      ins(%a, %w : memref<4x8xf32>, memref<1x8x32xf32>) outs(%c : memref<4x1x32xf32>) {
+  ^bb0(%i: f32, %j: f32, %o: f32):
+    %m = arith.mulf %i, %j : f32
+    %s = arith.addf %o, %m : f32
+    linalg.yield %s : f32
+  }
+  linalg.generic {indexing_maps = [affine_map<(d0, p, n) -> (d0, p, n)>, affine_map<(d0, p, n) -> (d0, p, n)>],
+                  iterator_types = ["parallel", "parallel", "parallel"]}
+      ins(%c : memref<4x1x32xf32>) outs(%y : memref<4x1x32xf32>) {
+  ^bb0(%v: f32, %o: f32):
+    %p = arith.cmpf ugt, %v, %zero : f32
+    %r = arith.select %p, %v, %zero : f32
+    linalg.yield %r : f32
+  }
+  %t = memref.alloc() : memref<4x1x32xf32>
+  linalg.generic {indexing_maps = [affine_map<(d0, p, n, k) -> (d0, k)>, affine_map<(d0, p, n, k) -> (p, k, n)>,
+                                   affine_map<(d0, p, n, k) -> (d0, p, n)>],
+                  iterator_types = ["parallel", "parallel", "parallel", "reduction"], library_call = "qc_panel_matmul"}
+      ins(%a, %w : memref<4x8xf32>, memref<1x8x32xf32>) outs(%t : memref<4x1x32xf32>) {
+  ^bb0(%i: f32, %j: f32, %o: f32):
+    %m = arith.mulf %i, %j : f32
+    %s = arith.addf %o, %m : f32
+    linalg.yield %s : f32
+  }
+  linalg.generic {indexing_maps = [affine_map<(d0, p, n) -> (d0, p, n)>, affine_map<(d0, p, n) -> (d0, p, n)>],
+                  iterator_types = ["parallel", "parallel", "parallel"]}
+      ins(%t : memref<4x1x32xf32>) outs(%y : memref<4x1x32xf32>) {
+  ^bb0(%v: f32, %o: f32):
+    %p = arith.cmpf ugt, %v, %zero : f32
+    %r = arith.select %p, %v, %zero : f32
+    linalg.yield %r : f32
+  }
+  memref.copy %t, %z : memref<4x1x32xf32> to memref<4x1x32xf32>
+  memref.dealloc %t : memref<4x1x32xf32>
+  %u = memref.alloc() : memref<4x1x32xf32>
+  linalg.generic {indexing_maps = [affine_map<(d0, p, n, k) -> (d0, k)>, affine_map<(d0, p, n, k) -> (p, k, n)>,
+                                   affine_map<(d0, p, n, k) -> (d0, p, n)>],
+                  iterator_types = ["parallel", "parallel", "parallel", "reduction"], library_call = "qc_panel_matmul"}
+      ins(%a, %w : memref<4x8xf32>, memref<1x8x32xf32>) outs(%u : memref<4x1x32xf32>) {
+  ^bb0(%i: f32, %j: f32, %o: f32):
+    %m = arith.mulf %i, %j : f32
+    %s = arith.addf %o, %m : f32
+    linalg.yield %s : f32
+  }
+  %half = memref.subview %u[0, 0, 0] [2, 1, 32] [1, 1, 1] : memref<4x1x32xf32> to memref<2x1x32xf32, strided<[32, 32, 1]>>
+  linalg.generic {indexing_maps = [affine_map<(d0, p, n) -> (d0, p, n)>, affine_map<(d0, p, n) -> (d0, p, n)>],
+                  iterator_types = ["parallel", "parallel", "parallel"]}
+      ins(%half : memref<2x1x32xf32, strided<[32, 32, 1]>>) outs(%half : memref<2x1x32xf32, strided<[32, 32, 1]>>) {
+  ^bb0(%v: f32, %o: f32):
+    %p = arith.cmpf ugt, %v, %zero : f32
+    %r = arith.select %p, %v, %zero : f32
+    linalg.yield %r : f32
+  }
+  memref.copy %u, %z : memref<4x1x32xf32> to memref<4x1x32xf32>
+  memref.dealloc %u : memref<4x1x32xf32>
+  return
+}
