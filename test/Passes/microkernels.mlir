@@ -693,3 +693,30 @@ func.func @epilogue_declined(%a: memref<4x8xf32>, %w: memref<1x8x32xf32>, %c: me
   memref.dealloc %u : memref<4x1x32xf32>
   return
 }
+
+// -----
+
+// Q K^T of a decode step over a [head size, context] key cache: B's rows are 4 KiB apart (each in its
+// own page), so each k also prefetches the next panel's part of its row (the last panel its own).
+// CHECK-LABEL: func.func @far_rows
+// CHECK: func.func @qc_mk_0(
+// CHECK: %[[N0:.*]] = arith.muli %{{.*}}, %c32 : index
+// CHECK: %[[NEXT:.*]] = arith.addi %[[N0]], %c32 : index
+// CHECK: %[[AHEAD:.*]] = arith.minui %[[NEXT]], %c992 : index
+// CHECK: memref.prefetch %arg1[%{{.*}}, %{{.*}}, %[[AHEAD]]], read, locality<3>, data
+// CHECK: %[[LINE:.*]] = arith.addi %[[AHEAD]], %c16 : index
+// CHECK: memref.prefetch %arg1[%{{.*}}, %{{.*}}, %[[LINE]]], read, locality<3>, data
+// CHECK: vector.load %arg1
+// CHECK-LABEL: func.func @near_rows
+// CHECK-NOT: memref.prefetch
+func.func @far_rows(%q: memref<4x8x64xf32>, %k: memref<4x64x1024xf32>, %s: memref<4x8x1024xf32>) {
+  linalg.batch_matmul ins(%q, %k : memref<4x8x64xf32>, memref<4x64x1024xf32>) outs(%s : memref<4x8x1024xf32>)
+  return
+}
+
+// -----
+
+func.func @near_rows(%q: memref<4x8x64xf32>, %k: memref<4x64x256xf32>, %s: memref<4x8x256xf32>) {
+  linalg.batch_matmul ins(%q, %k : memref<4x8x64xf32>, memref<4x64x256xf32>) outs(%s : memref<4x8x256xf32>)
+  return
+}
