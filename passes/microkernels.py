@@ -39,6 +39,17 @@ not swept once more before the contraction.  When it is the copy of a bias [P, N
 (qc-lower-linear's and qc-lower-qgemm's accumulator start), the copy is erased too and the kernel
 takes the bias as an operand after C, starting each row from it (MiniLM's int8 FFN: its 6 MB output
 was written with the bias, then read back by the kernel).
+
+When the next op to touch a kernel's output applies a chain of arith ops to it (an activation) and is
+its only reader, the kernel applies the chain as it stores (``kernels/elementwise.py``; f32, int8-dot
+and depthwise kernels), and that op is erased (in place) or left a plain copy:
+
+    call @qc_par_0(%a, %w, %c)  +  linalg.generic ins(%c) outs(%c) { relu }
+becomes
+    call @qc_par_0(%a, %w, %c)        // qc_mk_0 stores select(acc > 0, acc, 0)
+
+A depthwise conv whose input only zero fills and one plain copy wrote (its padding, bufferized) reads
+the copy's source in place instead, skipping the taps that fall in the padding (``implicit_padding``).
 """
 
 from __future__ import annotations
@@ -56,8 +67,8 @@ from .kernels.contraction import Contraction, Window, row_split
 from .lower_linear import PANEL_MATMUL
 from ..core.quant.packing import unsigned_offset
 from .lower_qgemm import QGEMM_DOT_PANEL, QGEMM_DOT_PANEL_SYM, QGEMM_PANEL, QGEMM_PANEL_SYM
-from .matchers import (MEMREF_VIEWS, aliases, body_ops, constant_float, copy_window, default_maps, identity_layout, indexing_maps,
-                       is_copy_generic, iterator_types, layout_of, linear_terms,
+from .matchers import (MEMREF_VIEWS, aliases, body_ops, constant_float, copy_window, default_maps, identity_layout,
+                       indexing_maps, is_copy_generic, iterator_types, layout_of, linear_terms,
                        preceding_init, preceding_zero_fill, uses_value, view_source)
 from .trampoline import declare
 from .winograd import INPUT_TRANSFORM, OUTPUT_TRANSFORM
@@ -251,13 +262,21 @@ def fused_epilogue(op: ir.Operation, out: ir.Value) -> Epilogue | None:
     return Epilogue(fn, consumer, False) if local and _dead_after(later[1:], root) else None
 
 
-def _drop_function(consumer: ir.Operation) -> None:
-    """Make an elementwise generic yield its input: a copy (erased later when in place)."""
-    block = consumer.regions[0].blocks[0]
+def take_epilogue(op: ir.Operation, out: ir.Value, in_place: list[ir.Operation]) -> tuple:
+    """The chain of ``fused_epilogue(op, out)`` (``()`` when there is none), taken from its consumer:
+    the consumer is left yielding its input, a copy, or when in place appended to ``in_place``, to
+    be erased once no kernel matching needs it."""
+    epilogue = fused_epilogue(op, out)
+    if epilogue is None:
+        return ()
+    consumer = epilogue.consumer
     body = body_ops(consumer)
-    body[-1].operands[0] = block.arguments[0]
+    body[-1].operands[0] = consumer.regions[0].blocks[0].arguments[0]
     for dead in reversed(body[:-1]):
         dead.erase()
+    if epilogue.in_place:
+        in_place.append(consumer)
+    return epilogue.fn
 
 
 class Padding(NamedTuple):
@@ -494,11 +513,8 @@ class Microkernels(ModulePass):
                     conv = conv._replace(bias=ir.MemRefType(init.operands[0].type))
                     operands.append(init.operands[0])
                     init.erase()
-                epilogue = fused_epilogue(op, op.operands[2]) if fuse else None
-                if epilogue is not None:
-                    conv = conv._replace(epilogue=epilogue.fn)
-                    _drop_function(epilogue.consumer)
-                    (identities if epilogue.in_place else []).append(epilogue.consumer)
+                if fuse:
+                    conv = conv._replace(epilogue=take_epilogue(op, op.operands[2], identities))
                 if conv not in transforms:
                     index = len(transforms)
                     transforms[conv] = f"qc_wpar_{index}"
@@ -532,11 +548,8 @@ class Microkernels(ModulePass):
             if columns is not None:
                 c = replace(c, types=(ir.MemRefType(columns.source.type), *c.types[1:]), window=columns.window)
                 operands[0] = columns.source
-            epilogue = fused_epilogue(op, op.operands[-1]) if fuse and (c.dot or not c.quant) else None
-            if epilogue is not None:
-                c = replace(c, epilogue=epilogue.fn)
-                _drop_function(epilogue.consumer)
-                (identities if epilogue.in_place else []).append(epilogue.consumer)
+            if fuse and (c.dot or not c.quant):  # (weight-only kernels store C once per group)
+                c = replace(c, epilogue=take_epilogue(op, op.operands[-1], identities))
             with ir.InsertionPoint(op), op.location:
                 c, operands = _offset_free(c, operands)
             if c not in kernels:

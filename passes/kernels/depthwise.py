@@ -10,10 +10,10 @@ loaded once per block), and are stored once:
     for ow0 in 0..OW step P:  for c0 in 0..C step L (the last vector masked):
       acc[p] = out[n, oh, ow0 + p, c0..]        (or bias[c0..], when out held only the bias)
       for kh, kw (unrolled):  wv = w[kh, kw, c0..];  acc[p] = fma(x[n, .., (ow0 + p) * sw + kw * dw, c0..], wv, acc[p])
-      out[n, oh, ow0 + p, c0..] = acc[p]
+      out[n, oh, ow0 + p, c0..] = epilogue(acc[p])   (an activation fused by qc-microkernels, or none)
 
 With ``pads`` (qc-microkernels' implicit padding) x is the unpadded source and the window's taps
-outside it read zero: a task's valid rows kh are a range computed from oh (a loop), and the output
+outside it are skipped (the padding they would read is zero): a task's valid rows kh are a range computed from oh (a loop), and the output
 columns split into an interior, where every kw is valid, and a few border pixels, each with the kw
 it may read.  The padded copy of x (its zero border swept, its interior copied) is not made.
 """
