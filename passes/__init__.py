@@ -28,6 +28,7 @@ from .early_deallocs import EarlyDeallocs
 from .strided_copies import StridedCopies
 from .noalias_args import NoaliasArgs
 from .serial_loops import SerialLoops
+from .small_loops import SmallLoops
 from .strip_probes import StripProbes
 from .assign_schemes import AssignSchemes
 from .select_precision import SelectPrecision
@@ -38,7 +39,7 @@ REGISTRY: dict[str, type[ModulePass]] = {
     p.NAME: p for p in (OutlineWeights, RaiseLinear, IsolateContractions, LowerLinear, WeightsToArgs, Microkernels,
                         ExpandMath, ConvToMatmul, Instrument, QuantizeWeights, FuseDequantGemm, LowerQGemm,
                         Smooth, ReassociateReductions, Parallelize, ElideCopies, EarlyDeallocs, StridedCopies,
-                        NoaliasArgs, SerialLoops, StripProbes, AssignSchemes, SelectPrecision, QuantizeEmbeddings,
+                        NoaliasArgs, SerialLoops, SmallLoops, StripProbes, AssignSchemes, SelectPrecision, QuantizeEmbeddings,
                         ChecksToErrors, FoldWidening, FuseIntoTransposes, PoolChannelsLast, Winograd, CollapseElementwise, GpuMap, GpuBuffers)
 }
 
