@@ -111,7 +111,7 @@ class Slot(NamedTuple):
 def _block(op: ir.Operation, dim: int, extent: int, min_tasks: int) -> int:
     """Indices of ``dim`` per task: 1, or when ``dim`` is the innermost loop and every operand
     subscripts it last and contiguously (a reduction over the outer dims, as a global average
-    pool over channels last), 32 to 64, so that the task's inner loop over them is vectorized
+    pool over channels last), 8 to 64, so that the task's inner loop over them is vectorized
     rather than a strided scalar one per index; fewer tasks then, at least two."""
     if dim != len(iterator_types(op)) - 1:
         return 1
@@ -120,8 +120,8 @@ def _block(op: ir.Operation, dim: int, extent: int, min_tasks: int) -> int:
         if hits and (hits != [len(amap.results) - 1] or not isinstance(amap.results[-1], ir.AffineDimExpr)
                      or ir.MemRefType(value.type).get_strides_and_offset()[0][-1] != 1):
             return 1
-    # (blocks of 16 or fewer LLVM turns into gathers along the reduction: measured slower than one)
-    fits = [b for b in (64, 48, 32) if extent % b == 0 and extent // b >= 2]
+    # (blocks of 8 and 16 need qc-small-loops: unrolled whole, LLVM made gathers along the reduction of them)
+    fits = [b for b in (64, 48, 32, 16, 8) if extent % b == 0 and extent // b >= 2]
     return next((b for b in fits if extent // b >= min_tasks), fits[0] if fits else 1)
 
 
