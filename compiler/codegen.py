@@ -55,7 +55,8 @@ TO_LLVM = ("builtin.module(func.func(convert-linalg-to-loops), "
            "convert-vector-to-scf, convert-scf-to-cf, "
            "expand-strided-metadata, lower-affine, finalize-memref-to-llvm{use-generic-functions}, convert-vector-to-llvm, "
            "convert-math-to-llvm, convert-math-to-libm, convert-arith-to-llvm, convert-index-to-llvm, "
-           "convert-func-to-llvm, convert-cf-to-llvm, convert-ub-to-llvm, reconcile-unrealized-casts, qc-noalias-args, qc-serial-loops, qc-small-loops)")
+           "convert-func-to-llvm, convert-cf-to-llvm, convert-ub-to-llvm, reconcile-unrealized-casts, qc-noalias-args, "
+           "qc-serial-loops, qc-small-loops)")
 
 
 ENTRY = "qc_main"

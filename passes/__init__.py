@@ -39,7 +39,8 @@ REGISTRY: dict[str, type[ModulePass]] = {
     p.NAME: p for p in (OutlineWeights, RaiseLinear, IsolateContractions, LowerLinear, WeightsToArgs, Microkernels,
                         ExpandMath, ConvToMatmul, Instrument, QuantizeWeights, FuseDequantGemm, LowerQGemm,
                         Smooth, ReassociateReductions, Parallelize, ElideCopies, EarlyDeallocs, StridedCopies,
-                        NoaliasArgs, SerialLoops, SmallLoops, StripProbes, AssignSchemes, SelectPrecision, QuantizeEmbeddings,
+                        NoaliasArgs, SerialLoops, SmallLoops, StripProbes, AssignSchemes, SelectPrecision,
+                        QuantizeEmbeddings,
                         ChecksToErrors, FoldWidening, FuseIntoTransposes, PoolChannelsLast, Winograd, CollapseElementwise, GpuMap, GpuBuffers)
 }
 

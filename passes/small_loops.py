@@ -26,7 +26,8 @@ _LESS_THAN = (2, 6)  # llvm.icmp predicates slt, ult
 
 def _constant(value: ir.Value) -> int | None:
     op = value.owner
-    if isinstance(op, ir.Block) or op.name != "llvm.mlir.constant" or not isinstance(op.attributes["value"], ir.IntegerAttr):
+    if isinstance(op, ir.Block) or op.name != "llvm.mlir.constant" or \
+            not isinstance(op.attributes["value"], ir.IntegerAttr):
         return None
     return ir.IntegerAttr(op.attributes["value"]).value
 
@@ -38,8 +39,8 @@ def _trip_count(header: ir.Block, latch: ir.Block, blocks: list[ir.Block]) -> in
     if term.name != "llvm.cond_br" or not header.arguments:
         return None
     test = term.operands[0].owner
-    if isinstance(test, ir.Block) or test.name != "llvm.icmp" or \
-            ir.IntegerAttr(test.attributes["predicate"]).value not in _LESS_THAN or test.operands[0] != header.arguments[0]:
+    if isinstance(test, ir.Block) or test.name != "llvm.icmp" or test.operands[0] != header.arguments[0] or \
+            ir.IntegerAttr(test.attributes["predicate"]).value not in _LESS_THAN:
         return None
     bound = _constant(test.operands[1])
     entries = [list(b.operations)[-1].operation for b in blocks if b != latch and len(b.operations)]
@@ -54,7 +55,8 @@ class SmallLoops(ModulePass):
     SUMMARY = "Keep LLVM from unrolling the short innermost loops of outlined elementwise kernels (it vectorizes them)"
     OPTIONS = {"prefix": Option(str, "qc_pk_", "kernels: llvm.func names starting with this"),
                "min-trip": Option(int, 8, "fewest iterations of a loop kept rolled"),
-               "max-trip": Option(int, 64, "most iterations of a loop kept rolled (longer ones LLVM does not unroll whole)")}
+               "max-trip": Option(int, 64, "most iterations of a loop kept rolled (LLVM does not unroll longer ones "
+                                          "whole)")}
 
     def run(self, module: ir.Operation, state: PassState) -> None:
         keep = ir.Attribute.parse("#llvm.loop_annotation<unroll = <disable = true>>")
