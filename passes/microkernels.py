@@ -244,10 +244,11 @@ def fused_epilogue(op: ir.Operation, out: ir.Value) -> Epilogue | None:
     it, or elsewhere, ``out`` then dead): that chain, for the kernel to apply as it stores."""
     root = view_source(out, MEMREF_VIEWS)
     ops = [o.operation for o in op.block.operations]
-    later = [o for o in ops[ops.index(op) + 1:] if _touches(o, root)]
-    if not later or later[0].name != "linalg.generic" or len(later[0].operands) != 2:
+    after = ops[ops.index(op) + 1:]
+    at = next((i for i, o in enumerate(after) if _touches(o, root)), None)
+    if at is None or after[at].name != "linalg.generic" or len(after[at].operands) != 2:
         return None
-    consumer = later[0]
+    consumer = after[at]
     src, dst = consumer.operands
     if not aliases(root)(src) or set(iterator_types(consumer)) != {"parallel"} or \
             any(m != ir.AffineMap.get_identity(m.n_dims) for m in indexing_maps(consumer)):
@@ -259,7 +260,7 @@ def fused_epilogue(op: ir.Operation, out: ir.Value) -> Epilogue | None:
         whole = math.prod(ir.MemRefType(root.type).shape) == math.prod(ir.MemRefType(src.type).shape)
         return Epilogue(fn, consumer, True) if src == dst and whole else None
     local = not isinstance(root.owner, ir.Block) and root.owner.name == "memref.alloc"  # not a result
-    return Epilogue(fn, consumer, False) if local and _dead_after(later[1:], root) else None
+    return Epilogue(fn, consumer, False) if local and _dead_after(after[at + 1:], root) else None
 
 
 def take_epilogue(op: ir.Operation, out: ir.Value, in_place: list[ir.Operation]) -> tuple:

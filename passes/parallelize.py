@@ -19,7 +19,7 @@ starts at ``t * s`` and spans what the window reads), the op moves into a kernel
     }
 
 When ``d`` is the innermost loop and every operand subscripts it last, contiguously (a global
-average pool over channels last: its other dims are reductions or 1), a task takes a block of 32
+average pool over channels last: its other dims are reductions or 1), a task takes a block of 8
 to 64 indices instead of one, so that its inner loop is a vector loop rather than strided scalars.
 
 The op is replaced by ``func.call @qc_ppar_N(%a, %b, %c)``, a trampoline (qc-microkernels'

@@ -5,10 +5,10 @@ For each task (a batch and a column panel of NR = 2 x vector-width floats) and e
 (f16 panels and f16 or int8 row-major B are widened as they are loaded), broadcasts one element of A per row and issues
 ``vector.fma``.  The accumulators start from C (bias or zero) or, when C was only zero-filled,
 from zero, or from the panel's bias vector where C only held a broadcast bias; C is stored through
-the contraction's epilogue (an activation fused into it).  A partial last panel reads and writes B and C through a lane mask.  With a ``Window``
-(im2col columns read in place) A is the conv's channels-last input: each row block computes its
-pixels' offsets once and the k loop is one loop per k digit.  With row ranges (``chunks``) a task
-is a (panel, range) pair.
+the contraction's epilogue (an activation fused into it).  A partial last panel reads and writes B
+and C through a lane mask.  With a ``Window`` (im2col columns read in place) A is the conv's
+channels-last input: each row block computes its pixels' offsets once and the k loop is one loop per
+k digit.  With row ranges (``chunks``) a task is a (panel, range) pair.
 
     scf.for %t = %t0 to %t1 {                       // tasks: (batch, panel)
       scf.for %i = 0 to M step rows {               // row blocks, then the remainder
