@@ -395,3 +395,69 @@ func.func @int8_bias_start(%xq: memref<5x8xi8>, %sx: memref<5xf32>, %sum: memref
   }
   return
 }
+
+// -----
+
+// The dot contraction followed by a ReLU in place over its output: every flavour's row store
+// (`store_row`) applies it to the f32 row vector and the generic is erased.
+// VNNI-LABEL: func.func @int8_relu
+// VNNI-NOT: linalg.generic
+// VNNI: func.func @qc_mk_0(
+// VNNI: arith.cmpf ugt, %{{.*}}, %{{.*}} : vector<16xf32>
+// VNNI-NEXT: %[[Y:.*]] = arith.select %{{.*}}, %{{.*}}, %{{.*}} : vector<16xi1>, vector<16xf32>
+// VNNI-NEXT: vector.store %[[Y]]
+// AVX2-LABEL: func.func @int8_relu
+// AVX2-NOT: linalg.generic
+// AVX2: func.func @qc_mk_0(
+// AVX2: arith.cmpf ugt, %{{.*}}, %{{.*}} : vector<16xf32>
+// AVX2-NEXT: %[[Y:.*]] = arith.select
+// AVX2-NEXT: vector.store %[[Y]]
+// BW-LABEL: func.func @int8_relu
+// BW-NOT: linalg.generic
+// BW: func.func @qc_mk_0(
+// BW: arith.cmpf ugt, %{{.*}}, %{{.*}} : vector<16xf32>
+// BW-NEXT: %[[Y:.*]] = arith.select
+// BW-NEXT: vector.store %[[Y]]
+// AMX-LABEL: func.func @int8_relu
+// AMX-NOT: linalg.generic
+// AMX: arith.cmpf ugt, %{{.*}}, %{{.*}} : vector<16xf32>
+#x = affine_map<(d0, p, n, k) -> (d0, k)>
+#r = affine_map<(d0, p, n, k) -> (d0)>
+#g = affine_map<(d0, p, n, k) -> (d0, k floordiv 8)>
+#w = affine_map<(d0, p, n, k) -> (p, k floordiv 4, n * 4 + k mod 4)>
+#s = affine_map<(d0, p, n, k) -> (p, k floordiv 8, n)>
+#c = affine_map<(d0, p, n, k) -> (d0, p, n)>
+#e = affine_map<(d0, p, n) -> (d0, p, n)>
+func.func @int8_relu(%xq: memref<5x8xi8>, %sx: memref<5xf32>, %sum: memref<5x1xi32>, %w: memref<1x2x128xi8>,
+                     %s: memref<1x1x32xf32>, %o: memref<1x1x32xf32>, %c: memref<5x1x32xf32>) {
+  %zero = arith.constant 0.0 : f32
+  linalg.generic {indexing_maps = [#x, #r, #g, #w, #s, #s, #c], iterator_types = ["parallel", "parallel", "parallel", "reduction"],
+                  library_call = "qc_qgemm_dot_panel", qc.layout = #qc.layout<32 : i64, 8 : i64, 32 : i64, 8 : i64, 8 : i64, 1 : i64, 0 : i64>}
+      ins(%xq, %sx, %sum, %w, %s, %o : memref<5x8xi8>, memref<5xf32>, memref<5x1xi32>, memref<1x2x128xi8>, memref<1x1x32xf32>, memref<1x1x32xf32>)
+      outs(%c : memref<5x1x32xf32>) {
+  ^bb0(%a: i8, %bsx: f32, %bsum: i32, %b: i8, %sc: f32, %of: f32, %acc: f32):
+    %kk = linalg.index 3 : index
+    %ue = arith.extui %b : i8 to i32
+    %ae = arith.extsi %a : i8 to i32
+    %pr = arith.muli %ae, %ue : i32
+    %pf = arith.sitofp %pr : i32 to f32
+    %t = arith.mulf %pf, %sc : f32
+    %c0 = arith.constant 0 : index
+    %first = arith.cmpi eq, %kk, %c0 : index
+    %sf = arith.sitofp %bsum : i32 to f32
+    %corr = arith.mulf %of, %sf : f32
+    %cr = arith.select %first, %corr, %zero : f32
+    %t2 = arith.addf %t, %cr : f32
+    %t3 = arith.mulf %bsx, %t2 : f32
+    %r = arith.addf %acc, %t3 : f32
+    linalg.yield %r : f32
+  }
+  linalg.generic {indexing_maps = [#e, #e], iterator_types = ["parallel", "parallel", "parallel"]}
+      ins(%c : memref<5x1x32xf32>) outs(%c : memref<5x1x32xf32>) {
+  ^bb0(%v: f32, %out: f32):
+    %p = arith.cmpf ugt, %v, %zero : f32
+    %y = arith.select %p, %v, %zero : f32
+    linalg.yield %y : f32
+  }
+  return
+}
