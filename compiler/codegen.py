@@ -18,7 +18,7 @@ import numpy as np
 from torch_mlir import ir
 from torch_mlir.dialects.llvm import translate_module_to_llvmir
 
-from ..passes import (ChecksToErrors, ExpandMath, FoldWidening, FuseDequantGemm, IsolateContractions, LowerLinear,
+from ..passes import (ChecksToErrors, ExpandMath, FoldWidening, FuseCachedAttention, FuseDequantGemm, IsolateContractions, LowerLinear,
                       LowerQGemm, Microkernels, Parallelize, ReassociateReductions, WeightsToArgs,
                       FuseIntoTransposes, Winograd, CollapseElementwise)
 from ..passes.checks_to_errors import CHECKS_ATTR
@@ -27,12 +27,14 @@ from ..passes.trampoline import trampolines
 from ..passes.pipeline import build
 from ..core.errors import QCError
 
-def pre_bufferize(panel: int, winograd: int = 4) -> list:
-    """Before bufferization: f16 widenings folded into contractions, elementwise fusion (contractions
-    kept out of it behind calls; a second round after the layout changes get their own copies of the
-    ops they read), f32 3x3 convolutions to Winograd form, qc ops to linalg, run-time checks to errors,
-    weights to arguments."""
-    return [FuseDequantGemm(), FoldWidening(), IsolateContractions(), "func.func(linalg-fuse-elementwise-ops)",
+def pre_bufferize(panel: int, winograd: int = 4, attention_rows: int = 0) -> list:
+    """Before bufferization: a decode step's attention over its KV cache to one kernel (CPU targets:
+    ``attention_rows`` is their register tile, 0 keeps it), f16 widenings folded into contractions,
+    elementwise fusion (contractions kept out of it behind calls; a second round after the layout changes
+    get their own copies of the ops they read), f32 3x3 convolutions to Winograd form, qc ops to linalg,
+    run-time checks to errors, weights to arguments."""
+    fuse = [FuseCachedAttention(vector_width=panel // 2, rows=attention_rows)] if attention_rows else []
+    return [*fuse, FuseDequantGemm(), FoldWidening(), IsolateContractions(), "func.func(linalg-fuse-elementwise-ops)",
             FuseIntoTransposes(), "func.func(linalg-fuse-elementwise-ops)", *([Winograd(tile=winograd)] if winograd else []),
             LowerLinear(panel_width=panel), LowerQGemm(panel_width=panel), "inline", "symbol-dce", ChecksToErrors(),
             WeightsToArgs(), "canonicalize", "cse"]
@@ -205,7 +207,8 @@ def entry_symbol(name: str) -> str:
 def lower_to_llvm_dialect(module: ir.Module, state: PassState, target: Target, device=None) -> Lowered:
     """Runs the codegen pipelines in place; returns what the C glue needs to know of the result.
     ``device``: a ``gpu.GpuTarget`` whose kernels run every op, ``target`` then the host's CPU."""
-    run(module, pre_bufferize(target.panel_width, 0 if device else target.winograd), state, "lowering qc ops")
+    run(module, pre_bufferize(target.panel_width, 0 if device else target.winograd, 0 if device else target.rows),
+        state, "lowering qc ops")
     entries = []
     with module.context:
         for fn in entry_funcs(module.operation):

@@ -34,13 +34,14 @@ from .assign_schemes import AssignSchemes
 from .select_precision import SelectPrecision
 from .quantize_embeddings import QuantizeEmbeddings
 from .checks_to_errors import ChecksToErrors
+from .fuse_cached_attention import FuseCachedAttention
 
 REGISTRY: dict[str, type[ModulePass]] = {
     p.NAME: p for p in (OutlineWeights, RaiseLinear, IsolateContractions, LowerLinear, WeightsToArgs, Microkernels,
                         ExpandMath, ConvToMatmul, Instrument, QuantizeWeights, FuseDequantGemm, LowerQGemm,
                         Smooth, ReassociateReductions, Parallelize, ElideCopies, EarlyDeallocs, StridedCopies,
                         NoaliasArgs, SerialLoops, SmallLoops, StripProbes, AssignSchemes, SelectPrecision,
-                        QuantizeEmbeddings,
+                        QuantizeEmbeddings, FuseCachedAttention,
                         ChecksToErrors, FoldWidening, FuseIntoTransposes, PoolChannelsLast, Winograd, CollapseElementwise, GpuMap, GpuBuffers)
 }
 

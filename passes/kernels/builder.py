@@ -166,9 +166,9 @@ class KernelBuilder:
     def scalar(self, ref: ir.Value, idx: Sequence[Index]) -> ir.Value:
         return memref.load(ref, [self.index(x) for x in idx])
 
-    def prefetch(self, ref: ir.Value, idx: Sequence[Index]) -> None:
-        """A read prefetch into every cache level (locality 3)."""
-        memref.prefetch(ref, [self.index(x) for x in idx], False, 3, True)
+    def prefetch(self, ref: ir.Value, idx: Sequence[Index], locality: int = 3) -> None:
+        """A read prefetch: into every cache level (locality 3), or from the L2 out (2)."""
+        memref.prefetch(ref, [self.index(x) for x in idx], False, locality, True)
 
     def view(self, ref: ir.Value, shape: Sequence[int]) -> ir.Value:
         """Identity-layout ``ref`` reshaped to ``shape``: leading dims collapsed or unit ones added."""

@@ -392,6 +392,44 @@ def test_low_precision_kv_cache(kind, agreement, compiled, workdir):
     assert proc.returncode == 1 and "--kv-cache compiles a decoder" in proc.stderr
 
 
+@pytest.mark.parametrize("cpu", [None, "haswell"])
+def test_decode_attention_reads_only_the_cache_before_pos(cpu, workdir):
+    """A decode step's attention is one kernel per layer (qc-fuse-cached-attention) that reads only the cache
+    entries before pos: with every later entry of both caches 1e30 (f16: 6e4; read, they would swamp the softmax), the
+    logits of a random LLaMA step (16 heads over 2 KV heads: 8 queries a KV head, more than haswell's 6-row
+    tile; head 40: vectors with a masked rest; capacity 37: positions with a masked rest) at positions 0, 1, 7,
+    8, 16, 17 and 36, f32 and f16 caches, equal the PyTorch step's within 1e-4 of their range, on this host's
+    vector width and haswell's."""
+    from qc.compiler.models.llama2c import LlamaConfig, build_torch_llama_step
+
+    context = 37
+    cfg = LlamaConfig(dim=640, hidden_dim=96, n_layers=2, n_heads=16, n_kv_heads=2, vocab_size=48, seq_len=context)
+    rng = np.random.default_rng(3)
+    shapes = {"tok": (48, 640), "wq": (2, 640, 640), "wk": (2, 80, 640), "wv": (2, 80, 640), "wo": (2, 640, 640),
+              "w1": (2, 96, 640), "w2": (2, 640, 96), "w3": (2, 96, 640), "classifier": (48, 640)}
+    weights = {k: rng.normal(0, 0.05, shape).astype(np.float32) for k, shape in shapes.items()}
+    weights |= {"rms_att": np.ones((2, 640), np.float32), "rms_ffn": np.ones((2, 640), np.float32),
+                "rms_final": np.ones(640, np.float32)}
+    for kind in ("float32", "float16"):
+        step = build_torch_llama_step(cfg, weights, context, kind)
+        lib = workdir / f"attention-{kind}-{cpu}.so"
+        qc.compile(Decoder(step, 2, 2, 40, 48, context, 4, kind), lib, target_cpu=cpu)
+        assert b"qc_attn_0" in subprocess.run(["nm", lib], capture_output=True, check=True).stdout
+        decode = qc.runtime.load(lib, entry="decode")
+        dtype, garbage = getattr(torch, kind), 1e30 if kind == "float32" else 6e4
+        keys = torch.from_numpy(rng.normal(0, 1, (2, 2, 40, context)).astype(np.float32)).to(dtype)
+        values = torch.from_numpy(rng.normal(0, 1, (2, 2, context, 40)).astype(np.float32)).to(dtype)
+        for pos in (0, 1, 7, 8, 16, 17, 36):
+            k, v = keys.clone(), values.clone()
+            k[..., pos:], v[:, :, pos:] = garbage, garbage
+            token = torch.tensor([[int(rng.integers(48))]])
+            with torch.no_grad():
+                expected = step(token, torch.tensor([pos]), k, v)[0].numpy()
+            got = decode.run({"tokens": token.numpy(), "pos": np.array([pos]), "k_cache": k.numpy(),
+                              "v_cache": v.numpy()})["logits"]
+            assert np.abs(got - expected).max() <= 1e-4 * np.abs(expected).max(), (kind, pos)
+
+
 def test_kv_cache_chosen_with_the_layers(compiled, workdir):
     """--kv-cache auto: the cache is one more layer of the ILP under --budget-mb (weights and cache), its
     types' errors measured through the PyTorch step (and kept in the statistics, also when the budget is

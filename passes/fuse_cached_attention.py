@@ -1,0 +1,240 @@
+"""qc-fuse-cached-attention: a decode step's attention over its KV cache -> one kernel per layer that
+reads only the cache entries before ``pos``.
+
+A decoder step (``models/llama2c.build_torch_llama_step``) masks its cache by position, so as plain
+tensors every step reads the cache's whole capacity C, whatever ``pos`` is:
+
+    %s   = linalg.batch_matmul ins(%q, %k_cache : [H, R, D], [H, D, C])       (f16 caches: widened first)
+    %ss  = linalg.generic {mulf %s, scale}
+    %m   = linalg.generic {cmpi slt, linalg.index 0, %pos} -> expand_shape [1, 1, C]
+    %old = linalg.generic {select %m, %ss, -inf}
+    %all = tensor.concat dim(2) %old, %new : [H, R, C], [H, R, T]               (%new: this step's scores)
+    %p   = softmax of %all over dim 2 (max, subf, exp, sum, divf)
+    %o   = addf(batch_matmul(%p[.., :C], %v_cache), batch_matmul(%p[.., C:], %v_new))
+
+becomes
+
+    %out = memref.alloc() : [H, R, D] ;  %scratch = memref.alloc() : [H, R, C]
+    func.call @qc_attn_par_N(to_buffer(%q, %k_cache, %v_cache, %new, %v_new, %pos), %out, %scratch)
+    %o   = bufferization.to_tensor %out restrict
+
+where ``@qc_attn_par_N`` is a trampoline (passes/trampoline.py) splitting the KV heads over the
+thread pool, each running ``@qc_attn_N`` (passes/kernels/attention.py): scores, softmax and the
+weighted values of the first ``clamp(pos, 0, C)`` cache entries and this step's T, in one pass over
+the keys and one over the values.  The scores of this step's own tokens (causally masked) stay as
+they were.  Declined, and left to the matmul kernels: more queries per KV head than ``max-rows``
+(a prefill chunk: a matmul's work, not a vector's), int8 caches (their scales sit between the ops
+matched here), a mask that is not ``j < pos`` over the cache, and intermediate values read elsewhere.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from torch_mlir import ir
+from torch_mlir.dialects import bufferization, func, memref
+
+from .base import ModulePass, Option, PassState, walk_ops
+from .kernels import attention
+from .matchers import body_ops, default_maps, erase_dead_ops, indexing_maps, iterator_types, producer, single_user
+from .trampoline import declare
+
+
+def _generic_body(op: ir.Operation | None) -> list[str]:
+    """The op names of a linalg.generic's body (empty for anything else)."""
+    return [o.name for o in body_ops(op)] if op is not None and op.name == "linalg.generic" else []
+
+
+def _through(value: ir.Value, kinds: tuple[str, ...]) -> ir.Operation | None:
+    """The producer of ``value`` past any reshapes named in ``kinds``."""
+    op = producer(value)
+    while op is not None and op.name in kinds:
+        op = producer(op.operands[0])
+    return op
+
+
+def _float_of(value: ir.Value) -> float | None:
+    """A scalar float constant, possibly rounded from f64 (``arith.truncf`` of an ``arith.constant``)."""
+    op = producer(value)
+    if op is not None and op.name == "arith.truncf":
+        op = producer(op.operands[0])
+    if op is None or op.name != "arith.constant" or not isinstance(op.attributes["value"], ir.FloatAttr):
+        return None
+    return ir.FloatAttr(op.attributes["value"]).value
+
+
+def _is_neg_inf(value: ir.Value) -> bool:
+    op = producer(value)
+    if op is None or op.name != "arith.constant":
+        return False
+    attr = op.attributes["value"]
+    if isinstance(attr, ir.DenseElementsAttr) and attr.is_splat:
+        attr = attr.get_splat_value()
+    return isinstance(attr, ir.FloatAttr) and ir.FloatAttr(attr).value == float("-inf")
+
+
+def _widened_f16(value: ir.Value) -> ir.Value | None:
+    """The f16 tensor that ``value`` widens element by element (an identity ``extf`` generic), else None."""
+    op = producer(value)
+    if _generic_body(op) != ["arith.extf", "linalg.yield"] or len(op.operands) != 2:
+        return None
+    src = op.operands[0]
+    return src if isinstance(ir.RankedTensorType(src.type).element_type, ir.F16Type) else None
+
+
+def _prefix_mask(mask: ir.Value) -> ir.Value | None:
+    """``pos`` (a tensor<1xi64>) when ``mask`` is ``j < pos`` over its last dim, else None."""
+    cmp = _through(mask, ("tensor.expand_shape",))
+    if _generic_body(cmp) != ["arith.cmpi", "linalg.yield"] or len(cmp.operands) != 3:
+        return None
+    pred = body_ops(cmp)[0]
+    block = cmp.regions[0].blocks[0]
+    if str(pred.attributes["predicate"]) != "2 : i64" or list(pred.operands) != list(block.arguments)[:2]:
+        return None  # 2: slt
+    iota, pos = producer(cmp.operands[0]), cmp.operands[1]
+    if _generic_body(iota) != ["linalg.index", "arith.index_cast", "linalg.yield"]:
+        return None
+    if ir.RankedTensorType(pos.type).shape != [1] or str(indexing_maps(cmp)[1]) != "(d0) -> (0)":
+        return None
+    return pos
+
+
+@dataclass
+class Match:
+    """A cached attention found: its operands (tensors), result and shapes."""
+
+    q: ir.Value        # [H, R, D] queries, grouped by KV head
+    k_cache: ir.Value  # [H, D, C] keys cached transposed (f32 or f16)
+    v_cache: ir.Value  # [H, C, D]
+    new: ir.Value      # [H, R, T] this step's own scores, scaled and masked
+    v_new: ir.Value    # [H, T, D] this step's values (f32)
+    pos: ir.Value      # tensor<1xi64>
+    result: ir.Value   # [H, R, D]
+    spec: attention.CachedAttention
+
+
+def match(select: ir.Operation, max_rows: int) -> Match | str:
+    """The cached attention that ``select`` (a masked score generic) belongs to, or why there is none."""
+    block = select.regions[0].blocks[0]
+    sel = body_ops(select)[0]
+    if list(sel.operands) != list(block.arguments)[:3] or len(select.operands) != 4:
+        return "not select(mask, scores, fill)"
+    mask, scaled, fill = select.operands[:3]
+    pos = _prefix_mask(mask)
+    if pos is None:
+        return "the mask is not j < pos over the cache"
+    if not _is_neg_inf(fill):
+        return "masked scores are not -inf"
+    if str(indexing_maps(select)[0]) != "(d0, d1, d2) -> (0, 0, d2)":
+        return "the mask is not broadcast over heads and queries"
+    scale_op = producer(scaled)
+    if _generic_body(scale_op)[-2:] != ["arith.mulf", "linalg.yield"] or len(scale_op.operands) != 2:
+        return "the masked scores are not a scaled product (an int8 cache scales its keys there)"
+    mul = body_ops(scale_op)[-2]
+    scale = _float_of(mul.operands[1])
+    if mul.operands[0] != scale_op.regions[0].blocks[0].arguments[0] or scale is None:
+        return "the scores are not scaled by a constant"
+    qk = producer(scale_op.operands[0])
+    if qk is None or qk.name != "linalg.batch_matmul" or not default_maps(qk):
+        return "the scores are not a batch_matmul"
+    q, keys = qk.operands[0], qk.operands[1]
+    k_cache = _widened_f16(keys) or keys
+    h, r, d = ir.RankedTensorType(q.type).shape
+    c = ir.RankedTensorType(keys.type).shape[2]
+    if r > max_rows:
+        return f"{r} queries per KV head (a prefill chunk): more than max-rows={max_rows}"
+    if any(single_user(x.result) is None for x in (qk, scale_op, select)):
+        return "the scores are read elsewhere"
+
+    concat = single_user(select.result)
+    if concat is None or concat.name != "tensor.concat" or len(concat.operands) != 2 or concat.operands[0] != select.result:
+        return "the masked scores are not concatenated with this step's"
+    new = concat.operands[1]
+    t = ir.RankedTensorType(new.type).shape[2]
+    every = list(concat.result.uses)
+    users = {u.owner.operation.name: u.owner.operation for u in every}
+    sub = next((u.owner.operation for u in every if _generic_body(u.owner.operation) == ["arith.subf", "linalg.yield"]), None)
+    top = next((u.owner.operation for u in every if u.owner.operation != sub), None)
+    if len(every) != 2 or sub is None or top is None or iterator_types(top) != ["parallel", "parallel", "reduction"] \
+            or "arith.maximumf" not in _generic_body(top) or _through(sub.operands[1], ("tensor.expand_shape",)) != top:
+        return f"the scores' softmax is not max, subtract ({sorted(users)})"
+    exp = single_user(sub.result)
+    if _generic_body(exp) != ["math.exp", "linalg.yield"]:
+        return "the softmax has no exp"
+    e_users = [u.owner.operation for u in exp.result.uses]
+    div = next((u for u in e_users if _generic_body(u) == ["arith.divf", "linalg.yield"]), None)
+    total = next((u for u in e_users if u != div), None)
+    if len(e_users) != 2 or div is None or total is None or _generic_body(total) != ["arith.addf", "linalg.yield"] \
+            or _through(div.operands[1], ("tensor.expand_shape",)) != total:
+        return "the softmax is not exp / sum"
+    slices = [u.owner.operation for u in div.result.uses]
+    if len(slices) != 2 or any(s.name != "tensor.extract_slice" for s in slices):
+        return "the probabilities are not split into the cache's and the step's"
+    slices.sort(key=lambda s: ir.DenseI64ArrayAttr(s.attributes["static_offsets"])[2])
+    products = [single_user(s.result) for s in slices]
+    if any(p is None or p.name != "linalg.batch_matmul" or not default_maps(p) or p.operands[0] != s.result
+           for p, s in zip(products, slices)):
+        return "the probabilities do not weigh the values"
+    v_cache_t, v_new = products[0].operands[1], products[1].operands[1]
+    v_cache = _widened_f16(v_cache_t) or v_cache_t
+    add = single_user(products[0].result)
+    if _generic_body(add) != ["arith.addf", "linalg.yield"] or single_user(products[1].result) != add:
+        return "the weighted values are not summed"
+    cache = "f16" if isinstance(ir.RankedTensorType(k_cache.type).element_type, ir.F16Type) else "f32"
+    if ir.RankedTensorType(v_cache.type).element_type != ir.RankedTensorType(k_cache.type).element_type \
+            or cache == "f32" and not isinstance(ir.RankedTensorType(k_cache.type).element_type, ir.F32Type):
+        return "the caches are neither f32 nor f16"
+    inputs = (q, k_cache, v_cache, new, v_new, pos)
+    types = tuple(_buffer_type(x) for x in inputs) + (ir.MemRefType.get([h, r, d], ir.F32Type.get()),
+                                                      ir.MemRefType.get([h, r, c], ir.F32Type.get()))
+    return Match(*inputs, add.result, attention.CachedAttention(h, r, d, c, t, scale, cache, types))
+
+
+def _buffer_type(value: ir.Value) -> ir.MemRefType:
+    """A memref of ``value``'s tensor type with any strides (the last one 1) and offset."""
+    t = ir.RankedTensorType(value.type)
+    dyn = ir.ShapedType.get_dynamic_stride_or_offset()
+    strides = [dyn] * (t.rank - 1) + [1] if t.rank > 1 else [dyn]
+    return ir.MemRefType.get(t.shape, t.element_type, ir.StridedLayoutAttr.get(dyn, strides))
+
+
+class FuseCachedAttention(ModulePass):
+    NAME = "qc-fuse-cached-attention"
+    SUMMARY = "Fuse a decode step's attention over its KV cache into one kernel that reads only the entries before pos"
+    OPTIONS = {
+        "vector-width": Option(int, 16, "f32 lanes per vector of the kernels"),
+        "rows": Option(int, 12, "query rows whose accumulators fit the register file"),
+        "max-rows": Option(int, 16, "most queries per KV head fused (more: a prefill chunk, left to the matmuls)"),
+    }
+
+    def run(self, module: ir.Operation, state: PassState) -> None:
+        body = module.regions[0].blocks[0]
+        kernels: dict[tuple, str] = {}
+        taken = {ir.StringAttr(op.attributes["sym_name"]).value for op in body.operations if "sym_name" in op.attributes}
+        selects = [op for op in walk_ops(module, "linalg.generic")
+                   if _generic_body(op) == ["arith.select", "linalg.yield"]
+                   and isinstance(ir.RankedTensorType(op.operands[0].type).element_type, ir.IntegerType)]
+        for select in selects:
+            with select.location:
+                found = match(select, self.options["max-rows"])
+                if not isinstance(found, str):
+                    self._rewrite(found, body, kernels, taken)
+        if kernels:
+            erase_dead_ops(module)
+
+    def _rewrite(self, m: Match, body: ir.Block, kernels: dict[tuple, str], taken: set[str]) -> None:
+        spec = m.spec
+        if spec.key not in kernels:
+            name = next(n for n in (f"qc_attn_{i}" for i in range(len(taken) + 1)) if n not in taken)
+            taken.update((name, f"{name}_par"))
+            with ir.InsertionPoint(body):
+                attention.build(name, spec, self.options["vector-width"], self.options["rows"])
+                declare(f"{name}_par", name, list(spec.types), spec.heads)
+            kernels[spec.key] = name
+        with ir.InsertionPoint(m.result.owner):
+            inputs = (m.q, m.k_cache, m.v_cache, m.new, m.v_new, m.pos)
+            buffers = [bufferization.to_buffer(t, x, read_only=True) for t, x in zip(spec.types, inputs)]
+            out, scratch = (memref.alloc(t, [], []) for t in spec.types[-2:])
+            func.call([], f"{kernels[spec.key]}_par", [*buffers, out, scratch])
+            result = bufferization.to_tensor(ir.RankedTensorType(m.result.type), out, restrict=True)
+        m.result.replace_all_uses_with(result)
