@@ -10,7 +10,8 @@ A task is a KV head ``h``.  With ``L = clamp(pos, 0, C)`` and the R queries that
 
 ``s`` and ``e`` live in a scratch row per query ([H, R, C]); rows go in blocks whose accumulators fit the
 register file, the last vector of ``j`` under a lane mask.  f16 caches are widened as they are read.  Cache
-entries at ``L`` and beyond are never read, so a step costs what its position needs, not the cache's capacity.
+entries at ``L`` and beyond are never read, so a step costs what its position needs, not the cache's capacity.  An int8
+cache holds codes: each key's scores are scaled by its scale, each value's weight by its own.
 """
 
 from __future__ import annotations
@@ -38,8 +39,8 @@ class CachedAttention:
     context: int    # C: the cache's capacity
     new: int        # T: this step's tokens
     scale: float
-    cache: str      # element type of the cache: "f32" or "f16"
-    types: tuple    # of q, k cache, v cache, new scores, new values, pos, out, scratch
+    cache: str      # element type of the cache: "f32", "f16" or "i8" (codes; then scales per position)
+    types: tuple    # of q, k cache, v cache, new scores, new values, pos, [k, v, new v scales,] out, scratch
 
     @property
     def key(self) -> tuple:
@@ -47,12 +48,15 @@ class CachedAttention:
 
 
 def build(name: str, a: CachedAttention, lanes: int, tile: int) -> None:
-    """``@name(q, k, v, new, v_new, pos, out, scratch, t0, t1)``: KV heads [t0, t1).  ``lanes``: f32 lanes
-    of a vector; ``tile``: rows whose accumulators (two vectors each) fit the register file."""
+    """``@name(q, k, v, new, v_new, pos, [k_scale, v_scale, v_new_scale,] out, scratch, t0, t1)``: KV heads
+    [t0, t1).  ``lanes``: f32 lanes of a vector; ``tile``: rows whose accumulators (two vectors each) fit the
+    register file.  An int8 cache's scales ([H, 1, C], [H, 1, C], [H, 1, T]) scale each key's scores and each
+    value's weight."""
     b = KernelBuilder(name, [*a.types, ir.IndexType.get(), ir.IndexType.get()])
-    q, k, v, new, v_new, pos, out, scratch, t0, t1 = b.args
+    q, k, v, new, v_new, pos, *scales, out, scratch, t0, t1 = b.args
+    k_scale, v_scale, v_new_scale = scales or (None, None, None)
     vt, mt = vec(lanes, f32()), vec(lanes, i(1))
-    cache_vt = vec(lanes, ir.F16Type.get()) if a.cache == "f16" else vt
+    cache_vt = vec(lanes, {"f16": ir.F16Type.get(), "i8": i(8), "f32": f32()}[a.cache])
     p = b.scalar(pos, [0])
     valid = arith.index_cast(ir.IndexType.get(), arith.minsi(arith.maxsi(p, b.int(64, 0)), b.int(64, a.context)))
     full = arith.subi(valid, arith.remui(valid, b.index(lanes)))
@@ -62,7 +66,7 @@ def build(name: str, a: CachedAttention, lanes: int, tile: int) -> None:
 
     def cache_load(ref, idx, mask=None):
         x = b.load(cache_vt, ref, idx, mask)
-        return arith.extf(vt, x) if a.cache == "f16" else x
+        return arith.extf(vt, x) if a.cache == "f16" else arith.sitofp(vt, x) if a.cache == "i8" else x
 
     def hmax(x):
         return vector.reduction(f32(), vector.CombiningKind.MAXIMUMF, x)
@@ -100,6 +104,8 @@ def build(name: str, a: CachedAttention, lanes: int, tile: int) -> None:
                 out_max = []
                 for r, acc, mx in zip(rows, d.results, maxima):
                     s = arith.mulf(acc, b.splat(vt, a.scale))
+                    if k_scale is not None:
+                        s = arith.mulf(s, b.load(vt, k_scale, [h, 0, j], mask))
                     b.store(s, scratch, [h, r, j], mask)
                     out_max.append(arith.maximumf(mx, s if mask is None else arith.select(mask, s, neg_inf)))
                 return out_max
@@ -132,11 +138,18 @@ def build(name: str, a: CachedAttention, lanes: int, tile: int) -> None:
                     return [b.fma(b.bcast(vt, w), x, acc)
                             for w, acc_row in zip(weights, _chunks(accs, len(cols))) for x, acc in zip(values, acc_row)]
 
+                def scaled(weights, ref, j):
+                    if ref is None:
+                        return weights
+                    by = b.scalar(ref, [h, 0, j])
+                    return [arith.mulf(w, by) for w in weights]
+
                 with b.loop(0, valid, carried=accs) as jl:
-                    jl.carry(weigh([b.scalar(scratch, [h, r, jl.iv]) for r in rows],
-                                   [cache_load(v, [h, jl.iv, c], mask) for c, mask in cols], jl.args))
+                    weights = scaled([b.scalar(scratch, [h, r, jl.iv]) for r in rows], v_scale, jl.iv)
+                    jl.carry(weigh(weights, [cache_load(v, [h, jl.iv, c], mask) for c, mask in cols], jl.args))
                 with b.loop(0, a.new, carried=jl.results) as tl:
-                    weights = [math.exp(arith.subf(b.scalar(new, [h, r, tl.iv]), m)) for r, m in zip(rows, maxima)]
+                    weights = scaled([math.exp(arith.subf(b.scalar(new, [h, r, tl.iv]), m)) for r, m in zip(rows, maxima)],
+                                     v_new_scale, tl.iv)
                     tl.carry(weigh(weights, [b.load(vt, v_new, [h, tl.iv, c], mask) for c, mask in cols], tl.args))
                 for (r, z), acc_row in zip(zip(rows, sums), _chunks(tl.results, len(cols))):
                     for (c, mask), acc in zip(cols, acc_row):

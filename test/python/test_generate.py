@@ -395,11 +395,11 @@ def test_low_precision_kv_cache(kind, agreement, compiled, workdir):
 @pytest.mark.parametrize("cpu", [None, "haswell"])
 def test_decode_attention_reads_only_the_cache_before_pos(cpu, workdir):
     """A decode step's attention is one kernel per layer (qc-fuse-cached-attention) that reads only the cache
-    entries before pos: with every later entry of both caches 1e30 (f16: 6e4; read, they would swamp the softmax), the
-    logits of a random LLaMA step (16 heads over 2 KV heads: 8 queries a KV head, more than haswell's 6-row
-    tile; head 40: vectors with a masked rest; capacity 37: positions with a masked rest) at positions 0, 1, 7,
-    8, 16, 17 and 36, f32 and f16 caches, equal the PyTorch step's within 1e-4 of their range, on this host's
-    vector width and haswell's."""
+    entries before pos: with every later entry of the caches (and an int8 cache's scales) 1e30 (f16: 6e4; int8:
+    codes 127; read, they would swamp the softmax), the logits of a random LLaMA step (16 heads over 2 KV heads:
+    8 queries a KV head, more than haswell's 6-row tile; head 40: vectors with a masked rest; capacity 37:
+    positions with a masked rest) at positions 0, 1, 7, 8, 16, 17 and 36, f32, f16 and int8 caches, equal the
+    PyTorch step's within 1e-4 of their range, on this host's vector width and haswell's."""
     from qc.compiler.models.llama2c import LlamaConfig, build_torch_llama_step
 
     context = 37
@@ -410,23 +410,29 @@ def test_decode_attention_reads_only_the_cache_before_pos(cpu, workdir):
     weights = {k: rng.normal(0, 0.05, shape).astype(np.float32) for k, shape in shapes.items()}
     weights |= {"rms_att": np.ones((2, 640), np.float32), "rms_ffn": np.ones((2, 640), np.float32),
                 "rms_final": np.ones(640, np.float32)}
-    for kind in ("float32", "float16"):
+    for kind in ("float32", "float16", "int8"):
         step = build_torch_llama_step(cfg, weights, context, kind)
         lib = workdir / f"attention-{kind}-{cpu}.so"
         qc.compile(Decoder(step, 2, 2, 40, 48, context, 4, kind), lib, target_cpu=cpu)
         assert b"qc_attn_0" in subprocess.run(["nm", lib], capture_output=True, check=True).stdout
         decode = qc.runtime.load(lib, entry="decode")
-        dtype, garbage = getattr(torch, kind), 1e30 if kind == "float32" else 6e4
-        keys = torch.from_numpy(rng.normal(0, 1, (2, 2, 40, context)).astype(np.float32)).to(dtype)
-        values = torch.from_numpy(rng.normal(0, 1, (2, 2, context, 40)).astype(np.float32)).to(dtype)
+        caches = [rng.normal(0, 1, (2, 2, 40, context)), rng.normal(0, 1, (2, 2, context, 40))]
+        if kind == "int8":
+            caches = [np.clip(np.round(c * 40), -127, 127) for c in caches] + [rng.uniform(0.01, 0.03, (2, 2, context))] * 2
+        dtypes = {"float32": [np.float32] * 2, "float16": [np.float16] * 2, "int8": [np.int8] * 2 + [np.float32] * 2}[kind]
+        garbage = {"float32": [1e30] * 2, "float16": [6e4] * 2, "int8": [127, 127, 1e30, 1e30]}[kind]
         for pos in (0, 1, 7, 8, 16, 17, 36):
-            k, v = keys.clone(), values.clone()
-            k[..., pos:], v[:, :, pos:] = garbage, garbage
-            token = torch.tensor([[int(rng.integers(48))]])
+            inputs = [c.astype(t) for c, t in zip(caches, dtypes)]
+            for i, (x, big) in enumerate(zip(inputs, garbage)):  # keys [.., D, C], values [.., C, D], scales [.., C]
+                if i == 1:
+                    x[:, :, pos:] = big
+                else:
+                    x[..., pos:] = big
+            token = np.array([[rng.integers(48)]])
             with torch.no_grad():
-                expected = step(token, torch.tensor([pos]), k, v)[0].numpy()
-            got = decode.run({"tokens": token.numpy(), "pos": np.array([pos]), "k_cache": k.numpy(),
-                              "v_cache": v.numpy()})["logits"]
+                expected = step(torch.from_numpy(token), torch.tensor([pos]), *map(torch.from_numpy, inputs))[0].numpy()
+            names = ["k_cache", "v_cache", "k_scale", "v_scale"]
+            got = decode.run({"tokens": token, "pos": np.array([pos]), **dict(zip(names, inputs))})["logits"]
             assert np.abs(got - expected).max() <= 1e-4 * np.abs(expected).max(), (kind, pos)
 
 
