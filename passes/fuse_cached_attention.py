@@ -218,7 +218,8 @@ def match(select: ir.Operation, max_rows: int) -> Match | str:
     if not cache or v_kind != cache:
         return "the caches are not both f32, f16 or int8"
     scales = (k_scale, *v_scales)
-    if (cache == "i8") != all(x is not None for x in scales) or any(x is not None for x in scales) and cache != "i8":
+    present = [x is not None for x in scales]
+    if cache == "i8" and not all(present) or cache != "i8" and any(present):
         return "an int8 cache without its scales per position, or scales on another cache"
     inputs = (q, k_cache, v_cache, new, v_new, pos, *(scales if cache == "i8" else ()))
     types = tuple(_buffer_type(x) for x in inputs) + (ir.MemRefType.get([h, r, d], ir.F32Type.get()),
@@ -247,8 +248,9 @@ class FuseCachedAttention(ModulePass):
         body = module.regions[0].blocks[0]
         kernels: dict[tuple, str] = {}
         taken = {ir.StringAttr(op.attributes["sym_name"]).value for op in body.operations if "sym_name" in op.attributes}
-        selects = [op for op in walk_ops(module, "linalg.generic")
+        selects = [op for op in walk_ops(module, "linalg.generic")  # on tensors, with an i1 mask
                    if _generic_body(op) == ["arith.select", "linalg.yield"]
+                   and isinstance(op.operands[0].type, ir.RankedTensorType)
                    and isinstance(ir.RankedTensorType(op.operands[0].type).element_type, ir.IntegerType)]
         for select in selects:
             with select.location:

@@ -396,29 +396,29 @@ def test_low_precision_kv_cache(kind, agreement, compiled, workdir):
 def test_decode_attention_reads_only_the_cache_before_pos(cpu, workdir):
     """A decode step's attention is one kernel per layer (qc-fuse-cached-attention) that reads only the cache
     entries before pos: with every later entry of the caches (and an int8 cache's scales) 1e30 (f16: 6e4; int8:
-    codes 127; read, they would swamp the softmax), the logits of a random LLaMA step (16 heads over 2 KV heads:
+    codes 127; read, they would swamp the softmax), the logits of a random one-layer LLaMA step (16 heads over 2 KV heads:
     8 queries a KV head, more than haswell's 6-row tile; head 40: vectors with a masked rest; capacity 37:
     positions with a masked rest) at positions 0, 1, 7, 8, 16, 17 and 36, f32, f16 and int8 caches, equal the
     PyTorch step's within 1e-4 of their range, on this host's vector width and haswell's."""
     from qc.compiler.models.llama2c import LlamaConfig, build_torch_llama_step
 
     context = 37
-    cfg = LlamaConfig(dim=640, hidden_dim=96, n_layers=2, n_heads=16, n_kv_heads=2, vocab_size=48, seq_len=context)
+    cfg = LlamaConfig(dim=640, hidden_dim=32, n_layers=1, n_heads=16, n_kv_heads=2, vocab_size=16, seq_len=context)
     rng = np.random.default_rng(3)
-    shapes = {"tok": (48, 640), "wq": (2, 640, 640), "wk": (2, 80, 640), "wv": (2, 80, 640), "wo": (2, 640, 640),
-              "w1": (2, 96, 640), "w2": (2, 640, 96), "w3": (2, 96, 640), "classifier": (48, 640)}
+    shapes = {"tok": (16, 640), "wq": (1, 640, 640), "wk": (1, 80, 640), "wv": (1, 80, 640), "wo": (1, 640, 640),
+              "w1": (1, 32, 640), "w2": (1, 640, 32), "w3": (1, 32, 640), "classifier": (16, 640)}
     weights = {k: rng.normal(0, 0.05, shape).astype(np.float32) for k, shape in shapes.items()}
-    weights |= {"rms_att": np.ones((2, 640), np.float32), "rms_ffn": np.ones((2, 640), np.float32),
+    weights |= {"rms_att": np.ones((1, 640), np.float32), "rms_ffn": np.ones((1, 640), np.float32),
                 "rms_final": np.ones(640, np.float32)}
     for kind in ("float32", "float16", "int8"):
         step = build_torch_llama_step(cfg, weights, context, kind)
         lib = workdir / f"attention-{kind}-{cpu}.so"
-        qc.compile(Decoder(step, 2, 2, 40, 48, context, 4, kind), lib, target_cpu=cpu)
+        qc.compile(Decoder(step, 1, 2, 40, 16, context, 4, kind), lib, target_cpu=cpu)
         assert b"qc_attn_0" in subprocess.run(["nm", lib], capture_output=True, check=True).stdout
         decode = qc.runtime.load(lib, entry="decode")
-        caches = [rng.normal(0, 1, (2, 2, 40, context)), rng.normal(0, 1, (2, 2, context, 40))]
+        caches = [rng.normal(0, 1, (1, 2, 40, context)), rng.normal(0, 1, (1, 2, context, 40))]
         if kind == "int8":
-            caches = [np.clip(np.round(c * 40), -127, 127) for c in caches] + [rng.uniform(0.01, 0.03, (2, 2, context))] * 2
+            caches = [np.clip(np.round(c * 40), -127, 127) for c in caches] + [rng.uniform(0.01, 0.03, (1, 2, context))] * 2
         dtypes = {"float32": [np.float32] * 2, "float16": [np.float16] * 2, "int8": [np.int8] * 2 + [np.float32] * 2}[kind]
         garbage = {"float32": [1e30] * 2, "float16": [6e4] * 2, "int8": [127, 127, 1e30, 1e30]}[kind]
         for pos in (0, 1, 7, 8, 16, 17, 36):
@@ -428,7 +428,7 @@ def test_decode_attention_reads_only_the_cache_before_pos(cpu, workdir):
                     x[:, :, pos:] = big
                 else:
                     x[..., pos:] = big
-            token = np.array([[rng.integers(48)]])
+            token = np.array([[rng.integers(16)]])
             with torch.no_grad():
                 expected = step(torch.from_numpy(token), torch.tensor([pos]), *map(torch.from_numpy, inputs))[0].numpy()
             names = ["k_cache", "v_cache", "k_scale", "v_scale"]
