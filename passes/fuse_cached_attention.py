@@ -189,7 +189,8 @@ def match(select: ir.Operation, max_rows: int) -> Match | str:
     if _generic_body(exp) != ["math.exp", "linalg.yield"]:
         return "the softmax has no exp"
     e_users = [u.owner.operation for u in exp.result.uses]
-    div = next((u for u in e_users if _in_order(u, ["arith.divf", "linalg.yield"]) and u.operands[0] == exp.result), None)
+    div = next((u for u in e_users
+                if _in_order(u, ["arith.divf", "linalg.yield"]) and u.operands[0] == exp.result), None)
     total = next((u for u in e_users if u != div), None)
     if len(e_users) != 2 or div is None or total is None or _generic_body(total) != ["arith.addf", "linalg.yield"] \
             or not is_zero_fill(total.operands[1]) or _through(div.operands[1], ("tensor.expand_shape",)) != total:
@@ -247,7 +248,8 @@ class FuseCachedAttention(ModulePass):
     def run(self, module: ir.Operation, state: PassState) -> None:
         body = module.regions[0].blocks[0]
         kernels: dict[tuple, str] = {}
-        taken = {ir.StringAttr(op.attributes["sym_name"]).value for op in body.operations if "sym_name" in op.attributes}
+        taken = {ir.StringAttr(op.attributes["sym_name"]).value
+                 for op in body.operations if "sym_name" in op.attributes}
         selects = [op for op in walk_ops(module, "linalg.generic")  # on tensors, with an i1 mask
                    if _generic_body(op) == ["arith.select", "linalg.yield"]
                    and isinstance(op.operands[0].type, ir.RankedTensorType)

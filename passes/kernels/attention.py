@@ -9,9 +9,9 @@ A task is a KV head ``h``.  With ``L = clamp(pos, 0, C)`` and the R queries that
     out[h, r, :] = (sum_j e[r, j] V[h, j, :] + sum_t exp(new[h, r, t] - m[r]) v_new[h, t, :]) / z[r]
 
 ``s`` and ``e`` live in a scratch row per query ([H, R, C]); rows go in blocks whose accumulators fit the
-register file, the last vector of ``j`` under a lane mask.  f16 caches are widened as they are read.  Cache
-entries at ``L`` and beyond are never read, so a step costs what its position needs, not the cache's capacity.  An int8
-cache holds codes: each key's scores are scaled by its scale, each value's weight by its own.
+register file, the last vector of ``j`` under a lane mask.  f16 caches are widened as they are read; an int8
+cache holds codes, each key's scores scaled by its scale and each value's weight by its own.  Cache entries at
+``L`` and beyond are never read, so a step costs what its position needs, not the cache's capacity.
 """
 
 from __future__ import annotations
@@ -148,8 +148,8 @@ def build(name: str, a: CachedAttention, lanes: int, tile: int) -> None:
                     weights = scaled([b.scalar(scratch, [h, r, jl.iv]) for r in rows], v_scale, jl.iv)
                     jl.carry(weigh(weights, [cache_load(v, [h, jl.iv, c], mask) for c, mask in cols], jl.args))
                 with b.loop(0, a.new, carried=jl.results) as tl:
-                    weights = scaled([math.exp(arith.subf(b.scalar(new, [h, r, tl.iv]), m)) for r, m in zip(rows, maxima)],
-                                     v_new_scale, tl.iv)
+                    exps_new = [math.exp(arith.subf(b.scalar(new, [h, r, tl.iv]), m)) for r, m in zip(rows, maxima)]
+                    weights = scaled(exps_new, v_new_scale, tl.iv)
                     tl.carry(weigh(weights, [b.load(vt, v_new, [h, tl.iv, c], mask) for c, mask in cols], tl.args))
                 for (r, z), acc_row in zip(zip(rows, sums), _chunks(tl.results, len(cols))):
                     for (c, mask), acc in zip(cols, acc_row):
