@@ -18,9 +18,9 @@ import numpy as np
 from torch_mlir import ir
 from torch_mlir.dialects.llvm import translate_module_to_llvmir
 
-from ..passes import (ChecksToErrors, ExpandMath, FoldWidening, FuseCachedAttention, FuseDequantGemm, IsolateContractions, LowerLinear,
-                      LowerQGemm, Microkernels, Parallelize, ReassociateReductions, WeightsToArgs,
-                      FuseIntoTransposes, Winograd, CollapseElementwise)
+from ..passes import (ChecksToErrors, ExpandMath, FoldWidening, FuseCachedAttention, FuseDequantGemm,
+                      IsolateContractions, LowerLinear, LowerQGemm, Microkernels, Parallelize, ReassociateReductions,
+                      WeightsToArgs, FuseIntoTransposes, Winograd, CollapseElementwise)
 from ..passes.checks_to_errors import CHECKS_ATTR
 from ..passes.base import PassState, entry_funcs
 from ..passes.trampoline import trampolines

@@ -37,8 +37,8 @@ from torch_mlir.dialects import bufferization, func, memref
 
 from .base import ModulePass, Option, PassState, walk_ops
 from .kernels import attention
-from .matchers import (body_ops, default_maps, erase_dead_ops, indexing_maps, is_zero_fill, iterator_types, producer,
-                       single_user)
+from .matchers import (body_ops, constant_float, default_maps, erase_dead_ops, indexing_maps, is_zero_fill,
+                       iterator_types, producer, single_user, view_source)
 from .trampoline import declare
 
 
@@ -56,22 +56,15 @@ def _in_order(op: ir.Operation, body: list[str]) -> bool:
     return list(first.operands) == args[:len(first.operands)]
 
 
-def _through(value: ir.Value, kinds: tuple[str, ...]) -> ir.Operation | None:
-    """The producer of ``value`` past any reshapes named in ``kinds``."""
-    op = producer(value)
-    while op is not None and op.name in kinds:
-        op = producer(op.operands[0])
-    return op
+def _through(value: ir.Value) -> ir.Operation | None:
+    """The producer of ``value`` past any ``tensor.expand_shape``."""
+    return producer(view_source(value, ("tensor.expand_shape",)))
 
 
 def _float_of(value: ir.Value) -> float | None:
     """A scalar float constant, possibly rounded from f64 (``arith.truncf`` of an ``arith.constant``)."""
     op = producer(value)
-    if op is not None and op.name == "arith.truncf":
-        op = producer(op.operands[0])
-    if op is None or op.name != "arith.constant" or not isinstance(op.attributes["value"], ir.FloatAttr):
-        return None
-    return ir.FloatAttr(op.attributes["value"]).value
+    return constant_float(op.operands[0] if op is not None and op.name == "arith.truncf" else value)
 
 
 def _is_neg_inf(value: ir.Value) -> bool:
@@ -107,7 +100,7 @@ def _position_scales(op: ir.Operation | None) -> ir.Value | None:
 
 def _prefix_mask(mask: ir.Value) -> ir.Value | None:
     """``pos`` (a tensor<1xi64>) when ``mask`` is ``j < pos`` over its last dim, else None."""
-    cmp = _through(mask, ("tensor.expand_shape",))
+    cmp = _through(mask)
     if _generic_body(cmp) != ["arith.cmpi", "linalg.yield"] or len(cmp.operands) != 3:
         return None
     pred = body_ops(cmp)[0]
@@ -179,12 +172,11 @@ def match(select: ir.Operation, max_rows: int) -> Match | str:
     new = concat.operands[1]
     t = ir.RankedTensorType(new.type).shape[2]
     every = list(concat.result.uses)
-    users = {u.owner.operation.name: u.owner.operation for u in every}
     sub = next((u.owner.operation for u in every if _in_order(u.owner.operation, ["arith.subf", "linalg.yield"])), None)
     top = next((u.owner.operation for u in every if u.owner.operation != sub), None)
     if len(every) != 2 or sub is None or top is None or iterator_types(top) != ["parallel", "parallel", "reduction"] \
-            or "arith.maximumf" not in _generic_body(top) or _through(sub.operands[1], ("tensor.expand_shape",)) != top:
-        return f"the scores' softmax is not max, subtract ({sorted(users)})"
+            or "arith.maximumf" not in _generic_body(top) or _through(sub.operands[1]) != top:
+        return "the scores' softmax is not max, subtract"
     exp = single_user(sub.result)
     if _generic_body(exp) != ["math.exp", "linalg.yield"]:
         return "the softmax has no exp"
@@ -193,7 +185,7 @@ def match(select: ir.Operation, max_rows: int) -> Match | str:
                 if _in_order(u, ["arith.divf", "linalg.yield"]) and u.operands[0] == exp.result), None)
     total = next((u for u in e_users if u != div), None)
     if len(e_users) != 2 or div is None or total is None or _generic_body(total) != ["arith.addf", "linalg.yield"] \
-            or not is_zero_fill(total.operands[1]) or _through(div.operands[1], ("tensor.expand_shape",)) != total:
+            or not is_zero_fill(total.operands[1]) or _through(div.operands[1]) != total:
         return "the softmax is not exp / sum"
     slices = [u.owner.operation for u in div.result.uses]
     if len(slices) != 2 or any(s.name != "tensor.extract_slice" for s in slices):

@@ -86,6 +86,13 @@ def build(name: str, a: CachedAttention, lanes: int, tile: int) -> None:
             tl.carry([combine(tl.args[0], b.scalar(new, [h, r, tl.iv]))])
         return tl.results[0]
 
+    def scaled(weights, ref, h, j):
+        """``weights`` times an int8 cache's scale of position ``j`` (``ref``), or as they are."""
+        if ref is None:
+            return weights
+        by = b.scalar(ref, [h, 0, j])
+        return [arith.mulf(w, by) for w in weights]
+
     with b.loop(t0, t1) as task:
         h = task.iv
         with b.loop(0, a.head) as d:  # the first blocks of each key row, which the loop below does not prefetch
@@ -102,10 +109,10 @@ def build(name: str, a: CachedAttention, lanes: int, tile: int) -> None:
                     keys = cache_load(k, [h, d.iv, j], mask)
                     d.carry([b.fma(b.bcast(vt, b.scalar(q, [h, r, d.iv])), keys, acc) for r, acc in zip(rows, d.args)])
                 out_max = []
+                by = b.load(vt, k_scale, [h, 0, j], mask) if k_scale is not None else None
                 for r, acc, mx in zip(rows, d.results, maxima):
                     s = arith.mulf(acc, b.splat(vt, a.scale))
-                    if k_scale is not None:
-                        s = arith.mulf(s, b.load(vt, k_scale, [h, 0, j], mask))
+                    s = arith.mulf(s, by) if by is not None else s
                     b.store(s, scratch, [h, r, j], mask)
                     out_max.append(arith.maximumf(mx, s if mask is None else arith.select(mask, s, neg_inf)))
                 return out_max
@@ -138,18 +145,12 @@ def build(name: str, a: CachedAttention, lanes: int, tile: int) -> None:
                     return [b.fma(b.bcast(vt, w), x, acc)
                             for w, acc_row in zip(weights, _chunks(accs, len(cols))) for x, acc in zip(values, acc_row)]
 
-                def scaled(weights, ref, j):
-                    if ref is None:
-                        return weights
-                    by = b.scalar(ref, [h, 0, j])
-                    return [arith.mulf(w, by) for w in weights]
-
                 with b.loop(0, valid, carried=accs) as jl:
-                    weights = scaled([b.scalar(scratch, [h, r, jl.iv]) for r in rows], v_scale, jl.iv)
+                    weights = scaled([b.scalar(scratch, [h, r, jl.iv]) for r in rows], v_scale, h, jl.iv)
                     jl.carry(weigh(weights, [cache_load(v, [h, jl.iv, c], mask) for c, mask in cols], jl.args))
                 with b.loop(0, a.new, carried=jl.results) as tl:
                     exps_new = [math.exp(arith.subf(b.scalar(new, [h, r, tl.iv]), m)) for r, m in zip(rows, maxima)]
-                    weights = scaled(exps_new, v_new_scale, tl.iv)
+                    weights = scaled(exps_new, v_new_scale, h, tl.iv)
                     tl.carry(weigh(weights, [b.load(vt, v_new, [h, tl.iv, c], mask) for c, mask in cols], tl.args))
                 for (r, z), acc_row in zip(zip(rows, sums), _chunks(tl.results, len(cols))):
                     for (c, mask), acc in zip(cols, acc_row):

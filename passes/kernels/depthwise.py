@@ -15,7 +15,8 @@ loaded once per block), and are stored once:
 With ``pads`` (qc-microkernels' implicit padding) x is the unpadded source and the window's taps
 outside it are skipped (the padding they would read is zero): a task's valid rows kh are a range
 computed from oh (a loop), and the output columns split into an interior, where every kw is valid,
-and a few border pixels, each with the kw it may read.  The padded copy of x (its zero border swept, its interior copied) is not made.
+and a few border pixels, each with the kw it may read.  The padded copy of x (its zero border swept, its
+interior copied) is not made.
 """
 
 from __future__ import annotations

@@ -297,8 +297,8 @@ func.func @decode_f16(%q: tensor<2x2x8xf32>, %pos: tensor<1xi64>, %kc: tensor<1x
 // CHECK-LABEL: func.func @qc_attn_0(
 // CHECK: %[[K:.*]] = vector.load %arg1[{{.*}}] : memref<2x8x32xi8, {{.*}}>, vector<16xi8>
 // CHECK: arith.sitofp %[[K]] : vector<16xi8> to vector<16xf32>
-// CHECK: %[[S:.*]] = arith.mulf %{{.*}}, %cst{{.*}} : vector<16xf32>
 // CHECK: %[[KSV:.*]] = vector.load %arg6[%{{.*}}, %c0, %{{.*}}] : memref<2x1x32xf32, {{.*}}>, vector<16xf32>
+// CHECK: %[[S:.*]] = arith.mulf %{{.*}}, %cst{{.*}} : vector<16xf32>
 // CHECK: arith.mulf %[[S]], %[[KSV]] : vector<16xf32>
 // CHECK: %[[VSJ:.*]] = memref.load %arg7[%{{.*}}, %c0, %{{.*}}] : memref<2x1x32xf32
 // CHECK: arith.mulf %{{.*}}, %[[VSJ]] : f32

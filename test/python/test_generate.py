@@ -396,9 +396,9 @@ def test_low_precision_kv_cache(kind, agreement, compiled, workdir):
 def test_decode_attention_reads_only_the_cache_before_pos(cpu, workdir):
     """A decode step's attention is one kernel per layer (qc-fuse-cached-attention) that reads only the cache
     entries before pos: with every later entry of the caches (and an int8 cache's scales) 1e30 (f16: 6e4; int8:
-    codes 127; read, they would swamp the softmax), the logits of a random one-layer LLaMA step (16 heads over 2 KV heads:
-    8 queries a KV head, more than haswell's 6-row tile; head 40: vectors with a masked rest; capacity 37:
-    positions with a masked rest) at positions 0, 1, 7, 8, 16, 17 and 36, f32, f16 and int8 caches (haswell:
+    codes 127; read, they would swamp the softmax), the logits of a random one-layer LLaMA step (16 heads over 2
+    KV heads: 8 queries a KV head, more than haswell's 6-row tile; head 40: vectors with a masked rest; capacity
+    37: positions with a masked rest) at positions 0, 1, 7, 8, 16, 17 and 36, f32, f16 and int8 caches (haswell:
     f32 and int8), equal the PyTorch step's within 1e-4 of their range, on this host's vector width and haswell's."""
     from qc.compiler.models.llama2c import LlamaConfig, build_torch_llama_step
 
@@ -418,8 +418,10 @@ def test_decode_attention_reads_only_the_cache_before_pos(cpu, workdir):
         decode = qc.runtime.load(lib, entry="decode")
         caches = [rng.normal(0, 1, (1, 2, 40, context)), rng.normal(0, 1, (1, 2, context, 40))]
         if kind == "int8":
-            caches = [np.clip(np.round(c * 40), -127, 127) for c in caches] + [rng.uniform(0.01, 0.03, (1, 2, context))] * 2
-        dtypes = {"float32": [np.float32] * 2, "float16": [np.float16] * 2, "int8": [np.int8] * 2 + [np.float32] * 2}[kind]
+            scales = rng.uniform(0.01, 0.03, (1, 2, context))
+            caches = [np.clip(np.round(c * 40), -127, 127) for c in caches] + [scales] * 2
+        dtypes = {"float32": [np.float32] * 2, "float16": [np.float16] * 2,
+                  "int8": [np.int8] * 2 + [np.float32] * 2}[kind]
         garbage = {"float32": [1e30] * 2, "float16": [6e4] * 2, "int8": [127, 127, 1e30, 1e30]}[kind]
         for pos in (0, 1, 7, 8, 16, 17, 36):
             inputs = [c.astype(t) for c, t in zip(caches, dtypes)]
