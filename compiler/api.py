@@ -268,7 +268,10 @@ def compile(model, output: str | Path, options: CompileOptions | None = None, **
         if o.calibration is None:
             raise QCError("--kv-cache auto measures each cache type's error on calibration prompts: give --calib")
         model = model.with_kv_cache("float32")
-    params = {}
+    params, prompts = {}, None
+    if isinstance(model, Decoder) and o.calibration is not None:  # checked before the import, which takes seconds
+        prompts = model.prompt_ids(load_calibration_npz(o.calibration, ["tokens"])
+                                   if isinstance(o.calibration, (str, Path)) else list(o.calibration))
     if isinstance(model, Decoder):
         _check_decoder_options(o)
         if o.target != "cpu":
@@ -295,15 +298,15 @@ def compile(model, output: str | Path, options: CompileOptions | None = None, **
     sizes = weight_sizes(module, state, target.panel_width)
     timings["import"] = time.perf_counter() - t0
 
-    samples = prompts = None
+    samples = None
     if o.stats is not None:
         state.stats = o.stats
     if o.calibration is not None:
-        names = ["tokens"] if isinstance(model, Decoder) else [s.name for s in sig.inputs]
-        samples = (load_calibration_npz(o.calibration, names) if isinstance(o.calibration, (str, Path))
-                   else list(o.calibration))
-        if isinstance(model, Decoder):  # prompts, run through the prefill step as the runtime runs them
-            prompts, samples = samples, model.calibration_samples(samples)
+        if prompts is not None:  # a decoder's, run through the prefill step as the runtime runs them
+            samples = model.calibration_samples(prompts)
+        else:
+            samples = (load_calibration_npz(o.calibration, [s.name for s in sig.inputs])
+                       if isinstance(o.calibration, (str, Path)) else list(o.calibration))
         _check_samples(samples, sig, named=o.input_names is not None or not o.example_inputs)
         if o.stats is None:
             t1 = time.perf_counter()

@@ -27,17 +27,17 @@ from ..passes.trampoline import trampolines
 from ..passes.pipeline import build
 from ..core.errors import QCError
 
-def pre_bufferize(panel: int, winograd: int = 4, attention_rows: int = 0) -> list:
+def pre_bufferize(panel: int, winograd: int = 4, attention_rows: int = 0, split_activations: str = "never") -> list:
     """Before bufferization: a decode step's attention over its KV cache to one kernel (CPU targets:
     ``attention_rows`` is their register tile, 0 keeps it), f16 widenings folded into contractions,
     elementwise fusion (contractions kept out of it behind calls; a second round after the layout changes
-    get their own copies of the ops they read), f32 3x3 convolutions to Winograd form, qc ops to linalg,
-    run-time checks to errors, weights to arguments."""
+    get their own copies of the ops they read), f32 3x3 convolutions to Winograd form, qc ops to linalg
+    (``split_activations``: qc-lower-qgemm's option), run-time checks to errors, weights to arguments."""
     fuse = [FuseCachedAttention(vector_width=panel // 2, rows=attention_rows)] if attention_rows else []
     return [*fuse, FuseDequantGemm(), FoldWidening(), IsolateContractions(), "func.func(linalg-fuse-elementwise-ops)",
             FuseIntoTransposes(), "func.func(linalg-fuse-elementwise-ops)", *([Winograd(tile=winograd)] if winograd else []),
-            LowerLinear(panel_width=panel), LowerQGemm(panel_width=panel), "inline", "symbol-dce", ChecksToErrors(),
-            WeightsToArgs(), "canonicalize", "cse"]
+            LowerLinear(panel_width=panel), LowerQGemm(panel_width=panel, split_activations=split_activations),
+            "inline", "symbol-dce", ChecksToErrors(), WeightsToArgs(), "canonicalize", "cse"]
 
 
 # Loops that yield a new tensor each iteration (LSTM/GRU/RNN steps) may return allocations.
@@ -157,6 +157,14 @@ class Target:
         return "avx512bw" if bw and width == 16 else "avx2" if avx2 and width == 8 else "generic"
 
     @property
+    def split_activations(self) -> str:
+        """Which weight-only contractions take their f32 activations as int8 pieces (qc-lower-qgemm's
+        option): all where ``vpdpbusd`` makes three pieces cheaper than unpacking the weights to f32,
+        one-row int4 ones where only ``vpmaddubsw`` multiplies bytes, none without either."""
+        dot = self.int8_dot
+        return "always" if dot in ("vnni", "amx") else "gemv-int4" if dot in ("avx2", "avx512bw") else "never"
+
+    @property
     def rows(self) -> int:
         """Rows of the register tile: rows x 2 accumulators + B vectors + a broadcast fit the register file."""
         return 12 if self.vector_width == 16 else 6
@@ -207,8 +215,9 @@ def entry_symbol(name: str) -> str:
 def lower_to_llvm_dialect(module: ir.Module, state: PassState, target: Target, device=None) -> Lowered:
     """Runs the codegen pipelines in place; returns what the C glue needs to know of the result.
     ``device``: a ``gpu.GpuTarget`` whose kernels run every op, ``target`` then the host's CPU."""
-    run(module, pre_bufferize(target.panel_width, 0 if device else target.winograd, 0 if device else target.rows),
-        state, "lowering qc ops")
+    cpu = device is None
+    run(module, pre_bufferize(target.panel_width, target.winograd if cpu else 0, target.rows if cpu else 0,
+                              target.split_activations if cpu else "never"), state, "lowering qc ops")
     entries = []
     with module.context:
         for fn in entry_funcs(module.operation):

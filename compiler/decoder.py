@@ -148,10 +148,10 @@ class Decoder:
         the runtime pads it."""
         return [sample for sample, _ in self._chunks(prompts)]
 
-    def _chunks(self, prompts):
-        """(the step's inputs, its outputs) for each prefill chunk of ``prompts``, in order; the step is
-        run on a chunk only when the next is asked for."""
-        run = self._reference_step()
+    def prompt_ids(self, prompts) -> list[np.ndarray]:
+        """Calibration prompts (token id sequences, or dicts with ``tokens``) as flat id arrays; a QCError
+        naming the first that is not token ids of this vocabulary or does not fit the context."""
+        out = []
         for i, prompt in enumerate(prompts):
             ids = np.asarray(prompt["tokens"] if isinstance(prompt, dict) else prompt).reshape(-1)
             if ids.size == 0 or not np.issubdtype(ids.dtype, np.integer) or ids.min() < 0 or ids.max() >= self.vocab:
@@ -159,6 +159,14 @@ class Decoder:
                               f"{ids[:8].tolist()}{'...' if ids.size > 8 else ''}")
             if ids.size > self.context:
                 raise QCError(f"calibration prompt {i} has {ids.size} tokens; the context holds {self.context}")
+            out.append(ids)
+        return out
+
+    def _chunks(self, prompts):
+        """(the step's inputs, its outputs) for each prefill chunk of ``prompts``, in order; the step is
+        run on a chunk only when the next is asked for."""
+        run = self._reference_step()
+        for ids in self.prompt_ids(prompts):
             caches = [c.numpy() for c in self.example(self.prefill_chunk)[2:]]  # k, v (and an int8 cache's scales)
             for pos in range(0, ids.size, self.prefill_chunk):
                 chunk = np.zeros((1, self.prefill_chunk), np.int64)

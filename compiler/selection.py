@@ -3,7 +3,7 @@
 Stages, in order:
 
 1. kernel latencies: every (linear shape, candidate) not yet in this host's latency table is
-   compiled as a one-layer model and timed through the C API (``kernel_ms``);
+   compiled as an entry of a shared library and timed through the C API (``kernels_ms``);
 2. the probe: the f32 model built with every layer's weight as an input (``Probe``), so one
    build measures each layer under each candidate: its weight is swapped for the fake-quantized
    one and the output error against the f32 outputs is the layer's measured sensitivity (cached in
@@ -20,6 +20,7 @@ Stages, in order:
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Callable, NamedTuple
 
 import statistics as stats_
 import tempfile
@@ -53,7 +54,7 @@ SENSITIVITY_SAMPLES = 16  # calibration samples each measured sensitivity averag
 WEIGHT_INPUT = "weight:"  # the probe's input of a layer's weight: "weight:<layer>"
 ACT_INPUT = "act:"  # the probe's int8-activation switch of a linear: "act:<layer>"
 LATENCY_CHECKS = 3  # builds of the selected model a latency budget may take
-REPLICA_BYTES = 16 << 20  # f32 weight bytes kernel_ms spreads a layer's copies over: beyond any core's L2
+REPLICA_BYTES = 16 << 20  # f32 weight bytes kernels_ms spreads a layer's copies over: beyond any core's L2
 MODEL_TIMING_S = 1.0  # seconds a whole model is timed for (see model_ms)
 PROBE_RETIMES = 2  # timings of the f32 probe again before a latency budget is called infeasible
 
@@ -79,49 +80,93 @@ def model_ms(model, feeds: dict[str, np.ndarray]) -> float:
     return min(time_ms(model, feeds, min_s=MODEL_TIMING_S / 3) for _ in range(3))
 
 
-def kernel_ms(rows: int, k: int, n: int, bias: bool, scheme: Scheme, target: codegen.Target,
-              activations: str) -> float:
-    """The time of the kernel qc generates for one ``[rows, k] x [n, k]^T`` linear under ``scheme``,
-    its weights coming from beyond the per-core caches as in a model: the timed model runs
-    ``REPLICA_BYTES / f32 weight bytes`` copies of the layer (1 to 8), each with its own weights,
-    on one input, and each call's time is divided among them."""
+LATENCY_BATCH_BYTES = 256 << 20  # f32 weight bytes of the layers one latency-probe library holds
+LATENCY_BATCH_LAYERS = 32  # and at most this many layers (entries)
+
+
+class TimedLayer(NamedTuple):
+    """One ``[rows, k] x [n, k]^T`` linear (with a bias or not) under ``scheme``, as ``kernels_ms`` times it."""
+
+    rows: int
+    k: int
+    n: int
+    bias: bool
+    scheme: Scheme
+
+    @property
+    def replicas(self) -> int:
+        """Copies of the layer, each with its own weights, spread over ``REPLICA_BYTES``: their weights come
+        from beyond the per-core caches, as in a model."""
+        return max(1, min(8, -(-REPLICA_BYTES // (4 * self.n * self.k))))
+
+
+def kernels_ms(layers: list[TimedLayer], target: codegen.Target, activations: str,
+               progress: Callable[[int], object] = lambda done: None) -> list[float]:
+    """The time of the kernel qc generates for each layer: each call of an entry that runs the layer's
+    ``replicas`` on one input, divided among them.  The layers are built in batches, each batch one
+    library with an entry per layer (the build's fixed costs, not the layers, dominated one library
+    per layer: 0.65 s each).  ``progress`` is told of each layer timed."""
+    batches, size = [[]], 0
+    for layer in layers:
+        nbytes = 4 * layer.replicas * layer.n * layer.k
+        if batches[-1] and (size + nbytes > LATENCY_BATCH_BYTES or len(batches[-1]) == LATENCY_BATCH_LAYERS):
+            batches.append([])
+            size = 0
+        batches[-1].append(layer)
+        size += nbytes
+    return [ms for batch in batches if batch for ms in _batch_ms(batch, target, activations, progress)]
+
+
+def _batch_ms(layers: list[TimedLayer], target: codegen.Target, activations: str,
+              progress: Callable[[int], object]) -> list[float]:
+    from ..passes.matchers import set_scheme
+    from ..passes.quantize_weights import scheme_attr
     from ..runtime.loader import load
     from .api import CompileOptions, build, quantization_passes
 
-    replicas = max(1, min(8, -(-REPLICA_BYTES // (4 * n * k))))
     ctx = make_context()
     state = PassState()
     rng = np.random.default_rng(0)
-    weight = rng.standard_normal((n, k)).astype(np.float32)
+    sigs = {}
     with ctx, ir.Location.unknown():
         f32 = ir.F32Type.get()
-        xt, yt = ir.RankedTensorType.get([rows, k], f32), ir.RankedTensorType.get([rows, n], f32)
         module = ir.Module.create()
-        with ir.InsertionPoint(module.body):
-            fn = func.FuncOp("main", ir.FunctionType.get([xt], [yt] * replicas))
+        for i, layer in enumerate(layers):
+            name = "main" if i == 0 else f"layer{i}"
+            xt = ir.RankedTensorType.get([layer.rows, layer.k], f32)
+            yt = ir.RankedTensorType.get([layer.rows, layer.n], f32)
+            weight = rng.standard_normal((layer.n, layer.k)).astype(np.float32)
+            with ir.InsertionPoint(module.body):
+                fn = func.FuncOp(name, ir.FunctionType.get([xt], [yt] * layer.replicas))
             with ir.InsertionPoint(fn.add_entry_block()):
                 outs = []
-                for i in range(replicas):
-                    state.store[f"layer{i}.nk"] = weight  # one array, a copy per entry in the weight file
-                    w = WeightOp(ir.RankedTensorType.get([n, k], f32), ir.FlatSymbolRefAttr.get(f"layer{i}.nk"))
+                for r in range(layer.replicas):
+                    wname = f"{name}.{r}.nk"
+                    state.store[wname] = weight  # one array, a copy per entry in the weight file
+                    w = WeightOp(ir.RankedTensorType.get([layer.n, layer.k], f32), ir.FlatSymbolRefAttr.get(wname))
                     b = None
-                    if bias:
-                        state.store[f"layer{i}.bias"] = rng.standard_normal(n).astype(np.float32)
-                        b = WeightOp(ir.RankedTensorType.get([n], f32),
-                                     ir.FlatSymbolRefAttr.get(f"layer{i}.bias")).result
-                    outs.append(LinearOp(yt, fn.arguments[0], w.result, bias=b).result)
+                    if layer.bias:
+                        state.store[f"{name}.{r}.bias"] = rng.standard_normal(layer.n).astype(np.float32)
+                        b = WeightOp(ir.RankedTensorType.get([layer.n], f32),
+                                     ir.FlatSymbolRefAttr.get(f"{name}.{r}.bias")).result
+                    linear = LinearOp(yt, fn.arguments[0], w.result, bias=b)
+                    set_scheme(linear.operation, wname, scheme_attr(layer.scheme))
+                    outs.append(linear.result)
                 func.ReturnOp(outs)
-    codegen.run(module, [AssignSchemes(scheme=scheme.name)] + quantization_passes(CompileOptions(
-        activations=activations), target), state, "latency probe")
-    sig = Signature((TensorSpec("x", (rows, k), "float32"),),
-                    tuple(TensorSpec(f"y{i}", (rows, n), "float32") for i in range(replicas)))
+            sigs[name] = Signature((TensorSpec("x", (layer.rows, layer.k), "float32"),),
+                                   tuple(TensorSpec(f"y{r}", (layer.rows, layer.n), "float32") for r in range(layer.replicas)))
+    codegen.run(module, quantization_passes(CompileOptions(activations=activations), target), state, "latency probe")
+    times = []
     with tempfile.TemporaryDirectory(prefix="qc-lat-") as tmp:
-        lib = Path(tmp) / "layer.so"
-        build(module, sig, state, target, lib, "so", {})
-        model = load(lib)
-        ms = time_ms(model, {"x": rng.standard_normal((rows, k)).astype(np.float32)}) / replicas
-        del model
-    return ms
+        lib = Path(tmp) / "layers.so"
+        build(module, sigs.pop("main"), state, target, lib, "so", {}, entries=sigs)
+        for i, layer in enumerate(layers):
+            model = load(lib, entry="main" if i == 0 else f"layer{i}")
+            x = rng.standard_normal((layer.rows, layer.k)).astype(np.float32)
+            times.append(time_ms(model, {"x": x}) / layer.replicas)
+            del model
+            progress(1)
+    return times
 
 
 def latency_table(ops: list[ir.Operation], schemes: list[Scheme], target: codegen.Target, activations: str,
@@ -140,10 +185,12 @@ def latency_table(ops: list[ir.Operation], schemes: list[Scheme], target: codege
         for scheme in schemes:
             key = (linear_shape(op), scheme_key(scheme, activations))
             if fits(scheme, k) is None and table.get_ms(*key) is None:
-                todo[key] = (layer_rows(op), k, n, len(op.operands) == 3, scheme)
-    for (shape, key), args in tqdm(todo.items(), desc="timing kernels", unit="kernel", disable=not progress):
-        # static scales skip the per-row maximum: a dynamic kernel's time bounds theirs
-        table.set_ms(shape, key, kernel_ms(*args, target, "dynamic"))
+                todo[key] = TimedLayer(layer_rows(op), k, n, len(op.operands) == 3, scheme)
+    # static scales skip the per-row maximum: a dynamic kernel's time bounds theirs
+    bar = tqdm(total=len(todo), desc="timing kernels", unit="kernel", disable=not progress)
+    for (shape, key), ms in zip(todo, kernels_ms(list(todo.values()), target, "dynamic", bar.update)):
+        table.set_ms(shape, key, ms)
+    bar.close()
     if todo:
         table.save(path)
     return table

@@ -63,7 +63,7 @@ def panel_helper(fn: str, xshape: list[int], layout: PanelLayout, has_bias: bool
                  weights: list[tuple[ir.Type, Callable[[PanelDims], Sequence[ir.AffineExpr]]]],
                  body: Callable[[list[ir.Value]], ir.Value], library_call: str,
                  prelude: Callable[[ir.Value], list[Indexed]] | None = None,
-                 source: ir.RankedTensorType | None = None) -> None:
+                 source: ir.RankedTensorType | None = None, pieces: bool = False) -> None:
     """A private func ``@fn(x, weights..., [b])`` at the insertion point: ``y = x (.) weights + b``
     accumulated in [..., P, width] panels, then flattened (and the padding sliced off).
 
@@ -71,30 +71,35 @@ def panel_helper(fn: str, xshape: list[int], layout: PanelLayout, has_bias: bool
     contraction generic's body from its block arguments (one per input, then one per weight, then
     the accumulator); ``prelude``: computes the inputs from the first argument (default: x itself,
     indexed (lead, k)), which is of type ``source`` when given (what x is gathered from), else x's.
-    The contraction carries ``layout`` as ``qc.layout`` for the kernel pass."""
+    With ``pieces``, the prelude splits each row of x into rows (the last lead dim of ``xshape``)
+    whose products are summed.  The contraction carries ``layout`` as ``qc.layout`` for the kernel
+    pass."""
     *lead, k = xshape
+    out_lead = lead[:-1] if pieces else lead
     n, width, panels = layout.n, layout.width, layout.panels
-    r = len(lead)
+    r, ro = len(lead), len(out_lead)
     f32 = ir.F32Type.get()
     vec = lambda shape: ir.RankedTensorType.get(list(shape), f32)  # noqa: E731
-    flat_t, y_t = vec(lead + [panels * width]), vec(lead + [n])
+    flat_t, y_t = vec(out_lead + [panels * width]), vec(out_lead + [n])
     in_types = [source or vec(xshape)] + [t for t, _ in weights] + ([vec([n])] if has_bias else [])
     helper = func.FuncOp(fn, (in_types, [y_t]), visibility="private")
     entry = helper.add_entry_block()
     d = PanelDims.of(r)
     with ir.InsertionPoint(entry):
         x, *ws = entry.arguments
-        empty = tensor.empty(lead + [panels, width], f32)
+        empty = tensor.empty(out_lead + [panels, width], f32)
         if has_bias:
             bias = ws.pop()
             if panels * width != n:
                 bias = zero_pad(bias, [0], [panels * width - n])
             b2 = tensor.expand_shape(vec([panels, width]), bias, reassociation([[0, 1]]), [], [panels, width])
-            out_dims = [*d.lead, d.p, d.n]
-            loops = lambda exprs: ir.AffineMap.get(r + 2, 0, exprs)  # noqa: E731
-            acc = generic([b2], [empty], [loops([d.p, d.n]), loops(out_dims)], lambda a: a[0])
+            dims = [ir.AffineDimExpr.get(i) for i in range(ro + 2)]
+            loops = lambda exprs: ir.AffineMap.get(ro + 2, 0, exprs)  # noqa: E731
+            acc = generic([b2], [empty], [loops(dims[ro:]), loops(dims)], lambda a: a[0])
         else:
             acc = linalg.fill(f32_const(0.0), outs=[empty])
+        if pieces:  # the pieces' products start from zero; their sum starts from the bias
+            total, acc = acc, linalg.fill(f32_const(0.0), outs=[tensor.empty(lead + [panels, width], f32)])
         inputs = prelude(x) if prelude else [(x, lambda dims: [*dims.lead, dims.k])]
         operands = [v for v, _ in inputs] + list(ws)
         maps = [d.map(index(d)) for _, index in inputs] + [d.map(index(d)) for _, index in weights]
@@ -102,9 +107,14 @@ def panel_helper(fn: str, xshape: list[int], layout: PanelLayout, has_bias: bool
         contraction = mm.owner
         contraction.attributes["library_call"] = ir.StringAttr.get(library_call)
         contraction.attributes[LAYOUT_ATTR] = layout_attr(layout)
-        flat = tensor.collapse_shape(flat_t, mm, reassociation([[i] for i in range(r)] + [[r, r + 1]]))
+        if pieces:  # total[.., p, n] += mm[.., piece, p, n], the piece innermost
+            dims = [ir.AffineDimExpr.get(i) for i in range(ro + 3)]
+            loops = lambda exprs: ir.AffineMap.get(ro + 3, 0, exprs)  # noqa: E731
+            mm = generic([mm], [total], [loops(dims[:ro] + [dims[-1]] + dims[ro:-1]), loops(dims[:-1])],
+                         lambda a: arith.addf(a[1], a[0]), kinds="p" * (ro + 2) + "r")
+        flat = tensor.collapse_shape(flat_t, mm, reassociation([[i] for i in range(ro)] + [[ro, ro + 1]]))
         if panels * width != n:
-            flat = tensor.extract_slice(y_t, flat, [], [], [], [0] * (r + 1), lead + [n], [1] * (r + 1))
+            flat = tensor.extract_slice(y_t, flat, [], [], [], [0] * (ro + 1), out_lead + [n], [1] * (ro + 1))
         func.ReturnOp([flat])
 
 

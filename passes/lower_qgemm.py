@@ -33,6 +33,15 @@ is 0 (symmetric schemes) the contraction is ``qc_qgemm_dot_panel_sym``: the body
 micro-kernel compute ``wo = -(128 or 8) * ws`` instead of reading it (6 % fewer bytes streamed for
 int4 g128 decode), so no offsets are stored: the scale panels fill the offset operand.
 
+With ``split-activations`` (``always``, or ``gemv-int4`` for one-row int4 contractions) an f32-activation
+qgemm takes the dot path too: each row of x becomes three int8 rows (``split_rows``: ``x = s0 q0 + s1 q1 +
+s2 q2 + e``, ``|e| <= 6.1e-8 max |x_row|``), contracted on dot panels into [.., 3, P, 32], then summed
+into the bias:
+
+    %xq = linalg.generic ins(%x, %s0) -> tensor<Mx3xKxi8>         (q_p = int8(r_p / s_p), r_{p+1} = fma(-q_p, s_p, r_p))
+    %pp = linalg.generic {library_call = "qc_qgemm_dot_panel"} ins(%xq, %sp, %xsum, ...) -> tensor<Mx3xPx32xf32>
+    %y  = linalg.generic ins(%pp) outs(%bias)  y[m, p, n] += pp[m, piece, p, n]
+
 When x is qc-conv-to-matmul's im2col of an image, the helper takes the image and never writes the
 f32 columns (9x the image for a 3x3 conv, written once and read twice): each row's maximum pools
 the pixels' maxima over its window, and xq is quantized through the im2col's map:
@@ -59,7 +68,7 @@ from torch_mlir.dialects import arith, func, linalg, math, tensor
 from ..core.errors import QCError
 from ..core.quant.packing import PanelLayout, unpack_rows, unsigned_offset
 from ..dialects.qc import QGemmOp, WeightOp
-from .base import ModulePass, Option, PassState, WeightReaders, ops_of
+from .base import ModulePass, Option, PassState, WeightReaders, one_of, ops_of
 from .builders import f32_const, generic, reassociation
 from .lower_linear import Indexed, floordiv, panel_helper, weight_name
 from .matchers import indexing_maps, is_copy_generic, linear_terms, producer, stored_weight
@@ -193,6 +202,35 @@ def window_absmax(source: ir.Value, gather: Gather, zeros: ir.Value) -> ir.Value
                    lambda a: arith.maximumf(a[-1], a[0]), kinds="p" * rows + "r" * (n - rows))
 
 
+def _row_absmax(x: ir.Value, shape: list[int], rows: int, read: ir.AffineMap) -> ir.Value:
+    """max |x| over each row (the first ``rows`` dims of ``shape``, x read through ``read``)."""
+    dims = [ir.AffineDimExpr.get(i) for i in range(len(shape))]
+    zeros = linalg.fill(f32_const(0.0), outs=[tensor.empty(shape[:rows], ir.F32Type.get())])
+    return generic([x], [zeros], [read, ir.AffineMap.get(len(shape), 0, dims[:rows])],
+                   lambda a: arith.maximumf(a[1], math.absf(a[0])), kinds="p" * rows + "r")
+
+
+def _int8(v: ir.Value, sx: ir.Value) -> ir.Value:
+    """``roundeven(v / sx)`` clamped to [-127, 127] (0 where sx is 0), as f32."""
+    zero = f32_const(0.0)
+    inv = arith.select(arith.cmpf(arith.CmpFPredicate.OGT, sx, zero), arith.divf(f32_const(1.0), sx), zero)
+    rounded = math.roundeven(arith.mulf(v, inv))
+    return arith.minimumf(arith.maximumf(rounded, f32_const(-127.0)), f32_const(127.0))
+
+
+def _group_sums(xq: ir.Value, shape: list[int], group: int) -> ir.Value:
+    """The int32 sums of xq [..., K] over each group of k: [..., K / group]."""
+    *lead, k = shape
+    r = len(lead)
+    i8, i32 = ir.IntegerType.get_signless(8), ir.IntegerType.get_signless(32)
+    xq3 = tensor.expand_shape(ir.RankedTensorType.get(lead + [k // group, group], i8), xq,
+                              reassociation([[i] for i in range(r)] + [[r, r + 1]]), [], lead + [k // group, group])
+    gdims = [ir.AffineDimExpr.get(i) for i in range(r + 2)]
+    zeros = linalg.fill(arith.constant(i32, 0), outs=[tensor.empty(lead + [k // group], i32)])
+    return generic([xq3], [zeros], [ir.AffineMap.get(r + 2, 0, gdims), ir.AffineMap.get(r + 2, 0, gdims[:-1])],
+                   lambda a: arith.addi(a[1], arith.extsi(i32, a[0])), kinds="p" * (r + 1) + "r")
+
+
 def quantize_rows(x: ir.Value, group: int, act_scale: float, gather: Gather | None = None) -> list[Indexed]:
     """From x [..., K]: xq (int8), its scale per row and the int32 group sums of xq, as the
     contraction's inputs indexed (lead, k), (lead) and (lead, k floordiv group).  With ``gather``,
@@ -204,52 +242,97 @@ def quantize_rows(x: ir.Value, group: int, act_scale: float, gather: Gather | No
         read = ir.AffineMap.get_identity(len(shape))
     else:
         shape, rows, read = gather.shape, len(gather.groups[0]), gather.map
-    f32, i8, i32 = ir.F32Type.get(), ir.IntegerType.get_signless(8), ir.IntegerType.get_signless(32)
+    f32, i8 = ir.F32Type.get(), ir.IntegerType.get_signless(8)
     dims = [ir.AffineDimExpr.get(i) for i in range(len(shape))]
     full, by_row = ir.AffineMap.get_identity(len(shape)), ir.AffineMap.get(len(shape), 0, dims[:rows])
     empty_rows = tensor.empty(shape[:rows], f32)
     if act_scale:
         scale = linalg.fill(f32_const(act_scale), outs=[empty_rows])
     else:
-        zeros = linalg.fill(f32_const(0.0), outs=[empty_rows])
         if gather is None:
-            amax = generic([x], [zeros], [read, by_row], lambda a: arith.maximumf(a[1], math.absf(a[0])),
-                           kinds="p" * rows + "r")
+            amax = _row_absmax(x, shape, rows, read)
         else:
-            amax = window_absmax(x, gather, zeros)
+            amax = window_absmax(x, gather, linalg.fill(f32_const(0.0), outs=[empty_rows]))
         same = ir.AffineMap.get_identity(rows)
         scale = generic([amax], [empty_rows], [same, same], lambda a: arith.divf(a[0], f32_const(127.0)))
-
-    def quantized(a: list[ir.Value]) -> ir.Value:
-        v, sx = a[:2]
-        zero = f32_const(0.0)
-        inv = arith.select(arith.cmpf(arith.CmpFPredicate.OGT, sx, zero), arith.divf(f32_const(1.0), sx), zero)
-        rounded = math.roundeven(arith.mulf(v, inv))
-        return arith.fptosi(i8, arith.minimumf(arith.maximumf(rounded, f32_const(-127.0)), f32_const(127.0)))
-
-    xq = generic([x, scale], [tensor.empty(shape, i8)], [read, by_row, full], quantized)
+    xq = generic([x, scale], [tensor.empty(shape, i8)], [read, by_row, full], lambda a: arith.fptosi(i8, _int8(*a[:2])))
     if gather is not None:
         lead, k = [int(np.prod([shape[i] for i in g])) for g in gather.groups]
         xq = tensor.collapse_shape(ir.RankedTensorType.get([lead, k], i8), xq, reassociation(gather.groups))
         scale = tensor.collapse_shape(ir.RankedTensorType.get([lead], f32), scale, reassociation([gather.groups[0]]))
         shape = [lead, k]
+    return [(xq, lambda d: [*d.lead, d.k]), (scale, lambda d: list(d.lead)),
+            (_group_sums(xq, shape, group), lambda d: [*d.lead, floordiv(d.k, group)])]
+
+
+# An f32 activation as int8 pieces: x = sum_p s_p q_p + e, s_0 = max |x| / 127 per row and each next
+# scale 1/254 of the last (the residual after a rounding is at most half a step: 127 steps of the next),
+# so |e| <= s_2 / 2 = max |x| / (2 * 127 * 254^2) = 6.1e-8 max |x|, about f32's own rounding of the maximum.
+PIECES = 3
+_PIECE_STEP = 254.0
+# When f32 activations are split (qc-lower-qgemm's split-activations): gemv-int4 where only vpmaddubsw
+# multiplies bytes (three instructions per 32 products: a win over unpacking int4 to f32 for one row, a
+# loss for more rows or int8 weights), always where vpdpbusd does (one per 64).
+SPLIT_MODES = ("never", "gemv-int4", "always")
+
+
+def _piece_scales(s0: ir.Value) -> list[ir.Value]:
+    """s_0 .. s_{PIECES-1} from s_0: the same ops wherever the scales are needed, so the same bits."""
+    scales = [s0]
+    for _ in range(PIECES - 1):
+        scales.append(arith.divf(scales[-1], f32_const(_PIECE_STEP)))
+    return scales
+
+
+def split_rows(x: ir.Value, group: int) -> list[Indexed]:
+    """From x [..., K] f32: its PIECES int8 pieces per row [..., PIECES, K], their scales
+    [..., PIECES] and the int32 group sums of each piece, indexed as ``quantize_rows``'s with the
+    piece as the last lead dim.  Piece p is ``q_p = int8(r_p / s_p)`` with ``r_0 = x`` and
+    ``r_{p+1} = fma(-q_p, s_p, r_p)``."""
+    shape = list(ir.RankedTensorType(x.type).shape)
     *lead, k = shape
     r = len(lead)
-    xq3 = tensor.expand_shape(ir.RankedTensorType.get(lead + [k // group, group], i8), xq,
-                              reassociation([[i] for i in range(r)] + [[r, r + 1]]), [], lead + [k // group, group])
-    gdims = [ir.AffineDimExpr.get(i) for i in range(r + 2)]
-    zeros = linalg.fill(arith.constant(i32, 0), outs=[tensor.empty(lead + [k // group], i32)])
-    xsum = generic([xq3], [zeros], [ir.AffineMap.get(r + 2, 0, gdims), ir.AffineMap.get(r + 2, 0, gdims[:-1])],
-                   lambda a: arith.addi(a[1], arith.extsi(i32, a[0])), kinds="p" * (r + 1) + "r")
+    f32, i8 = ir.F32Type.get(), ir.IntegerType.get_signless(8)
+    s0 = generic([_row_absmax(x, shape, r, ir.AffineMap.get_identity(r + 1))], [tensor.empty(lead, f32)],
+                 [ir.AffineMap.get_identity(r)] * 2, lambda a: arith.divf(a[0], f32_const(127.0)))
+    dims = [ir.AffineDimExpr.get(i) for i in range(r + 2)]  # (lead, piece, k)
+    loops = lambda exprs: ir.AffineMap.get(r + 2, 0, exprs)  # noqa: E731
+
+    def by_piece(values: list[ir.Value]) -> ir.Value:
+        piece = linalg.IndexOp(r).result
+        chosen = values[-1]
+        for p in range(PIECES - 2, -1, -1):
+            chosen = arith.select(arith.cmpi(arith.CmpIPredicate.eq, piece, _index(p)), values[p], chosen)
+        return chosen
+
+    scale = generic([s0], [tensor.empty(lead + [PIECES], f32)],
+                    [ir.AffineMap.get(r + 1, 0, dims[:r]), ir.AffineMap.get_identity(r + 1)],
+                    lambda a: by_piece(_piece_scales(a[0])))
+
+    def pieces(a: list[ir.Value]) -> ir.Value:
+        v, s0 = a[:2]
+        qs = []
+        for p, sp in enumerate(_piece_scales(s0)):
+            qs.append(_int8(v, sp))
+            if p < PIECES - 1:
+                v = math.fma(arith.negf(qs[-1]), sp, v)
+        return arith.fptosi(i8, by_piece(qs))
+
+    xq = generic([x, s0], [tensor.empty(lead + [PIECES, k], i8)],
+                 [loops(dims[:r] + dims[-1:]), loops(dims[:r]), loops(dims)], pieces, kinds="p" * (r + 2))
     return [(xq, lambda d: [*d.lead, d.k]), (scale, lambda d: list(d.lead)),
-            (xsum, lambda d: [*d.lead, floordiv(d.k, group)])]
+            (_group_sums(xq, lead + [PIECES, k], group), lambda d: [*d.lead, floordiv(d.k, group)])]
 
 
 def qgemm_dot_helper(fn: str, xshape: list[int], layout: PanelLayout, act_scale: float, has_bias: bool,
-                     gather: tuple[ir.RankedTensorType, Gather] | None = None) -> None:
+                     gather: tuple[ir.RankedTensorType, Gather] | None = None, pieces: bool = False) -> None:
     """The helper of an int8-activation qgemm:
     ``acc += sx * (ws * xq * u(w) + (k mod GS == 0 ? wo * xsum : 0))``; with ``gather`` (the
-    source's type and how x is gathered from it) it takes the source instead of x."""
+    source's type and how x is gathered from it) it takes the source instead of x; with ``pieces``
+    x stays f32: the same contraction runs over its int8 pieces (``split_rows``), summed after."""
+    if pieces:
+        *lead, k = xshape
+        source, xshape = ir.RankedTensorType.get(xshape, ir.F32Type.get()), [*lead, PIECES, k]
     bits, group, per = layout.bits, layout.group, 32 // layout.bits
     k_dim = len(xshape) + 1
     f32, i32 = ir.F32Type.get(), ir.IntegerType.get_signless(32)
@@ -269,9 +352,13 @@ def qgemm_dot_helper(fn: str, xshape: list[int], layout: PanelLayout, act_scale:
         return arith.addf(acc, arith.mulf(sx, arith.addf(term, correction)))
 
     column = lambda d: [d.p, floordiv(d.k, per), d.n * 4 + d.k % 4]  # noqa: E731
-    panel_helper(fn, xshape, layout, has_bias, _weights(layout, column), body,
-                 QGEMM_DOT_PANEL_SYM if layout.symmetric else QGEMM_DOT_PANEL,
-                 lambda x: quantize_rows(x, group, act_scale, gather and gather[1]), gather and gather[0])
+    call = QGEMM_DOT_PANEL_SYM if layout.symmetric else QGEMM_DOT_PANEL
+    if pieces:
+        panel_helper(fn, xshape, layout, has_bias, _weights(layout, column), body, call,
+                     lambda x: split_rows(x, group), source, pieces=True)
+    else:
+        panel_helper(fn, xshape, layout, has_bias, _weights(layout, column), body, call,
+                     lambda x: quantize_rows(x, group, act_scale, gather and gather[1]), gather and gather[0])
 
 
 def packed_name(op: QGemmOp) -> str | None:
@@ -282,7 +369,9 @@ def packed_name(op: QGemmOp) -> str | None:
 class LowerQGemm(ModulePass):
     NAME = "qc-lower-qgemm"
     SUMMARY = "Lower qc.qgemm to a panel contraction on kernel-layout packed integers (linalg.generic)"
-    OPTIONS = {"panel-width": Option(int, 16, "output channels per weight panel (the kernel's vector width x 2)")}
+    OPTIONS = {"panel-width": Option(int, 16, "output channels per weight panel (the kernel's vector width x 2)"),
+               "split-activations": Option(one_of(SPLIT_MODES), "never", "contract f32 activations as int8 pieces "
+                                           "on dot panels: never | gemv-int4 (one row, int4 weights) | always")}
 
     def run(self, module: ir.Operation, state: PassState) -> None:
         width = self.options["panel-width"]
@@ -297,10 +386,13 @@ class LowerQGemm(ModulePass):
             if not isinstance(xt.element_type, ir.F32Type):
                 raise QCError(f"qc.qgemm is lowered for f32 activations only, got {xt.element_type}", op.location)
             bits = op.bits.value
-            dot = op.act_bits.value == 8
             act_scale = op.act_scale.value
             k = xt.shape[-1]
             group = op.group_size.value or k
+            mode = self.options["split-activations"]
+            pieces = (op.act_bits.value != 8 and k % (32 // bits) == 0
+                      and (mode == "always" or mode == "gemv-int4" and bits == 4 and np.prod(xt.shape[:-1]) == 1))
+            dot = op.act_bits.value == 8 or pieces
             if dot and k % (32 // bits):
                 raise QCError(f"int8 activations need K a multiple of {32 // bits}, got {k}", op.location)
             ops_names = [weight_name(v, f"qc.qgemm's {what}", op.location)
@@ -309,12 +401,12 @@ class LowerQGemm(ModulePass):
             has_bias = op.bias is not None
             shape = "x".join(map(str, xt.shape))
             bias = "_bias" if has_bias else ""
-            act = (f"_a8s{f32_bits(act_scale)}" if act_scale else "_a8") if dot else ""
+            act = f"_a8x{PIECES}" if pieces else (f"_a8s{f32_bits(act_scale)}" if act_scale else "_a8") if dot else ""
             (_, pname), (_, sname), (_, zname) = ops_names
             symmetric = zname in state.store and not np.any(state.store[zname])
             layout = PanelLayout(n, k, width, bits, group, dot, symmetric)
             # int8 activations of an im2col are quantized from the im2col's source
-            gathered = im2col_of(x) if dot else None
+            gathered = im2col_of(x) if dot and not pieces else None
             source = x if gathered is None else gathered[0]
             if gathered is not None:
                 st = ir.RankedTensorType(source.type)
@@ -324,7 +416,7 @@ class LowerQGemm(ModulePass):
                 with ir.InsertionPoint(body), op.location:
                     if dot:
                         qgemm_dot_helper(fn, list(xt.shape), layout, act_scale, has_bias,
-                                         gathered and (ir.RankedTensorType(source.type), gathered[1]))
+                                         gathered and (ir.RankedTensorType(source.type), gathered[1]), pieces)
                     else:
                         qgemm_helper(fn, list(xt.shape), layout, has_bias)
                 helpers.add(fn)

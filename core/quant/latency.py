@@ -13,9 +13,10 @@ from pathlib import Path
 
 from ..errors import QCError
 
-# How the driver times kernels (selection.kernel_ms); tables measured another way are not reused.
-# r2: each layer's weights come from beyond L2 (copies of the layer run in turn).
-METHOD = "r2"
+# How the driver times kernels (selection.kernels_ms) and what they are; tables measured another way, or
+# of other kernels, are not reused.  r2: each layer's weights come from beyond L2 (copies of the layer run
+# in turn); r3: weight-only layers take f32 activations as int8 pieces where the target splits them.
+METHOD = "r3"
 
 
 def shape_key(rows: int, k: int, n: int, bias: bool) -> str:

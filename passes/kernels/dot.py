@@ -110,7 +110,9 @@ def build(name: str, c: Contraction, rows: int, kind: str, amx: bool = False) ->
 
     def block(p: ir.Value, count: int, base: ir.Value) -> None:
         halves = (0, 1)
-        parts = (0, 1) if bits == 4 and count <= 2 else (0,)  # int4, few rows: low / high nibbles apart
+        # int4, few rows: low / high nibbles in accumulators apart, while they fit the register file
+        # with the panel's four nibble vectors and a broadcast
+        parts = (0, 1) if bits == 4 and 4 * count + 6 <= (32 if lanes == 16 else 16) else (0,)
         rws = row_indices(b, base, count)
         fas = [(j, h) for j in range(count) for h in halves]
         ias = [(j, h, q) for j in range(count) for h in halves for q in parts]

@@ -277,13 +277,65 @@ def test_every_integer_flavour_is_exact_on_saturating_inputs(workdir):
         assert np.abs(got["generic"] - exact).max() <= 2e-6 * np.abs(exact).max()
 
 
+class _TwoRowCounts(nn.Module):
+    """One linear applied to a one-row and a four-row input: a decode GEMV and a small GEMM."""
+
+    def __init__(self, k: int, n: int):
+        super().__init__()
+        self.fc = nn.Linear(k, n)
+
+    def forward(self, x1, x4):
+        return self.fc(x1), self.fc(x4)
+
+
+@pytest.mark.parametrize("scheme", ["w4a16-g32", "w8a16-asym"])
+def test_split_activations_are_exact_to_the_row_maximum(scheme, workdir):
+    """Weight-only layers take f32 x as three int8 pieces where integer dot products pay (qc-lower-qgemm's
+    split-activations: every layer on VNNI, one-row int4 layers on vpmaddubsw targets, none on generic):
+    x = s0 q0 + s1 q1 + s2 q2 + e with |e| <= 6.1e-8 max |x_row|.  Rows with a 100x outlier, weights at the
+    ends of their range (int8 asym: u = 0 and 255), every flavour this host can execute: each output within
+    2.5e-7 max |x_row| sum_k |w_nk| of the float64 product (the pieces' error plus f32 sums; with two pieces
+    it would be 1.5e-5).  The LLVM IR holds the flavour's byte dot product exactly where a piece is taken."""
+    rng = np.random.default_rng(3)
+    torch.manual_seed(0)
+    k, n = 256, 48
+    model = _TwoRowCounts(k, n).eval()
+    levels = [-1.0, 0.5] if scheme.endswith("asym") else [-1.0, 1.0]
+    with torch.no_grad():
+        model.fc.weight.copy_(torch.from_numpy((rng.choice(levels, (n, k)) * rng.uniform(0.5, 2.0, (n, 1))).astype(np.float32)))
+    xs = [rng.standard_normal((rows, k)).astype(np.float32) for rows in (1, 4)]
+    for x in xs:
+        x[:, rng.integers(0, k, len(x))] = 100.0 * rng.choice([-1.0, 1.0], len(x))
+    qw = quantize_rtn(model.fc.weight.detach().numpy(), parse_scheme(scheme))
+    assert qw.q.max() == (1 << (qw.bits - 1)) - 1 and qw.q.min() == -(1 << (qw.bits - 1)) + (0 if "asym" in scheme else 1)
+    w = ((qw.q.reshape(n, qw.scale.shape[1], -1).astype(np.float64) - qw.zero_point[:, :, None])
+         * qw.scale[:, :, None]).reshape(n, k)
+    intrinsic = {"avx2": "pmadd.ub.sw", "avx512bw": "pmaddubs.w.512", "vnni": "vpdpbusd", "amx": "vpdpbusd"}
+    for flavour, (cpu, features) in _flavour_targets().items():
+        args = dict(example_inputs=tuple(map(torch.from_numpy, xs)), input_names=["x1", "x4"], scheme=scheme,
+                    target_cpu=cpu, target_features=features)
+        out = workdir / f"split_{scheme}_{flavour}.so"
+        qc.compile(model, out, **args)
+        got = qc.runtime.load(out).run({"x1": xs[0], "x4": xs[1]})
+        for x, y in zip(xs, got.values()):
+            ref = x.astype(np.float64) @ w.T + model.fc.bias.detach().numpy()
+            bound = 2.5e-7 * np.abs(x).max(-1, keepdims=True) * np.abs(w).sum(-1)
+            assert (np.abs(y - ref) <= bound).all(), (flavour, len(x), float((np.abs(y - ref) / bound).max()))
+        split = flavour in ("vnni", "amx") or (flavour != "generic" and qw.bits == 4)
+        if flavour in intrinsic:
+            qc.compile(model, workdir / f"split_{scheme}_{flavour}.ll", emit="llvm", **args)
+            assert (intrinsic[flavour] in (workdir / f"split_{scheme}_{flavour}.ll").read_text()) == split, flavour
+
+
 @pytest.mark.parametrize("cpu,features,flavour", [
     ("sapphirerapids", None, "amx"), ("icelake-server", None, "vnni"), ("haswell", None, "avx2"),
     ("skylake-avx512", None, "avx512bw"), ("x86-64-v4", None, "avx512bw"), ("x86-64", None, "generic"),
     ("skylake-avx512", "+avx512f,+avx512bw", "avx512bw"), ("sapphirerapids", "+avx512f,+avx512vnni,+amx-tile,+amx-int8", "amx"),
     ("sapphirerapids", "+avx512f,+avx512vnni,-amx-tile,-amx-int8", "vnni"), ("alderlake", "+avx,+avx2,+fma,+avxvnni", "vnni")])
 def test_target_chooses_integer_dot_products(cpu, features, flavour):
-    assert Target.of(cpu, features).int8_dot == flavour
+    target = Target.of(cpu, features)
+    assert target.int8_dot == flavour
+    assert target.split_activations == {"amx": "always", "vnni": "always", "generic": "never"}.get(flavour, "gemv-int4")
 
 
 def test_w8a8_prefill_uses_amx_tiles_on_sapphirerapids(mlp, workdir):
