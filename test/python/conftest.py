@@ -52,6 +52,33 @@ def stories():
     return cfg, build_torch_llama(cfg, weights)
 
 
+DECODER_CONTEXT, DECODER_CHUNK = 256, 16  # stories260K decoders' context and prefill chunk
+
+
+@pytest.fixture(scope="session")
+def stories_decoders(workdir):
+    """The FP32 (through qc-compile) and the w4a16-g32 (through qc.compile) decoder of stories260K:
+    {scheme: library}."""
+    from qc.compiler.decoder import Decoder
+
+    f32 = workdir / "stories-f32.so"
+    proc = run("qc-compile", shared_model("stories260K.bin"), "--max-context", str(DECODER_CONTEXT), "--prefill-chunk",
+               str(DECODER_CHUNK), "-o", f32)
+    assert proc.returncode == 0, proc.stderr
+    int4 = workdir / "stories-w4a16-g32.so"
+    qc.compile(Decoder.from_llama2c(shared_model("stories260K.bin"), DECODER_CONTEXT, DECODER_CHUNK), int4,
+               scheme="w4a16-g32")
+    return {"f32": f32, "w4a16-g32": int4}
+
+
+def torch_logits(model, tokens):
+    """The full-sequence PyTorch model's logits for ``tokens``."""
+    import torch
+
+    with torch.no_grad():
+        return model(torch.tensor([tokens]))[0].numpy()
+
+
 def random_feeds(signature, seed=0):
     rng = np.random.default_rng(seed)
     return {s.name: rng.standard_normal(s.shape).astype(s.dtype) for s in signature.inputs}

@@ -13,24 +13,9 @@ from qc.compiler.decoder import Decoder
 from qc.runtime import load_decoder
 from qc.runtime.decoder import _Sampling, _lib
 
-from conftest import EXAMPLE, run, shared_model
+from conftest import DECODER_CHUNK as CHUNK, DECODER_CONTEXT as CONTEXT, EXAMPLE, run, shared_model, torch_logits
 
-CONTEXT = 256
-CHUNK = 16
 PROMPT = [1, 200, 45, 300, 17, 99, 410, 23, 8, 377, 61, 5, 250, 133, 90, 12, 400, 7, 64]  # 19: a chunk and a padded one
-
-
-@pytest.fixture(scope="module")
-def compiled(workdir):
-    """The FP32 (through qc-compile) and the w4a16-g32 (through qc.compile) decoder of stories260K:
-    {scheme: library}."""
-    f32 = workdir / "stories-f32.so"
-    proc = run("qc-compile", shared_model("stories260K.bin"), "--max-context", str(CONTEXT), "--prefill-chunk",
-               str(CHUNK), "-o", f32)
-    assert proc.returncode == 0, proc.stderr
-    int4 = workdir / "stories-w4a16-g32.so"
-    qc.compile(Decoder.from_llama2c(shared_model("stories260K.bin"), CONTEXT, CHUNK), int4, scheme="w4a16-g32")
-    return {"f32": f32, "w4a16-g32": int4}
 
 
 def torch_greedy(model, prompt, n):
@@ -42,15 +27,10 @@ def torch_greedy(model, prompt, n):
     return seq[len(prompt):]
 
 
-def torch_logits(model, tokens):
-    with torch.no_grad():
-        return model(torch.tensor([tokens]))[0].numpy()
-
-
-def test_fp32_greedy_200_tokens_equal_pytorch(compiled, stories):
+def test_fp32_greedy_200_tokens_equal_pytorch(stories_decoders, stories):
     """Prefill (a full chunk, then a padded one) and 200 decode steps give PyTorch's tokens, each one."""
     _, model = stories
-    decoder = load_decoder(compiled["f32"])
+    decoder = load_decoder(stories_decoders["f32"])
     assert (decoder.context, decoder.vocab) == (CONTEXT, 512)
     tokens = list(decoder.generate(PROMPT, 200))
     assert tokens == torch_greedy(model, PROMPT, 200)
@@ -59,14 +39,14 @@ def test_fp32_greedy_200_tokens_equal_pytorch(compiled, stories):
     assert stats.prefill_tokens_per_s > 0 and stats.decode_tokens_per_s > 0
 
 
-def test_fp32_logits_match_pytorch_through_both_entries(compiled, stories):
+def test_fp32_logits_match_pytorch_through_both_entries(stories_decoders, stories):
     """The logits at every position, fed through prefill chunks or one decode step at a time, match
     the full-sequence model within 1e-4 of their range."""
     _, model = stories
     rng = np.random.default_rng(0)
     tokens = [1] + rng.integers(0, 512, 99).tolist()
     ref = torch_logits(model, tokens)
-    decoder = load_decoder(compiled["f32"])
+    decoder = load_decoder(stories_decoders["f32"])
     stepped = np.stack([decoder.feed([t]) for t in tokens])
     decoder.reset()
     pieces = [(0, 1), (1, 2), (2, 3), (3, 93), (93, 100)]  # decode steps; 5 chunks + a padded one; a padded one
@@ -77,12 +57,12 @@ def test_fp32_logits_match_pytorch_through_both_entries(compiled, stories):
     assert decoder.position == 100
 
 
-def test_c_generate_loop_equals_python_and_streams(compiled):
+def test_c_generate_loop_equals_python_and_streams(stories_decoders):
     """qc_generate (C) streams the tokens the Python iterator yields, greedy and sampled, and stops at a
     stop token or when the callback says so."""
     api = _lib()
     handle = ctypes.c_void_p()
-    assert api.qc_decoder_open(str(compiled["f32"]).encode(), None, ctypes.byref(handle)) == 0
+    assert api.qc_decoder_open(str(stories_decoders["f32"]).encode(), None, ctypes.byref(handle)) == 0
     prompt = (ctypes.c_int64 * len(PROMPT))(*PROMPT)
     callback_type = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_int64)
 
@@ -108,7 +88,7 @@ def test_c_generate_loop_equals_python_and_streams(compiled):
         assert list(out)[:stats.new_tokens] == streamed
         return streamed, stats
 
-    decoder = load_decoder(compiled["f32"])
+    decoder = load_decoder(stories_decoders["f32"])
     greedy, stats = c_generate(40, _Sampling(0, 0, 1, 0))
     assert greedy == list(decoder.generate(PROMPT, 40)) and (stats.new_tokens, stats.stopped) == (40, 0)
     sampled, _ = c_generate(40, _Sampling(0.9, 40, 0.95, 7))
@@ -122,8 +102,8 @@ def test_c_generate_loop_equals_python_and_streams(compiled):
     api.qc_decoder_free(handle)
 
 
-def test_sampling_is_seeded_and_top_k_1_is_greedy(compiled):
-    decoder = load_decoder(compiled["f32"])
+def test_sampling_is_seeded_and_top_k_1_is_greedy(stories_decoders):
+    decoder = load_decoder(stories_decoders["f32"])
     greedy = list(decoder.generate(PROMPT, 30))
     assert list(decoder.generate(PROMPT, 30, temperature=1.5, top_k=1, seed=3)) == greedy
     a = list(decoder.generate(PROMPT, 30, temperature=1.0, seed=1))
@@ -134,19 +114,19 @@ def test_sampling_is_seeded_and_top_k_1_is_greedy(compiled):
     assert decoder.stats.stopped == "token"
 
 
-def test_weights_stored_once_for_both_entries(compiled):
+def test_weights_stored_once_for_both_entries(stories_decoders):
     """Both entry points read one weight file holding each parameter once (f32 stories260K: 1.04 MB
     of parameters with the tied classifier; not twice that)."""
-    blob = compiled["f32"].with_suffix(".qcw").stat().st_size
+    blob = stories_decoders["f32"].with_suffix(".qcw").stat().st_size
     params = (shared_model("stories260K.bin").stat().st_size - 28) // 4 * 4
     assert blob < 1.2 * params
-    prefill = qc.runtime.load(compiled["f32"])
-    decode = qc.runtime.load(compiled["f32"], entry="decode")
+    prefill = qc.runtime.load(stories_decoders["f32"])
+    decode = qc.runtime.load(stories_decoders["f32"], entry="decode")
     assert prefill.signature.inputs[0].shape == (1, CHUNK) and decode.signature.inputs[0].shape == (1, 1)
     assert [t.name for t in decode.signature.outputs] == ["logits", "k_new", "v_new"]
 
 
-def test_int4_g32_over_2000_positions(compiled, stories):
+def test_int4_g32_over_2000_positions(stories_decoders, stories):
     """w4a16-g32 (every linear and the embedding table), teacher-forced on 8 sequences the FP32 decoder
     sampled (250 tokens each, 2,000 positions): the logits of both entries equal PyTorch's with the same
     rounded weights (1e-4 of their range); top-1 agreement and mean KL(FP32 || int4) to PyTorch FP32
@@ -164,7 +144,7 @@ def test_int4_g32_over_2000_positions(compiled, stories):
     rounded = {k: np.stack([rounded_as_qc(m) for m in v]) if k in ("wq", "wk", "wv", "wo", "w1", "w2", "w3")
                else rounded_as_qc(v) if k in ("tok", "classifier") else v for k, v in weights.items()}
     fp32_model, int4_model = stories[1], build_torch_llama(cfg, rounded)
-    fp32, int4 = load_decoder(compiled["f32"]), load_decoder(compiled["w4a16-g32"])
+    fp32, int4 = load_decoder(stories_decoders["f32"]), load_decoder(stories_decoders["w4a16-g32"])
     agree, kl, worst = [], [], 0.0
     for seed in range(8):
         seq = [1] + list(fp32.generate([1], 249, temperature=1.0, seed=seed))
@@ -184,8 +164,8 @@ def test_int4_g32_over_2000_positions(compiled, stories):
     assert worst <= 1e-4
 
 
-def test_user_errors_are_said(compiled, workdir):
-    decoder = load_decoder(compiled["f32"])
+def test_user_errors_are_said(stories_decoders, workdir):
+    decoder = load_decoder(stories_decoders["f32"])
     with pytest.raises(qc.QCError, match=r"token 512 \(at index 1\) is outside the vocabulary \[0, 512\)"):
         decoder.feed([1, 512])
     with pytest.raises(qc.QCError, match="prompt is empty"):
@@ -206,18 +186,18 @@ def test_user_errors_are_said(compiled, workdir):
     assert proc.returncode == 1 and "is not a decoder" in proc.stderr and "Traceback" not in proc.stderr
 
 
-def test_cli_generates_and_rejects_a_non_decoder(workdir, compiled):
+def test_cli_generates_and_rejects_a_non_decoder(workdir, stories_decoders):
     """qc-run --generate streams the greedy tokens (the library qc-compile made of the .bin);
     --max-context on an ONNX model is refused."""
-    proc = run("qc-run", compiled["f32"], "--generate", "--prompt", ",".join(map(str, PROMPT)), "--max-new-tokens", "20")
+    proc = run("qc-run", stories_decoders["f32"], "--generate", "--prompt", ",".join(map(str, PROMPT)), "--max-new-tokens", "20")
     assert proc.returncode == 0, proc.stderr
-    assert [int(t) for t in proc.stdout.split()] == list(load_decoder(compiled["f32"]).generate(PROMPT, 20))
+    assert [int(t) for t in proc.stdout.split()] == list(load_decoder(stories_decoders["f32"]).generate(PROMPT, 20))
     assert "tokens/s" in proc.stderr
     proc = run("qc-compile", EXAMPLE, "--max-context", "64", "-o", workdir / "x.so")
     assert proc.returncode == 1 and "not an ONNX decoder with past_key_values: it lacks input_ids" in proc.stderr
 
 
-def test_executable_generates_as_qc_run_does(workdir, compiled):
+def test_executable_generates_as_qc_run_does(workdir, stories_decoders):
     """qc-compile --emit exe of a decoder: a program with qc-run --generate's command line, the same
     tokens greedy and sampled, and its mistakes said with exit 1."""
     exe = workdir / "stories-gen"
@@ -225,7 +205,7 @@ def test_executable_generates_as_qc_run_does(workdir, compiled):
                str(CHUNK), "--emit", "exe", "-o", exe)
     assert proc.returncode == 0, proc.stderr
     prompt = ",".join(map(str, PROMPT))
-    decoder = load_decoder(compiled["f32"])
+    decoder = load_decoder(stories_decoders["f32"])
     for flags, kwargs in (([], {}), (["--temperature", "0.9", "--top-k", "40", "--seed", "7"],
                                      dict(temperature=0.9, top_k=40, seed=7))):
         proc = subprocess.run([exe, "--prompt", prompt, "--max-new-tokens", "30", "--threads", "1", *flags],
@@ -281,71 +261,8 @@ def test_hugging_face_decoders_match_transformers(family, workdir):
         Decoder.from_hf(MistralForCausalLM(MistralConfig(**shape, sliding_window=16)), context=64)
 
 
-def _kl_to(ref_model, decoder, sequences) -> float:
-    """Mean KL(PyTorch FP32 || decoder) over the positions of ``sequences``, fed one token at a time."""
-    kl = []
-    for seq in sequences:
-        decoder.reset()
-        p = torch.log_softmax(torch.from_numpy(torch_logits(ref_model, seq)), -1)
-        q = torch.log_softmax(torch.from_numpy(np.stack([decoder.feed([t]) for t in seq])), -1)
-        kl.append(float((p.exp() * (p - q)).sum(-1).mean()))
-    return float(np.mean(kl))
-
-
-def test_calibrated_decoders_gptq_and_selection(compiled, stories, workdir):
-    """Calibration prompts run through the prefill step as the runtime feeds them: GPTQ at w4a16-g32 beats
-    RTN's KL to FP32; scheme auto at 7 bits per weight (measured KL sensitivities) chooses once per layer for
-    both entries (their logits agree) and beats uniform int4 by far; qc-compile takes the prompts as a .npz
-    with SmoothQuant + w8a8."""
-    _, model = stories
-    fp32 = load_decoder(compiled["f32"])
-    prompts = [[1] + list(fp32.generate([1], 47, temperature=1.0, seed=100 + i)) for i in range(6)]
-    held_out = [[1] + list(fp32.generate([1], 99, temperature=1.0, seed=i)) for i in range(3)]
-    decoder = Decoder.from_llama2c(shared_model("stories260K.bin"), CONTEXT, CHUNK)
-    assert len(decoder.calibration_samples(prompts)) == 6 * 3  # 48 tokens: three chunks each
-    gptq, auto = workdir / "stories-gptq.so", workdir / "stories-auto.so"
-    qc.compile(decoder, gptq, scheme="w4a16-g32", method="gptq", calibration=prompts)
-    result = qc.compile(decoder, auto, scheme="auto", budget_bits=7, metric="kl", calibration=prompts,
-                        report=workdir / "stories-auto.json")
-    kl = {name: _kl_to(model, load_decoder(lib), held_out)
-          for name, lib in (("rtn", compiled["w4a16-g32"]), ("gptq", gptq), ("auto", auto))}
-    print(f"stories260K decoders, mean KL to FP32 over 300 positions: {kl}")
-    assert kl["gptq"] < kl["rtn"] and kl["auto"] < 0.5 * kl["rtn"]
-    import json
-
-    report = json.loads((workdir / "stories-auto.json").read_text())
-    chosen = report["selection"]
-    assert chosen["bits_per_weight"] <= 7.0 and len(set(result.selection["solution"].choice)) == 37
-    selected = load_decoder(auto)
-    stepped = np.stack([selected.feed([t]) for t in held_out[0][:32]])
-    selected.reset()
-    chunked = np.stack([selected.feed(held_out[0][i:i + CHUNK]) for i in (0, CHUNK)])
-    # f32 sums in the two entries differ in their last bits (other row counts, other attention lengths); a
-    # layer with dynamic int8 activations can round one of them to the neighbouring step (an AVX2 host picks
-    # such layers: 4.3e-4 measured), while a layer quantized differently in the two entries moves them by
-    # its quantization error
-    dynamic = any(layer.get("activations") == "dynamic" for layer in report["layers"].values())
-    tolerance = 2e-3 if dynamic else 1e-5
-    assert np.abs(stepped[CHUNK - 1::CHUNK] - chunked).max() <= tolerance * np.abs(stepped).max()
-    assert (stepped[CHUNK - 1::CHUNK].argmax(-1) == chunked.argmax(-1)).all()
-
-    calib = workdir / "stories-calib.npz"
-    np.savez(calib, tokens=np.array(prompts))
-    smoothed = workdir / "stories-sq.so"
-    proc = run("qc-compile", shared_model("stories260K.bin"), "--max-context", str(CONTEXT), "--calib", calib,
-               "--smooth", "0.5", "--scheme", "w8a8", "-o", smoothed)
-    assert proc.returncode == 0, proc.stderr
-    assert _kl_to(model, load_decoder(smoothed), held_out) < 0.2 * kl["rtn"]
-    np.savez(calib, tokens=np.array([[1, 2, 600]]))
-    proc = run("qc-compile", shared_model("stories260K.bin"), "--max-context", str(CONTEXT), "--calib", calib,
-               "--scheme", "w8a8", "--smooth", "0.5", "-o", smoothed)
-    assert proc.returncode == 1 and "calibration prompt 0 must be token ids in [0, 512)" in proc.stderr
-    with pytest.raises(qc.QCError, match="latency budget would be its decode step's"):
-        qc.compile(decoder, auto, scheme="auto", budget_latency_ms=5, calibration=prompts)
-
-
 @pytest.mark.parametrize("kind, agreement", [("float16", 0.95), ("int8", 0.85)])
-def test_low_precision_kv_cache(kind, agreement, compiled, workdir):
+def test_low_precision_kv_cache(kind, agreement, stories_decoders, workdir):
     """qc-compile --kv-cache float16 | int8: the cache is half or int8 codes with one f32 scale per layer,
     head and position (the entries' types in both entries' signatures); the products read it without an
     f32 copy (qc-fold-widening); the logits of both entries match the PyTorch step with the same cache
@@ -364,7 +281,7 @@ def test_low_precision_kv_cache(kind, agreement, compiled, workdir):
             {"tokens": "int64", "pos": "int64", "k_cache": kind, "v_cache": kind, "k_new": kind, "v_new": kind,
              **(scales if kind == "int8" else {})}
     reference = Decoder.from_llama2c(shared_model("stories260K.bin"), CONTEXT, CHUNK, kv_cache=kind)
-    fp32 = load_decoder(compiled["f32"])
+    fp32 = load_decoder(stories_decoders["f32"])
     seq = [1] + list(fp32.generate([1], 119, temperature=1.0, seed=5))
     caches = list(reference.example(1)[2:])  # keys, values (and scales)
     expected = []
@@ -436,60 +353,6 @@ def test_decode_attention_reads_only_the_cache_before_pos(cpu, workdir):
             names = ["k_cache", "v_cache", "k_scale", "v_scale"]
             got = decode.run({"tokens": token, "pos": np.array([pos]), **dict(zip(names, inputs))})["logits"]
             assert np.abs(got - expected).max() <= 1e-4 * np.abs(expected).max(), (kind, pos)
-
-
-def test_kv_cache_chosen_with_the_layers(compiled, workdir):
-    """--kv-cache auto: the cache is one more layer of the ILP under --budget-mb (weights and cache), its
-    types' errors measured through the PyTorch step (and kept in the statistics, also when the budget is
-    refused); at the smallest feasible budget (which the refusal of a smaller one names) every layer takes
-    w8a16 and the cache int8 (with room for everything, all f32: select-precision-kv-cache.mlir), and the library,
-    imported again with that cache, matches the PyTorch step with an int8 cache and the w8a16-rounded
-    weights (the int8 cache's bounds of test_low_precision_kv_cache)."""
-    from qc.compiler.models.llama2c import build_torch_llama_step, read_llama2c
-    from qc.core.calibration import Statistics
-    from qc.core.quant import parse_scheme
-    from qc.core.quant.sensitivity import fake_quantize
-
-    fp32 = load_decoder(compiled["f32"])
-    prompts = [[1] + list(fp32.generate([1], 31, temperature=1.0, seed=200 + i)) for i in range(3)]
-    decoder = Decoder.from_llama2c(shared_model("stories260K.bin"), CONTEXT, CHUNK)
-    stats = workdir / "kv-stats.npz"
-    options = dict(scheme="auto", kv_cache="auto", candidates=["f32", "w8a16"], calibration=prompts)
-    with pytest.raises(qc.QCError, match="smallest feasible is budget-mb=[0-9.]+, every layer and the KV cache") as err:
-        qc.compile(decoder, workdir / "kv-none.so", budget_mb=0.01, save_stats=stats, **options)
-    least = float(str(err.value).split("budget-mb=")[1].split(",")[0])
-    # what was measured is saved although the budget was refused: the next compile measures nothing again
-    measured = Statistics.load(stats).sensitivity["kv_cache"]
-    assert 0 < measured["measured:cosine:float16"] < measured["measured:cosine:int8"]
-    auto = workdir / "stories-kv-auto.so"
-    result = qc.compile(decoder, auto, budget_mb=least, stats=Statistics.load(stats), **options)
-    choice = result.selection["solution"].choice
-    assert choice["kv_cache"].scheme == "int8" and {c.scheme for n, c in choice.items() if n != "kv_cache"} == {"w8a16"}
-    cache = next(layer for layer in result.selection["problem"].layers if layer.name == "kv_cache")
-    assert {c.scheme: c.bytes for c in cache.candidates} == {t: decoder.cache_bytes(t) for t in ("float32", "float16", "int8")}
-    sig = qc.runtime.load(auto, entry="decode").signature
-    assert {t.name: t.dtype for t in sig.inputs}["k_cache"] == "int8" and "k_scale" in {t.name for t in sig.inputs}
-
-    cfg, weights = read_llama2c(shared_model("stories260K.bin"))
-    w8 = parse_scheme("w8a16")
-    layers = ("wq", "wk", "wv", "wo", "w1", "w2", "w3")  # per layer; the tables are layers too, the norms not
-    rounded = {**weights, **{n: np.stack([fake_quantize(m, w8) for m in weights[n]]) for n in layers},
-               **{n: fake_quantize(weights[n], w8) for n in ("tok", "classifier")}}
-    step = build_torch_llama_step(cfg, rounded, CONTEXT, "int8")
-    caches = list(Decoder(step, cfg.n_layers, cfg.n_kv_heads, cfg.head_size, cfg.vocab_size, CONTEXT, CHUNK,
-                          "int8").example(1)[2:])
-    seq, expected = prompts[0], []
-    with torch.no_grad():
-        for i, t in enumerate(seq):
-            logits, *new = step(torch.tensor([[t]]), torch.tensor([i]), *caches)
-            for j, (c, entry) in enumerate(zip(caches, new)):
-                c[(slice(None), slice(None), slice(i, i + 1)) if j == 1 else (..., slice(i, i + 1))] = entry
-            expected.append(logits[0, -1].numpy())
-    expected, lib = np.stack(expected), load_decoder(auto)
-    got, scale = np.stack([lib.feed([t]) for t in seq]), np.abs(expected).max()
-    assert np.abs(got - expected).max() <= 5e-3 * scale and np.abs(got - expected).mean() <= 2e-4 * scale
-    with pytest.raises(qc.QCError, match="--kv-cache auto lets the precision selection choose"):
-        qc.compile(decoder, auto, scheme="auto", kv_cache="auto", budget_bits=6, calibration=prompts)
 
 
 def export_with_past(model, path, layers: int) -> None:
