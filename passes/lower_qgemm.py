@@ -33,14 +33,14 @@ is 0 (symmetric schemes) the contraction is ``qc_qgemm_dot_panel_sym``: the body
 micro-kernel compute ``wo = -(128 or 8) * ws`` instead of reading it (6 % fewer bytes streamed for
 int4 g128 decode), so no offsets are stored: the scale panels fill the offset operand.
 
-With ``split-activations`` (``always``, or ``gemv-int4`` for one-row int4 contractions) an f32-activation
-qgemm takes the dot path too: each row of x becomes three int8 rows (``split_rows``: ``x = s0 q0 + s1 q1 +
-s2 q2 + e``, ``|e| <= 6.1e-8 max |x_row|``), contracted on dot panels into [.., 3, P, 32], then summed
-into the bias:
+With ``split-activations`` (``always``, or ``gemv-int4`` for one-row int4 contractions) an
+f32-activation qgemm with K >= 256 takes the dot path too: each row of x becomes three int8 rows
+(``split_rows``: ``x = s0 q0 + s1 q1 + s2 q2 + e``, ``|e| <= 6.1e-8 max |x_row|``), contracted on dot
+panels into [.., 3, P, 32], then summed into the bias:
 
-    %xq = linalg.generic ins(%x, %s0) -> tensor<Mx3xKxi8>         (q_p = int8(r_p / s_p), r_{p+1} = fma(-q_p, s_p, r_p))
+    %xq = linalg.generic ins(%x, %s0) -> tensor<Mx3xKxi8>    q_p = int8(r_p / s_p), r_{p+1} = fma(-q_p, s_p, r_p)
     %pp = linalg.generic {library_call = "qc_qgemm_dot_panel"} ins(%xq, %sp, %xsum, ...) -> tensor<Mx3xPx32xf32>
-    %y  = linalg.generic ins(%pp) outs(%bias)  y[m, p, n] += pp[m, piece, p, n]
+    %y  = linalg.generic ins(%pp) outs(%bias)                y[m, p, n] += pp[m, piece, p, n]
 
 When x is qc-conv-to-matmul's im2col of an image, the helper takes the image and never writes the
 f32 columns (9x the image for a 3x3 conv, written once and read twice): each row's maximum pools
@@ -274,6 +274,10 @@ _PIECE_STEP = 254.0
 # multiplies bytes (three instructions per 32 products: a win over unpacking int4 to f32 for one row, a
 # loss for more rows or int8 weights), always where vpdpbusd does (one per 64).
 SPLIT_MODES = ("never", "gemv-int4", "always")
+# Shorter rows stay f32: splitting them and summing the pieces costs about what their products save
+# (VNNI, 2 threads: 1x64x64 0.6 -> 0.8 us, 16x64x172 3.7 -> 5.4 us; 1x256x256 1.9 -> 1.4 us), and their
+# dot kernels double the LLVM time of a model made of them (stories260K: 3.5 -> 8 s).
+SPLIT_MIN_K = 256
 
 
 def _piece_scales(s0: ir.Value) -> list[ir.Value]:
@@ -390,7 +394,7 @@ class LowerQGemm(ModulePass):
             k = xt.shape[-1]
             group = op.group_size.value or k
             mode = self.options["split-activations"]
-            pieces = (op.act_bits.value != 8 and k % (32 // bits) == 0
+            pieces = (op.act_bits.value != 8 and k % (32 // bits) == 0 and k >= SPLIT_MIN_K
                       and (mode == "always" or mode == "gemv-int4" and bits == 4 and np.prod(xt.shape[:-1]) == 1))
             dot = op.act_bits.value == 8 or pieces
             if dot and k % (32 // bits):
