@@ -14,6 +14,18 @@ from qc.runtime import load_decoder
 from conftest import DECODER_CHUNK as CHUNK, DECODER_CONTEXT as CONTEXT, run, shared_model, torch_logits
 
 
+def _sampled(model, n: int, seed: int) -> list[int]:
+    """Token 1 and n tokens sampled from the PyTorch model (temperature 1): realistic prompts without a
+    compiled decoder."""
+    generator = torch.Generator().manual_seed(seed)
+    seq = [1]
+    with torch.no_grad():
+        for _ in range(n):
+            probs = torch.softmax(model(torch.tensor([seq]))[0, -1], -1)
+            seq.append(int(torch.multinomial(probs, 1, generator=generator)))
+    return seq
+
+
 def _kl_to(ref_model, decoder, sequences) -> float:
     """Mean KL(PyTorch FP32 || decoder) over the positions of ``sequences``, fed one token at a time."""
     kl = []
@@ -25,23 +37,23 @@ def _kl_to(ref_model, decoder, sequences) -> float:
     return float(np.mean(kl))
 
 
-def test_calibrated_decoders_gptq_and_selection(stories_decoders, stories, workdir):
+def test_calibrated_decoders_gptq_and_selection(stories, workdir):
     """Calibration prompts run through the prefill step as the runtime feeds them: GPTQ at w4a16-g32 beats
     RTN's KL to FP32; scheme auto at 7 bits per weight (measured KL sensitivities) chooses once per layer for
     both entries (their logits agree) and beats uniform int4 by far; qc-compile takes the prompts as a .npz
     with SmoothQuant + w8a8."""
     _, model = stories
-    fp32 = load_decoder(stories_decoders["f32"])
-    prompts = [[1] + list(fp32.generate([1], 47, temperature=1.0, seed=100 + i)) for i in range(6)]
-    held_out = [[1] + list(fp32.generate([1], 99, temperature=1.0, seed=i)) for i in range(3)]
+    prompts = [_sampled(model, 47, 100 + i) for i in range(6)]
+    held_out = [_sampled(model, 99, i) for i in range(3)]
     decoder = Decoder.from_llama2c(shared_model("stories260K.bin"), CONTEXT, CHUNK)
     assert len(decoder.calibration_samples(prompts)) == 6 * 3  # 48 tokens: three chunks each
-    gptq, auto = workdir / "stories-gptq.so", workdir / "stories-auto.so"
+    rtn, gptq, auto = workdir / "stories-rtn.so", workdir / "stories-gptq.so", workdir / "stories-auto.so"
+    qc.compile(decoder, rtn, scheme="w4a16-g32")
     qc.compile(decoder, gptq, scheme="w4a16-g32", method="gptq", calibration=prompts)
     result = qc.compile(decoder, auto, scheme="auto", budget_bits=7, metric="kl", calibration=prompts,
                         report=workdir / "stories-auto.json")
     kl = {name: _kl_to(model, load_decoder(lib), held_out)
-          for name, lib in (("rtn", stories_decoders["w4a16-g32"]), ("gptq", gptq), ("auto", auto))}
+          for name, lib in (("rtn", rtn), ("gptq", gptq), ("auto", auto))}
     print(f"stories260K decoders, mean KL to FP32 over 300 positions: {kl}")
     assert kl["gptq"] < kl["rtn"] and kl["auto"] < 0.5 * kl["rtn"]
     report = json.loads((workdir / "stories-auto.json").read_text())
@@ -76,7 +88,7 @@ def test_calibrated_decoders_gptq_and_selection(stories_decoders, stories, workd
 
 
 
-def test_kv_cache_chosen_with_the_layers(stories_decoders, workdir):
+def test_kv_cache_chosen_with_the_layers(stories, workdir):
     """--kv-cache auto: the cache is one more layer of the ILP under --budget-mb (weights and cache), its
     types' errors measured through the PyTorch step (and kept in the statistics, also when the budget is
     refused); at the smallest feasible budget (which the refusal of a smaller one names) every layer takes
@@ -88,8 +100,7 @@ def test_kv_cache_chosen_with_the_layers(stories_decoders, workdir):
     from qc.core.quant import parse_scheme
     from qc.core.quant.sensitivity import fake_quantize
 
-    fp32 = load_decoder(stories_decoders["f32"])
-    prompts = [[1] + list(fp32.generate([1], 31, temperature=1.0, seed=200 + i)) for i in range(3)]
+    prompts = [_sampled(stories[1], 31, 200 + i) for i in range(3)]
     decoder = Decoder.from_llama2c(shared_model("stories260K.bin"), CONTEXT, CHUNK)
     stats = workdir / "kv-stats.npz"
     options = dict(scheme="auto", kv_cache="auto", candidates=["f32", "w8a16"], calibration=prompts)
