@@ -356,13 +356,13 @@ def qgemm_dot_helper(fn: str, xshape: list[int], layout: PanelLayout, act_scale:
         return arith.addf(acc, arith.mulf(sx, arith.addf(term, correction)))
 
     column = lambda d: [d.p, floordiv(d.k, per), d.n * 4 + d.k % 4]  # noqa: E731
-    call = QGEMM_DOT_PANEL_SYM if layout.symmetric else QGEMM_DOT_PANEL
     if pieces:
-        panel_helper(fn, xshape, layout, has_bias, _weights(layout, column), body, call,
-                     lambda x: split_rows(x, group), source, pieces=True)
+        prelude = lambda x: split_rows(x, group)  # noqa: E731
     else:
-        panel_helper(fn, xshape, layout, has_bias, _weights(layout, column), body, call,
-                     lambda x: quantize_rows(x, group, act_scale, gather and gather[1]), gather and gather[0])
+        prelude = lambda x: quantize_rows(x, group, act_scale, gather and gather[1])  # noqa: E731
+        source = gather and gather[0]
+    panel_helper(fn, xshape, layout, has_bias, _weights(layout, column), body,
+                 QGEMM_DOT_PANEL_SYM if layout.symmetric else QGEMM_DOT_PANEL, prelude, source, pieces)
 
 
 def packed_name(op: QGemmOp) -> str | None:
