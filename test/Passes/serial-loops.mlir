@@ -52,3 +52,40 @@ llvm.func @qc_mk_0(%n: i64) {
 ^bb2:
   llvm.return
 }
+
+// -----
+
+// A function with a loop that an entry function calls (a task kernel run serially) stays out of
+// line: inlined at each call, its loop would be vectorized in the entry function, which LLVM's loop
+// vectorizer revisits whole per loop.  A callee without loops (a trampoline's descriptor packing)
+// may be inlined, and what the callee's loop is annotated with is left to LLVM.
+// CHECK-LABEL: llvm.func @qc_main(
+// CHECK: llvm.call @qc_pk_0
+// CHECK: llvm.call @qc_ppar_0
+// CHECK-LABEL: llvm.func @qc_pk_0(
+// CHECK-SAME: passthrough = ["noinline"]
+// CHECK-NOT: loop_annotation
+// CHECK-LABEL: llvm.func @qc_ppar_0(
+// CHECK-NOT: passthrough
+// CHECK: llvm.return
+llvm.func @qc_main(%n: i64) {
+  llvm.call @qc_pk_0(%n) : (i64) -> ()
+  llvm.call @qc_ppar_0(%n) : (i64) -> ()
+  llvm.return
+}
+llvm.func @qc_pk_0(%n: i64) {
+  %c0 = llvm.mlir.constant(0 : i64) : i64
+  %c1 = llvm.mlir.constant(1 : i64) : i64
+  llvm.br ^bb1(%c0 : i64)
+^bb1(%i: i64):
+  %more = llvm.icmp "slt" %i, %n : i64
+  llvm.cond_br %more, ^bb2, ^bb3
+^bb2:
+  %next = llvm.add %i, %c1 : i64
+  llvm.br ^bb1(%next : i64)
+^bb3:
+  llvm.return
+}
+llvm.func @qc_ppar_0(%n: i64) {
+  llvm.return
+}
