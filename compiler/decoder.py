@@ -55,6 +55,9 @@ class Decoder:
     # kv_cache type -> the step module with that cache over the same parameters (from_llama2c, from_hf): what
     # lets the precision selection choose the cache type (--kv-cache auto)
     rebuild: Callable[[str], object] | None = field(default=None, compare=False, repr=False)
+    # tokens -> the step traced for them (frontend_torch.export_torch): a Decoder compiled again (other schemes,
+    # a calibrated compile) is not traced again, which took 3-10 s a step
+    exported: dict = field(default_factory=dict, init=False, compare=False, repr=False)
 
     def __post_init__(self):
         if not 1 <= self.prefill_chunk <= self.context:
@@ -258,7 +261,7 @@ def _import_step(decoder: Decoder, tokens: int, params: dict, ctx: ir.Context) -
 
     from ..dialects.qc import WeightOp
     from ..passes.base import set_function_type
-    from .frontend_torch import import_torch
+    from .frontend_torch import export_torch, import_torch
 
     class Step(torch.nn.Module):
         def __init__(self):
@@ -270,8 +273,10 @@ def _import_step(decoder: Decoder, tokens: int, params: dict, ctx: ir.Context) -
             return torch.func.functional_call(self.step, dict(zip(params, weights)), inputs, strict=False)
 
     names = decoder.inputs
-    module, sig = import_torch(Step(), decoder.example(tokens) + tuple(params.values()), ctx,
-                               list(names) + list(params))
+    example = decoder.example(tokens) + tuple(params.values())
+    if tokens not in decoder.exported:
+        decoder.exported[tokens] = export_torch(Step(), example)
+    module, sig = import_torch(Step(), example, ctx, list(names) + list(params), decoder.exported[tokens])
     with ctx:
         main = next(op.operation for op in module.body.operations if op.operation.name == "func.func")
         entry = main.regions[0].blocks[0]

@@ -62,18 +62,36 @@ def _name_parameters(mlir_module: ir.Module, module) -> None:
             op.erase()
 
 
+def export_torch(module, example_inputs: tuple):
+    """``module`` traced by torch.export on ``example_inputs`` and decomposed as torch-mlir imports it:
+    what ``import_torch`` imports, kept by a caller that imports the same graph again (a Decoder's steps)."""
+    import torch
+    from torch_mlir.extras.fx_decomp_util import get_decomposition_table
+
+    try:
+        with torch.no_grad():
+            return torch.export.export(module.eval(), tuple(example_inputs), strict=False).run_decompositions(
+                get_decomposition_table())
+    except Exception as err:  # torch.export raises many kinds
+        raise QCError(f"cannot import the PyTorch module: {err.__class__.__name__}: {err}") from None
+
+
 def import_torch(module, example_inputs: tuple, ctx: ir.Context,
-                 input_names: list[str] | None = None) -> tuple[ir.Module, Signature]:
+                 input_names: list[str] | None = None, program=None) -> tuple[ir.Module, Signature]:
+    """``module`` on ``example_inputs`` as linalg-on-tensors in ``ctx``; ``program``: its ``export_torch``,
+    if the caller keeps one."""
     import torch
     from torch_mlir import fx
     from torch_mlir.extras.fx_importer import FxImporter
 
     module = module.eval()
+    if program is None:
+        program = export_torch(module, example_inputs)
     try:
         with torch.no_grad():
-            mlir_module = fx.export_and_import(module, *example_inputs, output_type="linalg-on-tensors",
+            mlir_module = fx.export_and_import(program, output_type="linalg-on-tensors", decomposition_table={},
                                                fx_importer=FxImporter(context=ctx, hooks=_dense_literal_hooks()), func_name="main")
-    except Exception as err:  # torch.export and the lowering raise many kinds
+    except Exception as err:  # the lowering raises many kinds
         raise QCError(f"cannot import the PyTorch module: {err.__class__.__name__}: {err}") from None
     _name_parameters(mlir_module, module)
     main = next(op.operation for op in mlir_module.body.operations if op.operation.name == "func.func")

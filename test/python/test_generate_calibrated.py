@@ -41,7 +41,7 @@ def test_calibrated_decoders_gptq_and_selection(stories, workdir):
     """Calibration prompts run through the prefill step as the runtime feeds them: GPTQ at w4a16-g32 beats
     RTN's KL to FP32; scheme auto at 7 bits per weight (measured KL sensitivities) chooses once per layer for
     both entries (their logits agree) and beats uniform int4 by far; qc-compile takes the prompts as a .npz
-    with SmoothQuant + w8a8."""
+    with SmoothQuant + w8a8.  The Decoder's steps are traced once, by its first compile."""
     _, model = stories
     prompts = [_sampled(model, 47, 100 + i) for i in range(6)]
     held_out = [_sampled(model, 99, i) for i in range(3)]
@@ -49,9 +49,11 @@ def test_calibrated_decoders_gptq_and_selection(stories, workdir):
     assert len(decoder.calibration_samples(prompts)) == 6 * 3  # 48 tokens: three chunks each
     rtn, gptq, auto = workdir / "stories-rtn.so", workdir / "stories-gptq.so", workdir / "stories-auto.so"
     qc.compile(decoder, rtn, scheme="w4a16-g32")
+    traced = dict(decoder.exported)  # the prefill and the decode step, each traced once
     qc.compile(decoder, gptq, scheme="w4a16-g32", method="gptq", calibration=prompts)
     result = qc.compile(decoder, auto, scheme="auto", budget_bits=7, metric="kl", calibration=prompts,
                         report=workdir / "stories-auto.json")
+    assert set(traced) == {CHUNK, 1} and all(decoder.exported[t] is p for t, p in traced.items())
     kl = {name: _kl_to(model, load_decoder(lib), held_out)
           for name, lib in (("rtn", rtn), ("gptq", gptq), ("auto", auto))}
     print(f"stories260K decoders, mean KL to FP32 over 300 positions: {kl}")
