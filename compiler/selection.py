@@ -135,14 +135,14 @@ def _batch_ms(layers: list[TimedLayer], target: codegen.Target, activations: str
             name = "main" if i == 0 else f"layer{i}"
             xt = ir.RankedTensorType.get([layer.rows, layer.k], f32)
             yt = ir.RankedTensorType.get([layer.rows, layer.n], f32)
-            weight = rng.standard_normal((layer.n, layer.k)).astype(np.float32)
             with ir.InsertionPoint(module.body):
                 fn = func.FuncOp(name, ir.FunctionType.get([xt], [yt] * layer.replicas))
             with ir.InsertionPoint(fn.add_entry_block()):
                 outs = []
                 for r in range(layer.replicas):
                     wname = f"{name}.{r}.nk"
-                    state.store[wname] = weight  # one array, a copy per entry in the weight file
+                    # each copy its own numbers: the weight file stores equal arrays once
+                    state.store[wname] = rng.standard_normal((layer.n, layer.k), dtype=np.float32)
                     w = WeightOp(ir.RankedTensorType.get([layer.n, layer.k], f32), ir.FlatSymbolRefAttr.get(wname))
                     b = None
                     if layer.bias:

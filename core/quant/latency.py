@@ -15,8 +15,9 @@ from ..errors import QCError
 
 # How the driver times kernels (selection.kernels_ms) and what they are; tables measured another way, or
 # of other kernels, are not reused.  r2: each layer's weights come from beyond L2 (copies of the layer run
-# in turn); r3: weight-only layers take f32 activations as int8 pieces where the target splits them.
-METHOD = "r3"
+# in turn); r3: weight-only layers take f32 activations as int8 pieces where the target splits them; r4: the
+# copies hold different weights (r2 and r3's were one array, which the weight file stores once).
+METHOD = "r4"
 
 
 def shape_key(rows: int, k: int, n: int, bias: bool) -> str:
