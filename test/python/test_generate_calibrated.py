@@ -14,6 +14,12 @@ from qc.runtime import load_decoder
 from conftest import DECODER_CHUNK as CHUNK, DECODER_CONTEXT as CONTEXT, run, shared_model, torch_logits
 
 
+@pytest.fixture(scope="module")
+def decoder():
+    """The stories260K decoder both tests compile (its steps traced once, by the first compile)."""
+    return Decoder.from_llama2c(shared_model("stories260K.bin"), CONTEXT, CHUNK)
+
+
 def _sampled(model, n: int, seed: int) -> list[int]:
     """Token 1 and n tokens sampled from the PyTorch model (temperature 1): realistic prompts without a
     compiled decoder."""
@@ -37,7 +43,7 @@ def _kl_to(ref_model, decoder, sequences) -> float:
     return float(np.mean(kl))
 
 
-def test_calibrated_decoders_gptq_and_selection(stories, workdir):
+def test_calibrated_decoders_gptq_and_selection(stories, decoder, workdir):
     """Calibration prompts run through the prefill step as the runtime feeds them: GPTQ at w4a16-g32 beats
     RTN's KL to FP32; scheme auto at 7 bits per weight (measured KL sensitivities) chooses once per layer for
     both entries (their logits agree) and beats uniform int4 by far; qc-compile takes the prompts as a .npz
@@ -45,11 +51,10 @@ def test_calibrated_decoders_gptq_and_selection(stories, workdir):
     _, model = stories
     prompts = [_sampled(model, 47, 100 + i) for i in range(6)]
     held_out = [_sampled(model, 99, i) for i in range(3)]
-    decoder = Decoder.from_llama2c(shared_model("stories260K.bin"), CONTEXT, CHUNK)
     assert len(decoder.calibration_samples(prompts)) == 6 * 3  # 48 tokens: three chunks each
     rtn, gptq, auto = workdir / "stories-rtn.so", workdir / "stories-gptq.so", workdir / "stories-auto.so"
     qc.compile(decoder, rtn, scheme="w4a16-g32")
-    traced = dict(decoder.exported)  # the prefill and the decode step, each traced once
+    traced = dict(decoder.exported)  # the prefill and the decode step, each traced once (here or before)
     qc.compile(decoder, gptq, scheme="w4a16-g32", method="gptq", calibration=prompts)
     result = qc.compile(decoder, auto, scheme="auto", budget_bits=7, metric="kl", calibration=prompts,
                         report=workdir / "stories-auto.json")
@@ -90,7 +95,7 @@ def test_calibrated_decoders_gptq_and_selection(stories, workdir):
 
 
 
-def test_kv_cache_chosen_with_the_layers(stories, workdir):
+def test_kv_cache_chosen_with_the_layers(stories, decoder, workdir):
     """--kv-cache auto: the cache is one more layer of the ILP under --budget-mb (weights and cache), its
     types' errors measured through the PyTorch step (and kept in the statistics, also when the budget is
     refused); at the smallest feasible budget (which the refusal of a smaller one names) every layer takes
@@ -103,7 +108,6 @@ def test_kv_cache_chosen_with_the_layers(stories, workdir):
     from qc.core.quant.sensitivity import fake_quantize
 
     prompts = [_sampled(stories[1], 31, 200 + i) for i in range(3)]
-    decoder = Decoder.from_llama2c(shared_model("stories260K.bin"), CONTEXT, CHUNK)
     stats = workdir / "kv-stats.npz"
     options = dict(scheme="auto", kv_cache="auto", candidates=["f32", "w8a16"], calibration=prompts)
     with pytest.raises(qc.QCError, match="smallest feasible is budget-mb=[0-9.]+, every layer and the KV cache") as err:
