@@ -70,10 +70,13 @@ def export_torch(module, example_inputs: tuple):
 
     try:
         with torch.no_grad():
-            return torch.export.export(module.eval(), tuple(example_inputs), strict=False).run_decompositions(
+            program = torch.export.export(module.eval(), tuple(example_inputs), strict=False).run_decompositions(
                 get_decomposition_table())
     except Exception as err:  # torch.export raises many kinds
         raise QCError(f"cannot import the PyTorch module: {err.__class__.__name__}: {err}") from None
+    # the program would keep the example inputs alive with it: a decoder's example KV caches are GBs at 7B
+    program.example_inputs = None
+    return program
 
 
 def import_torch(module, example_inputs: tuple, ctx: ir.Context,
