@@ -272,11 +272,11 @@ def _import_step(decoder: Decoder, tokens: int, params: dict, ctx: ir.Context) -
             inputs, weights = args[:len(names)], args[len(names):]
             return torch.func.functional_call(self.step, dict(zip(params, weights)), inputs, strict=False)
 
-    names = decoder.inputs
+    names, step = decoder.inputs, Step()
     example = decoder.example(tokens) + tuple(params.values())
     if tokens not in decoder.exported:
-        decoder.exported[tokens] = export_torch(Step(), example)
-    module, sig = import_torch(Step(), example, ctx, list(names) + list(params), decoder.exported[tokens])
+        decoder.exported[tokens] = export_torch(step, example)
+    module, sig = import_torch(step, example, ctx, list(names) + list(params), decoder.exported[tokens])
     with ctx:
         main = next(op.operation for op in module.body.operations if op.operation.name == "func.func")
         entry = main.regions[0].blocks[0]
