@@ -38,7 +38,8 @@ from ..core.signature import Signature, TensorSpec
 IMPORT_PIPELINE = [StripProbes(), "func.func(convert-elementwise-to-linalg)", OutlineWeights(), ConvToMatmul(), PoolChannelsLast(),
                    RaiseLinear(),
                    "canonicalize", "cse"]
-EMITS = ("so", "static", "exe", "obj", "mlir", "llvm", "ptx")  # static: an archive with the weights embedded
+EMITS = ("so", "static", "exe", "obj", "mlir", "llvm", "ptx", "nvvm")  # static: an archive with the weights embedded;
+# ptx, nvvm: a GPU model's kernels, as PTX or as the LLVM IR it is made from
 NAME_ATTR = "qc.name"  # an input/output name on @main's arguments and results in an emitted .mlir
 
 
@@ -51,6 +52,7 @@ class CompileResult:
     selection: dict = field(default_factory=dict)  # qc-select-precision's problem and solution (scheme auto)
     warnings: list[str] = field(default_factory=list)  # what was asked for and did not fully happen
     entries: dict[str, Signature] = field(default_factory=dict)  # entry points besides main (a decoder's decode)
+    device_code: object = None  # a GPU model's kernels (gpu.DeviceCode: the PTX and the LLVM IR it is made from)
 
 
 def import_model(model, ctx: ir.Context, shapes=None, example_inputs=None, input_names=None):
@@ -179,10 +181,10 @@ class CompileOptions:
         if self.target != "cpu":
             GpuTarget.parse(self.target)
             if self.emit in ("static", "obj") or self.auto:
-                raise QCError(f"--target {self.target} compiles to --emit so, exe, ptx, llvm or mlir, not yet with "
+                raise QCError(f"--target {self.target} compiles to --emit so, exe, ptx, nvvm, llvm or mlir, not yet with "
                               + ("--scheme auto" if self.auto else f"--emit {self.emit}"))
-        elif self.emit == "ptx":
-            raise QCError("--emit ptx is for GPU models: add --target cuda[:sm_80|sm_90]")
+        elif self.emit in ("ptx", "nvvm"):
+            raise QCError(f"--emit {self.emit} is for GPU models: add --target cuda[:sm_80|sm_90]")
         if self.name is not None and artifacts.c_identifier(self.name) != self.name:
             raise QCError(f"--name '{self.name}' is not a C identifier (letters, digits and '_', not first a digit)")
         if self.method not in METHODS:
@@ -478,14 +480,14 @@ def build(module: ir.Module, sig: Signature, state: PassState, target: codegen.T
     lowered = codegen.lower_to_llvm_dialect(module, state, target, device)
     if own_store:
         state.store.retain({n for e in lowered.entries for n in e.weight_args})
-    if emit == "ptx":
-        output.write_text(lowered.ptx)
+    if emit in ("ptx", "nvvm"):
+        output.write_text(lowered.device.ptx if emit == "ptx" else lowered.device.llvm_ir)
         timings["lower"] = time.perf_counter() - t1
-        return CompileResult(output, sig, [output], timings, entries=entries)
+        return CompileResult(output, sig, [output], timings, entries=entries, device_code=lowered.device)
     if emit == "llvm":
         output.write_text(codegen.to_llvm_ir(module))
         timings["lower"] = time.perf_counter() - t1
-        return CompileResult(output, sig, [output], timings, entries=entries)
+        return CompileResult(output, sig, [output], timings, entries=entries, device_code=lowered.device)
     # An object file is one unit; otherwise the functions are split into units compiled side by side
     # (at most 4: each is a copy of the module until it is translated).
     units = [module] if emit == "obj" else codegen.split_units(module, min(os.cpu_count() or 1, 4))
@@ -496,7 +498,7 @@ def build(module: ir.Module, sig: Signature, state: PassState, target: codegen.T
     timings["llvm"] = time.perf_counter() - t2
     if emit == "obj":
         output.write_bytes(objs[0])
-        return CompileResult(output, sig, [output], timings, entries=entries)
+        return CompileResult(output, sig, [output], timings, entries=entries, device_code=lowered.device)
 
     t3 = time.perf_counter()
     glued = []
@@ -542,7 +544,8 @@ def build(module: ir.Module, sig: Signature, state: PassState, target: codegen.T
     header = output.with_name(f"{name}.h")
     header.write_text(artifacts.header(name, [(e.name, e.sig) for e in glued]))
     timings["link"] = time.perf_counter() - t3
-    return CompileResult(output, sig, files + [header], timings, entries=entries)
+    return CompileResult(output, sig, files + [header], timings, entries=entries,
+                         device_code=lowered.device)
 
 
 def calibrate(module: ir.Module, sig: Signature, state: PassState, samples, target: codegen.Target,

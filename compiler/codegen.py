@@ -204,7 +204,7 @@ class Lowered(NamedTuple):
     entries: list[Entry]  # @main first
     kernels: list  # the kernel trampolines the C glue defines (trampoline.Trampoline)
     checks: list[str]  # the run-time checks' messages, by id (qc-checks-to-errors)
-    ptx: str = ""  # a GPU model's kernels
+    device: object = None  # a GPU model's kernels (gpu.DeviceCode)
 
 
 def entry_symbol(name: str) -> str:
@@ -232,9 +232,9 @@ def lower_to_llvm_dialect(module: ir.Module, state: PassState, target: Target, d
     if device is not None:
         from . import gpu
 
-        ptx = gpu.lower_kernels(module, state, device)
+        code = gpu.lower_kernels(module, state, device)
         run(module, gpu.HOST_TO_LLVM, state, "lowering the host code to LLVM")
-        return Lowered(entries, [], checks, ptx)
+        return Lowered(entries, [], checks, code)
     run(module, kernel_passes(target), state, "kernel generation")
     kernels = trampolines(module)
     run(module, TO_LLVM, state, "lowering to LLVM")

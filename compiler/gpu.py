@@ -21,6 +21,7 @@ import shutil
 import subprocess
 import tempfile
 from dataclasses import dataclass
+from typing import NamedTuple
 from pathlib import Path
 
 import numpy as np
@@ -145,9 +146,9 @@ def _define_libdevice(text: str) -> str:
     return "\n".join(out)
 
 
-def to_ptx(kernels: ir.Operation, target: GpuTarget) -> str:
-    """The PTX of ``kernels`` (a gpu.module already in the NVVM dialect), through llvmlite's NVPTX target."""
-    import llvmlite.binding as llvm
+def device_llvm_ir(kernels: ir.Operation) -> str:
+    """The LLVM IR of ``kernels`` (a gpu.module already in the NVVM dialect): what becomes the PTX,
+    its math still calls of libdevice's ``__nv_*`` (``--emit nvvm`` writes it)."""
     from torch_mlir.dialects.llvm import translate_module_to_llvmir
 
     from .codegen import _portable_llvm_ir
@@ -156,10 +157,16 @@ def to_ptx(kernels: ir.Operation, target: GpuTarget) -> str:
         device = ir.Module.create()
         for op in kernels.regions[0].blocks[0].operations:
             op.operation.clone(ir.InsertionPoint(device.body))
-    text = _define_libdevice(_portable_llvm_ir(str(translate_module_to_llvmir(device.operation))))
+    return _portable_llvm_ir(str(translate_module_to_llvmir(device.operation)))
+
+
+def to_ptx(device_ir: str, target: GpuTarget) -> str:
+    """The PTX of ``device_ir`` (``device_llvm_ir``'s), through llvmlite's NVPTX target."""
+    import llvmlite.binding as llvm
+
     llvm.initialize_all_targets()
     llvm.initialize_all_asmprinters()
-    parsed = llvm.parse_assembly(text)
+    parsed = llvm.parse_assembly(_define_libdevice(device_ir))
     machine = llvm.Target.from_triple("nvptx64-nvidia-cuda").create_target_machine(
         cpu=target.chip, features=target.ptx_version, opt=3)
     parsed.triple = "nvptx64-nvidia-cuda"
@@ -195,16 +202,22 @@ def ptxas(ptx: str, chip: str) -> str | None:
     return (done.stderr + done.stdout).strip() if done.returncode else ""
 
 
-def lower_kernels(module: ir.Module, state: PassState, target: GpuTarget) -> str:
+class DeviceCode(NamedTuple):
+    ptx: str  # "" when there is no kernel
+    llvm_ir: str  # the kernels' LLVM IR before PTX emission (``device_llvm_ir``)
+
+
+def lower_kernels(module: ir.Module, state: PassState, target: GpuTarget) -> DeviceCode:
     """Bufferized ``module`` -> its ops as kernels in a ``gpu.binary`` of PTX for ``target`` and host code
-    that launches them (still to lower to LLVM); returns the PTX ("" when there is no kernel)."""
+    that launches them (still to lower to LLVM)."""
     from .codegen import run
 
     run(module, KERNELS, state, "GPU kernel generation")
     kernels = gather_kernels(module)
     if kernels is None:
-        return ""
+        return DeviceCode("", "")
     run(module, DEVICE_TO_NVVM, state, "lowering the kernels to NVVM")
-    ptx = to_ptx(kernels, target)
+    device_ir = device_llvm_ir(kernels)
+    ptx = to_ptx(device_ir, target)
     embed(kernels, ptx, target)
-    return ptx
+    return DeviceCode(ptx, device_ir)

@@ -40,7 +40,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("model", help="model.onnx, model.mlir (with func.func @main) or a llama2.c checkpoint .bin")
     p.add_argument("-o", dest="output", required=True, help="output path")
     p.add_argument("--emit", default="so", choices=EMITS,
-                   help="what to produce (default: so); static: an archive holding the weights too")
+                   help="what to produce (default: so); static: an archive holding the weights too; "
+                        "ptx, nvvm: a GPU model's kernels as PTX or as the LLVM IR it is made from")
     p.add_argument("--name", help="the model's C name: <name>_model(), <name>_run(), <name>.h "
                                   "(default: the output's file name)")
     p.add_argument("--shape", action="append", metavar="NAME=DxD", help="fix an input's shape, e.g. input_ids=1x128")

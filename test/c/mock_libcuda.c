@@ -1,9 +1,12 @@
 /* A stand-in libcuda.so.1 for testing a GPU model's host side on a machine without a GPU: managed
-   memory is malloc, launches run nothing.  It checks what it can: every kernel asked for is an .entry
+   memory is malloc, launches run nothing, or, when MOCK_CUDA_KERNELS names the kernels built for the
+   host (test/python/gpu_emulator.py), run each kernel on the CPU.  It checks what it can: every kernel asked for is an .entry
    of the PTX it was given, every launch names a loaded kernel with a non-empty grid and block and
    pointer-sized arguments; and it counts.  MOCK_CUDA_DEVICES=0 makes it a driver with no device.
    At exit it prints "mock-cuda: <modules> modules, <launches> launches, <allocs> allocations, <errors>
    errors" to stderr. */
+#define _GNU_SOURCE
+#include <dlfcn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,7 +64,24 @@ CUresult cuLaunchKernel(void *f, unsigned gx, unsigned gy, unsigned gz, unsigned
       !params || !params[0])
     return bad();
   ++launches;
-  return OK;
+  const char *emulated = getenv("MOCK_CUDA_KERNELS");
+  if (!emulated) return OK;
+  static int (*launch)(const char *, const unsigned *, const unsigned *, void **);
+  if (!launch) {
+    void *lib = dlopen(emulated, RTLD_NOW | RTLD_GLOBAL);
+    launch = lib ? (int (*)(const char *, const unsigned *, const unsigned *, void **))dlsym(lib, "qc_emu_launch")
+                 : NULL;
+    if (!launch) {
+      fprintf(stderr, "mock-cuda: cannot load the emulated kernels: %s\n", dlerror());
+      return bad();
+    }
+  }
+  char name[256];
+  const char *at = ptx_text + ((char *)f - (char *)&kernel_tag) + strlen(".entry ");
+  size_t n = strcspn(at, "(");
+  snprintf(name, sizeof name, "%.*s", (int)n, at);
+  unsigned grid[3] = {gx, gy, gz}, block[3] = {bx, by, bz};
+  return launch(name, grid, block, params) ? bad() : OK;
 }
 
 CUresult cuMemAllocManaged(unsigned long long *p, size_t bytes, unsigned flags) {

@@ -1,7 +1,8 @@
 """GPU models (qc-compile --target cuda): PTX for sm_80 and sm_90 that ptxas assembles, for real
-architectures at f32 and quantized; the host side run end to end against a stand-in CUDA driver
-(test/c/mock_libcuda.c: no kernel runs, but every launch, allocation and kernel lookup is checked);
-clear errors without a driver or a device; and, where a real GPU is present, numbers against the CPU.
+architectures at f32 and quantized, whose outputs match the CPU model's: on a GPU where there is one,
+otherwise with the kernels run on the CPU (gpu_emulator.py: the same kernel IR compiled for the host,
+launched by a stand-in CUDA driver, test/c/mock_libcuda.c, which checks every launch, allocation and
+kernel lookup); and clear errors without a driver or a device.
 """
 
 import ctypes
@@ -11,10 +12,12 @@ import subprocess
 import sys
 
 import numpy as np
+import onnxruntime as ort
 import pytest
 
 import qc
-from qc.compiler.gpu import ptxas
+import gpu_emulator
+from qc.compiler.gpu import GpuTarget, ptxas, to_ptx
 from qc.compiler.models import cnn
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -39,15 +42,13 @@ def mock_driver(tmp_path_factory):
     """A folder holding the stand-in libcuda.so.1."""
     folder = tmp_path_factory.mktemp("mock-cuda")
     subprocess.run(["cc", "-shared", "-fPIC", "-O1", os.path.join(REPO, "test", "c", "mock_libcuda.c"), "-o",
-                    str(folder / "libcuda.so.1")], check=True)
+                    str(folder / "libcuda.so.1"), "-ldl"], check=True)
     return folder
 
 
 @pytest.fixture(scope="module")
 def gpu_mlp(workdir):
-    out = workdir / "mlp_cuda.so"
-    qc.compile(MLP, out, target="cuda:sm_80")
-    return out
+    return qc.compile(MLP, workdir / "mlp_cuda.so", target="cuda:sm_80")
 
 
 def _cnn(name, workdir, shape):
@@ -57,21 +58,63 @@ def _cnn(name, workdir, shape):
     return path
 
 
+RUN_ON_GPU = """
+import sys, numpy as np, qc
+feed = dict(np.load(sys.argv[2]))
+np.savez(sys.argv[3], **qc.runtime.load(sys.argv[1], device="cuda").run(feed))
+"""
+
+
+def run_on_gpu(model, feed, workdir, mock_driver):
+    """``model``'s outputs for ``feed``, run in a child process on this machine's GPU, or without
+    one on the CPU through the stand-in driver and the kernels built for the host (gpu_emulator)."""
+    env = dict(os.environ)
+    if _has_gpu() is not None:
+        device_ir = model.with_suffix(".nvvm.ll")
+        env.update(LD_LIBRARY_PATH=str(mock_driver),
+                   MOCK_CUDA_KERNELS=str(gpu_emulator.build(device_ir.read_text(), model.with_suffix(".emu.so"))))
+    inputs, outputs = workdir / f"{model.stem}_in.npz", workdir / f"{model.stem}_out.npz"
+    np.savez(inputs, **feed)
+    done = subprocess.run([sys.executable, "-c", RUN_ON_GPU, str(model), str(inputs), str(outputs)], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    if "MOCK_CUDA_KERNELS" in env:
+        assert done.stderr.strip().splitlines()[-1].endswith(" 0 errors"), done.stderr
+    return dict(np.load(outputs))
+
+
+MODELS = {"resnet18": ((1, 3, 32, 32), 1e-4), "crnn": ((1, 1, 32, 32), 1e-4), "unet_head": ((1, 3, 32, 32), 1e-4),
+          "mlp": ((4, 64), 1e-5)}
+
+
 @pytest.mark.parametrize("model,scheme", [("mlp", None), ("mlp", "w4a16-g32"), ("mlp", "w8a8"), ("resnet18", None),
                                           ("crnn", None), ("unet_head", None)])
-def test_ptx_assembles(model, scheme, workdir):
+def test_kernels_assemble_and_match_the_cpu(model, scheme, workdir, mock_driver):
     """Every op as a kernel (convolutions, pooling, resizes, attention, layer norm, softmax, int4 and int8
-    weights dequantized in the kernel, int8 activations): PTX that ptxas takes for sm_80 and sm_90."""
-    if shutil.which("ptxas") is None:
-        pytest.skip("ptxas (the CUDA toolkit's assembler) is not on PATH")
-    shapes = {"resnet18": (1, 3, 32, 32), "crnn": (1, 1, 32, 32), "unet_head": (1, 3, 32, 32)}
-    path = MLP if model == "mlp" else _cnn(model, workdir, shapes[model])
-    for chip in ("sm_80", "sm_90"):
-        out = workdir / f"{model}_{scheme}_{chip}.ptx"
-        qc.compile(path, out, target=f"cuda:{chip}", emit="ptx", scheme=scheme)
-        ptx = out.read_text()
-        assert f".target {chip}" in ptx and ptx.count(".entry") >= 5
-        assert ptxas(ptx, chip) == "", ptxas(ptx, chip)
+    weights dequantized in the kernel, int8 activations): PTX that ptxas takes for sm_80 and sm_90, and
+    outputs equal to ONNX Runtime's (FP32) or the CPU model's (quantized) within 1e-5 (MLP) or 1e-4
+    (CNNs) of their range, run on a GPU where there is one and otherwise through the emulator."""
+    shape, tolerance = MODELS[model]
+    path = MLP if model == "mlp" else _cnn(model, workdir, shape)
+    gpu_model = workdir / f"{model}_{scheme}_cuda.so"
+    code = qc.compile(path, gpu_model, target="cuda:sm_80", scheme=scheme).device_code
+    gpu_model.with_suffix(".nvvm.ll").write_text(code.llvm_ir)
+    assert code.ptx.count(".entry") >= 5
+    if shutil.which("ptxas") is not None:
+        for chip in ("sm_80", "sm_90"):
+            ptx = code.ptx if chip == "sm_80" else to_ptx(code.llvm_ir, GpuTarget(chip))
+            assert f".target {chip}" in ptx and ptxas(ptx, chip) == "", ptxas(ptx, chip)
+    feed = {"x": np.load(X) if model == "mlp" else np.random.default_rng(0).standard_normal(shape).astype(np.float32)}
+    if scheme is None:  # FP32: ONNX Runtime's outputs
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        want = dict(zip((o.name for o in session.get_outputs()), session.run(None, feed)))
+    else:  # the same quantization on the CPU
+        cpu_model = workdir / f"{model}_{scheme}_cpu.so"
+        qc.compile(path, cpu_model, scheme=scheme)
+        want = qc.runtime.load(cpu_model).run(feed)
+    got = run_on_gpu(gpu_model, feed, workdir, mock_driver)
+    for name, value in want.items():
+        assert np.abs(got[name] - value).max() <= tolerance * np.abs(value).max(), name
 
 
 def test_host_side_against_a_stand_in_driver(gpu_mlp, mock_driver, workdir):
@@ -79,11 +122,12 @@ def test_host_side_against_a_stand_in_driver(gpu_mlp, mock_driver, workdir):
     valid grid, uploads the weights, keeps its buffers between runs (the second run allocates nothing),
     and copies the outputs back: run twice through qc-run's C path, no driver error."""
     env = {**os.environ, "LD_LIBRARY_PATH": str(mock_driver)}
-    ptx_kernels = (workdir / "mlp_count.ptx")
-    qc.compile(MLP, ptx_kernels, target="cuda:sm_80", emit="ptx")
-    kernels = ptx_kernels.read_text().count(".entry")
+    kernels = gpu_mlp.device_code.ptx.count(".entry")
+    ir_file = workdir / "mlp_cuda.ll"  # --emit nvvm: the LLVM IR the PTX is made from
+    qc.compile(MLP, ir_file, target="cuda:sm_80", emit="nvvm")
+    assert ir_file.read_text() == gpu_mlp.device_code.llvm_ir and ir_file.read_text().count("define ptx_kernel") == kernels
     script = ("import sys, numpy as np, qc\n"
-              f"m = qc.runtime.load({str(gpu_mlp)!r})\n"
+              f"m = qc.runtime.load({str(gpu_mlp.output)!r})\n"
               "assert m.device == 'cuda:sm_80'\n"
               f"x = np.load({X!r})\n"
               "first = m.run({'x': x})['probs']\n"
@@ -103,7 +147,7 @@ def test_host_side_against_a_stand_in_driver(gpu_mlp, mock_driver, workdir):
 def test_clear_errors_without_a_gpu(gpu_mlp, mock_driver, tmp_path):
     """No driver: the load says the model needs one; a driver without devices: says that; a CPU load of
     a GPU model and GPU options that cannot be: said before any work."""
-    run = [sys.executable, "-m", "qc.tools.qc_run", str(gpu_mlp), "--input", f"x={X}", "--output-dir", str(tmp_path)]
+    run = [sys.executable, "-m", "qc.tools.qc_run", str(gpu_mlp.output), "--input", f"x={X}", "--output-dir", str(tmp_path)]
     if _has_gpu() is not None:  # (the real driver, where there is one, is what this machine has)
         done = subprocess.run(run, env={**os.environ, "LD_LIBRARY_PATH": str(tmp_path)}, capture_output=True,
                               text=True)
@@ -112,30 +156,10 @@ def test_clear_errors_without_a_gpu(gpu_mlp, mock_driver, tmp_path):
                           capture_output=True, text=True)
     assert done.returncode == 1 and "no CUDA device 0 (0 found" in done.stderr and "Traceback" not in done.stderr
     with pytest.raises(qc.QCError, match="compiled for cuda:sm_80, not for cpu"):
-        qc.runtime.load(gpu_mlp, device="cpu")
+        qc.runtime.load(gpu_mlp.output, device="cpu")
     with pytest.raises(qc.QCError, match="give cpu, cuda or cuda:<chip>"):
         qc.compile(MLP, tmp_path / "x.so", target="cuda:sm_99")
     with pytest.raises(qc.QCError, match="--emit ptx is for GPU models"):
         qc.compile(MLP, tmp_path / "x.ptx", emit="ptx")
-
-
-def test_gpu_matches_cpu(gpu_mlp, workdir):
-    """On a GPU: the CUDA model's outputs equal the CPU model's within 1e-5 of their range (MLP) and
-    1e-4 (ResNet-18, a CRNN)."""
-    why = _has_gpu()
-    if why is not None:
-        pytest.skip(f"needs an NVIDIA GPU: {why} (run on a lent GPU machine)")
-    x = np.load(X)
-    cpu = workdir / "mlp_cpu.so"
-    qc.compile(MLP, cpu)
-    want = qc.runtime.load(cpu).run({"x": x})["probs"]
-    got = qc.runtime.load(gpu_mlp, device="cuda").run({"x": x})["probs"]
-    assert np.abs(got - want).max() <= 1e-5 * np.abs(want).max()
-    for name, shape in (("resnet18", (1, 3, 64, 64)), ("crnn", (1, 1, 32, 64))):
-        path = _cnn(name, workdir, shape)
-        qc.compile(path, workdir / f"{name}_c.so")
-        qc.compile(path, workdir / f"{name}_g.so", target="cuda")
-        feed = {"x": np.random.default_rng(0).standard_normal(shape).astype(np.float32)}
-        want = qc.runtime.load(workdir / f"{name}_c.so").run(feed)["y"]
-        got = qc.runtime.load(workdir / f"{name}_g.so").run(feed)["y"]
-        assert np.abs(got - want).max() <= 1e-4 * np.abs(want).max(), name
+    with pytest.raises(qc.QCError, match="--emit nvvm is for GPU models"):
+        qc.compile(MLP, tmp_path / "x.ll", emit="nvvm")
