@@ -369,6 +369,18 @@ def _offset_free(c: Contraction, operands: list[ir.Value]) -> tuple[Contraction,
     return replace(c, types=tuple(types)), cast
 
 
+def _frees_between(first: ir.Operation, last: ir.Operation, value: ir.Value) -> list[ir.Operation] | None:
+    """The frees of ``value``'s buffer between ``first`` and ``last`` in their block, or None when
+    another op touches it there.  A kernel that reads ``value`` in place of ``first`` (a bias broadcast
+    it starts from) must be called before them: qc-early-deallocs frees a buffer right after its last
+    reader, which ``first`` was (a padded bias freed there was then reused for the next buffer of its
+    size, the activations' group sums, and the kernel read those as the bias)."""
+    ops = [o.operation for o in first.block.operations]
+    root = view_source(value, MEMREF_VIEWS)
+    between = [o for o in ops[ops.index(first) + 1:ops.index(last)] if _touches(o, root)]
+    return None if any(o.name != "memref.dealloc" for o in between) else between
+
+
 def _is_bias_broadcast(op: ir.Operation, out: ir.MemRefType) -> bool:
     """``op`` copies a vector [F] along the last dim of ``out`` into all of it."""
     if op.name != "linalg.generic" or len(op.operands) != 2 or not is_copy_generic(op):
@@ -436,7 +448,7 @@ def winograd_transform(op: ir.Operation, lanes: int, kernels: dict, body: ir.Blo
     if td is None or to is None:
         return False
     init = preceding_init(op, out)
-    operands, erase = [data, out], []
+    operands, erase, frees = [data, out], [], []
     if call == INPUT_TRANSFORM:  # V is written whole
         start = None
         if init is not None and init.name == "linalg.fill":
@@ -444,7 +456,8 @@ def winograd_transform(op: ir.Operation, lanes: int, kernels: dict, body: ir.Blo
     elif init is not None and preceding_zero_fill(op, out) is not None:
         start = "zero"
         erase.append(init)
-    elif init is not None and _is_bias_broadcast(init, to):
+    elif init is not None and _is_bias_broadcast(init, to) and \
+            (frees := _frees_between(init, op, init.operands[0])) is not None:
         start = "bias"
         operands.append(init.operands[0])
         erase.append(init)
@@ -463,10 +476,12 @@ def winograd_transform(op: ir.Operation, lanes: int, kernels: dict, body: ir.Blo
                 winograd.build_output(f"qc_wk_{index}", td, to, lanes, start, types[2] if start == "bias" else None)
             declare(f"qc_wpar_{index}", f"qc_wk_{index}", types, tasks)
     with ir.InsertionPoint(op), op.location:
-        func.CallOp([], ir.FlatSymbolRefAttr.get(kernels[key]), operands)
+        call = func.CallOp([], ir.FlatSymbolRefAttr.get(kernels[key]), operands)
     op.erase()
     for dead in erase:
         dead.erase()
+    for free in frees or ():
+        free.move_after(call)
     return True
 
 
@@ -510,7 +525,10 @@ class Microkernels(ModulePass):
                     conv = conv._replace(x=ir.MemRefType(padding.source.type), pads=padding.pads)
                     operands[0] = padding.source
                 init = preceding_init(op, op.operands[2])
+                frees = None
                 if init is not None and _is_bias_broadcast(init, conv.out):
+                    frees = _frees_between(init, op, init.operands[0])
+                if frees is not None:
                     conv = conv._replace(bias=ir.MemRefType(init.operands[0].type))
                     operands.append(init.operands[0])
                     init.erase()
@@ -525,6 +543,8 @@ class Microkernels(ModulePass):
                 with ir.InsertionPoint(op), op.location:
                     call = func.CallOp([], ir.FlatSymbolRefAttr.get(transforms[conv]), operands)
                 op.erase()
+                for free in frees or ():
+                    free.move_after(call)
                 if padding is not None:
                     for dealloc in padding.deallocs:
                         dealloc.move_after(call)
@@ -537,12 +557,16 @@ class Microkernels(ModulePass):
                 continue
             # a zero fill just before the contraction is its accumulator's start: the kernel writes C instead
             fill = preceding_zero_fill(op, op.operands[-1]) if c.dot or not c.quant else None
-            operands = list(op.operands)
+            operands, frees = list(op.operands), []
             if fill is not None:
                 c = replace(c, zero_c=True)
             elif c.dot or c.packed and not c.quant:
                 fill = _bias_broadcast(op, c)  # (erased, as a zero fill is)
-                if fill is not None:
+                found = _frees_between(fill, op, fill.operands[0]) if fill is not None else None
+                if found is None:
+                    fill = None
+                else:
+                    frees = found
                     c = replace(c, bias=True, types=(*c.types, ir.MemRefType(fill.operands[0].type)))
                     operands.append(fill.operands[0])
             columns = columns_window(op) if c.packed and not c.quant and self.options["implicit-columns"] else None
@@ -575,6 +599,8 @@ class Microkernels(ModulePass):
             op.erase()
             if fill is not None:
                 fill.erase()
+            for free in frees:
+                free.move_after(call)
             if columns is not None:
                 for dealloc in columns.deallocs:
                     dealloc.move_after(call)

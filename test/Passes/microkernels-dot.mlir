@@ -398,6 +398,63 @@ func.func @int8_bias_start(%xq: memref<5x8xi8>, %sx: memref<5xf32>, %sum: memref
 
 // -----
 
+// The same with a bias padded into a buffer of its own (N = 10 of a 32-column panel), freed right after
+// the broadcast, its last reader until then (qc-early-deallocs): the kernel reads it instead, so the
+// free moves after the call (freed before it, the buffer was handed to the next allocation of its
+// size, whose bytes the kernel then read as the bias).
+// VNNI-LABEL: func.func @int8_padded_bias_start
+// VNNI: %[[PAD:.*]] = memref.alloc() : memref<1x32xf32>
+// VNNI-NOT: memref.dealloc
+// VNNI: call @qc_par_0(%arg0, %arg1, %arg2, %arg3, %arg4, %arg5, %arg7, %[[PAD]])
+// VNNI-NEXT: memref.dealloc %[[PAD]]
+#xp = affine_map<(d0, p, n, k) -> (d0, k)>
+#rp = affine_map<(d0, p, n, k) -> (d0)>
+#gp = affine_map<(d0, p, n, k) -> (d0, k floordiv 8)>
+#wp = affine_map<(d0, p, n, k) -> (p, k floordiv 4, n * 4 + k mod 4)>
+#sp = affine_map<(d0, p, n, k) -> (p, k floordiv 8, n)>
+#cp = affine_map<(d0, p, n, k) -> (d0, p, n)>
+func.func @int8_padded_bias_start(%xq: memref<5x8xi8>, %sx: memref<5xf32>, %sum: memref<5x1xi32>, %w: memref<1x2x128xi8>,
+                                  %s: memref<1x1x32xf32>, %o: memref<1x1x32xf32>, %bias: memref<10xf32>, %c: memref<5x1x32xf32>) {
+  %pad = memref.alloc() : memref<1x32xf32>
+  %zero = arith.constant 0.0 : f32
+  linalg.fill ins(%zero : f32) outs(%pad : memref<1x32xf32>)
+  %flat = memref.collapse_shape %pad [[0, 1]] : memref<1x32xf32> into memref<32xf32>
+  %head = memref.subview %flat[0] [10] [1] : memref<32xf32> to memref<10xf32, strided<[1]>>
+  memref.copy %bias, %head : memref<10xf32> to memref<10xf32, strided<[1]>>
+  linalg.generic {indexing_maps = [affine_map<(m, p, n) -> (p, n)>, affine_map<(m, p, n) -> (m, p, n)>],
+                  iterator_types = ["parallel", "parallel", "parallel"]}
+      ins(%pad : memref<1x32xf32>) outs(%c : memref<5x1x32xf32>) {
+  ^bb0(%i: f32, %out: f32):
+    linalg.yield %i : f32
+  }
+  memref.dealloc %pad : memref<1x32xf32>
+  linalg.generic {indexing_maps = [#xp, #rp, #gp, #wp, #sp, #sp, #cp], iterator_types = ["parallel", "parallel", "parallel", "reduction"],
+                  library_call = "qc_qgemm_dot_panel", qc.layout = #qc.layout<10 : i64, 8 : i64, 32 : i64, 8 : i64, 8 : i64, 1 : i64, 0 : i64>}
+      ins(%xq, %sx, %sum, %w, %s, %o : memref<5x8xi8>, memref<5xf32>, memref<5x1xi32>, memref<1x2x128xi8>, memref<1x1x32xf32>, memref<1x1x32xf32>)
+      outs(%c : memref<5x1x32xf32>) {
+  ^bb0(%a: i8, %bsx: f32, %bsum: i32, %b: i8, %sc: f32, %of: f32, %acc: f32):
+    %kk = linalg.index 3 : index
+    %ue = arith.extui %b : i8 to i32
+    %ae = arith.extsi %a : i8 to i32
+    %pr = arith.muli %ae, %ue : i32
+    %pf = arith.sitofp %pr : i32 to f32
+    %t = arith.mulf %pf, %sc : f32
+    %c0 = arith.constant 0 : index
+    %first = arith.cmpi eq, %kk, %c0 : index
+    %sf = arith.sitofp %bsum : i32 to f32
+    %corr = arith.mulf %of, %sf : f32
+    %z = arith.constant 0.0 : f32
+    %cr = arith.select %first, %corr, %z : f32
+    %t2 = arith.addf %t, %cr : f32
+    %t3 = arith.mulf %bsx, %t2 : f32
+    %r = arith.addf %acc, %t3 : f32
+    linalg.yield %r : f32
+  }
+  return
+}
+
+// -----
+
 // The dot contraction followed by a ReLU in place over its output: every flavour's row store
 // (`store_row`) applies it to the f32 row vector and the generic is erased.
 // VNNI-LABEL: func.func @int8_relu
