@@ -27,16 +27,19 @@ from ..passes.trampoline import trampolines
 from ..passes.pipeline import build
 from ..core.errors import QCError
 
-def pre_bufferize(panel: int, winograd: int = 4, attention_rows: int = 0, split_activations: str = "never") -> list:
+def pre_bufferize(panel: int, winograd: int = 4, attention_rows: int = 0, split_activations: str = "never",
+                  cells: bool = False) -> list:
     """Before bufferization: a decode step's attention over its KV cache to one kernel (CPU targets:
     ``attention_rows`` is their register tile, 0 keeps it), f16 widenings folded into contractions,
     elementwise fusion (contractions kept out of it behind calls; a second round after the layout changes
     get their own copies of the ops they read), f32 3x3 convolutions to Winograd form, qc ops to linalg
-    (``split_activations``: qc-lower-qgemm's option), run-time checks to errors, weights to arguments."""
+    (``split_activations``, ``cells``: qc-lower-qgemm's options), run-time checks to errors, weights to
+    arguments."""
     fuse = [FuseCachedAttention(vector_width=panel // 2, rows=attention_rows)] if attention_rows else []
     return [*fuse, FuseDequantGemm(), FoldWidening(), IsolateContractions(), "func.func(linalg-fuse-elementwise-ops)",
             FuseIntoTransposes(), "func.func(linalg-fuse-elementwise-ops)", *([Winograd(tile=winograd)] if winograd else []),
-            LowerLinear(panel_width=panel), LowerQGemm(panel_width=panel, split_activations=split_activations),
+            LowerLinear(panel_width=panel),
+            LowerQGemm(panel_width=panel, split_activations=split_activations, f32_cells=cells),
             "inline", "symbol-dce", ChecksToErrors(), WeightsToArgs(), "canonicalize", "cse"]
 
 
@@ -216,8 +219,13 @@ def lower_to_llvm_dialect(module: ir.Module, state: PassState, target: Target, d
     """Runs the codegen pipelines in place; returns what the C glue needs to know of the result.
     ``device``: a ``gpu.GpuTarget`` whose kernels run every op, ``target`` then the host's CPU."""
     cpu = device is None
-    run(module, pre_bufferize(target.panel_width, target.winograd if cpu else 0, target.rows if cpu else 0,
-                              target.split_activations if cpu else "never"), state, "lowering qc ops")
+    if cpu:
+        stages = pre_bufferize(target.panel_width, target.winograd, target.rows, target.split_activations)
+    else:  # panels of a warp's width, every quantized weight in dot cells (qc-gpu-qgemm's kernels)
+        from .gpu import WARP
+
+        stages = pre_bufferize(WARP, 0, 0, "never", cells=True)
+    run(module, stages, state, "lowering qc ops")
     entries = []
     with module.context:
         for fn in entry_funcs(module.operation):

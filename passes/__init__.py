@@ -9,6 +9,7 @@ from .winograd import Winograd
 from .collapse_elementwise import CollapseElementwise
 from .gpu_map import GpuMap
 from .gpu_buffers import GpuBuffers
+from .gpu_qgemm import GpuQGemm
 from .expand_math import ExpandMath
 from .isolate_contractions import IsolateContractions
 from .fold_widening import FoldWidening
@@ -42,7 +43,8 @@ REGISTRY: dict[str, type[ModulePass]] = {
                         Smooth, ReassociateReductions, Parallelize, ElideCopies, EarlyDeallocs, StridedCopies,
                         NoaliasArgs, SerialLoops, SmallLoops, StripProbes, AssignSchemes, SelectPrecision,
                         QuantizeEmbeddings, FuseCachedAttention,
-                        ChecksToErrors, FoldWidening, FuseIntoTransposes, PoolChannelsLast, Winograd, CollapseElementwise, GpuMap, GpuBuffers)
+                        ChecksToErrors, FoldWidening, FuseIntoTransposes, PoolChannelsLast, Winograd, CollapseElementwise, GpuMap, GpuBuffers,
+                        GpuQGemm)
 }
 
 __all__ = ["ModulePass", "Option", "PassState", "REGISTRY"]

@@ -42,6 +42,10 @@ panels into [.., 3, P, 32], then summed into the bias:
     %pp = linalg.generic {library_call = "qc_qgemm_dot_panel"} ins(%xq, %sp, %xsum, ...) -> tensor<Mx3xPx32xf32>
     %y  = linalg.generic ins(%pp) outs(%bias)                y[m, p, n] += pp[m, piece, p, n]
 
+With ``f32-cells`` (GPU targets: qc-gpu-qgemm's kernels read a warp's 32 columns of one cell row as
+one 128-byte line) f32-activation qgemms contract over the dot panels too, library call
+``qc_qgemm_cell_panel``: ``acc[.., p, n] += x[.., k] * (u(wq[p, k floordiv q, 4n + k mod 4]) * ws + wo)``.
+
 When x is qc-conv-to-matmul's im2col of an image, the helper takes the image and never writes the
 f32 columns (9x the image for a 3x3 conv, written once and read twice): each row's maximum pools
 the pixels' maxima over its window, and xq is quantized through the im2col's map:
@@ -68,7 +72,7 @@ from torch_mlir.dialects import arith, func, linalg, math, tensor
 from ..core.errors import QCError
 from ..core.quant.packing import PanelLayout, unpack_rows, unsigned_offset
 from ..dialects.qc import QGemmOp, WeightOp
-from .base import ModulePass, Option, PassState, WeightReaders, one_of, ops_of
+from .base import ModulePass, Option, PassState, WeightReaders, one_of, ops_of, parse_bool
 from .builders import f32_const, generic, reassociation
 from .lower_linear import Indexed, floordiv, panel_helper, weight_name
 from .matchers import indexing_maps, is_copy_generic, linear_terms, producer, stored_weight
@@ -77,6 +81,8 @@ QGEMM_PANEL = "qc_qgemm_panel"
 QGEMM_PANEL_SYM = "qc_qgemm_panel_sym"  # the same, all zero points 0: the kernel derives wo from ws
 QGEMM_DOT_PANEL = "qc_qgemm_dot_panel"
 QGEMM_DOT_PANEL_SYM = "qc_qgemm_dot_panel_sym"  # the same, all zero points 0: the kernel derives wo from ws
+QGEMM_CELL_PANEL = "qc_qgemm_cell_panel"  # f32 activations on dot panels (the GPU kernels' layout)
+QGEMM_CELL_PANEL_SYM = "qc_qgemm_cell_panel_sym"
 
 
 def _index(value: int) -> ir.Value:
@@ -129,6 +135,26 @@ def qgemm_helper(fn: str, xshape: list[int], layout: PanelLayout, has_bias: bool
     column = (lambda d: [d.p, d.k, d.n % (width // 2)]) if bits == 4 else (lambda d: [d.p, d.k, d.n])
     panel_helper(fn, xshape, layout, has_bias, _weights(layout, column), body,
                  QGEMM_PANEL_SYM if layout.symmetric else QGEMM_PANEL)
+
+
+def qgemm_cell_helper(fn: str, xshape: list[int], layout: PanelLayout, has_bias: bool) -> None:
+    """The helper of an f32-activation qgemm on dot panels (``f32-cells``): ``acc += x * (u(w) * ws + wo)``
+    with ``u`` read from k's 4-byte cell, as qgemm_dot_helper's."""
+    bits, per = layout.bits, 32 // layout.bits
+    k_dim = len(xshape) + 1
+    f32, i32 = ir.F32Type.get(), ir.IntegerType.get_signless(32)
+
+    def body(args: list[ir.Value]) -> ir.Value:
+        a, byte, scale, offset, acc = args
+        if bits == 4:
+            byte = _nibble(byte, arith.cmpi(arith.CmpIPredicate.uge, arith.remui(linalg.IndexOp(k_dim).result,
+                                                                                   _index(8)), _index(4)))
+        weight = arith.addf(arith.mulf(arith.uitofp(f32, arith.extui(i32, byte)), scale), _offset(layout, scale, offset))
+        return arith.addf(acc, arith.mulf(a, weight))
+
+    column = lambda d: [d.p, floordiv(d.k, per), d.n * 4 + d.k % 4]  # noqa: E731
+    panel_helper(fn, xshape, layout, has_bias, _weights(layout, column), body,
+                 QGEMM_CELL_PANEL_SYM if layout.symmetric else QGEMM_CELL_PANEL)
 
 
 def f32_bits(value: float) -> str:
@@ -375,7 +401,9 @@ class LowerQGemm(ModulePass):
     SUMMARY = "Lower qc.qgemm to a panel contraction on kernel-layout packed integers (linalg.generic)"
     OPTIONS = {"panel-width": Option(int, 16, "output channels per weight panel (the kernel's vector width x 2)"),
                "split-activations": Option(one_of(SPLIT_MODES), "never", "contract f32 activations as int8 pieces "
-                                           "on dot panels: never | gemv-int4 (one row, int4 weights) | always")}
+                                           "on dot panels: never | gemv-int4 (one row, int4 weights) | always"),
+               "f32-cells": Option(parse_bool, False, "contract f32 activations on dot panels too (the GPU kernels' "
+                                   "layout: each 4-byte cell holds 4 or 8 consecutive k of one column)")}
 
     def run(self, module: ir.Operation, state: PassState) -> None:
         width = self.options["panel-width"]
@@ -396,7 +424,8 @@ class LowerQGemm(ModulePass):
             mode = self.options["split-activations"]
             pieces = (op.act_bits.value != 8 and k % (32 // bits) == 0 and k >= SPLIT_MIN_K
                       and (mode == "always" or mode == "gemv-int4" and bits == 4 and np.prod(xt.shape[:-1]) == 1))
-            dot = op.act_bits.value == 8 or pieces
+            cells = self.options["f32-cells"] and op.act_bits.value != 8 and k % (32 // bits) == 0
+            dot = op.act_bits.value == 8 or pieces or cells
             if dot and k % (32 // bits):
                 raise QCError(f"int8 activations need K a multiple of {32 // bits}, got {k}", op.location)
             ops_names = [weight_name(v, f"qc.qgemm's {what}", op.location)
@@ -405,12 +434,13 @@ class LowerQGemm(ModulePass):
             has_bias = op.bias is not None
             shape = "x".join(map(str, xt.shape))
             bias = "_bias" if has_bias else ""
-            act = f"_a8x{PIECES}" if pieces else (f"_a8s{f32_bits(act_scale)}" if act_scale else "_a8") if dot else ""
+            act = (f"_a8x{PIECES}" if pieces else "_f32" if cells else f"_a8s{f32_bits(act_scale)}" if act_scale else "_a8"
+                   ) if dot else ""
             (_, pname), (_, sname), (_, zname) = ops_names
             symmetric = zname in state.store and not np.any(state.store[zname])
             layout = PanelLayout(n, k, width, bits, group, dot, symmetric)
             # int8 activations of an im2col are quantized from the im2col's source
-            gathered = im2col_of(x) if dot and not pieces else None
+            gathered = im2col_of(x) if dot and not pieces and not cells else None
             source = x if gathered is None else gathered[0]
             if gathered is not None:
                 st = ir.RankedTensorType(source.type)
@@ -418,7 +448,9 @@ class LowerQGemm(ModulePass):
             fn = f"qc_qgemm_{shape}_{n}_w{bits}g{group}{act}_{'d' if dot else 'p'}{width}{bias}{'_sym' if symmetric else ''}"
             if fn not in helpers:
                 with ir.InsertionPoint(body), op.location:
-                    if dot:
+                    if cells:
+                        qgemm_cell_helper(fn, list(xt.shape), layout, has_bias)
+                    elif dot:
                         qgemm_dot_helper(fn, list(xt.shape), layout, act_scale, has_bias,
                                          gathered and (ir.RankedTensorType(source.type), gathered[1]), pieces)
                     else:

@@ -98,10 +98,10 @@ def _library_call(op: ir.Operation) -> str | None:
 
 
 def match_qgemm(op: ir.Operation) -> Contraction | None:
-    """A qc-lower-qgemm contraction: A, W [P, K, NR*bits/8] i8, S and O [P, G, NR] f32, C, its
-    packing in ``qc.layout``."""
+    """A qc-lower-qgemm f32-activation contraction: A, W [P, K, NR*bits/8] i8 (or dot cells: the GPU
+    layout), S and O [P, G, NR] f32, C, its packing in ``qc.layout``."""
     layout = layout_of(op)
-    if layout is None or layout.dot or len(op.operands) != 5:
+    if layout is None or len(op.operands) != 5:
         return None
     a, w, s, o, c = op.operands
     ta, ts, to, tc = (_kernel_memref(v, True, identity=True) for v in (a, s, o, c))
@@ -109,7 +109,7 @@ def match_qgemm(op: ir.Operation) -> Contraction | None:
     if not (ta and ts and to and tc and tw) or list(tw.shape) != layout.weight_shape:
         return None
     m = math.prod(ta.shape[:-1])
-    sym = unsigned_offset(layout.bits, False) if layout.symmetric else None
+    sym = unsigned_offset(layout.bits, layout.dot) if layout.symmetric else None
     return Contraction(True, (ta, tw, ts, to, tc), 1, m, layout.panels * layout.width,
                        layout.k, layout.width, (layout.bits, layout.group), sym_offset=sym)
 

@@ -1,4 +1,4 @@
-"""A small typed builder for the vector kernels of qc-microkernels.
+"""A small typed builder for the kernels of qc-microkernels (and the bodies of qc-gpu-qgemm's).
 
 IR is built with the MLIR bindings at the current insertion point: constants are made on demand
 and hoisted to the kernel's entry block (one per value and type), loops are context managers
@@ -56,22 +56,13 @@ class Loop:
         return list(self.op.results)
 
 
-class KernelBuilder:
-    """Builds one ``func.func @name(args) attributes {llvm.emit_c_interface}`` at the insertion point."""
+class BodyBuilder:
+    """Builds IR at the current insertion point inside ``entry`` (a kernel's entry block), where its
+    constants go."""
 
-    def __init__(self, name: str, arg_types: Sequence[ir.Type]):
-        self.func = func.FuncOp(name, (list(arg_types), []))
-        self.func.attributes["llvm.emit_c_interface"] = ir.UnitAttr.get()
-        self.entry = self.func.add_entry_block()
-        self.args = list(self.entry.arguments)
-        self._ip = ir.InsertionPoint(self.entry)
-        self._ip.__enter__()
+    def __init__(self, entry: ir.Block):
+        self.entry = entry
         self._consts: dict[tuple[str, str], ir.Value] = {}
-
-    def finish(self) -> func.FuncOp:
-        func.ReturnOp([])
-        self._ip.__exit__(None, None, None)
-        return self.func
 
     # --- constants: hoisted to the entry block, one per value and type --------------------------
 
@@ -196,3 +187,20 @@ class KernelBuilder:
         """``llvm.call_intrinsic "name"(args)``: the ISA instructions MLIR has no op for."""
         out = llvm.call_intrinsic(result, name, list(args), [], [])
         return out if result is not None else None
+
+
+class KernelBuilder(BodyBuilder):
+    """Builds one ``func.func @name(args) attributes {llvm.emit_c_interface}`` at the insertion point."""
+
+    def __init__(self, name: str, arg_types: Sequence[ir.Type]):
+        self.func = func.FuncOp(name, (list(arg_types), []))
+        self.func.attributes["llvm.emit_c_interface"] = ir.UnitAttr.get()
+        super().__init__(self.func.add_entry_block())
+        self.args = list(self.entry.arguments)
+        self._ip = ir.InsertionPoint(self.entry)
+        self._ip.__enter__()
+
+    def finish(self) -> func.FuncOp:
+        func.ReturnOp([])
+        self._ip.__exit__(None, None, None)
+        return self.func

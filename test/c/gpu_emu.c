@@ -1,7 +1,7 @@
 /* Runs a GPU model's kernels on the CPU, for the tests on machines without a GPU: the kernels' own
    LLVM IR (qc-compile --emit nvvm, the IR that becomes the PTX) compiled for the host
    (test/python/gpu_emulator.py) and linked with this file, which supplies what NVPTX provides: the
-   special registers (thread and block ids and counts), __syncthreads, warp shuffles, and the
+   special registers (thread and block ids and counts), __syncthreads, warp shuffles, dp4a, and the
    libdevice math functions.  test/c/mock_libcuda.c calls qc_emu_launch for each kernel launch.
 
    A block's threads run one after another.  A kernel that synchronizes (its <name>__emu_sync is 1)
@@ -81,6 +81,16 @@ float qc_emu_shfl_down_f32(uint32_t mask, float v, uint32_t b, uint32_t clamp) {
 float qc_emu_shfl_idx_f32(uint32_t mask, float v, uint32_t b, uint32_t clamp) {
   (void)mask; (void)clamp;
   return shuffle(v, current - current % WARP + (int)(b & 31));
+}
+
+/* llvm.nvvm.idp4a.<a>.<b>(a, b, c): c + the dot product of a's and b's 4 bytes (dp4a) */
+int32_t qc_emu_dp4a_u_s(int32_t a, int32_t b, int32_t c) {
+  for (int j = 0; j < 4; ++j) c += (int32_t)(uint8_t)(a >> 8 * j) * (int32_t)(int8_t)(b >> 8 * j);
+  return c;
+}
+int32_t qc_emu_dp4a_s_s(int32_t a, int32_t b, int32_t c) {
+  for (int j = 0; j < 4; ++j) c += (int32_t)(int8_t)(a >> 8 * j) * (int32_t)(int8_t)(b >> 8 * j);
+  return c;
 }
 
 static kernel_fn running;

@@ -22,11 +22,14 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 
 SREG = re.compile(r"@llvm\.nvvm\.read\.ptx\.sreg\.(tid|ctaid|ntid|nctaid)\.([xyz])\b")
-SYNC = {"llvm.nvvm.barrier0": ("void", "qc_emu_barrier", ""),
-        "llvm.nvvm.barrier.cta.sync.aligned.all": ("void", "qc_emu_barrier_n", "i32"),
-        "llvm.nvvm.shfl.sync.bfly.f32": ("float", "qc_emu_shfl_bfly_f32", "i32, float, i32, i32"),
-        "llvm.nvvm.shfl.sync.down.f32": ("float", "qc_emu_shfl_down_f32", "i32, float, i32, i32"),
-        "llvm.nvvm.shfl.sync.idx.f32": ("float", "qc_emu_shfl_idx_f32", "i32, float, i32, i32")}
+# NVPTX intrinsics -> (result, the emulator's function, its parameters, whether threads wait in it)
+INTRINSICS = {"llvm.nvvm.barrier0": ("void", "qc_emu_barrier", "", True),
+              "llvm.nvvm.barrier.cta.sync.aligned.all": ("void", "qc_emu_barrier_n", "i32", True),
+              "llvm.nvvm.shfl.sync.bfly.f32": ("float", "qc_emu_shfl_bfly_f32", "i32, float, i32, i32", True),
+              "llvm.nvvm.shfl.sync.down.f32": ("float", "qc_emu_shfl_down_f32", "i32, float, i32, i32", True),
+              "llvm.nvvm.shfl.sync.idx.f32": ("float", "qc_emu_shfl_idx_f32", "i32, float, i32, i32", True),
+              "llvm.nvvm.idp4a.u.s": ("i32", "qc_emu_dp4a_u_s", "i32, i32, i32", False),
+              "llvm.nvvm.idp4a.s.s": ("i32", "qc_emu_dp4a_s_s", "i32, i32, i32", False)}
 
 
 def _split_params(text: str) -> list[str]:
@@ -53,7 +56,7 @@ def host_llvm_ir(device_ir: str) -> str:
         if line.startswith("declare") and ("@llvm.nvvm." in line):
             continue  # declared again below under the emulator's names
         line = SREG.sub(lambda m: f"@qc_emu_{m.group(1)}_{m.group(2)}", line)
-        for intrinsic, (_, name, _) in SYNC.items():
+        for intrinsic, (_, name, _, _) in INTRINSICS.items():
             line = line.replace(f"@{intrinsic}(", f"@{name}(")
         unknown = re.search(r"@(llvm\.nvvm\.[\w.]+)", line)
         if unknown:
@@ -62,11 +65,11 @@ def host_llvm_ir(device_ir: str) -> str:
         if kernel:
             kernels.append([kernel.group(1), _split_params(kernel.group(2)), False])
             line = line.replace("define ptx_kernel void", "define void", 1)
-        if kernels and ("@qc_emu_barrier" in line or "@qc_emu_shfl" in line):
+        if kernels and any(f"@{name}(" in line for _, name, _, syncs in INTRINSICS.values() if syncs):
             kernels[-1][2] = True  # (kernels are whole: NVPTX IR from MLIR calls no other function that syncs)
         lines.append(line)
     lines += [f"declare i32 @qc_emu_{r}_{d}()" for r in ("tid", "ctaid", "ntid", "nctaid") for d in "xyz"]
-    lines += [f"declare {ret} @{name}({args})" for ret, name, args in SYNC.values()]
+    lines += [f"declare {ret} @{name}({args})" for ret, name, args, _ in INTRINSICS.values()]
     for name, types, sync in kernels:
         body = [f"@{name}__emu_sync = global i32 {int(sync)}", f"define void @{name}__emu(ptr %args) {{"]
         for i, t in enumerate(types):

@@ -87,8 +87,8 @@ MODELS = {"resnet18": ((1, 3, 32, 32), 1e-4), "crnn": ((1, 1, 32, 32), 1e-4), "u
           "mlp": ((4, 64), 1e-5)}
 
 
-@pytest.mark.parametrize("model,scheme", [("mlp", None), ("mlp", "w4a16-g32"), ("mlp", "w8a8"), ("resnet18", None),
-                                          ("crnn", None), ("unet_head", None)])
+@pytest.mark.parametrize("model,scheme", [("mlp", None), ("mlp", "w4a16-g32"), ("mlp", "w8a16"), ("mlp", "w8a8"),
+                                          ("mlp", "w4a8-g32"), ("resnet18", None), ("crnn", None), ("unet_head", None)])
 def test_kernels_assemble_and_match_the_cpu(model, scheme, workdir, mock_driver):
     """Every op as a kernel (convolutions, pooling, resizes, attention, layer norm, softmax, int4 and int8
     weights dequantized in the kernel, int8 activations): PTX that ptxas takes for sm_80 and sm_90, and
@@ -115,6 +115,28 @@ def test_kernels_assemble_and_match_the_cpu(model, scheme, workdir, mock_driver)
     got = run_on_gpu(gpu_model, feed, workdir, mock_driver)
     for name, value in want.items():
         assert np.abs(got[name] - value).max() <= tolerance * np.abs(value).max(), name
+
+
+@pytest.mark.parametrize("scheme", ["w4a16-g128", "w8a8"])
+def test_quantized_linear_kernels_match_the_cpu(scheme, workdir, mock_driver):
+    """qc-gpu-qgemm's kernels where every part of them works: K = 2048 (16 chunks of 128 k, two a warp, 8
+    cells a loop step), 72 outputs (three panels, the last one partial), rows from a [2, 3, K] input,
+    a bias; int4 weights with f32 activations and int8 weights with int8 activations (dp4a): equal to
+    the CPU model's outputs within 1e-5 of their range."""
+    import torch
+
+    torch.manual_seed(0)
+    model = torch.nn.Linear(2048, 72).eval()
+    x = np.random.default_rng(1).standard_normal((2, 3, 2048)).astype(np.float32)
+    args = dict(example_inputs=(torch.from_numpy(x),), input_names=["x"], scheme=scheme)
+    gpu_model = workdir / f"linear_{scheme}_cuda.so"
+    code = qc.compile(model, gpu_model, target="cuda:sm_80", **args).device_code
+    gpu_model.with_suffix(".nvvm.ll").write_text(code.llvm_ir)
+    assert ("dp4a" in code.ptx) == (scheme == "w8a8") and "bar.sync" in code.ptx
+    qc.compile(model, workdir / f"linear_{scheme}_cpu.so", **args)
+    want = qc.runtime.load(workdir / f"linear_{scheme}_cpu.so").run({"x": x})["output0"]
+    got = run_on_gpu(gpu_model, {"x": x}, workdir, mock_driver)["output0"]
+    assert np.abs(got - want).max() <= 1e-5 * np.abs(want).max()
 
 
 def test_host_side_against_a_stand_in_driver(gpu_mlp, mock_driver, workdir):

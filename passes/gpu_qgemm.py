@@ -1,0 +1,198 @@
+"""qc-gpu-qgemm: a quantized-weight contraction on dot panels -> one CUDA kernel (``gpu.launch``)
+that dequantizes in registers, its loads coalesced, its reduction split across warps.
+
+qc-lower-qgemm lays the weights out for the GPU (``f32-cells``, panels of 32 columns: a warp's lanes):
+each 4-byte cell holds 4 (int8) or 8 (int4) consecutive k of one column, so at each k a warp reads
+its panel's 32 cells as one 128-byte line.  Its contraction, bufferized,
+
+    linalg.generic {library_call = "qc_qgemm_cell_panel", qc.layout = #qc.layout<..., width 32, dot>}
+        ins(%x : memref<RxKxf32>, %w : memref<PxCx128xi8>, %s, %o : memref<PxGx32xf32>)
+        outs(%acc : memref<RxPx32xf32>)
+
+(or ``qc_qgemm_dot_panel``: int8 activations ``xq``, their row scales ``sx`` and group sums) becomes
+a block per (panel p, row r), 32 x W threads, lane = column, warp = a share of k:
+
+    gpu.launch blocks(%p, %r, %z) in (P, R, 1) threads(%lane, %warp, %z1) in (32, W, 1)
+               workgroup(%part : memref<Wx32xf32, #gpu.address_space<workgroup>>) {
+      %f = scf.for %j = %warp to K / CHUNK step W iter_args(%f0 = 0.0) {       // chunks of k, one group's
+        %t, %xs = scf.for %c in chunk j { cell = load 4 bytes of w[p, c, 4 lane];  // (8 cells a step)
+                                          t += x[r, k] * u(cell, k); xs += x[r, k] }  // f32 activations
+        f += s[p, g] * t + o[p, g] * xs          // (int8 activations: i = dp4a(cell, xq[r, 4 k..], i);
+      }                                          //  f += s * i + (first chunk of g ? o * xsum[r, g] : 0))
+      memref.store %f, %part[%warp, %lane]
+      gpu.barrier
+      scf.if %warp == 0 { acc[r, p, lane] += sum_w part[w, lane]   (x sx[r] for int8 activations) }
+    }
+
+Contractions on other panels, or whose operands are not static identity-layout memrefs, are left
+to the generic path (qc-gpu-map: one thread per output, correct but slow).
+"""
+
+from __future__ import annotations
+
+from math import gcd as math_gcd
+
+from torch_mlir import ir
+from torch_mlir.dialects import arith, gpu, math, memref, nvvm, vector
+
+from .base import ModulePass, Option, PassState, walk_ops
+from .kernels.builder import BodyBuilder, f32, i, vec
+from .kernels.contraction import Contraction
+from .lower_qgemm import QGEMM_CELL_PANEL, QGEMM_CELL_PANEL_SYM, QGEMM_DOT_PANEL, QGEMM_DOT_PANEL_SYM
+from .matchers import layout_of
+from .microkernels import match_qgemm, match_qgemm_dot
+
+WARP = 32
+MAX_CHUNK = 128  # k per chunk: a warp's unit of work, within one group
+UNROLL = 8  # cells a loop step: their loads are in flight together
+
+
+def chunk_size(c: Contraction) -> int:
+    """The largest k count <= MAX_CHUNK that divides the group and is whole cells."""
+    bits, group = c.quant
+    per = 32 // bits
+    return max(d for d in range(per, min(group, MAX_CHUNK) + 1, per) if group % d == 0)
+
+
+class _Kernel(BodyBuilder):
+    """The body of one launch, built at the insertion point inside it."""
+
+    def __init__(self, entry: ir.Block, c: Contraction, operands: dict[str, ir.Value]):
+        super().__init__(entry)
+        self.c, self.bits, self.group = c, *c.quant
+        rows, k = c.m, c.k
+        shapes = {"x": [rows, k], "xq": [rows, k], "c": [rows, c.panels, WARP], "sx": [rows],
+                  "xsum": [rows, k // self.group]}  # leading dims collapsed: one row index
+        self.v = {name: self.view(v, shapes[name]) if name in shapes else v for name, v in operands.items()}
+        self.per = 32 // self.bits
+        self.unroll = math_gcd(chunk_size(c) // self.per, UNROLL)
+
+    def f(self, value: float) -> ir.Value:
+        return self.const(f32(), ir.FloatAttr.get(f32(), value))
+
+    def cell(self, p: ir.Value, cell: ir.Value, lane: ir.Value) -> ir.Value:
+        """The 4 bytes of column ``lane``'s cell ``cell`` of panel ``p`` (one 128-byte line a warp)."""
+        return vector.load(vec(4, i(8)), self.v["w"], [p, cell, self.mul(lane, 4)], alignment=4)
+
+    def word(self, bytes4: ir.Value) -> ir.Value:
+        return vector.extract(vector.bitcast(vec(1, i(32)), bytes4), [], [0])
+
+    def offset(self, scale: ir.Value, p: ir.Value, g: ir.Value, lane: ir.Value) -> ir.Value:
+        if self.c.sym_offset is not None:
+            return arith.mulf(scale, self.f(-float(self.c.sym_offset)))
+        return memref.load(self.v["o"], [p, g, lane])
+
+    def cells(self, k0: ir.Value, carried: list[ir.Value]):
+        """The loop over the chunk at ``k0``'s cells, ``unroll`` a step (their loads in flight together)."""
+        count = chunk_size(self.c) // self.per
+        first = arith.divui(k0, self.index(self.per))
+        return self.loop(first, self.add(first, count), self.unroll, carried)
+
+    def f32_chunk(self, r, p, lane, k0: ir.Value, scale, offset, acc) -> ir.Value:
+        """acc + s * sum x u + o * sum x over the chunk at ``k0``."""
+        with self.cells(k0, [self.f(0.0), self.f(0.0)]) as cells:
+            t, s = cells.args
+            for step in range(self.unroll):
+                cell = self.add(cells.iv, step)
+                word = self.word(self.cell(p, cell, lane))
+                xs = vector.load(vec(self.per, f32()), self.v["x"], [r, self.mul(cell, self.per)], alignment=4)
+                for j in range(self.per):
+                    shift = 8 * (j % 4) + (4 * (j // 4) if self.bits == 4 else 0)
+                    u = arith.andi(arith.shrui(word, self.int(32, shift)) if shift else word,
+                                   self.int(32, (1 << self.bits) - 1))
+                    x = vector.extract(xs, [], [j])
+                    t = math.fma(x, arith.uitofp(f32(), u), t)
+                    s = arith.addf(s, x)
+            cells.carry([t, s])
+        t, s = cells.results
+        return arith.addf(acc, arith.addf(arith.mulf(scale, t), arith.mulf(offset, s)))
+
+    def dot_chunk(self, r, p, lane, k0: ir.Value, g, scale, offset, acc) -> ir.Value:
+        """acc + s * sum xq u (+ o * xsum[r, g] at the group's first chunk) over the chunk at ``k0``."""
+        unsigned, signed = nvvm.DotAccumulateType.UNSIGNED, nvvm.DotAccumulateType.SIGNED
+        xq = lambda at: vector.load(vec(4, i(8)), self.v["xq"], [r, at], alignment=4)  # noqa: E731
+        with self.cells(k0, [self.int(32, 0)]) as cells:
+            (total,) = cells.args
+            for step in range(self.unroll):
+                cell = self.add(cells.iv, step)
+                u, k = self.cell(p, cell, lane), self.mul(cell, self.per)
+                if self.bits == 8:
+                    total = nvvm.dot_accumulate_4way(u, unsigned, xq(k), signed, total)
+                    continue
+                word, low = self.word(u), self.int(32, 0x0F0F0F0F)
+                for half in (0, 4):  # k 0..3 of the cell in the low nibbles, 4..7 in the high ones
+                    nibbles = arith.andi(arith.shrui(word, self.int(32, half)) if half else word, low)
+                    bytes4 = vector.bitcast(vec(4, i(8)), vector.broadcast(vec(1, i(32)), nibbles))
+                    total = nvvm.dot_accumulate_4way(bytes4, unsigned, xq(self.add(k, half)), signed, total)
+            cells.carry([total])
+        product = arith.mulf(scale, arith.sitofp(f32(), cells.results[0]))
+        starts = arith.cmpi(arith.CmpIPredicate.eq, arith.remui(k0, self.index(self.group)), self.index(0))
+        xsum = arith.sitofp(f32(), memref.load(self.v["xsum"], [r, g]))
+        correction = arith.select(starts, arith.mulf(offset, xsum), self.f(0.0))
+        return arith.addf(acc, arith.addf(product, correction))
+
+    def build(self, warps: int, part: ir.Value) -> None:
+        args = self.entry.arguments
+        p, r, lane, warp = args[0], args[1], args[3], args[4]
+        chunk = chunk_size(self.c)
+        with self.loop(warp, self.c.k // chunk, warps, [self.f(0.0)]) as chunks:
+            k0 = self.mul(chunks.iv, chunk)
+            g = arith.divui(k0, self.index(self.group))
+            scale = memref.load(self.v["s"], [p, g, lane])
+            offset = self.offset(scale, p, g, lane)
+            (acc,) = chunks.args
+            if self.c.dot:
+                chunks.carry([self.dot_chunk(r, p, lane, k0, g, scale, offset, acc)])
+            else:
+                chunks.carry([self.f32_chunk(r, p, lane, k0, scale, offset, acc)])
+        memref.store(chunks.results[0], part, [warp, lane])
+        gpu.barrier()
+        with self.when(arith.cmpi(arith.CmpIPredicate.eq, warp, self.index(0))):
+            total = memref.load(part, [self.index(0), lane])
+            for w in range(1, warps):
+                total = arith.addf(total, memref.load(part, [self.index(w), lane]))
+            if self.c.dot:
+                total = arith.mulf(total, memref.load(self.v["sx"], [r]))
+            out = [r, p, lane]
+            memref.store(arith.addf(memref.load(self.v["c"], out), total), self.v["c"], out)
+
+
+def match(op: ir.Operation) -> Contraction | None:
+    """The contraction a qgemm panel generic on dot panels of a warp's width is, or None."""
+    call = ir.StringAttr(op.attributes["library_call"]).value if "library_call" in op.attributes else None
+    if call not in (QGEMM_CELL_PANEL, QGEMM_CELL_PANEL_SYM, QGEMM_DOT_PANEL, QGEMM_DOT_PANEL_SYM):
+        return None
+    layout = layout_of(op)
+    if layout is None or not layout.dot or layout.width != WARP:
+        return None
+    return match_qgemm_dot(op) if call in (QGEMM_DOT_PANEL, QGEMM_DOT_PANEL_SYM) else match_qgemm(op)
+
+
+def launch(op: ir.Operation, c: Contraction, max_warps: int) -> None:
+    """``op`` as a gpu.launch built before it, erased."""
+    names = ("xq", "sx", "xsum", "w", "s", "o", "c") if c.dot else ("x", "w", "s", "o", "c")
+    warps = max(1, min(max_warps, c.k // chunk_size(c)))
+    index = ir.IndexType.get()
+    with ir.InsertionPoint(op), op.location:
+        const = lambda n: arith.constant(index, n)  # noqa: E731
+        kernel = gpu.LaunchOp((const(c.panels), const(c.m), const(1)), (const(WARP), const(warps), const(1)))
+        kernel.attributes["workgroup_attributions"] = ir.IntegerAttr.get(ir.IntegerType.get_signless(64), 1)
+        space = ir.AttrBuilder.get("gpu.GPU_AddressSpaceAttr")(gpu.AddressSpace.Workgroup, op.context)
+        entry = kernel.regions[0].blocks[0]
+        part = entry.add_argument(ir.MemRefType.get([warps, WARP], f32(), memory_space=space), op.location)
+        with ir.InsertionPoint(entry):
+            _Kernel(entry, c, dict(zip(names, op.operands))).build(warps, part)
+            gpu.TerminatorOp()
+    op.erase()
+
+
+class GpuQGemm(ModulePass):
+    NAME = "qc-gpu-qgemm"
+    SUMMARY = "Quantized-weight contractions on dot panels -> CUDA kernels dequantizing in registers"
+    OPTIONS = {"warps": Option(int, 8, "warps per block, each a share of the reduction")}
+
+    def run(self, module: ir.Operation, state: PassState) -> None:
+        for op in walk_ops(module, "linalg.generic"):
+            c = match(op)
+            if c is not None:
+                launch(op, c, self.options["warps"])
