@@ -284,7 +284,7 @@ def _runner(e: GlueEntry, name: str, offsets: dict[str, int], weight_inputs: dic
         "  return 0;", "}",
         f"static const qc_model_def QC_DEF_{e.name} = {{QC_MODEL_ABI, {_c_string(name)}, QC_SIGNATURE_{e.name}, "
         f"{len(e.sig.inputs)}, {len(e.sig.outputs)}, QC_INPUTS_{e.name}, QC_OUTPUTS_{e.name}, qc_load, qc_run_{e.name}, "
-        "qc_set_threads, qc_free, qc_error, qc_num_threads};",
+        f"qc_set_threads, qc_free, qc_error, qc_num_threads, {'qc_cuda_use_device' if device else 'NULL'}}};",
         f"const qc_model_def *{def_function(name, e.name)}(void) {{ return &QC_DEF_{e.name}; }}"]
 
 

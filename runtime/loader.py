@@ -42,10 +42,24 @@ class _ModelDef(ctypes.Structure):
                 ("set_threads", ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int)),
                 ("free", ctypes.CFUNCTYPE(None, ctypes.c_void_p)),
                 ("last_error", ctypes.CFUNCTYPE(ctypes.c_char_p)),
-                ("max_threads", ctypes.CFUNCTYPE(ctypes.c_int))]
+                ("max_threads", ctypes.CFUNCTYPE(ctypes.c_int)),
+                ("use_device", ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int))]
 
 
-MODEL_ABI = 1  # QC_MODEL_ABI
+MODEL_ABI = 2  # QC_MODEL_ABI
+
+
+def _ordinal(device: str | None, compiled: str, path: Path) -> int | None:
+    """The CUDA device ``device`` asks for ("cuda:<ordinal>"), None for the default; a QCError when it
+    is not of the kind the model was compiled for (as qc_model_load_on)."""
+    if not device:
+        return None
+    kind, colon, rest = device.partition(":")
+    if device != "cpu" and (kind != "cuda" or colon and not rest.isdigit()):
+        raise QCError(f"device '{device}': give cpu, cuda or cuda:<ordinal>")
+    if kind != compiled.partition(":")[0]:
+        raise QCError(f"model '{path}' was compiled for {compiled}, not for {device} (qc-compile --target)")
+    return int(rest) if rest else None
 
 
 class Model:
@@ -77,8 +91,9 @@ class Model:
         described = json.loads(self._def.signature)
         self.signature = Signature.from_json(described)
         self.device = described.get("device", "cpu")  # where its code runs: cpu, or cuda:<chip>
-        if device is not None and device.partition(":")[0] != self.device.partition(":")[0]:
-            raise QCError(f"model '{path}' was compiled for {self.device}, not for {device} (qc-compile --target)")
+        ordinal = _ordinal(device, self.device, path)
+        if ordinal is not None and self._def.use_device(ordinal) != 0:
+            raise QCError(self.last_error())
         # What run() checks and allocates, resolved once: a decode step calls it per token, often
         # with its code and data evicted by the step before (each Python operation then costs a miss).
         self._inputs = [(t, np.dtype(t.dtype)) for t in self.signature.inputs]
@@ -158,6 +173,7 @@ class Model:
 def load(path: str | Path, weights: str | Path | None = None, threads: int | None = None, entry: str = "main",
          device: str | None = None) -> Model:
     """A compiled model; ``entry``: another entry point of its library (a decoder's ``decode``);
-    ``device``: ``cpu`` or ``cuda``, checked against what the model was compiled for (its own by default).
+    ``device``: ``cpu``, ``cuda`` or ``cuda:<ordinal>`` (which GPU), checked against what the model was
+    compiled for (its own by default).
     A GPU model's load uploads its weights (CUDA driver loaded on first use; an error if there is none)."""
     return Model(path, weights, threads, entry, device)

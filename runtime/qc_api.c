@@ -11,6 +11,7 @@
 
 struct qc_model {
   const qc_model_def *def;
+  char device[32]; /* as compiled: "cpu" or "cuda:<chip>" */
   void *state;   /* the model's weights */
   void *library; /* dlopen handle of a shared model, or NULL */
   int threads;
@@ -37,7 +38,47 @@ static void keep_model_error(const qc_model_def *def) {
   if (why != qc_last_error()) qc_set_error("%s", why);
 }
 
+/* The device a model was compiled for, from its signature ("device": "cuda:sm_80"), into out. */
+static void compiled_device(const qc_model_def *def, char *out, size_t size) {
+  const char *at = strstr(def->signature, "\"device\": \"");
+  if (!at) {
+    snprintf(out, size, "cpu");
+    return;
+  }
+  at += strlen("\"device\": \"");
+  snprintf(out, size, "%.*s", (int)strcspn(at, "\""), at);
+}
+
+/* Checks ``device`` against the compiled one and selects a CUDA device: QC_OK, or an error. */
+static qc_status select_device(const qc_model_def *def, const char *compiled, const char *device) {
+  if (!device || !*device) return QC_OK;
+  int gpu = !strncmp(compiled, "cuda", 4), ordinal = -1;
+  const char *rest = !strncmp(device, "cuda", 4) ? device + 4 : NULL;
+  if (rest && *rest == ':') {
+    char *end;
+    long n = strtol(rest + 1, &end, 10);
+    if (end == rest + 1 || *end || n < 0) rest = NULL;
+    ordinal = (int)n;
+  } else if (rest && *rest) {
+    rest = NULL;
+  }
+  if (!rest && strcmp(device, "cpu"))
+    return FAIL(QC_ERROR_INVALID_ARGUMENT, "device '%s': give cpu, cuda or cuda:<ordinal>", device);
+  if (gpu != (rest != NULL))
+    return FAIL(QC_ERROR_INVALID_ARGUMENT, "model '%s' was compiled for %s, not for %s (qc-compile --target)",
+                def->name, compiled, device);
+  if (ordinal >= 0 && def->use_device(ordinal)) {
+    keep_model_error(def);
+    return QC_ERROR_UNSUPPORTED;
+  }
+  return QC_OK;
+}
+
 qc_status qc_model_load(const qc_model_def *def, const char *weights_path, qc_model **model) {
+  return qc_model_load_on(def, weights_path, NULL, model);
+}
+
+qc_status qc_model_load_on(const qc_model_def *def, const char *weights_path, const char *device, qc_model **model) {
   if (!model) return FAIL(QC_ERROR_INVALID_ARGUMENT, "qc_model_load: model is NULL");
   *model = NULL;
   if (!def) return FAIL(QC_ERROR_INVALID_ARGUMENT, "qc_model_load: def is NULL");
@@ -49,22 +90,33 @@ qc_status qc_model_load(const qc_model_def *def, const char *weights_path, qc_mo
   qc_model *m = calloc(1, sizeof *m);
   if (!m) return FAIL(QC_ERROR_IO, "out of memory");
   m->def = def;
-  int status = def->load(weights_path, &m->state);
+  compiled_device(def, m->device, sizeof m->device);
+  qc_status status = select_device(def, m->device, device);
+  if (status == QC_OK) {
+    status = (qc_status)def->load(weights_path, &m->state);
+    if (status != QC_OK) keep_model_error(def);
+  }
   if (status != QC_OK) {
-    keep_model_error(def);
     free(m);
-    return (qc_status)status;
+    return status;
   }
   *model = m;
   return QC_OK;
 }
 
+const char *qc_model_device(const qc_model *model) { return model ? model->device : ""; }
+
 qc_status qc_model_open(const char *library_path, const char *weights_path, qc_model **model) {
-  return qc_model_open_entry(library_path, NULL, weights_path, model);
+  return qc_model_open_on(library_path, NULL, weights_path, NULL, model);
 }
 
 qc_status qc_model_open_entry(const char *library_path, const char *entry_name, const char *weights_path,
                               qc_model **model) {
+  return qc_model_open_on(library_path, entry_name, weights_path, NULL, model);
+}
+
+qc_status qc_model_open_on(const char *library_path, const char *entry_name, const char *weights_path,
+                           const char *device, qc_model **model) {
   if (!model) return FAIL(QC_ERROR_INVALID_ARGUMENT, "qc_model_open: model is NULL");
   *model = NULL;
   if (!library_path) return FAIL(QC_ERROR_INVALID_ARGUMENT, "qc_model_open: library_path is NULL");
@@ -84,7 +136,7 @@ qc_status qc_model_open_entry(const char *library_path, const char *entry_name, 
                 older ? "'%s' was compiled by an older qc (before the model ABI): compile it again"
                       : "'%s' is not a model qc compiled: it has no " QC_MODEL_ENTRY, library_path);
   }
-  qc_status status = qc_model_load(entry(), weights_path, model);
+  qc_status status = qc_model_load_on(entry(), weights_path, device, model);
   if (status != QC_OK) {
     dlclose(lib);
     return status;

@@ -51,6 +51,8 @@ static pthread_mutex_t cu_lock = PTHREAD_MUTEX_INITIALIZER;
 static char cu_init_error[512];  /* why the driver could not be used, or "" */
 static char cu_error[512];       /* the first failure since the last qc_cuda_take_error, or "" */
 static CUdevice cu_device;
+static int cu_ordinal = -1;  /* the device asked for (qc_cuda_use_device), else QC_CUDA_DEVICE or 0 */
+static int cu_started;       /* init_driver ran: the device is fixed */
 static CUcontext cu_context;
 static CUstream cu_stream;
 
@@ -99,8 +101,7 @@ static void init_driver(void) {
   }
   cu.MemPrefetchAsync = dlsym(lib, "cuMemPrefetchAsync_v2");
   int count = 0;
-  const char *env = getenv("QC_CUDA_DEVICE");
-  int want = env ? atoi(env) : 0;
+  int want = cu_ordinal;
   CUresult r = cu.Init(0);
   if (!r) r = cu.DeviceGetCount(&count);
   if (r || count <= want) {
@@ -115,8 +116,32 @@ static void init_driver(void) {
   }
 }
 
+int qc_cuda_use_device(int ordinal) {
+  pthread_mutex_lock(&cu_lock);
+  int busy = cu_started && ordinal != cu_ordinal;
+  if (!cu_started) cu_ordinal = ordinal;
+  int in_use = cu_ordinal;
+  pthread_mutex_unlock(&cu_lock);
+  if (busy) {
+    qc_set_error("CUDA device %d asked for, but this process runs its GPU models on device %d", ordinal, in_use);
+    return -1;
+  }
+  return 0;
+}
+
+static void start_driver(void) {
+  pthread_mutex_lock(&cu_lock);
+  cu_started = 1;
+  if (cu_ordinal < 0) {
+    const char *env = getenv("QC_CUDA_DEVICE");
+    cu_ordinal = env ? atoi(env) : 0;
+  }
+  pthread_mutex_unlock(&cu_lock);
+  init_driver();
+}
+
 int qc_cuda_init(void) {
-  pthread_once(&cu_once, init_driver);
+  pthread_once(&cu_once, start_driver);
   if (cu_init_error[0]) {
     qc_set_error("%s", cu_init_error);
     return -1;

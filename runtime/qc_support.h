@@ -41,6 +41,7 @@ void _mlir_memref_to_llvm_free(void *ptr);
    (NULL: uninitialized), moved to the device; NULL on error.  qc_cuda_finish: waits for the device;
    -1 with the run's first failure as the error. */
 int qc_cuda_init(void);
+int qc_cuda_use_device(int ordinal); /* before the first qc_cuda_init, or the device it opened */
 void *qc_cuda_upload(const void *host, size_t bytes);
 void qc_cuda_free(void *p);
 int qc_cuda_finish(void);

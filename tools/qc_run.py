@@ -43,6 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--output-dir", default=".", help="where to write <output name>.npy")
     p.add_argument("--weights", help="weight blob (default: beside the library)")
     p.add_argument("--threads", type=int, help="threads of the run (default: the pool's, QC_NUM_THREADS)")
+    p.add_argument("--device", help="cpu, cuda or cuda:<ordinal> (default: what the model was compiled for)")
     g = p.add_argument_group("generation (a decoder: qc-compile --max-context)")
     g.add_argument("--generate", action="store_true", help="print new token ids after --prompt as they come")
     g.add_argument("--prompt", type=token_ids, metavar="ID,ID,...", help="the prompt's token ids")
@@ -60,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.generate:
             return generate(args)
-        model = load(args.model, args.weights, args.threads)
+        model = load(args.model, args.weights, args.threads, device=args.device)
         feeds = {}
         for item in args.input:
             name, sep, path = item.partition("=")

@@ -4,7 +4,7 @@
    of the PTX it was given, every launch names a loaded kernel with a non-empty grid and block and
    pointer-sized arguments; and it counts.  MOCK_CUDA_DEVICES=0 makes it a driver with no device.
    At exit it prints "mock-cuda: <modules> modules, <launches> launches, <allocs> allocations, <errors>
-   errors" to stderr. */
+   errors, <ordinal> device" (the one opened, -1 for none) to stderr. */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <stdio.h>
@@ -15,11 +15,12 @@ typedef int CUresult;
 enum { OK = 0, ERR_INVALID = 1, ERR_NO_DEVICE = 100, ERR_NOT_FOUND = 500 };
 
 static const char *ptx_text;
-static int modules, launches, allocs, errors;
+static int modules, launches, allocs, errors, device = -1;
 static int kernel_tag;  /* functions are &kernel_tag + offset of the name in the PTX */
 
 __attribute__((destructor)) static void report(void) {
-  fprintf(stderr, "mock-cuda: %d modules, %d launches, %d allocations, %d errors\n", modules, launches, allocs, errors);
+  fprintf(stderr, "mock-cuda: %d modules, %d launches, %d allocations, %d errors, %d device\n", modules, launches, allocs,
+          errors, device);
 }
 
 static CUresult bad(void) { ++errors; return ERR_INVALID; }
@@ -30,7 +31,7 @@ CUresult cuDeviceGetCount(int *n) {
   *n = env ? atoi(env) : 1;
   return OK;
 }
-CUresult cuDeviceGet(int *d, int i) { *d = i; return OK; }
+CUresult cuDeviceGet(int *d, int i) { *d = device = i; return OK; }
 CUresult cuDeviceGetName(char *name, int len, int d) { snprintf(name, len, "mock GPU %d", d); return OK; }
 CUresult cuDevicePrimaryCtxRetain(void **ctx, int d) { (void)d; *ctx = &kernel_tag; return OK; }
 CUresult cuCtxSetCurrent(void *ctx) { (void)ctx; return OK; }

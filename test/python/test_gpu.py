@@ -79,7 +79,7 @@ def run_on_gpu(model, feed, workdir, mock_driver):
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     if "MOCK_CUDA_KERNELS" in env:
-        assert done.stderr.strip().splitlines()[-1].endswith(" 0 errors"), done.stderr
+        assert done.stderr.strip().splitlines()[-1].endswith(" 0 errors, 0 device"), done.stderr
     return dict(np.load(outputs))
 
 
@@ -161,9 +161,52 @@ def test_host_side_against_a_stand_in_driver(gpu_mlp, mock_driver, workdir):
     report = done.stderr.strip().splitlines()[-1]
     assert report.startswith("mock-cuda:"), done.stderr
     counts = dict((k, int(v)) for v, k in (part.split() for part in report.split(": ", 1)[1].split(", ")))
-    assert counts == {"modules": 1, "launches": 2 * kernels, "allocations": counts["allocations"], "errors": 0}
+    assert counts == {"modules": 1, "launches": 2 * kernels, "allocations": counts["allocations"], "errors": 0,
+                      "device": 0}
     # weights + input + output + the intermediates of one run; the second run made none
     assert 3 <= counts["allocations"] <= 3 + kernels
+
+
+DEVICE_C = r"""
+#include <stdio.h>
+#include "qc/runtime.h"
+int main(int argc, char **argv) {
+  for (int i = 2; i < argc; ++i) {  /* each device in turn, one process */
+    qc_model *m = NULL;
+    qc_status s = qc_model_open_on(argv[1], NULL, NULL, argv[i], &m);
+    printf("%s: %s %s %s\n", argv[i], qc_status_name(s), m ? qc_model_device(m) : "-", s ? qc_last_error() : "");
+    qc_model_free(m);
+  }
+  return 0;
+}
+"""
+
+
+def test_c_api_and_qc_run_take_a_device(gpu_mlp, mock_driver, workdir):
+    """qc_model_open_on / qc.runtime.load / qc-run --device: "cuda:<ordinal>" opens that device (the
+    stand-in driver reports which); a device that does not exist, a CPU device for a GPU model, a
+    second device in one process and a malformed name are errors that say so."""
+    env = {**os.environ, "LD_LIBRARY_PATH": str(mock_driver), "MOCK_CUDA_DEVICES": "2"}
+    runtime = os.path.join(REPO, "runtime")
+    exe = workdir / "device_c"
+    (workdir / "device.c").write_text(DEVICE_C)
+    subprocess.run(["cc", "-O1", "-std=c11", "-pthread", f"-I{runtime}/include", f"-I{runtime}", str(workdir / "device.c"),
+                    f"{runtime}/qc_runtime.c", f"{runtime}/qc_api.c", "-o", str(exe), "-ldl", "-lm"], check=True)
+    lib = str(gpu_mlp.output)
+    done = subprocess.run([str(exe), lib, "gpu", "cpu", "cuda:1", "cuda:0", "cuda"], env=env, capture_output=True,
+                          text=True)
+    lines = done.stdout.splitlines()
+    assert lines[0] == "gpu: invalid argument - device 'gpu': give cpu, cuda or cuda:<ordinal>", done.stdout
+    assert lines[1].startswith("cpu: invalid argument - model 'mlp_cuda' was compiled for cuda:sm_80, not for cpu")
+    assert lines[2] == "cuda:1: ok cuda:sm_80 ", done.stdout
+    assert lines[3].startswith("cuda:0: unsupported - CUDA device 0 asked for, but this process runs its GPU models "
+                               "on device 1"), done.stdout
+    assert lines[4] == "cuda: ok cuda:sm_80 " and done.stderr.strip().endswith("0 errors, 1 device"), done.stderr
+    run = [sys.executable, "-m", "qc.tools.qc_run", lib, "--input", f"x={X}", "--output-dir", str(workdir)]
+    done = subprocess.run([*run, "--device", "cuda:1"], env=env, capture_output=True, text=True)
+    assert done.returncode == 0 and done.stderr.strip().endswith("0 errors, 1 device"), done.stderr
+    done = subprocess.run([*run, "--device", "cuda:2"], env=env, capture_output=True, text=True)
+    assert done.returncode == 1 and "no CUDA device 2 (2 found" in done.stderr and "Traceback" not in done.stderr
 
 
 def test_clear_errors_without_a_gpu(gpu_mlp, mock_driver, tmp_path):

@@ -63,7 +63,16 @@ qc_status qc_model_open_entry(const char *library_path, const char *entry, const
 /* A model linked into this program (its <name>_model()).  weights_path NULL: the weights embedded
    in the program (static models), or the .qcw beside the library that holds the model. */
 qc_status qc_model_load(const qc_model_def *def, const char *weights_path, qc_model **model);
+/* The same on a device: NULL or "" where the model was compiled for, "cpu", "cuda" (device 0, or
+   QC_CUDA_DEVICE) or "cuda:<ordinal>".  A device of another kind than the model's is an error; a
+   process runs its GPU models on one CUDA device (asking another later is an error). */
+qc_status qc_model_load_on(const qc_model_def *def, const char *weights_path, const char *device, qc_model **model);
+qc_status qc_model_open_on(const char *library_path, const char *entry, const char *weights_path, const char *device,
+                           qc_model **model);
 void qc_model_free(qc_model *model);
+
+/* Where the model runs, as compiled: "cpu", or "cuda:<chip>" (qc-compile --target). */
+const char *qc_model_device(const qc_model *model);
 
 const char *qc_model_name(const qc_model *model);
 int qc_model_num_inputs(const qc_model *model);
@@ -155,7 +164,7 @@ qc_status qc_generate(qc_decoder *decoder, const int64_t *prompt, int64_t n_prom
 
 /* ---- what a compiled model exports (the runtime reads it; callers use the functions above) ---- */
 
-#define QC_MODEL_ABI 1
+#define QC_MODEL_ABI 2
 
 struct qc_model_def {
   int abi;                     /* QC_MODEL_ABI */
@@ -169,6 +178,8 @@ struct qc_model_def {
   void (*free)(void *state);
   const char *(*last_error)(void); /* the model's own messages (a shared model has its own runtime) */
   int (*max_threads)(void);
+  int (*use_device)(int ordinal); /* GPU models: the CUDA device to run on (-1, last_error set, when the
+                                     process already uses another); NULL for CPU models */
 };
 
 /* The symbol a shared model library exports for qc_model_open. */
