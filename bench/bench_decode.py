@@ -48,8 +48,16 @@ def make_weights(bits: int, group: int, seed: int = 0):
 
 
 def qc_model(weights, bits: int, group: int, act_bits: int, work: Path, rows: int = 1, target_cpu: str | None = None):
+    """``compile_layer``'s model, loaded."""
+    import qc
+
+    return qc.runtime.load(compile_layer(weights, bits, group, act_bits, work, rows, target_cpu))
+
+
+def compile_layer(weights, bits: int, group: int, act_bits: int, work: Path, rows: int = 1,
+                  target_cpu: str | None = None, target: str = "cpu") -> Path:
     """A .mlir of the seven qc.qgemm ops on ``rows`` tokens plus its weight store, compiled with qc
-    (for this host, or for ``target_cpu``'s ISA level)."""
+    (for this host, for ``target_cpu``'s ISA level, or for a GPU: ``target``); the library's path."""
     import numpy as np
 
     import qc
@@ -76,14 +84,16 @@ def qc_model(weights, bits: int, group: int, act_bits: int, work: Path, rows: in
     text = "\n".join([f"func.func @main(%x: tensor<{rows}x4096xf32>, %h: tensor<{rows}x11008xf32>) -> "
                       f"({', '.join(t for _, t in results)}) {{", *lines,
                       f"  return {', '.join(v for v, _ in results)} : {', '.join(t for _, t in results)}", "}"])
-    tag = f"w{bits}g{group}a{act_bits}m{rows}{target_cpu or ''}"
+    tag = f"w{bits}g{group}a{act_bits}m{rows}{target_cpu or ''}{target.replace(':', '_') if target != 'cpu' else ''}"
     (work / f"{tag}.mlir").write_text(text)
     store.save(work / f"{tag}.safetensors")
-    qc.compile(work / f"{tag}.mlir", work / f"{tag}.so", weights=work / f"{tag}.safetensors", target_cpu=target_cpu)
-    return qc.runtime.load(work / f"{tag}.so")
+    qc.compile(work / f"{tag}.mlir", work / f"{tag}.so", weights=work / f"{tag}.safetensors", target_cpu=target_cpu,
+               target=target)
+    return work / f"{tag}.so"
 
 
-def ort_session(weights, bits: int, block: int, accuracy_level: int, threads: int, work: Path):
+def ort_session(weights, bits: int, block: int, accuracy_level: int, threads: int, work: Path,
+                provider: str = "CPUExecutionProvider"):
     """Seven com.microsoft MatMulNBits nodes (symmetric: the default zero point 2^(bits-1))."""
     import numpy as np
     import onnx
@@ -111,7 +121,7 @@ def ort_session(weights, bits: int, block: int, accuracy_level: int, threads: in
     onnx.save(model, str(path), save_as_external_data=True, location=path.name + ".data")
     opts = ort.SessionOptions()
     opts.intra_op_num_threads, opts.inter_op_num_threads = threads, 1
-    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(str(path), opts, providers=[provider])
 
 
 def reference(weights, feeds) -> list:
