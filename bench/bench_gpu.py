@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_decode import LAYER, error, make_weights, reference  # noqa: E402
 
 BITS, GROUP = 4, 128
-WIDTH = 32  # the GPU's panels (compiler/gpu.py WARP)
+WIDTH = 32  # the GPU's panels (passes/gpu_linear.py WARP; the compiler is not importable where this runs)
 CASES = [("mlp_w4a16", "w4a16-g32"), ("mlp_w8a8", "w8a8"), ("mlp_w4a8", "w4a8-g32"),
          ("linear_w4a16", "w4a16-g128"), ("linear_w8a16", "w8a16"), ("linear_w8a8", "w8a8")]
 

@@ -22,6 +22,7 @@ from ..passes import (ChecksToErrors, ExpandMath, FoldWidening, FuseCachedAttent
                       IsolateContractions, LowerLinear, LowerQGemm, Microkernels, Parallelize, ReassociateReductions,
                       WeightsToArgs, FuseIntoTransposes, Winograd, CollapseElementwise)
 from ..passes.checks_to_errors import CHECKS_ATTR
+from ..passes.gpu_linear import WARP
 from ..passes.base import PassState, entry_funcs
 from ..passes.trampoline import trampolines
 from ..passes.pipeline import build
@@ -221,9 +222,7 @@ def lower_to_llvm_dialect(module: ir.Module, state: PassState, target: Target, d
     cpu = device is None
     if cpu:
         stages = pre_bufferize(target.panel_width, target.winograd, target.rows, target.split_activations)
-    else:  # panels of a warp's width, every quantized weight in dot cells (qc-gpu-qgemm's kernels)
-        from .gpu import WARP
-
+    else:  # panels of a warp's width, every quantized weight in dot cells (qc-gpu-linear's kernels)
         stages = pre_bufferize(WARP, 0, 0, "never", cells=True)
     run(module, stages, state, "lowering qc ops")
     entries = []

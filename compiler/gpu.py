@@ -29,15 +29,14 @@ from torch_mlir import ir
 from torch_mlir.dialects import gpu
 
 from ..core.errors import QCError
-from ..passes import ExpandMath, GpuBuffers, GpuMap, GpuQGemm, StridedCopies
+from ..passes import ExpandMath, GpuBuffers, GpuMap, GpuLinear, StridedCopies
 from ..passes.base import PassState
 from .codegen import _hex_double
 
-WARP = 32  # the panel width of GPU weights: a warp's lanes, one column each
 CHIPS = ("sm_70", "sm_75", "sm_80", "sm_86", "sm_89", "sm_90")
 DEFAULT_CHIP = "sm_80"
 
-KERNELS = [StridedCopies(contiguous=True), GpuBuffers(), GpuQGemm(), ExpandMath(), "func.func(linalg-generalize-named-ops)",
+KERNELS = [StridedCopies(contiguous=True), GpuBuffers(), GpuLinear(), ExpandMath(), "func.func(linalg-generalize-named-ops)",
            "func.func(convert-linalg-to-parallel-loops)", GpuMap(), "func.func(gpu-launch-sink-index-computations)",
            "gpu-kernel-outlining", "canonicalize", "cse"]
 

@@ -9,7 +9,7 @@ from .winograd import Winograd
 from .collapse_elementwise import CollapseElementwise
 from .gpu_map import GpuMap
 from .gpu_buffers import GpuBuffers
-from .gpu_qgemm import GpuQGemm
+from .gpu_linear import GpuLinear
 from .expand_math import ExpandMath
 from .isolate_contractions import IsolateContractions
 from .fold_widening import FoldWidening
@@ -44,7 +44,7 @@ REGISTRY: dict[str, type[ModulePass]] = {
                         NoaliasArgs, SerialLoops, SmallLoops, StripProbes, AssignSchemes, SelectPrecision,
                         QuantizeEmbeddings, FuseCachedAttention,
                         ChecksToErrors, FoldWidening, FuseIntoTransposes, PoolChannelsLast, Winograd, CollapseElementwise, GpuMap, GpuBuffers,
-                        GpuQGemm)
+                        GpuLinear)
 }
 
 __all__ = ["ModulePass", "Option", "PassState", "REGISTRY"]

@@ -42,7 +42,7 @@ panels into [.., 3, P, 32], then summed into the bias:
     %pp = linalg.generic {library_call = "qc_qgemm_dot_panel"} ins(%xq, %sp, %xsum, ...) -> tensor<Mx3xPx32xf32>
     %y  = linalg.generic ins(%pp) outs(%bias)                y[m, p, n] += pp[m, piece, p, n]
 
-With ``f32-cells`` (GPU targets: qc-gpu-qgemm's kernels read a warp's 32 columns of one cell row as
+With ``f32-cells`` (GPU targets: qc-gpu-linear's kernels read a warp's 32 columns of one cell row as
 one 128-byte line) f32-activation qgemms contract over the dot panels too, library call
 ``qc_qgemm_cell_panel``: ``acc[.., p, n] += x[.., k] * (u(wq[p, k floordiv q, 4n + k mod 4]) * ws + wo)``.
 

@@ -1,4 +1,4 @@
-"""A small typed builder for the kernels of qc-microkernels (and the bodies of qc-gpu-qgemm's).
+"""A small typed builder for the kernels of qc-microkernels (and the bodies of qc-gpu-linear's).
 
 IR is built with the MLIR bindings at the current insertion point: constants are made on demand
 and hoisted to the kernel's entry block (one per value and type), loops are context managers

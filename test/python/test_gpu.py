@@ -119,7 +119,7 @@ def test_kernels_assemble_and_match_the_cpu(model, scheme, workdir, mock_driver)
 
 @pytest.mark.parametrize("scheme", ["w4a16-g128", "w8a8"])
 def test_quantized_linear_kernels_match_the_cpu(scheme, workdir, mock_driver):
-    """qc-gpu-qgemm's kernels where every part of them works: K = 2048 (16 chunks of 128 k, two a warp, 8
+    """qc-gpu-linear's quantized kernels where every part of them works: K = 2048 (16 chunks of 128 k, two a warp, 8
     cells a loop step), 72 outputs (three panels, the last one partial), rows from a [2, 3, K] input,
     a bias; int4 weights with f32 activations and int8 weights with int8 activations (dp4a): equal to
     the CPU model's outputs within 1e-5 of their range."""

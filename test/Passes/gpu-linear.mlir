@@ -1,4 +1,4 @@
-// RUN: qc-opt %s --split-input-file --pass-pipeline='builtin.module(qc-gpu-qgemm{warps=4})' | FileCheck %s
+// RUN: qc-opt %s --split-input-file --pass-pipeline='builtin.module(qc-gpu-linear{warps=4})' | FileCheck %s
 
 // An int4 (groups of 32) f32-activation contraction on dot panels of 32 columns: one block per
 // (panel, row), 32 lanes (a column each) x 2 warps (K = 64: two chunks of 32, one per warp); per cell
@@ -97,7 +97,7 @@ func.func @int8_dot(%xq: memref<5x8xi8>, %sx: memref<5xf32>, %sum: memref<5x1xi3
 
 // -----
 
-// Panels of 16 columns (a CPU layout): left to the generic path, one thread per output.
+// Quantized panels of 16 columns (a CPU layout): left to the generic path, one thread per output.
 // CHECK-LABEL: func.func @narrow_panels
 // CHECK-NOT: gpu.launch
 // CHECK: linalg.generic
@@ -116,6 +116,33 @@ func.func @narrow_panels(%x: memref<1x64xf32>, %w: memref<1x8x64xi8>, %s: memref
     %13 = arith.mulf %in, %10 : f32
     %14 = arith.addf %out, %13 : f32
     linalg.yield %14 : f32
+  }
+  return
+}
+
+// -----
+
+// f32 weights in [P, K, 32] panels (qc-lower-linear's, on a GPU target): the same blocks; K = 256 in two
+// chunks of 128, one a warp; per loop step 8 k, each one coalesced 128-byte load of the panel's row k and
+// one FMA per lane.
+// CHECK-LABEL: func.func @f32_panels
+// CHECK: gpu.launch
+// CHECK-SAME: threads(%[[LANE:[^,]*]], %[[WARP:[^,]*]], %{{[^)]*}}) in (%{{[^=]*}} = %c32{{[_0-9]*}}, %{{[^=]*}} = %c2{{[_0-9]*}}, %{{[^=]*}} = %c1{{[_0-9]*}})
+// CHECK: scf.for %{{.*}} = %[[WARP]] to %c2{{[_0-9]*}} step %c2
+// CHECK: scf.for %{{.*}} step %c8
+// CHECK-COUNT-8: memref.load %{{.*}}[%{{.*}}, %{{.*}}, %[[LANE]]] : memref<3x256x32xf32>
+// CHECK: gpu.barrier
+#xf = affine_map<(d0, p, n, k) -> (d0, k)>
+#wf = affine_map<(d0, p, n, k) -> (p, k, n)>
+#cf = affine_map<(d0, p, n, k) -> (d0, p, n)>
+func.func @f32_panels(%x: memref<4x256xf32>, %w: memref<3x256x32xf32>, %c: memref<4x3x32xf32>) {
+  linalg.generic {indexing_maps = [#xf, #wf, #cf], iterator_types = ["parallel", "parallel", "parallel", "reduction"],
+                  library_call = "qc_panel_matmul"}
+      ins(%x, %w : memref<4x256xf32>, memref<3x256x32xf32>) outs(%c : memref<4x3x32xf32>) {
+  ^bb0(%a: f32, %b: f32, %acc: f32):
+    %m = arith.mulf %a, %b : f32
+    %r = arith.addf %acc, %m : f32
+    linalg.yield %r : f32
   }
   return
 }

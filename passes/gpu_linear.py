@@ -1,31 +1,36 @@
-"""qc-gpu-qgemm: a quantized-weight contraction on dot panels -> one CUDA kernel (``gpu.launch``)
-that dequantizes in registers, its loads coalesced, its reduction split across warps.
+"""qc-gpu-linear: a linear layer's panel contraction -> one CUDA kernel (``gpu.launch``) whose loads are
+coalesced, whose reduction is split across warps, and which dequantizes quantized weights in registers.
 
-qc-lower-qgemm lays the weights out for the GPU (``f32-cells``, panels of 32 columns: a warp's lanes):
-each 4-byte cell holds 4 (int8) or 8 (int4) consecutive k of one column, so at each k a warp reads
-its panel's 32 cells as one 128-byte line.  Its contraction, bufferized,
+On GPU targets qc-lower-linear and qc-lower-qgemm lay weights out in panels of 32 columns, a warp's
+lanes: f32 (or f16) ``[P, K, 32]``, and int4 / int8 in dot cells (``f32-cells``), each 4-byte cell
+holding 4 (int8) or 8 (int4) consecutive k of one column; either way a warp reads 128 contiguous
+bytes per k (per cell row).  A contraction, bufferized,
 
     linalg.generic {library_call = "qc_qgemm_cell_panel", qc.layout = #qc.layout<..., width 32, dot>}
         ins(%x : memref<RxKxf32>, %w : memref<PxCx128xi8>, %s, %o : memref<PxGx32xf32>)
         outs(%acc : memref<RxPx32xf32>)
 
-(or ``qc_qgemm_dot_panel``: int8 activations ``xq``, their row scales ``sx`` and group sums) becomes
-a block per (panel p, row r), 32 x W threads, lane = column, warp = a share of k:
+(or ``qc_qgemm_dot_panel``: int8 activations ``xq``, their row scales ``sx`` and group sums; or
+``qc_panel_matmul``: ``%w : memref<PxKx32xf32>``) becomes a block per (panel p, row r), 32 x W
+threads, lane = column, warp = a share of k:
 
     gpu.launch blocks(%p, %r, %z) in (P, R, 1) threads(%lane, %warp, %z1) in (32, W, 1)
                workgroup(%part : memref<Wx32xf32, #gpu.address_space<workgroup>>) {
-      %f = scf.for %j = %warp to K / CHUNK step W iter_args(%f0 = 0.0) {       // chunks of k, one group's
-        %t, %xs = scf.for %c in chunk j { cell = load 4 bytes of w[p, c, 4 lane];  // (8 cells a step)
-                                          t += x[r, k] * u(cell, k); xs += x[r, k] }  // f32 activations
-        f += s[p, g] * t + o[p, g] * xs          // (int8 activations: i = dp4a(cell, xq[r, 4 k..], i);
-      }                                          //  f += s * i + (first chunk of g ? o * xsum[r, g] : 0))
+      %f = scf.for %j = %warp to K / CHUNK step W iter_args(%f0 = 0.0) {    // chunks of k (within a group)
+        f32 weights:  f += sum_k x[r, k] * w[p, k, lane]                      // 8 k a loop step
+        quantized:    t, xs = sum over chunk j's cells (4 bytes of w[p, c, 4 lane]) of x[r, k] * u(cell, k)
+                      and x[r, k]; f += s[p, g] * t + o[p, g] * xs
+        int8 x:       i = sum of dp4a(cell, xq[r, 4 k..]); f += s * i + (first chunk of g ? o * xsum[r, g] : 0)
+      }
       memref.store %f, %part[%warp, %lane]
       gpu.barrier
       scf.if %warp == 0 { acc[r, p, lane] += sum_w part[w, lane]   (x sx[r] for int8 activations) }
     }
 
-Contractions on other panels, or whose operands are not static identity-layout memrefs, are left
-to the generic path (qc-gpu-map: one thread per output, correct but slow).
+One block per row reads the panel's weights for every row (from L2 after the first): right for decode's
+one to a few rows; prefill-sized GEMMs would want tiles through shared memory and tensor cores (not
+done).  Contractions on other panels, or whose operands are not static identity-layout memrefs, are
+left to the generic path (qc-gpu-map: one thread per output, correct but slow).
 """
 
 from __future__ import annotations
@@ -38,18 +43,19 @@ from torch_mlir.dialects import arith, gpu, math, memref, nvvm, vector
 from .base import ModulePass, Option, PassState, walk_ops
 from .kernels.builder import BodyBuilder, f32, i, vec
 from .kernels.contraction import Contraction
+from .lower_linear import PANEL_MATMUL
 from .lower_qgemm import QGEMM_CELL_PANEL, QGEMM_CELL_PANEL_SYM, QGEMM_DOT_PANEL, QGEMM_DOT_PANEL_SYM
 from .matchers import layout_of
-from .microkernels import match_qgemm, match_qgemm_dot
+from .microkernels import match, match_qgemm, match_qgemm_dot
 
-WARP = 32
+WARP = 32  # the panel width of GPU weights: a warp's lanes, one column each
 MAX_CHUNK = 128  # k per chunk: a warp's unit of work, within one group
-UNROLL = 8  # cells a loop step: their loads are in flight together
+UNROLL = 8  # cells (or k of f32 weights) a loop step: their loads are in flight together
 
 
 def chunk_size(c: Contraction) -> int:
-    """The largest k count <= MAX_CHUNK that divides the group and is whole cells."""
-    bits, group = c.quant
+    """The largest k count <= MAX_CHUNK that divides the group (f32 weights: K) and is whole cells."""
+    bits, group = c.quant or (32, c.k)
     per = 32 // bits
     return max(d for d in range(per, min(group, MAX_CHUNK) + 1, per) if group % d == 0)
 
@@ -59,7 +65,7 @@ class _Kernel(BodyBuilder):
 
     def __init__(self, entry: ir.Block, c: Contraction, operands: dict[str, ir.Value]):
         super().__init__(entry)
-        self.c, self.bits, self.group = c, *c.quant
+        self.c, (self.bits, self.group) = c, c.quant or (32, c.k)
         rows, k = c.m, c.k
         shapes = {"x": [rows, k], "xq": [rows, k], "c": [rows, c.panels, WARP], "sx": [rows],
                   "xsum": [rows, k // self.group]}  # leading dims collapsed: one row index
@@ -131,20 +137,35 @@ class _Kernel(BodyBuilder):
         correction = arith.select(starts, arith.mulf(offset, xsum), self.f(0.0))
         return arith.addf(acc, arith.addf(product, correction))
 
+    def float_chunk(self, r, p, lane, k0: ir.Value, acc) -> ir.Value:
+        """acc + sum x w over the chunk at ``k0`` (f32 or f16 weights)."""
+        with self.cells(k0, [acc]) as ks:
+            (total,) = ks.args
+            for step in range(self.unroll):
+                k = self.add(ks.iv, step)
+                w = memref.load(self.v["w"], [p, k, lane])
+                if not isinstance(w.type, ir.F32Type):
+                    w = arith.extf(f32(), w)
+                total = math.fma(memref.load(self.v["x"], [r, k]), w, total)
+            ks.carry([total])
+        return ks.results[0]
+
     def build(self, warps: int, part: ir.Value) -> None:
         args = self.entry.arguments
         p, r, lane, warp = args[0], args[1], args[3], args[4]
         chunk = chunk_size(self.c)
         with self.loop(warp, self.c.k // chunk, warps, [self.f(0.0)]) as chunks:
             k0 = self.mul(chunks.iv, chunk)
-            g = arith.divui(k0, self.index(self.group))
-            scale = memref.load(self.v["s"], [p, g, lane])
-            offset = self.offset(scale, p, g, lane)
             (acc,) = chunks.args
-            if self.c.dot:
-                chunks.carry([self.dot_chunk(r, p, lane, k0, g, scale, offset, acc)])
+            if not self.c.quant:
+                chunks.carry([self.float_chunk(r, p, lane, k0, acc)])
             else:
-                chunks.carry([self.f32_chunk(r, p, lane, k0, scale, offset, acc)])
+                g = arith.divui(k0, self.index(self.group))
+                scale = memref.load(self.v["s"], [p, g, lane])
+                offset = self.offset(scale, p, g, lane)
+                chunk_of = self.dot_chunk if self.c.dot else self.f32_chunk
+                args = (g,) if self.c.dot else ()
+                chunks.carry([chunk_of(r, p, lane, k0, *args, scale, offset, acc)])
         memref.store(chunks.results[0], part, [warp, lane])
         gpu.barrier()
         with self.when(arith.cmpi(arith.CmpIPredicate.eq, warp, self.index(0))):
@@ -157,9 +178,12 @@ class _Kernel(BodyBuilder):
             memref.store(arith.addf(memref.load(self.v["c"], out), total), self.v["c"], out)
 
 
-def match(op: ir.Operation) -> Contraction | None:
-    """The contraction a qgemm panel generic on dot panels of a warp's width is, or None."""
+def match_panels(op: ir.Operation) -> Contraction | None:
+    """The contraction a linear layer's panel generic with a warp's width of columns is, or None."""
     call = ir.StringAttr(op.attributes["library_call"]).value if "library_call" in op.attributes else None
+    if call == PANEL_MATMUL:
+        c = match(op, WARP // 2)
+        return c if c is not None and c.nr == WARP else None
     if call not in (QGEMM_CELL_PANEL, QGEMM_CELL_PANEL_SYM, QGEMM_DOT_PANEL, QGEMM_DOT_PANEL_SYM):
         return None
     layout = layout_of(op)
@@ -170,7 +194,7 @@ def match(op: ir.Operation) -> Contraction | None:
 
 def launch(op: ir.Operation, c: Contraction, max_warps: int) -> None:
     """``op`` as a gpu.launch built before it, erased."""
-    names = ("xq", "sx", "xsum", "w", "s", "o", "c") if c.dot else ("x", "w", "s", "o", "c")
+    names = ("xq", "sx", "xsum", "w", "s", "o", "c") if c.dot else ("x", "w", "s", "o", "c") if c.quant else ("x", "w", "c")
     warps = max(1, min(max_warps, c.k // chunk_size(c)))
     index = ir.IndexType.get()
     with ir.InsertionPoint(op), op.location:
@@ -186,13 +210,13 @@ def launch(op: ir.Operation, c: Contraction, max_warps: int) -> None:
     op.erase()
 
 
-class GpuQGemm(ModulePass):
-    NAME = "qc-gpu-qgemm"
-    SUMMARY = "Quantized-weight contractions on dot panels -> CUDA kernels dequantizing in registers"
+class GpuLinear(ModulePass):
+    NAME = "qc-gpu-linear"
+    SUMMARY = "Linear layers' panel contractions -> CUDA kernels (coalesced, split across warps, dequantizing in registers)"
     OPTIONS = {"warps": Option(int, 8, "warps per block, each a share of the reduction")}
 
     def run(self, module: ir.Operation, state: PassState) -> None:
         for op in walk_ops(module, "linalg.generic"):
-            c = match(op)
+            c = match_panels(op)
             if c is not None:
                 launch(op, c, self.options["warps"])
