@@ -31,7 +31,7 @@ from ..dialects.qc import LinearOp
 from ..core.quant.sensitivity import METRICS
 from .report import notes, summary, write_report
 from .decoder import KV_CACHE_TYPES, Decoder, import_decoder
-from .frontend_onnx import import_onnx, spec_of
+from .signatures import spec_of
 from .gpu import GpuTarget
 from ..core.signature import Signature, TensorSpec
 
@@ -65,6 +65,8 @@ def import_model(model, ctx: ir.Context, shapes=None, example_inputs=None, input
         from .frontend_torch import import_torch
 
         return import_torch(model, tuple(example_inputs), ctx, input_names)
+    from .frontend_onnx import import_onnx  # (onnx takes 0.6 s to import: qc-opt never needs it)
+
     return import_onnx(model, ctx, shapes)
 
 

@@ -17,6 +17,7 @@ from torch_mlir.extras import onnx_importer
 
 from ..core.errors import QCError
 from ..core.signature import Signature, TensorSpec
+from .signatures import spec_of
 
 TORCH_TO_LINALG = "builtin.module(torch-backend-to-linalg-on-tensors-backend-pipeline)"
 ONNX_TO_TORCH = "builtin.module(torch-onnx-to-torch-backend-pipeline)"
@@ -287,10 +288,6 @@ def _entry(module: ir.Module):
     return funcs[0]
 
 
-_MLIR_TO_NUMPY = {"f32": "float32", "f64": "float64", "f16": "float16", "i64": "int64", "i32": "int32",
-                  "i8": "int8", "ui8": "uint8", "i1": "bool"}
-
-
 def _unsigned(spec: TensorSpec, onnx_type: int | None) -> TensorSpec:
     """The lowered code's i8 is signless: an ONNX uint8 tensor keeps its dtype in the signature."""
     if onnx_type == onnx.TensorProto.UINT8 and spec.dtype == "int8":
@@ -298,11 +295,3 @@ def _unsigned(spec: TensorSpec, onnx_type: int | None) -> TensorSpec:
     return spec
 
 
-def spec_of(name: str, t: ir.Type) -> TensorSpec:
-    rt = ir.RankedTensorType(t)
-    elt = str(rt.element_type)
-    if elt not in _MLIR_TO_NUMPY:
-        raise QCError(f"'{name}' has unsupported element type {elt}")
-    if not rt.has_static_shape:
-        raise QCError(f"'{name}' has a dynamic shape {rt}; fix the input shapes with --shape")
-    return TensorSpec(name, tuple(rt.shape), _MLIR_TO_NUMPY[elt])

@@ -5,7 +5,7 @@ from __future__ import annotations
 from torch_mlir import ir
 
 from ..core.errors import QCError
-from .frontend_onnx import spec_of
+from .signatures import spec_of
 from ..core.signature import Signature
 
 
