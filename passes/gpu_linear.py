@@ -11,30 +11,30 @@ bytes per k (per cell row).  A contraction, bufferized,
         outs(%acc : memref<RxPx32xf32>)
 
 (or ``qc_qgemm_dot_panel``: int8 activations ``xq``, their row scales ``sx`` and group sums; or
-``qc_panel_matmul``: ``%w : memref<PxKx32xf32>``) becomes a block per (panel p, row r), 32 x W
-threads, lane = column, warp = a share of k:
+``qc_panel_matmul``: ``%w : memref<PxKx32xf32>``) becomes a block per (panel p, B <= 4 rows), 32 x W
+threads, lane = column, warp = a share of k, each weight loaded and dequantized once for the B rows:
 
-    gpu.launch blocks(%p, %r, %z) in (P, R, 1) threads(%lane, %warp, %z1) in (32, W, 1)
-               workgroup(%part : memref<Wx32xf32, #gpu.address_space<workgroup>>) {
-      %f = scf.for %j = %warp to K / CHUNK step W iter_args(%f0 = 0.0) {    // chunks of k (within a group)
-        f32 weights:  f += sum_k x[r, k] * w[p, k, lane]                      // 8 k a loop step
-        quantized:    t, xs = sum over chunk j's cells (4 bytes of w[p, c, 4 lane]) of x[r, k] * u(cell, k)
-                      and x[r, k]; f += s[p, g] * t + o[p, g] * xs
-        int8 x:       i = sum of dp4a(cell, xq[r, 4 k..]); f += s * i + (first chunk of g ? o * xsum[r, g] : 0)
+    gpu.launch blocks(%p, %b, %z) in (P, R / B, 1) threads(%lane, %warp, %z1) in (32, W, 1)
+               workgroup(%part : memref<(W B)x32xf32, #gpu.address_space<workgroup>>) {
+      %f:B = scf.for %j = %warp to K / CHUNK step W iter_args(0.0, ...) {  // chunks of k (within a group)
+        f32 weights:  f[r] += sum_k x[r, k] * w[p, k, lane]                   // 8 k a loop step
+        quantized:    t[r], xs[r] = sums over chunk j's cells (4 bytes of w[p, c, 4 lane]) of x[r, k] * u(cell, k)
+                      and x[r, k]; f[r] += s[p, g] * t[r] + o[p, g] * xs[r]
+        int8 x:       i[r] = sum of dp4a(cell, xq[r, 4 k..]); f[r] += s * i[r] + (first chunk of g ? o * xsum[r, g] : 0)
       }
-      memref.store %f, %part[%warp, %lane]
+      memref.store %f#r, %part[%warp * B + r, %lane]
       gpu.barrier
-      scf.if %warp == 0 { acc[r, p, lane] += sum_w part[w, lane]   (x sx[r] for int8 activations) }
+      scf.if %warp == 0 { acc[r, p, lane] += sum_w part[w * B + r, lane]   (x sx[r] for int8 activations) }
     }
 
-One block per row reads the panel's weights for every row (from L2 after the first): right for decode's
-one to a few rows; prefill-sized GEMMs would want tiles through shared memory and tensor cores (not
-done).  Contractions on other panels, or whose operands are not static identity-layout memrefs, are
+Blocks of B rows read the panel's weights R / B times (from L2 after the first): right for decode's one to
+a few rows; prefill-sized GEMMs would want larger tiles through shared memory and tensor cores (not done).  Contractions on other panels, or whose operands are not static identity-layout memrefs, are
 left to the generic path (qc-gpu-map: one thread per output, correct but slow).
 """
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from math import gcd as math_gcd
 
 from torch_mlir import ir
@@ -51,6 +51,7 @@ from .microkernels import match, match_qgemm, match_qgemm_dot
 WARP = 32  # the panel width of GPU weights: a warp's lanes, one column each
 MAX_CHUNK = 128  # k per chunk: a warp's unit of work, within one group
 UNROLL = 8  # cells (or k of f32 weights) a loop step: their loads are in flight together
+ROWS = 4  # rows a block: each weight loaded (and dequantized) once for all of them
 
 
 def chunk_size(c: Contraction) -> int:
@@ -94,88 +95,105 @@ class _Kernel(BodyBuilder):
         first = arith.divui(k0, self.index(self.per))
         return self.loop(first, self.add(first, count), self.unroll, carried)
 
-    def f32_chunk(self, r, p, lane, k0: ir.Value, scale, offset, acc) -> ir.Value:
-        """acc + s * sum x u + o * sum x over the chunk at ``k0``."""
-        with self.cells(k0, [self.f(0.0), self.f(0.0)]) as cells:
-            t, s = cells.args
+    def f32_chunk(self, rows, p, lane, k0: ir.Value, scale, offset, accs) -> list[ir.Value]:
+        """Each row's acc + s * sum x u + o * sum x over the chunk at ``k0`` (each u unpacked once)."""
+        n = len(rows)
+        with self.cells(k0, [self.f(0.0)] * (2 * n)) as cells:
+            t, s = cells.args[:n], cells.args[n:]
             for step in range(self.unroll):
                 cell = self.add(cells.iv, step)
                 word = self.word(self.cell(p, cell, lane))
-                xs = vector.load(vec(self.per, f32()), self.v["x"], [r, self.mul(cell, self.per)], alignment=4)
+                xs = [vector.load(vec(self.per, f32()), self.v["x"], [r, self.mul(cell, self.per)], alignment=4)
+                      for r in rows]
                 for j in range(self.per):
                     shift = 8 * (j % 4) + (4 * (j // 4) if self.bits == 4 else 0)
-                    u = arith.andi(arith.shrui(word, self.int(32, shift)) if shift else word,
-                                   self.int(32, (1 << self.bits) - 1))
-                    x = vector.extract(xs, [], [j])
-                    t = math.fma(x, arith.uitofp(f32(), u), t)
-                    s = arith.addf(s, x)
-            cells.carry([t, s])
-        t, s = cells.results
-        return arith.addf(acc, arith.addf(arith.mulf(scale, t), arith.mulf(offset, s)))
+                    u = arith.uitofp(f32(), arith.andi(arith.shrui(word, self.int(32, shift)) if shift else word,
+                                                      self.int(32, (1 << self.bits) - 1)))
+                    for row in range(n):
+                        x = vector.extract(xs[row], [], [j])
+                        t[row] = math.fma(x, u, t[row])
+                        s[row] = arith.addf(s[row], x)
+            cells.carry(t + s)
+        t, s = cells.results[:n], cells.results[n:]
+        return [arith.addf(a, arith.addf(arith.mulf(scale, t[row]), arith.mulf(offset, s[row])))
+                for row, a in enumerate(accs)]
 
-    def dot_chunk(self, r, p, lane, k0: ir.Value, g, scale, offset, acc) -> ir.Value:
-        """acc + s * sum xq u (+ o * xsum[r, g] at the group's first chunk) over the chunk at ``k0``."""
+    def dot_chunk(self, rows, p, lane, k0: ir.Value, g, scale, offset, accs) -> list[ir.Value]:
+        """Each row's acc + s * sum xq u (+ o * xsum[r, g] at the group's first chunk) over the chunk at ``k0``."""
         unsigned, signed = nvvm.DotAccumulateType.UNSIGNED, nvvm.DotAccumulateType.SIGNED
-        xq = lambda at: vector.load(vec(4, i(8)), self.v["xq"], [r, at], alignment=4)  # noqa: E731
-        with self.cells(k0, [self.int(32, 0)]) as cells:
-            (total,) = cells.args
+        xq = lambda r, at: vector.load(vec(4, i(8)), self.v["xq"], [r, at], alignment=4)  # noqa: E731
+        with self.cells(k0, [self.int(32, 0)] * len(rows)) as cells:
+            totals = list(cells.args)
             for step in range(self.unroll):
                 cell = self.add(cells.iv, step)
                 u, k = self.cell(p, cell, lane), self.mul(cell, self.per)
                 if self.bits == 8:
-                    total = nvvm.dot_accumulate_4way(u, unsigned, xq(k), signed, total)
-                    continue
-                word, low = self.word(u), self.int(32, 0x0F0F0F0F)
-                for half in (0, 4):  # k 0..3 of the cell in the low nibbles, 4..7 in the high ones
-                    nibbles = arith.andi(arith.shrui(word, self.int(32, half)) if half else word, low)
-                    bytes4 = vector.bitcast(vec(4, i(8)), vector.broadcast(vec(1, i(32)), nibbles))
-                    total = nvvm.dot_accumulate_4way(bytes4, unsigned, xq(self.add(k, half)), signed, total)
-            cells.carry([total])
-        product = arith.mulf(scale, arith.sitofp(f32(), cells.results[0]))
+                    halves = [(u, k)]
+                else:  # k 0..3 of the cell in the low nibbles, 4..7 in the high ones
+                    word, low = self.word(u), self.int(32, 0x0F0F0F0F)
+                    halves = [(vector.bitcast(vec(4, i(8)), vector.broadcast(vec(1, i(32)), arith.andi(
+                        arith.shrui(word, self.int(32, half)) if half else word, low))), self.add(k, half))
+                        for half in (0, 4)]
+                for row, r in enumerate(rows):
+                    for bytes4, at in halves:
+                        totals[row] = nvvm.dot_accumulate_4way(bytes4, unsigned, xq(r, at), signed, totals[row])
+            cells.carry(totals)
         starts = arith.cmpi(arith.CmpIPredicate.eq, arith.remui(k0, self.index(self.group)), self.index(0))
-        xsum = arith.sitofp(f32(), memref.load(self.v["xsum"], [r, g]))
-        correction = arith.select(starts, arith.mulf(offset, xsum), self.f(0.0))
-        return arith.addf(acc, arith.addf(product, correction))
+        out = []
+        for r, total, acc in zip(rows, cells.results, accs):
+            xsum = arith.sitofp(f32(), memref.load(self.v["xsum"], [r, g]))
+            correction = arith.select(starts, arith.mulf(offset, xsum), self.f(0.0))
+            out.append(arith.addf(acc, arith.addf(arith.mulf(scale, arith.sitofp(f32(), total)), correction)))
+        return out
 
-    def float_chunk(self, r, p, lane, k0: ir.Value, acc) -> ir.Value:
-        """acc + sum x w over the chunk at ``k0`` (f32 or f16 weights)."""
-        with self.cells(k0, [acc]) as ks:
-            (total,) = ks.args
+    def float_chunk(self, rows, p, lane, k0: ir.Value, accs) -> list[ir.Value]:
+        """Each row's acc + sum x w over the chunk at ``k0`` (f32 or f16 weights, each loaded once)."""
+        with self.cells(k0, accs) as ks:
+            totals = list(ks.args)
             for step in range(self.unroll):
                 k = self.add(ks.iv, step)
                 w = memref.load(self.v["w"], [p, k, lane])
                 if not isinstance(w.type, ir.F32Type):
                     w = arith.extf(f32(), w)
-                total = math.fma(memref.load(self.v["x"], [r, k]), w, total)
-            ks.carry([total])
-        return ks.results[0]
+                totals = [math.fma(memref.load(self.v["x"], [r, k]), w, t) for r, t in zip(rows, totals)]
+            ks.carry(totals)
+        return list(ks.results)
 
-    def build(self, warps: int, part: ir.Value) -> None:
+    def build(self, warps: int, rows_per_block: int, part: ir.Value) -> None:
         args = self.entry.arguments
-        p, r, lane, warp = args[0], args[1], args[3], args[4]
+        p, block, lane, warp = args[0], args[1], args[3], args[4]
+        first = self.mul(block, rows_per_block)
+        # the rows of a partial last block read the last row again (never stored): no bounds checks inside
+        ragged = self.c.m % rows_per_block != 0
+        rows = [self.min(self.add(first, j), self.c.m - 1) if ragged and j else self.add(first, j)
+                for j in range(rows_per_block)]
         chunk = chunk_size(self.c)
-        with self.loop(warp, self.c.k // chunk, warps, [self.f(0.0)]) as chunks:
+        with self.loop(warp, self.c.k // chunk, warps, [self.f(0.0)] * rows_per_block) as chunks:
             k0 = self.mul(chunks.iv, chunk)
-            (acc,) = chunks.args
+            accs = list(chunks.args)
             if not self.c.quant:
-                chunks.carry([self.float_chunk(r, p, lane, k0, acc)])
+                chunks.carry(self.float_chunk(rows, p, lane, k0, accs))
             else:
                 g = arith.divui(k0, self.index(self.group))
                 scale = memref.load(self.v["s"], [p, g, lane])
                 offset = self.offset(scale, p, g, lane)
                 chunk_of = self.dot_chunk if self.c.dot else self.f32_chunk
-                args = (g,) if self.c.dot else ()
-                chunks.carry([chunk_of(r, p, lane, k0, *args, scale, offset, acc)])
-        memref.store(chunks.results[0], part, [warp, lane])
+                extra = (g,) if self.c.dot else ()
+                chunks.carry(chunk_of(rows, p, lane, k0, *extra, scale, offset, accs))
+        for j, acc in enumerate(chunks.results):
+            memref.store(acc, part, [self.add(self.mul(warp, rows_per_block), j), lane])
         gpu.barrier()
         with self.when(arith.cmpi(arith.CmpIPredicate.eq, warp, self.index(0))):
-            total = memref.load(part, [self.index(0), lane])
-            for w in range(1, warps):
-                total = arith.addf(total, memref.load(part, [self.index(w), lane]))
-            if self.c.dot:
-                total = arith.mulf(total, memref.load(self.v["sx"], [r]))
-            out = [r, p, lane]
-            memref.store(arith.addf(memref.load(self.v["c"], out), total), self.v["c"], out)
+            for j, r in enumerate(rows):
+                total = memref.load(part, [self.index(j), lane])
+                for w in range(1, warps):
+                    total = arith.addf(total, memref.load(part, [self.index(w * rows_per_block + j), lane]))
+                if self.c.dot:
+                    total = arith.mulf(total, memref.load(self.v["sx"], [r]))
+                real = arith.cmpi(arith.CmpIPredicate.ult, self.add(first, j), self.index(self.c.m))
+                with self.when(real) if ragged and j else nullcontext():
+                    out = [r, p, lane]
+                    memref.store(arith.addf(memref.load(self.v["c"], out), total), self.v["c"], out)
 
 
 def match_panels(op: ir.Operation) -> Contraction | None:
@@ -196,16 +214,17 @@ def launch(op: ir.Operation, c: Contraction, max_warps: int) -> None:
     """``op`` as a gpu.launch built before it, erased."""
     names = ("xq", "sx", "xsum", "w", "s", "o", "c") if c.dot else ("x", "w", "s", "o", "c") if c.quant else ("x", "w", "c")
     warps = max(1, min(max_warps, c.k // chunk_size(c)))
+    rows = min(ROWS, c.m)
     index = ir.IndexType.get()
     with ir.InsertionPoint(op), op.location:
         const = lambda n: arith.constant(index, n)  # noqa: E731
-        kernel = gpu.LaunchOp((const(c.panels), const(c.m), const(1)), (const(WARP), const(warps), const(1)))
+        kernel = gpu.LaunchOp((const(c.panels), const(-(-c.m // rows)), const(1)), (const(WARP), const(warps), const(1)))
         kernel.attributes["workgroup_attributions"] = ir.IntegerAttr.get(ir.IntegerType.get_signless(64), 1)
         space = ir.AttrBuilder.get("gpu.GPU_AddressSpaceAttr")(gpu.AddressSpace.Workgroup, op.context)
         entry = kernel.regions[0].blocks[0]
-        part = entry.add_argument(ir.MemRefType.get([warps, WARP], f32(), memory_space=space), op.location)
+        part = entry.add_argument(ir.MemRefType.get([warps * rows, WARP], f32(), memory_space=space), op.location)
         with ir.InsertionPoint(entry):
-            _Kernel(entry, c, dict(zip(names, op.operands))).build(warps, part)
+            _Kernel(entry, c, dict(zip(names, op.operands))).build(warps, rows, part)
             gpu.TerminatorOp()
     op.erase()
 

@@ -1,27 +1,27 @@
 // RUN: qc-opt %s --split-input-file --pass-pipeline='builtin.module(qc-gpu-linear{warps=4})' | FileCheck %s
 
-// An int4 (groups of 32) f32-activation contraction on dot panels of 32 columns: one block per
-// (panel, row), 32 lanes (a column each) x 2 warps (K = 64: two chunks of 32, one per warp); per cell
-// one 4-byte load a lane (a 128-byte line a warp), 8 nibbles unpacked and FMAs into the chunk's sum,
-// the group's scale and offset applied once per chunk; the warps' sums meet in workgroup memory
-// after a barrier and warp 0 adds them into C.
+// An int4 (groups of 32) f32-activation contraction on dot panels of 32 columns: one block per panel
+// and its 3 rows, 32 lanes (a column each) x 2 warps (K = 64: two chunks of 32, one a warp); per cell one
+// 4-byte load a lane (a 128-byte line a warp), its 8 nibbles unpacked once and FMAs into each row's sum,
+// the group's scale and offset applied once per chunk; the warps' sums meet in workgroup memory after a
+// barrier and warp 0 adds them into C.
 // CHECK-LABEL: func.func @int4_cells
 // CHECK-NOT: linalg.generic
-// CHECK: gpu.launch blocks(%[[P:[^,]*]], %[[R:[^,]*]], %{{[^)]*}}) in (%{{[^=]*}} = %c2{{[_0-9]*}}, %{{[^=]*}} = %c3{{[_0-9]*}}, %{{[^=]*}} = %c1{{[_0-9]*}})
+// CHECK: gpu.launch blocks(%[[P:[^,]*]], %{{[^,]*}}, %{{[^)]*}}) in (%{{[^=]*}} = %c2{{[_0-9]*}}, %{{[^=]*}} = %c1{{[_0-9]*}}, %{{[^=]*}} = %c1{{[_0-9]*}})
 // CHECK-SAME: threads(%[[LANE:[^,]*]], %[[WARP:[^,]*]], %{{[^)]*}}) in (%{{[^=]*}} = %c32{{[_0-9]*}}, %{{[^=]*}} = %c2{{[_0-9]*}}, %{{[^=]*}} = %c1{{[_0-9]*}})
-// CHECK-SAME: workgroup(%[[PART:.*]] : memref<2x32xf32, #gpu.address_space<workgroup>>)
-// CHECK: scf.for %{{.*}} = %[[WARP]] to %c2{{[_0-9]*}} step %c2
+// CHECK-SAME: workgroup(%[[PART:.*]] : memref<6x32xf32, #gpu.address_space<workgroup>>)
+// CHECK: scf.for %{{.*}} = %[[WARP]] to %c2{{[_0-9]*}} step %c2{{.*}} -> (f32, f32, f32)
 // CHECK: memref.load %{{.*}}[%[[P]], %{{.*}}, %[[LANE]]] : memref<2x2x32xf32>
-// CHECK: scf.for
+// CHECK: scf.for {{.*}} -> (f32, f32, f32, f32, f32, f32)
 // CHECK: vector.load %{{.*}}[%[[P]], %{{.*}}, %{{.*}}] {alignment = 4 : i64} : memref<2x8x128xi8>, vector<4xi8>
 // CHECK: vector.bitcast %{{.*}} : vector<4xi8> to vector<1xi32>
-// CHECK: vector.load %{{.*}}[%[[R]], %{{.*}}] {alignment = 4 : i64} : memref<3x64xf32>, vector<8xf32>
-// CHECK-COUNT-8: math.fma
-// CHECK: memref.store %{{.*}}, %[[PART]][%[[WARP]], %[[LANE]]]
+// CHECK-COUNT-3: vector.load %{{.*}} {alignment = 4 : i64} : memref<3x64xf32>, vector<8xf32>
+// CHECK-COUNT-24: math.fma
+// CHECK-COUNT-3: memref.store %{{.*}}, %[[PART]]
 // CHECK: gpu.barrier
 // CHECK: scf.if
-// CHECK-COUNT-2: memref.load %[[PART]]
-// CHECK: memref.store %{{.*}}, %{{.*}}[%[[R]], %[[P]], %[[LANE]]] : memref<3x2x32xf32>
+// CHECK-COUNT-6: memref.load %[[PART]]
+// CHECK: memref.store %{{.*}}, %{{.*}}[%{{.*}}, %[[P]], %[[LANE]]] : memref<3x2x32xf32>
 // CHECK: gpu.terminator
 #x = affine_map<(d0, d1, d2, d3) -> (d0, d3)>
 #w = affine_map<(d0, d1, d2, d3) -> (d1, d3 floordiv 8, d2 * 4 + d3 mod 4)>
@@ -58,18 +58,23 @@ func.func @int4_cells(%x: memref<3x64xf32>, %w: memref<2x8x128xi8>, %s: memref<2
 
 // -----
 
-// int8 activations, int8 weights per channel (K = 8: two cells), symmetric: dp4a per cell (unsigned
-// weight bytes u = q + 128 times signed activation bytes), the offset -128 x scale computed, not read;
-// the group sums meet the offset at the group's first chunk; warp 0 scales by the row's sx.
+// int8 activations, int8 weights per channel (K = 8: two cells), symmetric, 5 rows: blocks of 4 rows, the
+// last block's rows past the end reading row 4 again and not stored; dp4a per cell and row (unsigned weight
+// bytes u = q + 128 times signed activation bytes), the offset -128 x scale computed, not read; the group
+// sums meet the offset at the group's first chunk; warp 0 scales each row by its sx.
 // CHECK-LABEL: func.func @int8_dot
-// CHECK: gpu.launch
-// CHECK-SAME: workgroup(%{{.*}} : memref<1x32xf32, #gpu.address_space<workgroup>>)
+// CHECK: gpu.launch blocks({{.*}}) in (%{{[^=]*}} = %c1{{[_0-9]*}}, %{{[^=]*}} = %c2{{[_0-9]*}}, %{{[^=]*}} = %c1{{[_0-9]*}})
+// CHECK-SAME: workgroup(%{{.*}} : memref<4x32xf32, #gpu.address_space<workgroup>>)
 // CHECK: arith.constant -1.280000e+02 : f32
+// CHECK-COUNT-3: arith.minui %{{.*}}, %c4
 // CHECK: scf.for
-// CHECK: nvvm.dot.accumulate.4way %{{.*}} <unsigned>, %{{.*}} <signed>, %{{.*}} : vector<4xi8>, vector<4xi8>
+// CHECK-COUNT-4: nvvm.dot.accumulate.4way %{{.*}} <unsigned>, %{{.*}} <signed>, %{{.*}} : vector<4xi8>, vector<4xi8>
 // CHECK: arith.select
 // CHECK: gpu.barrier
 // CHECK: memref.load %{{.*}} : memref<5xf32>
+// CHECK: memref.store %{{.*}} : memref<5x1x32xf32>
+// CHECK: scf.if
+// CHECK: memref.store %{{.*}} : memref<5x1x32xf32>
 #xd = affine_map<(d0, p, n, k) -> (d0, k)>
 #rd = affine_map<(d0, p, n, k) -> (d0)>
 #gd = affine_map<(d0, p, n, k) -> (d0, k floordiv 8)>
@@ -122,15 +127,16 @@ func.func @narrow_panels(%x: memref<1x64xf32>, %w: memref<1x8x64xi8>, %s: memref
 
 // -----
 
-// f32 weights in [P, K, 32] panels (qc-lower-linear's, on a GPU target): the same blocks; K = 256 in two
-// chunks of 128, one a warp; per loop step 8 k, each one coalesced 128-byte load of the panel's row k and
-// one FMA per lane.
+// f32 weights in [P, K, 32] panels (qc-lower-linear's, on a GPU target): the same blocks (4 rows); K = 256
+// in two chunks of 128, one a warp; per loop step 8 k, each one coalesced 128-byte load of the panel's row
+// k and one FMA per lane and row.
 // CHECK-LABEL: func.func @f32_panels
 // CHECK: gpu.launch
 // CHECK-SAME: threads(%[[LANE:[^,]*]], %[[WARP:[^,]*]], %{{[^)]*}}) in (%{{[^=]*}} = %c32{{[_0-9]*}}, %{{[^=]*}} = %c2{{[_0-9]*}}, %{{[^=]*}} = %c1{{[_0-9]*}})
 // CHECK: scf.for %{{.*}} = %[[WARP]] to %c2{{[_0-9]*}} step %c2
-// CHECK: scf.for %{{.*}} step %c8
-// CHECK-COUNT-8: memref.load %{{.*}}[%{{.*}}, %{{.*}}, %[[LANE]]] : memref<3x256x32xf32>
+// CHECK: scf.for %{{.*}} step %c8{{.*}} -> (f32, f32, f32, f32)
+// CHECK: memref.load %{{.*}}[%{{.*}}, %{{.*}}, %[[LANE]]] : memref<3x256x32xf32>
+// CHECK-COUNT-4: math.fma
 // CHECK: gpu.barrier
 #xf = affine_map<(d0, p, n, k) -> (d0, k)>
 #wf = affine_map<(d0, p, n, k) -> (p, k, n)>
