@@ -87,8 +87,9 @@ MODELS = {"resnet18": ((1, 3, 32, 32), 1e-4), "crnn": ((1, 1, 32, 32), 1e-4), "u
           "mlp": ((4, 64), 1e-5)}
 
 
-@pytest.mark.parametrize("model,scheme", [("mlp", None), ("mlp", "w4a16-g32"), ("mlp", "w8a16"), ("mlp", "w8a8"),
-                                          ("mlp", "w4a8-g32"), ("resnet18", None), ("crnn", None), ("unet_head", None)])
+# (weights symmetric or with stored offsets, int8 activations or f32, int4 or int8: each kernel path once)
+@pytest.mark.parametrize("model,scheme", [("mlp", None), ("mlp", "w4a16-g32"), ("mlp", "w8a16-asym"), ("mlp", "w8a8"),
+                                          ("mlp", "w4a8-g32-asym"), ("resnet18", None), ("crnn", None), ("unet_head", None)])
 def test_kernels_assemble_and_match_the_cpu(model, scheme, workdir, mock_driver):
     """Every op as a kernel (convolutions, pooling, resizes, attention, layer norm, softmax, int4 and int8
     weights dequantized in the kernel, int8 activations): PTX that ptxas takes for sm_80 and sm_90, and
