@@ -28,8 +28,9 @@ threads, lane = column, warp = a share of k, each weight loaded and dequantized 
     }
 
 Blocks of B rows read the panel's weights R / B times (from L2 after the first): right for decode's one to
-a few rows; prefill-sized GEMMs would want larger tiles through shared memory and tensor cores (not done).  Contractions on other panels, or whose operands are not static identity-layout memrefs, are
-left to the generic path (qc-gpu-map: one thread per output, correct but slow).
+a few rows; prefill-sized GEMMs would want larger tiles through shared memory and tensor cores (not done).
+Contractions on other panels, or whose operands are not static identity-layout memrefs, are left to the
+generic path (qc-gpu-map: one thread per output, correct but slow).
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ from .kernels.builder import BodyBuilder, f32, i, vec
 from .kernels.contraction import Contraction
 from .lower_linear import PANEL_MATMUL
 from .lower_qgemm import QGEMM_CELL_PANEL, QGEMM_CELL_PANEL_SYM, QGEMM_DOT_PANEL, QGEMM_DOT_PANEL_SYM
-from .matchers import layout_of
+from .matchers import layout_of, library_call
 from .microkernels import match, match_qgemm, match_qgemm_dot
 
 WARP = 32  # the panel width of GPU weights: a warp's lanes, one column each
@@ -72,7 +73,8 @@ class _Kernel(BodyBuilder):
                   "xsum": [rows, k // self.group]}  # leading dims collapsed: one row index
         self.v = {name: self.view(v, shapes[name]) if name in shapes else v for name, v in operands.items()}
         self.per = 32 // self.bits
-        self.unroll = math_gcd(chunk_size(c) // self.per, UNROLL)
+        self.chunk = chunk_size(c)
+        self.unroll = math_gcd(self.chunk // self.per, UNROLL)
 
     def f(self, value: float) -> ir.Value:
         return self.const(f32(), ir.FloatAttr.get(f32(), value))
@@ -91,9 +93,8 @@ class _Kernel(BodyBuilder):
 
     def cells(self, k0: ir.Value, carried: list[ir.Value]):
         """The loop over the chunk at ``k0``'s cells, ``unroll`` a step (their loads in flight together)."""
-        count = chunk_size(self.c) // self.per
         first = arith.divui(k0, self.index(self.per))
-        return self.loop(first, self.add(first, count), self.unroll, carried)
+        return self.loop(first, self.add(first, self.chunk // self.per), self.unroll, carried)
 
     def f32_chunk(self, rows, p, lane, k0: ir.Value, scale, offset, accs) -> list[ir.Value]:
         """Each row's acc + s * sum x u + o * sum x over the chunk at ``k0`` (each u unpacked once)."""
@@ -167,9 +168,8 @@ class _Kernel(BodyBuilder):
         ragged = self.c.m % rows_per_block != 0
         rows = [self.min(self.add(first, j), self.c.m - 1) if ragged and j else self.add(first, j)
                 for j in range(rows_per_block)]
-        chunk = chunk_size(self.c)
-        with self.loop(warp, self.c.k // chunk, warps, [self.f(0.0)] * rows_per_block) as chunks:
-            k0 = self.mul(chunks.iv, chunk)
+        with self.loop(warp, self.c.k // self.chunk, warps, [self.f(0.0)] * rows_per_block) as chunks:
+            k0 = self.mul(chunks.iv, self.chunk)
             accs = list(chunks.args)
             if not self.c.quant:
                 chunks.carry(self.float_chunk(rows, p, lane, k0, accs))
@@ -198,7 +198,7 @@ class _Kernel(BodyBuilder):
 
 def match_panels(op: ir.Operation) -> Contraction | None:
     """The contraction a linear layer's panel generic with a warp's width of columns is, or None."""
-    call = ir.StringAttr(op.attributes["library_call"]).value if "library_call" in op.attributes else None
+    call = library_call(op)
     if call == PANEL_MATMUL:
         c = match(op, WARP // 2)
         return c if c is not None and c.nr == WARP else None
@@ -212,13 +212,15 @@ def match_panels(op: ir.Operation) -> Contraction | None:
 
 def launch(op: ir.Operation, c: Contraction, max_warps: int) -> None:
     """``op`` as a gpu.launch built before it, erased."""
-    names = ("xq", "sx", "xsum", "w", "s", "o", "c") if c.dot else ("x", "w", "s", "o", "c") if c.quant else ("x", "w", "c")
+    names = (("xq", "sx", "xsum", "w", "s", "o", "c") if c.dot else ("x", "w", "s", "o", "c") if c.quant
+             else ("x", "w", "c"))
     warps = max(1, min(max_warps, c.k // chunk_size(c)))
     rows = min(ROWS, c.m)
     index = ir.IndexType.get()
     with ir.InsertionPoint(op), op.location:
         const = lambda n: arith.constant(index, n)  # noqa: E731
-        kernel = gpu.LaunchOp((const(c.panels), const(-(-c.m // rows)), const(1)), (const(WARP), const(warps), const(1)))
+        kernel = gpu.LaunchOp((const(c.panels), const(-(-c.m // rows)), const(1)),
+                              (const(WARP), const(warps), const(1)))
         kernel.attributes["workgroup_attributions"] = ir.IntegerAttr.get(ir.IntegerType.get_signless(64), 1)
         space = ir.AttrBuilder.get("gpu.GPU_AddressSpaceAttr")(gpu.AddressSpace.Workgroup, op.context)
         entry = kernel.regions[0].blocks[0]

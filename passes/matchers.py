@@ -13,6 +13,11 @@ from .kernels.contraction import Window
 LAYOUT_ATTR = "qc.layout"  # on a contraction over packed weights: their PanelLayout
 
 
+def library_call(op: ir.Operation) -> str | None:
+    """The ``library_call`` a linalg op carries (the name of the kernel contract it follows), or None."""
+    return ir.StringAttr(op.attributes["library_call"]).value if "library_call" in op.attributes else None
+
+
 def producer(value: ir.Value) -> ir.Operation | None:
     owner = value.owner
     return None if isinstance(owner, ir.Block) else owner.operation

@@ -68,7 +68,7 @@ from .lower_linear import PANEL_MATMUL
 from ..core.quant.packing import unsigned_offset
 from .lower_qgemm import QGEMM_DOT_PANEL, QGEMM_DOT_PANEL_SYM, QGEMM_PANEL, QGEMM_PANEL_SYM
 from .matchers import (MEMREF_VIEWS, aliases, body_ops, constant_float, copy_window, default_maps, identity_layout,
-                       indexing_maps, is_copy_generic, iterator_types, layout_of, linear_terms,
+                       indexing_maps, is_copy_generic, iterator_types, layout_of, library_call, linear_terms,
                        preceding_init, preceding_zero_fill, uses_value, view_source)
 from .trampoline import declare
 from .winograd import INPUT_TRANSFORM, OUTPUT_TRANSFORM
@@ -91,10 +91,6 @@ def _kernel_memref(value: ir.Value, inner_unit_stride: bool, identity: bool = Fa
 def _int8_memref(value: ir.Value) -> ir.MemRefType | None:
     t = _kernel_memref(value, True, elt=ir.IntegerType)
     return t if t is not None and ir.IntegerType(t.element_type).width == 8 else None
-
-
-def _library_call(op: ir.Operation) -> str | None:
-    return ir.StringAttr(op.attributes["library_call"]).value if "library_call" in op.attributes else None
 
 
 def match_qgemm(op: ir.Operation) -> Contraction | None:
@@ -132,7 +128,7 @@ def match_qgemm_dot(op: ir.Operation) -> Contraction | None:
 
 def match(op: ir.Operation, lanes: int) -> Contraction | None:
     """The contraction ``op`` is (by its library call, then its operands), or None."""
-    call = _library_call(op) if op.name == "linalg.generic" else None
+    call = library_call(op) if op.name == "linalg.generic" else None
     if call in (QGEMM_DOT_PANEL, QGEMM_DOT_PANEL_SYM):
         return match_qgemm_dot(op)
     if call in (QGEMM_PANEL, QGEMM_PANEL_SYM):
@@ -440,7 +436,7 @@ def match_depthwise(op: ir.Operation) -> depthwise.Depthwise | None:
 
 def winograd_transform(op: ir.Operation, lanes: int, kernels: dict, body: ir.Block) -> bool:
     """Replaces a qc-winograd transform generic by a call of its kernel; False if ``op`` is none."""
-    call = _library_call(op)
+    call = library_call(op)
     if call not in (INPUT_TRANSFORM, OUTPUT_TRANSFORM):
         return False
     data, out = op.operands[0], op.operands[-1]

@@ -65,14 +65,14 @@ np.savez(sys.argv[3], **qc.runtime.load(sys.argv[1], device="cuda").run(feed))
 """
 
 
-def run_on_gpu(model, feed, workdir, mock_driver):
+def run_on_gpu(model, code, feed, workdir, mock_driver):
     """``model``'s outputs for ``feed``, run in a child process on this machine's GPU, or without
-    one on the CPU through the stand-in driver and the kernels built for the host (gpu_emulator)."""
+    one on the CPU through the stand-in driver and its kernels (``code``, a ``gpu.DeviceCode``) built
+    for the host (gpu_emulator)."""
     env = dict(os.environ)
     if _has_gpu() is not None:
-        device_ir = model.with_suffix(".nvvm.ll")
         env.update(LD_LIBRARY_PATH=str(mock_driver),
-                   MOCK_CUDA_KERNELS=str(gpu_emulator.build(device_ir.read_text(), model.with_suffix(".emu.so"))))
+                   MOCK_CUDA_KERNELS=str(gpu_emulator.build(code.llvm_ir, model.with_suffix(".emu.so"))))
     inputs, outputs = workdir / f"{model.stem}_in.npz", workdir / f"{model.stem}_out.npz"
     np.savez(inputs, **feed)
     done = subprocess.run([sys.executable, "-c", RUN_ON_GPU, str(model), str(inputs), str(outputs)], env=env,
@@ -99,7 +99,6 @@ def test_kernels_assemble_and_match_the_cpu(model, scheme, workdir, mock_driver)
     path = MLP if model == "mlp" else _cnn(model, workdir, shape)
     gpu_model = workdir / f"{model}_{scheme}_cuda.so"
     code = qc.compile(path, gpu_model, target="cuda:sm_80", scheme=scheme).device_code
-    gpu_model.with_suffix(".nvvm.ll").write_text(code.llvm_ir)
     assert code.ptx.count(".entry") >= 5
     if shutil.which("ptxas") is not None:
         for chip in ("sm_80", "sm_90"):
@@ -113,7 +112,7 @@ def test_kernels_assemble_and_match_the_cpu(model, scheme, workdir, mock_driver)
         cpu_model = workdir / f"{model}_{scheme}_cpu.so"
         qc.compile(path, cpu_model, scheme=scheme)
         want = qc.runtime.load(cpu_model).run(feed)
-    got = run_on_gpu(gpu_model, feed, workdir, mock_driver)
+    got = run_on_gpu(gpu_model, code, feed, workdir, mock_driver)
     for name, value in want.items():
         assert np.abs(got[name] - value).max() <= tolerance * np.abs(value).max(), name
 
@@ -132,11 +131,10 @@ def test_quantized_linear_kernels_match_the_cpu(scheme, workdir, mock_driver):
     args = dict(example_inputs=(torch.from_numpy(x),), input_names=["x"], scheme=scheme)
     gpu_model = workdir / f"linear_{scheme}_cuda.so"
     code = qc.compile(model, gpu_model, target="cuda:sm_80", **args).device_code
-    gpu_model.with_suffix(".nvvm.ll").write_text(code.llvm_ir)
     assert ("dp4a" in code.ptx) == (scheme == "w8a8") and "bar.sync" in code.ptx
     qc.compile(model, workdir / f"linear_{scheme}_cpu.so", **args)
     want = qc.runtime.load(workdir / f"linear_{scheme}_cpu.so").run({"x": x})["output0"]
-    got = run_on_gpu(gpu_model, {"x": x}, workdir, mock_driver)["output0"]
+    got = run_on_gpu(gpu_model, code, {"x": x}, workdir, mock_driver)["output0"]
     assert np.abs(got - want).max() <= 1e-5 * np.abs(want).max()
 
 
