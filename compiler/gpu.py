@@ -29,14 +29,16 @@ from torch_mlir import ir
 from torch_mlir.dialects import gpu
 
 from ..core.errors import QCError
-from ..passes import ExpandMath, GpuBuffers, GpuMap, GpuLinear, StridedCopies
+from ..passes import ExpandMath, GpuBuffers, GpuMap, GpuLinear, GpuReduce, StridedCopies
 from ..passes.base import PassState
+from ..passes.checks_to_errors import CHECK_FAILED, CHECKS_ATTR
+from ..passes.matchers import constant_index
 from .codegen import _hex_double
 
 CHIPS = ("sm_70", "sm_75", "sm_80", "sm_86", "sm_89", "sm_90")
 DEFAULT_CHIP = "sm_80"
 
-KERNELS = [StridedCopies(contiguous=True), GpuBuffers(), GpuLinear(), ExpandMath(), "func.func(linalg-generalize-named-ops)",
+KERNELS = [StridedCopies(contiguous=True), GpuBuffers(), GpuLinear(), GpuReduce(), ExpandMath(no_libm=True), "func.func(linalg-generalize-named-ops)",
            "func.func(convert-linalg-to-parallel-loops)", GpuMap(), "func.func(gpu-launch-sink-index-computations)",
            "gpu-kernel-outlining", "canonicalize", "cse"]
 
@@ -122,7 +124,7 @@ LIBDEVICE = {"fmaf": ("llvm.fma.f32", 3), "floorf": ("llvm.floor.f32", 1), "ceil
 def _define_libdevice(text: str) -> str:
     """``text`` (LLVM IR) with each libdevice function it declares defined by its intrinsic; a QCError
     names any other."""
-    out = []
+    out, intrinsics = [], set(re.findall(r"^declare .*@(llvm\.[\w.]+)\(", text, re.M))
     for line in text.split("\n"):
         declared = re.match(r"declare .*@__nv_(\w+)\(", line)
         if not declared:
@@ -140,7 +142,8 @@ def _define_libdevice(text: str) -> str:
             body = [f'  %{"r" if name != "logf" else "s"} = call float asm "{intrinsic} $0, $1;", "=f,f"(float %a0)']
             if name == "logf":
                 body.append(f"  %r = fmul float %s, {_hex_double(float(np.float32(math.log(2))))}")
-        if intrinsic.startswith("llvm."):
+        if intrinsic.startswith("llvm.") and intrinsic not in intrinsics:  # (sqrtf and rsqrtf share one)
+            intrinsics.add(intrinsic)
             out.append(f"declare float @{intrinsic}({', '.join(['float'] * arity)})")
         out += [f"define internal float @__nv_{name}({params}) alwaysinline {{", *body, "  ret float %r", "}"]
     return "\n".join(out)
@@ -202,6 +205,24 @@ def ptxas(ptx: str, chip: str) -> str | None:
     return (done.stderr + done.stdout).strip() if done.returncode else ""
 
 
+def refuse_kernel_checks(kernels: ir.Operation, module: ir.Module) -> None:
+    """A QCError naming the first run-time check (qc-checks-to-errors) left inside a kernel: a kernel
+    cannot call back into the host to fail the run."""
+    found: list[ir.Operation] = []
+
+    def visit(op: ir.Operation) -> ir.WalkResult:
+        if op.name == "func.call" and ir.FlatSymbolRefAttr(op.attributes["callee"]).value == CHECK_FAILED:
+            found.append(op)
+            return ir.WalkResult.INTERRUPT
+        return ir.WalkResult.ADVANCE
+
+    kernels.walk(visit)
+    if found:
+        messages = [ir.StringAttr(m).value for m in ir.ArrayAttr(module.operation.attributes[CHECKS_ATTR])]
+        raise QCError("a run-time check inside an op cannot fail a GPU run yet (the CPU target can): "
+                      + messages[constant_index(found[0].operands[0])])
+
+
 class DeviceCode(NamedTuple):
     ptx: str  # "" when there is no kernel
     llvm_ir: str  # the kernels' LLVM IR before PTX emission (``device_llvm_ir``)
@@ -216,6 +237,7 @@ def lower_kernels(module: ir.Module, state: PassState, target: GpuTarget) -> Dev
     kernels = gather_kernels(module)
     if kernels is None:
         return DeviceCode("", "")
+    refuse_kernel_checks(kernels, module)
     run(module, DEVICE_TO_NVVM, state, "lowering the kernels to NVVM")
     device_ir = device_llvm_ir(kernels)
     ptx = to_ptx(device_ir, target)

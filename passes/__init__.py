@@ -10,6 +10,7 @@ from .collapse_elementwise import CollapseElementwise
 from .gpu_map import GpuMap
 from .gpu_buffers import GpuBuffers
 from .gpu_linear import GpuLinear
+from .gpu_reduce import GpuReduce
 from .expand_math import ExpandMath
 from .isolate_contractions import IsolateContractions
 from .fold_widening import FoldWidening
@@ -44,7 +45,7 @@ REGISTRY: dict[str, type[ModulePass]] = {
                         NoaliasArgs, SerialLoops, SmallLoops, StripProbes, AssignSchemes, SelectPrecision,
                         QuantizeEmbeddings, FuseCachedAttention,
                         ChecksToErrors, FoldWidening, FuseIntoTransposes, PoolChannelsLast, Winograd, CollapseElementwise, GpuMap, GpuBuffers,
-                        GpuLinear)
+                        GpuLinear, GpuReduce)
 }
 
 __all__ = ["ModulePass", "Option", "PassState", "REGISTRY"]

@@ -138,6 +138,102 @@ def test_quantized_linear_kernels_match_the_cpu(scheme, workdir, mock_driver):
     assert np.abs(got - want).max() <= 1e-5 * np.abs(want).max()
 
 
+def _math_model(path):
+    """Element functions and row reductions over x [4, 1024] (ONNX, opset 17), one output each."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    nodes, outputs, inits = [], [], []
+    for op in ("Sin", "Cos", "Exp", "Tanh", "Erf", "Sqrt", "Log", "Sigmoid", "Reciprocal"):
+        nodes.append(helper.make_node(op, ["x"], [op.lower()]))
+    for exponent in (2.0, 3.0, -1.0, 0.5, 1.5):
+        name = f"pow{exponent:g}"
+        inits.append(helper.make_tensor(f"{name}_e", TensorProto.FLOAT, [], [exponent]))
+        nodes.append(helper.make_node("Pow", ["x", f"{name}_e"], [name]))
+    for op in ("ReduceMax", "ReduceMin", "ReduceSum", "ReduceSumSquare"):
+        inits.append(helper.make_tensor("last", TensorProto.INT64, [1], [-1])) if op == "ReduceMax" else None
+        nodes.append(helper.make_node(op, ["x", "last"], [op.lower()], keepdims=1))
+    nodes.append(helper.make_node("Softmax", ["x"], ["softmax"], axis=-1))
+    outputs = [helper.make_tensor_value_info(n.output[0], TensorProto.FLOAT, None) for n in nodes]
+    graph = helper.make_graph(nodes, "math", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4, 1024])],
+                              outputs, inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, path)
+
+
+def _reference(name: str, x: np.ndarray) -> np.ndarray:
+    """Output ``name`` of _math_model in float64 (numpy, or math.erf)."""
+    import math
+
+    x = x.astype(np.float64)
+    rows = dict(keepdims=True, axis=-1)
+    with np.errstate(all="ignore"):
+        if name.startswith("pow"):  # (C's powf: (-inf)^y = inf^y for y not an odd integer; numpy's is NaN)
+            e = float(name[3:])
+            return np.where((x == -np.inf) & (e % 2 != 1), np.power(-x, e), np.power(x, e))
+        functions = {"sigmoid": lambda v: 1 / (1 + np.exp(-v)), "reciprocal": lambda v: 1 / v,
+                     "erf": np.vectorize(math.erf), "reducemax": lambda v: v.max(**rows),
+                     "reducemin": lambda v: v.min(**rows), "reducesum": lambda v: v.sum(**rows),
+                     "reducesumsquare": lambda v: (v * v).sum(**rows),
+                     "softmax": lambda v: np.exp(v - v.max(**rows)) / np.exp(v - v.max(**rows)).sum(**rows)}
+        return functions[name](x) if name in functions else getattr(np, name)(x)
+
+
+def test_math_and_row_reductions_match_numpy(workdir, mock_driver):
+    """What a GPU has no libm for (sin and cos by Cephes' range reduction, powf, x^n by products, exp,
+    erf, tanh) and row reductions (max, min, sums, softmax: qc-gpu-reduce's warp a row) on full-range
+    inputs: zeros of both signs, +-inf, NaN, denormals, |x| up to 3000 (sin, cos), 1e-30 and 100 (exp
+    over- and underflows): NaN and inf where float64 numpy has them, else within 2e-6 of |ref| + 1e-6
+    (tanh: 1e-5 absolute; reductions: 2e-6 of the same reduction of |x|, + 1e-6). The row whose
+    reductions meet NaN and inf is checked for those alone."""
+    path = workdir / "math.onnx"
+    _math_model(path)
+    rng = np.random.default_rng(0)
+    special = [0, -0.0, 1, -1, 2, -2, np.inf, -np.inf, np.nan, 1e-30, -1e-30, 88, -88, 100, -100, 1e-40]
+    x = np.concatenate([np.linspace(-10, 10, 1024), rng.standard_normal(1024) * 3, np.linspace(-3000, 3000, 1024),
+                        np.tile(special, 64)]).astype(np.float32).reshape(4, 1024)
+    gpu_model = workdir / "math_cuda.so"
+    code = qc.compile(path, gpu_model, target="cuda:sm_80").device_code
+    assert "shfl.sync.bfly" in code.ptx  # the reductions' kernels
+    if shutil.which("ptxas") is not None:
+        assert ptxas(code.ptx, "sm_80") == ""
+    got = run_on_gpu(gpu_model, code, {"x": x}, workdir, mock_driver)
+    for name, value in got.items():
+        want = _reference(name, x)
+        assert value.shape == want.shape, name
+        if name.startswith("reduce") or name == "softmax":
+            assert np.array_equal(np.isnan(value[:3]), np.isnan(want[:3])), name
+            finite = np.isfinite(want[:3])
+            bound = 2e-6 * _reference(name, np.abs(x[:3])) + 1e-6  # (sums: relative to the sum of the |terms|)
+            assert (np.abs(value[:3] - want[:3]) <= bound)[finite].all(), name
+            assert not np.isfinite(value[3]).all() and np.isnan(value[3]).any() == np.isnan(want[3]).any(), name
+            continue
+        want = want.astype(np.float32)  # (what a float result can hold: 1 / 1e-40 is inf)
+        assert np.array_equal(np.isnan(value), np.isnan(want)), name
+        assert np.array_equal(value[np.isinf(want)], want[np.isinf(want)]), name
+        finite = np.isfinite(want)
+        tolerance = 1e-5 if name == "tanh" else 2e-6 * np.abs(want[finite]) + 1e-6
+        assert (np.abs(value[finite] - want[finite]) <= tolerance).all(), name
+
+
+def test_llama_runs_on_the_gpu(stories, workdir, mock_driver):
+    """stories260K (llama2.c's real tiny LLaMA) over 40 tokens: rotary embeddings (sin, cos), RMS norms
+    (x.pow(2): products), softmax rows (qc-gpu-reduce), the linears (qc-gpu-linear): logits equal to
+    PyTorch's within 1e-5 of their range."""
+    import torch
+
+    cfg, model = stories
+    tokens = torch.randint(0, cfg.vocab_size, (1, 40), generator=torch.Generator().manual_seed(0))
+    gpu_model = workdir / "stories_cuda.so"
+    code = qc.compile(model, gpu_model, example_inputs=(tokens,), input_names=["tokens"],
+                      target="cuda:sm_80").device_code
+    got = run_on_gpu(gpu_model, code, {"tokens": tokens.numpy()}, workdir, mock_driver)["output0"]
+    with torch.no_grad():
+        want = model(tokens).numpy()
+    assert np.abs(got - want).max() <= 1e-5 * np.abs(want).max()
+
+
 def test_host_side_against_a_stand_in_driver(gpu_mlp, mock_driver, workdir):
     """The library loads its kernels once (one module), finds each by name, launches them all with a
     valid grid, uploads the weights, keeps its buffers between runs (the second run allocates nothing),
@@ -208,9 +304,26 @@ def test_c_api_and_qc_run_take_a_device(gpu_mlp, mock_driver, workdir):
     assert done.returncode == 1 and "no CUDA device 2 (2 found" in done.stderr and "Traceback" not in done.stderr
 
 
+CHECKED_OP = """
+func.func @main(%x: tensor<64xf32>) -> tensor<64xf32> {
+  %e = tensor.empty() : tensor<64xf32>
+  %r = linalg.generic {indexing_maps = [affine_map<(d0) -> (d0)>, affine_map<(d0) -> (d0)>],
+                       iterator_types = ["parallel"]} ins(%x : tensor<64xf32>) outs(%e : tensor<64xf32>) {
+  ^bb0(%in: f32, %out: f32):
+    %z = arith.constant 0.0 : f32
+    %ok = arith.cmpf oge, %in, %z : f32
+    cf.assert %ok, "x must not be negative"
+    linalg.yield %in : f32
+  } -> tensor<64xf32>
+  return %r : tensor<64xf32>
+}
+"""
+
+
 def test_clear_errors_without_a_gpu(gpu_mlp, mock_driver, tmp_path):
     """No driver: the load says the model needs one; a driver without devices: says that; a CPU load of
-    a GPU model and GPU options that cannot be: said before any work."""
+    a GPU model and GPU options that cannot be: said before any work; so is a check of every element
+    that a kernel could not report."""
     run = [sys.executable, "-m", "qc.tools.qc_run", str(gpu_mlp.output), "--input", f"x={X}", "--output-dir", str(tmp_path)]
     if _has_gpu() is not None:  # (the real driver, where there is one, is what this machine has)
         done = subprocess.run(run, env={**os.environ, "LD_LIBRARY_PATH": str(tmp_path)}, capture_output=True,
@@ -227,3 +340,10 @@ def test_clear_errors_without_a_gpu(gpu_mlp, mock_driver, tmp_path):
         qc.compile(MLP, tmp_path / "x.ptx", emit="ptx")
     with pytest.raises(qc.QCError, match="--emit nvvm is for GPU models"):
         qc.compile(MLP, tmp_path / "x.ll", emit="nvvm")
+    checked = tmp_path / "checked.mlir"  # an op that checks each element (the CPU build fails the run instead)
+    checked.write_text(CHECKED_OP)
+    done = subprocess.run([sys.executable, "-m", "qc.tools.qc_compile", str(checked), "-o", str(tmp_path / "c.so"),
+                           "--target", "cuda"], capture_output=True, text=True)
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    assert "a run-time check inside an op cannot fail a GPU run yet (the CPU target can): " in done.stderr
+    assert "x must not be negative" in done.stderr
