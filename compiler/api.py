@@ -278,8 +278,6 @@ def compile(model, output: str | Path, options: CompileOptions | None = None, **
                                    if isinstance(o.calibration, (str, Path)) else list(o.calibration))
     if isinstance(model, Decoder):
         _check_decoder_options(o)
-        if o.target != "cpu":
-            raise QCError(f"a decoder compiles for the CPU, not yet for --target {o.target}")
         module, sig, entries, params = import_decoder(model, ctx)
     else:
         module, sig = import_model(model, ctx, o.shapes, o.example_inputs, o.input_names)

@@ -260,8 +260,10 @@ def _runner(e: GlueEntry, name: str, offsets: dict[str, int], weight_inputs: dic
         if i in weight_inputs.values():
             continue
         where = buffer(t, f"inputs[{i}]")
-        if device:
-            out.append(f"  memcpy({where}, inputs[{i}], {_bytes(t)});")
+        if device:  # (managed memory, qc_model_alloc's, is read where it is)
+            out.append(f"  const void *src{i} = inputs[{i}];")
+            out.append(f"  if (!qc_cuda_is_managed(src{i})) src{i} = memcpy({where}, inputs[{i}], {_bytes(t)});")
+            where = f"src{i}"
         out.append(_desc(f"in{i}", where, t.shape))
         args.append(f"&in{i}")
     blob = "m->gpu_blob" if device else "m->blob"
@@ -284,7 +286,8 @@ def _runner(e: GlueEntry, name: str, offsets: dict[str, int], weight_inputs: dic
         "  return 0;", "}",
         f"static const qc_model_def QC_DEF_{e.name} = {{QC_MODEL_ABI, {_c_string(name)}, QC_SIGNATURE_{e.name}, "
         f"{len(e.sig.inputs)}, {len(e.sig.outputs)}, QC_INPUTS_{e.name}, QC_OUTPUTS_{e.name}, qc_load, qc_run_{e.name}, "
-        f"qc_set_threads, qc_free, qc_error, qc_num_threads, {'qc_cuda_use_device' if device else 'NULL'}}};",
+        f"qc_set_threads, qc_free, qc_error, qc_num_threads, "
+        f"{'qc_cuda_use_device, qc_cuda_alloc, qc_cuda_free' if device else 'NULL, NULL, NULL'}}};",
         f"const qc_model_def *{def_function(name, e.name)}(void) {{ return &QC_DEF_{e.name}; }}"]
 
 

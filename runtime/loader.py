@@ -43,10 +43,12 @@ class _ModelDef(ctypes.Structure):
                 ("free", ctypes.CFUNCTYPE(None, ctypes.c_void_p)),
                 ("last_error", ctypes.CFUNCTYPE(ctypes.c_char_p)),
                 ("max_threads", ctypes.CFUNCTYPE(ctypes.c_int)),
-                ("use_device", ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int))]
+                ("use_device", ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int)),
+                ("alloc", ctypes.CFUNCTYPE(ctypes.c_void_p, ctypes.c_size_t)),
+                ("free_buffer", ctypes.CFUNCTYPE(None, ctypes.c_void_p))]
 
 
-MODEL_ABI = 2  # QC_MODEL_ABI
+MODEL_ABI = 3  # QC_MODEL_ABI
 
 
 def _ordinal(device: str | None, compiled: str, path: Path) -> int | None:

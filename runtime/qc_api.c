@@ -106,6 +106,24 @@ qc_status qc_model_load_on(const qc_model_def *def, const char *weights_path, co
 
 const char *qc_model_device(const qc_model *model) { return model ? model->device : ""; }
 
+void *qc_model_alloc(const qc_model *model, size_t bytes) {
+  void *p = NULL;
+  if (model && model->def->alloc) {
+    if (!(p = model->def->alloc(bytes))) qc_set_error("%s", model->def->last_error());
+    return p;
+  }
+  if (posix_memalign(&p, 64, bytes ? bytes : 1)) {
+    qc_set_error("out of memory for a buffer of %zu bytes", bytes);
+    return NULL;
+  }
+  return memset(p, 0, bytes);
+}
+
+void qc_model_free_buffer(const qc_model *model, void *buffer) {
+  if (model && model->def->free_buffer) model->def->free_buffer(buffer);
+  else free(buffer);
+}
+
 qc_status qc_model_open(const char *library_path, const char *weights_path, qc_model **model) {
   return qc_model_open_on(library_path, NULL, weights_path, NULL, model);
 }

@@ -4,7 +4,8 @@
    first loaded, so a machine without one never needs CUDA: it gets an error saying so.
 
    Every buffer is CUDA managed memory: kernels read and write it on the device, and the glue copies
-   a run's inputs in and outputs out with plain memcpy.  Errors are kept (the first one since the last
+   a run's inputs in and outputs out with plain memcpy, but for inputs that are managed memory already
+   (qc_model_alloc's, a decoder's KV cache): the kernels read those in place.  Errors are kept (the first one since the last
    qc_cuda_take_error) instead of aborting, because the mgpu* functions return nothing: the glue asks
    after each run. */
 #define _GNU_SOURCE
@@ -23,6 +24,7 @@ typedef void *CUcontext, *CUmodule, *CUfunction, *CUstream;
 typedef unsigned long long CUdeviceptr;
 typedef struct { int type; int id; } CUmemLocation; /* type 1: CU_MEM_LOCATION_TYPE_DEVICE */
 #define CU_MEM_ATTACH_GLOBAL 1
+#define CU_POINTER_ATTRIBUTE_IS_MANAGED 8
 #define CU_JIT_ERROR_LOG_BUFFER 5
 #define CU_JIT_ERROR_LOG_BUFFER_SIZE_BYTES 6
 
@@ -42,6 +44,7 @@ static struct {
   CUresult (*StreamSynchronize)(CUstream);
   CUresult (*MemAllocManaged)(CUdeviceptr *, size_t, unsigned);
   CUresult (*MemFree)(CUdeviceptr);
+  CUresult (*PointerGetAttribute)(void *, int, CUdeviceptr);
   CUresult (*MemPrefetchAsync)(CUdeviceptr, size_t, CUmemLocation, unsigned, CUstream); /* optional (CUDA >= 12.2) */
   CUresult (*GetErrorString)(CUresult, const char **);
 } cu;
@@ -91,6 +94,7 @@ static void init_driver(void) {
       {(void **)&cu.ModuleUnload, "cuModuleUnload"}, {(void **)&cu.LaunchKernel, "cuLaunchKernel"},
       {(void **)&cu.StreamCreate, "cuStreamCreate"}, {(void **)&cu.StreamSynchronize, "cuStreamSynchronize"},
       {(void **)&cu.MemAllocManaged, "cuMemAllocManaged"}, {(void **)&cu.MemFree, "cuMemFree_v2"},
+      {(void **)&cu.PointerGetAttribute, "cuPointerGetAttribute"},
       {(void **)&cu.GetErrorString, "cuGetErrorString"}};
   for (size_t i = 0; i < sizeof symbols / sizeof symbols[0]; ++i) {
     *symbols[i].slot = dlsym(lib, symbols[i].name);
@@ -185,6 +189,20 @@ void *qc_cuda_upload(const void *host, size_t bytes) {
 
 void qc_cuda_free(void *p) {
   if (p && !qc_cuda_init()) cu.MemFree((CUdeviceptr)(uintptr_t)p);
+}
+
+/* Zeroed managed memory for the caller's tensors (qc_model_alloc), which a run reads in place. */
+void *qc_cuda_alloc(size_t bytes) {
+  void *p = qc_cuda_upload(NULL, bytes);
+  if (p) memset(p, 0, bytes);
+  return p;
+}
+
+/* Whether p points into CUDA managed memory (the kernels can read it where it is). */
+int qc_cuda_is_managed(const void *p) {
+  unsigned managed = 0;
+  return p && !qc_cuda_init() &&
+         !cu.PointerGetAttribute(&managed, CU_POINTER_ATTRIBUTE_IS_MANAGED, (CUdeviceptr)(uintptr_t)p) && managed;
 }
 
 /* Waits for the device; 0, or -1 with the first failure of the run as the error. */

@@ -133,13 +133,15 @@ static qc_status setup(qc_decoder *d) {
                 qc_model_name(d->decode.model), (long long)d->decode.tokens);
   if ((st = check_shapes(d, &d->prefill, "prefill")) != QC_OK || (st = check_shapes(d, &d->decode, "decode")) != QC_OK)
     return st;
-  d->k_cache = calloc((size_t)qc_tensor_elements(cache), d->elt);
-  d->v_cache = calloc((size_t)qc_tensor_elements(cache), d->elt);
+  /* (a GPU decoder's steps read the cache where it is, in CUDA managed memory, instead of a copy a step) */
+  d->k_cache = qc_model_alloc(d->prefill.model, qc_tensor_bytes(cache));
+  d->v_cache = qc_model_alloc(d->prefill.model, qc_tensor_bytes(cache));
   if (!d->k_cache || !d->v_cache) return FAIL(QC_ERROR_IO, "out of memory for a KV cache of %zu bytes",
                                               2 * qc_tensor_bytes(cache));
   if (d->prefill.scaled) {
     size_t positions = (size_t)(d->layers * d->kv_heads * d->context);
-    d->k_scale = calloc(positions, sizeof(float)), d->v_scale = calloc(positions, sizeof(float));
+    d->k_scale = qc_model_alloc(d->prefill.model, positions * sizeof(float));
+    d->v_scale = qc_model_alloc(d->prefill.model, positions * sizeof(float));
     if (!d->k_scale || !d->v_scale) return FAIL(QC_ERROR_IO, "out of memory for the KV cache's scales");
   }
   return QC_OK;
@@ -178,16 +180,15 @@ qc_status qc_decoder_load(const qc_model_def *prefill, const qc_model_def *decod
 
 void qc_decoder_free(qc_decoder *d) {
   if (!d) return;
+  void *cache[] = {d->k_cache, d->v_cache, d->k_scale, d->v_scale};
+  for (int i = 0; i < 4; i++)
+    if (cache[i]) qc_model_free_buffer(d->prefill.model, cache[i]);
   step *steps[] = {&d->prefill, &d->decode};
   for (int i = 0; i < 2; i++) {
     qc_model_free(steps[i]->model);
     free(steps[i]->token_buf);
     for (int j = 0; j < N_OUT; j++) free(steps[i]->outputs[j]);
   }
-  free(d->k_cache);
-  free(d->v_cache);
-  free(d->k_scale);
-  free(d->v_scale);
   free(d);
 }
 

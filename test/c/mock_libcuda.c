@@ -3,8 +3,9 @@
    host (test/python/gpu_emulator.py), run each kernel on the CPU.  It checks what it can: every kernel asked for is an .entry
    of the PTX it was given, every launch names a loaded kernel with a non-empty grid and block and
    pointer-sized arguments; and it counts.  MOCK_CUDA_DEVICES=0 makes it a driver with no device.
-   At exit it prints "mock-cuda: <modules> modules, <launches> launches, <allocs> allocations, <errors>
-   errors, <ordinal> device" (the one opened, -1 for none) to stderr. */
+   At exit it prints "mock-cuda: <modules> modules, <launches> launches, <allocs> allocations, <n> managed
+   (pointer queries that found managed memory), <errors> errors, <ordinal> device" (the one opened, -1 for none) to
+   stderr. */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <stdio.h>
@@ -15,12 +16,12 @@ typedef int CUresult;
 enum { OK = 0, ERR_INVALID = 1, ERR_NO_DEVICE = 100, ERR_NOT_FOUND = 500 };
 
 static const char *ptx_text;
-static int modules, launches, allocs, errors, device = -1;
+static int modules, launches, allocs, in_place, errors, device = -1;
 static int kernel_tag;  /* functions are &kernel_tag + offset of the name in the PTX */
 
 __attribute__((destructor)) static void report(void) {
-  fprintf(stderr, "mock-cuda: %d modules, %d launches, %d allocations, %d errors, %d device\n", modules, launches, allocs,
-          errors, device);
+  fprintf(stderr, "mock-cuda: %d modules, %d launches, %d allocations, %d managed, %d errors, %d device\n",
+          modules, launches, allocs, in_place, errors, device);
 }
 
 static CUresult bad(void) { ++errors; return ERR_INVALID; }
@@ -85,12 +86,36 @@ CUresult cuLaunchKernel(void *f, unsigned gx, unsigned gy, unsigned gz, unsigned
   return launch(name, grid, block, params) ? bad() : OK;
 }
 
+/* The managed blocks (a list: models allocate a few dozen) */
+typedef struct block { char *p; size_t bytes; struct block *next; } block;
+static block *blocks;
+
 CUresult cuMemAllocManaged(unsigned long long *p, size_t bytes, unsigned flags) {
   (void)flags;
-  void *block = calloc(1, bytes);
-  if (!block) return bad();
+  block *b = calloc(1, sizeof *b);
+  if (!b || !(b->p = calloc(1, bytes))) return bad();
+  b->bytes = bytes, b->next = blocks, blocks = b;
   ++allocs;
-  *p = (unsigned long long)(size_t)block;
+  *p = (unsigned long long)(size_t)b->p;
   return OK;
 }
-CUresult cuMemFree_v2(unsigned long long p) { free((void *)(size_t)p); return OK; }
+CUresult cuMemFree_v2(unsigned long long p) {
+  for (block **b = &blocks; *b; b = &(*b)->next)
+    if ((*b)->p == (char *)(size_t)p) {
+      block *gone = *b;
+      *b = gone->next;
+      free(gone->p);
+      free(gone);
+      return OK;
+    }
+  return bad();
+}
+CUresult cuPointerGetAttribute(void *value, int attribute, unsigned long long p) {
+  if (attribute != 8) return bad(); /* CU_POINTER_ATTRIBUTE_IS_MANAGED: the only one asked */
+  for (block *b = blocks; b; b = b->next)
+    if ((char *)(size_t)p >= b->p && (char *)(size_t)p < b->p + b->bytes) {
+      ++in_place;
+      return *(unsigned *)value = 1, OK;
+    }
+  return ERR_INVALID; /* as the driver answers for memory it does not know (not a mistake) */
+}

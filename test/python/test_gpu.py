@@ -217,21 +217,57 @@ def test_math_and_row_reductions_match_numpy(workdir, mock_driver):
         assert (np.abs(value[finite] - want[finite]) <= tolerance).all(), name
 
 
-def test_llama_runs_on_the_gpu(stories, workdir, mock_driver):
-    """stories260K (llama2.c's real tiny LLaMA) over 40 tokens: rotary embeddings (sin, cos), RMS norms
-    (x.pow(2): products), softmax rows (qc-gpu-reduce), the linears (qc-gpu-linear): logits equal to
-    PyTorch's within 1e-5 of their range."""
-    import torch
+GENERATE_ON_GPU = """
+import sys, numpy as np, qc
+d = qc.runtime.load_decoder(sys.argv[1])
+tokens = [int(t) for t in sys.argv[3].split(",")]
+stepped = np.stack([d.feed([t]) for t in tokens])  # the decode entry, a token at a time
+d.reset()
+chunked = np.stack([d.feed(tokens[:20]), d.feed(tokens[20:])])  # prefill: a chunk and a padded one, then a padded one
+np.savez(sys.argv[2], stepped=stepped, chunked=chunked, greedy=np.array(list(d.generate(tokens[:5], 8))))
+"""
 
-    cfg, model = stories
-    tokens = torch.randint(0, cfg.vocab_size, (1, 40), generator=torch.Generator().manual_seed(0))
-    gpu_model = workdir / "stories_cuda.so"
-    code = qc.compile(model, gpu_model, example_inputs=(tokens,), input_names=["tokens"],
+
+def test_decoder_generates_on_the_gpu(stories, workdir, mock_driver):
+    """stories260K (llama2.c's real tiny LLaMA) as a decoder (context 64, prefill chunks of 16) compiled
+    for the GPU: rotary embeddings (sin, cos), RMS norms (x.pow(2): products), softmax rows
+    (qc-gpu-reduce), the linears (qc-gpu-linear). Its logits at every position, through the decode entry
+    and through prefill chunks, equal PyTorch's full-sequence model's within 1e-4 of their range, and
+    greedy generation picks PyTorch's tokens; the KV cache lives in CUDA managed memory (qc_model_alloc)
+    and every step reads it in place (where the stand-in driver runs it, each step's two cache inputs
+    are found managed)."""
+    import torch
+    from qc.compiler.decoder import Decoder
+    from conftest import shared_model, torch_logits
+
+    _, model = stories
+    gpu_model = workdir / "stories_dec_cuda.so"
+    code = qc.compile(Decoder.from_llama2c(shared_model("stories260K.bin"), 64, 16), gpu_model,
                       target="cuda:sm_80").device_code
-    got = run_on_gpu(gpu_model, code, {"tokens": tokens.numpy()}, workdir, mock_driver)["output0"]
+    tokens = [1] + np.random.default_rng(0).integers(0, 512, 29).tolist()
+    env = dict(os.environ)
+    if _has_gpu() is not None:
+        env.update(LD_LIBRARY_PATH=str(mock_driver),
+                   MOCK_CUDA_KERNELS=str(gpu_emulator.build(code.llvm_ir, gpu_model.with_suffix(".emu.so"))))
+    out = workdir / "stories_dec_gpu.npz"
+    done = subprocess.run([sys.executable, "-c", GENERATE_ON_GPU, str(gpu_model), str(out), ",".join(map(str, tokens))],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    if "MOCK_CUDA_KERNELS" in env:
+        report = done.stderr.strip().splitlines()[-1]
+        assert report.endswith(" 0 errors, 0 device"), done.stderr
+        # steps: 30 decode, 3 prefill chunks, the generation's prefill and 7 decode: two cache inputs each
+        assert f" {2 * (30 + 3 + 8)} managed," in report, report
+    got = dict(np.load(out))
+    ref = torch_logits(model, tokens)
+    scale = np.abs(ref).max()
+    assert np.abs(got["stepped"] - ref).max() <= 1e-4 * scale
+    assert np.abs(got["chunked"] - ref[[19, 29]]).max() <= 1e-4 * scale
+    greedy = tokens[:5]
     with torch.no_grad():
-        want = model(tokens).numpy()
-    assert np.abs(got - want).max() <= 1e-5 * np.abs(want).max()
+        for _ in range(8):
+            greedy.append(int(model(torch.tensor([greedy]))[0, -1].argmax()))
+    assert got["greedy"].tolist() == greedy[5:]
 
 
 def test_host_side_against_a_stand_in_driver(gpu_mlp, mock_driver, workdir):
@@ -256,8 +292,8 @@ def test_host_side_against_a_stand_in_driver(gpu_mlp, mock_driver, workdir):
     report = done.stderr.strip().splitlines()[-1]
     assert report.startswith("mock-cuda:"), done.stderr
     counts = dict((k, int(v)) for v, k in (part.split() for part in report.split(": ", 1)[1].split(", ")))
-    assert counts == {"modules": 1, "launches": 2 * kernels, "allocations": counts["allocations"], "errors": 0,
-                      "device": 0}
+    assert counts == {"modules": 1, "launches": 2 * kernels, "allocations": counts["allocations"], "managed": 0,
+                      "errors": 0, "device": 0}
     # weights + input + output + the intermediates of one run; the second run made none
     assert 3 <= counts["allocations"] <= 3 + kernels
 

@@ -71,6 +71,13 @@ qc_status qc_model_open_on(const char *library_path, const char *entry, const ch
                            qc_model **model);
 void qc_model_free(qc_model *model);
 
+/* A zeroed buffer for the model's input tensors that a run reads where it is: CUDA managed memory for a
+   GPU model (which a run otherwise copies into the device's buffers every time; the host reads and
+   writes it as any memory), 64-byte aligned memory for a CPU model.  NULL (the error set) when out of
+   memory.  Freed with qc_model_free_buffer before the model. */
+void *qc_model_alloc(const qc_model *model, size_t bytes);
+void qc_model_free_buffer(const qc_model *model, void *buffer);
+
 /* Where the model runs, as compiled: "cpu", or "cuda:<chip>" (qc-compile --target). */
 const char *qc_model_device(const qc_model *model);
 
@@ -164,7 +171,7 @@ qc_status qc_generate(qc_decoder *decoder, const int64_t *prompt, int64_t n_prom
 
 /* ---- what a compiled model exports (the runtime reads it; callers use the functions above) ---- */
 
-#define QC_MODEL_ABI 2
+#define QC_MODEL_ABI 3
 
 struct qc_model_def {
   int abi;                     /* QC_MODEL_ABI */
@@ -180,6 +187,8 @@ struct qc_model_def {
   int (*max_threads)(void);
   int (*use_device)(int ordinal); /* GPU models: the CUDA device to run on (-1, last_error set, when the
                                      process already uses another); NULL for CPU models */
+  void *(*alloc)(size_t bytes);    /* GPU models: zeroed CUDA managed memory, which runs read in place */
+  void (*free_buffer)(void *p);    /* (NULL, both, for CPU models) */
 };
 
 /* The symbol a shared model library exports for qc_model_open. */
