@@ -42,6 +42,7 @@ from torch_mlir import ir
 from torch_mlir.dialects import arith, gpu, math, memref, nvvm, vector
 
 from .base import ModulePass, Option, PassState, walk_ops
+from .gpu_map import new_launch
 from .kernels.builder import BodyBuilder, f32, i, vec
 from .kernels.contraction import Contraction
 from .lower_linear import PANEL_MATMUL
@@ -216,11 +217,8 @@ def launch(op: ir.Operation, c: Contraction, max_warps: int) -> None:
              else ("x", "w", "c"))
     warps = max(1, min(max_warps, c.k // chunk_size(c)))
     rows = min(ROWS, c.m)
-    index = ir.IndexType.get()
     with ir.InsertionPoint(op), op.location:
-        const = lambda n: arith.constant(index, n)  # noqa: E731
-        kernel = gpu.LaunchOp((const(c.panels), const(-(-c.m // rows)), const(1)),
-                              (const(WARP), const(warps), const(1)))
+        kernel = new_launch((c.panels, -(-c.m // rows), 1), (WARP, warps, 1))
         kernel.attributes["workgroup_attributions"] = ir.IntegerAttr.get(ir.IntegerType.get_signless(64), 1)
         space = ir.AttrBuilder.get("gpu.GPU_AddressSpaceAttr")(gpu.AddressSpace.Workgroup, op.context)
         entry = kernel.regions[0].blocks[0]

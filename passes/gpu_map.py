@@ -41,6 +41,13 @@ def _static(op: ir.Operation) -> list[int] | None:
     return None if None in counts else counts
 
 
+def new_launch(grid: tuple[int, int, int], block: tuple[int, int, int]) -> gpu.LaunchOp:
+    """A ``gpu.launch`` of ``grid`` blocks of ``block`` threads (x, y, z) at the insertion point."""
+    index = ir.IndexType.get()
+    sizes = [arith.constant(index, n) for n in (*grid, *block)]
+    return gpu.LaunchOp(tuple(sizes[:3]), tuple(sizes[3:]))
+
+
 def launch(op: ir.Operation, counts: list[int], block_size: int) -> None:
     """``op`` as a gpu.launch (built before it), erased."""
     total = math.prod(counts)
@@ -48,8 +55,7 @@ def launch(op: ir.Operation, counts: list[int], block_size: int) -> None:
     const = lambda v: arith.constant(index, v)  # noqa: E731
     threads = min(block_size, total)
     with ir.InsertionPoint(op), op.location:
-        one = const(1)
-        kernel = gpu.LaunchOp((const(-(-total // threads)), one, one), (const(threads), one, one))
+        kernel = new_launch((-(-total // threads), 1, 1), (threads, 1, 1))
         body = kernel.regions[0].blocks[0]
         with ir.InsertionPoint(body):
             block_id, thread_id = body.arguments[0], body.arguments[3]

@@ -47,7 +47,8 @@ from torch_mlir.dialects import affine, arith, gpu, memref
 
 from .base import ModulePass, Option, PassState, walk_ops
 from .gpu_linear import WARP
-from .kernels.builder import BodyBuilder, f32, i
+from .gpu_map import new_launch
+from .kernels.builder import BodyBuilder, f32
 from .matchers import identity_layout, indexing_maps, iterator_types, library_call, num_outputs
 
 # The combiners a row reduction may end in, with their identities (a lane's starting value).
@@ -205,12 +206,9 @@ class _Kernel(BodyBuilder):
 
 def launch(r: RowReduction, warps: int) -> None:
     """``r.op`` as a gpu.launch built before it, erased."""
-    op, index = r.op, ir.IndexType.get()
-    warps = min(warps, math.prod(r.rows))
+    op, warps = r.op, min(warps, math.prod(r.rows))
     with ir.InsertionPoint(op), op.location:
-        const = lambda n: arith.constant(index, n)  # noqa: E731
-        kernel = gpu.LaunchOp((const(-(-math.prod(r.rows) // warps)), const(1), const(1)),
-                              (const(WARP), const(warps), const(1)))
+        kernel = new_launch((-(-math.prod(r.rows) // warps), 1, 1), (WARP, warps, 1))
         entry = kernel.regions[0].blocks[0]
         with ir.InsertionPoint(entry):
             _Kernel(entry, r).build(warps)
