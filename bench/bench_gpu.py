@@ -98,6 +98,7 @@ def prepare(args) -> int:
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    (out / "layer.qcw").unlink(missing_ok=True)  # run's, remade on the GPU machine: 107 MB that must not travel
     target = dict(target=f"cuda:{args.chip}", target_cpu="x86-64-v2")  # host code for any x86-64 GPU machine
     manifest = {"chip": args.chip, "cases": [], "layer": None, "minilm": None}
 
