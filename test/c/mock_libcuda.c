@@ -2,7 +2,7 @@
    memory is malloc, launches run nothing, or, when MOCK_CUDA_KERNELS names the kernels built for the
    host (test/python/gpu_emulator.py), run each kernel on the CPU.  It checks what it can: every kernel asked for is an .entry
    of the PTX it was given, every launch names a loaded kernel with a non-empty grid and block and
-   pointer-sized arguments; and it counts.  MOCK_CUDA_DEVICES=0 makes it a driver with no device.
+   pointer-sized arguments, none of its pointers into a library's static data; and it counts.  MOCK_CUDA_DEVICES=0 makes it a driver with no device.
    At exit it prints "mock-cuda: <modules> modules, <launches> launches, <allocs> allocations, <n> managed
    (pointer queries that found managed memory), <errors> errors, <ordinal> device" (the one opened, -1 for none) to
    stderr. */
@@ -59,12 +59,31 @@ CUresult cuModuleGetFunction(void **function, void *module, const char *name) {
   return OK;
 }
 
+/* Whether a pointer argument of the kernel whose PTX .entry starts at `entry` points into a loaded
+   library's image (a memref.global of the host code): a GPU cannot read the host's static data. */
+static int reads_host_static_data(const char *entry, void **params) {
+  const char *end = strchr(entry, ')');
+  int i = 0;
+  for (const char *p = strstr(entry, ".param "); p && p < end; p = strstr(p + 1, ".param "), ++i) {
+    Dl_info info;
+    void *value = *(void **)params[i];
+    if (!strncmp(p, ".param .u64 .ptr", 16) && dladdr(value, &info) && info.dli_fname) {
+      fprintf(stderr, "mock-cuda: pointer argument %d of %.*s is into %s's static data, which a GPU cannot read\n", i,
+              (int)strcspn(entry, "("), entry, info.dli_fname);
+      return 1;
+    }
+  }
+  return 0;
+}
+
 CUresult cuLaunchKernel(void *f, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsigned bz,
                         unsigned smem, void *stream, void **params, void **extra) {
   (void)smem; (void)extra;
   if (!f || !ptx_text || !gx || !gy || !gz || !bx || !by || !bz || bx * by * bz > 1024 || stream != &kernel_tag ||
       !params || !params[0])
     return bad();
+  const char *entry = ptx_text + ((char *)f - (char *)&kernel_tag) + strlen(".entry ");
+  if (reads_host_static_data(entry, params)) return bad();
   ++launches;
   const char *emulated = getenv("MOCK_CUDA_KERNELS");
   if (!emulated) return OK;
@@ -79,9 +98,7 @@ CUresult cuLaunchKernel(void *f, unsigned gx, unsigned gy, unsigned gz, unsigned
     }
   }
   char name[256];
-  const char *at = ptx_text + ((char *)f - (char *)&kernel_tag) + strlen(".entry ");
-  size_t n = strcspn(at, "(");
-  snprintf(name, sizeof name, "%.*s", (int)n, at);
+  snprintf(name, sizeof name, "%.*s", (int)strcspn(entry, "("), entry);
   unsigned grid[3] = {gx, gy, gz}, block[3] = {bx, by, bz};
   return launch(name, grid, block, params) ? bad() : OK;
 }
