@@ -4,6 +4,7 @@
       -> named ops generalized, libm calls expanded, each op's loops an scf.parallel
       -> qc-gpu-map: each scf.parallel a gpu.launch (1-D grid, one thread per iteration)
       -> gpu-kernel-outlining, the kernels gathered into one gpu.module
+      -> gpu-async-region: launches queued on one stream, the host waiting only where it must
       -> device: convert-gpu-to-nvvm -> LLVM IR -> PTX (llvmlite's NVPTX target: the bundled MLIR has none)
          host:   gpu.binary holding the PTX, gpu-to-llvm -> calls of the mgpu* runtime functions
                  (module load, kernel launch, stream sync) that runtime/qc_cuda.c defines over the
@@ -29,7 +30,7 @@ from torch_mlir import ir
 from torch_mlir.dialects import gpu
 
 from ..core.errors import QCError
-from ..passes import ExpandMath, GpuBuffers, GpuMap, GpuLinear, GpuReduce, StridedCopies
+from ..passes import ExpandMath, GpuBuffers, GpuLinear, GpuMap, GpuReduce, GpuSharedAllocs, StridedCopies
 from ..passes.base import PassState
 from ..passes.checks_to_errors import CHECK_FAILED, CHECKS_ATTR
 from ..passes.matchers import constant_index
@@ -40,7 +41,7 @@ DEFAULT_CHIP = "sm_80"
 
 KERNELS = [StridedCopies(contiguous=True), GpuBuffers(), GpuLinear(), GpuReduce(), ExpandMath(no_libm=True), "func.func(linalg-generalize-named-ops)",
            "func.func(convert-linalg-to-parallel-loops)", GpuMap(), "func.func(gpu-launch-sink-index-computations)",
-           "gpu-kernel-outlining", "canonicalize", "cse"]
+           "gpu-kernel-outlining", "canonicalize", "cse", "func.func(gpu-async-region)", GpuSharedAllocs(), "canonicalize"]
 
 DEVICE_TO_NVVM = ("builtin.module(gpu.module(expand-strided-metadata, lower-affine, convert-scf-to-cf, "
                   "convert-gpu-to-nvvm{index-bitwidth=64}), reconcile-unrealized-casts)")

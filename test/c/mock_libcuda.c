@@ -1,11 +1,12 @@
 /* A stand-in libcuda.so.1 for testing a GPU model's host side on a machine without a GPU: managed
    memory is malloc, launches run nothing, or, when MOCK_CUDA_KERNELS names the kernels built for the
-   host (test/python/gpu_emulator.py), run each kernel on the CPU.  It checks what it can: every kernel asked for is an .entry
-   of the PTX it was given, every launch names a loaded kernel with a non-empty grid and block and
-   pointer-sized arguments, none of its pointers into a library's static data; and it counts.  MOCK_CUDA_DEVICES=0 makes it a driver with no device.
-   At exit it prints "mock-cuda: <modules> modules, <launches> launches, <allocs> allocations, <n> managed
-   (pointer queries that found managed memory), <errors> errors, <ordinal> device" (the one opened, -1 for none) to
-   stderr. */
+   host (test/python/gpu_emulator.py), run each kernel on the CPU.  It checks what it can: every kernel
+   asked for is an .entry of the PTX it was given, every launch names a loaded kernel with a non-empty
+   grid and block and pointer-sized arguments, none of its pointers into a library's static data; and it
+   counts.  MOCK_CUDA_DEVICES=0 makes it a driver with no device.  At exit it prints "mock-cuda:
+   <modules> modules, <launches> launches, <syncs> syncs (stream synchronizations), <allocs> allocations,
+   <n> managed (pointer queries that found managed memory), <errors> errors, <ordinal> device" (the one
+   opened, -1 for none) to stderr. */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <stdio.h>
@@ -16,12 +17,12 @@ typedef int CUresult;
 enum { OK = 0, ERR_INVALID = 1, ERR_NO_DEVICE = 100, ERR_NOT_FOUND = 500 };
 
 static const char *ptx_text;
-static int modules, launches, allocs, in_place, errors, device = -1;
+static int modules, launches, syncs, allocs, in_place, errors, device = -1;
 static int kernel_tag;  /* functions are &kernel_tag + offset of the name in the PTX */
 
 __attribute__((destructor)) static void report(void) {
-  fprintf(stderr, "mock-cuda: %d modules, %d launches, %d allocations, %d managed, %d errors, %d device\n",
-          modules, launches, allocs, in_place, errors, device);
+  fprintf(stderr, "mock-cuda: %d modules, %d launches, %d syncs, %d allocations, %d managed, %d errors, %d device\n",
+          modules, launches, syncs, allocs, in_place, errors, device);
 }
 
 static CUresult bad(void) { ++errors; return ERR_INVALID; }
@@ -37,7 +38,7 @@ CUresult cuDeviceGetName(char *name, int len, int d) { snprintf(name, len, "mock
 CUresult cuDevicePrimaryCtxRetain(void **ctx, int d) { (void)d; *ctx = &kernel_tag; return OK; }
 CUresult cuCtxSetCurrent(void *ctx) { (void)ctx; return OK; }
 CUresult cuStreamCreate(void **s, unsigned f) { (void)f; *s = &kernel_tag; return OK; }
-CUresult cuStreamSynchronize(void *s) { return s == &kernel_tag ? OK : bad(); }
+CUresult cuStreamSynchronize(void *s) { return s == &kernel_tag ? (++syncs, OK) : bad(); }
 CUresult cuGetErrorString(CUresult r, const char **text) { *text = r == ERR_NOT_FOUND ? "not found" : "mock error"; return OK; }
 
 CUresult cuModuleLoadDataEx(void **module, const void *image, unsigned n, int *options, void **values) {
