@@ -182,8 +182,8 @@ class CompileOptions:
                           f"got {self.winograd}")
         if self.target != "cpu":
             GpuTarget.parse(self.target)
-            if self.emit in ("static", "obj") or self.auto:
-                raise QCError(f"--target {self.target} compiles to --emit so, exe, ptx, nvvm, llvm or mlir, not yet with "
+            if self.emit == "obj" or self.auto:
+                raise QCError(f"--target {self.target} compiles to --emit so, static, exe, ptx, nvvm, llvm or mlir, not yet with "
                               + ("--scheme auto" if self.auto else f"--emit {self.emit}"))
         elif self.emit in ("ptx", "nvvm"):
             raise QCError(f"--emit {self.emit} is for GPU models: add --target cuda[:sm_80|sm_90]")

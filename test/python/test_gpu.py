@@ -341,6 +341,60 @@ def test_c_api_and_qc_run_take_a_device(gpu_mlp, mock_driver, workdir):
     assert done.returncode == 1 and "no CUDA device 2 (2 found" in done.stderr and "Traceback" not in done.stderr
 
 
+STATIC_C = r"""
+#include <stdio.h>
+#include "mlp_gpu.h"
+int main(void) {
+  float x[4 * 64], probs[4 * 10];
+  FILE *f = fopen("x.bin", "rb");
+  if (!f || fread(x, sizeof x, 1, f) != 1) return 2;
+  fclose(f);
+  qc_model *m = NULL;
+  float *shared = NULL;
+  if (qc_model_load(mlp_gpu_model(), NULL, &m) || !(shared = qc_model_alloc(m, sizeof x)) || mlp_gpu_run(m, x, probs)) {
+    fprintf(stderr, "%s\n", qc_last_error());
+    return 1;
+  }
+  for (int i = 0; i < 4 * 64; ++i) shared[i] = x[i];  /* the same input from managed memory: read in place */
+  float again[4 * 10];
+  if (mlp_gpu_run(m, shared, again)) return 1;
+  for (int i = 0; i < 40; ++i) printf("%.9g %.9g\n", probs[i], again[i]);
+  qc_model_free_buffer(m, shared);
+  qc_model_free(m);
+  return 0;
+}
+"""
+
+
+def test_static_gpu_model_links_into_a_program(mock_driver, workdir):
+    """--target cuda --emit static (what qc_add_model builds by default): an archive with the weights inside,
+    linked into a C program that loads it with its mlp_gpu_model() and runs it from an input on its stack
+    and from one in qc_model_alloc's memory (read in place): both outputs equal ONNX Runtime's within 1e-5 of
+    their range."""
+    out = workdir / "static_gpu"
+    out.mkdir(exist_ok=True)
+    code = qc.compile(MLP, out / "libmlp_gpu.a", target="cuda:sm_80", emit="static").device_code
+    (out / "app.c").write_text(STATIC_C)
+    runtime = os.path.join(REPO, "runtime")
+    subprocess.run(["cc", "-O1", "-std=c11", "-pthread", f"-I{runtime}/include", f"-I{runtime}", f"-I{out}",
+                    str(out / "app.c"), str(out / "libmlp_gpu.a"), f"{runtime}/qc_runtime.c", f"{runtime}/qc_api.c",
+                    "-o", str(out / "app"), "-ldl", "-lm"], check=True)
+    x = np.load(X)
+    x.tofile(out / "x.bin")
+    env = dict(os.environ)
+    if _has_gpu() is not None:
+        env.update(LD_LIBRARY_PATH=str(mock_driver),
+                   MOCK_CUDA_KERNELS=str(gpu_emulator.build(code.llvm_ir, out / "mlp_gpu.emu.so")))
+    done = subprocess.run([str(out / "app")], cwd=out, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    if "MOCK_CUDA_KERNELS" in env:
+        assert done.stderr.strip().endswith(" 1 managed, 0 errors, 0 device"), done.stderr
+    got = np.array([line.split() for line in done.stdout.split("\n") if line], dtype=np.float32)
+    want = ort.InferenceSession(MLP, providers=["CPUExecutionProvider"]).run(None, {"x": x})[0].reshape(-1)
+    for column in got.T:
+        assert np.abs(column - want).max() <= 1e-5 * np.abs(want).max()
+
+
 CHECKED_OP = """
 func.func @main(%x: tensor<64xf32>) -> tensor<64xf32> {
   %e = tensor.empty() : tensor<64xf32>
