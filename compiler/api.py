@@ -182,9 +182,12 @@ class CompileOptions:
                           f"got {self.winograd}")
         if self.target != "cpu":
             GpuTarget.parse(self.target)
-            if self.emit == "obj" or self.auto:
-                raise QCError(f"--target {self.target} compiles to --emit so, static, exe, ptx, nvvm, llvm or mlir, not yet with "
-                              + ("--scheme auto" if self.auto else f"--emit {self.emit}"))
+            if self.emit == "obj":
+                raise QCError(f"--target {self.target} compiles to --emit so, static, exe, ptx, nvvm, llvm or mlir, not yet "
+                              "with --emit obj")
+            if self.budget_latency_ms is not None:
+                raise QCError(f"--budget-latency-ms times each layer's kernels on this machine's CPU; for --target "
+                              f"{self.target} give --budget-bits or --budget-mb")
         elif self.emit in ("ptx", "nvvm"):
             raise QCError(f"--emit {self.emit} is for GPU models: add --target cuda[:sm_80|sm_90]")
         if self.name is not None and artifacts.c_identifier(self.name) != self.name:

@@ -35,6 +35,7 @@ from ..dialects.qc import LinearOp, WeightOp
 from ..passes import AssignSchemes, SelectPrecision
 from ..passes.assign_schemes import reduction_size
 from ..passes.base import PassState, set_function_type
+from ..passes.gpu_linear import WARP
 from ..passes.builders import f32_const, generic
 from ..passes.matchers import scheme_targets, target_name, target_weight
 from ..passes.select_precision import KV_CACHE, candidate_schemes, layer_rows, linear_shape, measured_key
@@ -355,7 +356,8 @@ def select_precision(module: ir.Module, sig: Signature, state: PassState, sample
     missing = o.sensitivity == "measured" and any(
         measured_key(o.metric, s) not in state.stats.sensitivity.get(target_name(op), {}) for op in ops
         for s in schemes if s.quantized and fits(s, reduction_size(op), not isinstance(op.opview, LinearOp)) is None)
-    timed = o.budget_latency_ms is not None or o.report is not None or o.pareto is not None
+    # (kernels are timed on this machine's CPU: a GPU model's report has no latencies)
+    timed = o.target == "cpu" and (o.budget_latency_ms is not None or o.report is not None or o.pareto is not None)
     if timed:
         state.latency = latency_table(ops, schemes, target, o.activations, o.progress)
     if missing and not samples:
@@ -372,8 +374,9 @@ def select_precision(module: ir.Module, sig: Signature, state: PassState, sample
             feeds = {**(samples[0] if samples else zeros(sig)), **probe.base}
             total = model_ms(probe.model, feeds)
             f32 = sum(state.latency.get_ms(linear_shape(op), "f32") for op in ops if isinstance(op.opview, LinearOp))
+        gpu = o.target != "cpu"  # (its weights in panels of a warp, convolutions direct: bytes as they will be)
         select = SelectPrecision(
-            panel_width=target.panel_width, winograd=target.winograd, budget_bits=o.budget_bits or 0.0, budget_mb=o.budget_mb or 0.0,
+            panel_width=WARP if gpu else target.panel_width, winograd=0 if gpu else target.winograd, budget_bits=o.budget_bits or 0.0, budget_mb=o.budget_mb or 0.0,
             budget_latency_ms=o.budget_latency_ms or 0.0, other_ms=max(total - f32, 0.0),
             pins=";".join(f"{k}={v}" for k, v in o.pins.items()), candidates=",".join(o.candidates or []),
             sensitivity=o.sensitivity, metric=o.metric, activations=o.activations,

@@ -228,6 +228,25 @@ np.savez(sys.argv[2], stepped=stepped, chunked=chunked, greedy=np.array(list(d.g
 """
 
 
+def test_precision_selection_for_a_gpu_target(workdir, mock_driver):
+    """--scheme auto --budget-bits for --target cuda: the ILP chooses each layer's scheme with the bytes of the
+    GPU's panels, the GPU build runs what it chose (equal to a CPU build given those schemes, within 1e-5 of
+    the range), and a latency budget, which qc times on the CPU, is refused for a GPU target before any work."""
+    x = np.load(X)
+    gpu_model = workdir / "mlp_auto_cuda.so"
+    result = qc.compile(MLP, gpu_model, target="cuda:sm_80", scheme="auto", budget_bits=7.0, calibration=[{"x": x}])
+    chosen = {name: c.scheme for name, c in result.selection["solution"].choice.items()}
+    assert set(chosen) == {"fc1", "fc2"} and all(s != "f32" for s in chosen.values())
+    assert 8 * result.selection["solution"].bytes / (64 * 256 + 256 * 10) <= 7.0
+    cpu_model = workdir / "mlp_auto_cpu.so"
+    qc.compile(MLP, cpu_model, overrides={f"^{name}$": scheme for name, scheme in chosen.items()})
+    want = qc.runtime.load(cpu_model).run({"x": x})["probs"]
+    got = run_on_gpu(gpu_model, result.device_code, {"x": x}, workdir, mock_driver)["probs"]
+    assert np.abs(got - want).max() <= 1e-5 * np.abs(want).max()
+    with pytest.raises(qc.QCError, match="--budget-latency-ms times each layer's kernels on this machine's CPU"):
+        qc.compile(MLP, workdir / "never.so", target="cuda", scheme="auto", budget_latency_ms=1.0)
+
+
 def test_decoder_generates_on_the_gpu(stories, workdir, mock_driver):
     """stories260K (llama2.c's real tiny LLaMA) as a decoder (context 64, prefill chunks of 16) compiled
     for the GPU: rotary embeddings (sin, cos), RMS norms (x.pow(2): products), softmax rows
