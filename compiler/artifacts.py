@@ -276,8 +276,10 @@ def _runner(e: GlueEntry, name: str, offsets: dict[str, int], weight_inputs: dic
         args.append(f"&w{i}")
     for i, t in enumerate(e.sig.outputs):
         where = buffer(t, f"outputs[{i}]")
-        if device:
-            copy_out.append(f"  memcpy(outputs[{i}], {where}, {_bytes(t)});")
+        if device:  # (managed memory is written where it is)
+            out.append(f"  void *dst{i} = qc_cuda_is_managed(outputs[{i}]) ? outputs[{i}] : {where};")
+            copy_out.append(f"  if (dst{i} != outputs[{i}]) memcpy(outputs[{i}], dst{i}, {_bytes(t)});")
+            where = f"dst{i}"
         out.append(_desc(f"out{i}", where, t.shape))
         args.append(f"&out{i}")
     return out + [
@@ -290,7 +292,7 @@ def _runner(e: GlueEntry, name: str, offsets: dict[str, int], weight_inputs: dic
         f"static const qc_model_def QC_DEF_{e.name} = {{QC_MODEL_ABI, {_c_string(name)}, QC_SIGNATURE_{e.name}, "
         f"{len(e.sig.inputs)}, {len(e.sig.outputs)}, QC_INPUTS_{e.name}, QC_OUTPUTS_{e.name}, qc_load, qc_run_{e.name}, "
         f"qc_set_threads, qc_free, qc_error, qc_num_threads, "
-        f"{'qc_cuda_use_device, qc_cuda_alloc, qc_cuda_free' if device else 'NULL, NULL, NULL'}}};",
+        f"{'qc_cuda_use_device, qc_cuda_alloc, qc_cuda_free, qc_cuda_copy_rows' if device else 'NULL, NULL, NULL, NULL'}}};",
         f"const qc_model_def *{def_function(name, e.name)}(void) {{ return &QC_DEF_{e.name}; }}"]
 
 

@@ -45,7 +45,9 @@ class _ModelDef(ctypes.Structure):
                 ("max_threads", ctypes.CFUNCTYPE(ctypes.c_int)),
                 ("use_device", ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int)),
                 ("alloc", ctypes.CFUNCTYPE(ctypes.c_void_p, ctypes.c_size_t)),
-                ("free_buffer", ctypes.CFUNCTYPE(None, ctypes.c_void_p))]
+                ("free_buffer", ctypes.CFUNCTYPE(None, ctypes.c_void_p)),
+                ("copy_rows", ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p,
+                                               ctypes.c_size_t, ctypes.c_size_t, ctypes.c_size_t))]
 
 
 MODEL_ABI = 3  # QC_MODEL_ABI

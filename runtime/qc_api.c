@@ -119,6 +119,21 @@ void *qc_model_alloc(const qc_model *model, size_t bytes) {
   return memset(p, 0, bytes);
 }
 
+qc_status qc_model_copy_rows(const qc_model *model, void *dst, size_t dst_pitch, const void *src, size_t src_pitch,
+                             size_t width, size_t rows) {
+  if (!model || !dst || !src) {
+    qc_set_error("qc_model_copy_rows: %s is NULL", !model ? "model" : !dst ? "dst" : "src");
+    return QC_ERROR_INVALID_ARGUMENT;
+  }
+  if (model->def->copy_rows) {
+    if (!model->def->copy_rows(dst, dst_pitch, src, src_pitch, width, rows)) return QC_OK;
+    qc_set_error("%s", model->def->last_error());
+    return QC_ERROR_IO;
+  }
+  for (size_t r = 0; r < rows; ++r) memcpy((char *)dst + r * dst_pitch, (const char *)src + r * src_pitch, width);
+  return QC_OK;
+}
+
 void qc_model_free_buffer(const qc_model *model, void *buffer) {
   if (model && model->def->free_buffer) model->def->free_buffer(buffer);
   else free(buffer);

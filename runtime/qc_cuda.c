@@ -23,6 +23,22 @@ typedef int CUdevice;
 typedef void *CUcontext, *CUmodule, *CUfunction, *CUstream;
 typedef unsigned long long CUdeviceptr;
 typedef struct { int type; int id; } CUmemLocation; /* type 1: CU_MEM_LOCATION_TYPE_DEVICE */
+typedef struct { /* CUDA_MEMCPY2D, in cuda.h's order */
+  size_t srcXInBytes, srcY;
+  int srcMemoryType;
+  const void *srcHost;
+  CUdeviceptr srcDevice;
+  void *srcArray;
+  size_t srcPitch;
+  size_t dstXInBytes, dstY;
+  int dstMemoryType;
+  void *dstHost;
+  CUdeviceptr dstDevice;
+  void *dstArray;
+  size_t dstPitch;
+  size_t WidthInBytes, Height;
+} CUDA_MEMCPY2D;
+#define CU_MEMORYTYPE_UNIFIED 4
 #define CU_MEM_ATTACH_GLOBAL 1
 #define CU_POINTER_ATTRIBUTE_IS_MANAGED 8
 #define CU_JIT_ERROR_LOG_BUFFER 5
@@ -45,6 +61,7 @@ static struct {
   CUresult (*MemAllocManaged)(CUdeviceptr *, size_t, unsigned);
   CUresult (*MemFree)(CUdeviceptr);
   CUresult (*PointerGetAttribute)(void *, int, CUdeviceptr);
+  CUresult (*Memcpy2DAsync)(const CUDA_MEMCPY2D *, CUstream);
   CUresult (*MemPrefetchAsync)(CUdeviceptr, size_t, CUmemLocation, unsigned, CUstream); /* optional (CUDA >= 12.2) */
   CUresult (*GetErrorString)(CUresult, const char **);
 } cu;
@@ -94,7 +111,7 @@ static void init_driver(void) {
       {(void **)&cu.ModuleUnload, "cuModuleUnload"}, {(void **)&cu.LaunchKernel, "cuLaunchKernel"},
       {(void **)&cu.StreamCreate, "cuStreamCreate"}, {(void **)&cu.StreamSynchronize, "cuStreamSynchronize"},
       {(void **)&cu.MemAllocManaged, "cuMemAllocManaged"}, {(void **)&cu.MemFree, "cuMemFree_v2"},
-      {(void **)&cu.PointerGetAttribute, "cuPointerGetAttribute"},
+      {(void **)&cu.PointerGetAttribute, "cuPointerGetAttribute"}, {(void **)&cu.Memcpy2DAsync, "cuMemcpy2DAsync_v2"},
       {(void **)&cu.GetErrorString, "cuGetErrorString"}};
   for (size_t i = 0; i < sizeof symbols / sizeof symbols[0]; ++i) {
     *symbols[i].slot = dlsym(lib, symbols[i].name);
@@ -196,6 +213,18 @@ void *qc_cuda_alloc(size_t bytes) {
   void *p = qc_cuda_upload(NULL, bytes);
   if (p) memset(p, 0, bytes);
   return p;
+}
+
+/* qc_model_copy_rows of a GPU model: queued on the stream after the kernels before it. */
+int qc_cuda_copy_rows(void *dst, size_t dst_pitch, const void *src, size_t src_pitch, size_t width, size_t rows) {
+  if (qc_cuda_init()) return -1;
+  if (!width || !rows) return 0;
+  CUDA_MEMCPY2D copy = {.srcMemoryType = CU_MEMORYTYPE_UNIFIED, .srcDevice = (CUdeviceptr)(uintptr_t)src,
+                        .srcPitch = src_pitch, .dstMemoryType = CU_MEMORYTYPE_UNIFIED,
+                        .dstDevice = (CUdeviceptr)(uintptr_t)dst, .dstPitch = dst_pitch, .WidthInBytes = width,
+                        .Height = rows};
+  CHECK("cuMemcpy2DAsync", cu.Memcpy2DAsync(&copy, cu_stream));
+  return qc_cuda_take_error() ? -1 : 0;
 }
 
 /* Whether p points into CUDA managed memory (the kernels can read it where it is). */

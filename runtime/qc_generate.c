@@ -63,8 +63,8 @@ static qc_status bind(step *s, qc_model *model, const char *role) {
                 role);
   s->tokens = tokens->shape[1];
   s->token_buf = calloc((size_t)s->tokens, sizeof *s->token_buf);
-  for (int i = 0; i < s->n_out; i++)
-    if (!(s->outputs[i] = malloc(qc_tensor_bytes(qc_model_output(model, s->out[i])))))
+  for (int i = 0; i < s->n_out; i++) /* (a GPU step writes them where they are, and they go into the cache there) */
+    if (!(s->outputs[i] = qc_model_alloc(model, qc_tensor_bytes(qc_model_output(model, s->out[i])))))
       return FAIL(QC_ERROR_IO, "out of memory");
   if (!s->token_buf) return FAIL(QC_ERROR_IO, "out of memory");
   return QC_OK;
@@ -185,9 +185,10 @@ void qc_decoder_free(qc_decoder *d) {
     if (cache[i]) qc_model_free_buffer(d->prefill.model, cache[i]);
   step *steps[] = {&d->prefill, &d->decode};
   for (int i = 0; i < 2; i++) {
+    for (int j = 0; j < N_OUT; j++)
+      if (steps[i]->outputs[j]) qc_model_free_buffer(steps[i]->model, steps[i]->outputs[j]);
     qc_model_free(steps[i]->model);
     free(steps[i]->token_buf);
-    for (int j = 0; j < N_OUT; j++) free(steps[i]->outputs[j]);
   }
   free(d);
 }
@@ -219,21 +220,21 @@ static qc_status run_step(qc_decoder *d, step *s, const int64_t *tokens, int64_t
   for (int i = 0; i < s->n_out; i++) outputs[s->out[i]] = s->outputs[i];
   qc_status st = qc_model_run(s->model, inputs, outputs);
   if (st != QC_OK) return st;
-  const size_t e = d->elt;
-  const char *k_new = s->outputs[K_NEW], *v_new = s->outputs[V_NEW];
-  for (int64_t lh = 0; lh < d->layers * d->kv_heads; lh++) {
-    size_t at = (size_t)(lh * d->context + d->pos) * (size_t)d->head, from = (size_t)(lh * s->tokens) * (size_t)d->head;
-    memcpy(d->v_cache + at * e, v_new + from * e, (size_t)n * (size_t)d->head * e);
-    for (int64_t i = 0; i < d->head; i++)  /* keys [head, context]: one run of n per dimension */
-      memcpy(d->k_cache + (size_t)((lh * d->head + i) * d->context + d->pos) * e,
-             k_new + (size_t)((lh * d->head + i) * s->tokens) * e, (size_t)n * e);
-    if (s->scaled) { /* one scale per position: runs of n */
-      memcpy(d->k_scale + lh * d->context + d->pos, (const float *)s->outputs[K_NEW_SCALE] + lh * s->tokens,
-             (size_t)n * sizeof(float));
-      memcpy(d->v_scale + lh * d->context + d->pos, (const float *)s->outputs[V_NEW_SCALE] + lh * s->tokens,
-             (size_t)n * sizeof(float));
-    }
-  }
+  /* The new entries into the cache at pos, as runs of rows (on a GPU model's device): values [.., context, head]
+     one run of n x head per layer and head, keys [.., head, context] one run of n per dimension, an int8 cache's
+     scales one run of n per layer and head. */
+  const size_t e = d->elt, lh = (size_t)(d->layers * d->kv_heads), hd = (size_t)d->head, c = (size_t)d->context;
+  const size_t t = (size_t)s->tokens, at = (size_t)d->pos, m = (size_t)n;
+  if ((st = qc_model_copy_rows(s->model, d->v_cache + at * hd * e, c * hd * e, s->outputs[V_NEW], t * hd * e, m * hd * e,
+                               lh)) != QC_OK ||
+      (st = qc_model_copy_rows(s->model, d->k_cache + at * e, c * e, s->outputs[K_NEW], t * e, m * e, lh * hd)) != QC_OK)
+    return st;
+  if (s->scaled &&
+      ((st = qc_model_copy_rows(s->model, d->k_scale + at, c * sizeof(float), s->outputs[K_NEW_SCALE],
+                                t * sizeof(float), m * sizeof(float), lh)) != QC_OK ||
+       (st = qc_model_copy_rows(s->model, d->v_scale + at, c * sizeof(float), s->outputs[V_NEW_SCALE],
+                                t * sizeof(float), m * sizeof(float), lh)) != QC_OK))
+    return st;
   if (logits)
     memcpy(logits, (const float *)s->outputs[LOGITS] + (size_t)(n - 1) * (size_t)d->vocab,
            (size_t)d->vocab * sizeof(float));

@@ -40,13 +40,14 @@ void _mlir_memref_to_llvm_free(void *ptr);
    with the error set (no driver, no device).  qc_cuda_upload: managed memory holding a copy of `host`
    (NULL: uninitialized), moved to the device; NULL on error.  qc_cuda_alloc: zeroed managed memory
    (qc_model_alloc's).  qc_cuda_is_managed: whether a pointer is into managed memory, which a run
-   reads in place.  qc_cuda_finish: waits for the device; -1 with the run's first failure as the error. */
+   reads or writes in place.  qc_cuda_copy_rows: qc_model_copy_rows on the device.  qc_cuda_finish: waits for the device; -1 with the run's first failure as the error. */
 int qc_cuda_init(void);
 int qc_cuda_use_device(int ordinal); /* before the first qc_cuda_init, or the device it opened */
 void *qc_cuda_upload(const void *host, size_t bytes);
 void qc_cuda_free(void *p);
 void *qc_cuda_alloc(size_t bytes);
 int qc_cuda_is_managed(const void *p);
+int qc_cuda_copy_rows(void *dst, size_t dst_pitch, const void *src, size_t src_pitch, size_t width, size_t rows);
 int qc_cuda_finish(void);
 const char *qc_cuda_device_name(void);
 

@@ -4,7 +4,8 @@
    asked for is an .entry of the PTX it was given, every launch names a loaded kernel with a non-empty
    grid and block and pointer-sized arguments, none of its pointers into a library's static data; and it
    counts.  MOCK_CUDA_DEVICES=0 makes it a driver with no device.  At exit it prints "mock-cuda:
-   <modules> modules, <launches> launches, <syncs> syncs (stream synchronizations), <allocs> allocations,
+   <modules> modules, <launches> launches, <syncs> syncs (stream synchronizations), <copies> copies (2-D
+   ones between managed blocks), <allocs> allocations,
    <n> managed (pointer queries that found managed memory), <errors> errors, <ordinal> device" (the one
    opened, -1 for none) to stderr. */
 #define _GNU_SOURCE
@@ -17,12 +18,12 @@ typedef int CUresult;
 enum { OK = 0, ERR_INVALID = 1, ERR_NO_DEVICE = 100, ERR_NOT_FOUND = 500 };
 
 static const char *ptx_text;
-static int modules, launches, syncs, allocs, in_place, errors, device = -1;
+static int modules, launches, syncs, copies, allocs, in_place, errors, device = -1;
 static int kernel_tag;  /* functions are &kernel_tag + offset of the name in the PTX */
 
 __attribute__((destructor)) static void report(void) {
-  fprintf(stderr, "mock-cuda: %d modules, %d launches, %d syncs, %d allocations, %d managed, %d errors, %d device\n",
-          modules, launches, syncs, allocs, in_place, errors, device);
+  fprintf(stderr, "mock-cuda: %d modules, %d launches, %d syncs, %d copies, %d allocations, %d managed, %d errors, "
+          "%d device\n", modules, launches, syncs, copies, allocs, in_place, errors, device);
 }
 
 static CUresult bad(void) { ++errors; return ERR_INVALID; }
@@ -128,6 +129,42 @@ CUresult cuMemFree_v2(unsigned long long p) {
     }
   return bad();
 }
+typedef struct {
+  size_t srcXInBytes, srcY;
+  int srcMemoryType;
+  const void *srcHost;
+  unsigned long long srcDevice;
+  void *srcArray;
+  size_t srcPitch;
+  size_t dstXInBytes, dstY;
+  int dstMemoryType;
+  void *dstHost;
+  unsigned long long dstDevice;
+  void *dstArray;
+  size_t dstPitch;
+  size_t WidthInBytes, Height;
+} CUDA_MEMCPY2D;
+
+static int managed(unsigned long long p, size_t bytes) {
+  for (block *b = blocks; b; b = b->next)
+    if ((char *)(size_t)p >= b->p && (char *)(size_t)p + bytes <= b->p + b->bytes) return 1;
+  return 0;
+}
+
+/* Between managed blocks only (CU_MEMORYTYPE_UNIFIED, the rows inside one block each side), on the stream. */
+CUresult cuMemcpy2DAsync_v2(const CUDA_MEMCPY2D *c, void *stream) {
+  size_t span_src = (c->Height - 1) * c->srcPitch + c->WidthInBytes, span_dst = (c->Height - 1) * c->dstPitch + c->WidthInBytes;
+  if (stream != &kernel_tag || c->srcMemoryType != 4 || c->dstMemoryType != 4 || c->srcXInBytes || c->srcY ||
+      c->dstXInBytes || c->dstY || !c->Height || c->WidthInBytes > c->srcPitch || c->WidthInBytes > c->dstPitch ||
+      !managed(c->srcDevice, span_src) || !managed(c->dstDevice, span_dst))
+    return bad();
+  for (size_t r = 0; r < c->Height; ++r)
+    memcpy((char *)(size_t)c->dstDevice + r * c->dstPitch, (const char *)(size_t)c->srcDevice + r * c->srcPitch,
+           c->WidthInBytes);
+  ++copies;
+  return OK;
+}
+
 CUresult cuPointerGetAttribute(void *value, int attribute, unsigned long long p) {
   if (attribute != 8) return bad(); /* CU_POINTER_ATTRIBUTE_IS_MANAGED: the only one asked */
   for (block *b = blocks; b; b = b->next)

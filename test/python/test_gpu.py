@@ -252,9 +252,9 @@ def test_decoder_generates_on_the_gpu(stories, workdir, mock_driver):
     for the GPU: rotary embeddings (sin, cos), RMS norms (x.pow(2): products), softmax rows
     (qc-gpu-reduce), the linears (qc-gpu-linear). Its logits at every position, through the decode entry
     and through prefill chunks, equal PyTorch's full-sequence model's within 1e-4 of their range, and
-    greedy generation picks PyTorch's tokens; the KV cache lives in CUDA managed memory (qc_model_alloc)
-    and every step reads it in place (where the stand-in driver runs it, each step's two cache inputs
-    are found managed)."""
+    greedy generation picks PyTorch's tokens; the KV cache and the steps' outputs live in CUDA managed memory
+    (qc_model_alloc): every step reads and writes them in place and its new entries go into the cache on the
+    device (qc_model_copy_rows), which the stand-in driver counts."""
     import torch
     from qc.compiler.decoder import Decoder
     from conftest import shared_model, torch_logits
@@ -275,8 +275,11 @@ def test_decoder_generates_on_the_gpu(stories, workdir, mock_driver):
     if "MOCK_CUDA_KERNELS" in env:
         report = done.stderr.strip().splitlines()[-1]
         assert report.endswith(" 0 errors, 0 device"), done.stderr
-        # steps: 30 decode, 3 prefill chunks, the generation's prefill and 7 decode: two cache inputs each
-        assert f" {2 * (30 + 3 + 8)} managed," in report, report
+        # steps: 30 decode, 3 prefill chunks, the generation's prefill and 7 decode; each reads its two cache
+        # inputs and writes its three outputs in managed memory, and two copies on the device put the new keys and
+        # values into the cache
+        steps = 30 + 3 + 8
+        assert f" {2 * steps} copies, " in report and f" {5 * steps} managed," in report, report
     got = dict(np.load(out))
     ref = torch_logits(model, tokens)
     scale = np.abs(ref).max()
@@ -312,8 +315,8 @@ def test_host_side_against_a_stand_in_driver(gpu_mlp, mock_driver, workdir):
     assert report.startswith("mock-cuda:"), done.stderr
     counts = dict((k, int(v)) for v, k in (part.split() for part in report.split(": ", 1)[1].split(", ")))
     # each run's kernels queued on one stream: waited for at the function's end and by the glue, not per launch
-    assert counts == {"modules": 1, "launches": 2 * kernels, "syncs": 2 * 2, "allocations": counts["allocations"],
-                      "managed": 0, "errors": 0, "device": 0}
+    assert counts == {"modules": 1, "launches": 2 * kernels, "syncs": 2 * 2, "copies": 0,
+                      "allocations": counts["allocations"], "managed": 0, "errors": 0, "device": 0}
     # weights + input + output + the intermediates of one run; the second run made none
     assert 3 <= counts["allocations"] <= 3 + kernels
 

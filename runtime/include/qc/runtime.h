@@ -71,12 +71,17 @@ qc_status qc_model_open_on(const char *library_path, const char *entry, const ch
                            qc_model **model);
 void qc_model_free(qc_model *model);
 
-/* A zeroed buffer for the model's input tensors that a run reads where it is: CUDA managed memory for a
-   GPU model (which a run otherwise copies into the device's buffers every time; the host reads and
-   writes it as any memory), 64-byte aligned memory for a CPU model.  NULL (the error set) when out of
+/* A zeroed buffer for the model's input or output tensors that a run reads or writes where it is: CUDA
+   managed memory for a GPU model (which a run otherwise copies into and out of the device's buffers every
+   time; the host reads and writes it as any memory), 64-byte aligned memory for a CPU model.  NULL (the error set) when out of
    memory.  Freed with qc_model_free_buffer before the model. */
 void *qc_model_alloc(const qc_model *model, size_t bytes);
 void qc_model_free_buffer(const qc_model *model, void *buffer);
+/* rows runs of width bytes, from src (rows src_pitch bytes apart) to dst (dst_pitch apart): for a GPU
+   model between its qc_model_alloc buffers on the device, in order with its runs (a run's outputs into
+   a cache the next run reads, without the host touching either); memcpy for a CPU model. */
+qc_status qc_model_copy_rows(const qc_model *model, void *dst, size_t dst_pitch, const void *src, size_t src_pitch,
+                             size_t width, size_t rows);
 
 /* Where the model runs, as compiled: "cpu", or "cuda:<chip>" (qc-compile --target). */
 const char *qc_model_device(const qc_model *model);
@@ -189,6 +194,8 @@ struct qc_model_def {
                                      process already uses another); NULL for CPU models */
   void *(*alloc)(size_t bytes);    /* GPU models: zeroed CUDA managed memory, which runs read in place */
   void (*free_buffer)(void *p);    /* (NULL, both, for CPU models) */
+  int (*copy_rows)(void *dst, size_t dst_pitch, const void *src, size_t src_pitch, size_t width, size_t rows);
+                                   /* GPU models: on the device, after the runs queued before; 0 or -1 */
 };
 
 /* The symbol a shared model library exports for qc_model_open. */
