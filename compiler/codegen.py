@@ -29,14 +29,15 @@ from ..passes.pipeline import build
 from ..core.errors import QCError
 
 def pre_bufferize(panel: int, winograd: int = 4, attention_rows: int = 0, split_activations: str = "never",
-                  cells: bool = False) -> list:
+                  cells: bool = False, gpu: bool = False) -> list:
     """Before bufferization: a decode step's attention over its KV cache to one kernel (CPU targets:
-    ``attention_rows`` is their register tile, 0 keeps it), f16 widenings folded into contractions,
+    ``attention_rows`` is their register tile, 0 keeps it; ``gpu``: a CUDA kernel), f16 widenings folded into contractions,
     elementwise fusion (contractions kept out of it behind calls; a second round after the layout changes
     get their own copies of the ops they read), f32 3x3 convolutions to Winograd form, qc ops to linalg
     (``split_activations``, ``cells``: qc-lower-qgemm's options), run-time checks to errors, weights to
     arguments."""
-    fuse = [FuseCachedAttention(vector_width=panel // 2, rows=attention_rows)] if attention_rows else []
+    fuse = ([FuseCachedAttention(gpu=True)] if gpu else
+            [FuseCachedAttention(vector_width=panel // 2, rows=attention_rows)] if attention_rows else [])
     return [*fuse, FuseDequantGemm(), FoldWidening(), IsolateContractions(), "func.func(linalg-fuse-elementwise-ops)",
             FuseIntoTransposes(), "func.func(linalg-fuse-elementwise-ops)", *([Winograd(tile=winograd)] if winograd else []),
             LowerLinear(panel_width=panel),
@@ -223,7 +224,7 @@ def lower_to_llvm_dialect(module: ir.Module, state: PassState, target: Target, d
     if cpu:
         stages = pre_bufferize(target.panel_width, target.winograd, target.rows, target.split_activations)
     else:  # panels of a warp's width, every quantized weight in dot cells (qc-gpu-linear's kernels)
-        stages = pre_bufferize(WARP, 0, 0, "never", cells=True)
+        stages = pre_bufferize(WARP, 0, 0, "never", cells=True, gpu=True)
     run(module, stages, state, "lowering qc ops")
     entries = []
     with module.context:

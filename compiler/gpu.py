@@ -30,7 +30,7 @@ from torch_mlir import ir
 from torch_mlir.dialects import gpu
 
 from ..core.errors import QCError
-from ..passes import ExpandMath, GpuBuffers, GpuLinear, GpuMap, GpuReduce, GpuSharedAllocs, StridedCopies
+from ..passes import ExpandMath, GpuAttention, GpuBuffers, GpuLinear, GpuMap, GpuReduce, GpuSharedAllocs, StridedCopies
 from ..passes.base import PassState
 from ..passes.checks_to_errors import CHECK_FAILED, CHECKS_ATTR
 from ..passes.matchers import constant_index
@@ -39,7 +39,7 @@ from .codegen import _hex_double
 CHIPS = ("sm_70", "sm_75", "sm_80", "sm_86", "sm_89", "sm_90")
 DEFAULT_CHIP = "sm_80"
 
-KERNELS = [StridedCopies(contiguous=True), GpuBuffers(), GpuLinear(), GpuReduce(), ExpandMath(no_libm=True), "func.func(linalg-generalize-named-ops)",
+KERNELS = [StridedCopies(contiguous=True), GpuBuffers(), GpuAttention(), GpuLinear(), GpuReduce(), ExpandMath(no_libm=True), "func.func(linalg-generalize-named-ops)",
            "func.func(convert-linalg-to-parallel-loops)", GpuMap(), "func.func(gpu-launch-sink-index-computations)",
            "gpu-kernel-outlining", "canonicalize", "cse", "func.func(gpu-async-region)", GpuSharedAllocs(), "canonicalize"]
 

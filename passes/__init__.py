@@ -11,6 +11,7 @@ from .gpu_map import GpuMap
 from .gpu_buffers import GpuBuffers
 from .gpu_linear import GpuLinear
 from .gpu_reduce import GpuReduce
+from .gpu_attention import GpuAttention
 from .gpu_shared_allocs import GpuSharedAllocs
 from .expand_math import ExpandMath
 from .isolate_contractions import IsolateContractions
@@ -46,7 +47,7 @@ REGISTRY: dict[str, type[ModulePass]] = {
                         NoaliasArgs, SerialLoops, SmallLoops, StripProbes, AssignSchemes, SelectPrecision,
                         QuantizeEmbeddings, FuseCachedAttention,
                         ChecksToErrors, FoldWidening, FuseIntoTransposes, PoolChannelsLast, Winograd, CollapseElementwise, GpuMap, GpuBuffers,
-                        GpuLinear, GpuReduce, GpuSharedAllocs)
+                        GpuLinear, GpuReduce, GpuSharedAllocs, GpuAttention)
 }
 
 __all__ = ["ModulePass", "Option", "PassState", "REGISTRY"]

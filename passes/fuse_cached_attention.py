@@ -22,7 +22,9 @@ becomes
 where ``@qc_attn_par_N`` is a trampoline (passes/trampoline.py) splitting the KV heads over the
 thread pool, each running ``@qc_attn_N`` (passes/kernels/attention.py): scores, softmax and the
 weighted values of the first ``clamp(pos, 0, C)`` cache entries and this step's T, in one pass over
-the keys and one over the values.  The scores of this step's own tokens (causally masked) stay as
+the keys and one over the values.  With ``gpu``, the call is of a declaration ``@qc_gpu_attn_N``
+(``qc.gpu_attention``; the scale on the call) that qc-gpu-attention makes a CUDA kernel after
+bufferization (heads whose size does not divide its 256 threads are left to the plain ops).  The scores of this step's own tokens (causally masked) stay as
 they were.  Declined, and left to the matmul kernels: more queries per KV head than ``max-rows``
 (a prefill chunk: a matmul's work, not a vector's), a mask that is not ``j < pos`` over the cache, and
 intermediate values read elsewhere.
@@ -35,7 +37,8 @@ from dataclasses import dataclass
 from torch_mlir import ir
 from torch_mlir.dialects import bufferization, func, memref
 
-from .base import ModulePass, Option, PassState, walk_ops
+from . import gpu_attention
+from .base import ModulePass, Option, PassState, parse_bool, walk_ops
 from .kernels import attention
 from .matchers import (body_ops, constant_float, default_maps, erase_dead_ops, indexing_maps, is_zero_fill,
                        iterator_types, producer, single_user, view_source)
@@ -235,11 +238,13 @@ class FuseCachedAttention(ModulePass):
         "vector-width": Option(int, 16, "f32 lanes per vector of the kernels"),
         "rows": Option(int, 12, "query rows whose accumulators fit the register file"),
         "max-rows": Option(int, 16, "most queries per KV head fused (more: a prefill chunk, left to the matmuls)"),
+        "gpu": Option(parse_bool, False, "a CUDA kernel (passes/gpu_attention.py) instead of the CPU one"),
     }
 
     def run(self, module: ir.Operation, state: PassState) -> None:
         body = module.regions[0].blocks[0]
         kernels: dict[tuple, str] = {}
+        fused = False
         taken = {ir.StringAttr(op.attributes["sym_name"]).value
                  for op in body.operations if "sym_name" in op.attributes}
         selects = [op for op in walk_ops(module, "linalg.generic")  # on tensors, with an i1 mask
@@ -249,23 +254,33 @@ class FuseCachedAttention(ModulePass):
         for select in selects:
             with select.location:
                 found = match(select, self.options["max-rows"])
-                if not isinstance(found, str):
-                    self._rewrite(found, body, kernels, taken)
-        if kernels:
+                if isinstance(found, str) or self.options["gpu"] and not gpu_attention.fits(found.spec):
+                    continue
+                self._rewrite(found, body, kernels, taken)
+                fused = True
+        if fused:
             erase_dead_ops(module)
 
     def _rewrite(self, m: Match, body: ir.Block, kernels: dict[tuple, str], taken: set[str]) -> None:
-        spec = m.spec
+        """``m`` as a call of the CPU kernel's trampoline, or of a ``qc.gpu_attention`` declaration (GPU targets:
+        qc-gpu-attention makes the kernel after bufferization)."""
+        spec, gpu = m.spec, self.options["gpu"]
         if spec.key not in kernels:
-            name = next(n for n in (f"qc_attn_{i}" for i in range(len(taken) + 1)) if n not in taken)
+            prefix = "qc_gpu_attn" if gpu else "qc_attn"
+            name = next(n for n in (f"{prefix}_{i}" for i in range(len(taken) + 1)) if n not in taken)
             taken.update((name, f"{name}_par"))
             with ir.InsertionPoint(body):
-                attention.build(name, spec, self.options["vector-width"], self.options["rows"])
-                declare(f"{name}_par", name, list(spec.types), spec.heads)
-            kernels[spec.key] = name
+                if gpu:
+                    gpu_attention.declare(name, spec)
+                else:
+                    attention.build(name, spec, self.options["vector-width"], self.options["rows"])
+                    declare(f"{name}_par", name, list(spec.types), spec.heads)
+            kernels[spec.key] = name if gpu else f"{name}_par"
         with ir.InsertionPoint(m.result.owner):
             buffers = [bufferization.to_buffer(t, x, read_only=True) for t, x in zip(spec.types, m.inputs)]
             out, scratch = (memref.alloc(t, [], []) for t in spec.types[-2:])
-            func.call([], f"{kernels[spec.key]}_par", [*buffers, out, scratch])
+            call = func.CallOp([], ir.FlatSymbolRefAttr.get(kernels[spec.key]), [*buffers, out, scratch])
+            if gpu:
+                call.attributes[gpu_attention.SCALE_ATTR] = ir.FloatAttr.get(ir.F32Type.get(), spec.scale)
             result = bufferization.to_tensor(ir.RankedTensorType(m.result.type), out, restrict=True)
         m.result.replace_all_uses_with(result)

@@ -1,4 +1,5 @@
 // RUN: qc-opt %s --split-input-file --pass-pipeline='builtin.module(qc-fuse-cached-attention)' -mlir-print-local-scope | FileCheck %s
+// RUN: qc-opt %s --split-input-file --pass-pipeline='builtin.module(qc-fuse-cached-attention{gpu=true})' -mlir-print-local-scope | FileCheck %s --check-prefix=GPU
 
 // A decode step's attention in two layers over an f32 cache (2 KV heads, head 8, capacity 32; 2 queries per KV
 // head, 1 new token), as torch-mlir lowers models/llama2c's step: each layer becomes a call of one shared kernel
@@ -20,6 +21,14 @@
 // The kernel reads the cache only below valid = clamp(pos, 0, 32): the keys in vectors along the context (full
 // ones, then the rest under a lane mask), each key row prefetched into the L2 ahead (its first blocks before the
 // loop), then the values row by row.
+// For a GPU target (gpu=true) the calls are of a declaration that qc-gpu-attention makes a kernel after
+// bufferization, the scores' scale on the call:
+// GPU-LABEL: func.func @decode(
+// GPU: call @qc_gpu_attn_0(%{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}) {qc.scale = 0.353553{{[0-9]*}} : f32}
+// GPU: call @qc_gpu_attn_0(
+// GPU-NOT: linalg.batch_matmul
+// GPU: func.func private @qc_gpu_attn_0({{.*}}) attributes {qc.gpu_attention}
+// GPU-NOT: qc_attn_0_par
 // CHECK-LABEL: func.func @qc_attn_0(
 // CHECK: %[[P:.*]] = memref.load %arg5[%c0]
 // CHECK: %[[LO:.*]] = arith.maxsi %[[P]], %c0_i64

@@ -292,6 +292,45 @@ def test_decoder_generates_on_the_gpu(stories, workdir, mock_driver):
     assert got["greedy"].tolist() == greedy[5:]
 
 
+STEP_LOGITS = """
+import sys, numpy as np, qc
+d = qc.runtime.load_decoder(sys.argv[1])
+np.save(sys.argv[2], np.stack([d.feed([int(t)]) for t in sys.argv[3].split(",")]))
+"""
+
+
+def test_decode_attention_kernel_over_an_int8_cache(workdir, mock_driver):
+    """The decode step's fused attention kernel (qc-gpu-attention: only the cache entries before pos, a block
+    per KV head and query) over an int8 cache (codes widened as read, times each position's scale; a float16
+    cache takes the same path with extf, a float32 one is test_decoder_generates_on_the_gpu's):
+    stories260K's logits at 24 positions equal the CPU decoder's with the same cache within 1e-3 of their
+    range."""
+    cache = "int8"
+    from qc.compiler.decoder import Decoder
+    from conftest import shared_model
+
+    decoder = Decoder.from_llama2c(shared_model("stories260K.bin"), 32, 16, kv_cache=cache)
+    gpu_model, cpu_model = workdir / f"stories_{cache}_cuda.so", workdir / f"stories_{cache}_cpu.so"
+    code = qc.compile(decoder, gpu_model, target="cuda:sm_80").device_code
+    assert code.ptx.count(".shared .align 4 .b8") >= 2 * 5  # each layer's kernel: its two workgroup buffers
+    qc.compile(decoder, cpu_model)
+    tokens = ",".join(map(str, [1] + np.random.default_rng(1).integers(0, 512, 23).tolist()))
+    env = dict(os.environ)
+    if _has_gpu() is not None:
+        env.update(LD_LIBRARY_PATH=str(mock_driver),
+                   MOCK_CUDA_KERNELS=str(gpu_emulator.build(code.llvm_ir, gpu_model.with_suffix(".emu.so"))))
+    logits = {}
+    for name, model, run_env in (("gpu", gpu_model, env), ("cpu", cpu_model, None)):
+        out = workdir / f"stories_{cache}_{name}.npy"
+        done = subprocess.run([sys.executable, "-c", STEP_LOGITS, str(model), str(out), tokens], env=run_env,
+                              capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+        logits[name] = np.load(out)
+    # (1e-3: an entry whose f32 value differs in its last bits between the builds may round to the neighbouring
+    # float16 or int8 code, and later positions read it; with a float32 cache the builds agree within 1e-6)
+    assert np.abs(logits["gpu"] - logits["cpu"]).max() <= 1e-3 * np.abs(logits["cpu"]).max()
+
+
 def test_host_side_against_a_stand_in_driver(gpu_mlp, mock_driver, workdir):
     """The library loads its kernels once (one module), finds each by name, launches them all with a
     valid grid on one stream without waiting between them, uploads the weights, keeps its buffers between
