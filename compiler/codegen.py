@@ -22,6 +22,7 @@ from ..passes import (ChecksToErrors, ExpandMath, FoldWidening, FuseCachedAttent
                       IsolateContractions, LowerLinear, LowerQGemm, Microkernels, Parallelize, ReassociateReductions,
                       WeightsToArgs, FuseIntoTransposes, Winograd, CollapseElementwise)
 from ..passes.checks_to_errors import CHECKS_ATTR
+from ..passes import gpu_attention
 from ..passes.gpu_linear import WARP
 from ..passes.base import PassState, entry_funcs
 from ..passes.trampoline import trampolines
@@ -36,7 +37,7 @@ def pre_bufferize(panel: int, winograd: int = 4, attention_rows: int = 0, split_
     get their own copies of the ops they read), f32 3x3 convolutions to Winograd form, qc ops to linalg
     (``split_activations``, ``cells``: qc-lower-qgemm's options), run-time checks to errors, weights to
     arguments."""
-    fuse = ([FuseCachedAttention(gpu=True)] if gpu else
+    fuse = ([FuseCachedAttention(gpu=True, max_rows=gpu_attention.MAX_ROWS)] if gpu else
             [FuseCachedAttention(vector_width=panel // 2, rows=attention_rows)] if attention_rows else [])
     return [*fuse, FuseDequantGemm(), FoldWidening(), IsolateContractions(), "func.func(linalg-fuse-elementwise-ops)",
             FuseIntoTransposes(), "func.func(linalg-fuse-elementwise-ops)", *([Winograd(tile=winograd)] if winograd else []),

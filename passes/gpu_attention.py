@@ -25,7 +25,8 @@ A block per (KV head h, query row r), 32 x 8 threads (t = their linear id, 256 i
               threads write out[h, r, d] = sum / z
 
 f16 caches are widened as they are read, an int8 cache's codes scaled by their position's scale.  Entries at
-L and beyond are never read.  Heads whose D does not divide 256 are left to the plain ops.
+L and beyond are never read, in prefill chunks as in decode steps.  Heads whose D does not divide 256 are left
+to the plain ops.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from .kernels.builder import BodyBuilder, f32
 
 THREADS = 256
 WARPS = THREADS // WARP
+MAX_ROWS = 4096  # queries per KV head taken (a block each, so prefill chunks too: no register tile to fit)
 ATTENTION_ATTR = "qc.gpu_attention"  # on the declaration qc-fuse-cached-attention{gpu} calls
 SCALE_ATTR = "qc.scale"  # on the call: the scores' scale
 
