@@ -23,7 +23,7 @@ from ..passes import (ChecksToErrors, ExpandMath, FoldWidening, FuseCachedAttent
                       WeightsToArgs, FuseIntoTransposes, Winograd, CollapseElementwise)
 from ..passes.checks_to_errors import CHECKS_ATTR
 from ..passes import gpu_attention
-from ..passes.gpu_linear import WARP
+from ..passes.gpu_map import WARP
 from ..passes.base import PassState, entry_funcs
 from ..passes.trampoline import trampolines
 from ..passes.pipeline import build

@@ -35,7 +35,7 @@ from ..dialects.qc import LinearOp, WeightOp
 from ..passes import AssignSchemes, SelectPrecision
 from ..passes.assign_schemes import reduction_size
 from ..passes.base import PassState, set_function_type
-from ..passes.gpu_linear import WARP
+from ..passes.gpu_map import WARP
 from ..passes.builders import f32_const, generic
 from ..passes.matchers import scheme_targets, target_name, target_weight
 from ..passes.select_precision import KV_CACHE, candidate_schemes, layer_rows, linear_shape, measured_key

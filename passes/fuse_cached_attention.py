@@ -244,7 +244,6 @@ class FuseCachedAttention(ModulePass):
     def run(self, module: ir.Operation, state: PassState) -> None:
         body = module.regions[0].blocks[0]
         kernels: dict[tuple, str] = {}
-        fused = False
         taken = {ir.StringAttr(op.attributes["sym_name"]).value
                  for op in body.operations if "sym_name" in op.attributes}
         selects = [op for op in walk_ops(module, "linalg.generic")  # on tensors, with an i1 mask
@@ -257,8 +256,7 @@ class FuseCachedAttention(ModulePass):
                 if isinstance(found, str) or self.options["gpu"] and not gpu_attention.fits(found.spec):
                     continue
                 self._rewrite(found, body, kernels, taken)
-                fused = True
-        if fused:
+        if kernels:
             erase_dead_ops(module)
 
     def _rewrite(self, m: Match, body: ir.Block, kernels: dict[tuple, str], taken: set[str]) -> None:

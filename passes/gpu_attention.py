@@ -35,8 +35,7 @@ from torch_mlir import ir
 from torch_mlir.dialects import arith, func, gpu, math, memref
 
 from .base import ModulePass, PassState, walk_ops
-from .gpu_linear import WARP
-from .gpu_map import new_launch
+from .gpu_map import WARP, new_launch, warp_all
 from .kernels.attention import CachedAttention
 from .kernels.builder import BodyBuilder, f32
 
@@ -60,9 +59,6 @@ class _Kernel(BodyBuilder):
         self.q, self.k, self.v, self.new, self.v_new, self.pos, *scales, self.out, self.scratch = operands
         self.k_scale, self.v_scale, self.v_new_scale = scales or (None, None, None)
 
-    def f(self, value: float) -> ir.Value:
-        return self.const(f32(), ir.FloatAttr.get(f32(), value))
-
     def widened(self, ref: ir.Value, idx: list) -> ir.Value:
         x = self.scalar(ref, idx)
         return {"f16": lambda: arith.extf(f32(), x), "i8": lambda: arith.sitofp(f32(), x)}.get(self.a.cache, lambda: x)()
@@ -74,9 +70,7 @@ class _Kernel(BodyBuilder):
     def block_reduce(self, value: ir.Value, combine, slots: int, lane: ir.Value, warp: ir.Value) -> ir.Value:
         """``value`` combined over the block's threads (every thread gets the result): each warp by xor
         shuffles, then the warps' results through workgroup memory slots ``slots``, ``slots + 1``, ..."""
-        for offset in (16, 8, 4, 2, 1):
-            shuffled = gpu.ShuffleOp(value, self.int(32, offset), self.int(32, WARP), gpu.ShuffleMode.XOR).results[0]
-            value = combine(value, shuffled)
+        value = warp_all(value, combine, lambda n: self.int(32, n))
         with self.when(arith.cmpi(arith.CmpIPredicate.eq, lane, self.index(0))):
             memref.store(value, self.red, [self.add(warp, slots)])
         gpu.barrier()
@@ -94,11 +88,11 @@ class _Kernel(BodyBuilder):
                                  arith.minsi(arith.maxsi(pos, self.int(64, 0)), self.int(64, a.context)))
 
         # scores of the cached keys, into the scratch row; the block's maximum with this step's own scores
-        with self.loop(t, valid, THREADS, [self.f(float("-inf"))]) as js:
-            with self.loop(0, a.head, 1, [self.f(0.0)]) as ds:
+        with self.loop(t, valid, THREADS, [self.float(float("-inf"))]) as js:
+            with self.loop(0, a.head, 1, [self.float(0.0)]) as ds:
                 ds.carry([math.fma(self.scalar(self.q, [h, r, ds.iv]), self.widened(self.k, [h, ds.iv, js.iv]),
                                    ds.args[0])])
-            s = self.scaled(arith.mulf(ds.results[0], self.f(a.scale)), self.k_scale, h, js.iv)
+            s = self.scaled(arith.mulf(ds.results[0], self.float(a.scale)), self.k_scale, h, js.iv)
             memref.store(s, self.scratch, [h, r, js.iv])
             js.carry([arith.maximumf(js.args[0], s)])
         with self.loop(t, a.new, THREADS, js.results) as ts:
@@ -106,7 +100,7 @@ class _Kernel(BodyBuilder):
         top = self.block_reduce(ts.results[0], arith.maximumf, 0, lane, warp)
 
         # the exponentials in place, and the block's sum of them with this step's own
-        with self.loop(t, valid, THREADS, [self.f(0.0)]) as js:
+        with self.loop(t, valid, THREADS, [self.float(0.0)]) as js:
             e = math.exp(arith.subf(self.scalar(self.scratch, [h, r, js.iv]), top))
             memref.store(e, self.scratch, [h, r, js.iv])
             js.carry([arith.addf(js.args[0], e)])
@@ -117,7 +111,7 @@ class _Kernel(BodyBuilder):
         # the weighted values: column d, every G-th position from g
         groups = THREADS // a.head
         d, g = arith.remui(t, self.index(a.head)), arith.divui(t, self.index(a.head))
-        with self.loop(g, valid, groups, [self.f(0.0)]) as js:
+        with self.loop(g, valid, groups, [self.float(0.0)]) as js:
             w = self.scaled(self.scalar(self.scratch, [h, r, js.iv]), self.v_scale, h, js.iv)
             js.carry([math.fma(w, self.widened(self.v, [h, js.iv, d]), js.args[0])])
         with self.loop(g, a.new, groups, js.results) as ts:
@@ -149,18 +143,13 @@ def spec_of(call: ir.Operation) -> CachedAttention:
                            ir.FloatAttr(call.attributes[SCALE_ATTR]).value, cache, types)
 
 
-def launch(a: CachedAttention, operands: list[ir.Value], loc: ir.Location) -> None:
+def launch(a: CachedAttention, operands: list[ir.Value]) -> None:
     """The kernel of ``a`` over ``operands`` (q, k, v, new, v_new, pos, [k, v, new v scales,] out, scratch: memrefs
-    as ``a.types``), a gpu.launch at the insertion point."""
-    space = ir.AttrBuilder.get("gpu.GPU_AddressSpaceAttr")(gpu.AddressSpace.Workgroup, loc.context)
-    kernel = new_launch((a.heads, a.rows, 1), (WARP, WARPS, 1))
-    kernel.attributes["workgroup_attributions"] = ir.IntegerAttr.get(ir.IntegerType.get_signless(64), 2)
-    entry = kernel.regions[0].blocks[0]
-    red = entry.add_argument(ir.MemRefType.get([2 * WARPS], f32(), memory_space=space), loc)
-    part = entry.add_argument(ir.MemRefType.get([THREADS // a.head, a.head], f32(), memory_space=space), loc)
-    with ir.InsertionPoint(entry):
+    as ``a.types``), a gpu.launch at the insertion point: the warps' maxima and sums, and the values' partial sums
+    in workgroup memory."""
+    with new_launch((a.heads, a.rows, 1), (WARP, WARPS, 1), [(2 * WARPS,), (THREADS // a.head, a.head)]) \
+            as (entry, (red, part)):
         _Kernel(entry, a, operands, red, part).build()
-        gpu.TerminatorOp()
 
 
 class GpuAttention(ModulePass):
@@ -174,7 +163,7 @@ class GpuAttention(ModulePass):
         for call in walk_ops(module, "func.call"):
             if ir.FlatSymbolRefAttr(call.attributes["callee"]).value in declared:
                 with ir.InsertionPoint(call), call.location:
-                    launch(spec_of(call), list(call.operands), call.location)
+                    launch(spec_of(call), list(call.operands))
                 call.erase()
         for decl in declared.values():
             decl.erase()

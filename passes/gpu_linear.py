@@ -42,7 +42,7 @@ from torch_mlir import ir
 from torch_mlir.dialects import arith, gpu, math, memref, nvvm, vector
 
 from .base import ModulePass, Option, PassState, walk_ops
-from .gpu_map import new_launch
+from .gpu_map import WARP, new_launch
 from .kernels.builder import BodyBuilder, f32, i, vec
 from .kernels.contraction import Contraction
 from .lower_linear import PANEL_MATMUL
@@ -50,7 +50,6 @@ from .lower_qgemm import QGEMM_CELL_PANEL, QGEMM_CELL_PANEL_SYM, QGEMM_DOT_PANEL
 from .matchers import layout_of, library_call
 from .microkernels import match, match_qgemm, match_qgemm_dot
 
-WARP = 32  # the panel width of GPU weights: a warp's lanes, one column each
 MAX_CHUNK = 128  # k per chunk: a warp's unit of work, within one group
 UNROLL = 8  # cells (or k of f32 weights) a loop step: their loads are in flight together
 ROWS = 4  # rows a block: each weight loaded (and dequantized) once for all of them
@@ -77,9 +76,6 @@ class _Kernel(BodyBuilder):
         self.chunk = chunk_size(c)
         self.unroll = math_gcd(self.chunk // self.per, UNROLL)
 
-    def f(self, value: float) -> ir.Value:
-        return self.const(f32(), ir.FloatAttr.get(f32(), value))
-
     def cell(self, p: ir.Value, cell: ir.Value, lane: ir.Value) -> ir.Value:
         """The 4 bytes of column ``lane``'s cell ``cell`` of panel ``p`` (one 128-byte line a warp)."""
         return vector.load(vec(4, i(8)), self.v["w"], [p, cell, self.mul(lane, 4)], alignment=4)
@@ -89,7 +85,7 @@ class _Kernel(BodyBuilder):
 
     def offset(self, scale: ir.Value, p: ir.Value, g: ir.Value, lane: ir.Value) -> ir.Value:
         if self.c.sym_offset is not None:
-            return arith.mulf(scale, self.f(-float(self.c.sym_offset)))
+            return arith.mulf(scale, self.float(-float(self.c.sym_offset)))
         return memref.load(self.v["o"], [p, g, lane])
 
     def cells(self, k0: ir.Value, carried: list[ir.Value]):
@@ -100,7 +96,7 @@ class _Kernel(BodyBuilder):
     def f32_chunk(self, rows, p, lane, k0: ir.Value, scale, offset, accs) -> list[ir.Value]:
         """Each row's acc + s * sum x u + o * sum x over the chunk at ``k0`` (each u unpacked once)."""
         n = len(rows)
-        with self.cells(k0, [self.f(0.0)] * (2 * n)) as cells:
+        with self.cells(k0, [self.float(0.0)] * (2 * n)) as cells:
             t, s = cells.args[:n], cells.args[n:]
             for step in range(self.unroll):
                 cell = self.add(cells.iv, step)
@@ -144,7 +140,7 @@ class _Kernel(BodyBuilder):
         out = []
         for r, total, acc in zip(rows, cells.results, accs):
             xsum = arith.sitofp(f32(), memref.load(self.v["xsum"], [r, g]))
-            correction = arith.select(starts, arith.mulf(offset, xsum), self.f(0.0))
+            correction = arith.select(starts, arith.mulf(offset, xsum), self.float(0.0))
             out.append(arith.addf(acc, arith.addf(arith.mulf(scale, arith.sitofp(f32(), total)), correction)))
         return out
 
@@ -169,7 +165,7 @@ class _Kernel(BodyBuilder):
         ragged = self.c.m % rows_per_block != 0
         rows = [self.min(self.add(first, j), self.c.m - 1) if ragged and j else self.add(first, j)
                 for j in range(rows_per_block)]
-        with self.loop(warp, self.c.k // self.chunk, warps, [self.f(0.0)] * rows_per_block) as chunks:
+        with self.loop(warp, self.c.k // self.chunk, warps, [self.float(0.0)] * rows_per_block) as chunks:
             k0 = self.mul(chunks.iv, self.chunk)
             accs = list(chunks.args)
             if not self.c.quant:
@@ -217,15 +213,9 @@ def launch(op: ir.Operation, c: Contraction, max_warps: int) -> None:
              else ("x", "w", "c"))
     warps = max(1, min(max_warps, c.k // chunk_size(c)))
     rows = min(ROWS, c.m)
-    with ir.InsertionPoint(op), op.location:
-        kernel = new_launch((c.panels, -(-c.m // rows), 1), (WARP, warps, 1))
-        kernel.attributes["workgroup_attributions"] = ir.IntegerAttr.get(ir.IntegerType.get_signless(64), 1)
-        space = ir.AttrBuilder.get("gpu.GPU_AddressSpaceAttr")(gpu.AddressSpace.Workgroup, op.context)
-        entry = kernel.regions[0].blocks[0]
-        part = entry.add_argument(ir.MemRefType.get([warps * rows, WARP], f32(), memory_space=space), op.location)
-        with ir.InsertionPoint(entry):
-            _Kernel(entry, c, dict(zip(names, op.operands))).build(warps, rows, part)
-            gpu.TerminatorOp()
+    with ir.InsertionPoint(op), op.location, \
+            new_launch((c.panels, -(-c.m // rows), 1), (WARP, warps, 1), [(warps * rows, WARP)]) as (entry, (part,)):
+        _Kernel(entry, c, dict(zip(names, op.operands))).build(warps, rows, part)
     op.erase()
 
 

@@ -22,12 +22,16 @@ than 1 or non-zero lower bounds are left on the host (there are none in qc's sta
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
+from typing import Callable, Iterator, Sequence
 
 from torch_mlir import ir
 from torch_mlir.dialects import arith, gpu, scf
 
 from .base import ModulePass, Option, PassState, walk_ops
 from .matchers import constant_index
+
+WARP = 32  # threads of a warp; also the panel width of GPU weights (qc-gpu-linear: a lane a column)
 
 
 def _static(op: ir.Operation) -> list[int] | None:
@@ -41,11 +45,44 @@ def _static(op: ir.Operation) -> list[int] | None:
     return None if None in counts else counts
 
 
-def new_launch(grid: tuple[int, int, int], block: tuple[int, int, int]) -> gpu.LaunchOp:
-    """A ``gpu.launch`` of ``grid`` blocks of ``block`` threads (x, y, z) at the insertion point."""
+@contextmanager
+def new_launch(grid: tuple[int, int, int], block: tuple[int, int, int],
+               workgroup: Sequence[Sequence[int]] = ()) -> Iterator[tuple[ir.Block, list[ir.Value]]]:
+    """A ``gpu.launch`` of ``grid`` blocks of ``block`` threads (x, y, z) at the insertion point, with f32
+    workgroup buffers of the shapes ``workgroup``: yields its entry block and those buffers, the insertion
+    point inside it, and ends the body with its terminator."""
     index = ir.IndexType.get()
     sizes = [arith.constant(index, n) for n in (*grid, *block)]
-    return gpu.LaunchOp(tuple(sizes[:3]), tuple(sizes[3:]))
+    kernel = gpu.LaunchOp(tuple(sizes[:3]), tuple(sizes[3:]))
+    entry = kernel.regions[0].blocks[0]
+    buffers = []
+    if workgroup:
+        kernel.attributes["workgroup_attributions"] = ir.IntegerAttr.get(ir.IntegerType.get_signless(64), len(workgroup))
+        space = ir.AttrBuilder.get("gpu.GPU_AddressSpaceAttr")(gpu.AddressSpace.Workgroup, kernel.context)
+        buffers = [entry.add_argument(ir.MemRefType.get(list(shape), ir.F32Type.get(), memory_space=space),
+                                      ir.Location.current) for shape in workgroup]
+    with ir.InsertionPoint(entry):
+        yield entry, buffers
+        gpu.TerminatorOp()
+
+
+def delinearize(linear: ir.Value, counts: Sequence[int], index: Callable[[int], ir.Value]) -> list[ir.Value]:
+    """The indices into a row-major iteration space of trip counts ``counts`` at ``linear`` (``index``: an
+    index constant)."""
+    ivs, rest = [], linear
+    for i in reversed(range(len(counts))):
+        ivs.insert(0, arith.remui(rest, index(counts[i])) if i else rest)
+        if i:
+            rest = arith.divui(rest, index(counts[i]))
+    return ivs
+
+
+def warp_all(value: ir.Value, combine: Callable, i32: Callable[[int], ir.Value]) -> ir.Value:
+    """``value`` combined over a warp's lanes by xor shuffles: every lane gets the result (``i32``: an i32
+    constant)."""
+    for offset in (16, 8, 4, 2, 1):
+        value = combine(value, gpu.ShuffleOp(value, i32(offset), i32(WARP), gpu.ShuffleMode.XOR).results[0])
+    return value
 
 
 def launch(op: ir.Operation, counts: list[int], block_size: int) -> None:
@@ -54,22 +91,13 @@ def launch(op: ir.Operation, counts: list[int], block_size: int) -> None:
     index = ir.IndexType.get()
     const = lambda v: arith.constant(index, v)  # noqa: E731
     threads = min(block_size, total)
-    with ir.InsertionPoint(op), op.location:
-        kernel = new_launch((-(-total // threads), 1, 1), (threads, 1, 1))
-        body = kernel.regions[0].blocks[0]
-        with ir.InsertionPoint(body):
-            block_id, thread_id = body.arguments[0], body.arguments[3]
-            linear = arith.addi(arith.muli(block_id, const(threads)), thread_id)
-            inside = scf.IfOp(arith.cmpi(arith.CmpIPredicate.ult, linear, const(total)))
-            with ir.InsertionPoint(inside.then_block):
-                ivs, rest = [], linear
-                for i in reversed(range(len(counts))):
-                    ivs.insert(0, arith.remui(rest, const(counts[i])) if i else rest)
-                    if i:
-                        rest = arith.divui(rest, const(counts[i]))
-                _inline(op, ivs)
-                scf.YieldOp([])
-            gpu.TerminatorOp()
+    with ir.InsertionPoint(op), op.location, new_launch((-(-total // threads), 1, 1), (threads, 1, 1)) as (body, _):
+        block_id, thread_id = body.arguments[0], body.arguments[3]
+        linear = arith.addi(arith.muli(block_id, const(threads)), thread_id)
+        inside = scf.IfOp(arith.cmpi(arith.CmpIPredicate.ult, linear, const(total)))
+        with ir.InsertionPoint(inside.then_block):
+            _inline(op, delinearize(linear, counts, const))
+            scf.YieldOp([])
     op.erase()
 
 

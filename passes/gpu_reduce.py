@@ -43,12 +43,11 @@ from contextlib import nullcontext
 from dataclasses import dataclass
 
 from torch_mlir import ir
-from torch_mlir.dialects import affine, arith, gpu, memref
+from torch_mlir.dialects import affine, arith, memref
 
 from .base import ModulePass, Option, PassState, walk_ops
-from .gpu_linear import WARP
-from .gpu_map import new_launch
-from .kernels.builder import BodyBuilder, f32
+from .gpu_map import WARP, delinearize, new_launch, warp_all
+from .kernels.builder import BodyBuilder
 from .matchers import identity_layout, indexing_maps, iterator_types, library_call, num_outputs
 
 # The combiners a row reduction may end in, with their identities (a lane's starting value).
@@ -185,18 +184,10 @@ class _Kernel(BodyBuilder):
     def row(self, row: ir.Value, lane: ir.Value) -> None:
         """Output row ``row``, reduced by the warp whose lane this is."""
         r = self.r
-        ivs, rest = [], row
-        for n in reversed(range(len(r.rows))):
-            ivs.insert(0, arith.remui(rest, self.index(r.rows[n])) if n else rest)
-            if n:
-                rest = arith.divui(rest, self.index(r.rows[n]))
-        identity = self.const(f32(), ir.FloatAttr.get(f32(), COMBINERS[type(r.combiner)]))
-        with self.loop(lane, r.length, WARP, [identity]) as ks:
+        ivs = delinearize(row, r.rows, self.index)
+        with self.loop(lane, r.length, WARP, [self.float(COMBINERS[type(r.combiner)])]) as ks:
             ks.carry([self.combine(self.element(ivs + [ks.iv]), ks.args[0])])
-        total = ks.results[0]
-        for offset in (16, 8, 4, 2, 1):
-            shuffled = gpu.ShuffleOp(total, self.int(32, offset), self.int(32, WARP), gpu.ShuffleMode.XOR).results[0]
-            total = self.combine(total, shuffled)
+        total = warp_all(ks.results[0], self.combine, lambda n: self.int(32, n))
         with self.when(arith.cmpi(arith.CmpIPredicate.eq, lane, self.index(0))):
             out_ref = r.op.operands[-1]
             at = self.indices(indexing_maps(r.op)[-1], ivs + [self.index(0)])
@@ -207,12 +198,9 @@ class _Kernel(BodyBuilder):
 def launch(r: RowReduction, warps: int) -> None:
     """``r.op`` as a gpu.launch built before it, erased."""
     op, warps = r.op, min(warps, math.prod(r.rows))
-    with ir.InsertionPoint(op), op.location:
-        kernel = new_launch((-(-math.prod(r.rows) // warps), 1, 1), (WARP, warps, 1))
-        entry = kernel.regions[0].blocks[0]
-        with ir.InsertionPoint(entry):
-            _Kernel(entry, r).build(warps)
-            gpu.TerminatorOp()
+    with ir.InsertionPoint(op), op.location, new_launch((-(-math.prod(r.rows) // warps), 1, 1), (WARP, warps, 1)) \
+            as (entry, _):
+        _Kernel(entry, r).build(warps)
     op.erase()
 
 

@@ -81,6 +81,10 @@ class BodyBuilder:
     def int(self, bits: int, value: int) -> ir.Value:
         return self.const(i(bits), ir.IntegerAttr.get(i(bits), value))
 
+    def float(self, value: float) -> ir.Value:
+        """An f32 scalar."""
+        return self.const(f32(), ir.FloatAttr.get(f32(), value))
+
     def splat(self, t: ir.VectorType, value: float | int) -> ir.Value:
         elt = t.element_type
         attr = ir.FloatAttr.get(elt, value) if isinstance(elt, ir.FloatType) else ir.IntegerAttr.get(elt, value)

@@ -47,7 +47,7 @@ def build(name: str, c: Contraction, rows: int) -> None:
                 vl.carry([arith.addf(vl.args[0], b.load(vt, a, [row, vl.iv]), fastmath=_REASSOC)])
             total = vector.reduction(f32(), vector.CombiningKind.ADD, vl.results[0], fastmath=_REASSOC)
         else:
-            total = b.const(f32(), ir.FloatAttr.get(f32(), 0.0))
+            total = b.float(0.0)
         if group % lanes:
             with b.loop(vend, ke, carried=[total]) as sl:
                 sl.carry([arith.addf(sl.args[0], b.scalar(a, [row, sl.iv]))])
