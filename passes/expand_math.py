@@ -185,25 +185,20 @@ class ExpandMath(ModulePass):
         names = ("math.exp", "math.erf", "math.tanh") + (("math.sin", "math.cos") if self.options["no-libm"] else ())
         for name in names:
             for op in walk_ops(module, name):
-                if not _is_f32(op.results[0].type):
-                    continue
-                with ir.InsertionPoint(op), op.location:
-                    b = _Builder(op.results[0].type)
-                    value = getattr(b, name.split(".")[1])(op.operands[0])
-                op.results[0].replace_all_uses_with(value)
-                op.erase()
+                _rewrite(op, name.split(".")[1], op.operands[0])
         for op in walk_ops(module, "math.fpowi"):
             n = constant_index(op.operands[1])
-            if n is None or not _is_f32(op.results[0].type) or abs(n) > 64:
-                continue  # (left to libm)
-            with ir.InsertionPoint(op), op.location:
-                value = _Builder(op.results[0].type).powi(op.operands[0], n)
-            op.results[0].replace_all_uses_with(value)
-            op.erase()
+            if n is not None and abs(n) <= 64:  # (others left to libm)
+                _rewrite(op, "powi", op.operands[0], n)
         for op in walk_ops(module, "math.powf") if self.options["no-libm"] else ():
-            if not _is_f32(op.results[0].type):
-                continue
-            with ir.InsertionPoint(op), op.location:
-                value = _Builder(op.results[0].type).powf(op.operands[0], op.operands[1])
-            op.results[0].replace_all_uses_with(value)
-            op.erase()
+            _rewrite(op, "powf", *op.operands)
+
+
+def _rewrite(op: ir.Operation, method: str, *args) -> None:
+    """``op`` replaced by ``_Builder.<method>(*args)``, built before it, when its result is f32 (or a vector of)."""
+    if not _is_f32(op.results[0].type):
+        return
+    with ir.InsertionPoint(op), op.location:
+        value = getattr(_Builder(op.results[0].type), method)(*args)
+    op.results[0].replace_all_uses_with(value)
+    op.erase()
