@@ -180,10 +180,7 @@ def _loader(blob_size: int, weights_file: str, amx: bool, embed: str | None, io_
         "  if (!m) { qc_set_error(\"out of memory\"); return QC_ERROR_IO; }",
         *(["  if (qc_require_amx()) { free(m); return QC_ERROR_UNSUPPORTED; }"] if amx else []),
         *(["  if (qc_cuda_init()) { free(m); return QC_ERROR_UNSUPPORTED; }"] if gpu else []),
-        *(["  if (!weights_path) {", "    m->blob = qc_embedded_weights;",
-           *(["    if (!(m->gpu_blob = qc_cuda_upload(m->blob, QC_BLOB_SIZE))) { qc_free(m); return QC_ERROR_IO; }"]
-             if gpu else []),
-           "    *out = m;", "    return QC_OK;", "  }"] if embed else []),
+        *(["  if (!weights_path) {", "    m->blob = qc_embedded_weights;", "    goto mapped;", "  }"] if embed else []),
         "  if (!weights_path) {",
         "    Dl_info info;",
         "    if (!dladdr((void *)qc_load, &info) || !info.dli_fname) { qc_set_error(\"cannot locate the model library\"); free(m); return QC_ERROR_IO; }",
@@ -208,6 +205,7 @@ def _loader(blob_size: int, weights_file: str, amx: bool, embed: str | None, io_
         "  }",
         "  qc_blob_refs += m->shared;",
         "  pthread_mutex_unlock(&qc_blob_lock);",
+        *(["mapped:"] if embed else []),
         *(["  if (!(m->gpu_blob = qc_cuda_upload(m->blob, QC_BLOB_SIZE))) { qc_free(m); return QC_ERROR_IO; }"]
           if gpu else []),
         "  *out = m;",

@@ -4,8 +4,8 @@
    first loaded, so a machine without one never needs CUDA: it gets an error saying so.
 
    Every buffer is CUDA managed memory: kernels read and write it on the device, and the glue copies
-   a run's inputs in and outputs out with plain memcpy, but for inputs that are managed memory already
-   (qc_model_alloc's, a decoder's KV cache): the kernels read those in place.  Errors are kept (the first one since the last
+   a run's inputs in and outputs out with plain memcpy, but for those that are managed memory already
+   (qc_model_alloc's: a decoder's KV cache and step outputs): the kernels read and write those in place.  Errors are kept (the first one since the last
    qc_cuda_take_error) instead of aborting, because the mgpu* functions return nothing: the glue asks
    after each run. */
 #define _GNU_SOURCE
@@ -187,8 +187,8 @@ const char *qc_cuda_take_error(void) {
   return failed ? qc_last_error() : NULL;
 }
 
-/* Managed memory of `bytes` holding a copy of `host` (may be NULL), moved to the device: the weights,
-   uploaded once at load. */
+/* Managed memory of `bytes` holding a copy of `host` (NULL: zeros), moved to the device: the weights,
+   uploaded once at load, and the buffers of a run's inputs and outputs. */
 void *qc_cuda_upload(const void *host, size_t bytes) {
   CUdeviceptr p = 0;
   if (qc_cuda_init()) return NULL;
@@ -199,6 +199,7 @@ void *qc_cuda_upload(const void *host, size_t bytes) {
     return NULL;
   }
   if (host) memcpy((void *)(uintptr_t)p, host, bytes);
+  else memset((void *)(uintptr_t)p, 0, bytes); /* (before the move: managed memory is not cleared) */
   if (bytes && cu.MemPrefetchAsync) /* (a hint: its failure changes nothing) */
     cu.MemPrefetchAsync(p, bytes, (CUmemLocation){1, cu_device}, 0, cu_stream);
   return (void *)(uintptr_t)p;
@@ -208,12 +209,8 @@ void qc_cuda_free(void *p) {
   if (p && !qc_cuda_init()) cu.MemFree((CUdeviceptr)(uintptr_t)p);
 }
 
-/* Zeroed managed memory for the caller's tensors (qc_model_alloc), which a run reads in place. */
-void *qc_cuda_alloc(size_t bytes) {
-  void *p = qc_cuda_upload(NULL, bytes);
-  if (p) memset(p, 0, bytes);
-  return p;
-}
+/* Zeroed managed memory for the caller's tensors (qc_model_alloc), which a run reads and writes in place. */
+void *qc_cuda_alloc(size_t bytes) { return qc_cuda_upload(NULL, bytes); }
 
 /* qc_model_copy_rows of a GPU model: queued on the stream after the kernels before it. */
 int qc_cuda_copy_rows(void *dst, size_t dst_pitch, const void *src, size_t src_pitch, size_t width, size_t rows) {

@@ -38,7 +38,7 @@ void _mlir_memref_to_llvm_free(void *ptr);
 
 /* GPU models (qc_cuda.c; the CUDA driver is loaded with dlopen on first use).  qc_cuda_init: 0, or -1
    with the error set (no driver, no device).  qc_cuda_upload: managed memory holding a copy of `host`
-   (NULL: uninitialized), moved to the device; NULL on error.  qc_cuda_alloc: zeroed managed memory
+   (NULL: zeros), moved to the device; NULL on error.  qc_cuda_alloc: zeroed managed memory
    (qc_model_alloc's).  qc_cuda_is_managed: whether a pointer is into managed memory, which a run
    reads or writes in place.  qc_cuda_copy_rows: qc_model_copy_rows on the device.  qc_cuda_finish: waits for the device; -1 with the run's first failure as the error. */
 int qc_cuda_init(void);
