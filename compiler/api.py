@@ -300,7 +300,7 @@ def compile(model, output: str | Path, options: CompileOptions | None = None, **
     target = codegen.Target.of(o.target_cpu, o.target_features, winograd)
     if o.target_cpu or o.target_features:
         target.check()
-    sizes = weight_sizes(module, state, target.panel_width)
+    sizes = weight_sizes(module, state, codegen.stored_layout(target, o.target != "cpu")[0])
     timings["import"] = time.perf_counter() - t0
 
     samples = None
@@ -451,7 +451,8 @@ def weight_sizes(module: ir.Module, state: PassState, panel_width: int) -> tuple
 def quantization_passes(o: CompileOptions, target: codegen.Target) -> list:
     """The passes that quantize the layers a scheme was assigned to (their report bytes as ``target`` stores them)."""
     gptq = dict(act_order=o.act_order, damp=0.01 if o.damp is None else o.damp) if o.method == "gptq" else {}
-    return [QuantizeWeights(method=o.method, activations=o.activations, panel_width=target.panel_width, **gptq),
+    panel = codegen.stored_layout(target, o.target != "cpu")[0]
+    return [QuantizeWeights(method=o.method, activations=o.activations, panel_width=panel, **gptq),
             QuantizeEmbeddings(),
             FuseDequantGemm(), "canonicalize", "cse"]
 

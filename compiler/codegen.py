@@ -218,14 +218,21 @@ def entry_symbol(name: str) -> str:
     return ENTRY if name == "main" else f"{ENTRY}_{name}"
 
 
+def stored_layout(target: Target, gpu: bool) -> tuple[int, int]:
+    """(panel width, largest Winograd tile) of the weights as the build stores them: a GPU's panels are a
+    warp wide (qc-gpu-linear's lanes) and its convolutions direct."""
+    return (WARP, 0) if gpu else (target.panel_width, target.winograd)
+
+
 def lower_to_llvm_dialect(module: ir.Module, state: PassState, target: Target, device=None) -> Lowered:
     """Runs the codegen pipelines in place; returns what the C glue needs to know of the result.
     ``device``: a ``gpu.GpuTarget`` whose kernels run every op, ``target`` then the host's CPU."""
     cpu = device is None
+    panel, winograd = stored_layout(target, not cpu)
     if cpu:
-        stages = pre_bufferize(target.panel_width, target.winograd, target.rows, target.split_activations)
-    else:  # panels of a warp's width, every quantized weight in dot cells (qc-gpu-linear's kernels)
-        stages = pre_bufferize(WARP, 0, 0, "never", cells=True, gpu=True)
+        stages = pre_bufferize(panel, winograd, target.rows, target.split_activations)
+    else:  # every quantized weight in dot cells (qc-gpu-linear's kernels)
+        stages = pre_bufferize(panel, winograd, 0, "never", cells=True, gpu=True)
     run(module, stages, state, "lowering qc ops")
     entries = []
     with module.context:

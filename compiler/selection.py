@@ -35,7 +35,6 @@ from ..dialects.qc import LinearOp, WeightOp
 from ..passes import AssignSchemes, SelectPrecision
 from ..passes.assign_schemes import reduction_size
 from ..passes.base import PassState, set_function_type
-from ..passes.gpu_map import WARP
 from ..passes.builders import f32_const, generic
 from ..passes.matchers import scheme_targets, target_name, target_weight
 from ..passes.select_precision import KV_CACHE, candidate_schemes, layer_rows, linear_shape, measured_key
@@ -374,9 +373,9 @@ def select_precision(module: ir.Module, sig: Signature, state: PassState, sample
             feeds = {**(samples[0] if samples else zeros(sig)), **probe.base}
             total = model_ms(probe.model, feeds)
             f32 = sum(state.latency.get_ms(linear_shape(op), "f32") for op in ops if isinstance(op.opview, LinearOp))
-        gpu = o.target != "cpu"  # (its weights in panels of a warp, convolutions direct: bytes as they will be)
+        panel, winograd = codegen.stored_layout(target, o.target != "cpu")  # (bytes as the build will store them)
         select = SelectPrecision(
-            panel_width=WARP if gpu else target.panel_width, winograd=0 if gpu else target.winograd, budget_bits=o.budget_bits or 0.0, budget_mb=o.budget_mb or 0.0,
+            panel_width=panel, winograd=winograd, budget_bits=o.budget_bits or 0.0, budget_mb=o.budget_mb or 0.0,
             budget_latency_ms=o.budget_latency_ms or 0.0, other_ms=max(total - f32, 0.0),
             pins=";".join(f"{k}={v}" for k, v in o.pins.items()), candidates=",".join(o.candidates or []),
             sensitivity=o.sensitivity, metric=o.metric, activations=o.activations,
