@@ -65,14 +65,20 @@ np.savez(sys.argv[3], **qc.runtime.load(sys.argv[1], device="cuda").run(feed))
 """
 
 
-def run_on_gpu(model, code, feed, workdir, mock_driver):
-    """``model``'s outputs for ``feed``, run in a child process on this machine's GPU, or without
-    one on the CPU through the stand-in driver and its kernels (``code``, a ``gpu.DeviceCode``) built
-    for the host (gpu_emulator)."""
+def gpu_env(code, kernels, mock_driver) -> dict:
+    """The environment a child process runs a GPU model in: this machine's GPU, or without one the
+    stand-in driver running the model's kernels (``code``, a ``gpu.DeviceCode``) built for the host into
+    ``kernels`` (gpu_emulator)."""
     env = dict(os.environ)
     if _has_gpu() is not None:
-        env.update(LD_LIBRARY_PATH=str(mock_driver),
-                   MOCK_CUDA_KERNELS=str(gpu_emulator.build(code.llvm_ir, model.with_suffix(".emu.so"))))
+        env.update(LD_LIBRARY_PATH=str(mock_driver), MOCK_CUDA_KERNELS=str(gpu_emulator.build(code.llvm_ir, kernels)))
+    return env
+
+
+def run_on_gpu(model, code, feed, workdir, mock_driver):
+    """``model``'s outputs for ``feed``, run in a child process on this machine's GPU or through the stand-in
+    driver (``gpu_env``)."""
+    env = gpu_env(code, model.with_suffix(".emu.so"), mock_driver)
     inputs, outputs = workdir / f"{model.stem}_in.npz", workdir / f"{model.stem}_out.npz"
     np.savez(inputs, **feed)
     done = subprocess.run([sys.executable, "-c", RUN_ON_GPU, str(model), str(inputs), str(outputs)], env=env,
@@ -264,10 +270,7 @@ def test_decoder_generates_on_the_gpu(stories, workdir, mock_driver):
     code = qc.compile(Decoder.from_llama2c(shared_model("stories260K.bin"), 64, 16), gpu_model,
                       target="cuda:sm_80").device_code
     tokens = [1] + np.random.default_rng(0).integers(0, 512, 29).tolist()
-    env = dict(os.environ)
-    if _has_gpu() is not None:
-        env.update(LD_LIBRARY_PATH=str(mock_driver),
-                   MOCK_CUDA_KERNELS=str(gpu_emulator.build(code.llvm_ir, gpu_model.with_suffix(".emu.so"))))
+    env = gpu_env(code, gpu_model.with_suffix(".emu.so"), mock_driver)
     out = workdir / "stories_dec_gpu.npz"
     done = subprocess.run([sys.executable, "-c", GENERATE_ON_GPU, str(gpu_model), str(out), ",".join(map(str, tokens))],
                           env=env, capture_output=True, text=True, timeout=300)
@@ -315,10 +318,7 @@ def test_decode_attention_kernel_over_an_int8_cache(workdir, mock_driver):
     assert code.ptx.count(".shared .align 4 .b8") >= 2 * 5  # each layer's kernel: its two workgroup buffers
     qc.compile(decoder, cpu_model)
     tokens = ",".join(map(str, [1] + np.random.default_rng(1).integers(0, 512, 23).tolist()))
-    env = dict(os.environ)
-    if _has_gpu() is not None:
-        env.update(LD_LIBRARY_PATH=str(mock_driver),
-                   MOCK_CUDA_KERNELS=str(gpu_emulator.build(code.llvm_ir, gpu_model.with_suffix(".emu.so"))))
+    env = gpu_env(code, gpu_model.with_suffix(".emu.so"), mock_driver)
     logits = {}
     for name, model, run_env in (("gpu", gpu_model, env), ("cpu", cpu_model, None)):
         out = workdir / f"stories_{cache}_{name}.npy"
@@ -442,10 +442,7 @@ def test_static_gpu_model_links_into_a_program(mock_driver, workdir):
                     "-o", str(out / "app"), "-ldl", "-lm"], check=True)
     x = np.load(X)
     x.tofile(out / "x.bin")
-    env = dict(os.environ)
-    if _has_gpu() is not None:
-        env.update(LD_LIBRARY_PATH=str(mock_driver),
-                   MOCK_CUDA_KERNELS=str(gpu_emulator.build(code.llvm_ir, out / "mlp_gpu.emu.so")))
+    env = gpu_env(code, out / "mlp_gpu.emu.so", mock_driver)
     done = subprocess.run([str(out / "app")], cwd=out, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     if "MOCK_CUDA_KERNELS" in env:
