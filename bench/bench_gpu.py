@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_decode import LAYER, error, make_weights, reference  # noqa: E402
 
 BITS, GROUP = 4, 128
-WIDTH = 32  # the GPU's panels (passes/gpu_linear.py WARP; the compiler is not importable where this runs)
+WIDTH = 32  # the GPU's panels (passes/gpu_map.py WARP; the compiler is not importable where this runs)
 CASES = [("mlp_w4a16", "w4a16-g32"), ("mlp_w8a8", "w8a8"), ("mlp_w4a8", "w4a8-g32"),
          ("linear_w4a16", "w4a16-g128"), ("linear_w8a16", "w8a16"), ("linear_w8a8", "w8a8")]
 
@@ -63,26 +63,23 @@ def layer_weights(header: dict, weights) -> dict:
     return arrays
 
 
-def write_weight_file(path: Path, head: bytes, header: dict, arrays: dict) -> None:
-    """The weight file ``head`` (magic, length, JSON header) describes, with ``arrays`` at their offsets
-    (each padded to the file's 64-byte alignment)."""
-    with open(path, "wb") as f:
-        f.write(head)
-        for name, (offset, _, _) in header.items():
-            f.seek(offset)
-            f.write(arrays[name].tobytes())
-        f.truncate(max(offset + -(-arrays[name].nbytes // 64) * 64 for name, (offset, _, _) in header.items()))
+def write_weight_file(path: Path, header: dict, arrays: dict) -> None:
+    """The weight file of ``arrays`` in ``header``'s order, written as the compiler writes it."""
+    from qc.core.weights import WeightStore
+
+    WeightStore(arrays).write_blob(path, list(header))
 
 
 def read_head(path: Path) -> tuple[bytes, dict]:
-    """The weight file's bytes before its arrays and its header (name -> [absolute offset, shape, dtype])."""
+    """The weight file's bytes before its arrays and its header (name -> [offset, shape, dtype], in file order)."""
     import numpy as np
 
+    from qc.core.weights import BLOB_MAGIC
+
     raw = path.read_bytes()[:1 << 20]
-    magic = raw.index(b"{") - 8
-    start = int(np.frombuffer(raw[magic:magic + 8], np.uint64)[0])
-    header, _ = json.JSONDecoder().raw_decode(raw[magic + 8:start].decode())
-    return raw[:start], {name: [start + offset, shape, dtype] for name, (offset, shape, dtype) in header.items()}
+    start = int(np.frombuffer(raw[len(BLOB_MAGIC):len(BLOB_MAGIC) + 8], np.uint64)[0])
+    header, _ = json.JSONDecoder().raw_decode(raw[len(BLOB_MAGIC) + 8:start].decode())
+    return raw[:start], header
 
 
 # --- prepare (here) ------------------------------------------------------------------------------------
@@ -128,7 +125,7 @@ def prepare(args) -> int:
     compiled = compile_layer(weights, BITS, GROUP, 0, work, **target)
     head, header = read_head(compiled.with_suffix(".qcw"))
     remade = work / "remade.qcw"
-    write_weight_file(remade, head, header, layer_weights(header, weights))
+    write_weight_file(remade, header, layer_weights(header, weights))
     if remade.read_bytes() != compiled.with_suffix(".qcw").read_bytes():
         raise SystemExit("the weight file made again differs from the compiled one: run could not rebuild it")
     (out / "layer.so").write_bytes(compiled.read_bytes())
@@ -227,8 +224,8 @@ def run(args) -> int:
 
     print("\nint4 g128 decode GEMV, one LLaMA-7B layer (7 linears), M = 1")
     weights = make_weights(BITS, GROUP)
-    head, header = read_head(folder / "layer.qcw.head")
-    write_weight_file(folder / "layer.qcw", head, header, layer_weights(header, weights))
+    _, header = read_head(folder / "layer.qcw.head")
+    write_weight_file(folder / "layer.qcw", header, layer_weights(header, weights))
     rng = np.random.default_rng(1)
     feeds = {"x": rng.standard_normal((1, 4096)).astype(np.float32), "h": rng.standard_normal((1, 11008)).astype(np.float32)}
     ref = reference(weights, feeds)
