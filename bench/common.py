@@ -68,13 +68,21 @@ def publish(text: str, results: str | None) -> None:
 
 
 def host() -> str:
-    """This machine as results tables name it: lscpu's model name and the SIMD features that pick kernels."""
+    """This machine as results tables name it: lscpu's model name and the SIMD features that pick kernels, as
+    CPUID reports them (what ORT, PyTorch and qc's host target choose by; bench/avx2_only.sh hides some)."""
     import re
     import subprocess
+
+    import llvmlite.binding as llvm
 
     text = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
     model = re.search(r"Model name:\s*(.*)", text)
     found = re.search(r"Flags:\s*(.*)", text)
     flags = set(found.group(1).split()) if found else set()
-    simd = [f for f in ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8", "amx_tile") if f in flags]
-    return f"{model.group(1).strip() if model else 'unknown CPU'} ({os.cpu_count()} CPUs; {' '.join(simd) or 'no AVX2'})"
+    cpuid = {name for name, on in llvm.get_host_cpu_features().items() if on}
+    simd = {"avx2": "avx2", "fma": "fma", "avx512f": "avx512f", "avx512_vnni": "avx512vnni", "avx_vnni": "avxvnni",
+            "amx_int8": "amx-int8", "amx_tile": "amx-tile"}
+    shown = [f for f, llvm_name in simd.items() if llvm_name in cpuid]
+    hidden = [f for f, llvm_name in simd.items() if f in flags and llvm_name not in cpuid]
+    return (f"{model.group(1).strip() if model else 'unknown CPU'} ({os.cpu_count()} CPUs; {' '.join(shown) or 'no AVX2'}"
+            + (f"; CPUID hides {' '.join(hidden)} (bench/avx2_only.sh)" if hidden else "") + ")")
