@@ -59,11 +59,17 @@ static uint64_t read_scalar(const uint64_t *p, size_t n) {
 READ_VECTOR(4)
 READ_VECTOR(8)
 
-/* Kernel k > 0: vector width (256 or 512 bits), accumulators (4 or 8), prefetch or not. */
+/* Kernel k > 0: vector width (256 or 512 bits), accumulators (4 or 8), prefetch or not.  Built without
+   AVX-512 (-march=native on an AVX2 host), a 64-byte vector is two 256-bit loads: named so. */
+#ifdef __AVX512F__
+#define WIDE "512-bit"
+#else
+#define WIDE "64-byte (2 x 256-bit)"
+#endif
 #define KERNELS 9
 static const char *const kernel_names[KERNELS] = {
     "scalar x4", "256-bit x4", "256-bit x8", "256-bit x4 + prefetch", "256-bit x8 + prefetch",
-    "512-bit x4", "512-bit x8", "512-bit x4 + prefetch", "512-bit x8 + prefetch"};
+    WIDE " x4", WIDE " x8", WIDE " x4 + prefetch", WIDE " x8 + prefetch"};
 
 static uint64_t read_with(int kernel, const uint64_t *p, size_t n) {
   if (kernel == 0) return read_scalar(p, n);
