@@ -42,7 +42,7 @@ from ..runtime import build as rtbuild
 from . import codegen
 from .context import make_context
 from ..core.errors import QCError
-from ..core.quant import Scheme, fits
+from ..core.quant import Scheme, all_schemes, fits
 from ..core.quant.latency import LatencyTable, scheme_key
 from ..core.quant.packing import PanelLayout
 from ..core.quant.scheme import KV_CACHE_TYPES
@@ -52,7 +52,7 @@ from ..core.signature import Signature, TensorSpec
 
 SENSITIVITY_SAMPLES = 16  # calibration samples each measured sensitivity averages over
 WEIGHT_INPUT = "weight:"  # the probe's input of a layer's weight: "weight:<layer>"
-ACT_INPUT = "act:"  # the probe's int8-activation switch of a linear: "act:<layer>"
+ACT_INPUT = "act:"  # the probe's int8-activation switch of a linear, "act:<layer>": [mode or scale, bound]
 LATENCY_CHECKS = 3  # builds of the selected model a latency budget may take
 REPLICA_BYTES = 16 << 20  # f32 weight bytes kernels_ms spreads a layer's copies over: beyond any core's L2
 MODEL_TIMING_S = 1.0  # seconds a whole model is timed for (see model_ms)
@@ -198,9 +198,9 @@ def latency_table(ops: list[ir.Operation], schemes: list[Scheme], target: codege
 
 class Probe:
     """The f32 model with the selected layers' weights as inputs (``weight:<layer>``), and before
-    each linear a switch (``act:<layer>``, a scalar input) that rounds its input as int8
-    activations would: 0 leaves it, -1 quantizes each row by its own max|x| / 127 (dynamic), a
-    positive value quantizes with that scale (static); see ``fake_quantize_input``."""
+    each linear a switch (``act:<layer>``, an input ``[v, L]``) that rounds its input as integer
+    activations within +-L would: v = 0 leaves it, -1 quantizes each row by its own max|x| / L
+    (dynamic), a positive v quantizes with that scale (static); see ``fake_quantize_input``."""
 
     def __init__(self, module: ir.Module, sig: Signature, state: PassState, target: codegen.Target, tmp: Path,
                  switches: bool = True):
@@ -220,7 +220,7 @@ class Probe:
                 inputs[f"{weight}.p{packed.width}"] = WEIGHT_INPUT + name
                 self.layers[name] = ("linear", weight)
                 if switches:
-                    act_inputs.append(TensorSpec(ACT_INPUT + name, (), "float32"))
+                    act_inputs.append(TensorSpec(ACT_INPUT + name, (2,), "float32"))
                     with copy.context, op.location:
                         fake_quantize_input(op, main)
             else:
@@ -234,7 +234,7 @@ class Probe:
         self.model = load(tmp / "probe.so")
         self.width, self.sig = width, sig
         self.base = {v: aligned(state.store[k]) for k, v in inputs.items()}
-        self.base.update({s.name: np.zeros((), np.float32) for s in act_inputs})
+        self.base.update({s.name: np.zeros(2, np.float32) for s in act_inputs})
 
     def weight_input(self, layer: str, w: np.ndarray) -> dict[str, np.ndarray]:
         """The feed that gives ``layer`` the f32 weight ``w`` (packed as the kernel reads it)."""
@@ -248,29 +248,30 @@ class Probe:
 
 def fake_quantize_input(linear: ir.Operation, main: ir.Operation) -> None:
     """Route ``linear``'s input ``x: [..., K]`` through ``y = v == 0 ? x : q(x) * s`` with a new
-    scalar argument ``v`` of ``main`` (appended to its inputs): ``s = v > 0 ? v : max|x_row| / 127``
-    and ``q = clamp(roundeven(x / s), -127, 127)``, what qc-lower-qgemm's int8 activations compute."""
+    argument ``[v, L]`` of ``main`` (appended to its inputs): ``s = v > 0 ? v : max|x_row| / L`` and
+    ``q = clamp(roundeven(x / s), -L, L)``, what qc-lower-qgemm's integer activations compute (L = 127
+    for 8 bits, 63 for 7)."""
     x = linear.opview.input
     xt = ir.RankedTensorType(x.type)
     rank, f32 = xt.rank, ir.F32Type.get()
     entry = main.regions[0].blocks[0]
-    v = entry.add_argument(ir.RankedTensorType.get([], f32), linear.location)
+    v = entry.add_argument(ir.RankedTensorType.get([2], f32), linear.location)
     ftype = ir.FunctionType(ir.TypeAttr(main.attributes["function_type"]).value)
     set_function_type(main, list(ftype.inputs) + [v.type], list(ftype.results))
     dims = [ir.AffineDimExpr.get(i) for i in range(rank)]
     full = ir.AffineMap.get(rank, 0, dims)
     rows = ir.AffineMap.get(rank, 0, dims[:-1])
-    scalar = ir.AffineMap.get(rank, 0, [])
+    element = [ir.AffineMap.get(rank, 0, [ir.AffineConstantExpr.get(i)]) for i in (0, 1)]
     c = f32_const
 
     def quantized(a):
-        xv, rmax, vv = a[:3]
+        xv, rmax, vv, bound = a[:4]
         static = arith.CmpFOp(arith.CmpFPredicate.OGT, vv, c(0.0)).result
-        sx = arith.SelectOp(static, vv, arith.DivFOp(rmax, c(127.0)).result).result
+        sx = arith.SelectOp(static, vv, arith.DivFOp(rmax, bound).result).result
         inv = arith.SelectOp(arith.CmpFOp(arith.CmpFPredicate.OGT, sx, c(0.0)).result,
                              arith.DivFOp(c(1.0), sx).result, c(0.0)).result
         q = math.RoundEvenOp(arith.MulFOp(xv, inv).result).result
-        q = arith.MinimumFOp(arith.MaximumFOp(q, c(-127.0)).result, c(127.0)).result
+        q = arith.MinimumFOp(arith.MaximumFOp(q, arith.NegFOp(bound).result).result, bound).result
         on = arith.CmpFOp(arith.CmpFPredicate.UNE, vv, c(0.0)).result
         return arith.SelectOp(on, arith.MulFOp(q, sx).result, xv).result
 
@@ -278,7 +279,7 @@ def fake_quantize_input(linear: ir.Operation, main: ir.Operation) -> None:
         zeros = linalg.fill(c(0.0), outs=[tensor.EmptyOp(xt.shape[:-1], f32).result])
         amax = generic([x], [zeros], [full, rows], lambda a: arith.MaximumFOp(math.AbsFOp(a[0]).result, a[1]).result,
                        kinds="p" * (rank - 1) + "r")
-        out = generic([x, amax, v], [tensor.EmptyOp(xt.shape, f32).result], [full, rows, scalar, full], quantized)
+        out = generic([x, amax, v, v], [tensor.EmptyOp(xt.shape, f32).result], [full, rows, *element, full], quantized)
     linear.operands[0] = out
 
 
@@ -310,9 +311,9 @@ def measure_sensitivities(probe: Probe, state: PassState, samples: list[dict], s
     bar = tqdm(total=len(work) * len(samples), desc="measuring sensitivities", unit="run", disable=not progress)
     for layer, scheme in work:
         feed = probe.weight_input(layer, fake_quantize(state.store[probe.layers[layer][1]], scheme.weight_only))
-        if scheme.activation_bits == 8:
-            feed[ACT_INPUT + layer] = np.array(-1.0 if activations == "dynamic" else static_scale(state, layer),
-                                               np.float32)
+        if scheme.int_activations:
+            mode = -1.0 if activations == "dynamic" else static_scale(state, layer, scheme.act_max)
+            feed[ACT_INPUT + layer] = np.array([mode, scheme.act_max], np.float32)
         errors = []
         for sample, ref in zip(samples, refs):
             errors.append(outputs_error(ref, probe.run(sample, feed), metric))
@@ -338,19 +339,22 @@ def measure_kv_sensitivities(decoder, prompts, state: PassState, metric: str,
                                                  0.0)
 
 
-def static_scale(state: PassState, layer: str) -> float:
-    """The per-tensor int8 scale qc-quantize-weights gives ``activations=static`` (calibration absmax / 127)."""
+def static_scale(state: PassState, layer: str, act_max: int) -> float:
+    """The per-tensor scale qc-quantize-weights gives ``activations=static`` (calibration absmax / act_max)."""
     stats = state.stats.get(layer)
     if stats is None:
         raise QCError(f"static int8 activations of '{layer}' need its calibration statistics")
-    return max(float(np.max(stats.absmax)), 1e-30) / 127.0
+    return max(float(np.max(stats.absmax)), 1e-30) / act_max
 
 
 def select_precision(module: ir.Module, sig: Signature, state: PassState, samples: list[dict] | None,
                      target: codegen.Target, o, kv_cache: dict[str, int] | None = None) -> list[Path]:
     """Stages 1-4 (see the module docstring); writes ``qc.scheme`` on every layer of ``module``.  ``kv_cache``:
     a decoder's cache types to choose from with their bytes (their sensitivities measured beforehand)."""
-    schemes = candidate_schemes(",".join(o.candidates or []))
+    # 7-bit activations (w8a7) only pay where the int8 dot is vpmaddubsw: offered there, unless the user lists
+    narrow = o.target == "cpu" and target.int8_dot in ("avx2", "avx512bw")
+    candidates = ",".join(o.candidates or ([s.name for s in all_schemes(narrow=True)] if narrow else []))
+    schemes = candidate_schemes(candidates)
     ops = scheme_targets(module.operation)
     missing = o.sensitivity == "measured" and any(
         measured_key(o.metric, s) not in state.stats.sensitivity.get(target_name(op), {}) for op in ops
@@ -377,7 +381,7 @@ def select_precision(module: ir.Module, sig: Signature, state: PassState, sample
         select = SelectPrecision(
             panel_width=panel, winograd=winograd, budget_bits=o.budget_bits or 0.0, budget_mb=o.budget_mb or 0.0,
             budget_latency_ms=o.budget_latency_ms or 0.0, other_ms=max(total - f32, 0.0),
-            pins=";".join(f"{k}={v}" for k, v in o.pins.items()), candidates=",".join(o.candidates or []),
+            pins=";".join(f"{k}={v}" for k, v in o.pins.items()), candidates=candidates,
             sensitivity=o.sensitivity, metric=o.metric, activations=o.activations,
             couple="input" if o.smooth is not None else "none",
             kv_cache=",".join(f"{t}={b}" for t, b in (kv_cache or {}).items()))

@@ -97,7 +97,8 @@ class QGemmOp(QC.Operation, name="qgemm", traits=[Pure]):
     ``act_bits = 8`` quantizes ``x`` first, symmetric int8 (``xq = round(x / sx)``
     clamped to +-127): per row with ``sx = max|x_row| / 127`` when ``act_scale``
     is 0 (dynamic), else with ``sx = act_scale`` (static, per tensor); the
-    product is then an integer dot product.  ``act_bits = 0``: f32 activations.
+    product is then an integer dot product.  ``act_bits = 7``: the same with 63
+    for 127.  ``act_bits = 0``: f32 activations.
     """
 
     result: Result[ir.RankedTensorType]
@@ -112,7 +113,7 @@ class QGemmOp(QC.Operation, name="qgemm", traits=[Pure]):
     bias: Operand[ir.RankedTensorType] | None = None
 
 
-ACT_BITS = (0, 8)
+ACT_BITS = (0, 7, 8)
 
 
 # --- verifiers ---------------------------------------------------------------
@@ -217,7 +218,7 @@ def _verify_qgemm(op) -> None:
     if act_bits not in ACT_BITS:
         raise VerifyError(f"act_bits must be one of {list(ACT_BITS)}, got {act_bits}")
     if act_scale < 0 or (act_scale and not act_bits):
-        raise VerifyError(f"act_scale must be 0 (dynamic) or positive with act_bits = 8, got {act_scale}")
+        raise VerifyError(f"act_scale must be 0 (dynamic) or positive with act_bits = 7 or 8, got {act_scale}")
 
 
 def _verify_scheme(op) -> None:

@@ -76,7 +76,7 @@ class AssignSchemes(ModulePass):
             if scheme is None:
                 continue
             gather = not isinstance(op.opview, LinearOp)
-            if matched is None and gather and scheme.activation_bits == 8:
+            if matched is None and gather and scheme.int_activations:
                 scheme = scheme.weight_only  # a table has no activations; its weights take the default's
             why = fits(scheme, reduction_size(op), gather)
             if matched is None and why is not None:

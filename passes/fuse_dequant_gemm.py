@@ -6,8 +6,8 @@ becomes
     %p = "qc.weight"() {name = @fc.q.packed} : () -> tensor<Nx(K*bits/8)xi8>
     %y = "qc.qgemm"(%x, %p, %s, %z [, %b]) {bits = 4, group_size = 128}
 
-``act_bits`` is 8 when the linear's scheme quantizes activations (w8a8,
-w4a8), with ``act_scale`` its ``qc.act_scale`` (static) or 0 (dynamic).
+``act_bits`` is the linear's scheme's activation bits when it quantizes them
+(8: w8a8, w4a8; 7: w8a7), with ``act_scale`` its ``qc.act_scale`` (static) or 0 (dynamic).
 ``%p`` is the canonical packing (core/quant/packing.py): no float copy of
 the weight is left in the program.  Dequantizations of other shapes (another
 axis, or not feeding a linear's weight) are left alone.
@@ -44,7 +44,7 @@ class FuseDequantGemm(ModulePass):
                 state.store[packed] = pack_rows(state.store[q_name], bits)
             n, k = ir.RankedTensorType(deq.input.type).shape
             scheme = scheme_of(op)
-            act_bits = 8 if scheme is not None and scheme.activation_bits == 8 else 0
+            act_bits = scheme.activation_bits if scheme is not None and scheme.int_activations else 0
             act_scale = ir.FloatAttr(op.attributes[ACT_SCALE_ATTR]).value if ACT_SCALE_ATTR in op.attributes else 0.0
             with ir.InsertionPoint(op), op.location:
                 i64 = ir.IntegerType.get_signless(64)

@@ -63,7 +63,8 @@ def panel_helper(fn: str, xshape: list[int], layout: PanelLayout, has_bias: bool
                  weights: list[tuple[ir.Type, Callable[[PanelDims], Sequence[ir.AffineExpr]]]],
                  body: Callable[[list[ir.Value]], ir.Value], library_call: str,
                  prelude: Callable[[ir.Value], list[Indexed]] | None = None,
-                 source: ir.RankedTensorType | None = None, pieces: bool = False) -> None:
+                 source: ir.RankedTensorType | None = None, pieces: bool = False,
+                 attributes: dict[str, ir.Attribute] | None = None) -> None:
     """A private func ``@fn(x, weights..., [b])`` at the insertion point: ``y = x (.) weights + b``
     accumulated in [..., P, width] panels, then flattened (and the padding sliced off).
 
@@ -73,7 +74,7 @@ def panel_helper(fn: str, xshape: list[int], layout: PanelLayout, has_bias: bool
     indexed (lead, k)), which is of type ``source`` when given (what x is gathered from), else x's.
     With ``pieces``, the prelude splits each row of x into rows (the last lead dim of ``xshape``)
     whose products are summed.  The contraction carries ``layout`` as ``qc.layout`` for the kernel
-    pass."""
+    pass, and ``attributes``."""
     *lead, k = xshape
     out_lead = lead[:-1] if pieces else lead
     n, width, panels = layout.n, layout.width, layout.panels
@@ -107,6 +108,8 @@ def panel_helper(fn: str, xshape: list[int], layout: PanelLayout, has_bias: bool
         contraction = mm.owner
         contraction.attributes["library_call"] = ir.StringAttr.get(library_call)
         contraction.attributes[LAYOUT_ATTR] = layout_attr(layout)
+        for name, value in (attributes or {}).items():
+            contraction.attributes[name] = value
         if pieces:  # total[.., p, n] += mm[.., piece, p, n], the piece innermost
             dims = [ir.AffineDimExpr.get(i) for i in range(ro + 3)]
             loops = lambda exprs: ir.AffineMap.get(ro + 3, 0, exprs)  # noqa: E731

@@ -19,6 +19,7 @@ the contraction is ``qc_qgemm_panel_sym`` and the micro-kernel does not stream `
 
 With ``act_bits = 8`` the helper first quantizes x (generics: row absmax,
 ``sx``, ``xq = clamp(roundeven(x / sx), -127, 127)``, per-group sums of xq),
+(``act_bits = 7``: 63 for 127, and the contraction says so as ``qc.act_max = 63``),
 then contracts integers on dot-product panels (``packing.PanelLayout`` with ``dot``):
 
     %wq = "qc.weight"() {name = @fc.q.packed.d32} : [P, K/4, 128] i8   (int4: [P, K/8, 128])
@@ -75,7 +76,7 @@ from ..dialects.qc import QGemmOp, WeightOp
 from .base import ModulePass, Option, PassState, WeightReaders, one_of, ops_of, parse_bool
 from .builders import f32_const, generic, reassociation
 from .lower_linear import Indexed, floordiv, panel_helper, weight_name
-from .matchers import indexing_maps, is_copy_generic, linear_terms, producer, stored_weight
+from .matchers import ACT_MAX_ATTR, indexing_maps, is_copy_generic, linear_terms, producer, stored_weight
 
 QGEMM_PANEL = "qc_qgemm_panel"
 QGEMM_PANEL_SYM = "qc_qgemm_panel_sym"  # the same, all zero points 0: the kernel derives wo from ws
@@ -236,12 +237,12 @@ def _row_absmax(x: ir.Value, shape: list[int], rows: int, read: ir.AffineMap) ->
                    lambda a: arith.maximumf(a[1], math.absf(a[0])), kinds="p" * rows + "r")
 
 
-def _int8(v: ir.Value, sx: ir.Value) -> ir.Value:
-    """``roundeven(v / sx)`` clamped to [-127, 127] (0 where sx is 0), as f32."""
+def _int8(v: ir.Value, sx: ir.Value, bound: int) -> ir.Value:
+    """``roundeven(v / sx)`` clamped to [-bound, bound] (0 where sx is 0), as f32."""
     zero = f32_const(0.0)
     inv = arith.select(arith.cmpf(arith.CmpFPredicate.OGT, sx, zero), arith.divf(f32_const(1.0), sx), zero)
     rounded = math.roundeven(arith.mulf(v, inv))
-    return arith.minimumf(arith.maximumf(rounded, f32_const(-127.0)), f32_const(127.0))
+    return arith.minimumf(arith.maximumf(rounded, f32_const(-float(bound))), f32_const(float(bound)))
 
 
 def _group_sums(xq: ir.Value, shape: list[int], group: int) -> ir.Value:
@@ -257,8 +258,9 @@ def _group_sums(xq: ir.Value, shape: list[int], group: int) -> ir.Value:
                    lambda a: arith.addi(a[1], arith.extsi(i32, a[0])), kinds="p" * (r + 1) + "r")
 
 
-def quantize_rows(x: ir.Value, group: int, act_scale: float, gather: Gather | None = None) -> list[Indexed]:
-    """From x [..., K]: xq (int8), its scale per row and the int32 group sums of xq, as the
+def quantize_rows(x: ir.Value, group: int, act_scale: float, act_max: int,
+                  gather: Gather | None = None) -> list[Indexed]:
+    """From x [..., K]: xq (int8 within +-act_max), its scale per row and the int32 group sums of xq, as the
     contraction's inputs indexed (lead, k), (lead) and (lead, k floordiv group).  With ``gather``,
     ``x`` is what x [M, K] is gathered from: the row maxima and xq are read through the gather,
     so the f32 columns are never written (each row's window is read from ``x`` in cache)."""
@@ -280,8 +282,9 @@ def quantize_rows(x: ir.Value, group: int, act_scale: float, gather: Gather | No
         else:
             amax = window_absmax(x, gather, linalg.fill(f32_const(0.0), outs=[empty_rows]))
         same = ir.AffineMap.get_identity(rows)
-        scale = generic([amax], [empty_rows], [same, same], lambda a: arith.divf(a[0], f32_const(127.0)))
-    xq = generic([x, scale], [tensor.empty(shape, i8)], [read, by_row, full], lambda a: arith.fptosi(i8, _int8(*a[:2])))
+        scale = generic([amax], [empty_rows], [same, same], lambda a: arith.divf(a[0], f32_const(float(act_max))))
+    xq = generic([x, scale], [tensor.empty(shape, i8)], [read, by_row, full],
+                 lambda a: arith.fptosi(i8, _int8(*a[:2], act_max)))
     if gather is not None:
         lead, k = [int(np.prod([shape[i] for i in g])) for g in gather.groups]
         xq = tensor.collapse_shape(ir.RankedTensorType.get([lead, k], i8), xq, reassociation(gather.groups))
@@ -343,7 +346,7 @@ def split_rows(x: ir.Value, group: int) -> list[Indexed]:
         v, s0 = a[:2]
         qs = []
         for p, sp in enumerate(_piece_scales(s0)):
-            qs.append(_int8(v, sp))
+            qs.append(_int8(v, sp, 127))
             if p < PIECES - 1:
                 v = math.fma(arith.negf(qs[-1]), sp, v)
         return arith.fptosi(i8, by_piece(qs))
@@ -354,7 +357,7 @@ def split_rows(x: ir.Value, group: int) -> list[Indexed]:
             (_group_sums(xq, lead + [PIECES, k], group), lambda d: [*d.lead, floordiv(d.k, group)])]
 
 
-def qgemm_dot_helper(fn: str, xshape: list[int], layout: PanelLayout, act_scale: float, has_bias: bool,
+def qgemm_dot_helper(fn: str, xshape: list[int], layout: PanelLayout, act_scale: float, act_max: int, has_bias: bool,
                      gather: tuple[ir.RankedTensorType, Gather] | None = None, pieces: bool = False) -> None:
     """The helper of an int8-activation qgemm:
     ``acc += sx * (ws * xq * u(w) + (k mod GS == 0 ? wo * xsum : 0))``; with ``gather`` (the
@@ -385,10 +388,12 @@ def qgemm_dot_helper(fn: str, xshape: list[int], layout: PanelLayout, act_scale:
     if pieces:
         prelude = lambda x: split_rows(x, group)  # noqa: E731
     else:
-        prelude = lambda x: quantize_rows(x, group, act_scale, gather and gather[1])  # noqa: E731
+        prelude = lambda x: quantize_rows(x, group, act_scale, act_max, gather and gather[1])  # noqa: E731
         source = gather and gather[0]
+    i64 = ir.IntegerType.get_signless(64)
     panel_helper(fn, xshape, layout, has_bias, _weights(layout, column), body,
-                 QGEMM_DOT_PANEL_SYM if layout.symmetric else QGEMM_DOT_PANEL, prelude, source, pieces)
+                 QGEMM_DOT_PANEL_SYM if layout.symmetric else QGEMM_DOT_PANEL, prelude, source, pieces,
+                 {ACT_MAX_ATTR: ir.IntegerAttr.get(i64, act_max)} if act_max < 127 else {})
 
 
 def packed_name(op: QGemmOp) -> str | None:
@@ -422,10 +427,12 @@ class LowerQGemm(ModulePass):
             k = xt.shape[-1]
             group = op.group_size.value or k
             mode = self.options["split-activations"]
-            pieces = (op.act_bits.value != 8 and k % (32 // bits) == 0 and k >= SPLIT_MIN_K
+            act_bits = op.act_bits.value
+            act_max = (1 << (act_bits - 1)) - 1 if act_bits else 127  # (f32 pieces: int8 rows)
+            pieces = (not act_bits and k % (32 // bits) == 0 and k >= SPLIT_MIN_K
                       and (mode == "always" or mode == "gemv-int4" and bits == 4 and np.prod(xt.shape[:-1]) == 1))
-            cells = self.options["f32-cells"] and op.act_bits.value != 8 and k % (32 // bits) == 0
-            dot = op.act_bits.value == 8 or pieces or cells
+            cells = self.options["f32-cells"] and not act_bits and k % (32 // bits) == 0
+            dot = bool(act_bits) or pieces or cells
             if dot and k % (32 // bits):
                 raise QCError(f"int8 activations need K a multiple of {32 // bits}, got {k}", op.location)
             ops_names = [weight_name(v, f"qc.qgemm's {what}", op.location)
@@ -434,8 +441,8 @@ class LowerQGemm(ModulePass):
             has_bias = op.bias is not None
             shape = "x".join(map(str, xt.shape))
             bias = "_bias" if has_bias else ""
-            act = (f"_a8x{PIECES}" if pieces else "_f32" if cells else f"_a8s{f32_bits(act_scale)}" if act_scale else "_a8"
-                   ) if dot else ""
+            act = (f"_a8x{PIECES}" if pieces else "_f32" if cells else f"_a{act_bits}s{f32_bits(act_scale)}" if act_scale
+                   else f"_a{act_bits}") if dot else ""
             (_, pname), (_, sname), (_, zname) = ops_names
             symmetric = zname in state.store and not np.any(state.store[zname])
             layout = PanelLayout(n, k, width, bits, group, dot, symmetric)
@@ -451,7 +458,7 @@ class LowerQGemm(ModulePass):
                     if cells:
                         qgemm_cell_helper(fn, list(xt.shape), layout, has_bias)
                     elif dot:
-                        qgemm_dot_helper(fn, list(xt.shape), layout, act_scale, has_bias,
+                        qgemm_dot_helper(fn, list(xt.shape), layout, act_scale, act_max, has_bias,
                                          gathered and (ir.RankedTensorType(source.type), gathered[1]), pieces)
                     else:
                         qgemm_helper(fn, list(xt.shape), layout, has_bias)

@@ -11,6 +11,9 @@ from ..dialects.qc import LayoutAttr, LinearOp, WeightOp
 from .kernels.contraction import Window
 
 LAYOUT_ATTR = "qc.layout"  # on a contraction over packed weights: their PanelLayout
+# on a dot contraction whose int8 activations are within +-act_max < 127 (7-bit): vpmaddubsw's pairs of
+# unsigned weight cells times them fit int16 as they are
+ACT_MAX_ATTR = "qc.act_max"
 
 
 def library_call(op: ir.Operation) -> str | None:

@@ -67,8 +67,8 @@ from .kernels.contraction import Contraction, Window, row_split
 from .lower_linear import PANEL_MATMUL
 from ..core.quant.packing import unsigned_offset
 from .lower_qgemm import QGEMM_DOT_PANEL, QGEMM_DOT_PANEL_SYM, QGEMM_PANEL, QGEMM_PANEL_SYM
-from .matchers import (MEMREF_VIEWS, aliases, body_ops, constant_float, copy_window, default_maps, identity_layout,
-                       indexing_maps, is_copy_generic, iterator_types, layout_of, library_call, linear_terms,
+from .matchers import (ACT_MAX_ATTR, MEMREF_VIEWS, aliases, body_ops, constant_float, copy_window, default_maps,
+                       identity_layout, indexing_maps, is_copy_generic, iterator_types, layout_of, library_call, linear_terms,
                        preceding_init, preceding_zero_fill, uses_value, view_source)
 from .trampoline import declare
 from .winograd import INPUT_TRANSFORM, OUTPUT_TRANSFORM
@@ -122,8 +122,9 @@ def match_qgemm_dot(op: ir.Operation) -> Contraction | None:
         return None
     m = math.prod(types[0].shape[:-1])
     sym = unsigned_offset(layout.bits, True) if layout.symmetric else None
+    act_max = ir.IntegerAttr(op.attributes[ACT_MAX_ATTR]).value if ACT_MAX_ATTR in op.attributes else 127
     return Contraction(True, tuple(types), 1, m, layout.panels * layout.width, layout.k, layout.width,
-                       (layout.bits, layout.group), dot=True, sym_offset=sym)
+                       (layout.bits, layout.group), dot=True, sym_offset=sym, act_max=act_max)
 
 
 def match(op: ir.Operation, lanes: int) -> Contraction | None:

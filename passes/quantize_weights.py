@@ -116,7 +116,7 @@ class QuantizeWeights(ModulePass):
                 scheme="f32", note=f"left in f32: K={k} is not a multiple of the group size {scheme.group_size} "
                                    f"of {scheme.name}")
             return
-        if scheme.activation_bits == 8 and k % 4:
+        if scheme.int_activations and k % 4:
             state.report.setdefault(layer, {}).update(
                 scheme="f32", note=f"left in f32: K={k} is not a multiple of 4, the integer dot product's step")
             return
@@ -125,7 +125,7 @@ class QuantizeWeights(ModulePass):
         if method != "rtn" and (stats is None or stats.hessian is None):
             raise QCError(f"method={method} needs calibration statistics with the input Hessian for layer "
                           f"'{layer}' (compile with calibration data)", op.location)
-        static = scheme.activation_bits == 8 and self.options["activations"] == "static"
+        static = scheme.int_activations and self.options["activations"] == "static"
         if static and stats is None:
             raise QCError(f"activations=static needs calibration statistics for layer '{layer}' "
                           "(compile with calibration data)", op.location)
@@ -145,7 +145,7 @@ class QuantizeWeights(ModulePass):
         if stats is not None and stats.hessian is not None:
             entry["output_rel_error"] = output_error(w, w_hat, stats.hessian) / max(
                 output_error(w, np.zeros_like(w), stats.hessian), 1e-30)
-        entry["activations"] = self.options["activations"] if scheme.activation_bits == 8 else "f32"
+        entry["activations"] = self.options["activations"] if scheme.int_activations else "f32"
         state.report.setdefault(layer, {}).update(entry)
 
         per_channel = scheme.group_size == 0
@@ -157,7 +157,7 @@ class QuantizeWeights(ModulePass):
             state.store[done["names"][suffix]] = array
         if static:
             absmax = stats.absmax / (awq_scale if awq_scale is not None else 1.0)
-            done["act_scale"] = max(float(absmax.max()), 1e-30) / 127.0
+            done["act_scale"] = max(float(absmax.max()), 1e-30) / scheme.act_max
         if awq_scale is not None:
             done["factors"] = state.store.unique_name(f"{layer}.awq")
             state.store[done["factors"]] = (1.0 / awq_scale).astype(np.float32)

@@ -89,7 +89,7 @@ class Smooth(ModulePass):
                 scheme = scheme_of(op)
             except QCError as err:
                 raise QCError(str(err), op.location) from None
-            if scheme is not None and scheme.activation_bits != 8:
+            if scheme is not None and not scheme.int_activations:
                 continue
             groups.setdefault(op.input, []).append(op)
         for x, linears in groups.items():

@@ -26,7 +26,7 @@ def shape_key(rows: int, k: int, n: int, bias: bool) -> str:
 
 def scheme_key(scheme, activations: str = "dynamic") -> str:
     """A scheme as latencies are keyed: int8-activation kernels differ with static scales."""
-    return scheme.name + ("/static" if scheme.activation_bits == 8 and activations == "static" else "")
+    return scheme.name + ("/static" if scheme.int_activations and activations == "static" else "")
 
 
 class LatencyTable(dict):

@@ -10,16 +10,20 @@ from .packing import PanelLayout
 
 # Schemes a layer can be given (DESIGN.md, "#qc.scheme").
 SCHEMES = (
-    "f32", "f16", "w8a8", "w8a16",
+    "f32", "f16", "w8a8", "w8a7", "w8a16",
     "w4a16-g32", "w4a16-g64", "w4a16-g128", "w4a8-g32", "w4a8-g64", "w4a8-g128",
 )
+# Schemes whose 7-bit activations make vpmaddubsw's pairs exact without |q| x sign(x, q): only worth it where
+# the int8 dot is vpmaddubsw (AVX2, AVX-512BW), so every-scheme selections offer them there only.
+NARROW = ("w8a7",)
 # A decoder's KV cache element types (--kv-cache), which qc-select-precision can choose between.
 KV_CACHE_TYPES = ("float32", "float16", "int8")
 
 
 @dataclass(frozen=True)
 class Scheme:
-    """Weight bits (0: f32, 16: f16 storage), group size (0: per output channel), activation bits, symmetry."""
+    """Weight bits (0: f32, 16: f16 storage), group size (0: per output channel), activation bits (8 or 7:
+    integers, 16 / 32: floats), symmetry."""
 
     weight_bits: int
     group_size: int
@@ -49,9 +53,19 @@ class Scheme:
         return self.weight_bits != 0
 
     @property
+    def int_activations(self) -> bool:
+        """Activations quantized to integers at run time (``w8a8``, ``w4a8-g32``, ``w8a7``)."""
+        return self.activation_bits in (7, 8)
+
+    @property
+    def act_max(self) -> int:
+        """The integer activations' bound: ``xq = clamp(roundeven(x / s), -act_max, act_max)``, ``s = max|x| / act_max``."""
+        return (1 << (self.activation_bits - 1)) - 1
+
+    @property
     def weight_only(self) -> "Scheme":
         """The same weights with f32 activations (``w4a8-g32`` -> ``w4a16-g32``)."""
-        return Scheme(self.weight_bits, self.group_size, 16, self.symmetric) if self.activation_bits == 8 else self
+        return Scheme(self.weight_bits, self.group_size, 16, self.symmetric) if self.int_activations else self
 
     def weight_bytes(self, n: int, k: int, panel_width: int = 0) -> int:
         """Bytes a quantized [n, k] weight is stored in, with its f32 scales.  ``panel_width`` 0: rows
@@ -69,13 +83,16 @@ class Scheme:
         """How a linear's [n, k] weight under this scheme is stored in the kernels' panels."""
         if self.half or not self.quantized:
             return PanelLayout.of_floats(n, k, panel_width, 16 if self.half else 32)
-        return PanelLayout(n, k, panel_width, self.weight_bits, self.group_size or k, self.activation_bits == 8, self.symmetric)
+        return PanelLayout(n, k, panel_width, self.weight_bits, self.group_size or k, self.int_activations, self.symmetric)
 
 
-def all_schemes() -> list[Scheme]:
-    """Every scheme qc has kernels for: each name of ``SCHEMES``, the integer ones sym and asym."""
+def all_schemes(narrow: bool = False) -> list[Scheme]:
+    """Every scheme qc has kernels for: each name of ``SCHEMES``, the integer ones sym and asym; the
+    ``NARROW`` ones (7-bit activations) only with ``narrow``."""
     out = []
     for name in SCHEMES:
+        if name in NARROW and not narrow:
+            continue
         out.append(parse_scheme(name))
         if name not in ("f32", "f16"):
             out.append(parse_scheme(name + "-asym"))
@@ -87,16 +104,16 @@ def fits(scheme: Scheme, k: int, gather: bool = False) -> str | None:
     (embedding table) has no activations to quantize: its int8-activation schemes are not candidates."""
     if scheme.group_size and k % scheme.group_size:
         return f"K={k} is not a multiple of the group size {scheme.group_size} of {scheme.name}"
-    if scheme.activation_bits == 8 and gather:
+    if scheme.int_activations and gather:
         return f"{scheme.name} quantizes activations, and an embedding table has none"
-    if scheme.activation_bits == 8 and k % 4:
+    if scheme.int_activations and k % 4:
         return f"K={k} is not a multiple of 4, the integer dot product's step"
     return None
 
 
 def parse_scheme(text: str) -> Scheme:
-    """``w4a16-g128`` / ``w8a8`` / ``w4a16-g32-asym`` / ``f16`` / ``f32`` -> Scheme."""
-    m = re.fullmatch(r"(f32|f16|w(4|8)a(8|16)(?:-g(\d+))?)(?:-(sym|asym))?", text.strip())
+    """``w4a16-g128`` / ``w8a8`` / ``w8a7`` / ``w4a16-g32-asym`` / ``f16`` / ``f32`` -> Scheme."""
+    m = re.fullmatch(r"(f32|f16|w(4|8)a(7|8|16)(?:-g(\d+))?)(?:-(sym|asym))?", text.strip())
     if not m or m.group(1) not in SCHEMES or (m.group(1) in ("f32", "f16") and m.group(5) == "asym"):
         raise QCError(f"unknown scheme '{text}'; expected one of {', '.join(SCHEMES)} "
                       "(the integer ones optionally with -asym)")

@@ -29,13 +29,14 @@ def fake_quantize(w: np.ndarray, scheme: Scheme) -> np.ndarray:
     return dequantize(quantize_rtn(w, scheme))
 
 
-def activation_noise(stats, static: bool) -> float:
-    """``sum over rows of s^2 / 12``: the int8 rounding noise energy per unit of weight energy."""
+def activation_noise(stats, static: bool, act_max: int) -> float:
+    """``sum over rows of s^2 / 12``: the integer rounding noise energy per unit of weight energy
+    (``s = max|x| / act_max``)."""
     if static:
-        s = float(np.max(stats.absmax)) / 127.0
+        s = float(np.max(stats.absmax)) / act_max
         return stats.rows * s * s / 12.0
     per_row = stats.rowmax_sq or stats.rows * float(np.max(stats.absmax)) ** 2  # older statistics: a bound
-    return float(per_row) / (127.0 ** 2) / 12.0
+    return float(per_row) / float(act_max) ** 2 / 12.0
 
 
 def proxy_error(w: np.ndarray, scheme: Scheme, stats, static: bool = False) -> float:
@@ -47,8 +48,8 @@ def proxy_error(w: np.ndarray, scheme: Scheme, stats, static: bool = False) -> f
     w_hat = fake_quantize(w, scheme).astype(np.float64)
     dw = w64 - w_hat
     num = float(np.sum((dw @ h) * dw))
-    if scheme.activation_bits == 8:
-        num += float(np.sum(w_hat * w_hat)) * activation_noise(stats, static)
+    if scheme.int_activations:
+        num += float(np.sum(w_hat * w_hat)) * activation_noise(stats, static, scheme.act_max)
     return num / max(float(np.sum((w64 @ h) * w64)), 1e-30)
 
 

@@ -9,7 +9,9 @@ accumulators with the scale and the offset times the activations' group sum; the
 
 The vpmaddubsw flavours take int8 weights as ``|q| x sign(x, q)`` (llama.cpp's AVX2 int8 dot),
 which sums ``q x`` instead of ``u x = (q + 128) x``; adding ``128 x`` the group sum back gives the
-VNNI path's integer exactly, so every flavour shares one epilogue.
+VNNI path's integer exactly, so every flavour shares one epilogue.  With 7-bit activations
+(``act_max`` 63: ``w8a7``) they take ``u`` as it is, as VNNI does: a pair ``u0 x0 + u1 x1`` is
+within 2 x 255 x 64 = 32640, so three instructions (not four) per 32 products are exact.
 
     scf.for %p = %t0 to %t1 {                            // tasks: column panels
       [AMX: rows [0, 32 floor(M / 32)) in tiles, amx.py]
@@ -51,8 +53,8 @@ def dot4(b: KernelBuilder, kind: str, t: DotTypes, acc: ir.Value, u: ir.Value, x
     """``acc + dot4(u, x)`` per i32 lane: unsigned bytes of ``u`` times signed bytes of ``x``.
 
     avx2 / avx512bw: ``vpmaddubsw`` then ``vpmaddwd`` by ones, exact only while each pair
-    ``u0 x0 + u1 x1`` fits int16: the caller passes int4's u < 16 as they are and int8 weights
-    as ``|q|`` against ``sign(x, q)`` (at most 128 x 127 x 2 = 32512)."""
+    ``u0 x0 + u1 x1`` fits int16: the caller passes int4's u < 16 and, against 7-bit x, int8 u as they
+    are, and int8 weights against 8-bit x as ``|q|`` against ``sign(x, q)`` (at most 128 x 127 x 2 = 32512)."""
     lanes = t.f.shape[0]
     if kind == "vnni":
         return b.intrinsic(f"llvm.x86.avx512.vpdpbusd.{32 * lanes}", t.i, acc, u, x)
@@ -105,6 +107,7 @@ def build(name: str, c: Contraction, rows: int, kind: str, amx: bool = False) ->
     xq, sx = b.view(xq, [c.m, c.k]), b.view(sx, [c.m])
     xsum, out = b.view(xsum, [c.m, groups]), b.view(out, [c.m, c.panels, c.nr])
     maddubs = kind in ("avx2", "avx512bw")
+    signed_q = maddubs and bits == 8 and c.act_max > 63  # u x pairs could overflow int16
     row_bytes = c.nr * 4
     prefetch_cells = max(1, PREFETCH_BYTES // row_bytes)
 
@@ -125,7 +128,7 @@ def build(name: str, c: Contraction, rows: int, kind: str, amx: bool = False) ->
                 signed = {}  # h -> int8 weights as the vpmaddubsw flavours take them
                 for h in halves:
                     cell = b.load(t.b, w, [p, cl.iv, 4 * lanes * h])
-                    if bits == 8 and maddubs:
+                    if signed_q:
                         signed[h] = signed_weights(b, t, cell)
                         units[(h, 0)] = signed[h].abs
                     elif bits == 8:
@@ -157,13 +160,13 @@ def build(name: str, c: Contraction, rows: int, kind: str, amx: bool = False) ->
             for j, r in enumerate(rws):
                 y = b.scalar(xsum, [r, gl.iv])
                 ysum = b.bcast(t.f, arith.sitofp(f32(), y))
-                if maddubs and bits == 8:  # sum q x + 128 sum x = sum u x
+                if signed_q:  # sum q x + 128 sum x = sum u x
                     shifted = b.bcast(t.i, arith.shli(y, b.int(32, 7)))
                 for h in halves:
                     total = isums[(j, h, 0)]
                     if len(parts) == 2:
                         total = arith.addi(total, isums[(j, h, 1)])
-                    if maddubs and bits == 8:
+                    if signed_q:
                         total = arith.addi(total, shifted)
                     folded.append(fold_group(b, t, total, scales[h], ysum, offsets[h], facc[(j, h)]))
             gl.carry(folded)

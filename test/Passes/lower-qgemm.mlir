@@ -165,3 +165,24 @@ func.func @im2col_a8_static(%img: tensor<1x6x24xf32>) -> tensor<16x8xf32> {
   %y = "qc.qgemm"(%x, %p, %s, %z) {bits = 8 : i64, group_size = 0 : i64, act_bits = 8 : i64, act_scale = 0.25 : f32, operandSegmentSizes = array<i32: 1, 1, 1, 1, 0>} : (tensor<16x36xf32>, tensor<8x36xi8>, tensor<8xf32>, tensor<8xi8>) -> tensor<16x8xf32>
   return %y : tensor<16x8xf32>
 }
+
+// -----
+
+// 7-bit activations (act_bits = 7, scheme w8a7): row scales max |x| / 63, xq clamped to +-63, and
+// the contraction says so (qc.act_max = 63) for qc-microkernels, whose vpmaddubsw kernels then take
+// the unsigned weight cells as they are.
+// CHECK-LABEL: func.func @int8_a7
+// CHECK: call @[[FN:qc_qgemm_2x8_32_w8g8_a7_d32]](
+// CHECK: func.func private @[[FN]]
+// CHECK: arith.constant 6.300000e+01 : f32
+// CHECK: math.roundeven
+// CHECK: arith.constant -6.300000e+01 : f32
+// CHECK: library_call = "qc_qgemm_dot_panel"
+// CHECK-SAME: qc.act_max = 63 : i64
+func.func @int8_a7(%x: tensor<2x8xf32>) -> tensor<2x32xf32> {
+  %p = "qc.weight"() {name = @v.q.packed} : () -> tensor<32x8xi8>
+  %s = "qc.weight"() {name = @v.scale} : () -> tensor<32xf32>
+  %z = "qc.weight"() {name = @v.zero} : () -> tensor<32xi8>
+  %y = "qc.qgemm"(%x, %p, %s, %z) {bits = 8 : i64, group_size = 0 : i64, act_bits = 7 : i64, act_scale = 0.0 : f32, operandSegmentSizes = array<i32: 1, 1, 1, 1, 0>} : (tensor<2x8xf32>, tensor<32x8xi8>, tensor<32xf32>, tensor<32xi8>) -> tensor<2x32xf32>
+  return %y : tensor<2x32xf32>
+}

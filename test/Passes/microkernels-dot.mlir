@@ -518,3 +518,57 @@ func.func @int8_relu(%xq: memref<5x8xi8>, %sx: memref<5xf32>, %sum: memref<5x1xi
   }
   return
 }
+
+// -----
+
+// 7-bit activations (qc.act_max = 63, scheme w8a7; 16-wide panels: AVX2's 8 lanes): a pair of unsigned
+// weight cells u times x is within 2 x 255 x 64 = 32640, so vpmaddubsw takes the cells as they are (as
+// vpdpbusd does): no sign(x, q), no |q|, and no 128 x group sum added back.
+// AVX2-LABEL: func.func @int8_narrow
+// AVX2-NOT: psign
+// AVX2: %[[U:.*]] = vector.load %arg3{{.*}} : memref<1x2x64xi8>, vector<32xi8>
+// AVX2-NOT: psign
+// AVX2: llvm.call_intrinsic "llvm.x86.avx2.pmadd.ub.sw"(%[[U]], %{{.*}})
+// AVX2-NOT: psign
+// AVX2-NOT: arith.shli
+// AVX2: func.func private @qc_par_0
+// VNNI-LABEL: func.func @int8_narrow
+// AMX-LABEL: func.func @int8_narrow
+// BW-LABEL: func.func @int8_narrow
+// BW-NOT: psign
+// BW: llvm.call_intrinsic "llvm.x86.avx2.pmadd.ub.sw"
+// BW-NOT: psign
+// BW-NOT: arith.shli
+// BW: func.func private @qc_par_0
+#x = affine_map<(d0, p, n, k) -> (d0, k)>
+#r = affine_map<(d0, p, n, k) -> (d0)>
+#g = affine_map<(d0, p, n, k) -> (d0, k floordiv 8)>
+#w = affine_map<(d0, p, n, k) -> (p, k floordiv 4, n * 4 + k mod 4)>
+#s = affine_map<(d0, p, n, k) -> (p, k floordiv 8, n)>
+#c = affine_map<(d0, p, n, k) -> (d0, p, n)>
+func.func @int8_narrow(%xq: memref<5x8xi8>, %sx: memref<5xf32>, %sum: memref<5x1xi32>, %w: memref<1x2x64xi8>,
+                       %s: memref<1x1x16xf32>, %o: memref<1x1x16xf32>, %c: memref<5x1x16xf32>) {
+  linalg.generic {indexing_maps = [#x, #r, #g, #w, #s, #s, #c], iterator_types = ["parallel", "parallel", "parallel", "reduction"],
+                  library_call = "qc_qgemm_dot_panel", qc.layout = #qc.layout<16 : i64, 8 : i64, 16 : i64, 8 : i64, 8 : i64, 1 : i64, 0 : i64>, qc.act_max = 63 : i64}
+      ins(%xq, %sx, %sum, %w, %s, %o : memref<5x8xi8>, memref<5xf32>, memref<5x1xi32>, memref<1x2x64xi8>, memref<1x1x16xf32>, memref<1x1x16xf32>)
+      outs(%c : memref<5x1x16xf32>) {
+  ^bb0(%a: i8, %bsx: f32, %bsum: i32, %b: i8, %sc: f32, %of: f32, %acc: f32):
+    %kk = linalg.index 3 : index
+    %ue = arith.extui %b : i8 to i32
+    %ae = arith.extsi %a : i8 to i32
+    %pr = arith.muli %ae, %ue : i32
+    %pf = arith.sitofp %pr : i32 to f32
+    %t = arith.mulf %pf, %sc : f32
+    %c0 = arith.constant 0 : index
+    %first = arith.cmpi eq, %kk, %c0 : index
+    %sf = arith.sitofp %bsum : i32 to f32
+    %corr = arith.mulf %of, %sf : f32
+    %zero = arith.constant 0.0 : f32
+    %cr = arith.select %first, %corr, %zero : f32
+    %t2 = arith.addf %t, %cr : f32
+    %t3 = arith.mulf %bsx, %t2 : f32
+    %r = arith.addf %acc, %t3 : f32
+    linalg.yield %r : f32
+  }
+  return
+}

@@ -177,7 +177,7 @@ def reference(model: MLP, x: np.ndarray, scheme_name: str) -> np.ndarray:
             wt = wt.astype(np.float16)
         elif not scheme.group_size or wt.shape[1] % scheme.group_size == 0:
             wt = dequantize(quantize_rtn(wt, scheme))
-            h = quantize_activations(h) if scheme.activation_bits == 8 else h
+            h = quantize_activations(h, act_max=scheme.act_max) if scheme.int_activations else h
         return h @ wt.T.astype(np.float64) + (layer.bias.detach().numpy() if layer.bias is not None else 0)
 
     h = np.maximum(linear(model.up, x), 0)
@@ -204,17 +204,18 @@ def test_compiled_qgemm_matches_numpy(mlp, cpu, scheme, rows, workdir):
     assert np.abs(got - ref).max() <= 1e-5 * max(1.0, np.abs(ref).max())
 
 
-def quantize_activations(x: np.ndarray, scale: float = 0.0) -> np.ndarray:
-    """qc.qgemm's int8 activations, dequantized: per row (scale 0) or with one static scale, as float64."""
+def quantize_activations(x: np.ndarray, scale: float = 0.0, act_max: int = 127) -> np.ndarray:
+    """qc.qgemm's integer activations (within +-act_max), dequantized: per row (scale 0) or with one static
+    scale, as float64."""
     x = x.astype(np.float32)
-    sx = (np.abs(x).max(-1, keepdims=True) / np.float32(127)).astype(np.float32) if not scale else \
+    sx = (np.abs(x).max(-1, keepdims=True) / np.float32(act_max)).astype(np.float32) if not scale else \
         np.full(x.shape[:-1] + (1,), np.float32(scale))
     inv = np.where(sx > 0, np.float32(1) / np.where(sx > 0, sx, 1), 0).astype(np.float32)
-    return np.clip(np.rint((x * inv).astype(np.float32)), -127, 127).astype(np.float64) * sx
+    return np.clip(np.rint((x * inv).astype(np.float32)), -act_max, act_max).astype(np.float64) * sx
 
 
 @pytest.mark.parametrize("cpu", [None, "haswell", "x86-64"])
-@pytest.mark.parametrize("scheme", ["w8a8", "w4a8-g32", "w4a8-g32-asym"])
+@pytest.mark.parametrize("scheme", ["w8a8", "w4a8-g32", "w4a8-g32-asym", "w8a7"])
 @pytest.mark.parametrize("rows", [1, 13, 77])
 def test_compiled_int8_activations_match_numpy(mlp, cpu, scheme, rows, workdir):
     """Integer dot-product kernels (on an AMX host, tiles for the w8a8 K = 64 layer's first 64 rows
@@ -243,9 +244,10 @@ def _flavour_targets() -> dict[str, tuple[str | None, str | None]]:
 
 def test_every_integer_flavour_is_exact_on_saturating_inputs(workdir):
     """Full-range int8: weights at +-127 and, asymmetric, -128 (u = 0 and 255 in the dot panels) times
-    activations at +-127, where a plain vpmaddubsw pair would saturate int16 (255 x 127 x 2 > 32767).
-    Every flavour this host can execute gives the same f32 bits (one epilogue over exact integer sums,
-    so any integer difference would show), and the generic one (i32 multiplies) matches numpy."""
+    activations at +-127, where a plain vpmaddubsw pair would saturate int16 (255 x 127 x 2 > 32767);
+    w8a7's at +-63, which vpmaddubsw takes without the sign trick (255 x 63 x 2 = 32130: its AVX2 IR has
+    no psignb).  Every flavour this host can execute gives the same f32 bits (one epilogue over exact
+    integer sums, so any integer difference would show), and the generic one (i32 multiplies) matches numpy."""
     rng = np.random.default_rng(7)
     torch.manual_seed(0)
     k, n, rows = 256, 48, 40  # 40 rows: an AMX block of 32, then vector tiles and a tail
@@ -254,7 +256,8 @@ def test_every_integer_flavour_is_exact_on_saturating_inputs(workdir):
     targets = _flavour_targets()
     assert {"generic", "avx2"} <= targets.keys()  # every x86-64 host this project runs on
     # q at the ends of its range: +-127; -128 and 127; -8 and 7 (int4, whose u < 16 cannot saturate)
-    for scheme, levels in (("w8a8", [-1.0, 1.0]), ("w8a8-asym", [-1.0, 0.5]), ("w4a8-g32-asym", [-1.0, 0.5])):
+    for scheme, levels in (("w8a8", [-1.0, 1.0]), ("w8a8-asym", [-1.0, 0.5]), ("w4a8-g32-asym", [-1.0, 0.5]),
+                           ("w8a7", [-1.0, 1.0]), ("w8a7-asym", [-1.0, 0.5])):
         w = rng.choice(levels, (n, k)) * rng.uniform(0.5, 2.0, (n, 1))
         with torch.no_grad():
             model.weight.copy_(torch.from_numpy(w.astype(np.float32)))
@@ -264,14 +267,20 @@ def test_every_integer_flavour_is_exact_on_saturating_inputs(workdir):
             qc.compile(model, out, example_inputs=(torch.from_numpy(x),), input_names=["x"], scheme=scheme,
                        target_cpu=cpu, target_features=features)
             got[flavour] = qc.runtime.load(out).run({"x": x})["output0"]
+            if flavour == "avx2" and scheme.startswith("w8"):
+                ir_text = workdir / f"saturate_{scheme}_{flavour}.ll"
+                qc.compile(model, ir_text, emit="llvm", example_inputs=(torch.from_numpy(x),), input_names=["x"],
+                           scheme=scheme, target_cpu=cpu, target_features=features)
+                assert ("psign.b" in ir_text.read_text()) == ("a8" in scheme), scheme
         for flavour, y in got.items():
             assert np.array_equal(y.view(np.int32), got["generic"].view(np.int32)), (scheme, flavour)
-        qw = quantize_rtn(model.weight.detach().numpy(), parse_scheme(scheme))
+        parsed = parse_scheme(scheme)
+        qw = quantize_rtn(model.weight.detach().numpy(), parsed)
         top = (1 << (qw.bits - 1)) - 1
         assert qw.q.max() == top and qw.q.min() == (-top - 1 if scheme.endswith("asym") else -top)
-        sx = np.abs(x).max(-1, keepdims=True) / np.float32(127)
-        xq = np.clip(np.rint(x / sx), -127, 127)
-        assert np.abs(xq).min() == 127
+        sx = np.abs(x).max(-1, keepdims=True) / np.float32(parsed.act_max)
+        xq = np.clip(np.rint(x / sx), -parsed.act_max, parsed.act_max)
+        assert np.abs(xq).min() == parsed.act_max
         w = (qw.q.reshape(n, qw.scale.shape[1], -1).astype(np.float64) - qw.zero_point[:, :, None]) * qw.scale[:, :, None]
         exact = (xq @ w.reshape(n, k).T) * sx + model.bias.detach().numpy()
         assert np.abs(got["generic"] - exact).max() <= 2e-6 * np.abs(exact).max()

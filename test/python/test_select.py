@@ -305,7 +305,7 @@ def test_selection_mistakes_are_clear_errors(workdir, args, message):
     assert re.search(r"^qc-compile: error:", proc.stderr, re.M)
 
 
-@pytest.mark.parametrize("scheme", ["w8a8", "w4a8-g32", "w4a16-g32-asym"])
+@pytest.mark.parametrize("scheme", ["w8a8", "w4a8-g32", "w4a16-g32-asym", "w8a7"])
 def test_measured_sensitivity_is_the_compiled_layers_error(workdir, scheme):
     """The probe's number for (fc1, scheme), int8 activations included, equals the output error of
     the example MLP compiled with only fc1 at that scheme, on the same samples."""
@@ -323,3 +323,24 @@ def test_measured_sensitivity_is_the_compiled_layers_error(workdir, scheme):
     f32, one = qc.runtime.load(workdir / "probe_f32.so"), qc.runtime.load(workdir / f"probe_one_{tag}.so")
     real = np.mean([output_error(f32.run(s)["probs"], one.run(s)["probs"], "cosine") for s in samples])
     assert measured > 0 and measured == pytest.approx(real, rel=0.02, abs=1e-9)
+
+
+def test_seven_bit_activations_are_candidates_where_vpmaddubsw_is(workdir):
+    """w8a7 (activations within +-63: vpmaddubsw's two-instruction form is exact, 1.6x the |q| x sign(x, q)
+    kernel's speed on AVX2) joins every-scheme selections for vpmaddubsw targets (haswell; this host's
+    own target when its int8 dot is avx2 / avx512bw) and not for the others, where it only loses a bit.
+    Its measured sensitivity is above w8a8's: half the activation levels."""
+    from qc.compiler.codegen import Target
+
+    x = np.random.default_rng(5).standard_normal((4, 4, 64)).astype(np.float32)
+    samples = [{"x": s} for s in x]
+    key = "measured:cosine:{}"
+    for cpu in ("haswell", None):
+        stats = workdir / f"narrow_{cpu}.npz"
+        qc.compile(EXAMPLE, workdir / f"narrow_{cpu}.so", scheme="auto", budget_bits=30, calibration=samples,
+                   target_cpu=cpu, save_stats=stats)
+        measured = Statistics.load(stats).sensitivity["fc1"]
+        narrow = Target.of(cpu).int8_dot in ("avx2", "avx512bw")
+        assert (key.format("w8a7") in measured) == narrow, (cpu, sorted(measured))
+        if narrow:
+            assert measured[key.format("w8a7")] > measured[key.format("w8a8")] > 0
