@@ -30,19 +30,20 @@ from ..passes.pipeline import build
 from ..core.errors import QCError
 
 def pre_bufferize(panel: int, winograd: int = 4, attention_rows: int = 0, split_activations: str = "never",
-                  cells: bool = False, gpu: bool = False) -> list:
+                  int8_piece_bits: int = 8, cells: bool = False, gpu: bool = False) -> list:
     """Before bufferization: a decode step's attention over its KV cache to one kernel (CPU targets:
     ``attention_rows`` is their register tile, 0 keeps it; ``gpu``: a CUDA kernel), f16 widenings folded into contractions,
     elementwise fusion (contractions kept out of it behind calls; a second round after the layout changes
     get their own copies of the ops they read), f32 3x3 convolutions to Winograd form, qc ops to linalg
-    (``split_activations``, ``cells``: qc-lower-qgemm's options), run-time checks to errors, weights to
+    (``split_activations``, ``int8_piece_bits``, ``cells``: qc-lower-qgemm's options), run-time checks to errors, weights to
     arguments."""
     fuse = ([FuseCachedAttention(gpu=True, max_rows=gpu_attention.MAX_ROWS)] if gpu else
             [FuseCachedAttention(vector_width=panel // 2, rows=attention_rows)] if attention_rows else [])
     return [*fuse, FuseDequantGemm(), FoldWidening(), IsolateContractions(), "func.func(linalg-fuse-elementwise-ops)",
             FuseIntoTransposes(), "func.func(linalg-fuse-elementwise-ops)", *([Winograd(tile=winograd)] if winograd else []),
             LowerLinear(panel_width=panel),
-            LowerQGemm(panel_width=panel, split_activations=split_activations, f32_cells=cells),
+            LowerQGemm(panel_width=panel, split_activations=split_activations, int8_piece_bits=int8_piece_bits,
+                       f32_cells=cells),
             "inline", "symbol-dce", ChecksToErrors(), WeightsToArgs(), "canonicalize", "cse"]
 
 
@@ -166,9 +167,16 @@ class Target:
     def split_activations(self) -> str:
         """Which weight-only contractions take their f32 activations as int8 pieces (qc-lower-qgemm's
         option): all where ``vpdpbusd`` makes three pieces cheaper than unpacking the weights to f32,
-        one-row int4 ones where only ``vpmaddubsw`` multiplies bytes, none without either."""
+        one-row ones where only ``vpmaddubsw`` multiplies bytes (int8 weights' with 7-bit pieces), none without
+        either."""
         dot = self.int8_dot
-        return "always" if dot in ("vnni", "amx") else "gemv-int4" if dot in ("avx2", "avx512bw") else "never"
+        return "always" if dot in ("vnni", "amx") else "gemv" if dot in ("avx2", "avx512bw") else "never"
+
+    @property
+    def int8_piece_bits(self) -> int:
+        """Bits of the pieces of f32 activations split against int8 weights (qc-lower-qgemm's int8-piece-bits):
+        7 where vpmaddubsw multiplies bytes (the unsigned cells then need no sign trick), else 8."""
+        return 7 if self.int8_dot in ("avx2", "avx512bw") else 8
 
     @property
     def rows(self) -> int:
@@ -230,7 +238,7 @@ def lower_to_llvm_dialect(module: ir.Module, state: PassState, target: Target, d
     cpu = device is None
     panel, winograd = stored_layout(target, not cpu)
     if cpu:
-        stages = pre_bufferize(panel, winograd, target.rows, target.split_activations)
+        stages = pre_bufferize(panel, winograd, target.rows, target.split_activations, target.int8_piece_bits)
     else:  # every quantized weight in dot cells (qc-gpu-linear's kernels)
         stages = pre_bufferize(panel, winograd, 0, "never", cells=True, gpu=True)
     run(module, stages, state, "lowering qc ops")

@@ -34,9 +34,10 @@ is 0 (symmetric schemes) the contraction is ``qc_qgemm_dot_panel_sym``: the body
 micro-kernel compute ``wo = -(128 or 8) * ws`` instead of reading it (6 % fewer bytes streamed for
 int4 g128 decode), so no offsets are stored: the scale panels fill the offset operand.
 
-With ``split-activations`` (``always``, or ``gemv-int4`` for one-row int4 contractions) an
+With ``split-activations`` (``always``, or ``gemv`` for one-row contractions) an
 f32-activation qgemm with K >= 256 takes the dot path too: each row of x becomes three int8 rows
-(``split_rows``: ``x = s0 q0 + s1 q1 + s2 q2 + e``, ``|e| <= 6.1e-8 max |x_row|``), contracted on dot
+(``split_rows``: ``x = s0 q0 + s1 q1 + s2 q2 + e``, ``|e| <= 6.1e-8 max |x_row|``; against int8 weights
+with ``int8-piece-bits=7`` the pieces are within +-63, ``|e| <= 5.0e-7 max |x_row|``), contracted on dot
 panels into [.., 3, P, 32], then summed into the bias:
 
     %xq = linalg.generic ins(%x, %s0) -> tensor<Mx3xKxi8>    q_p = int8(r_p / s_p), r_{p+1} = fma(-q_p, s_p, r_p)
@@ -294,31 +295,32 @@ def quantize_rows(x: ir.Value, group: int, act_scale: float, act_max: int,
             (_group_sums(xq, shape, group), lambda d: [*d.lead, floordiv(d.k, group)])]
 
 
-# An f32 activation as int8 pieces: x = sum_p s_p q_p + e, s_0 = max |x| / 127 per row and each next
-# scale 1/254 of the last (the residual after a rounding is at most half a step: 127 steps of the next),
-# so |e| <= s_2 / 2 = max |x| / (2 * 127 * 254^2) = 6.1e-8 max |x|, about f32's own rounding of the maximum.
+# An f32 activation as int8 pieces: x = sum_p s_p q_p + e, s_0 = max |x| / L per row (L = 127, or 63 for 7-bit
+# pieces) and each next scale 1/(2 L) of the last (the residual after a rounding is at most half a step: L steps
+# of the next), so |e| <= s_2 / 2 = max |x| / (2 L (2 L)^2): 6.1e-8 max |x| (about f32's own rounding of the
+# maximum) for 8-bit pieces, 5.0e-7 for 7-bit ones.
 PIECES = 3
-_PIECE_STEP = 254.0
-# When f32 activations are split (qc-lower-qgemm's split-activations): gemv-int4 where only vpmaddubsw
-# multiplies bytes (three instructions per 32 products: a win over unpacking int4 to f32 for one row, a
-# loss for more rows or int8 weights), always where vpdpbusd does (one per 64).
-SPLIT_MODES = ("never", "gemv-int4", "always")
+# When f32 activations are split (qc-lower-qgemm's split-activations): gemv where only vpmaddubsw multiplies
+# bytes (one-row contractions: against int4 a win over unpacking to f32, a loss for more rows; against int8
+# with 7-bit pieces, whose unsigned cells then need no sign trick: a LLaMA-7B 4096x11008 GEMV on AVX2 0.94 ->
+# 0.83 ms, where 8-bit pieces took 1.07), always where vpdpbusd does (one per 64).
+SPLIT_MODES = ("never", "gemv", "always")
 # Shorter rows stay f32: splitting them and summing the pieces costs about what their products save
 # (VNNI, 2 threads: 1x64x64 0.6 -> 0.8 us, 16x64x172 3.7 -> 5.4 us; 1x256x256 1.9 -> 1.4 us), and their
 # dot kernels double the LLVM time of a model made of them (stories260K: 3.5 -> 8 s).
 SPLIT_MIN_K = 256
 
 
-def _piece_scales(s0: ir.Value) -> list[ir.Value]:
+def _piece_scales(s0: ir.Value, bound: int) -> list[ir.Value]:
     """s_0 .. s_{PIECES-1} from s_0: the same ops wherever the scales are needed, so the same bits."""
     scales = [s0]
     for _ in range(PIECES - 1):
-        scales.append(arith.divf(scales[-1], f32_const(_PIECE_STEP)))
+        scales.append(arith.divf(scales[-1], f32_const(2.0 * bound)))
     return scales
 
 
-def split_rows(x: ir.Value, group: int) -> list[Indexed]:
-    """From x [..., K] f32: its PIECES int8 pieces per row [..., PIECES, K], their scales
+def split_rows(x: ir.Value, group: int, bound: int) -> list[Indexed]:
+    """From x [..., K] f32: its PIECES int8 pieces (within +-bound) per row [..., PIECES, K], their scales
     [..., PIECES] and the int32 group sums of each piece, indexed as ``quantize_rows``'s with the
     piece as the last lead dim.  Piece p is ``q_p = int8(r_p / s_p)`` with ``r_0 = x`` and
     ``r_{p+1} = fma(-q_p, s_p, r_p)``."""
@@ -327,7 +329,7 @@ def split_rows(x: ir.Value, group: int) -> list[Indexed]:
     r = len(lead)
     f32, i8 = ir.F32Type.get(), ir.IntegerType.get_signless(8)
     s0 = generic([_row_absmax(x, shape, r, ir.AffineMap.get_identity(r + 1))], [tensor.empty(lead, f32)],
-                 [ir.AffineMap.get_identity(r)] * 2, lambda a: arith.divf(a[0], f32_const(127.0)))
+                 [ir.AffineMap.get_identity(r)] * 2, lambda a: arith.divf(a[0], f32_const(float(bound))))
     dims = [ir.AffineDimExpr.get(i) for i in range(r + 2)]  # (lead, piece, k)
     loops = lambda exprs: ir.AffineMap.get(r + 2, 0, exprs)  # noqa: E731
 
@@ -340,13 +342,13 @@ def split_rows(x: ir.Value, group: int) -> list[Indexed]:
 
     scale = generic([s0], [tensor.empty(lead + [PIECES], f32)],
                     [ir.AffineMap.get(r + 1, 0, dims[:r]), ir.AffineMap.get_identity(r + 1)],
-                    lambda a: by_piece(_piece_scales(a[0])))
+                    lambda a: by_piece(_piece_scales(a[0], bound)))
 
     def pieces(a: list[ir.Value]) -> ir.Value:
         v, s0 = a[:2]
         qs = []
-        for p, sp in enumerate(_piece_scales(s0)):
-            qs.append(_int8(v, sp, 127))
+        for p, sp in enumerate(_piece_scales(s0, bound)):
+            qs.append(_int8(v, sp, bound))
             if p < PIECES - 1:
                 v = math.fma(arith.negf(qs[-1]), sp, v)
         return arith.fptosi(i8, by_piece(qs))
@@ -386,7 +388,7 @@ def qgemm_dot_helper(fn: str, xshape: list[int], layout: PanelLayout, act_scale:
 
     column = lambda d: [d.p, floordiv(d.k, per), d.n * 4 + d.k % 4]  # noqa: E731
     if pieces:
-        prelude = lambda x: split_rows(x, group)  # noqa: E731
+        prelude = lambda x: split_rows(x, group, act_max)  # noqa: E731
     else:
         prelude = lambda x: quantize_rows(x, group, act_scale, act_max, gather and gather[1])  # noqa: E731
         source = gather and gather[0]
@@ -406,7 +408,10 @@ class LowerQGemm(ModulePass):
     SUMMARY = "Lower qc.qgemm to a panel contraction on kernel-layout packed integers (linalg.generic)"
     OPTIONS = {"panel-width": Option(int, 16, "output channels per weight panel (the kernel's vector width x 2)"),
                "split-activations": Option(one_of(SPLIT_MODES), "never", "contract f32 activations as int8 pieces "
-                                           "on dot panels: never | gemv-int4 (one row, int4 weights) | always"),
+                                           "on dot panels: never | gemv (one row) | always"),
+               "int8-piece-bits": Option(int, 8, "bits of each piece of an activation split against int8 weights: "
+                                         "8 (+-127) or 7 (+-63: vpmaddubsw's pairs of unsigned int8 cells exact "
+                                         "without the sign trick); against int4 weights always 8"),
                "f32-cells": Option(parse_bool, False, "contract f32 activations on dot panels too (the GPU kernels' "
                                    "layout: each 4-byte cell holds 4 or 8 consecutive k of one column)")}
 
@@ -428,9 +433,13 @@ class LowerQGemm(ModulePass):
             group = op.group_size.value or k
             mode = self.options["split-activations"]
             act_bits = op.act_bits.value
-            act_max = (1 << (act_bits - 1)) - 1 if act_bits else 127  # (f32 pieces: int8 rows)
+            piece_bits = self.options["int8-piece-bits"] if bits == 8 else 8
+            if piece_bits not in (7, 8):
+                raise QCError(f"int8-piece-bits must be 7 or 8, got {piece_bits}")
+            act_max = (1 << ((act_bits or piece_bits) - 1)) - 1
+            one_row = np.prod(xt.shape[:-1]) == 1
             pieces = (not act_bits and k % (32 // bits) == 0 and k >= SPLIT_MIN_K
-                      and (mode == "always" or mode == "gemv-int4" and bits == 4 and np.prod(xt.shape[:-1]) == 1))
+                      and (mode == "always" or mode == "gemv" and one_row))
             cells = self.options["f32-cells"] and not act_bits and k % (32 // bits) == 0
             dot = bool(act_bits) or pieces or cells
             if dot and k % (32 // bits):
@@ -441,8 +450,8 @@ class LowerQGemm(ModulePass):
             has_bias = op.bias is not None
             shape = "x".join(map(str, xt.shape))
             bias = "_bias" if has_bias else ""
-            act = (f"_a8x{PIECES}" if pieces else "_f32" if cells else f"_a{act_bits}s{f32_bits(act_scale)}" if act_scale
-                   else f"_a{act_bits}") if dot else ""
+            act = (f"_a{piece_bits}x{PIECES}" if pieces else "_f32" if cells
+                   else f"_a{act_bits}s{f32_bits(act_scale)}" if act_scale else f"_a{act_bits}") if dot else ""
             (_, pname), (_, sname), (_, zname) = ops_names
             symmetric = zname in state.store and not np.any(state.store[zname])
             layout = PanelLayout(n, k, width, bits, group, dot, symmetric)

@@ -1,5 +1,5 @@
 // RUN: qc-opt %s --split-input-file --pass-pipeline='builtin.module(qc-lower-qgemm{panel-width=32 split-activations=always})' | FileCheck %s --check-prefix=ALWAYS
-// RUN: qc-opt %s --split-input-file --pass-pipeline='builtin.module(qc-lower-qgemm{panel-width=32 split-activations=gemv-int4})' | FileCheck %s --check-prefix=GEMV
+// RUN: qc-opt %s --split-input-file --pass-pipeline='builtin.module(qc-lower-qgemm{panel-width=32 split-activations=gemv int8-piece-bits=7})' | FileCheck %s --check-prefix=GEMV
 // RUN: qc-opt %s --split-input-file --pass-pipeline='builtin.module(qc-lower-qgemm{panel-width=32})' | FileCheck %s --check-prefix=NEVER
 
 // f32 activations, int4 groups of 32, split: each row of x becomes three int8
@@ -43,16 +43,22 @@ func.func @int4(%x: tensor<1x256xf32>, %b: tensor<40xf32>) -> tensor<1x40xf32> {
 
 // -----
 
-// gemv-int4 (vpmaddubsw targets) splits only one-row int4 contractions: more
-// rows, or int8 weights, keep the f32 kernels there.
+// gemv (vpmaddubsw targets) splits only one-row contractions: more rows keep the f32
+// kernels there.  Against int8 weights its pieces are 7-bit (int8-piece-bits=7: within
+// +-63, s0 = max|x| / 63, each next scale 1/126 of the last), and the contraction says so.
 // ALWAYS-LABEL: func.func @rows_and_int8
+// ALWAYS: call @qc_qgemm_2x256_40_w4g32_a8x3_d32(
+// ALWAYS: call @qc_qgemm_1x256_32_w8g256_a8x3_d32(
 // ALWAYS-COUNT-2: library_call = "qc_qgemm_dot_panel"
 // GEMV-LABEL: func.func @rows_and_int8
+// GEMV: call @qc_qgemm_2x256_40_w4g32_p32(
+// GEMV: call @qc_qgemm_1x256_32_w8g256_a7x3_d32(
 // GEMV-NOT: qc_qgemm_dot_panel
 // GEMV: library_call = "qc_qgemm_panel"
-// GEMV-NOT: qc_qgemm_dot_panel
-// GEMV: library_call = "qc_qgemm_panel"
-// GEMV-NOT: qc_qgemm_dot_panel
+// GEMV: arith.constant 6.300000e+01 : f32
+// GEMV: arith.constant 1.260000e+02 : f32
+// GEMV: library_call = "qc_qgemm_dot_panel"
+// GEMV-SAME: qc.act_max = 63 : i64
 func.func @rows_and_int8(%x: tensor<2x256xf32>, %x1: tensor<1x256xf32>) -> (tensor<2x40xf32>, tensor<1x32xf32>) {
   %p = "qc.weight"() {name = @w.q.packed} : () -> tensor<40x128xi8>
   %s = "qc.weight"() {name = @w.scale} : () -> tensor<40x8xf32>
