@@ -35,8 +35,8 @@ def pre_bufferize(panel: int, winograd: int = 4, attention_rows: int = 0, split_
     ``attention_rows`` is their register tile, 0 keeps it; ``gpu``: a CUDA kernel), f16 widenings folded into contractions,
     elementwise fusion (contractions kept out of it behind calls; a second round after the layout changes
     get their own copies of the ops they read), f32 3x3 convolutions to Winograd form, qc ops to linalg
-    (``split_activations``, ``int8_piece_bits``, ``cells``: qc-lower-qgemm's options), run-time checks to errors, weights to
-    arguments."""
+    (``split_activations``, ``int8_piece_bits``, ``cells``: qc-lower-qgemm's options), run-time checks to errors,
+    weights to arguments."""
     fuse = ([FuseCachedAttention(gpu=True, max_rows=gpu_attention.MAX_ROWS)] if gpu else
             [FuseCachedAttention(vector_width=panel // 2, rows=attention_rows)] if attention_rows else [])
     return [*fuse, FuseDequantGemm(), FoldWidening(), IsolateContractions(), "func.func(linalg-fuse-elementwise-ops)",

@@ -279,7 +279,8 @@ def fake_quantize_input(linear: ir.Operation, main: ir.Operation) -> None:
         zeros = linalg.fill(c(0.0), outs=[tensor.EmptyOp(xt.shape[:-1], f32).result])
         amax = generic([x], [zeros], [full, rows], lambda a: arith.MaximumFOp(math.AbsFOp(a[0]).result, a[1]).result,
                        kinds="p" * (rank - 1) + "r")
-        out = generic([x, amax, v, v], [tensor.EmptyOp(xt.shape, f32).result], [full, rows, *element, full], quantized)
+        out = generic([x, amax, v, v], [tensor.EmptyOp(xt.shape, f32).result], [full, rows, *element, full],
+                      quantized)
     linear.operands[0] = out
 
 

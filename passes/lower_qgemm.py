@@ -359,8 +359,8 @@ def split_rows(x: ir.Value, group: int, bound: int) -> list[Indexed]:
             (_group_sums(xq, lead + [PIECES, k], group), lambda d: [*d.lead, floordiv(d.k, group)])]
 
 
-def qgemm_dot_helper(fn: str, xshape: list[int], layout: PanelLayout, act_scale: float, act_max: int, has_bias: bool,
-                     gather: tuple[ir.RankedTensorType, Gather] | None = None, pieces: bool = False) -> None:
+def qgemm_dot_helper(fn: str, xshape: list[int], layout: PanelLayout, act_scale: float, act_max: int,
+                     has_bias: bool, gather: tuple[ir.RankedTensorType, Gather] | None = None, pieces: bool = False) -> None:
     """The helper of an int8-activation qgemm:
     ``acc += sx * (ws * xq * u(w) + (k mod GS == 0 ? wo * xsum : 0))``; with ``gather`` (the
     source's type and how x is gathered from it) it takes the source instead of x; with ``pieces``
