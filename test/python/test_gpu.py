@@ -123,12 +123,12 @@ def test_kernels_assemble_and_match_the_cpu(model, scheme, workdir, mock_driver)
         assert np.abs(got[name] - value).max() <= tolerance * np.abs(value).max(), name
 
 
-@pytest.mark.parametrize("scheme", ["w4a16-g128", "w8a8"])
+@pytest.mark.parametrize("scheme", ["w4a16-g128", "w8a8", "w8a7"])
 def test_quantized_linear_kernels_match_the_cpu(scheme, workdir, mock_driver):
     """qc-gpu-linear's quantized kernels where every part of them works: K = 2048 (16 chunks of 128 k, two a warp, 8
     cells a loop step), 72 outputs (three panels, the last one partial), rows from a [2, 3, K] input,
-    a bias; int4 weights with f32 activations and int8 weights with int8 activations (dp4a): equal to
-    the CPU model's outputs within 1e-5 of their range."""
+    a bias; int4 weights with f32 activations and int8 weights with int8 (or 7-bit) activations (dp4a):
+    equal to the CPU model's outputs within 1e-5 of their range."""
     import torch
 
     torch.manual_seed(0)
@@ -137,7 +137,7 @@ def test_quantized_linear_kernels_match_the_cpu(scheme, workdir, mock_driver):
     args = dict(example_inputs=(torch.from_numpy(x),), input_names=["x"], scheme=scheme)
     gpu_model = workdir / f"linear_{scheme}_cuda.so"
     code = qc.compile(model, gpu_model, target="cuda:sm_80", **args).device_code
-    assert ("dp4a" in code.ptx) == (scheme == "w8a8") and "bar.sync" in code.ptx
+    assert ("dp4a" in code.ptx) == (scheme in ("w8a8", "w8a7")) and "bar.sync" in code.ptx
     qc.compile(model, workdir / f"linear_{scheme}_cpu.so", **args)
     want = qc.runtime.load(workdir / f"linear_{scheme}_cpu.so").run({"x": x})["output0"]
     got = run_on_gpu(gpu_model, code, {"x": x}, workdir, mock_driver)["output0"]
