@@ -523,8 +523,11 @@ func.func @int8_relu(%xq: memref<5x8xi8>, %sx: memref<5xf32>, %sum: memref<5x1xi
 
 // 7-bit activations (qc.act_max = 63, scheme w8a7; 16-wide panels: AVX2's 8 lanes): a pair of unsigned
 // weight cells u times x is within 2 x 255 x 64 = 32640, so vpmaddubsw takes the cells as they are (as
-// vpdpbusd does): no sign(x, q), no |q|, and no 128 x group sum added back.
+// vpdpbusd does): no sign(x, q), no |q|, and no 128 x group sum added back.  The registers |q| and q
+// held take a fourth row: the 5 rows are a block of 4 (8 accumulators) and one of 1.
 // AVX2-LABEL: func.func @int8_narrow
+// AVX2: scf.for {{.*}} -> (vector<8xi32>, vector<8xi32>, vector<8xi32>, vector<8xi32>, vector<8xi32>, vector<8xi32>, vector<8xi32>, vector<8xi32>)
+// AVX2: scf.for {{.*}} -> (vector<8xi32>, vector<8xi32>) {
 // AVX2-NOT: psign
 // AVX2: %[[U:.*]] = vector.load %arg3{{.*}} : memref<1x2x64xi8>, vector<32xi8>
 // AVX2-NOT: psign
