@@ -60,7 +60,8 @@ def test_minilm_w8a16_pieces_match_the_f32_kernels(minilm, workdir):
     from qc.compiler.models.minilm import encode, sample_sentences
 
     if Target.of().split_activations != "always":
-        pytest.skip("this host's target keeps int8-weight layers on the f32 kernels (no VNNI): nothing to compare")
+        pytest.skip("this host's target keeps MiniLM's 128-row int8-weight layers on the f32 kernels (no VNNI): "
+                    "nothing to compare")
     onnx_path, _, tok = minilm
     feeds = [encode(tok, [s], 128) for s in sample_sentences(8, seed=2)]
     outs = {}
