@@ -22,6 +22,7 @@ from ..passes import (ChecksToErrors, ExpandMath, FoldWidening, FuseCachedAttent
                       IsolateContractions, LowerLinear, LowerQGemm, Microkernels, Parallelize, ReassociateReductions,
                       WeightsToArgs, FuseIntoTransposes, Winograd, CollapseElementwise)
 from ..passes.checks_to_errors import CHECKS_ATTR
+from ..passes.kernels import dot
 from ..passes import gpu_attention
 from ..passes.gpu_map import WARP
 from ..passes.base import PassState, entry_funcs
@@ -169,14 +170,18 @@ class Target:
         option): all where ``vpdpbusd`` makes three pieces cheaper than unpacking the weights to f32,
         one-row ones where only ``vpmaddubsw`` multiplies bytes (int8 weights' with 7-bit pieces), none without
         either."""
-        dot = self.int8_dot
-        return "always" if dot in ("vnni", "amx") else "gemv" if dot in ("avx2", "avx512bw") else "never"
+        return "always" if self.int8_dot in ("vnni", "amx") else "gemv" if self.maddubs else "never"
 
     @property
     def int8_piece_bits(self) -> int:
         """Bits of the pieces of f32 activations split against int8 weights (qc-lower-qgemm's int8-piece-bits):
         7 where vpmaddubsw multiplies bytes (the unsigned cells then need no sign trick), else 8."""
-        return 7 if self.int8_dot in ("avx2", "avx512bw") else 8
+        return 7 if self.maddubs else 8
+
+    @property
+    def maddubs(self) -> bool:
+        """Whether its int8 dot products are vpmaddubsw's (where 7-bit activations make them cheaper)."""
+        return self.int8_dot in dot.MADDUBS
 
     @property
     def rows(self) -> int:

@@ -353,7 +353,7 @@ def select_precision(module: ir.Module, sig: Signature, state: PassState, sample
     """Stages 1-4 (see the module docstring); writes ``qc.scheme`` on every layer of ``module``.  ``kv_cache``:
     a decoder's cache types to choose from with their bytes (their sensitivities measured beforehand)."""
     # 7-bit activations (w8a7) only pay where the int8 dot is vpmaddubsw: offered there, unless the user lists
-    narrow = o.target == "cpu" and target.int8_dot in ("avx2", "avx512bw")
+    narrow = o.target == "cpu" and target.maddubs
     candidates = ",".join(o.candidates or ([s.name for s in all_schemes(narrow=True)] if narrow else []))
     schemes = candidate_schemes(candidates)
     ops = scheme_targets(module.operation)

@@ -73,6 +73,7 @@ from torch_mlir.dialects import arith, func, linalg, math, tensor
 
 from ..core.errors import QCError
 from ..core.quant.packing import PanelLayout, unpack_rows, unsigned_offset
+from ..core.quant.scheme import signed_max
 from ..dialects.qc import QGemmOp, WeightOp
 from .base import ModulePass, Option, PassState, WeightReaders, one_of, ops_of, parse_bool
 from .builders import f32_const, generic, reassociation
@@ -419,6 +420,8 @@ class LowerQGemm(ModulePass):
         width = self.options["panel-width"]
         if width < 2 or width % 2:
             raise QCError(f"panel-width must be a positive even number, got {width}")
+        if self.options["int8-piece-bits"] not in (7, 8):
+            raise QCError(f"int8-piece-bits must be 7 or 8, got {self.options['int8-piece-bits']}")
         body = module.regions[0].blocks[0]
         helpers: set[str] = set()
         readers = WeightReaders(module, state)
@@ -434,9 +437,7 @@ class LowerQGemm(ModulePass):
             mode = self.options["split-activations"]
             act_bits = op.act_bits.value
             piece_bits = self.options["int8-piece-bits"] if bits == 8 else 8
-            if piece_bits not in (7, 8):
-                raise QCError(f"int8-piece-bits must be 7 or 8, got {piece_bits}")
-            act_max = (1 << ((act_bits or piece_bits) - 1)) - 1
+            act_max = signed_max(act_bits or piece_bits)
             one_row = np.prod(xt.shape[:-1]) == 1
             pieces = (not act_bits and k % (32 // bits) == 0 and k >= SPLIT_MIN_K
                       and (mode == "always" or mode == "gemv" and one_row))

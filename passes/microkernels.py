@@ -68,8 +68,8 @@ from .lower_linear import PANEL_MATMUL
 from ..core.quant.packing import unsigned_offset
 from .lower_qgemm import QGEMM_DOT_PANEL, QGEMM_DOT_PANEL_SYM, QGEMM_PANEL, QGEMM_PANEL_SYM
 from .matchers import (ACT_MAX_ATTR, MEMREF_VIEWS, aliases, body_ops, constant_float, copy_window, default_maps,
-                       identity_layout, indexing_maps, is_copy_generic, iterator_types, layout_of, library_call, linear_terms,
-                       preceding_init, preceding_zero_fill, uses_value, view_source)
+                       identity_layout, indexing_maps, is_copy_generic, iterator_types, layout_of, library_call,
+                       linear_terms, preceding_init, preceding_zero_fill, uses_value, view_source)
 from .trampoline import declare
 from .winograd import INPUT_TRANSFORM, OUTPUT_TRANSFORM
 
@@ -578,10 +578,7 @@ class Microkernels(ModulePass):
                 index = len(kernels)
                 kernels[c] = f"qc_par_{index}"
                 use_amx = c.dot and dot_kind == "amx" and amx.fits(c)
-                # a dot tile is rows x 2 i32 accumulators; the vpmaddubsw kernels' 7-bit form holds no |q| and q
-                # vectors, and a fourth row in their place measured 1.15-1.2x on MiniLM b8 at w8a7 (AVX2)
-                narrow = c.dot and c.act_max < 127 and dot.flavour(dot_kind, c) in ("avx2", "avx512bw")
-                tile = max(1, rows // 2 + narrow) if c.dot else qrows if c.quant else rows
+                tile = dot.tile_rows(dot.flavour(dot_kind, c), c, rows) if c.dot else qrows if c.quant else rows
                 spec = c
                 if not use_amx:  # (the AMX part of a kernel covers every row of its panel)
                     chunks, chunk_rows = row_split(c.tasks, c.m, tile)

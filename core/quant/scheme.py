@@ -20,6 +20,11 @@ NARROW = ("w8a7",)
 KV_CACHE_TYPES = ("float32", "float16", "int8")
 
 
+def signed_max(bits: int) -> int:
+    """The largest magnitude symmetric ``bits``-bit integers take: 127 for 8, 63 for 7."""
+    return (1 << (bits - 1)) - 1
+
+
 @dataclass(frozen=True)
 class Scheme:
     """Weight bits (0: f32, 16: f16 storage), group size (0: per output channel), activation bits (8 or 7:
@@ -60,7 +65,7 @@ class Scheme:
     @property
     def act_max(self) -> int:
         """The integer activations' bound: ``xq = clamp(roundeven(x / s), -act_max, act_max)``, ``s = max|x| / act_max``."""
-        return (1 << (self.activation_bits - 1)) - 1
+        return signed_max(self.activation_bits)
 
     @property
     def weight_only(self) -> "Scheme":
