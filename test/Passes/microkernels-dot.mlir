@@ -172,13 +172,23 @@ func.func @int4(%xq: memref<1x64xi8>, %sx: memref<1xf32>, %sum: memref<1x2xi32>,
 // -----
 
 // The same on a 16-wide panel (8 i32 lanes).  With AVX2, vpmaddubsw pairs (exact:
-// nibbles < 16) then vpmaddwd against ones; with VNNI the 256-bit vpdpbusd.
+// nibbles < 16, a pair within 2 x 15 x 128 = 3840) summed as int16 over both nibbles of
+// the group's 4 cells (8 pairs: at most 30720), then one vpmaddwd against ones per half;
+// with VNNI the 256-bit vpdpbusd.
 // VNNI-LABEL: func.func @int4_p16
 // VNNI: llvm.call_intrinsic "llvm.x86.avx512.vpdpbusd.256"
 // AVX2-LABEL: func.func @int4_p16
+// AVX2: scf.for %{{.*}} = %{{.*}} to %{{.*}} step %c4 iter_args(%{{.*}} = %[[Z:.*]], %{{.*}} = %[[Z]]) -> (vector<8xi32>, vector<8xi32>)
+// AVX2-COUNT-4: memref.prefetch
 // AVX2: vector.load %{{.*}} : memref<1x8x64xi8>, vector<32xi8>
-// AVX2: llvm.call_intrinsic "llvm.x86.avx2.pmadd.ub.sw"({{.*}}) : (vector<32xi8>, vector<32xi8>) -> vector<16xi16>
-// AVX2: llvm.call_intrinsic "llvm.x86.avx2.pmadd.wd"({{.*}}) : (vector<16xi16>, vector<16xi16>) -> vector<8xi32>
+// AVX2-NOT: pmadd.wd
+// AVX2-COUNT-2: llvm.call_intrinsic "llvm.x86.avx2.pmadd.ub.sw"({{.*}}) : (vector<32xi8>, vector<32xi8>) -> vector<16xi16>
+// AVX2-NOT: pmadd.wd
+// AVX2-COUNT-14: arith.addi %{{.*}}, %{{.*}} : vector<16xi16>
+// AVX2-NOT: pmadd.ub.sw
+// AVX2-COUNT-2: llvm.call_intrinsic "llvm.x86.avx2.pmadd.wd"({{.*}}) : (vector<16xi16>, vector<16xi16>) -> vector<8xi32>
+// AVX2-NEXT: arith.addi %{{.*}}, %{{.*}} : vector<8xi32>
+// AVX2-NEXT: scf.yield
 #x = affine_map<(d0, p, n, k) -> (d0, k)>
 #r = affine_map<(d0, p, n, k) -> (d0)>
 #g = affine_map<(d0, p, n, k) -> (d0, k floordiv 32)>

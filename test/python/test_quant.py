@@ -246,18 +246,20 @@ def test_every_integer_flavour_is_exact_on_saturating_inputs(workdir):
     """Full-range int8: weights at +-127 and, asymmetric, -128 (u = 0 and 255 in the dot panels) times
     activations at +-127, where a plain vpmaddubsw pair would saturate int16 (255 x 127 x 2 > 32767);
     w8a7's at +-63, which vpmaddubsw takes without the sign trick (255 x 63 x 2 = 32130: its AVX2 IR has
-    no psignb).  Every flavour this host can execute gives the same f32 bits (one epilogue over exact
+    no psignb); int4 weights all at 7 (u = 15) against rows all at +127 or all at -127, whose pairs the
+    vpmaddubsw flavours sum as int16 over a group's 8 cell-nibbles up to +-30480 (16 would saturate).  Every flavour this host can execute gives the same f32 bits (one epilogue over exact
     integer sums, so any integer difference would show), and the generic one (i32 multiplies) matches numpy."""
     rng = np.random.default_rng(7)
     torch.manual_seed(0)
     k, n, rows = 256, 48, 40  # 40 rows: an AMX block of 32, then vector tiles and a tail
     model = nn.Linear(k, n).eval()
     x = (rng.choice([-1.0, 1.0], (rows, k)) * rng.uniform(0.5, 2.0, (rows, 1))).astype(np.float32)
+    x[:2] = np.abs(x[:2]) * [[1.0], [-1.0]]  # one row all positive, one all negative
     targets = _flavour_targets()
     assert {"generic", "avx2"} <= targets.keys()  # every x86-64 host this project runs on
     # q at the ends of its range: +-127; -128 and 127; -8 and 7 (int4, whose u < 16 cannot saturate)
     for scheme, levels in (("w8a8", [-1.0, 1.0]), ("w8a8-asym", [-1.0, 0.5]), ("w4a8-g32-asym", [-1.0, 0.5]),
-                           ("w8a7", [-1.0, 1.0]), ("w8a7-asym", [-1.0, 0.5])):
+                           ("w4a8-g128", [1.0]), ("w8a7", [-1.0, 1.0]), ("w8a7-asym", [-1.0, 0.5])):
         w = rng.choice(levels, (n, k)) * rng.uniform(0.5, 2.0, (n, 1))
         with torch.no_grad():
             model.weight.copy_(torch.from_numpy(w.astype(np.float32)))
@@ -277,7 +279,9 @@ def test_every_integer_flavour_is_exact_on_saturating_inputs(workdir):
         parsed = parse_scheme(scheme)
         qw = quantize_rtn(model.weight.detach().numpy(), parsed)
         top = (1 << (qw.bits - 1)) - 1
-        assert qw.q.max() == top and qw.q.min() == (-top - 1 if scheme.endswith("asym") else -top)
+        assert qw.q.max() == top
+        if len(levels) > 1:
+            assert qw.q.min() == (-top - 1 if scheme.endswith("asym") else -top)
         sx = np.abs(x).max(-1, keepdims=True) / np.float32(parsed.act_max)
         xq = np.clip(np.rint(x / sx), -parsed.act_max, parsed.act_max)
         assert np.abs(xq).min() == parsed.act_max
