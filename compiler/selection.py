@@ -313,7 +313,7 @@ def measure_sensitivities(probe: Probe, state: PassState, samples: list[dict], s
     for layer, scheme in work:
         feed = probe.weight_input(layer, fake_quantize(state.store[probe.layers[layer][1]], scheme.weight_only))
         if scheme.int_activations:
-            mode = -1.0 if activations == "dynamic" else static_scale(state, layer, scheme.act_max)
+            mode = -1.0 if activations == "dynamic" else static_scale(state, layer, scheme)
             feed[ACT_INPUT + layer] = np.array([mode, scheme.act_max], np.float32)
         errors = []
         for sample, ref in zip(samples, refs):
@@ -340,12 +340,12 @@ def measure_kv_sensitivities(decoder, prompts, state: PassState, metric: str,
                                                  0.0)
 
 
-def static_scale(state: PassState, layer: str, act_max: int) -> float:
-    """The per-tensor scale qc-quantize-weights gives ``activations=static`` (calibration absmax / act_max)."""
+def static_scale(state: PassState, layer: str, scheme: Scheme) -> float:
+    """The per-tensor scale qc-quantize-weights gives ``activations=static`` (the weights before AWQ's factors)."""
     stats = state.stats.get(layer)
     if stats is None:
         raise QCError(f"static int8 activations of '{layer}' need its calibration statistics")
-    return max(float(np.max(stats.absmax)), 1e-30) / act_max
+    return scheme.static_act_scale(stats.absmax)
 
 
 def select_precision(module: ir.Module, sig: Signature, state: PassState, samples: list[dict] | None,

@@ -157,7 +157,7 @@ class QuantizeWeights(ModulePass):
             state.store[done["names"][suffix]] = array
         if static:
             absmax = stats.absmax / (awq_scale if awq_scale is not None else 1.0)
-            done["act_scale"] = max(float(absmax.max()), 1e-30) / scheme.act_max
+            done["act_scale"] = scheme.static_act_scale(absmax)
         if awq_scale is not None:
             done["factors"] = state.store.unique_name(f"{layer}.awq")
             state.store[done["factors"]] = (1.0 / awq_scale).astype(np.float32)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+import numpy as np
+
 from ..errors import QCError
 from .packing import PanelLayout
 
@@ -66,6 +68,10 @@ class Scheme:
     def act_max(self) -> int:
         """The integer activations' bound: ``xq = clamp(roundeven(x / s), -act_max, act_max)``, ``s = max|x| / act_max``."""
         return signed_max(self.activation_bits)
+
+    def static_act_scale(self, absmax: np.ndarray) -> float:
+        """The per-tensor activation scale of ``activations=static``: the calibration's largest ``|x|`` over ``act_max``."""
+        return max(float(np.max(absmax)), 1e-30) / self.act_max
 
     @property
     def weight_only(self) -> "Scheme":

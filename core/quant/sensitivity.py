@@ -29,14 +29,13 @@ def fake_quantize(w: np.ndarray, scheme: Scheme) -> np.ndarray:
     return dequantize(quantize_rtn(w, scheme))
 
 
-def activation_noise(stats, static: bool, act_max: int) -> float:
+def activation_noise(stats, static: bool, scheme: Scheme) -> float:
     """``sum over rows of s^2 / 12``: the integer rounding noise energy per unit of weight energy
-    (``s = max|x| / act_max``)."""
+    (``s = max|x| / act_max``: the calibration's for static activations, each row's for dynamic)."""
     if static:
-        s = float(np.max(stats.absmax)) / act_max
-        return stats.rows * s * s / 12.0
+        return stats.rows * scheme.static_act_scale(stats.absmax) ** 2 / 12.0
     per_row = stats.rowmax_sq or stats.rows * float(np.max(stats.absmax)) ** 2  # older statistics: a bound
-    return float(per_row) / float(act_max) ** 2 / 12.0
+    return float(per_row) / float(scheme.act_max) ** 2 / 12.0
 
 
 def proxy_error(w: np.ndarray, scheme: Scheme, stats, static: bool = False) -> float:
@@ -49,7 +48,7 @@ def proxy_error(w: np.ndarray, scheme: Scheme, stats, static: bool = False) -> f
     dw = w64 - w_hat
     num = float(np.sum((dw @ h) * dw))
     if scheme.int_activations:
-        num += float(np.sum(w_hat * w_hat)) * activation_noise(stats, static, scheme.act_max)
+        num += float(np.sum(w_hat * w_hat)) * activation_noise(stats, static, scheme)
     return num / max(float(np.sum((w64 @ h) * w64)), 1e-30)
 
 
