@@ -13,7 +13,7 @@ VNNI path's integer exactly, so every flavour shares one epilogue.  With 7-bit a
 (``act_max`` 63: ``w8a7``) they take ``u`` as it is, as VNNI does: a pair ``u0 x0 + u1 x1`` is
 within 2 x 255 x 64 = 32640, so three instructions (not four) per 32 products are exact.  int4's
 pairs (u < 16) are small enough to add as int16 over both nibbles of 4 cells before one vpmaddwd:
-two instructions per 32 products, and a row block of three (f32 activations as pieces) 1.2-1.4x
+two instructions per 32 products, and a row block of three (f32 activations as pieces) 1.1-1.4x
 faster than with a vpmaddwd per pair.
 
     scf.for %p = %t0 to %t1 {                            // tasks: column panels

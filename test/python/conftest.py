@@ -11,6 +11,11 @@ import pytest
 
 import qc
 
+# pytest -n 2 runs two processes on a 2-CPU host: each model's pool would pin its worker to the CPU its
+# caller is not on, and the two processes' pinned workers and callers then wait on each other (the suite
+# took 11:32 with pinning, 10:18 without, one after the other on this host).  test_cli sets it where pinning
+# itself is tested.
+os.environ.setdefault("QC_PIN_THREADS", "0")
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 EXAMPLE = REPO / "examples" / "mlp.onnx"  # x[4, 64] -> MatMul fc1 [64, 256] -> relu -> MatMul fc2 [256, 10] -> softmax
