@@ -12,9 +12,10 @@ import pytest
 import qc
 
 # pytest -n 2 runs two processes on a 2-CPU host: each model's pool would pin its worker to the CPU its
-# caller is not on, and the two processes' pinned workers and callers then wait on each other (the suite
-# took 11:32 with pinning, 10:18 without, one after the other on this host).  test_cli sets it where pinning
-# itself is tested.
+# caller is not on, and the two processes' pinned workers and callers can then wait on each other (one pair
+# of runs back to back: 11:32 with pinning, 10:18 without, test_generate_calibrated 202 -> 106 s; later runs
+# without it took 10:48 and 11:12, so this VM's drift is as large as the gain).  test_cli sets it where
+# pinning itself is tested.
 os.environ.setdefault("QC_PIN_THREADS", "0")
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
