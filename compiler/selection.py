@@ -32,7 +32,7 @@ from torch_mlir import ir
 from torch_mlir.dialects import arith, func, linalg, math, tensor
 
 from ..dialects.qc import LinearOp, WeightOp
-from ..passes import AssignSchemes, SelectPrecision
+from ..passes import SelectPrecision
 from ..passes.assign_schemes import reduction_size
 from ..passes.base import PassState, set_function_type
 from ..passes.builders import f32_const, generic

@@ -177,7 +177,6 @@ def build(name: str, c: Contraction, rows: int, kind: str, amx: bool = False) ->
     bias = extra[0] if c.bias else None
     xq, sx = b.view(xq, [c.m, c.k]), b.view(sx, [c.m])
     xsum, out = b.view(xsum, [c.m, groups]), b.view(out, [c.m, c.panels, c.nr])
-    maddubs = kind in MADDUBS
     signed_q = signs_weights(kind, c)
     row_bytes = c.nr * 4
     prefetch_cells = max(1, PREFETCH_BYTES // row_bytes)
