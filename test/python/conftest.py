@@ -17,6 +17,12 @@ import qc
 # without it took 10:48 and 11:12, so this VM's drift is as large as the gain).  test_cli sets it where
 # pinning itself is tested.
 os.environ.setdefault("QC_PIN_THREADS", "0")
+# ... and PyTorch's OpenMP threads (read when torch loads, after this) spin after each parallel region on
+# the CPU the other process needs: one a process when pytest-xdist splits the host (test_accuracy and
+# test_accuracy_minilm side by side 102 -> 82 s, the stories fixture's sampling and trace 42 -> 20 s).
+if "PYTEST_XDIST_WORKER" in os.environ:  # (not in the controller: its environment is the workers')
+    _share = (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"])
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, _share)))
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 EXAMPLE = REPO / "examples" / "mlp.onnx"  # x[4, 64] -> MatMul fc1 [64, 256] -> relu -> MatMul fc2 [256, 10] -> softmax
