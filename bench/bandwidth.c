@@ -129,8 +129,6 @@ static uint64_t *page_buffer(size_t bytes, int huge_pages) {
   return buf;
 }
 
-static uint64_t *huge_buffer(size_t bytes) { return page_buffer(bytes, 1); }
-
 /* `threads` threads (the caller one of them) read `words` words of buf with `kernel`, each a
    contiguous slice, then busy-wait until `until` (0: no wait). */
 static void read_parallel_with(int kernel, const uint64_t *buf, size_t words, int threads, double until) {
@@ -185,61 +183,35 @@ double read_bandwidth(size_t bytes, int threads, int reps, double *each) {
   return best;
 }
 
-static int by_value(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return (x > y) - (x < y);
+/* Seconds of one qc_model_run call (the C API), timed here: what a C caller gets, without the
+   Python wrapper, whose own code and data a cache flush evicts too (0.1-0.3 ms a call here).  A
+   runner of the benchmarks' interleaved timing.  -1 if the call fails. */
+double timed_run(int (*run)(void *, const void *const *, void *const *), void *model, const void *const *inputs,
+                 void *const *outputs) {
+  double t0 = now();
+  if (run(model, inputs, outputs) != 0) return -1;
+  return now() - t0;
 }
 
-/* Median seconds of `iters` calls of a qc model through its C API (qc_model_run), each after
-   `threads` threads have read `flush_bytes`: no weight is left in the caches and no core is idle
-   when the call starts.  Times what a C caller gets, without the Python wrapper, whose own code
-   and data the flush evicts too.  -1 if the buffer cannot be allocated, -2 if a call fails. */
-double cold_run_median(int (*run)(void *, const void *const *, void *const *), void *model,
-                       const void *const *inputs, void *const *outputs, int iters, size_t flush_bytes,
-                       int threads) {
-  uint64_t *buf = huge_buffer(flush_bytes);
-  double *times = malloc(sizeof(double) * (iters > 0 ? iters : 1));
-  if (!buf || !times) return -1;
-  double median = 0;
-  for (int i = 0; i < iters; ++i) {
-    read_parallel(buf, flush_bytes / 8, threads, 0);
-    double t0 = now();
-    if (run(model, inputs, outputs) != 0) { median = -2; break; }
-    times[i] = now() - t0;
-  }
-  if (median == 0 && iters > 0) {
-    qsort(times, iters, sizeof(double), by_value);
-    median = times[iters / 2];
-  }
-  free(times);
-  free(buf);
-  return median;
-}
+/* A buffer of `bytes` on 2 MiB pages for timed_read_seconds (NULL if it cannot be allocated);
+   free() it. */
+void *read_buffer(size_t bytes) { return page_buffer(bytes, 1); }
 
-/* The best bytes/s of the read kernels (2 MiB pages) on a buffer of `bytes`, each read after `threads`
-   threads have read `flush_bytes`, the kernels taken in turn over `iters` reads: the ceiling for a
-   model that streams `bytes` of weights, measured as cold_run_median times the model (same size, same
-   flush), and in the same minute, since this VM's bandwidth moves by tens of percent between runs.
-   -1 if a buffer cannot be allocated. */
-double cold_read_bandwidth(size_t bytes, int threads, int iters, size_t flush_bytes) {
+/* Seconds for `threads` threads to read the `bytes` of buf (read_buffer's) with read kernel `kernel`
+   (< read_kernels() / 2), thread creation outside the span: the read ceiling of a model with `bytes`
+   of weights, timed between its calls (after the same cache flush) so that both see the same moments
+   of this VM's bandwidth, which moves by tens of percent within minutes. */
+double timed_read_seconds(const void *buf, size_t bytes, int threads, int kernel) {
   size_t words = bytes / 8 / 64 * 64;
-  uint64_t *buf = page_buffer(words * 8, 1), *flush = huge_buffer(flush_bytes);
-  if (!buf || !flush) return -1;
-  double best = 0;
-  for (int i = 0; i < iters; ++i) {
-    read_parallel(flush, flush_bytes / 8, threads, 0);
-    double bw = (double)(words / threads * threads * 8) / timed_read(i % KERNELS, buf, words, threads);
-    if (bw > best) best = bw;
-  }
-  free(buf);
-  free(flush);
-  return best;
+  if (threads > 64) threads = 64;
+  size_t read = words / threads * threads * 8;
+  return timed_read(kernel % KERNELS, buf, words, threads) * (double)bytes / (double)read;
 }
 
 /* What the Python-timed benchmarks run before each call: `threads` threads read `bytes` of buf
    (evicting the caches), then all keep busy for `seconds`, so that other engines' spinning
-   workers have stopped and no core has clocked down when the call starts (as in cold_run_median,
-   and as in a model whose previous layer just ran). */
+   workers have stopped and no core has clocked down when the call starts (as in a model whose
+   previous layer just ran). */
 void flush_and_settle(const void *buf, size_t bytes, int threads, double seconds) {
   read_parallel(buf, bytes / 8, threads, 0);
   read_parallel(buf, 0, threads, now() + seconds);

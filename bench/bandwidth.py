@@ -1,5 +1,6 @@
-"""The machine's streaming-read bandwidth ceiling (the best of several read kernels), and cold-cache timing of a model's C API, measured in
-the benchmark's own run (bandwidth.c)."""
+"""The machine's streaming-read bandwidth ceiling (the best of several read kernels), and runners that time
+a model's C API and a cold read of its weights' size in C, for the benchmark's own interleaved run
+(bandwidth.c)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,13 @@ HERE = Path(__file__).resolve().parent
 
 
 @functools.cache
+def _libc() -> ctypes.CDLL:
+    libc = ctypes.CDLL(None)
+    libc.free.argtypes = [ctypes.c_void_p]
+    return libc
+
+
+@functools.cache
 def _lib() -> ctypes.CDLL:
     lib = Path(tempfile.mkdtemp(prefix="qc-bw-")) / "bandwidth.so"
     subprocess.run(["cc", "-O3", "-march=native", "-shared", "-fPIC", "-pthread", str(HERE / "bandwidth.c"),
@@ -21,11 +29,13 @@ def _lib() -> ctypes.CDLL:
     dll.read_bandwidth.restype = ctypes.c_double
     dll.read_bandwidth.argtypes = [ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.POINTER(ctypes.c_double)]
     dll.read_kernel_name.restype = ctypes.c_char_p
-    dll.cold_run_median.restype = ctypes.c_double
-    dll.cold_run_median.argtypes = [ctypes.c_void_p] * 4 + [ctypes.c_int, ctypes.c_size_t, ctypes.c_int]
+    dll.timed_run.restype = ctypes.c_double
+    dll.timed_run.argtypes = [ctypes.c_void_p] * 4
     dll.flush_and_settle.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_double]
-    dll.cold_read_bandwidth.restype = ctypes.c_double
-    dll.cold_read_bandwidth.argtypes = [ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_size_t]
+    dll.read_buffer.restype = ctypes.c_void_p
+    dll.read_buffer.argtypes = [ctypes.c_size_t]
+    dll.timed_read_seconds.restype = ctypes.c_double
+    dll.timed_read_seconds.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int]
     return dll
 
 
@@ -39,32 +49,48 @@ def read_bandwidths(threads: int, nbytes: int = 1 << 30, reps: int = 5) -> dict[
     return {lib.read_kernel_name(i).decode(): each[i] for i in range(len(each))}
 
 
-def read_bandwidth(threads: int, nbytes: int = 1 << 30, reps: int = 5) -> tuple[float, str]:
-    """The read ceiling: the best bytes/s of any read kernel, and which kernel it was."""
+def read_bandwidth(threads: int, nbytes: int = 1 << 30, reps: int = 5) -> tuple[float, str, int]:
+    """The read ceiling: the best bytes/s of any read kernel, which kernel it was and its index."""
     found = read_bandwidths(threads, nbytes, reps)
     best = max(found, key=found.get)
-    return found[best], best
+    return found[best], best, list(found).index(best)
 
 
-def cold_run_median(model, inputs: dict, iters: int, threads: int, flush_bytes: int = 4 << 30) -> float:
-    """Median seconds of ``model``'s ``qc_model_run`` called from C, each call after ``threads``
-    threads have read ``flush_bytes`` (see cold_run_median in bandwidth.c)."""
-    run, handle = model.c_api
-    call = model.prepare(inputs)
-    seconds = _lib().cold_run_median(ctypes.cast(run, ctypes.c_void_p), handle, call.in_ptrs, call.out_ptrs, iters,
-                                     flush_bytes, threads)
-    if seconds < 0:
-        raise RuntimeError("cold_run_median: " + ("out of memory" if seconds == -1 else model.last_error()))
-    return seconds
+class CApiRun:
+    """A runner of ``common.interleaved`` that calls ``model``'s ``qc_model_run`` on ``inputs`` and
+    returns the seconds timed in C (bandwidth.c's timed_run): the C API's time without the Python
+    wrapper."""
+
+    def __init__(self, model, inputs: dict):
+        self.model, self.call = model, model.prepare(inputs)
+        self.run, self.handle = model.c_api
+
+    def __call__(self) -> float:
+        seconds = _lib().timed_run(ctypes.cast(self.run, ctypes.c_void_p), self.handle, self.call.in_ptrs,
+                                   self.call.out_ptrs)
+        if seconds < 0:
+            raise RuntimeError("timed_run: " + self.model.last_error())
+        return seconds
 
 
-def cold_read_bandwidth(nbytes: int, threads: int, iters: int, flush_bytes: int = 4 << 30) -> float:
-    """Bytes/s of the best read kernel streaming ``nbytes`` from memory, each read after a flush, as
-    ``cold_run_median`` times a model with ``nbytes`` of weights (see cold_read_bandwidth in bandwidth.c)."""
-    found = _lib().cold_read_bandwidth(nbytes, threads, iters, flush_bytes)
-    if found < 0:
-        raise RuntimeError("cold_read_bandwidth: out of memory")
-    return found
+class ColdRead:
+    """A runner of ``common.interleaved`` that reads ``nbytes`` (on 2 MiB pages) with ``threads`` threads and
+    read kernel ``kernel`` (an index of ``read_bandwidths``' names) and returns the seconds timed in C:
+    timed between a model's calls, after the same flush, it is that model's read ceiling at the same
+    moments."""
+
+    def __init__(self, nbytes: int, threads: int, kernel: int):
+        self.nbytes, self.threads, self.kernel = nbytes, threads, kernel
+        self.buffer = _lib().read_buffer(nbytes)
+        if not self.buffer:
+            raise RuntimeError(f"read_buffer: cannot allocate {nbytes} bytes")
+
+    def __call__(self) -> float:
+        return _lib().timed_read_seconds(self.buffer, self.nbytes, self.threads, self.kernel)
+
+    def __del__(self):
+        if getattr(self, "buffer", None):
+            _libc().free(self.buffer)
 
 
 def flush_and_settle(buffer, threads: int, seconds: float = 0.1) -> None:

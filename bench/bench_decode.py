@@ -12,10 +12,12 @@ weights pass through the cache in between: this machine's L3 can otherwise hold 
 layer's weights and the numbers would not be memory-bound.
 
 Both engines are timed through Python (``Model.run``, ``InferenceSession.run``) for
-the ratios.  qc is also timed through its C API from C (bandwidth.c), flushed by all
-threads: the Python call's own code and data are flushed too and cost each engine
-0.1-0.3 ms per call here, which is not the kernels' bandwidth.  The qc % of bandwidth
-columns use both times.
+the ratios.  qc is also timed through its C API, in C (bandwidth.c): the Python call's own
+code and data are flushed too and cost each engine 0.1-0.3 ms per call here, which is not
+the kernels' bandwidth.  The ceiling of each row is the best read kernel reading the same bytes
+cold, timed in the same alternation as the engines (this VM's bandwidth moves by tens of percent
+within minutes: a ceiling measured at another moment was beaten by 35 %), or the run-start 1 GiB
+figure where that is higher.  The qc % of bandwidth columns use both qc times.
 """
 
 from __future__ import annotations
@@ -158,14 +160,14 @@ def main() -> int:
 
     import numpy as np
 
-    from bandwidth import cold_read_bandwidth, cold_run_median, read_bandwidth
+    from bandwidth import CApiRun, ColdRead, read_bandwidth
     from common import CacheFlush, host, interleaved, publish, table
 
     work = Path(tempfile.mkdtemp(prefix="qc-bench-decode-"))
     rng = np.random.default_rng(1)
     feeds = {"x": rng.standard_normal((1, 4096), dtype=np.float32),
              "h": rng.standard_normal((1, 11008), dtype=np.float32)}
-    bandwidth, best_reader = read_bandwidth(args.threads)
+    bandwidth, best_reader, reader = read_bandwidth(args.threads)
     flush = CacheFlush(args.threads)
     rows = []
     cases = ((4, 128, 0, "int4 g128"), (4, 128, 8, "int4 g128, int8 act."),
@@ -181,25 +183,24 @@ def main() -> int:
         errors = {"qc": error(model.run({"arg0": feeds["x"], "arg1": feeds["h"]}).values(), ref)}
         errors |= {f"ort{lvl}": error(sess.run(None, feeds), ref) for lvl, sess in sessions.items()}
         qc_feeds = {"arg0": feeds["x"], "arg1": feeds["h"]}
-        runners = {"qc": lambda: model.run(qc_feeds)}
+        runners = {"qc": lambda: model.run(qc_feeds), "qc C": CApiRun(model, qc_feeds)}
         runners |= {f"ort{lvl}": (lambda s=s: s.run(None, feeds)) for lvl, s in sessions.items()}
-        times = interleaved(runners, args.iters, before=flush)
+        # the row's ceiling: the best read kernel reading the same bytes cold, between the engines' calls
+        times = interleaved(runners | {"read": ColdRead(nbytes, args.threads, reader)}, args.iters, before=flush)
         best_lvl = min(sessions, key=lambda lvl: times[f"ort{lvl}"])
-        t_qc, t_ort = times["qc"], times[f"ort{best_lvl}"]
-        t_c = cold_run_median(model, qc_feeds, args.iters, args.threads)
-        # the ceiling for this row: the same bytes read cold right after, as the C API call read them
-        # (the 1 GiB ceiling of the run's start can be lower: this VM's bandwidth moves within minutes)
-        ceiling = max(bandwidth, cold_read_bandwidth(nbytes, args.threads, 2 * args.iters))
+        t_qc, t_c, t_ort = times["qc"], times["qc C"], times[f"ort{best_lvl}"]
+        ceiling = max(bandwidth, nbytes / times["read"])
         rows.append((label, f"{nbytes / 2**20:.1f}", f"{t_qc * 1e3:.2f}", f"{t_c * 1e3:.2f}",
                      f"{times['ort1'] * 1e3:.2f}", f"{times['ort4'] * 1e3:.2f}",
                      " / ".join(f"{errors[e]:.1e}" for e in ("qc", "ort1", "ort4")), f"{times['ort1'] / t_qc:.2f}x",
                      f"{t_ort / t_qc:.2f}x", f"{ceiling / 1e9:.1f}", f"{100 * nbytes / t_c / ceiling:.0f}%",
                      f"{100 * nbytes / t_qc / ceiling:.0f}%", f"{100 * nbytes / t_ort / ceiling:.0f}%"))
-        del model, sessions
-    text = (f"Decode GEMV, one LLaMA-7B layer (7 linears), M=1, {args.threads} threads, median of {args.iters}; "
-            f"host {host()}; qc target {args.target_cpu or 'this host'}; read bandwidth ceiling: the best of the "
-            f"read kernels in bandwidth.c over 1 GiB at the run's start ({bandwidth / 1e9:.1f} GB/s, {best_reader}) and "
-            f"over each row's bytes read cold just after its C API timing (BW column); error: max |y - ref| / "
+        del model, sessions, runners
+    text = (f"Decode GEMV, one LLaMA-7B layer (7 linears), M=1, {args.threads} threads, median of {args.iters} "
+            f"interleaved calls, each after a 4 GiB flush; host {host()}; qc target {args.target_cpu or 'this host'}; "
+            f"read bandwidth ceiling (BW column): the larger of the best of bandwidth.c's read kernels over 1 GiB at the "
+            f"run's start ({bandwidth / 1e9:.1f} GB/s, {best_reader}) and that kernel reading each row's bytes cold, "
+            f"timed between the engines' calls; error: max |y - ref| / "
             f"max |ref| against the f64 product of the dequantized weights\n\n"
             + table(rows, ("weights", "MiB", "qc ms", "qc C API ms", "ORT level 1 (f32) ms",
                            "ORT level 4 (int8 act.) ms", "error qc / ORT L1 / ORT L4", "ORT L1 / qc", "ORT best / qc",

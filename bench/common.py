@@ -38,7 +38,8 @@ class CacheFlush:
 
 def interleaved(runners: dict, iters: int, warmup: int = 3, before=settle) -> dict[str, float]:
     """Median seconds per call of each runner; calls alternate so machine noise hits all alike,
-    and ``before()`` runs untimed ahead of every call."""
+    and ``before()`` runs untimed ahead of every call.  A runner that returns a float has timed
+    itself (in C: bandwidth.CApiRun, bandwidth.ColdRead): that is its time."""
     for fn in runners.values():
         for _ in range(warmup):
             fn()
@@ -47,8 +48,8 @@ def interleaved(runners: dict, iters: int, warmup: int = 3, before=settle) -> di
         for name, fn in runners.items():
             before()
             t0 = time.perf_counter()
-            fn()
-            samples[name].append(time.perf_counter() - t0)
+            own = fn()
+            samples[name].append(own if isinstance(own, float) else time.perf_counter() - t0)
     return {name: statistics.median(s) for name, s in samples.items()}
 
 
