@@ -76,17 +76,20 @@ class CApiRun:
 class ColdRead:
     """A runner of ``common.interleaved`` that reads ``nbytes`` (on 2 MiB pages) with ``threads`` threads and
     read kernel ``kernel`` (an index of ``read_bandwidths``' names) and returns the seconds timed in C:
-    timed between a model's calls, after the same flush, it is that model's read ceiling at the same
-    moments."""
+    timed between a model's calls, after the same flush, its ``fastest`` call is that model's read
+    ceiling at the same moments (a median would not be one: single calls here move by +-30 %)."""
 
     def __init__(self, nbytes: int, threads: int, kernel: int):
         self.nbytes, self.threads, self.kernel = nbytes, threads, kernel
+        self.fastest = float("inf")
         self.buffer = _lib().read_buffer(nbytes)
         if not self.buffer:
             raise RuntimeError(f"read_buffer: cannot allocate {nbytes} bytes")
 
     def __call__(self) -> float:
-        return _lib().timed_read_seconds(self.buffer, self.nbytes, self.threads, self.kernel)
+        seconds = _lib().timed_read_seconds(self.buffer, self.nbytes, self.threads, self.kernel)
+        self.fastest = min(self.fastest, seconds)
+        return seconds
 
     def __del__(self):
         if getattr(self, "buffer", None):
