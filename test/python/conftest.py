@@ -23,6 +23,19 @@ os.environ.setdefault("QC_PIN_THREADS", "0")
 if "PYTEST_XDIST_WORKER" in os.environ:  # (not in the controller: its environment is the workers')
     _share = (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"])
     os.environ.setdefault("OMP_NUM_THREADS", str(max(1, _share)))
+# The files that take longest (test time on two workers, 2026-12-07), in that order, before the rest:
+# pytest-xdist's --dist loadfile hands files out in collection order, and a long file handed out last kept
+# one worker busy while the other idled (32 s at the end of a run).
+LONGEST_FIRST = ("test_generate.py", "test_generate_calibrated.py", "test_gpu.py", "test_accuracy_minilm.py",
+                 "test_cnn.py", "test_quant.py", "test_select.py", "test_accuracy.py", "test_onnx_ops.py",
+                 "test_models.py", "test_cli.py", "test_cmake_examples.py", "test_calibration.py")
+
+
+def pytest_collection_modifyitems(items):
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: each file keeps its order
+
+
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 EXAMPLE = REPO / "examples" / "mlp.onnx"  # x[4, 64] -> MatMul fc1 [64, 256] -> relu -> MatMul fc2 [256, 10] -> softmax

@@ -30,7 +30,7 @@ def test_minilm_w8a8_smoothed_embeddings(minilm, workdir):
     ort_int8 = ort.InferenceSession(str(workdir / "minilm_ort_int8.onnx"))
     qc.compile(onnx_path, workdir / "minilm_w8a8.so", scheme="w8a8")
     qc.compile(onnx_path, workdir / "minilm_w8a8_smooth.so", scheme="w8a8", calibration=calib, smooth=0.5,
-               smooth_fallback=True, report=workdir / "minilm_w8a8_smooth.md")
+               smooth_fallback=True)
     runners = {"qc W8A8": qc.runtime.load(workdir / "minilm_w8a8.so"),
                "qc W8A8 + SmoothQuant": qc.runtime.load(workdir / "minilm_w8a8_smooth.so")}
     cos = {name: [] for name in [*runners, "ORT quantize_dynamic"]}
