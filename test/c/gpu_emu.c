@@ -23,13 +23,15 @@ typedef void (*kernel_fn)(void **);
 typedef struct {
   void *sp;  /* the fiber's stack pointer while it waits (qc_emu_switch_to) */
   int state;
-  float shuffled;
 } fiber;
 
 /* qc_emu_switch_to(&from, to): saves the callee-saved registers on this stack, its stack pointer in from, and
    resumes the context whose stack pointer is to.  swapcontext does the same plus a signal-mask system
    call per switch, which took a third of an emulated decoder's time.  (x86-64 System V; the kernels
    leave MXCSR and the x87 control word as they are.) */
+#ifndef __x86_64__
+#error "gpu_emu.c switches fibers with x86-64 code (qc_emu_switch_to)"
+#endif
 __attribute__((visibility("hidden"))) void qc_emu_switch_to(void **from, void *to);
 __asm__(".text\n.globl qc_emu_switch_to\n.hidden qc_emu_switch_to\n.type qc_emu_switch_to, @function\n"
         "qc_emu_switch_to:\n"
