@@ -198,9 +198,10 @@ double timed_run(int (*run)(void *, const void *const *, void *const *), void *m
 void *read_buffer(size_t bytes) { return page_buffer(bytes, 1); }
 
 /* Seconds for `threads` threads to read the `bytes` of buf (read_buffer's: 2 MiB pages) with the read
-   kernel of read_kernel_name(`kernel`) (either page size's index), thread creation outside the span: the read ceiling of a model with `bytes`
-   of weights, timed between its calls (after the same cache flush) so that both see the same moments
-   of this VM's bandwidth, which moves by tens of percent within minutes. */
+   kernel of read_kernel_name(`kernel`) (either page size's index), thread creation outside the span:
+   the read ceiling of a model with `bytes` of weights, timed between its calls (after the same cache
+   flush) so that both see the same moments of this VM's bandwidth, which moves by tens of percent
+   within minutes. */
 double timed_read_seconds(const void *buf, size_t bytes, int threads, int kernel) {
   size_t words = bytes / 8 / 64 * 64;
   if (threads > 64) threads = 64;
