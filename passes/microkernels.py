@@ -63,7 +63,7 @@ from torch_mlir.dialects import func, memref
 
 from .base import ModulePass, Option, PassState, one_of, parse_bool, walk_ops
 from .kernels import amx, depthwise, dot, elementwise, f32, weight_only, winograd
-from .kernels.contraction import Contraction, Window, row_split
+from .kernels.contraction import Contraction, Window, pool_chunks, row_split
 from .lower_linear import PANEL_MATMUL
 from ..core.quant.packing import unsigned_offset
 from .lower_qgemm import QGEMM_DOT_PANEL, QGEMM_DOT_PANEL_SYM, QGEMM_PANEL, QGEMM_PANEL_SYM
@@ -590,7 +590,7 @@ class Microkernels(ModulePass):
                         weight_only.build(f"qc_mk_{index}", spec, tile)
                     else:
                         f32.build(f"qc_mk_{index}", spec, tile)
-                    declare(f"qc_par_{index}", f"qc_mk_{index}", list(c.types), spec.tasks, use_amx)
+                    declare(f"qc_par_{index}", f"qc_mk_{index}", list(c.types), spec.tasks, use_amx, pool_chunks(c))
             with ir.InsertionPoint(op), op.location:
                 call = func.CallOp([], ir.FlatSymbolRefAttr.get(kernels[c]), operands)
             op.erase()

@@ -10,7 +10,10 @@ and declares a trampoline that the generated C glue defines (``c_source``):
 
 called where the work was: ``_mlir_ciface_T`` packs the memref descriptors into a context and
 splits tasks [0, N) over ``qc_parallel_for``, each chunk calling ``_mlir_ciface_K``.  ``qc.amx``
-on the declaration says that the kernel uses AMX tiles, so the model asks the OS for them at load.
+on the declaration says that the kernel uses AMX tiles, so the model asks the OS for them at load;
+``qc.chunks_per_thread = C`` (default 1) cuts the tasks into C chunks per thread, taken in turn by
+whichever thread is free, where one range per thread would leave a thread that started late (or
+was slowed) holding the others up.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from torch_mlir.dialects import func
 KERNEL_ATTR = "qc.kernel"  # on a trampoline declaration: the kernel it runs
 TASKS_ATTR = "qc.tasks"    # ... and how many tasks it splits
 AMX_ATTR = "qc.amx"        # ... and that it uses AMX tiles (the process must ask the OS for them)
+CHUNKS_ATTR = "qc.chunks_per_thread"  # ... and into how many chunks per thread the pool cuts them
 
 
 class Trampoline(NamedTuple):
@@ -31,17 +35,22 @@ class Trampoline(NamedTuple):
     tasks: int
     ranks: list[int]  # of the memref arguments
     amx: bool
+    chunks_per_thread: int
 
 
-def declare(name: str, kernel: str, types: list[ir.Type], tasks: int, amx: bool = False) -> func.FuncOp:
+def declare(name: str, kernel: str, types: list[ir.Type], tasks: int, amx: bool = False,
+            chunks_per_thread: int = 1) -> func.FuncOp:
     """The trampoline declaration ``@name`` running ``@kernel``'s ``tasks`` tasks (at the insertion point)."""
     ctx = ir.Context.current
+    i64 = ir.IntegerType.get_signless(64, ctx)
     decl = func.FuncOp(name, (types, []), visibility="private")
     decl.attributes["llvm.emit_c_interface"] = ir.UnitAttr.get(ctx)
     decl.attributes[KERNEL_ATTR] = ir.StringAttr.get(kernel, ctx)
-    decl.attributes[TASKS_ATTR] = ir.IntegerAttr.get(ir.IntegerType.get_signless(64, ctx), tasks)
+    decl.attributes[TASKS_ATTR] = ir.IntegerAttr.get(i64, tasks)
     if amx:
         decl.attributes[AMX_ATTR] = ir.UnitAttr.get(ctx)
+    if chunks_per_thread > 1:
+        decl.attributes[CHUNKS_ATTR] = ir.IntegerAttr.get(i64, chunks_per_thread)
     return decl
 
 
@@ -55,7 +64,9 @@ def trampolines(module: ir.Module) -> list[Trampoline]:
             found.append(Trampoline(ir.StringAttr(op.attributes["sym_name"]).value,
                                     ir.StringAttr(op.attributes[KERNEL_ATTR]).value,
                                     ir.IntegerAttr(op.attributes[TASKS_ATTR]).value,
-                                    [ir.MemRefType(t).rank for t in ftype.inputs], AMX_ATTR in op.attributes))
+                                    [ir.MemRefType(t).rank for t in ftype.inputs], AMX_ATTR in op.attributes,
+                                    ir.IntegerAttr(op.attributes[CHUNKS_ATTR]).value
+                                    if CHUNKS_ATTR in op.attributes else 1))
     return found
 
 
@@ -75,6 +86,6 @@ def c_source(t: Trampoline) -> list[str]:
         "}",
         f"void _mlir_ciface_{t.name}({params}) {{",
         f"  {t.name}_ctx c = {{{inits}}};",
-        f"  qc_parallel_for({t.name}_task, &c, {t.tasks});",
+        f"  qc_parallel_for({t.name}_task, &c, {t.tasks}, {t.chunks_per_thread});",
         "}",
     ]

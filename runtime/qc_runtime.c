@@ -251,7 +251,7 @@ int qc_thread_limit(int threads) {
   return previous;
 }
 
-void qc_parallel_for(qc_task_fn fn, void *ctx, int64_t n) {
+void qc_parallel_for(qc_task_fn fn, void *ctx, int64_t n, int per_thread) {
   static pthread_mutex_t serial = PTHREAD_MUTEX_INITIALIZER;
   int threads = qc_num_threads();
   if (thread_limit > 0 && thread_limit < threads) threads = thread_limit;
@@ -266,7 +266,8 @@ void qc_parallel_for(qc_task_fn fn, void *ctx, int64_t n) {
   pool.fn = fn;
   pool.ctx = ctx;
   pool.n = n;
-  pool.chunks = n < threads ? n : threads; /* workers beyond the limit find no chunk */
+  int64_t chunks = (int64_t)threads * (per_thread < 1 ? 1 : per_thread);
+  pool.chunks = n < chunks ? n : chunks; /* workers beyond the limit find no chunk */
   pool.next_chunk = 0;
   pool.finished = 0;
   __atomic_add_fetch(&pool.generation, 1, __ATOMIC_RELEASE);

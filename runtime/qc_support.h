@@ -22,11 +22,12 @@ void qc_unmap_weights(const uint8_t *base, size_t size);
 int qc_require_amx(void);
 
 /* Run fn(ctx, begin, end) over [0, n) split across the pool (QC_NUM_THREADS, default: cores;
-   workers pinned one per CPU unless QC_PIN_THREADS=0).
+   workers pinned one per CPU unless QC_PIN_THREADS=0): per_thread contiguous chunks per thread,
+   taken in turn by whichever thread is free (1: one range each).
    A call made while the pool runs another call's work (another thread's run, or a task) runs
    serially on its own thread. */
 typedef void (*qc_task_fn)(void *ctx, int64_t begin, int64_t end);
-void qc_parallel_for(qc_task_fn fn, void *ctx, int64_t n);
+void qc_parallel_for(qc_task_fn fn, void *ctx, int64_t n, int per_thread);
 int qc_num_threads(void);
 /* The most threads this thread's qc_parallel_for calls use (0: all); returns the previous limit. */
 int qc_thread_limit(int threads);

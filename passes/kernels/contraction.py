@@ -71,9 +71,24 @@ class Contraction:
 RowBlock = Callable[[int, ir.Value], None]
 
 
-# Panel tasks below which the rows are split too: the thread pool cuts tasks into one contiguous
-# range per thread, so a conv with one or two 32-filter panels otherwise runs on one or two threads.
+# Panel tasks below which the rows are split too: the thread pool cuts tasks into contiguous ranges
+# (pool_chunks), so a conv with one or two 32-filter panels otherwise runs on one or two threads.
 MIN_TASKS = 8
+
+
+# Contractions of at least LARGE_MACS multiply-adds go to the pool as POOL_CHUNKS chunks per thread, taken
+# by whichever thread is free, so that a thread woken late (or slowed by the VM) does not hold the other
+# up; small ones keep one range per thread, since with 4-16 chunks pool-wide a CRNN's small contractions
+# ran 3-20 % slower (a locked counter per chunk).  On a 2-core EPYC (docs/results.md, thirteenth
+# session) 8 chunks gave the LLaMA-7B decode layers 0.86-1.05x the time of one (median 0.985; the larger
+# gains in the VM's slower hours) and the CNNs 0.94-1.08x (noise).
+LARGE_MACS = 1 << 24
+POOL_CHUNKS = 8
+
+
+def pool_chunks(c: Contraction) -> int:
+    """Chunks per thread the pool cuts ``c``'s tasks into (the trampoline's ``qc.chunks_per_thread``)."""
+    return POOL_CHUNKS if c.batch * c.m * c.n * c.k >= LARGE_MACS else 1
 
 
 def row_split(tasks: int, m: int, rows: int) -> tuple[int, int]:

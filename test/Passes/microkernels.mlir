@@ -57,6 +57,25 @@ func.func @half_panel(%a: memref<4x8xf32>, %w: memref<1x8x32xf16>, %c: memref<4x
 
 // -----
 
+// A contraction of 2^24 multiply-adds or more (a LLaMA-7B projection at one token) goes to the pool in
+// 8 chunks per thread; the small ones above have one range per thread (no attribute).
+// CHECK-LABEL: func.func @large_panel
+// CHECK: func.func private @qc_par_0({{.*}}) attributes {llvm.emit_c_interface, qc.chunks_per_thread = 8 : i64, qc.kernel = "qc_mk_0", qc.tasks = 128 : i64}
+func.func @large_panel(%a: memref<1x4096xf32>, %w: memref<128x4096x32xf32>, %c: memref<1x128x32xf32>) {
+  linalg.generic {indexing_maps = [affine_map<(d0, p, n, k) -> (d0, k)>, affine_map<(d0, p, n, k) -> (p, k, n)>,
+                                   affine_map<(d0, p, n, k) -> (d0, p, n)>],
+                  iterator_types = ["parallel", "parallel", "parallel", "reduction"], library_call = "qc_panel_matmul"}
+      ins(%a, %w : memref<1x4096xf32>, memref<128x4096x32xf32>) outs(%c : memref<1x128x32xf32>) {
+  ^bb0(%i: f32, %j: f32, %o: f32):
+    %m = arith.mulf %i, %j : f32
+    %s = arith.addf %o, %m : f32
+    linalg.yield %s : f32
+  }
+  return
+}
+
+// -----
+
 // batch_matmul on activations: tasks are (batch, 16-column panel) pairs; B is read in place.
 // CHECK-LABEL: func.func @batch
 // CHECK: call @qc_par_0(%arg0, %arg1, %arg2)
