@@ -6,18 +6,12 @@ from __future__ import annotations
 
 import ctypes
 import functools
+import re
 import subprocess
 import tempfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-
-
-@functools.cache
-def _libc() -> ctypes.CDLL:
-    libc = ctypes.CDLL(None)
-    libc.free.argtypes = [ctypes.c_void_p]
-    return libc
 
 
 @functools.cache
@@ -34,6 +28,7 @@ def _lib() -> ctypes.CDLL:
     dll.flush_and_settle.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_double]
     dll.read_buffer.restype = ctypes.c_void_p
     dll.read_buffer.argtypes = [ctypes.c_size_t]
+    dll.free_buffer.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
     dll.timed_read_seconds.restype = ctypes.c_double
     dll.timed_read_seconds.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int]
     return dll
@@ -73,11 +68,28 @@ class CApiRun:
         return seconds
 
 
+def huge_page_share(address: int, nbytes: int) -> float:
+    """The share of this process's bytes [address, address + nbytes) that Linux backs with transparent
+    huge pages (its /proc/self/smaps AnonHugePages; 0 where there is no such file)."""
+    try:
+        text = Path("/proc/self/smaps").read_text()
+    except OSError:
+        return 0.0
+    huge = 0
+    for block in re.split(r"\n(?=[0-9a-f]+-[0-9a-f]+ )", text):
+        lo, hi = (int(x, 16) for x in block.split(None, 1)[0].split("-"))
+        if lo < address + nbytes and address < hi:
+            huge += int(re.search(r"^AnonHugePages:\s+(\d+) kB", block, re.M).group(1)) << 10
+    return min(1.0, huge / nbytes)
+
+
 class ColdRead:
     """A runner of ``common.interleaved`` that reads ``nbytes`` (on 2 MiB pages) with ``threads`` threads and
     read kernel ``kernel`` (an index of ``read_bandwidths``' names) and returns the seconds timed in C:
     timed between a model's calls, after the same flush, its ``fastest`` call is that model's read
-    ceiling at the same moments (a median would not be one: single calls here move by +-30 %)."""
+    ceiling at the same moments (a median would not be one: single calls here move by +-30 %).
+    ``huge_pages``: the share of the buffer that the OS gave 2 MiB pages (a ceiling read on 4 KiB pages is
+    slower than weights on 2 MiB ones: the benchmark says so where it is under 1)."""
 
     def __init__(self, nbytes: int, threads: int, kernel: int):
         self.nbytes, self.threads, self.kernel = nbytes, threads, kernel
@@ -85,6 +97,7 @@ class ColdRead:
         self.buffer = _lib().read_buffer(nbytes)
         if not self.buffer:
             raise RuntimeError(f"read_buffer: cannot allocate {nbytes} bytes")
+        self.huge_pages = huge_page_share(self.buffer, nbytes)
 
     def __call__(self) -> float:
         seconds = _lib().timed_read_seconds(self.buffer, self.nbytes, self.threads, self.kernel)
@@ -93,7 +106,7 @@ class ColdRead:
 
     def __del__(self):
         if getattr(self, "buffer", None):
-            _libc().free(self.buffer)
+            _lib().free_buffer(self.buffer, self.nbytes)
 
 
 def flush_and_settle(buffer, threads: int, seconds: float = 0.1) -> None:

@@ -171,7 +171,7 @@ def main() -> int:
              "h": rng.standard_normal((1, 11008), dtype=np.float32)}
     bandwidth, best_reader, reader = read_bandwidth(args.threads)
     flush = CacheFlush(args.threads)
-    rows = []
+    rows, notes = [], []
     cases = ((4, 128, 0, "int4 g128"), (4, 128, 8, "int4 g128, int8 act."),
              (8, 0, 0, "int8 per-channel"), (8, 0, 8, "int8 per-channel, int8 act."))
     for bits, group, act_bits, label in cases:
@@ -193,6 +193,9 @@ def main() -> int:
         best_lvl = min(sessions, key=lambda lvl: times[f"ort{lvl}"])
         t_qc, t_c, t_ort = times["qc"], times["qc C"], times[f"ort{best_lvl}"]
         ceiling = max(bandwidth, nbytes / read.fastest)
+        if read.huge_pages < 1:
+            notes.append(f"{label}: the OS gave the ceiling's read buffer 2 MiB pages for {100 * read.huge_pages:.0f} % "
+                         "of its bytes only; this row's ceiling may be low")
         rows.append((label, f"{nbytes / 2**20:.1f}", f"{t_qc * 1e3:.2f}", f"{t_c * 1e3:.2f}",
                      f"{times['ort1'] * 1e3:.2f}", f"{times['ort4'] * 1e3:.2f}",
                      " / ".join(f"{errors[e]:.1e}" for e in ("qc", "ort1", "ort4")), f"{times['ort1'] / t_qc:.2f}x",
@@ -209,7 +212,8 @@ def main() -> int:
             + table(rows, ("weights", "MiB", "qc ms", "qc C API ms", "ORT level 1 (f32) ms",
                            "ORT level 4 (int8 act.) ms", "error qc / ORT L1 / ORT L4", "ORT L1 / qc", "ORT best / qc",
                            "ORT best / ceiling",
-                           "BW GB/s", "qc C API % of BW", "qc % of BW", "ORT best % of BW")))
+                           "BW GB/s", "qc C API % of BW", "qc % of BW", "ORT best % of BW"))
+            + "".join(f"\n\nNote: {n}" for n in notes))
     publish(text, args.results)
     return 0
 
