@@ -82,17 +82,15 @@ DECODER_CONTEXT, DECODER_CHUNK = 256, 16  # stories260K decoders' context and pr
 
 @pytest.fixture(scope="session")
 def stories_decoders(workdir):
-    """The FP32 (through qc-compile) and the w4a16-g32 (through qc.compile) decoder of stories260K:
-    {scheme: library}."""
+    """The FP32 and the w4a16-g32 decoder of stories260K, from one Decoder (its steps traced once):
+    {scheme: library}.  (qc-compile's own runs on the checkpoint are test_generate's --emit exe and
+    --kv-cache tests.)"""
     from qc.compiler.decoder import Decoder
 
-    f32 = workdir / "stories-f32.so"
-    proc = run("qc-compile", shared_model("stories260K.bin"), "--max-context", str(DECODER_CONTEXT), "--prefill-chunk",
-               str(DECODER_CHUNK), "-o", f32)
-    assert proc.returncode == 0, proc.stderr
-    int4 = workdir / "stories-w4a16-g32.so"
-    qc.compile(Decoder.from_llama2c(shared_model("stories260K.bin"), DECODER_CONTEXT, DECODER_CHUNK), int4,
-               scheme="w4a16-g32")
+    decoder = Decoder.from_llama2c(shared_model("stories260K.bin"), DECODER_CONTEXT, DECODER_CHUNK)
+    f32, int4 = workdir / "stories-f32.so", workdir / "stories-w4a16-g32.so"
+    qc.compile(decoder, f32)
+    qc.compile(decoder, int4, scheme="w4a16-g32")
     return {"f32": f32, "w4a16-g32": int4}
 
 
