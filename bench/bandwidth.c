@@ -120,21 +120,20 @@ static double timed_read(int kernel, const uint64_t *buf, size_t words, int thre
   return seconds;
 }
 
-static size_t page_span(size_t bytes) {
-  size_t huge = (size_t)2 << 20;
-  return (bytes + huge - 1) / huge * huge;
-}
+#define HUGE_PAGE ((size_t)2 << 20)
+
+static size_t page_span(size_t bytes) { return (bytes + HUGE_PAGE - 1) / HUGE_PAGE * HUGE_PAGE; }
 
 /* A mapping of its own, 2 MiB-aligned and advised before its first touch: memory from malloc can be
    heap pages faulted earlier on 4 KiB pages, which advice no longer changes (in a benchmark run the
    ceiling's buffer was so, read slower than the 2 MiB pages of qc's weights, and qc "beat" it). */
 static uint64_t *page_buffer(size_t bytes, int huge_pages) {
-  size_t huge = (size_t)2 << 20, size = page_span(bytes);
-  uint8_t *raw = mmap(NULL, size + huge, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  size_t size = page_span(bytes);
+  uint8_t *raw = mmap(NULL, size + HUGE_PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (raw == MAP_FAILED) return NULL;
-  uint8_t *buf = (uint8_t *)(((uintptr_t)raw + huge - 1) & ~(uintptr_t)(huge - 1));
+  uint8_t *buf = (uint8_t *)(((uintptr_t)raw + HUGE_PAGE - 1) & ~(uintptr_t)(HUGE_PAGE - 1));
   if (buf > raw) munmap(raw, (size_t)(buf - raw));
-  munmap(buf + size, (size_t)(raw + huge - buf));
+  munmap(buf + size, (size_t)(raw + HUGE_PAGE - buf));
   madvise(buf, size, huge_pages ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
   memset(buf, 1, bytes);
   return (uint64_t *)buf;

@@ -68,18 +68,26 @@ class CApiRun:
         return seconds
 
 
-def huge_page_share(address: int, nbytes: int) -> float:
-    """The share of this process's bytes [address, address + nbytes) that Linux backs with transparent
-    huge pages (its /proc/self/smaps AnonHugePages; 0 where there is no such file)."""
+def smaps_entries(address: int, nbytes: int) -> list[str]:
+    """The /proc/self/smaps entries (one mapping each, its header line first) that overlap this process's bytes
+    [address, address + nbytes); none where there is no such file."""
     try:
         text = Path("/proc/self/smaps").read_text()
     except OSError:
-        return 0.0
-    huge = 0
-    for block in re.split(r"\n(?=[0-9a-f]+-[0-9a-f]+ )", text):
-        lo, hi = (int(x, 16) for x in block.split(None, 1)[0].split("-"))
+        return []
+    found = []
+    for entry in re.split(r"\n(?=[0-9a-f]+-[0-9a-f]+ )", text):
+        lo, hi = (int(x, 16) for x in entry.split(None, 1)[0].split("-"))
         if lo < address + nbytes and address < hi:
-            huge += int(re.search(r"^AnonHugePages:\s+(\d+) kB", block, re.M).group(1)) << 10
+            found.append(entry)
+    return found
+
+
+def huge_page_share(address: int, nbytes: int) -> float:
+    """The share of this process's bytes [address, address + nbytes) that Linux backs with transparent
+    huge pages (AnonHugePages of their smaps entries; 0 where there is no smaps)."""
+    huge = sum(int(re.search(r"^AnonHugePages:\s+(\d+) kB", entry, re.M).group(1)) << 10
+               for entry in smaps_entries(address, nbytes))
     return min(1.0, huge / nbytes)
 
 

@@ -25,10 +25,7 @@ ctypes.memset(block, 1, 96 << 20)
 libc.free(block)
 read = bandwidth.ColdRead(32 << 20, 1, 0)
 seconds = read()
-for entry in re.split(r"\\n(?=[0-9a-f]+-[0-9a-f]+ )", open("/proc/self/smaps").read()):
-    lo, hi = (int(x, 16) for x in entry.split(None, 1)[0].split("-"))
-    if lo <= read.buffer < hi:
-        break
+entry, = bandwidth.smaps_entries(read.buffer, 1)
 print(json.dumps({"heap": "[heap]" in entry.splitlines()[0], "flags": re.search(r"VmFlags:(.*)", entry).group(1).split(),
                   "seconds": seconds}))
 """
