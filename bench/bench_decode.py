@@ -19,7 +19,8 @@ cold reads of the same bytes, timed in the same alternation as the engines (this
 bandwidth moves by tens of percent within minutes: a ceiling measured at another moment was
 beaten by 35 %), or the run-start 1 GiB figure where that is higher.  The qc % of bandwidth
 columns use both qc times.  "ORT best / ceiling" is the most by which an engine that reads
-the row's bytes could beat ORT's median at those moments.
+the row's bytes could beat ORT's median at those moments; "read ms" is the median of those cold reads,
+and "ORT best / read" the ratio to ORT of an engine as fast as that read, in this run's memory.
 """
 
 from __future__ import annotations
@@ -199,7 +200,8 @@ def main() -> int:
         rows.append((label, f"{nbytes / 2**20:.1f}", f"{t_qc * 1e3:.2f}", f"{t_c * 1e3:.2f}",
                      f"{times['ort1'] * 1e3:.2f}", f"{times['ort4'] * 1e3:.2f}",
                      " / ".join(f"{errors[e]:.1e}" for e in ("qc", "ort1", "ort4")), f"{times['ort1'] / t_qc:.2f}x",
-                     f"{t_ort / t_qc:.2f}x", f"{t_ort * ceiling / nbytes:.2f}x", f"{ceiling / 1e9:.1f}",
+                     f"{t_ort / t_qc:.2f}x", f"{t_ort * ceiling / nbytes:.2f}x", f"{times['read'] * 1e3:.2f}",
+                     f"{t_ort / times['read']:.2f}x", f"{ceiling / 1e9:.1f}",
                      f"{100 * nbytes / t_c / ceiling:.0f}%", f"{100 * nbytes / t_qc / ceiling:.0f}%",
                      f"{100 * nbytes / t_ort / ceiling:.0f}%"))
         del model, sessions, runners
@@ -211,7 +213,7 @@ def main() -> int:
             f"max |ref| against the f64 product of the dequantized weights\n\n"
             + table(rows, ("weights", "MiB", "qc ms", "qc C API ms", "ORT level 1 (f32) ms",
                            "ORT level 4 (int8 act.) ms", "error qc / ORT L1 / ORT L4", "ORT L1 / qc", "ORT best / qc",
-                           "ORT best / ceiling",
+                           "ORT best / ceiling", "read ms", "ORT best / read",
                            "BW GB/s", "qc C API % of BW", "qc % of BW", "ORT best % of BW"))
             + "".join(f"\n\nNote: {n}" for n in notes))
     publish(text, args.results)

@@ -57,7 +57,8 @@ BUFFERIZE = ("builtin.module(eliminate-empty-tensors, one-shot-bufferize{bufferi
 def kernel_passes(target: "Target") -> list:
     """After bufferization: matmuls to vector micro-kernels and large elementwise ops and reductions
     to split loops, both on the thread pool; libm calls to arithmetic."""
-    return [Microkernels(vector_width=target.vector_width, rows=target.rows, int8_dot=target.int8_dot), ExpandMath(),
+    return [Microkernels(vector_width=target.vector_width, rows=target.rows, int8_dot=target.int8_dot,
+                         prefetch_min_reuse=target.prefetch_min_reuse), ExpandMath(),
             ReassociateReductions(), Parallelize(), CollapseElementwise(), "canonicalize"]
 
 
@@ -182,6 +183,15 @@ class Target:
     def maddubs(self) -> bool:
         """Whether its int8 dot products are vpmaddubsw's (where 7-bit activations make them cheaper)."""
         return self.int8_dot in dot.MADDUBS
+
+    @property
+    def prefetch_min_reuse(self) -> int:
+        """Multiply-adds per weight byte under which int8-dot kernels leave their weight stream to the hardware
+        prefetchers (qc-microkernels' option).  Measured on Zen 4 (decode layer, cold; decisions.md): without
+        software prefetches its VNNI kernels at 1 to 3 per byte ran up to 1.4x faster, the three-row int4 one
+        (6 per byte) and the AVX2 kernels on the same CPU up to 25 % slower.  The Xeon kind's kernels were tuned
+        with them (kernels/contraction.py): 0, always."""
+        return 4 if self.cpu == "znver4" and self.int8_dot == "vnni" else 0
 
     @property
     def rows(self) -> int:

@@ -29,9 +29,11 @@ first, so that views at different offsets (each layer's slice of a stacked KV ca
                        to memref<4x64x1024xf32, strided<[65536, 1024, 1], offset: ?>>
 
 The int8 dot flavour (``int8-dot``) follows the target;
-a flavour without intrinsics for the panel's lanes falls back to generic.  A panel contraction
-needs identity layouts (its leading dims are flattened); for the others A may have any strides,
-B and C a unit inner stride.  Contractions that do not fit are left to the generic loop lowering.
+a flavour without intrinsics for the panel's lanes falls back to generic.  Dot kernels prefetch their
+weight stream ahead in software unless they do fewer multiply-adds per weight byte than
+``prefetch-min-reuse`` (the target's: where the hardware prefetchers keep up with light kernels alone).
+A panel contraction needs identity layouts (its leading dims are flattened); for the others A may have
+any strides, B and C a unit inner stride.  Contractions that do not fit are left to the generic loop lowering.
 
 When C's only earlier writer is a ``linalg.fill`` of zero (a linear without bias), the fill is
 erased and the kernel (f32, or int8-activation) writes C instead of adding to it: the output is
@@ -491,6 +493,10 @@ class Microkernels(ModulePass):
                                   "per-channel weights, 32 rows at a time; vnni for the rest), vnni (vpdpbusd), avx2 / "
                                   "avx512bw (vpmaddubsw + vpmaddwd at 8 / 16 lanes; int8 weights as |q| x sign(x, q)), "
                                   "generic (i32 multiplies)"),
+               "prefetch-min-reuse": Option(int, 0, "int8-dot kernels software-prefetch their weight stream only where "
+                                            "they do at least this many multiply-adds per weight byte (rows x "
+                                            "weights per byte); lighter ones leave it to the hardware prefetchers "
+                                            "(0: always)"),
                "implicit-columns": Option(parse_bool, True, "f32 panel kernels read im2col columns in place from the "
                                           "buffer they were copied from (the copy is erased)"),
                "fuse-epilogues": Option(parse_bool, True, "f32, int8-dot and depthwise kernels apply the elementwise "
@@ -585,7 +591,8 @@ class Microkernels(ModulePass):
                     spec = replace(c, chunks=chunks, chunk_rows=chunk_rows)
                 with ir.InsertionPoint(body), op.location:
                     if c.dot:
-                        dot.build(f"qc_mk_{index}", spec, tile, dot.flavour(dot_kind, c), use_amx)
+                        dot.build(f"qc_mk_{index}", spec, tile, dot.flavour(dot_kind, c), use_amx,
+                                  prefetch=c.weight_reuse >= self.options["prefetch-min-reuse"])
                     elif c.quant:
                         weight_only.build(f"qc_mk_{index}", spec, tile)
                     else:

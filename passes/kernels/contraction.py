@@ -13,6 +13,7 @@ from .builder import KernelBuilder
 # How far ahead of the weight stream the decode kernels prefetch.  Measured on this project's
 # 2-core Xeon (one LLaMA-7B layer, cold): 3 KiB beat 1 KiB by 4-5 % for the f32-activation kernels
 # and 2 % for int4 dot products; no prefetch was 2x slower, and 4 or 8 KiB slowed int8 by 15-40 %.
+# (Zen 4's VNNI kernels light per weight byte run faster without: Target.prefetch_min_reuse.)
 PREFETCH_BYTES = 3072
 
 
@@ -56,6 +57,11 @@ class Contraction:
     @property
     def panels(self) -> int:
         return -(-self.n // self.nr)
+
+    @property
+    def weight_reuse(self) -> int:
+        """Multiply-adds per streamed weight byte of a qgemm contraction: its rows x weights per byte."""
+        return self.batch * self.m * 8 // self.quant[0]
 
     @property
     def masked(self) -> bool:

@@ -164,9 +164,10 @@ def sign(b: KernelBuilder, t: DotTypes, x: ir.Value, w: SignedWeights) -> ir.Val
     return arith.select(w.neg, arith.subi(b.splat(t.b, 0), x), x)
 
 
-def build(name: str, c: Contraction, rows: int, kind: str, amx: bool = False) -> None:
+def build(name: str, c: Contraction, rows: int, kind: str, amx: bool = False, prefetch: bool = True) -> None:
     """``@name(XQ, SX, XSUM, W, S, O, C, [bias,] t0, t1)``: tasks [t0, t1) are column panels; with ``amx``
-    the rows of whole 32-row blocks go through AMX tiles (amx.py), the rest through ``kind``."""
+    the rows of whole 32-row blocks go through AMX tiles (amx.py), the rest through ``kind``; ``prefetch``:
+    software prefetches PREFETCH_BYTES ahead of the weight stream (else the hardware prefetchers alone)."""
     bits, group = c.quant
     lanes = c.nr // 2
     per = 32 // bits  # k per 4-byte cell
@@ -193,7 +194,7 @@ def build(name: str, c: Contraction, rows: int, kind: str, amx: bool = False) ->
         with b.loop(0, groups, carried=[b.splat(t.f, 0.0)] * len(fas)) as gl:
             cb = b.mul(gl.iv, group // per)
             with b.loop(cb, b.add(cb, group // per), span, carried=[b.splat(t.i, 0)] * len(ias)) as cl:
-                for u in range(span):
+                for u in range(span if prefetch else 0):
                     for line in range(0, row_bytes, 64):
                         b.prefetch(w, [p, b.add(cl.iv, prefetch_cells + u), line])
                 current = dict(zip(ias, cl.args))

@@ -2,6 +2,7 @@
 // RUN: qc-opt %s --split-input-file --pass-pipeline='builtin.module(qc-microkernels{vector-width=8 rows=6 int8-dot=avx2})' | FileCheck %s --check-prefix=AVX2
 // RUN: qc-opt %s --split-input-file --pass-pipeline='builtin.module(qc-microkernels{vector-width=16 rows=8 int8-dot=amx})' | FileCheck %s --check-prefix=AMX
 // RUN: qc-opt %s --split-input-file --pass-pipeline='builtin.module(qc-microkernels{vector-width=16 rows=8 int8-dot=avx512bw})' | FileCheck %s --check-prefix=BW
+// RUN: qc-opt %s --split-input-file --pass-pipeline='builtin.module(qc-microkernels{vector-width=16 rows=8 int8-dot=vnni prefetch-min-reuse=4})' | FileCheck %s --check-prefix=LIGHT
 
 // An int8-activation, int8-weight dot-product contraction from qc-lower-qgemm
 // (5 rows, K = 8 in two 4-byte cells, per-channel: one group).  With VNNI, per cell one
@@ -52,6 +53,12 @@
 // AVX2-NOT: pmadd
 // AVX2: arith.extui %{{.*}} : vector<64xi8> to vector<64xi32>
 // AVX2: vector.shuffle
+// With prefetch-min-reuse=4 (Zen 4's VNNI), a kernel doing at least 4 multiply-adds per weight
+// byte (here 5 rows of int8 weights) still prefetches its weight stream.
+// LIGHT-LABEL: func.func @int8(
+// LIGHT: func.func @qc_mk_0(
+// LIGHT: memref.prefetch
+// LIGHT: llvm.call_intrinsic "llvm.x86.avx512.vpdpbusd.512"
 #x = affine_map<(d0, p, n, k) -> (d0, k)>
 #r = affine_map<(d0, p, n, k) -> (d0)>
 #g = affine_map<(d0, p, n, k) -> (d0, k floordiv 8)>
@@ -143,6 +150,14 @@ func.func @int8_symmetric(%xq: memref<5x8xi8>, %sx: memref<5xf32>, %sum: memref<
 // VNNI: arith.shrui
 // VNNI-COUNT-4: llvm.call_intrinsic "llvm.x86.avx512.vpdpbusd.512"
 // VNNI: arith.addi %{{.*}} : vector<16xi32>
+// One row of int4 weights is 2 multiply-adds per weight byte: under prefetch-min-reuse=4 the
+// kernel leaves its weight stream to the hardware prefetchers.
+// LIGHT-LABEL: func.func @int4(
+// LIGHT: func.func @qc_mk_0(
+// LIGHT-NOT: memref.prefetch
+// LIGHT: llvm.call_intrinsic "llvm.x86.avx512.vpdpbusd.512"
+// LIGHT-NOT: memref.prefetch
+// LIGHT: func.func private @qc_par_0
 // AVX2-LABEL: func.func @int4
 #x = affine_map<(d0, p, n, k) -> (d0, k)>
 #r = affine_map<(d0, p, n, k) -> (d0)>

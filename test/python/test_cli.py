@@ -8,7 +8,7 @@ import onnx
 import onnxruntime as ort
 import pytest
 import qc
-from conftest import EXAMPLE, REPO, run, run_example
+from conftest import BIN, EXAMPLE, REPO, run, run_example
 from onnx import TensorProto, helper
 
 
@@ -299,6 +299,18 @@ def test_qc_opt_output_file_and_weights_roundtrip(workdir):
     from safetensors.numpy import load_file
 
     np.testing.assert_array_equal(load_file(str(store))["w"][1], np.arange(300, dtype=np.float32))
+
+
+def test_qc_opt_into_a_closed_pipe_ends_quietly():
+    """``qc-opt x.mlir | head``: a reader that left is no internal error (nor a traceback at exit)."""
+    import os
+
+    read, write = os.pipe()
+    os.close(read)
+    proc = subprocess.run([str(BIN / "qc-opt"), str(REPO / "test" / "Passes" / "raise.mlir"), "--qc-raise"],
+                          stdout=write, stderr=subprocess.PIPE, text=True)
+    os.close(write)
+    assert proc.returncode == 1 and proc.stderr == ""
 
 
 def test_qc_opt_unknown_pass(workdir):

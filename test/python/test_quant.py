@@ -354,6 +354,22 @@ def test_target_chooses_integer_dot_products(cpu, features, flavour):
     assert target.int8_piece_bits == (7 if flavour in ("avx2", "avx512bw") else 8)
 
 
+@pytest.mark.parametrize("cpu,features,rows,prefetch", [
+    ("znver4", None, 1, False), ("znver4", None, 13, True), ("icelake-server", None, 1, True),
+    ("znver4", "+avx,+avx2,+fma", 1, True)])
+def test_zen4_vnni_leaves_light_kernels_weight_streams_to_the_hardware(mlp, cpu, features, rows, prefetch, workdir):
+    """Zen 4's VNNI kernels doing under 4 multiply-adds per weight byte (one row of int8 weights) issue no
+    software prefetches; more rows, another CPU, or Zen 4's AVX2 kernels keep them."""
+    target = Target.of(cpu, features)
+    assert target.prefetch_min_reuse == (4 if cpu == "znver4" and not features else 0)
+    out = workdir / f"mlp_prefetch_{cpu}_{features is None}_{rows}.ll"
+    qc.compile(mlp, out, emit="llvm", example_inputs=(torch.zeros(rows, 64),), input_names=["x"], scheme="w8a8",
+               target_cpu=cpu, target_features=features)
+    text = out.read_text()
+    assert ("@llvm.x86.avx512.vpdpbusd" in text) == (features is None)
+    assert ("call void @llvm.prefetch" in text) == prefetch
+
+
 def test_w8a8_prefill_uses_amx_tiles_on_sapphirerapids(mlp, workdir):
     """64 rows x K = 64 (the up layer) go through tdpbsud tiles; K = 96 and 40 are not multiples of 64."""
     x = np.zeros((64, 64), np.float32)
