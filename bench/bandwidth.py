@@ -16,10 +16,11 @@ HERE = Path(__file__).resolve().parent
 
 @functools.cache
 def _lib() -> ctypes.CDLL:
-    lib = Path(tempfile.mkdtemp(prefix="qc-bw-")) / "bandwidth.so"
-    subprocess.run(["cc", "-O3", "-march=native", "-shared", "-fPIC", "-pthread", str(HERE / "bandwidth.c"),
-                    "-o", str(lib)], check=True)
-    dll = ctypes.CDLL(str(lib))
+    with tempfile.TemporaryDirectory(prefix="qc-bw-") as tmp:  # (a loaded library outlives its file)
+        lib = Path(tmp) / "bandwidth.so"
+        subprocess.run(["cc", "-O3", "-march=native", "-shared", "-fPIC", "-pthread", str(HERE / "bandwidth.c"),
+                        "-o", str(lib)], check=True)
+        dll = ctypes.CDLL(str(lib))
     dll.read_bandwidth.restype = ctypes.c_double
     dll.read_bandwidth.argtypes = [ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.POINTER(ctypes.c_double)]
     dll.read_kernel_name.restype = ctypes.c_char_p

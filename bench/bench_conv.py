@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -38,11 +37,11 @@ def main() -> int:
     import torch
 
     import qc
-    from common import host, interleaved, publish, table
+    from common import host, interleaved, publish, scratch, table
     from qc.compiler.models import cnn
 
     torch.set_num_threads(args.threads)
-    work = Path(tempfile.mkdtemp(prefix="qc-bench-"))
+    work = scratch("qc-bench-")
     rows, schemes = [], args.schemes.split(",")
     for name in args.models.split(","):
         torch.manual_seed(0)

@@ -260,11 +260,10 @@ def run(args) -> int:
     except ImportError:
         cuda_ort = False
     if cuda_ort:
-        import tempfile
-
         from bench_decode import ort_session
+        from common import scratch
 
-        session = ort_session(weights, BITS, GROUP, 0, 1, Path(tempfile.mkdtemp()), "CUDAExecutionProvider")
+        session = ort_session(weights, BITS, GROUP, 0, 1, scratch("qc-bench-gpu-"), "CUDAExecutionProvider")
         outs = session.run(None, feeds)
         rows.append(("ORT MatMulNBits (CUDA)", gpu.timed(lambda: session.run(None, feeds), args.iters), moved,
                      error(outs, ref)))

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -38,10 +37,10 @@ def main() -> int:
     import onnxruntime as ort
 
     import qc
-    from common import host, interleaved, publish, table
+    from common import host, interleaved, publish, scratch, table
     from qc.compiler.models import minilm
 
-    work = Path(tempfile.mkdtemp(prefix="qc-bench-"))
+    work = scratch("qc-bench-")
     onnx_path = work / "minilm.onnx"
     tokenizer = minilm.export_onnx(onnx_path, args.batch, args.seq)
     t0 = time.perf_counter()

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -61,9 +60,9 @@ def main() -> int:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     from bench_decode import LAYER, error, make_weights, qc_model, reference
-    from common import host, interleaved, publish, table
+    from common import host, interleaved, publish, scratch, table
 
-    work = Path(tempfile.mkdtemp(prefix="qc-bench-prefill-"))
+    work = scratch("qc-bench-prefill-")
     weights = make_weights(8, 0)
     model = qc_model(weights, 8, 0, 8, work, rows=args.rows, target_cpu=args.target_cpu)
     narrow = qc_model(weights, 8, 0, 7, work, rows=args.rows, target_cpu=args.target_cpu)

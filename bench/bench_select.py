@@ -21,7 +21,6 @@ import argparse
 import os
 import re
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -134,11 +133,11 @@ def main() -> int:
     import onnxruntime as ort
 
     import qc
-    from common import host, publish, table
+    from common import host, publish, scratch, table
     from qc.core.calibration import Statistics
     from qc.core.quant.select import Problem, greedy
 
-    work = Path(tempfile.mkdtemp(prefix="qc-bench-select-"))
+    work = scratch("qc-bench-select-")
     w = minilm_workload(work, args.sentences, args.calib) if args.model == "minilm" else stories_workload(work)
     out_name = "sentence_embedding" if args.model == "minilm" else "logits"
     better = "higher" if w.metric == "cosine" else "lower"

@@ -2,9 +2,21 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import statistics
+import tempfile
 import time
+from pathlib import Path
+
+
+def scratch(prefix: str) -> Path:
+    """A directory for a run's compiled models and exported ONNX files (GiBs for the LLaMA-sized layers),
+    removed when the run ends."""
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+    atexit.register(shutil.rmtree, path, ignore_errors=True)
+    return path
 
 
 def settle(seconds: float = 0.1) -> None:
