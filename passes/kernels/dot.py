@@ -194,9 +194,10 @@ def build(name: str, c: Contraction, rows: int, kind: str, amx: bool = False, pr
         with b.loop(0, groups, carried=[b.splat(t.f, 0.0)] * len(fas)) as gl:
             cb = b.mul(gl.iv, group // per)
             with b.loop(cb, b.add(cb, group // per), span, carried=[b.splat(t.i, 0)] * len(ias)) as cl:
-                for u in range(span if prefetch else 0):
-                    for line in range(0, row_bytes, 64):
-                        b.prefetch(w, [p, b.add(cl.iv, prefetch_cells + u), line])
+                if prefetch:
+                    for u in range(span):
+                        for line in range(0, row_bytes, 64):
+                            b.prefetch(w, [p, b.add(cl.iv, prefetch_cells + u), line])
                 current = dict(zip(ias, cl.args))
                 if span > 1:
                     int16_span(b, t, w, xq, p, cl.iv, span, rws, current)

@@ -1,6 +1,7 @@
 """The command-line tools on the bundled example, and their answers to bad input."""
 
 import json
+import os
 import subprocess
 
 import numpy as np
@@ -303,8 +304,6 @@ def test_qc_opt_output_file_and_weights_roundtrip(workdir):
 
 def test_qc_opt_into_a_closed_pipe_ends_quietly():
     """``qc-opt x.mlir | head``: a reader that left is no internal error (nor a traceback at exit)."""
-    import os
-
     read, write = os.pipe()
     os.close(read)
     proc = subprocess.run([str(BIN / "qc-opt"), str(REPO / "test" / "Passes" / "raise.mlir"), "--qc-raise"],
