@@ -1,6 +1,6 @@
 """qc vs ONNX Runtime on all-MiniLM-L6-v2, side by side in one process: qc FP32,
-W8A8 + SmoothQuant (alpha 0.5, calibrated on 8 batches of other sentences) and W8A7 (the same with
-7-bit activations: AVX2's fast exact form) against ORT FP32 and ORT ``quantize_dynamic`` (per-channel int8).
+W8A8 + SmoothQuant (alpha 0.5, calibrated on 8 batches of other sentences), W8A7 and W7A8 (the same with
+7-bit activations or 7-bit weights: AVX2's fast exact form) against ORT FP32 and ORT ``quantize_dynamic`` (per-channel int8).
 
     python bench/bench_minilm.py [--batch 1] [--seq 128] [--threads N] [--iters 30] [--target-cpu haswell]
                                  [--results docs/results.md]
@@ -58,6 +58,9 @@ def main() -> int:
     qc.compile(onnx_path, work / "minilm_w8a7.so", scheme="w8a7", calibration=calib, smooth=0.5,
                smooth_fallback=True, target_cpu=args.target_cpu)
     narrow = qc.runtime.load(work / "minilm_w8a7.so")
+    qc.compile(onnx_path, work / "minilm_w7a8.so", scheme="w7a8", calibration=calib, smooth=0.5,
+               smooth_fallback=True, target_cpu=args.target_cpu)
+    seven = qc.runtime.load(work / "minilm_w7a8.so")
 
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
@@ -76,10 +79,11 @@ def main() -> int:
         return f"{float(np.abs(y - ref).max() / np.abs(ref).max()):.1e} / {float(cos.mean()):.5f}"
 
     errors = {"qc": error(model.run(feeds)["last_hidden_state"]), "qc8": error(quant.run(feeds)["last_hidden_state"]),
-              "qc7": error(narrow.run(feeds)["last_hidden_state"]),
+              "qc7": error(narrow.run(feeds)["last_hidden_state"]), "qcw7": error(seven.run(feeds)["last_hidden_state"]),
               "ort": error(ref), "ort8": error(sess8.run(None, feeds)[0])}
 
     times = interleaved({"qc": lambda: model.run(feeds), "qc8": lambda: quant.run(feeds), "qc7": lambda: narrow.run(feeds),
+                         "qcw7": lambda: seven.run(feeds),
                          "ort": lambda: sess.run(None, feeds), "ort8": lambda: sess8.run(None, feeds)}, args.iters)
     phases = ", ".join(f"{k} {v:.1f} s" for k, v in result.timings.items())
     head = (f"MiniLM, batch {args.batch}, seq {args.seq}, {args.threads} threads, {args.iters} interleaved calls; "
@@ -88,6 +92,7 @@ def main() -> int:
     rows = [(name, f"{times[key] * 1e3:.2f}", errors[key], f"{times['ort'] / times[key]:.2f}x",
              f"{times['ort8'] / times[key]:.2f}x")
             for name, key in (("qc FP32", "qc"), ("qc W8A8 + SmoothQuant", "qc8"), ("qc W8A7 + SmoothQuant", "qc7"),
+                              ("qc W7A8 + SmoothQuant", "qcw7"),
                               ("ORT FP32", "ort"),
                               ("ORT quantize_dynamic int8", "ort8"))]
     text = head + "\n\n" + table(rows, ("engine", "median ms", "error vs ORT FP32 (max rel. / cosine)",

@@ -1,7 +1,8 @@
 """Prefill GEMM (M=128 tokens) on the seven linears of one LLaMA-7B decoder layer, side by
 side: qc W8A8 (int8 per-channel weights, int8 per-token activations, VNNI/AVX2 integer
-dot products) and W8A7 (the same with 7-bit activations, +-63: AVX2's vpmaddubsw pairs exact
-without the sign trick) vs ONNX Runtime on the same weights, FP32 (MatMul) and ``quantize_dynamic``
+dot products), W8A7 (the same with 7-bit activations, +-63: AVX2's vpmaddubsw pairs exact
+without the sign trick) and W7A8 (7-bit weights in [-64, 63] against 8-bit activations: the same form on
+q + 64; its own random weights, and its error against their product) vs ONNX Runtime on the same weights, FP32 (MatMul) and ``quantize_dynamic``
 (per-channel int8, MatMulInteger with dynamically quantized activations).
 
     python bench/bench_prefill.py [--threads N] [--iters 10] [--rows 128] [--results docs/results.md]
@@ -66,6 +67,9 @@ def main() -> int:
     weights = make_weights(8, 0)
     model = qc_model(weights, 8, 0, 8, work, rows=args.rows, target_cpu=args.target_cpu)
     narrow = qc_model(weights, 8, 0, 7, work, rows=args.rows, target_cpu=args.target_cpu)
+    weights7 = make_weights(7, 0)  # 7-bit weights in [-64, 63], stored as int8 (its own files: the same tag)
+    (work / "w7").mkdir()
+    seven = qc_model(weights7, 8, 0, 8, work / "w7", rows=args.rows, target_cpu=args.target_cpu)
     ort_fp32_model(weights, args.rows, work / "fp32.onnx")
     quantize_dynamic(str(work / "fp32.onnx"), str(work / "int8.onnx"), per_channel=True,
                      weight_type=QuantType.QInt8, use_external_data_format=True)
@@ -78,14 +82,16 @@ def main() -> int:
              "h": rng.standard_normal((args.rows, 11008), dtype=np.float32)}
     qc_feeds = {"arg0": feeds["x"], "arg1": feeds["h"]}
     ref = reference(weights, feeds)
-    errors = {"qc": error(model.run(qc_feeds).values(), ref), "qc7": error(narrow.run(qc_feeds).values(), ref)}
+    errors = {"qc": error(model.run(qc_feeds).values(), ref), "qc7": error(narrow.run(qc_feeds).values(), ref),
+              "qcw7": error(seven.run(qc_feeds).values(), reference(weights7, feeds))}
     errors |= {kind: error(sess.run(None, feeds), ref) for kind, sess in sessions.items()}
     times = interleaved({"qc": lambda: model.run(qc_feeds), "qc7": lambda: narrow.run(qc_feeds),
+                         "qcw7": lambda: seven.run(qc_feeds),
                          **{kind: (lambda s=s: s.run(None, feeds)) for kind, s in sessions.items()}}, args.iters)
     macs = args.rows * sum(n * k for _, n, k in LAYER)
     rows = [(name, f"{times[key] * 1e3:.1f}", f"{macs / times[key] / 1e9:.0f}", f"{errors[key]:.1e}",
              f"{times['fp32'] / times[key]:.2f}x", f"{times['int8'] / times[key]:.2f}x")
-            for name, key in (("qc W8A8", "qc"), ("qc W8A7", "qc7"), ("ORT FP32", "fp32"),
+            for name, key in (("qc W8A8", "qc"), ("qc W8A7", "qc7"), ("qc W7A8", "qcw7"), ("ORT FP32", "fp32"),
                               ("ORT quantize_dynamic int8", "int8"))]
     text = (f"Prefill GEMM, one LLaMA-7B layer (7 linears), M={args.rows}, {args.threads} threads, median of "
             f"{args.iters} interleaved calls; host {host()}; qc target {args.target_cpu or 'this host'}; error: "

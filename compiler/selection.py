@@ -311,7 +311,7 @@ def measure_sensitivities(probe: Probe, state: PassState, samples: list[dict], s
                  and measured_key(metric, s) not in cached]
     bar = tqdm(total=len(work) * len(samples), desc="measuring sensitivities", unit="run", disable=not progress)
     for layer, scheme in work:
-        feed = probe.weight_input(layer, fake_quantize(state.store[probe.layers[layer][1]], scheme.weight_only))
+        feed = probe.weight_input(layer, fake_quantize(state.store[probe.layers[layer][1]], scheme))
         if scheme.int_activations:
             mode = -1.0 if activations == "dynamic" else static_scale(state, layer, scheme)
             feed[ACT_INPUT + layer] = np.array([mode, scheme.act_max], np.float32)
@@ -352,7 +352,7 @@ def select_precision(module: ir.Module, sig: Signature, state: PassState, sample
                      target: codegen.Target, o, kv_cache: dict[str, int] | None = None) -> list[Path]:
     """Stages 1-4 (see the module docstring); writes ``qc.scheme`` on every layer of ``module``.  ``kv_cache``:
     a decoder's cache types to choose from with their bytes (their sensitivities measured beforehand)."""
-    # 7-bit activations (w8a7) only pay where the int8 dot is vpmaddubsw: offered there, unless the user lists
+    # 7-bit activations or weights (w8a7, w7a8) only pay where the int8 dot is vpmaddubsw: offered there, unless the user lists
     narrow = o.target == "cpu" and target.maddubs
     candidates = ",".join(o.candidates or ([s.name for s in all_schemes(narrow=True)] if narrow else []))
     schemes = candidate_schemes(candidates)

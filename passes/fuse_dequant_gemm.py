@@ -7,7 +7,7 @@ becomes
     %y = "qc.qgemm"(%x, %p, %s, %z [, %b]) {bits = 4, group_size = 128}
 
 ``act_bits`` is the linear's scheme's activation bits when it quantizes them
-(8: w8a8, w4a8; 7: w8a7), with ``act_scale`` its ``qc.act_scale`` (static) or 0 (dynamic).
+(8: w8a8, w4a8, w7a8; 7: w8a7), with ``act_scale`` its ``qc.act_scale`` (static) or 0 (dynamic).
 ``%p`` is the canonical packing (core/quant/packing.py): no float copy of
 the weight is left in the program.  Dequantizations of other shapes (another
 axis, or not feeding a linear's weight) are left alone.

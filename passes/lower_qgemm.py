@@ -29,7 +29,9 @@ then contracts integers on dot-product panels (``packing.PanelLayout`` with ``do
 
 ``u`` unsigned (int8 + 128, or the int4 nibble), ``g = k floordiv GS``; the
 offset ``wo = -(zero + 128 or 8) * ws`` meets the group sum once per group,
-the form an unsigned x signed byte dot product (``vpdpbusd``) computes.  When every zero point
+the form an unsigned x signed byte dot product (``vpdpbusd``) computes.  When every stored int8
+weight lies in [-64, 63] (``w7a8``: 7-bit weights) the contraction says so as ``qc.weight_bits = 7``:
+vpmaddubsw's pairs of ``u - 64`` (within [0, 127]) times int8 x then fit int16 as they are.  When every zero point
 is 0 (symmetric schemes) the contraction is ``qc_qgemm_dot_panel_sym``: the body and the
 micro-kernel compute ``wo = -(128 or 8) * ws`` instead of reading it (6 % fewer bytes streamed for
 int4 g128 decode), so no offsets are stored: the scale panels fill the offset operand.
@@ -78,7 +80,7 @@ from ..dialects.qc import QGemmOp, WeightOp
 from .base import ModulePass, Option, PassState, WeightReaders, one_of, ops_of, parse_bool
 from .builders import f32_const, generic, reassociation
 from .lower_linear import Indexed, floordiv, panel_helper, weight_name
-from .matchers import ACT_MAX_ATTR, indexing_maps, is_copy_generic, linear_terms, producer, stored_weight
+from .matchers import ACT_MAX_ATTR, WEIGHT_BITS_ATTR, indexing_maps, is_copy_generic, linear_terms, producer, stored_weight
 
 QGEMM_PANEL = "qc_qgemm_panel"
 QGEMM_PANEL_SYM = "qc_qgemm_panel_sym"  # the same, all zero points 0: the kernel derives wo from ws
@@ -360,12 +362,19 @@ def split_rows(x: ir.Value, group: int, bound: int) -> list[Indexed]:
             (_group_sums(xq, lead + [PIECES, k], group), lambda d: [*d.lead, floordiv(d.k, group)])]
 
 
+def seven_bit(q: np.ndarray) -> bool:
+    """Whether stored int8 weights ``q`` all lie in [-64, 63] (7-bit integers)."""
+    return q.size > 0 and int(q.min()) >= -64 and int(q.max()) <= 63
+
+
 def qgemm_dot_helper(fn: str, xshape: list[int], layout: PanelLayout, act_scale: float, act_max: int,
-                     has_bias: bool, gather: tuple[ir.RankedTensorType, Gather] | None = None, pieces: bool = False) -> None:
+                     has_bias: bool, gather: tuple[ir.RankedTensorType, Gather] | None = None, pieces: bool = False,
+                     seven: bool = False) -> None:
     """The helper of an int8-activation qgemm:
     ``acc += sx * (ws * xq * u(w) + (k mod GS == 0 ? wo * xsum : 0))``; with ``gather`` (the
     source's type and how x is gathered from it) it takes the source instead of x; with ``pieces``
-    x stays f32: the same contraction runs over its int8 pieces (``split_rows``), summed after."""
+    x stays f32: the same contraction runs over its int8 pieces (``split_rows``), summed after; ``seven``:
+    the int8 weights are 7-bit (the contraction says so for the kernels)."""
     if pieces:
         *lead, k = xshape
         source, xshape = ir.RankedTensorType.get(xshape, ir.F32Type.get()), [*lead, PIECES, k]
@@ -394,9 +403,11 @@ def qgemm_dot_helper(fn: str, xshape: list[int], layout: PanelLayout, act_scale:
         prelude = lambda x: quantize_rows(x, group, act_scale, act_max, gather and gather[1])  # noqa: E731
         source = gather and gather[0]
     i64 = ir.IntegerType.get_signless(64)
+    attrs = {ACT_MAX_ATTR: ir.IntegerAttr.get(i64, act_max)} if act_max < 127 else {}
+    if seven:
+        attrs[WEIGHT_BITS_ATTR] = ir.IntegerAttr.get(i64, 7)
     panel_helper(fn, xshape, layout, has_bias, _weights(layout, column), body,
-                 QGEMM_DOT_PANEL_SYM if layout.symmetric else QGEMM_DOT_PANEL, prelude, source, pieces,
-                 {ACT_MAX_ATTR: ir.IntegerAttr.get(i64, act_max)} if act_max < 127 else {})
+                 QGEMM_DOT_PANEL_SYM if layout.symmetric else QGEMM_DOT_PANEL, prelude, source, pieces, attrs)
 
 
 def packed_name(op: QGemmOp) -> str | None:
@@ -455,6 +466,7 @@ class LowerQGemm(ModulePass):
                    else f"_a{act_bits}s{f32_bits(act_scale)}" if act_scale else f"_a{act_bits}") if dot else ""
             (_, pname), (_, sname), (_, zname) = ops_names
             symmetric = zname in state.store and not np.any(state.store[zname])
+            seven = dot and bits == 8 and pname in state.store and seven_bit(state.store[pname])
             layout = PanelLayout(n, k, width, bits, group, dot, symmetric)
             # int8 activations of an im2col are quantized from the im2col's source
             gathered = im2col_of(x) if dot and not pieces and not cells else None
@@ -462,14 +474,15 @@ class LowerQGemm(ModulePass):
             if gathered is not None:
                 st = ir.RankedTensorType(source.type)
                 shape += f"_from{'x'.join(map(str, st.shape))}_{zlib.crc32(str(gathered[1]).encode()):08x}"
-            fn = f"qc_qgemm_{shape}_{n}_w{bits}g{group}{act}_{'d' if dot else 'p'}{width}{bias}{'_sym' if symmetric else ''}"
+            fn = (f"qc_qgemm_{shape}_{n}_w{7 if seven else bits}g{group}{act}_{'d' if dot else 'p'}{width}{bias}"
+                  f"{'_sym' if symmetric else ''}")
             if fn not in helpers:
                 with ir.InsertionPoint(body), op.location:
                     if cells:
                         qgemm_cell_helper(fn, list(xt.shape), layout, has_bias)
                     elif dot:
                         qgemm_dot_helper(fn, list(xt.shape), layout, act_scale, act_max, has_bias,
-                                         gathered and (ir.RankedTensorType(source.type), gathered[1]), pieces)
+                                         gathered and (ir.RankedTensorType(source.type), gathered[1]), pieces, seven)
                     else:
                         qgemm_helper(fn, list(xt.shape), layout, has_bias)
                 helpers.add(fn)

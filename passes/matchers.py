@@ -14,6 +14,9 @@ LAYOUT_ATTR = "qc.layout"  # on a contraction over packed weights: their PanelLa
 # on a dot contraction whose int8 activations are within +-act_max < 127 (7-bit): vpmaddubsw's pairs of
 # unsigned weight cells times them fit int16 as they are
 ACT_MAX_ATTR = "qc.act_max"
+# on a dot contraction whose int8 weights all lie in [-64, 63] (7-bit): vpmaddubsw's pairs of u - 64 (within
+# [0, 127]) times int8 activations fit int16 as they are
+WEIGHT_BITS_ATTR = "qc.weight_bits"
 
 
 def library_call(op: ir.Operation) -> str | None:

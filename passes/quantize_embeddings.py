@@ -91,7 +91,7 @@ class QuantizeEmbeddings(ModulePass):
                 value = arith.ExtFOp(ir.F32Type.get(), tensor.ExtractOp(weights["f16"], [row, col]).result).result
             else:
                 group = b.div(col, scheme.group_size) if scheme.group_size else b.c(0)
-                if scheme.weight_bits == 8:
+                if scheme.storage_bits == 8:
                     q = b.to_f32(tensor.ExtractOp(weights["q"], [row, col]).result)
                 else:
                     half = INT4_BLOCK // 2

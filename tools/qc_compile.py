@@ -56,8 +56,8 @@ def main(argv: list[str] | None = None) -> int:
                         "(4: 4x fewer multiplications, 2: 2.25x, with errors closer to the direct form's; 0: all "
                         "direct; default 4)")
     q = p.add_argument_group("quantization")
-    q.add_argument("--scheme", help="scheme of every layer: f32, f16, w8a16, w8a8, w8a7 (7-bit activations: AVX2's "
-                                    "fast exact int8 dot), w4a16-g32|g64|g128, w4a8-g32|g64|g128 (-asym), or auto "
+    q.add_argument("--scheme", help="scheme of every layer: f32, f16, w8a16, w8a8, w8a7 / w7a8 (7-bit activations / "
+                                    "weights: AVX2's fast exact int8 dot), w4a16-g32|g64|g128, w4a8-g32|g64|g128 (-asym), or auto "
                                     "(chosen per layer under the budgets)")
     q.add_argument("--scheme-overrides", metavar="FILE.json|FILE.yaml",
                    help='per-layer schemes: {"layer-name regex": "scheme", ...} (JSON, or a YAML mapping); '
@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     q.add_argument("--smooth-fallback", action="store_true",
                    help="smooth layers whose input producer cannot absorb the scale with an explicit multiply")
     q.add_argument("--activations", default="dynamic", choices=ACTIVATIONS,
-                   help="integer activations (w8a8, w4a8, w8a7): per-row scales at run time or one calibrated scale")
+                   help="integer activations (w8a8, w4a8, w8a7, w7a8): per-row scales at run time or one calibrated scale")
     a = p.add_argument_group("precision selection (--scheme auto)")
     a.add_argument("--budget-bits", type=float, metavar="B", help="average bits per weight, scales included")
     a.add_argument("--budget-mb", type=float, metavar="MB", help="MB (10^6 bytes) of all stored weights")

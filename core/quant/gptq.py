@@ -54,4 +54,5 @@ def quantize_gptq(w: np.ndarray, hessian: np.ndarray, scheme: Scheme, *, damp: f
             err[:, i - b0] = e
             q[:, col] = qi
         w[:, b1:] -= err @ hinv[b0:b1, b1:]
-    return QuantizedWeight(q, g_scale.astype(np.float32), g_zero.astype(np.int8), bits, scheme.group_size)
+    return QuantizedWeight(q, g_scale.astype(np.float32), g_zero.astype(np.int8), scheme.storage_bits,
+                           scheme.group_size)

@@ -13,10 +13,10 @@ from .scheme import Scheme
 class QuantizedWeight:
     """``w[n, k] ~= (q[n, k] - zero_point[n, g]) * scale[n, g]`` with ``g = k // group_size``."""
 
-    q: np.ndarray           # int8 [N, K], values in [-2^(b-1), 2^(b-1) - 1]
+    q: np.ndarray           # int8 [N, K], values in [-2^(b-1), 2^(b-1) - 1] for the scheme's b (7: [-64, 63])
     scale: np.ndarray       # float32 [N, G]
     zero_point: np.ndarray  # int8 [N, G] (zeros when symmetric)
-    bits: int
+    bits: int               # as stored: 4 or 8 (7-bit weights are stored as int8)
     group_size: int         # 0: one group spanning K (per output channel)
 
 
@@ -79,7 +79,7 @@ def quantize_rtn(w: np.ndarray, scheme: Scheme) -> QuantizedWeight:
     scale, zero = quant_params(blocks, scheme.weight_bits, scheme.symmetric)
     q = quantize_with(blocks, scale[:, None], zero[:, None], scheme.weight_bits)
     g = _groups(k, scheme.group_size)
-    return QuantizedWeight(q.reshape(n, k), scale.reshape(n, g), zero.reshape(n, g), scheme.weight_bits,
+    return QuantizedWeight(q.reshape(n, k), scale.reshape(n, g), zero.reshape(n, g), scheme.storage_bits,
                            scheme.group_size)
 
 

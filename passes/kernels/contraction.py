@@ -45,6 +45,7 @@ class Contraction:
     quant: tuple[int, int] | None = None  # (bits, group size) of a qgemm panel contraction
     dot: bool = False  # int8 activations: an integer dot-product contraction
     act_max: int = 127  # the int8 activations' bound (63: 7-bit, vpmaddubsw takes unsigned cells as they are)
+    weight_bits: int = 8  # of a dot contraction's int8 weights: 7 when all lie in [-64, 63] (vpmaddubsw takes u - 64)
     b_elt: str = "f32"  # f16 or i8: B stored as half or int8 codes, widened to f32 as it is loaded
     sym_offset: int | None = None  # symmetric weights: the offset is -sym_offset * scale, computed, not read
     zero_c: bool = False  # C was only zero-filled (the fill is erased): the kernel writes C without reading it

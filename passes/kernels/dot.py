@@ -11,7 +11,10 @@ The vpmaddubsw flavours take int8 weights as ``|q| x sign(x, q)`` (llama.cpp's A
 which sums ``q x`` instead of ``u x = (q + 128) x``; adding ``128 x`` the group sum back gives the
 VNNI path's integer exactly, so every flavour shares one epilogue.  With 7-bit activations
 (``act_max`` 63: ``w8a7``) they take ``u`` as it is, as VNNI does: a pair ``u0 x0 + u1 x1`` is
-within 2 x 255 x 64 = 32640, so three instructions (not four) per 32 products are exact.  int4's
+within 2 x 255 x 64 = 32640, so three instructions (not four) per 32 products are exact.  With 7-bit
+weights (``weight_bits`` 7: ``w7a8``, every q in [-64, 63]) they take ``u - 64`` (within [0, 127]; pairs
+within 2 x 127 x 128 = 32512) against 8-bit x, one subtraction per weight vector shared by the rows, and add
+``64 x`` the group sum back.  int4's
 pairs (u < 16) are small enough to add as int16 over both nibbles of 4 cells before one vpmaddwd:
 two instructions per 32 products, and a row block of three (f32 activations as pieces) 1.1-1.4x
 faster than with a vpmaddwd per pair.
@@ -57,7 +60,13 @@ def flavour(requested: str, c: Contraction) -> str:
 def signs_weights(kind: str, c: Contraction) -> bool:
     """Whether ``kind``'s kernel takes int8 weights as ``|q| x sign(x, q)``: vpmaddubsw against 8-bit x, whose
     ``u x`` pairs could overflow int16 (int4's u < 16 and 7-bit x never do)."""
-    return kind in MADDUBS and c.quant[0] == 8 and c.act_max > 63
+    return kind in MADDUBS and c.quant[0] == 8 and c.act_max > 63 and c.weight_bits > 7
+
+
+def shifts_weights(kind: str, c: Contraction) -> bool:
+    """Whether ``kind``'s kernel takes 7-bit int8 weights as ``u - 64 = q + 64``: vpmaddubsw against 8-bit x,
+    whose ``u x`` pairs could overflow int16 and ``(q + 64) x`` pairs cannot."""
+    return kind in MADDUBS and c.quant[0] == 8 and c.act_max > 63 and c.weight_bits == 7
 
 
 def tile_rows(kind: str, c: Contraction, rows: int) -> int:
@@ -179,6 +188,7 @@ def build(name: str, c: Contraction, rows: int, kind: str, amx: bool = False, pr
     xq, sx = b.view(xq, [c.m, c.k]), b.view(sx, [c.m])
     xsum, out = b.view(xsum, [c.m, groups]), b.view(out, [c.m, c.panels, c.nr])
     signed_q = signs_weights(kind, c)
+    shifted_q = shifts_weights(kind, c)
     row_bytes = c.nr * 4
     prefetch_cells = max(1, PREFETCH_BYTES // row_bytes)
 
@@ -209,6 +219,8 @@ def build(name: str, c: Contraction, rows: int, kind: str, amx: bool = False, pr
                         if signed_q:
                             signed[h] = signed_weights(b, t, cell)
                             units[(h, 0)] = signed[h].abs
+                        elif shifted_q:
+                            units[(h, 0)] = arith.subi(cell, b.splat(t.b, 64))
                         elif bits == 8:
                             units[(h, 0)] = cell
                         else:
@@ -233,13 +245,13 @@ def build(name: str, c: Contraction, rows: int, kind: str, amx: bool = False, pr
             for j, r in enumerate(rws):
                 y = b.scalar(xsum, [r, gl.iv])
                 ysum = b.bcast(t.f, arith.sitofp(f32(), y))
-                if signed_q:  # sum q x + 128 sum x = sum u x
-                    shifted = b.bcast(t.i, arith.shli(y, b.int(32, 7)))
+                if signed_q or shifted_q:  # sum q x + 128 sum x = sum (q + 64) x + 64 sum x = sum u x
+                    shifted = b.bcast(t.i, arith.shli(y, b.int(32, 7 if signed_q else 6)))
                 for h in halves:
                     total = isums[(j, h, 0)]
                     if len(parts) == 2:
                         total = arith.addi(total, isums[(j, h, 1)])
-                    if signed_q:
+                    if signed_q or shifted_q:
                         total = arith.addi(total, shifted)
                     folded.append(fold_group(b, t, total, scales[h], ysum, offsets[h], facc[(j, h)]))
             gl.carry(folded)

@@ -600,3 +600,68 @@ func.func @int8_narrow(%xq: memref<5x8xi8>, %sx: memref<5xf32>, %sum: memref<5x1
   }
   return
 }
+
+// -----
+
+// 7-bit weights (qc.weight_bits = 7, scheme w7a8: every q in [-64, 63]) against 8-bit activations: a pair
+// of u = q + 128 (up to 191) times x could pass int16, so vpmaddubsw takes u - 64 = q + 64 (within [0, 127]:
+// pairs within 2 x 127 x 128 = 32512), one subtraction per weight vector shared by the rows, and 64 x the
+// group sum is added back (a shift by 6, the sign trick's being 7); no psignb, no |q|, so four rows a tile
+// as w8a7 (8 accumulators).  VNNI takes u as it is.
+// AVX2-LABEL: func.func @int8_seven_bit_weights
+// AVX2-DAG: %[[SIX:.*]] = arith.constant 6 : i32
+// AVX2-DAG: %[[K64:.*]] = arith.constant dense<64> : vector<32xi8>
+// AVX2: scf.for {{.*}} -> (vector<8xi32>, vector<8xi32>, vector<8xi32>, vector<8xi32>, vector<8xi32>, vector<8xi32>, vector<8xi32>, vector<8xi32>)
+// AVX2-NOT: psign
+// AVX2: %[[W:.*]] = vector.load %arg3{{.*}} : memref<1x2x64xi8>, vector<32xi8>
+// AVX2: %[[U:.*]] = arith.subi %[[W]], %[[K64]] : vector<32xi8>
+// AVX2-NOT: psign
+// AVX2: llvm.call_intrinsic "llvm.x86.avx2.pmadd.ub.sw"(%[[U]], %{{.*}})
+// AVX2-NOT: psign
+// AVX2: arith.shli %{{.*}}, %[[SIX]] : i32
+// AVX2: func.func private @qc_par_0
+// VNNI-LABEL: func.func @int8_seven_bit_weights
+// VNNI-NOT: arith.subi %{{.*}} : vector<64xi8>
+// VNNI: llvm.call_intrinsic "llvm.x86.avx512.vpdpbusd.256"
+// VNNI-NOT: arith.shli
+// VNNI: func.func private @qc_par_0
+// AMX-LABEL: func.func @int8_seven_bit_weights
+// BW-LABEL: func.func @int8_seven_bit_weights
+// BW-NOT: psign
+// BW: arith.subi %{{.*}} : vector<32xi8>
+// BW: llvm.call_intrinsic "llvm.x86.avx2.pmadd.ub.sw"
+// BW-NOT: psign
+// BW: arith.shli
+// BW: func.func private @qc_par_0
+#x = affine_map<(d0, p, n, k) -> (d0, k)>
+#r = affine_map<(d0, p, n, k) -> (d0)>
+#g = affine_map<(d0, p, n, k) -> (d0, k floordiv 8)>
+#w = affine_map<(d0, p, n, k) -> (p, k floordiv 4, n * 4 + k mod 4)>
+#s = affine_map<(d0, p, n, k) -> (p, k floordiv 8, n)>
+#c = affine_map<(d0, p, n, k) -> (d0, p, n)>
+func.func @int8_seven_bit_weights(%xq: memref<5x8xi8>, %sx: memref<5xf32>, %sum: memref<5x1xi32>, %w: memref<1x2x64xi8>,
+                       %s: memref<1x1x16xf32>, %o: memref<1x1x16xf32>, %c: memref<5x1x16xf32>) {
+  linalg.generic {indexing_maps = [#x, #r, #g, #w, #s, #s, #c], iterator_types = ["parallel", "parallel", "parallel", "reduction"],
+                  library_call = "qc_qgemm_dot_panel", qc.layout = #qc.layout<16 : i64, 8 : i64, 16 : i64, 8 : i64, 8 : i64, 1 : i64, 0 : i64>, qc.weight_bits = 7 : i64}
+      ins(%xq, %sx, %sum, %w, %s, %o : memref<5x8xi8>, memref<5xf32>, memref<5x1xi32>, memref<1x2x64xi8>, memref<1x1x16xf32>, memref<1x1x16xf32>)
+      outs(%c : memref<5x1x16xf32>) {
+  ^bb0(%a: i8, %bsx: f32, %bsum: i32, %b: i8, %sc: f32, %of: f32, %acc: f32):
+    %kk = linalg.index 3 : index
+    %ue = arith.extui %b : i8 to i32
+    %ae = arith.extsi %a : i8 to i32
+    %pr = arith.muli %ae, %ue : i32
+    %pf = arith.sitofp %pr : i32 to f32
+    %t = arith.mulf %pf, %sc : f32
+    %c0 = arith.constant 0 : index
+    %first = arith.cmpi eq, %kk, %c0 : index
+    %sf = arith.sitofp %bsum : i32 to f32
+    %corr = arith.mulf %of, %sf : f32
+    %zero = arith.constant 0.0 : f32
+    %cr = arith.select %first, %corr, %zero : f32
+    %t2 = arith.addf %t, %cr : f32
+    %t3 = arith.mulf %bsx, %t2 : f32
+    %r = arith.addf %acc, %t3 : f32
+    linalg.yield %r : f32
+  }
+  return
+}

@@ -246,7 +246,8 @@ def test_every_integer_flavour_is_exact_on_saturating_inputs(workdir):
     """Full-range int8: weights at +-127 and, asymmetric, -128 (u = 0 and 255 in the dot panels) times
     activations at +-127, where a plain vpmaddubsw pair would saturate int16 (255 x 127 x 2 > 32767);
     w8a7's at +-63, which vpmaddubsw takes without the sign trick (255 x 63 x 2 = 32130: its AVX2 IR has
-    no psignb); int4 weights all at 7 (u = 15) against rows all at +127 or all at -127, whose pairs the
+    no psignb); w7a8's weights at +-63 and, asymmetric, -64 (u = 64 to 191, whose pairs against +-127 would
+    saturate as they are: the vpmaddubsw flavours take u - 64, and have no psignb either); int4 weights all at 7 (u = 15) against rows all at +127 or all at -127, whose pairs the
     vpmaddubsw flavours sum as int16 over a group's 8 cell-nibbles up to +-30480 (16 would saturate).  Every flavour this host can execute gives the same f32 bits (one epilogue over exact
     integer sums, so any integer difference would show), and the generic one (i32 multiplies) matches numpy."""
     rng = np.random.default_rng(7)
@@ -259,7 +260,8 @@ def test_every_integer_flavour_is_exact_on_saturating_inputs(workdir):
     assert {"generic", "avx2"} <= targets.keys()  # every x86-64 host this project runs on
     # q at the ends of its range: +-127; -128 and 127; -8 and 7 (int4, whose u < 16 cannot saturate)
     for scheme, levels in (("w8a8", [-1.0, 1.0]), ("w8a8-asym", [-1.0, 0.5]), ("w4a8-g32-asym", [-1.0, 0.5]),
-                           ("w4a8-g128", [1.0]), ("w8a7", [-1.0, 1.0]), ("w8a7-asym", [-1.0, 0.5])):
+                           ("w4a8-g128", [1.0]), ("w8a7", [-1.0, 1.0]), ("w8a7-asym", [-1.0, 0.5]),
+                           ("w7a8", [-1.0, 1.0]), ("w7a8-asym", [-1.0, 0.5])):
         w = rng.choice(levels, (n, k)) * rng.uniform(0.5, 2.0, (n, 1))
         with torch.no_grad():
             model.weight.copy_(torch.from_numpy(w.astype(np.float32)))
@@ -269,16 +271,16 @@ def test_every_integer_flavour_is_exact_on_saturating_inputs(workdir):
             qc.compile(model, out, example_inputs=(torch.from_numpy(x),), input_names=["x"], scheme=scheme,
                        target_cpu=cpu, target_features=features)
             got[flavour] = qc.runtime.load(out).run({"x": x})["output0"]
-            if flavour == "avx2" and scheme.startswith("w8"):
+            if flavour == "avx2" and not scheme.startswith("w4"):
                 ir_text = workdir / f"saturate_{scheme}_{flavour}.ll"
                 qc.compile(model, ir_text, emit="llvm", example_inputs=(torch.from_numpy(x),), input_names=["x"],
                            scheme=scheme, target_cpu=cpu, target_features=features)
-                assert ("psign.b" in ir_text.read_text()) == ("a8" in scheme), scheme
+                assert ("psign.b" in ir_text.read_text()) == scheme.startswith("w8a8"), scheme
         for flavour, y in got.items():
             assert np.array_equal(y.view(np.int32), got["generic"].view(np.int32)), (scheme, flavour)
         parsed = parse_scheme(scheme)
         qw = quantize_rtn(model.weight.detach().numpy(), parsed)
-        top = (1 << (qw.bits - 1)) - 1
+        top = (1 << (parsed.weight_bits - 1)) - 1
         assert qw.q.max() == top
         if len(levels) > 1:
             assert qw.q.min() == (-top - 1 if scheme.endswith("asym") else -top)

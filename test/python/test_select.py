@@ -325,11 +325,12 @@ def test_measured_sensitivity_is_the_compiled_layers_error(workdir, scheme):
     assert measured > 0 and measured == pytest.approx(real, rel=0.02, abs=1e-9)
 
 
-def test_seven_bit_activations_are_candidates_where_vpmaddubsw_is(workdir):
+def test_seven_bit_schemes_are_candidates_where_vpmaddubsw_is(workdir):
     """w8a7 (activations within +-63: vpmaddubsw's two-instruction form is exact, 1.6x the |q| x sign(x, q)
-    kernel's speed on AVX2) joins every-scheme selections for vpmaddubsw targets (haswell; this host's
-    own target when its int8 dot is avx2 / avx512bw) and not for the others, where it only loses a bit.
-    Its measured sensitivity is above w8a8's: half the activation levels."""
+    kernel's speed on AVX2) and w7a8 (weights within [-64, 63], the same form on q + 64) join every-scheme
+    selections for vpmaddubsw targets (haswell; this host's own target when its int8 dot is avx2 /
+    avx512bw) and not for the others, where they only lose a bit.  Their measured sensitivities are above
+    w8a8's: half the activation levels, or half the weight levels (the probe rounds weights to 7 bits)."""
     from qc.compiler.codegen import Target
 
     x = np.random.default_rng(5).standard_normal((4, 4, 64)).astype(np.float32)
@@ -341,6 +342,7 @@ def test_seven_bit_activations_are_candidates_where_vpmaddubsw_is(workdir):
                    target_cpu=cpu, save_stats=stats)
         measured = Statistics.load(stats).sensitivity["fc1"]
         narrow = Target.of(cpu).int8_dot in ("avx2", "avx512bw")
-        assert (key.format("w8a7") in measured) == narrow, (cpu, sorted(measured))
+        assert (key.format("w8a7") in measured) == (key.format("w7a8") in measured) == narrow, (cpu, sorted(measured))
         if narrow:
             assert measured[key.format("w8a7")] > measured[key.format("w8a8")] > 0
+            assert measured[key.format("w7a8")] > measured[key.format("w8a8")]
