@@ -47,6 +47,11 @@ def markdown(data: dict) -> str:
                   f"({sel['metric']}).", "",
                   f"- layers: {sel['layer_bytes']} bytes, {sel['bits_per_weight']:.3f} bits per weight; predicted "
                   f"summed error {sel['predicted_error']:.4e}"]
+        check = sel.get("error_check")
+        if check:
+            others = ", ".join(f"uniform {s} {e:.4e}" for s, e in check["uniform"].items()) or "none within the budgets"
+            lines.append(f"- error check (every layer quantized at once, measured): the ILP's selection "
+                         f"{check['selection']:.4e}; {others}; kept: {check['kept']}")
         if "predicted_ms" in sel:
             lines.append(f"- latency: predicted {sel['predicted_ms']:.3f} ms"
                          + (f", measured {sel['measured_ms']:.3f} ms" if "measured_ms" in sel else ""))

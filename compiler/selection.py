@@ -10,6 +10,9 @@ Stages, in order:
    the statistics); its own time, less the layers' f32 kernels, is the rest of the model;
 3. ``qc-select-precision`` with the budgets, pins and these numbers (with ``--kv-cache auto``, a decoder's
    cache types too: their sensitivities measured through the PyTorch step, ``measure_kv_sensitivities``);
+   then, with calibration samples and measured sensitivities, the error check (``check_error``): the ILP adds
+   single-layer errors, which many quantized layers together need not follow, so the selection and every
+   uniform scheme the budgets allow are measured whole through the probe, and the least measured error is kept;
 4. with a latency budget, the check (``check_latency``): the selected model is built as the driver
    will build it and timed; while it runs over the budget, the non-f32 kernels' latencies are
    scaled by what they took in the model against their time alone, and the ILP solves again
@@ -37,16 +40,16 @@ from ..passes.assign_schemes import reduction_size
 from ..passes.base import PassState, set_function_type
 from ..passes.builders import f32_const, generic
 from ..passes.matchers import scheme_targets, target_name, target_weight
-from ..passes.select_precision import KV_CACHE, candidate_schemes, layer_rows, linear_shape, measured_key
+from ..passes.select_precision import KV_CACHE, apply_choice, candidate_schemes, layer_rows, linear_shape, measured_key
 from ..runtime import build as rtbuild
 from . import codegen
 from .context import make_context
 from ..core.errors import QCError
-from ..core.quant import Scheme, all_schemes, fits
+from ..core.quant import Scheme, all_schemes, fits, parse_scheme
 from ..core.quant.latency import LatencyTable, scheme_key
 from ..core.quant.packing import PanelLayout
 from ..core.quant.scheme import KV_CACHE_TYPES
-from ..core.quant.select import Problem, Solution, solve
+from ..core.quant.select import Candidate, Problem, Solution, solve
 from ..core.quant.sensitivity import fake_quantize, outputs_error
 from ..core.signature import Signature, TensorSpec
 
@@ -311,16 +314,79 @@ def measure_sensitivities(probe: Probe, state: PassState, samples: list[dict], s
                  and measured_key(metric, s) not in cached]
     bar = tqdm(total=len(work) * len(samples), desc="measuring sensitivities", unit="run", disable=not progress)
     for layer, scheme in work:
-        feed = probe.weight_input(layer, fake_quantize(state.store[probe.layers[layer][1]], scheme))
-        if scheme.int_activations:
-            mode = -1.0 if activations == "dynamic" else static_scale(state, layer, scheme)
-            feed[ACT_INPUT + layer] = np.array([mode, scheme.act_max], np.float32)
+        feed = layer_feed(probe, state, layer, scheme, activations)
         errors = []
         for sample, ref in zip(samples, refs):
             errors.append(outputs_error(ref, probe.run(sample, feed), metric))
             bar.update()
         state.stats.sensitivity[layer][measured_key(metric, scheme)] = max(float(np.mean(errors)), 0.0)
     bar.close()
+
+
+def layer_feed(probe: Probe, state: PassState, layer: str, scheme: Scheme, activations: str) -> dict[str, np.ndarray]:
+    """The probe's inputs that run ``layer`` as ``scheme`` would: its weight fake-quantized (round to nearest)
+    and, for integer-activation schemes, its input switch rounding as the kernel rounds."""
+    feed = probe.weight_input(layer, fake_quantize(state.store[probe.layers[layer][1]], scheme))
+    if scheme.int_activations:
+        mode = -1.0 if activations == "dynamic" else static_scale(state, layer, scheme)
+        feed[ACT_INPUT + layer] = np.array([mode, scheme.act_max], np.float32)
+    return feed
+
+
+def uniform_choices(problem: Problem, solution: Solution) -> dict[str, dict[str, Candidate]]:
+    """scheme -> the assignment giving every layer that scheme (f32 where it cannot take it, a pinned layer its
+    pin, the KV cache the solution's type), for each candidate scheme whose assignment the budgets and the
+    coupled groups allow and which differs from ``solution``."""
+    names = {c.scheme for layer in problem.layers if layer.name != KV_CACHE for c in layer.candidates}
+    found = {}
+    for scheme in sorted(names):
+        choice = {}
+        for layer in problem.layers:
+            by_scheme = {c.scheme: c for c in layer.candidates}
+            pick = (solution.choice[layer.name] if layer.name == KV_CACHE else by_scheme.get(scheme)
+                    or (layer.candidates[0] if len(layer.candidates) == 1 else by_scheme.get("f32")))
+            if pick is None:
+                break
+            choice[layer.name] = pick
+        else:
+            costs = Solution(choice)
+            fits_bytes = problem.max_bytes is None or costs.bytes <= problem.max_bytes
+            fits_ms = problem.max_latency_ms is None or costs.latency_ms <= problem.max_latency_ms
+            coupled = all(len({choice[n].scheme for n in group}) == 1 for group in problem.groups)
+            same = all(choice[n].scheme == c.scheme for n, c in solution.choice.items())
+            if fits_bytes and fits_ms and coupled and not same:
+                found[scheme] = choice
+    return found
+
+
+def check_error(module: ir.Module, probe: Probe, state: PassState, samples: list[dict], metric: str,
+                activations: str) -> None:
+    """Stage 3b: the selection's measured error and each feasible uniform assignment's (``uniform_choices``),
+    every layer as its scheme at once, the mean output error over the samples as the sensitivities are measured;
+    where a uniform one measures less, it replaces the selection (``state.selection["error_check"]`` says
+    which, with the errors)."""
+    problem, solution = state.selection["problem"], state.selection["solution"]
+    samples = samples[:SENSITIVITY_SAMPLES]
+    refs = [probe.run(s) for s in samples]
+
+    def measured(choice: dict[str, Candidate]) -> float:
+        feed = {}
+        for layer, c in choice.items():
+            scheme = parse_scheme(c.scheme) if layer in probe.layers else None
+            if scheme is not None and scheme.quantized:
+                feed |= layer_feed(probe, state, layer, scheme, activations)
+        return float(np.mean([outputs_error(ref, probe.run(s, feed), metric) for s, ref in zip(samples, refs)]))
+
+    uniform = {scheme: (choice, measured(choice)) for scheme, choice in uniform_choices(problem, solution).items()}
+    selected = measured(solution.choice)
+    best = min(uniform, key=lambda s: uniform[s][1], default=None)
+    kept = best if best is not None and uniform[best][1] < selected else None
+    state.selection["error_check"] = {"selection": selected, "uniform": {s: e for s, (_, e) in uniform.items()},
+                                      "kept": f"uniform {kept}" if kept else "selection"}
+    if kept:
+        state.selection["solution"] = Solution(uniform[kept][0])
+        with module.context:
+            apply_choice(module.operation, {name: c.scheme for name, c in uniform[kept][0].items()})
 
 
 def measure_kv_sensitivities(decoder, prompts, state: PassState, metric: str,
@@ -368,11 +434,11 @@ def select_precision(module: ir.Module, sig: Signature, state: PassState, sample
         raise QCError("measured sensitivities need calibration samples (--calib); the statistics given hold "
                       "none for every layer and candidate; or choose sensitivity 'proxy'")
     with tempfile.TemporaryDirectory(prefix="qc-probe-") as tmp:
+        checked = bool(samples) and o.sensitivity == "measured"
+        probe = Probe(module, sig, state, target, Path(tmp) / "sensitivity") if missing or checked else None
         if missing:
-            probe = Probe(module, sig, state, target, Path(tmp) / "sensitivity")
             measure_sensitivities(probe, state, samples, schemes, o.metric, o.activations, o.progress)
-            del probe
-        probe, feeds, total, f32 = None, {}, 0.0, 0.0
+        errors, probe, feeds, total, f32 = probe, None, {}, 0.0, 0.0
         if timed:  # the f32 model without the switches, which cost time even when off
             probe = Probe(module, sig, state, target, Path(tmp) / "timing", switches=False)
             feeds = {**(samples[0] if samples else zeros(sig)), **probe.base}
@@ -397,6 +463,9 @@ def select_precision(module: ir.Module, sig: Signature, state: PassState, sample
             select.options["other-ms"] = max(total - f32, 0.0)
             codegen.run(module, [select], state, "precision selection")
         del probe
+        if checked:
+            check_error(module, errors, state, samples, o.metric, o.activations)
+        del errors
     state.selection["f32_ms"] = total if timed else None
     if o.budget_latency_ms is not None:
         check_latency(module, sig, state, samples, target, o, select)
@@ -486,6 +555,8 @@ def selection_summary(state: PassState, result, samples: list[dict] | None, o) -
             "budgets": {"bits": o.budget_bits, "mb": o.budget_mb, "latency_ms": o.budget_latency_ms},
             "pins": o.pins, "layer_bytes": solution.bytes, "bits_per_weight": 8 * solution.bytes / max(weights, 1),
             "predicted_error": solution.error}
+    if "error_check" in sel:
+        data["error_check"] = sel["error_check"]
     if sel["latency_measured"]:
         data["predicted_ms"] = sel["other_ms"] + solution.latency_ms
         # the f32 model's measured time: a benchmark that times both side by side judges the

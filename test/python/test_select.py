@@ -11,6 +11,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 import qc
+from qc.compiler.report import markdown
 from qc.core.calibration import Statistics
 from qc.core.errors import QCError
 from qc.core.quant import parse_scheme
@@ -346,3 +347,29 @@ def test_seven_bit_schemes_are_candidates_where_vpmaddubsw_is(workdir):
         if narrow:
             assert measured[key.format("w8a7")] > measured[key.format("w8a8")] > 0
             assert measured[key.format("w7a8")] > measured[key.format("w8a8")]
+
+
+def test_error_check_keeps_a_uniform_scheme_that_measures_better(emb, workdir):
+    """The ILP adds single-layer errors; the check measures its selection whole, beside every uniform scheme the
+    budgets allow, and keeps the least measured.  Statistics that call w4a16-g32 harmless and w8a16 ruinous
+    (cached, so nothing measures them again) lead the ILP to w4a16-g32 everywhere; measured whole, uniform
+    w8a16 (within the 9-bit budget) is closer to f32, so it is what gets built, and the report says so."""
+    path, _, calib = emb
+    real = workdir / "check_stats.npz"
+    candidates = ["f32", "w8a16", "w4a16-g32"]
+    qc.compile(path, workdir / "check0.so", scheme="auto", budget_bits=9, candidates=candidates, calibration=calib,
+               save_stats=real)
+    stats = Statistics.load(real)
+    for layer, entries in stats.sensitivity.items():
+        entries["measured:cosine:w4a16-g32"], entries["measured:cosine:w8a16"] = 0.0, 1.0
+    wrong = workdir / "check_wrong.npz"
+    stats.save(wrong)
+    result = qc.compile(path, workdir / "check.so", scheme="auto", budget_bits=9, candidates=candidates,
+                        calibration=calib, stats=Statistics.load(wrong), report=workdir / "check.json")
+    report = json.loads((workdir / "check.json").read_text())
+    check = report["selection"]["error_check"]
+    assert check["kept"] == "uniform w8a16", check
+    assert check["uniform"]["w8a16"] < check["selection"]
+    assert {e["scheme"] for e in report["layers"].values()} == {"w8a16"}
+    assert {c.scheme for c in result.selection["solution"].choice.values()} == {"w8a16"}
+    assert "kept: uniform w8a16" in markdown(report)
