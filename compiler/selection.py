@@ -435,10 +435,10 @@ def select_precision(module: ir.Module, sig: Signature, state: PassState, sample
                       "none for every layer and candidate; or choose sensitivity 'proxy'")
     with tempfile.TemporaryDirectory(prefix="qc-probe-") as tmp:
         checked = bool(samples) and o.sensitivity == "measured"
-        probe = Probe(module, sig, state, target, Path(tmp) / "sensitivity") if missing or checked else None
+        measuring = Probe(module, sig, state, target, Path(tmp) / "sensitivity") if missing or checked else None
         if missing:
-            measure_sensitivities(probe, state, samples, schemes, o.metric, o.activations, o.progress)
-        errors, probe, feeds, total, f32 = probe, None, {}, 0.0, 0.0
+            measure_sensitivities(measuring, state, samples, schemes, o.metric, o.activations, o.progress)
+        probe, feeds, total, f32 = None, {}, 0.0, 0.0
         if timed:  # the f32 model without the switches, which cost time even when off
             probe = Probe(module, sig, state, target, Path(tmp) / "timing", switches=False)
             feeds = {**(samples[0] if samples else zeros(sig)), **probe.base}
@@ -464,8 +464,8 @@ def select_precision(module: ir.Module, sig: Signature, state: PassState, sample
             codegen.run(module, [select], state, "precision selection")
         del probe
         if checked:
-            check_error(module, errors, state, samples, o.metric, o.activations)
-        del errors
+            check_error(module, measuring, state, samples, o.metric, o.activations)
+        del measuring
     state.selection["f32_ms"] = total if timed else None
     if o.budget_latency_ms is not None:
         check_latency(module, sig, state, samples, target, o, select)
