@@ -360,14 +360,20 @@ def uniform_choices(problem: Problem, solution: Solution) -> dict[str, dict[str,
 
 
 def check_error(module: ir.Module, probe: Probe, state: PassState, samples: list[dict], metric: str,
-                activations: str) -> None:
+                activations: str, progress: bool) -> None:
     """Stage 3b: the selection's measured error and each feasible uniform assignment's (``uniform_choices``),
     every layer as its scheme at once, the mean output error over the samples as the sensitivities are measured;
     where a uniform one measures less, it replaces the selection (``state.selection["error_check"]`` says
     which, with the errors)."""
+    from tqdm import tqdm
+
     problem, solution = state.selection["problem"], state.selection["solution"]
     samples = samples[:SENSITIVITY_SAMPLES]
+    alternatives = uniform_choices(problem, solution)
+    bar = tqdm(total=(len(alternatives) + 2) * len(samples), desc="checking the selection", unit="run",
+               disable=not progress)
     refs = [probe.run(s) for s in samples]
+    bar.update(len(samples))
 
     def measured(choice: dict[str, Candidate]) -> float:
         feed = {}
@@ -375,10 +381,15 @@ def check_error(module: ir.Module, probe: Probe, state: PassState, samples: list
             scheme = parse_scheme(c.scheme) if layer in probe.layers else None
             if scheme is not None and scheme.quantized:
                 feed |= layer_feed(probe, state, layer, scheme, activations)
-        return float(np.mean([outputs_error(ref, probe.run(s, feed), metric) for s, ref in zip(samples, refs)]))
+        errors = []
+        for s, ref in zip(samples, refs):
+            errors.append(outputs_error(ref, probe.run(s, feed), metric))
+            bar.update()
+        return float(np.mean(errors))
 
-    uniform = {scheme: (choice, measured(choice)) for scheme, choice in uniform_choices(problem, solution).items()}
+    uniform = {scheme: (choice, measured(choice)) for scheme, choice in alternatives.items()}
     selected = measured(solution.choice)
+    bar.close()
     best = min(uniform, key=lambda s: uniform[s][1], default=None)
     kept = best if best is not None and uniform[best][1] < selected else None
     state.selection["error_check"] = {"selection": selected, "uniform": {s: e for s, (_, e) in uniform.items()},
@@ -464,7 +475,7 @@ def select_precision(module: ir.Module, sig: Signature, state: PassState, sample
             codegen.run(module, [select], state, "precision selection")
         del probe
         if checked:
-            check_error(module, measuring, state, samples, o.metric, o.activations)
+            check_error(module, measuring, state, samples, o.metric, o.activations, o.progress)
         del measuring
     state.selection["f32_ms"] = total if timed else None
     if o.budget_latency_ms is not None:
