@@ -56,7 +56,10 @@ def test_calibrated_decoders_gptq_and_selection(stories, decoder, workdir):
     traced = dict(decoder.exported)  # the prefill and the decode step, each traced once (here or before)
     qc.compile(decoder, gptq, scheme="w4a16-g32", method="gptq", calibration=prompts)
     # (no report: a report's latency column would time every layer's kernels, which test_select covers)
-    result = qc.compile(decoder, auto, scheme="auto", budget_bits=7, metric="kl", calibration=prompts)
+    # (five candidates, weight-only and int8-activation, 4 and 8 bits: every scheme would triple the sensitivity
+    # runs, which test_select covers)
+    result = qc.compile(decoder, auto, scheme="auto", budget_bits=7, metric="kl", calibration=prompts,
+                        candidates=["f32", "w8a16", "w8a8", "w4a16-g32", "w4a8-g32"])
     assert set(traced) == {CHUNK, 1} and all(decoder.exported[t] is p for t, p in traced.items())
     kl = {name: _kl_to(model, load_decoder(lib), held_out)
           for name, lib in (("rtn", rtn), ("gptq", gptq), ("auto", auto))}
