@@ -1,6 +1,7 @@
 """qc vs ONNX Runtime on all-MiniLM-L6-v2, side by side in one process: qc FP32,
 W8A8 + SmoothQuant (alpha 0.5, calibrated on 8 batches of other sentences), W8A7 and W7A8 (the same with
-7-bit activations or 7-bit weights: AVX2's fast exact form) against ORT FP32 and ORT ``quantize_dynamic`` (per-channel int8).
+7-bit activations or 7-bit weights: AVX2's fast exact form) against ORT FP32 and ORT ``quantize_dynamic``
+(per-channel int8).
 
     python bench/bench_minilm.py [--batch 1] [--seq 128] [--threads N] [--iters 30] [--target-cpu haswell]
                                  [--results docs/results.md]
@@ -79,7 +80,8 @@ def main() -> int:
         return f"{float(np.abs(y - ref).max() / np.abs(ref).max()):.1e} / {float(cos.mean()):.5f}"
 
     errors = {"qc": error(model.run(feeds)["last_hidden_state"]), "qc8": error(quant.run(feeds)["last_hidden_state"]),
-              "qc7": error(narrow.run(feeds)["last_hidden_state"]), "qcw7": error(seven.run(feeds)["last_hidden_state"]),
+              "qc7": error(narrow.run(feeds)["last_hidden_state"]),
+              "qcw7": error(seven.run(feeds)["last_hidden_state"]),
               "ort": error(ref), "ort8": error(sess8.run(None, feeds)[0])}
 
     times = interleaved({"qc": lambda: model.run(feeds), "qc8": lambda: quant.run(feeds), "qc7": lambda: narrow.run(feeds),

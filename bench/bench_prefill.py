@@ -2,7 +2,8 @@
 side: qc W8A8 (int8 per-channel weights, int8 per-token activations, VNNI/AVX2 integer
 dot products), W8A7 (the same with 7-bit activations, +-63: AVX2's vpmaddubsw pairs exact
 without the sign trick) and W7A8 (7-bit weights in [-64, 63] against 8-bit activations: the same form on
-q + 64; its own random weights, and its error against their product) vs ONNX Runtime on the same weights, FP32 (MatMul) and ``quantize_dynamic``
+q + 64; its own random weights, and its error against their product) vs ONNX Runtime on the same weights,
+FP32 (MatMul) and ``quantize_dynamic``
 (per-channel int8, MatMulInteger with dynamically quantized activations).
 
     python bench/bench_prefill.py [--threads N] [--iters 10] [--rows 128] [--results docs/results.md]

@@ -429,7 +429,8 @@ def select_precision(module: ir.Module, sig: Signature, state: PassState, sample
                      target: codegen.Target, o, kv_cache: dict[str, int] | None = None) -> list[Path]:
     """Stages 1-4 (see the module docstring); writes ``qc.scheme`` on every layer of ``module``.  ``kv_cache``:
     a decoder's cache types to choose from with their bytes (their sensitivities measured beforehand)."""
-    # 7-bit activations or weights (w8a7, w7a8) only pay where the int8 dot is vpmaddubsw: offered there, unless the user lists
+    # 7-bit activations or weights (w8a7, w7a8) only pay where the int8 dot is vpmaddubsw: offered there, unless
+    # the user lists
     narrow = o.target == "cpu" and target.maddubs
     candidates = ",".join(o.candidates or ([s.name for s in all_schemes(narrow=True)] if narrow else []))
     schemes = candidate_schemes(candidates)

@@ -80,7 +80,8 @@ from ..dialects.qc import QGemmOp, WeightOp
 from .base import ModulePass, Option, PassState, WeightReaders, one_of, ops_of, parse_bool
 from .builders import f32_const, generic, reassociation
 from .lower_linear import Indexed, floordiv, panel_helper, weight_name
-from .matchers import ACT_MAX_ATTR, WEIGHT_BITS_ATTR, indexing_maps, is_copy_generic, linear_terms, producer, stored_weight
+from .matchers import (ACT_MAX_ATTR, WEIGHT_BITS_ATTR, indexing_maps, is_copy_generic, linear_terms, producer,
+                       stored_weight)
 
 QGEMM_PANEL = "qc_qgemm_panel"
 QGEMM_PANEL_SYM = "qc_qgemm_panel_sym"  # the same, all zero points 0: the kernel derives wo from ws

@@ -69,9 +69,9 @@ from .kernels.contraction import Contraction, Window, pool_chunks, row_split
 from .lower_linear import PANEL_MATMUL
 from ..core.quant.packing import unsigned_offset
 from .lower_qgemm import QGEMM_DOT_PANEL, QGEMM_DOT_PANEL_SYM, QGEMM_PANEL, QGEMM_PANEL_SYM
-from .matchers import (ACT_MAX_ATTR, WEIGHT_BITS_ATTR, MEMREF_VIEWS, aliases, body_ops, constant_float, copy_window, default_maps,
-                       identity_layout, indexing_maps, is_copy_generic, iterator_types, layout_of, library_call,
-                       linear_terms, preceding_init, preceding_zero_fill, uses_value, view_source)
+from .matchers import (ACT_MAX_ATTR, WEIGHT_BITS_ATTR, MEMREF_VIEWS, aliases, body_ops, constant_float, copy_window,
+                       default_maps, identity_layout, indexing_maps, is_copy_generic, iterator_types, layout_of,
+                       library_call, linear_terms, preceding_init, preceding_zero_fill, uses_value, view_source)
 from .trampoline import declare
 from .winograd import INPUT_TRANSFORM, OUTPUT_TRANSFORM
 
@@ -125,7 +125,8 @@ def match_qgemm_dot(op: ir.Operation) -> Contraction | None:
     m = math.prod(types[0].shape[:-1])
     sym = unsigned_offset(layout.bits, True) if layout.symmetric else None
     act_max = ir.IntegerAttr(op.attributes[ACT_MAX_ATTR]).value if ACT_MAX_ATTR in op.attributes else 127
-    weight_bits = ir.IntegerAttr(op.attributes[WEIGHT_BITS_ATTR]).value if WEIGHT_BITS_ATTR in op.attributes else layout.bits
+    weight_bits = (ir.IntegerAttr(op.attributes[WEIGHT_BITS_ATTR]).value if WEIGHT_BITS_ATTR in op.attributes
+                   else layout.bits)
     return Contraction(True, tuple(types), 1, m, layout.panels * layout.width, layout.k, layout.width,
                        (layout.bits, layout.group), dot=True, sym_offset=sym, act_max=act_max, weight_bits=weight_bits)
 

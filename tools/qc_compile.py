@@ -57,8 +57,8 @@ def main(argv: list[str] | None = None) -> int:
                         "direct; default 4)")
     q = p.add_argument_group("quantization")
     q.add_argument("--scheme", help="scheme of every layer: f32, f16, w8a16, w8a8, w8a7 / w7a8 (7-bit activations / "
-                                    "weights: AVX2's fast exact int8 dot), w4a16-g32|g64|g128, w4a8-g32|g64|g128 (-asym), or auto "
-                                    "(chosen per layer under the budgets)")
+                                    "weights: AVX2's fast exact int8 dot), w4a16-g32|g64|g128, w4a8-g32|g64|g128 "
+                                    "(-asym), or auto (chosen per layer under the budgets)")
     q.add_argument("--scheme-overrides", metavar="FILE.json|FILE.yaml",
                    help='per-layer schemes: {"layer-name regex": "scheme", ...} (JSON, or a YAML mapping); '
                         'first match wins')

@@ -102,7 +102,8 @@ class Scheme:
         """How a linear's [n, k] weight under this scheme is stored in the kernels' panels."""
         if self.half or not self.quantized:
             return PanelLayout.of_floats(n, k, panel_width, 16 if self.half else 32)
-        return PanelLayout(n, k, panel_width, self.storage_bits, self.group_size or k, self.int_activations, self.symmetric)
+        return PanelLayout(n, k, panel_width, self.storage_bits, self.group_size or k, self.int_activations,
+                           self.symmetric)
 
 
 def all_schemes(narrow: bool = False) -> list[Scheme]:

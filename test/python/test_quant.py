@@ -247,7 +247,8 @@ def test_every_integer_flavour_is_exact_on_saturating_inputs(workdir):
     activations at +-127, where a plain vpmaddubsw pair would saturate int16 (255 x 127 x 2 > 32767);
     w8a7's at +-63, which vpmaddubsw takes without the sign trick (255 x 63 x 2 = 32130: its AVX2 IR has
     no psignb); w7a8's weights at +-63 and, asymmetric, -64 (u = 64 to 191, whose pairs against +-127 would
-    saturate as they are: the vpmaddubsw flavours take u - 64, and have no psignb either); int4 weights all at 7 (u = 15) against rows all at +127 or all at -127, whose pairs the
+    saturate as they are: the vpmaddubsw flavours take u - 64, and have no psignb either); int4 weights all at 7
+    (u = 15) against rows all at +127 or all at -127, whose pairs the
     vpmaddubsw flavours sum as int16 over a group's 8 cell-nibbles up to +-30480 (16 would saturate).  Every flavour this host can execute gives the same f32 bits (one epilogue over exact
     integer sums, so any integer difference would show), and the generic one (i32 multiplies) matches numpy."""
     rng = np.random.default_rng(7)
