@@ -296,30 +296,44 @@ def aligned(array: np.ndarray, align: int = 64) -> np.ndarray:
     return out
 
 
-def measure_sensitivities(probe: Probe, state: PassState, samples: list[dict], schemes: list[Scheme], metric: str,
-                          activations: str, progress: bool) -> None:
+class ProbeErrors:
+    """The probe's f32 outputs on the first ``SENSITIVITY_SAMPLES`` samples, computed once, and the mean output
+    error (``metric``) against them of the probe run with some layers quantized: what the sensitivities and the
+    error check measure."""
+
+    def __init__(self, probe: Probe, samples: list[dict], metric: str):
+        self.probe, self.samples, self.metric = probe, samples[:SENSITIVITY_SAMPLES], metric
+        self.refs = [probe.run(s) for s in self.samples]
+
+    def __call__(self, feed: dict[str, np.ndarray], bar) -> float:
+        """The mean error with ``feed`` (``layer_feed``s), one ``bar`` step per sample."""
+        errors = []
+        for sample, ref in zip(self.samples, self.refs):
+            errors.append(outputs_error(ref, self.probe.run(sample, feed), self.metric))
+            bar.update()
+        return float(np.mean(errors))
+
+
+def measure_sensitivities(errors: ProbeErrors, state: PassState, schemes: list[Scheme], activations: str,
+                          progress: bool) -> None:
     """``state.stats.sensitivity[layer][measured:<metric>:<scheme>]`` for every layer and candidate
     not cached yet: the mean output error over the samples with only that layer quantized, its
     weight fake-quantized (round to nearest) and, for int8-activation schemes, its input rounded
     by the probe's switch as the kernel rounds it."""
     from tqdm import tqdm
 
-    samples = samples[:SENSITIVITY_SAMPLES]
-    refs = [probe.run(s) for s in samples]
+    probe, metric = errors.probe, errors.metric
     work = []
     for layer, (kind, weight) in probe.layers.items():
         cached = state.stats.sensitivity.setdefault(layer, {})
         k = state.store[weight].shape[1]
         work += [(layer, s) for s in schemes if s.quantized and fits(s, k, kind == "gather") is None
                  and measured_key(metric, s) not in cached]
-    bar = tqdm(total=len(work) * len(samples), desc="measuring sensitivities", unit="run", disable=not progress)
+    bar = tqdm(total=len(work) * len(errors.samples), desc="measuring sensitivities", unit="run",
+               disable=not progress)
     for layer, scheme in work:
-        feed = layer_feed(probe, state, layer, scheme, activations)
-        errors = []
-        for sample, ref in zip(samples, refs):
-            errors.append(outputs_error(ref, probe.run(sample, feed), metric))
-            bar.update()
-        state.stats.sensitivity[layer][measured_key(metric, scheme)] = max(float(np.mean(errors)), 0.0)
+        error = errors(layer_feed(probe, state, layer, scheme, activations), bar)
+        state.stats.sensitivity[layer][measured_key(metric, scheme)] = max(error, 0.0)
     bar.close()
 
 
@@ -343,8 +357,12 @@ def uniform_choices(problem: Problem, solution: Solution) -> dict[str, dict[str,
         choice = {}
         for layer in problem.layers:
             by_scheme = {c.scheme: c for c in layer.candidates}
-            pick = (solution.choice[layer.name] if layer.name == KV_CACHE else by_scheme.get(scheme)
-                    or (layer.candidates[0] if len(layer.candidates) == 1 else by_scheme.get("f32")))
+            if layer.name == KV_CACHE:
+                pick = solution.choice[layer.name]
+            elif len(layer.candidates) == 1:  # pinned, or only one scheme fits
+                pick = layer.candidates[0]
+            else:
+                pick = by_scheme.get(scheme) or by_scheme.get("f32")
             if pick is None:
                 break
             choice[layer.name] = pick
@@ -359,8 +377,7 @@ def uniform_choices(problem: Problem, solution: Solution) -> dict[str, dict[str,
     return found
 
 
-def check_error(module: ir.Module, probe: Probe, state: PassState, samples: list[dict], metric: str,
-                activations: str, progress: bool) -> None:
+def check_error(module: ir.Module, errors: ProbeErrors, state: PassState, activations: str, progress: bool) -> None:
     """Stage 3b: the selection's measured error and each feasible uniform assignment's (``uniform_choices``),
     every layer as its scheme at once, the mean output error over the samples as the sensitivities are measured;
     where a uniform one measures less, it replaces the selection (``state.selection["error_check"]`` says
@@ -368,24 +385,17 @@ def check_error(module: ir.Module, probe: Probe, state: PassState, samples: list
     from tqdm import tqdm
 
     problem, solution = state.selection["problem"], state.selection["solution"]
-    samples = samples[:SENSITIVITY_SAMPLES]
     alternatives = uniform_choices(problem, solution)
-    bar = tqdm(total=(len(alternatives) + 2) * len(samples), desc="checking the selection", unit="run",
+    bar = tqdm(total=(len(alternatives) + 1) * len(errors.samples), desc="checking the selection", unit="run",
                disable=not progress)
-    refs = [probe.run(s) for s in samples]
-    bar.update(len(samples))
 
     def measured(choice: dict[str, Candidate]) -> float:
         feed = {}
         for layer, c in choice.items():
-            scheme = parse_scheme(c.scheme) if layer in probe.layers else None
+            scheme = parse_scheme(c.scheme) if layer in errors.probe.layers else None
             if scheme is not None and scheme.quantized:
-                feed |= layer_feed(probe, state, layer, scheme, activations)
-        errors = []
-        for s, ref in zip(samples, refs):
-            errors.append(outputs_error(ref, probe.run(s, feed), metric))
-            bar.update()
-        return float(np.mean(errors))
+                feed |= layer_feed(errors.probe, state, layer, scheme, activations)
+        return errors(feed, bar)
 
     uniform = {scheme: (choice, measured(choice)) for scheme, choice in alternatives.items()}
     selected = measured(solution.choice)
@@ -447,9 +457,11 @@ def select_precision(module: ir.Module, sig: Signature, state: PassState, sample
                       "none for every layer and candidate; or choose sensitivity 'proxy'")
     with tempfile.TemporaryDirectory(prefix="qc-probe-") as tmp:
         checked = bool(samples) and o.sensitivity == "measured"
-        measuring = Probe(module, sig, state, target, Path(tmp) / "sensitivity") if missing or checked else None
+        # (missing sensitivities imply samples and sensitivity=measured: one probe and its f32 outputs serve both)
+        measuring = ProbeErrors(Probe(module, sig, state, target, Path(tmp) / "sensitivity"), samples, o.metric) \
+            if checked else None
         if missing:
-            measure_sensitivities(measuring, state, samples, schemes, o.metric, o.activations, o.progress)
+            measure_sensitivities(measuring, state, schemes, o.activations, o.progress)
         probe, feeds, total, f32 = None, {}, 0.0, 0.0
         if timed:  # the f32 model without the switches, which cost time even when off
             probe = Probe(module, sig, state, target, Path(tmp) / "timing", switches=False)
@@ -476,7 +488,7 @@ def select_precision(module: ir.Module, sig: Signature, state: PassState, sample
             codegen.run(module, [select], state, "precision selection")
         del probe
         if checked:
-            check_error(module, measuring, state, samples, o.metric, o.activations, o.progress)
+            check_error(module, measuring, state, o.activations, o.progress)
         del measuring
     state.selection["f32_ms"] = total if timed else None
     if o.budget_latency_ms is not None:
