@@ -20,7 +20,7 @@ from torch_mlir.dialects.llvm import translate_module_to_llvmir
 
 from ..passes import (ChecksToErrors, ExpandMath, FoldWidening, FuseCachedAttention, FuseDequantGemm,
                       IsolateContractions, LowerLinear, LowerQGemm, Microkernels, Parallelize, ReassociateReductions,
-                      WeightsToArgs, FuseIntoTransposes, Winograd, CollapseElementwise)
+                      WeightsToArgs, FuseIntoTransposes, Winograd, CollapseElementwise, MergeDispatches)
 from ..passes.checks_to_errors import CHECKS_ATTR
 from ..passes.kernels import dot
 from ..passes import gpu_attention
@@ -56,10 +56,10 @@ BUFFERIZE = ("builtin.module(eliminate-empty-tensors, one-shot-bufferize{bufferi
 
 def kernel_passes(target: "Target") -> list:
     """After bufferization: matmuls to vector micro-kernels and large elementwise ops and reductions
-    to split loops, both on the thread pool; libm calls to arithmetic."""
+    to split loops, both on the thread pool (independent ones in one region of it); libm calls to arithmetic."""
     return [Microkernels(vector_width=target.vector_width, rows=target.rows, int8_dot=target.int8_dot,
                          prefetch_min_reuse=target.prefetch_min_reuse), ExpandMath(),
-            ReassociateReductions(), Parallelize(), CollapseElementwise(), "canonicalize"]
+            ReassociateReductions(), Parallelize(), CollapseElementwise(), MergeDispatches(), "canonicalize"]
 
 
 TO_LLVM = ("builtin.module(func.func(convert-linalg-to-loops), "

@@ -27,6 +27,7 @@ from .lower_qgemm import LowerQGemm
 from .smooth import Smooth
 from .reassociate_reductions import ReassociateReductions
 from .parallelize import Parallelize
+from .merge_dispatches import MergeDispatches
 from .elide_copies import ElideCopies
 from .early_deallocs import EarlyDeallocs
 from .strided_copies import StridedCopies
@@ -43,7 +44,7 @@ from .fuse_cached_attention import FuseCachedAttention
 REGISTRY: dict[str, type[ModulePass]] = {
     p.NAME: p for p in (OutlineWeights, RaiseLinear, IsolateContractions, LowerLinear, WeightsToArgs, Microkernels,
                         ExpandMath, ConvToMatmul, Instrument, QuantizeWeights, FuseDequantGemm, LowerQGemm,
-                        Smooth, ReassociateReductions, Parallelize, ElideCopies, EarlyDeallocs, StridedCopies,
+                        Smooth, ReassociateReductions, Parallelize, MergeDispatches, ElideCopies, EarlyDeallocs, StridedCopies,
                         NoaliasArgs, SerialLoops, SmallLoops, StripProbes, AssignSchemes, SelectPrecision,
                         QuantizeEmbeddings, FuseCachedAttention,
                         ChecksToErrors, FoldWidening, FuseIntoTransposes, PoolChannelsLast, Winograd, CollapseElementwise, GpuMap, GpuBuffers,

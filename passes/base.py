@@ -11,7 +11,7 @@ from ..core.calibration import Statistics
 from ..core.errors import QCError, internal_error
 from ..core.quant.latency import LatencyTable
 from ..core.weights import WeightStore
-from .trampoline import KERNEL_ATTR
+from . import trampoline
 
 
 @dataclass(frozen=True)
@@ -145,7 +145,7 @@ def entry_funcs(module: ir.Operation) -> list[ir.Operation]:
     """The functions the runtime calls: ``@main`` first, then the other public ones with bodies
     (a decoder's ``@decode``) but the kernels that trampolines run, in module order; none without ``@main``."""
     funcs = [op.operation for op in module.regions[0].blocks[0].operations if op.operation.name == "func.func"]
-    kernels = {ir.StringAttr(f.attributes[KERNEL_ATTR]).value for f in funcs if KERNEL_ATTR in f.attributes}
+    kernels = {part.kernel for f in funcs for part in trampoline.parts(f) or ()}
     public = [f for f in funcs if "sym_visibility" not in f.attributes and len(f.regions[0].blocks)
               and ir.StringAttr(f.attributes["sym_name"]).value not in kernels]
     mains = [f for f in public if ir.StringAttr(f.attributes["sym_name"]).value == "main"]

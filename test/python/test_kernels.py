@@ -99,3 +99,31 @@ def test_expanded_math_accuracy(fn, workdir):
     assert np.array_equal(np.isfinite(got), finite)
     err = np.abs(got[finite] - ref[finite]) / np.maximum(np.abs(ref[finite]), 1.0)  # relative above 1, absolute below
     assert err.max() < (1e-6 if fn == "exp" else 6e-7)
+
+
+def test_sibling_linears_run_in_one_pool_region(workdir):
+    """Three linears that read one input (as q, k and v do) and a fourth that reads their sum: qc-merge-dispatches
+    runs the three in one merged trampoline, whose kernels have different task counts (column panels: the pool
+    splits the largest count and gives each chunk its share of every kernel), and the model matches PyTorch on
+    this host's threads, with N not a multiple of a panel (a masked last one)."""
+
+    class Siblings(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.q, self.k, self.v = nn.Linear(40, 72), nn.Linear(40, 37), nn.Linear(40, 200)
+            self.out = nn.Linear(72, 24)
+
+        def forward(self, x):
+            return self.out(self.q(x) + self.k(x).repeat(1, 2)[:, :72] * self.v(x)[:, :72]), self.v(x)
+
+    torch.manual_seed(0)
+    model, x = Siblings().eval(), torch.randn(19, 40)
+    qc.compile(model, workdir / "siblings.ll", emit="llvm", example_inputs=(x,), input_names=["x"])
+    merged = [line for line in (workdir / "siblings.ll").read_text().splitlines() if "call void @qc_mpar_0(" in line]
+    assert len(merged) == 1
+    qc.compile(model, workdir / "siblings.so", example_inputs=(x,), input_names=["x"])
+    got = qc.runtime.load(workdir / "siblings.so").run({"x": x.numpy()})
+    with torch.no_grad():
+        ref = model(x)
+    for name, r in zip(("output0", "output1"), ref):
+        assert np.abs(got[name] - r.numpy()).max() <= 1e-5 * np.abs(r.numpy()).max(), name
