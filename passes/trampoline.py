@@ -33,8 +33,6 @@ KERNEL_ATTR = "qc.kernel"  # on a trampoline declaration: the kernel it runs
 TASKS_ATTR = "qc.tasks"    # ... and how many tasks it splits
 AMX_ATTR = "qc.amx"        # ... and that it uses AMX tiles (the process must ask the OS for them)
 CHUNKS_ATTR = "qc.chunks_per_thread"  # ... and into how many chunks per thread the pool cuts them
-
-
 ARITY_ATTR = "qc.arity"    # ... and, merged, how many of the arguments each kernel takes
 
 
