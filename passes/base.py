@@ -92,12 +92,13 @@ class ModulePass:
         return run
 
 
-def walk_ops(root: ir.Operation, name: str) -> list[ir.Operation]:
-    """All ops called ``name`` under ``root``, collected before any rewrite."""
+def walk_ops(root: ir.Operation, name: str | None = None) -> list[ir.Operation]:
+    """All ops called ``name`` under ``root`` (every op, ``root`` included, without one), collected before any
+    rewrite."""
     found = []
 
     def visit(op):
-        if op.name == name:
+        if name is None or op.name == name:
             found.append(op)
         return ir.WalkResult.ADVANCE
 

@@ -25,9 +25,7 @@ from __future__ import annotations
 from torch_mlir import ir
 
 from .base import ModulePass, PassState, walk_ops
-from .matchers import MEMREF_VIEWS, top_level_in
-
-_VIEWS = MEMREF_VIEWS + ("memref.view", "memref.transpose")
+from .matchers import BUFFER_VIEWS, top_level_in
 # Ops through which a buffer's address leaves what its uses show.
 _ESCAPES = ("memref.extract_aligned_pointer_as_index", "memref.extract_strided_metadata",
             "builtin.unrealized_conversion_cast")
@@ -37,7 +35,7 @@ def _escapes(op: ir.Operation) -> bool:
     name = op.name
     return (name in _ESCAPES or name.endswith(".yield") or name.endswith(".return") or name.startswith("cf.")
             or name == "scf.condition"
-            or any(isinstance(r.type, ir.MemRefType) for r in op.results) and name not in _VIEWS)
+            or any(isinstance(r.type, ir.MemRefType) for r in op.results) and name not in BUFFER_VIEWS)
 
 
 def _last_use(alloc: ir.Operation, dealloc: ir.Operation, block: ir.Block,
@@ -51,7 +49,7 @@ def _last_use(alloc: ir.Operation, dealloc: ir.Operation, block: ir.Block,
                 continue
             if _escapes(user):
                 return None
-            if user.name in _VIEWS:
+            if user.name in BUFFER_VIEWS:
                 pending.append(user.results[0])
             top = top_level_in(user, block)
             if top not in order:  # in another block of the region

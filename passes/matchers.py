@@ -72,6 +72,8 @@ def identity_layout(t: ir.MemRefType) -> bool:
 
 MEMREF_VIEWS = ("memref.subview", "memref.expand_shape", "memref.collapse_shape", "memref.cast",
                 "memref.reinterpret_cast")
+# ... and the views whose result may not keep the source's shape or layout: what a buffer may be seen through.
+BUFFER_VIEWS = MEMREF_VIEWS + ("memref.view", "memref.transpose")
 
 
 def view_source(value: ir.Value, kinds: tuple[str, ...]) -> ir.Value:

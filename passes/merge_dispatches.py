@@ -32,12 +32,11 @@ from torch_mlir import ir
 from torch_mlir.dialects import func
 
 from .base import ModulePass, PassState, walk_ops
-from .matchers import MEMREF_VIEWS, num_outputs
+from .matchers import BUFFER_VIEWS, num_outputs
 from .trampoline import CHUNKS_ATTR, AMX_ATTR, declare, parts
 
-_VIEWS = MEMREF_VIEWS + ("memref.view", "memref.transpose")
 # Ops that only compute values (or reserve a buffer): they follow their operands only.
-_PURE = ("memref.alloc", "memref.alloca", "memref.get_global", "memref.dim", "affine.apply", *_VIEWS)
+_PURE = ("memref.alloc", "memref.alloca", "memref.get_global", "memref.dim", "affine.apply", *BUFFER_VIEWS)
 _PURE_DIALECTS = ("arith.", "index.", "math.")
 # Ops that read their memref operand (in a kernel: what a kernel's argument may be used for and stay read-only).
 _READS = ("memref.load", "vector.load", "vector.maskedload", "vector.transfer_read", "vector.gather",
@@ -50,8 +49,9 @@ def _pure(op: ir.Operation) -> bool:
 
 def _outs(op: ir.Operation) -> int | None:
     """How many of a linalg op's operands (the last ones) it writes: its ``outs``, or the one ``init`` of
-    linalg.map, transpose and broadcast; None for an op that is not a linalg op with operands."""
-    if not op.name.startswith("linalg.") or not len(op.operands):
+    linalg.map, transpose and broadcast; None for an op that is not a structured linalg op (one with a body,
+    not linalg.yield or linalg.index)."""
+    if not op.name.startswith("linalg.") or not len(op.regions):
         return None
     return num_outputs(op) if "operandSegmentSizes" in op.attributes else 1
 
@@ -64,7 +64,7 @@ def _written_args(fn: ir.Operation) -> set[int]:
         while pending and index not in written:
             for use in pending.pop().uses:
                 user, n = use.owner, use.operand_number
-                if user.name in _VIEWS:
+                if user.name in BUFFER_VIEWS:
                     pending.append(user.results[0])
                 elif not (user.name in _READS or (user.name == "memref.copy" and n == 0)
                           or (_outs(user) is not None and n < len(user.operands) - _outs(user))):
@@ -80,6 +80,10 @@ class _Effects:
         self.funcs = {ir.StringAttr(f.attributes["sym_name"]).value: f for f in walk_ops(module, "func.func")}
         self._written: dict[str, set[int]] = {}
 
+    def callee(self, call: ir.Operation) -> ir.Operation | None:
+        """The function a ``func.call`` calls, if this module defines or declares it."""
+        return self.funcs.get(ir.FlatSymbolRefAttr(call.attributes["callee"]).value)
+
     def written(self, name: str) -> set[int]:
         if name not in self._written:
             self._written[name] = _written_args(self.funcs[name])
@@ -88,7 +92,7 @@ class _Effects:
     def of(self, op: ir.Operation) -> tuple[list[ir.Value], list[ir.Value]] | None:
         name, operands = op.name, list(op.operands)
         if name == "func.call":
-            callee = self.funcs.get(ir.FlatSymbolRefAttr(op.attributes["callee"]).value)
+            callee = self.callee(op)
             if callee is None:
                 return None
             kernels = parts(callee)
@@ -114,7 +118,9 @@ class _Effects:
         if _outs(op) is not None:
             outs = len(operands) - _outs(op)
             reads = operands[:outs]
-            for inner in _nested(op):
+            for inner in walk_ops(op):
+                if inner == op:
+                    continue
                 if inner.name not in _READS and not inner.name.startswith(("arith.", "math.", "linalg.")):
                     return None
                 reads += [v for v in inner.operands if isinstance(v.type, ir.MemRefType)]
@@ -131,16 +137,6 @@ def _buffer(value: ir.Value) -> ir.Value:
             break
         value = sources[0]
     return value
-
-
-def _nested(op: ir.Operation) -> list[ir.Operation]:
-    found = []
-    for region in op.regions:
-        for block in region.blocks:
-            for inner in block.operations:
-                found.append(inner.operation)
-                found += _nested(inner.operation)
-    return found
 
 
 class _Group:
@@ -205,9 +201,7 @@ class MergeDispatches(ModulePass):
     @staticmethod
     def _dispatch(op: ir.Operation, effects: _Effects) -> bool:
         """A call of a trampoline: a region of the pool."""
-        if op.name != "func.call":
-            return False
-        callee = effects.funcs.get(ir.FlatSymbolRefAttr(op.attributes["callee"]).value)
+        callee = effects.callee(op) if op.name == "func.call" else None
         return callee is not None and parts(callee) is not None
 
     @staticmethod
@@ -238,7 +232,7 @@ class MergeDispatches(ModulePass):
 
     @staticmethod
     def _merge(calls: list, terminator: ir.Operation, effects: _Effects, merged: dict, module: ir.Operation) -> None:
-        callees = [effects.funcs[ir.FlatSymbolRefAttr(c.attributes["callee"]).value] for c in calls]
+        callees = [effects.callee(c) for c in calls]
         key = tuple(ir.StringAttr(c.attributes["sym_name"]).value for c in callees)
         operands = [v for c in calls for v in c.operands]
         if key not in merged:
@@ -270,7 +264,7 @@ def _dependencies(ops: list[ir.Operation], effects: _Effects) -> list[set[int]]:
     barrier, since_barrier = None, []
     for i, op in enumerate(ops):
         mine = set()
-        for inner in [op, *_nested(op)]:
+        for inner in walk_ops(op):
             for v in inner.operands:
                 owner = v.owner
                 if not isinstance(owner, ir.Block) and owner.operation in index and index[owner.operation] < i:
